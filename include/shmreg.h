@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shmreg.h - the reader and client API of shmreg, a shared-memory registry.
+ *
+ * One writer process owns a registry and serialises every change; any number
+ * of reader processes map it read-only and read it without locks, system
+ * calls or messages.  This header is all a reader or a client includes; the
+ * embedded writer lives in shmreg_writer.h.
+ *
+ * Conventions (liburing style): functions return 0, a length or a revision on
+ * success and a negative errno on failure, so strerror(-ret) works.  Each
+ * errno has one meaning across the API:
+ *
+ *   -ENOENT      the key (or registry) does not exist
+ *   -EINVAL      bad argument (NULL pointer, empty key, bad name, bad flags)
+ *   -E2BIG       a key or value is over its size limit
+ *   -EPROTO      the file is not a shmreg registry, or of another format
+ *                version or byte order
+ *   -EBUSY       the registry already has a writer
+ *   -EAGAIN      the lock-free retry budget was spent (writer very busy);
+ *                retrying is safe
+ *   -EOWNERDEAD  the writer died (in the middle of a change, or while a
+ *                caller waited)
+ *   -ESHUTDOWN   the writer closed the registry while a caller waited
+ *   -ETIMEDOUT   a wait ran out of time
+ *   -ENOMEM      out of memory
+ *
+ * Thread safety: a shmreg_t may be used by many threads at once.  Fork
+ * safety: a shmreg_t opened before fork() keeps working in every child
+ * (readers hold no per-reader slot, lock or registration).
+ */
+#ifndef SHMREG_H
+#define SHMREG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SHMREG_VERSION_MAJOR 0
+#define SHMREG_VERSION_MINOR 1
+
+/* Size limits: a key of 1..SHMREG_KEY_MAX bytes, a value of
+ * 0..SHMREG_VALUE_MAX bytes.  Anything longer is refused with -E2BIG. */
+#define SHMREG_KEY_MAX   1024u
+#define SHMREG_VALUE_MAX (16u << 20)
+/* A registry name: 1..SHMREG_NAME_MAX bytes of [A-Za-z0-9._-], not starting
+ * with '.', or an absolute path (starting with '/') to the segment file. */
+#define SHMREG_NAME_MAX  200u
+
+typedef struct shmreg shmreg_t;
+typedef struct shmreg_watch shmreg_watch_t;
+typedef struct shmreg_client shmreg_client_t;
+
+/* What a read reports about an entry besides its value. */
+typedef struct shmreg_info {
+	uint64_t mod_rev;       /* revision of the entry's last put */
+	uint64_t create_rev;    /* revision of the put that created it */
+	int64_t  expires_at_ns; /* CLOCK_REALTIME deadline, 0 = never */
+	pid_t    owner_pid;     /* owning process, 0 = none */
+	uint32_t flags;         /* SHMREG_EPHEMERAL, ... */
+	uint32_t vlen;          /* full value length */
+} shmreg_info_t;
+
+/* Options of a put; the all-zero value means defaults.  The same struct
+ * serves the embedded writer and the client. */
+typedef struct shmreg_put_opts {
+	pid_t    owner_pid;   /* remove the entry when this process exits */
+	uint32_t flags;       /* SHMREG_EPHEMERAL, ... */
+	int64_t  ttl_ns;      /* > 0: expire this long after the put */
+	uint64_t expect_rev;  /* compare-and-set: put only if the entry's
+	                       * mod_rev equals this; 0 = unconditional.
+	                       * SHMREG_REV_ABSENT: put only if absent. */
+} shmreg_put_opts_t;
+
+/* put_opts.flags */
+#define SHMREG_EPHEMERAL 0x1u /* owned by the client connection */
+
+/* expect_rev value meaning "only if the key does not exist" */
+#define SHMREG_REV_ABSENT UINT64_MAX
+
+/* ----------------------------------------------------------------------
+ * Opening and reading
+ */
+
+/* shmreg_open flags */
+#define SHMREG_OPEN_NOFOLLOW 0x1u /* do not follow a segment handoff */
+
+/*
+ * Map registry @name read-only.  @name is a registry name (the file is
+ * /dev/shm/shmreg.NAME, or $SHMREG_DIR/shmreg.NAME when SHMREG_DIR is set)
+ * or an absolute path.  Does not block.
+ *
+ * Returns 0 and stores the handle in *out, or
+ *   -EINVAL  bad name, flags or NULL out
+ *   -ENOENT  no such registry (no writer has created it)
+ *   -EPROTO  not a registry, another format version, or truncated
+ *   -EACCES  the file mode forbids reading
+ *   -ENOMEM  out of memory or address space
+ */
+int shmreg_open(const char *name, int flags, shmreg_t **out);
+
+/* Unmap and free.  NULL is allowed.  Not async-signal-safe. */
+void shmreg_close(shmreg_t *r);
+
+/*
+ * Look up @key.  Copies min(value length, @cap) bytes into @buf and fills
+ * *@info when @info is not NULL.  Lock-free: no system call, lock or store
+ * to shared memory.  Async-signal-safe unless a segment handoff must be
+ * followed (which maps the new segment).
+ *
+ * Returns the value's full length (which may exceed @cap), or
+ *   -ENOENT      no such key (or it has expired)
+ *   -EINVAL      NULL handle, NULL key, empty key, or NULL buf with cap > 0
+ *   -E2BIG       klen > SHMREG_KEY_MAX
+ *   -EAGAIN      the retry budget was spent while the writer kept changing
+ *                this entry; retry
+ *   -EOWNERDEAD  the writer died in the middle of changing this entry
+ *   -EPROTO      the segment is corrupt
+ */
+ssize_t shmreg_get(shmreg_t *r, const void *key, size_t klen,
+		   void *buf, size_t cap, shmreg_info_t *info);
+
+/* The registry's current revision (+1 per committed change); 0 on a NULL
+ * handle.  Lock-free. */
+uint64_t shmreg_revision(shmreg_t *r);
+
+/*
+ * Iterate the entries whose key starts with @prefix (@plen may be 0 for all),
+ * calling @fn for each with a validated copy of key and value.  Iteration is
+ * not a snapshot: an entry changed during the walk is reported at most once,
+ * with either its old or its new value.  @fn returns 0 to go on, anything
+ * else to stop (shmreg_list then returns that value).
+ *
+ * Returns the number of entries reported, @fn's non-zero return, or
+ *   -EINVAL -E2BIG -EPROTO -ENOMEM -EAGAIN
+ */
+typedef int (*shmreg_list_fn)(const void *key, size_t klen,
+			      const void *val, size_t vlen,
+			      const shmreg_info_t *info, void *arg);
+ssize_t shmreg_list(shmreg_t *r, const void *prefix, size_t plen,
+		    shmreg_list_fn fn, void *arg);
+
+/* Registry state in shmreg_stats_t.state */
+#define SHMREG_STATE_OPEN    1 /* a writer serves the registry */
+#define SHMREG_STATE_CLOSED  2 /* the writer closed it; contents readable */
+#define SHMREG_STATE_DEAD    3 /* the writer died without closing */
+
+typedef struct shmreg_stats {
+	uint64_t entries;        /* live entries */
+	uint64_t bytes_used;     /* key + value bytes of live entries */
+	uint64_t segment_bytes;  /* size of the segment file */
+	uint64_t index_capacity; /* index slots */
+	uint64_t arena_bytes;    /* arena size (out-of-line objects) */
+	uint64_t arena_used;     /* arena bytes handed out, incl. free lists */
+	uint64_t revision;
+	uint64_t generation;     /* segment handoffs so far */
+	uint64_t ring_capacity;  /* change-ring events kept */
+	pid_t    writer_pid;
+	int      state;          /* SHMREG_STATE_* */
+} shmreg_stats_t;
+
+/* Fill *@st.  Returns 0, -EINVAL or -EPROTO.  Lock-free. */
+int shmreg_stats(shmreg_t *r, shmreg_stats_t *st);
+
+/*
+ * The handle mapped by the library constructor when libshmreg.so is loaded
+ * (for instance with LD_PRELOAD) and SHMREG_PRELOAD=NAME is set in the
+ * environment; NULL if none (not set, or the open failed: the reason is
+ * printed to stderr when SHMREG_DEBUG is set).
+ */
+shmreg_t *shmreg_default(void);
+
+/* ----------------------------------------------------------------------
+ * Await and watch: block (on futexes) until the registry changes
+ */
+
+/*
+ * Like shmreg_get, but when the key is absent, wait until a writer puts it.
+ * @timeout_ns is relative: < 0 waits forever, 0 does not block.  Interrupted
+ * waits resume with the remaining time; never returns -EAGAIN.
+ *
+ * Returns the value's full length, or
+ *   -ETIMEDOUT   the key did not appear in time
+ *   -ESHUTDOWN   the writer closed the registry
+ *   -EOWNERDEAD  the writer died (noticed within 100 ms)
+ *   -EINVAL -E2BIG -EPROTO -ENOMEM
+ */
+ssize_t shmreg_await(shmreg_t *r, const void *key, size_t klen,
+		     void *buf, size_t cap, shmreg_info_t *info,
+		     int64_t timeout_ns);
+
+/*
+ * Wait until @key's mod_rev passes @since_rev or the key is deleted.  Stores
+ * the key's new mod_rev in *@new_rev (may be NULL).
+ *
+ * Returns 0 when the key was put with mod_rev > since_rev, -ENOENT when the
+ * key is (or became) absent, or -ETIMEDOUT -ESHUTDOWN -EOWNERDEAD -EINVAL
+ * -E2BIG -EPROTO.
+ */
+int shmreg_watch_key(shmreg_t *r, const void *key, size_t klen,
+		     uint64_t since_rev, int64_t timeout_ns,
+		     uint64_t *new_rev);
+
+/* Change stream events */
+#define SHMREG_EVENT_PUT 1
+#define SHMREG_EVENT_DEL 2
+
+typedef struct shmreg_event {
+	uint64_t    rev;
+	int         type;      /* SHMREG_EVENT_PUT or SHMREG_EVENT_DEL */
+	const void *key;       /* valid until the next call on this watch */
+	size_t      klen;
+} shmreg_event_t;
+
+/*
+ * Open a stream of every put and delete with revision > @start_rev whose key
+ * starts with @prefix (@plen may be 0).  Events come in revision order.
+ * Returns 0, -EINVAL, -E2BIG, -ENOMEM, or -ERANGE when @start_rev is already
+ * older than what the change ring keeps.
+ */
+int shmreg_watch_open(shmreg_t *r, const void *prefix, size_t plen,
+		      uint64_t start_rev, shmreg_watch_t **out);
+
+/*
+ * Next event, waiting up to @timeout_ns (< 0 forever, 0 never blocks).
+ * Returns 0 and fills *@ev, or
+ *   -ETIMEDOUT   no event in time
+ *   -ERANGE      the watcher fell behind the change ring; events were lost.
+ *                Resync: note shmreg_revision(), list, and open a new watch
+ *                from that revision.
+ *   -ESHUTDOWN -EOWNERDEAD -EINVAL
+ */
+int shmreg_watch_next(shmreg_watch_t *w, shmreg_event_t *ev,
+		      int64_t timeout_ns);
+
+void shmreg_watch_close(shmreg_watch_t *w);
+
+/* ----------------------------------------------------------------------
+ * Client: ask a running shmregd to write.  One connection serves one
+ * registry.  A put that returned its revision is visible to every later
+ * shmreg_get of this process (read-your-writes).
+ */
+
+/*
+ * Connect to the daemon at @socket_path (NULL: $SHMREG_SOCKET, else
+ * $XDG_RUNTIME_DIR/shmreg.sock, else /run/shmreg/shmreg.sock) for registry
+ * @registry.  Returns 0, -EINVAL, -ENOENT (no such socket or registry),
+ * -ECONNREFUSED, -EACCES, -ENOMEM, -EPROTO.
+ */
+int shmreg_connect(const char *socket_path, const char *registry,
+		   shmreg_client_t **out);
+
+/*
+ * Put or replace @key.  Returns the new revision (> 0), or
+ *   -EINVAL -E2BIG       bad argument or size
+ *   -ESRCH               opts->owner_pid does not exist
+ *   -EEXIST              compare-and-set failed (expect_rev did not match)
+ *   -EACCES              this uid/gid may not write
+ *   -ECONNRESET -EPIPE   the connection was lost
+ *   -ENOMEM -ENOSPC      the daemon is out of memory
+ */
+int64_t shmreg_put(shmreg_client_t *c, const void *key, size_t klen,
+		   const void *val, size_t vlen,
+		   const shmreg_put_opts_t *opts);
+
+/* Delete @key.  Returns the new revision, -ENOENT when absent (nothing
+ * changes), or the errors of shmreg_put. */
+int64_t shmreg_del(shmreg_client_t *c, const void *key, size_t klen);
+
+void shmreg_disconnect(shmreg_client_t *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMREG_H */

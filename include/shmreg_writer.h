@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shmreg_writer.h - the embedded writer: a process that owns a registry and
+ * publishes to it directly (the master of a pre-fork server, or shmregd).
+ *
+ * Exactly one writer serves a registry at a time, enforced by an exclusive
+ * flock(2) on the registry's lock file: a second writer, in another process
+ * or in this one, gets -EBUSY.  A shmreg_writer_t is not thread-safe: one
+ * thread at a time (the writer serialises every change by design).
+ *
+ * Errors follow shmreg.h.
+ */
+#ifndef SHMREG_WRITER_H
+#define SHMREG_WRITER_H
+
+#include "shmreg.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct shmreg_writer shmreg_writer_t;
+
+/* shmreg_writer_opts_t.flags */
+#define SHMREG_WRITER_TRUNCATE 0x1u /* start empty, drop existing contents */
+
+/* Options of shmreg_writer_open; the all-zero value means defaults. */
+typedef struct shmreg_writer_opts {
+	uint32_t flags;          /* SHMREG_WRITER_* */
+	uint32_t mode;           /* file mode of the segment, 0 = 0644 */
+	uint64_t initial_entries;/* size the index for this many, 0 = 1024 */
+	uint64_t initial_arena;  /* arena bytes to start with, 0 = 1 MiB */
+	uint32_t ring_events;    /* change ring size (power of two, >= 1024),
+	                          * 0 = 65536 */
+	uint32_t reserved;
+} shmreg_writer_opts_t;
+
+/*
+ * Create registry @name, or take over an existing one with its contents
+ * (after a clean close or a crash of its previous writer: an entry whose
+ * change was cut off reads as its old or its new value, never torn).
+ * Readers that have it mapped follow to the new segment without reopening.
+ *
+ * Returns 0 and stores the writer in *out, or
+ *   -EINVAL  bad name or options
+ *   -EBUSY   another writer (in any process, this one included) holds it
+ *   -EACCES  no permission to create the files
+ *   -ENOMEM -ENOSPC  out of memory or tmpfs space
+ */
+int shmreg_writer_open(const char *name, const shmreg_writer_opts_t *opts,
+		       shmreg_writer_t **out);
+
+/*
+ * Insert or replace @key.  Returns the new revision (> 0), or
+ *   -EINVAL  NULL writer/key, empty key, NULL val with vlen > 0, bad flags
+ *   -E2BIG   klen > SHMREG_KEY_MAX or vlen > SHMREG_VALUE_MAX
+ *   -EEXIST  opts->expect_rev given and the entry's mod_rev differs
+ *   -ENOMEM -ENOSPC  growing the registry failed; nothing stored is lost
+ */
+int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key, size_t klen,
+			  const void *val, size_t vlen,
+			  const shmreg_put_opts_t *opts);
+
+/* Delete @key.  Returns the new revision, or -ENOENT when absent (no
+ * revision is used, no event is emitted), -EINVAL, -E2BIG. */
+int64_t shmreg_writer_del(shmreg_writer_t *w, const void *key, size_t klen);
+
+/*
+ * Delete, in one commit, every entry owned by process @pid (put with
+ * opts.owner_pid == pid).  Returns the number of entries removed (0 when
+ * none), or -EINVAL.  The commit is atomic for snapshot readers.
+ */
+int64_t shmreg_writer_del_owner(shmreg_writer_t *w, pid_t pid);
+
+/*
+ * Group the changes made until the matching shmreg_writer_batch_end() into
+ * one commit: a snapshot reader sees all of them or none (each change still
+ * gets its own revision and change-ring event).  Batches nest; the outermost
+ * end commits.  Returns 0 or -EINVAL.
+ */
+int shmreg_writer_batch_begin(shmreg_writer_t *w);
+int shmreg_writer_batch_end(shmreg_writer_t *w);
+
+/* The current revision. */
+uint64_t shmreg_writer_revision(shmreg_writer_t *w);
+
+/* A read-only handle on the writer's own registry (for read-your-writes
+ * inside the writer process).  Owned by the writer; do not close it. */
+shmreg_t *shmreg_writer_reader(shmreg_writer_t *w);
+
+/*
+ * Mark the registry closed (waiters return -ESHUTDOWN, the contents stay
+ * readable), release the writer lock and free @w.  NULL is allowed.
+ */
+void shmreg_writer_close(shmreg_writer_t *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMREG_WRITER_H */

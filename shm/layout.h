@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * layout.h - every struct that lives in a shmreg segment, and nothing else.
+ *
+ * A segment is one file (on tmpfs: /dev/shm/shmreg.NAME) that the writer
+ * creates and maps read-write and readers map PROT_READ:
+ *
+ *   +-----------------+ 0
+ *   | header (4 KiB)  |  identity lines, commit line, stats line, ring line,
+ *   |                 |  undo record
+ *   +-----------------+ index_off  (= 4096)
+ *   | index           |  index_cap slots of 128 B (open addressing, linear
+ *   |                 |  probing, backward-shift deletion, no tombstones)
+ *   +-----------------+ ring_off
+ *   | change ring     |  ring_events records of 32 B
+ *   | ring key bytes  |  ring_key_bytes bytes (keys of the ring records)
+ *   +-----------------+ arena_off
+ *   | object arena    |  out-of-line objects, size classes, FIFO reuse
+ *   +-----------------+ segment_size
+ *
+ * The geometry (every *_off and size) is fixed when the segment is created
+ * and never changes: growth builds a new segment and hands off to it (see
+ * writer/handoff.c).  Readers copy and validate the geometry once, at map
+ * time, against the file size, and never reread it.
+ *
+ * All multi-byte fields are little-endian host order; the magic reads
+ * differently on a host of the other byte order, so such a file is refused
+ * as -EPROTO rather than misread.
+ *
+ * Shared atomics are at most 8 bytes and lock-free: a 16-byte atomic load
+ * may be a cmpxchg16b, which writes and so faults on a PROT_READ mapping.
+ */
+#ifndef SHM_LAYOUT_H
+#define SHM_LAYOUT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
+
+/* "shmreg" 0x00 0x5e as little-endian bytes; byte-swapped on the other order */
+#define SHM_MAGIC        UINT64_C(0x5e00676572686d73)
+#define SHM_VERSION      1u
+#define SHM_HEADER_SIZE  4096u
+#define SHM_LINE         64u
+
+#define SHM_SLOT_SIZE    128u
+#define SHM_SLOT_INLINE  80u   /* key + value bytes that fit in a slot */
+#define SHM_OBJ_HDR      32u
+#define SHM_OBJ_ALIGN    16u
+#define SHM_RING_REC     32u
+
+/* Index load limit: the writer grows before entries exceed 3/4 of the slots,
+ * so a linear probe stays short (expected ~2.5 slots for a hit). */
+#define SHM_LOAD_NUM     3u
+#define SHM_LOAD_DEN     4u
+
+/* shm_hdr.state */
+#define SHM_STATE_OPEN     1u  /* a writer serves this segment */
+#define SHM_STATE_CLOSED   2u  /* the writer closed it cleanly */
+#define SHM_STATE_RETIRED  3u  /* replaced: the name now holds a newer one */
+
+/* shm_slot.kind */
+#define SHM_KIND_INLINE  1u    /* key then value in slot.data */
+#define SHM_KIND_EXTERN  2u    /* slot.data holds a shm_ext_ref */
+
+/* ring record op */
+#define SHM_OP_PUT 1u
+#define SHM_OP_DEL 2u
+
+/*
+ * Header.  Lines are grouped by who writes them and how often, so that a
+ * reader's per-call check (state, on the identity line) never shares a cache
+ * line with what the writer stores on every commit: a line written per
+ * commit would cost every reader a coherence miss per get under writes.
+ */
+struct shm_hdr {
+	/* identity line: written once at creation, then only state changes */
+	uint64_t magic;            /* SHM_MAGIC; last field written at creation */
+	uint32_t version;          /* SHM_VERSION */
+	uint32_t header_size;      /* SHM_HEADER_SIZE */
+	_Atomic uint32_t state;    /* SHM_STATE_*; OPEN -> CLOSED | RETIRED,
+	                            * CLOSED -> RETIRED; never back */
+	uint32_t slot_size;        /* SHM_SLOT_SIZE */
+	uint64_t segment_size;     /* bytes of the file; the file never shrinks */
+	uint64_t index_off;        /* = SHM_HEADER_SIZE */
+	uint64_t index_cap;        /* slots; any count >= 8 (fastrange hashing) */
+	uint64_t ring_off;         /* first ring record */
+	uint32_t ring_events;      /* records, a power of two */
+	uint32_t ring_key_bytes;   /* key byte ring size, a power of two */
+	uint64_t arena_off;        /* first arena byte, SHM_OBJ_ALIGN aligned */
+
+	/* (identity continues on the second line) */
+	uint64_t arena_size;       /* arena bytes */
+	uint64_t generation;       /* handoffs of this registry so far; +1 per
+	                            * new segment */
+	int32_t  writer_pid;       /* pid of the writer that created it */
+	uint32_t pad0;
+	uint64_t writer_start;     /* that process's start time (clock ticks
+	                            * since boot, /proc/PID/stat field 22):
+	                            * informational; liveness is the lock file */
+	int64_t  created_ns;       /* CLOCK_REALTIME at creation */
+	uint8_t  pad1[2 * SHM_LINE - 112];
+
+	/* commit line: written on every commit */
+	_Atomic uint32_t commit_seq;   /* seqcount over a whole commit (batch):
+	                                * odd while one is being applied */
+	_Atomic uint32_t shift_seq;    /* seqcount bumped around every move of
+	                                * an entry between slots (backward shift
+	                                * on delete); a reader that found nothing
+	                                * re-checks it: see shm/index.h */
+	_Atomic uint64_t revision;     /* last committed revision; stored with
+	                                * release after the commit's slots and
+	                                * ring record */
+	_Atomic uint64_t max_probe;    /* longest probe distance of any entry in
+	                                * this segment; only grows */
+	uint8_t  pad2[SHM_LINE - 24];
+
+	/* stats line: written by the writer on commits, read by shmreg_stats */
+	_Atomic uint64_t entries;      /* live entries */
+	_Atomic uint64_t bytes_used;   /* key + value bytes of live entries */
+	_Atomic uint64_t arena_bump;   /* arena bytes handed out so far */
+	uint8_t  pad3[SHM_LINE - 24];
+
+	/* ring line: the change ring's reservation cursor */
+	_Atomic uint64_t ring_key_reserved; /* key byte ring bytes reserved so
+	                                     * far (monotonic); stored before the
+	                                     * bytes it covers are overwritten */
+	_Atomic uint64_t ring_first_rev;    /* oldest revision the ring held
+	                                     * when the segment was created (the
+	                                     * ring may not reach back further,
+	                                     * whatever its size) */
+	uint8_t  pad4[SHM_LINE - 16];
+
+	/* undo record: the writer's crash journal for one slot write.  Armed
+	 * (undo_slot = index + 1) with the slot's old contents before the slot
+	 * is made odd, disarmed (0) after it is even again.  A new writer that
+	 * finds it armed restores the slot, so an entry whose change was cut
+	 * off reads as its old value, never torn. */
+	_Atomic uint64_t undo_slot;
+	uint8_t  pad5[SHM_LINE - 8];
+	_Atomic uint64_t undo_data[SHM_SLOT_SIZE / 8];
+};
+
+/*
+ * Index slot: one entry, or empty (klen == 0).  Guarded by its own seqcount
+ * (seq); every other field is written by the writer only inside a seq write
+ * section and read by readers only as a copy validated by seq.
+ */
+struct shm_slot {
+	_Atomic uint32_t seq;      /* even: stable; odd: being written */
+	uint32_t tag;              /* low 32 bits of the key's XXH3-64 */
+	uint16_t klen;             /* 1..SHMREG_KEY_MAX; 0 = empty slot */
+	uint8_t  kind;             /* SHM_KIND_* */
+	uint8_t  flags;            /* SHMREG_EPHEMERAL, ... */
+	uint32_t vlen;             /* value bytes */
+	uint64_t mod_rev;          /* revision of the last put; also the
+	                            * generation an extern object must match */
+	uint64_t create_rev;
+	int64_t  expires_at_ns;    /* CLOCK_REALTIME; 0 = never */
+	int32_t  owner_pid;        /* 0 = none */
+	uint32_t pad;
+	uint8_t  data[SHM_SLOT_INLINE]; /* INLINE: key, value; EXTERN: ref */
+};
+
+/* slot.data of an EXTERN slot */
+struct shm_ext_ref {
+	uint64_t obj_off;          /* offset of the shm_obj from segment start */
+	uint64_t obj_size;         /* its block size (size class) */
+};
+
+/*
+ * Arena object: a key and value too large for a slot.  Written once when
+ * allocated (seq odd during the write), never modified while referenced;
+ * freed blocks are queued FIFO per size class and rewritten (seq odd again)
+ * only when reused.  A reader that copied a slot follows obj_off, validates
+ * the object with its seq, and accepts it only if mod_rev and hash match
+ * the slot's: a reused block never passes for the old object.
+ */
+struct shm_obj {
+	_Atomic uint32_t seq;
+	uint32_t klen;
+	uint32_t vlen;
+	uint32_t pad;
+	uint64_t mod_rev;          /* = the referencing slot's mod_rev */
+	uint64_t hash;             /* XXH3-64 of the key */
+	/* key bytes, then value bytes */
+};
+
+/*
+ * Change ring record for revision rev, at index rev & (ring_events - 1).
+ * rev doubles as the record's seqcount: 0 while being written, then rev.
+ * The key lives in the key byte ring at key_pos & (ring_key_bytes - 1),
+ * never wrapping (the writer skips to the ring start instead).
+ */
+struct shm_ring_rec {
+	_Atomic uint64_t rev;
+	uint32_t op;               /* SHM_OP_PUT / SHM_OP_DEL */
+	uint32_t klen;
+	uint64_t key_pos;          /* position in the key byte ring (monotonic) */
+	uint64_t hash;             /* XXH3-64 of the key */
+};
+
+_Static_assert(sizeof(struct shm_slot) == SHM_SLOT_SIZE, "slot is 128 B");
+_Static_assert(offsetof(struct shm_slot, data) == SHM_SLOT_SIZE - SHM_SLOT_INLINE,
+	       "inline area ends the slot");
+_Static_assert(sizeof(struct shm_ext_ref) <= SHM_SLOT_INLINE, "ext ref fits");
+_Static_assert(sizeof(struct shm_obj) == SHM_OBJ_HDR, "object header");
+_Static_assert(sizeof(struct shm_ring_rec) == SHM_RING_REC, "ring record");
+_Static_assert(offsetof(struct shm_hdr, arena_size) == 72, "identity layout");
+_Static_assert(offsetof(struct shm_hdr, commit_seq) == 2 * SHM_LINE, "commit line");
+_Static_assert(offsetof(struct shm_hdr, entries) == 3 * SHM_LINE, "stats line");
+_Static_assert(offsetof(struct shm_hdr, ring_key_reserved) == 4 * SHM_LINE,
+	       "ring line");
+_Static_assert(offsetof(struct shm_hdr, undo_slot) == 5 * SHM_LINE, "undo line");
+_Static_assert(offsetof(struct shm_hdr, undo_data) == 6 * SHM_LINE, "undo data");
+_Static_assert(sizeof(struct shm_hdr) <= SHM_HEADER_SIZE, "header fits a page");
+
+#endif /* SHM_LAYOUT_H */

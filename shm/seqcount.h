@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * seqcount.h - the seqcount primitives, and the only place they live.
+ *
+ * The protocol is the kernel's (include/linux/seqlock.h) in C11 atomics:
+ *
+ *   writer                               reader
+ *   ------                               ------
+ *   store(seq, s+1, relaxed)             s0 = load(seq, acquire)    (A)
+ *   fence(release)               (W1)    if (s0 odd) retry
+ *   data stores, relaxed atomics         data loads, relaxed atomics
+ *   store(seq, s+2, release)     (W2)    fence(acquire)             (R1)
+ *                                        s1 = load(seq, relaxed)
+ *                                        if (s1 != s0) retry
+ *
+ * Why a reader that passes the check saw no torn data:
+ *  - If a data load read a value stored after W1 (a write section the reader
+ *    overlapped), then W1 synchronises-with R1 (fence-fence synchronisation
+ *    through that data store), so the odd store before W1 happens-before the
+ *    reload after R1: the reload sees s+1 or later and s1 != s0.
+ *  - If (A) read the even value stored by W2, everything the writer stored
+ *    before W2 happens-before every load after (A): no data load can read an
+ *    older value than that section's.
+ * So when s0 == s1 and s0 is even, every data load read the values of one
+ * and the same write section.  The writer holds exactly one seqcount odd at
+ * a time per guarded region; there is one writer, so no writer-side lock.
+ *
+ * Data in a guarded region is never read as a plain (non-atomic) access by
+ * a reader except through shm_copy_wide(), whose argument is given there.
+ *
+ * ThreadSanitizer does not model fences.  Under TSan (SHM_TSAN) the data
+ * loads become acquire loads and the reload an acquire load too, which is
+ * stronger than needed and which TSan understands; the generated code on
+ * x86 is the same (every load is an acquire load there).
+ */
+#ifndef SHM_SEQCOUNT_H
+#define SHM_SEQCOUNT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define SHM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SHM_TSAN 1
+#endif
+#endif
+#ifndef SHM_TSAN
+#define SHM_TSAN 0
+#endif
+
+#if SHM_TSAN
+#define SHM_DATA_LOAD_ORDER memory_order_acquire
+#else
+#define SHM_DATA_LOAD_ORDER memory_order_relaxed
+#endif
+
+static inline void shm_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* ---- reader side ---- */
+
+/* Returns the sequence to pass to seq_read_retry(); odd means "a write is in
+ * progress, do not read".  Pairs with the release store in seq_write_end(). */
+static inline uint32_t seq_read_begin(const _Atomic uint32_t *seq)
+{
+	return atomic_load_explicit(seq, memory_order_acquire);
+}
+
+/* True when the section read since seq_read_begin() returned @start may be
+ * torn (or @start was odd): the caller discards its copy and retries. */
+static inline bool seq_read_retry(const _Atomic uint32_t *seq, uint32_t start)
+{
+	/* pairs with the release fence in seq_write_begin(): see above */
+	atomic_thread_fence(memory_order_acquire);
+	return (start & 1u) ||
+	       atomic_load_explicit(seq, SHM_TSAN ? memory_order_acquire
+						  : memory_order_relaxed) != start;
+}
+
+/* ---- writer side (one writer per segment) ---- */
+
+static inline void seq_write_begin(_Atomic uint32_t *seq)
+{
+	uint32_t s = atomic_load_explicit(seq, memory_order_relaxed);
+
+	atomic_store_explicit(seq, s + 1, memory_order_relaxed);
+	/* orders the odd store before the data stores that follow; pairs
+	 * with the acquire fence in seq_read_retry() */
+	atomic_thread_fence(memory_order_release);
+}
+
+static inline void seq_write_end(_Atomic uint32_t *seq)
+{
+	uint32_t s = atomic_load_explicit(seq, memory_order_relaxed);
+
+	/* publishes the data stores; pairs with the acquire load in
+	 * seq_read_begin() */
+	atomic_store_explicit(seq, s + 1, memory_order_release);
+}
+
+/* ---- copying guarded data ----
+ * Word copies use relaxed atomics so that a racing read is not a data race;
+ * @n is a multiple of 8 and both pointers are 8-byte aligned. */
+
+static inline void shm_load_words(void *dst, const void *src, size_t n)
+{
+	const _Atomic uint64_t *s = (const _Atomic uint64_t *)src;
+	uint64_t *d = (uint64_t *)dst;
+
+	for (size_t i = 0; i < n / 8; i++)
+		d[i] = atomic_load_explicit(&s[i], SHM_DATA_LOAD_ORDER);
+}
+
+static inline void shm_store_words(void *dst, const void *src, size_t n)
+{
+	_Atomic uint64_t *d = (_Atomic uint64_t *)dst;
+	const uint64_t *s = (const uint64_t *)src;
+
+	for (size_t i = 0; i < n / 8; i++)
+		atomic_store_explicit(&d[i], s[i], memory_order_relaxed);
+}
+
+/*
+ * Copy @n bytes of a large guarded region (an arena object's key or value)
+ * that the writer may be overwriting.  This is the one "wider copy" that
+ * DESIGN.md section 2 allows, inside the object's single seqcount:
+ *  - the bytes copied are never interpreted before seq_read_retry() has
+ *    validated them, so a torn copy is only ever discarded;
+ *  - the source lies in a shared mapping that the compiler cannot see into
+ *    and that the reader maps PROT_READ, so memcpy can only load from it;
+ *  - bounds were checked against the mapping before the call, so whatever
+ *    the racing bytes are, no address outside the object is touched.
+ * Under TSan, which would (rightly, by the letter of C11) flag the racing
+ * plain loads, it copies byte by byte with relaxed atomic loads instead.
+ * The writer side writes objects with shm_store_wide().
+ */
+static inline void shm_copy_wide(void *dst, const void *src, size_t n)
+{
+#if SHM_TSAN
+	const _Atomic uint8_t *s = (const _Atomic uint8_t *)src;
+	uint8_t *d = (uint8_t *)dst;
+
+	for (size_t i = 0; i < n; i++)
+		d[i] = atomic_load_explicit(&s[i], memory_order_relaxed);
+#else
+	memcpy(dst, src, n);
+#endif
+}
+
+static inline void shm_store_wide(void *dst, const void *src, size_t n)
+{
+#if SHM_TSAN
+	_Atomic uint8_t *d = (_Atomic uint8_t *)dst;
+	const uint8_t *s = (const uint8_t *)src;
+
+	for (size_t i = 0; i < n; i++)
+		atomic_store_explicit(&d[i], s[i], memory_order_relaxed);
+#else
+	memcpy(dst, src, n);
+#endif
+}
+
+#endif /* SHM_SEQCOUNT_H */
