@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - the reader handle, shared by the files of libshmreg.
+ */
+#ifndef READER_INTERNAL_H
+#define READER_INTERNAL_H
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "shmreg.h"
+#include "geometry.h"
+
+#define SHMREG_EXPORT __attribute__((visibility("default")))
+
+/*
+ * A reader handle.  The current mapping is swapped atomically when a handoff
+ * is followed; a replaced mapping's address range is overlaid with zero
+ * pages (releasing the retired file's memory at once) and its shm_map kept
+ * until shmreg_close(), so a thread still inside a call on it reads zeros,
+ * which never validate as an entry (see reader/map.c).
+ */
+struct shmreg {
+	_Atomic(struct shm_map *) map;  /* current mapping */
+	int flags;                      /* SHMREG_OPEN_* */
+	_Atomic int follow_lock;        /* pid of the process following, 0 */
+	struct retired_map *retired;    /* replaced mappings, under the lock */
+	char path[PATH_MAX];            /* segment file path */
+};
+
+/* Resolve a registry name to its segment path (see shmreg_open).  Returns 0,
+ * -EINVAL (bad name) or -ENAMETOOLONG. */
+int reader_resolve_path(const char *name, char *buf, size_t cap);
+
+/* The mapping to read now: the current one, after following a handoff if it
+ * was retired.  Never NULL for an open handle. */
+struct shm_map *reader_map(shmreg_t *r);
+
+/* The caller saw @seen retired (or replaced): follow to the segment the
+ * name holds now.  Returns the new current map (or @seen when there is
+ * nothing newer, or following is disabled). */
+struct shm_map *reader_follow(shmreg_t *r, struct shm_map *seen);
+
+/* Writer state for stats and waits: SHMREG_STATE_OPEN, _CLOSED or _DEAD. */
+int reader_writer_state(shmreg_t *r, const struct shm_map *m);
+
+#endif /* READER_INTERNAL_H */
