@@ -29,10 +29,6 @@ struct shmreg {
 	char path[PATH_MAX];            /* segment file path */
 };
 
-/* Resolve a registry name to its segment path (see shmreg_open).  Returns 0,
- * -EINVAL (bad name) or -ENAMETOOLONG. */
-int reader_resolve_path(const char *name, char *buf, size_t cap);
-
 /* The mapping to read now: the current one, after following a handoff if it
  * was retired.  Never NULL for an open handle. */
 struct shm_map *reader_map(shmreg_t *r);
@@ -41,6 +37,10 @@ struct shm_map *reader_map(shmreg_t *r);
  * name holds now.  Returns the new current map (or @seen when there is
  * nothing newer, or following is disabled). */
 struct shm_map *reader_follow(shmreg_t *r, struct shm_map *seen);
+
+/* shmreg_get with the key's hash already computed (await reuses it). */
+ssize_t reader_get(shmreg_t *r, const void *key, size_t klen, uint64_t hash,
+		   void *buf, size_t cap, shmreg_info_t *info);
 
 /* Writer state for stats and waits: SHMREG_STATE_OPEN, _CLOSED or _DEAD. */
 int reader_writer_state(shmreg_t *r, const struct shm_map *m);

@@ -35,8 +35,9 @@ struct shm_map {
 	size_t size;               /* bytes mapped (= file size at map time) */
 	struct shm_hdr *hdr;       /* = base */
 	struct shm_geom g;         /* validated copy */
-	uint64_t generation;       /* validated copy of hdr->generation */
-	int32_t writer_pid;
+	uint64_t generation;       /* copy of hdr->generation */
+	int32_t writer_pid;        /* copy of hdr->writer_pid */
+	uint64_t dev, ino;         /* identity of the mapped file */
 };
 
 /* Compute the geometry of a new segment: @index_cap slots, @ring_events

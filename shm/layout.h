@@ -181,9 +181,9 @@ struct shm_ext_ref {
  */
 struct shm_obj {
 	_Atomic uint32_t seq;
+	uint32_t pad;              /* word 0 is the seqcount's alone */
 	uint32_t klen;
 	uint32_t vlen;
-	uint32_t pad;
 	uint64_t mod_rev;          /* = the referencing slot's mod_rev */
 	uint64_t hash;             /* XXH3-64 of the key */
 	/* key bytes, then value bytes */
@@ -208,6 +208,7 @@ _Static_assert(offsetof(struct shm_slot, data) == SHM_SLOT_SIZE - SHM_SLOT_INLIN
 	       "inline area ends the slot");
 _Static_assert(sizeof(struct shm_ext_ref) <= SHM_SLOT_INLINE, "ext ref fits");
 _Static_assert(sizeof(struct shm_obj) == SHM_OBJ_HDR, "object header");
+_Static_assert(offsetof(struct shm_obj, klen) == 8, "object fields after word 0");
 _Static_assert(sizeof(struct shm_ring_rec) == SHM_RING_REC, "ring record");
 _Static_assert(offsetof(struct shm_hdr, arena_size) == 72, "identity layout");
 _Static_assert(offsetof(struct shm_hdr, commit_seq) == 2 * SHM_LINE, "commit line");

@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * map.c - open a registry, validate it, and follow segment handoffs.
+ *
+ * How following works.  The writer replaces a segment by renaming a new
+ * file over the name and then storing RETIRED in the old header's state
+ * (see writer/handoff.c).  Every call checks the state of the mapping it is
+ * about to read (reader_map); on RETIRED it maps whatever the name holds now
+ * and swaps the handle's current mapping (an atomic pointer).  The old
+ * mapping cannot simply be unmapped: another thread of this process may be
+ * in the middle of reading it.  Instead its address range is overlaid, in
+ * place, with anonymous zero pages: the retired file's memory is released at
+ * once, the addresses stay valid, and a thread still reading there sees
+ * zeros - a slot of zeros is empty, a header of zeros has state 0 - which
+ * never validate as an entry; such a reader finds "absent", re-checks the
+ * state, and retries on the current mapping.  The shm_map structs are kept
+ * (a few dozen bytes each) until shmreg_close.
+ *
+ * Following takes a small lock so that two threads do not map the same new
+ * segment twice.  The lock word holds the pid of the process that took it:
+ * a child forked while a thread of its parent held it (that thread does not
+ * exist in the child) finds a foreign pid there and takes the lock over.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "liveness.h"
+#include "paths.h"
+
+struct retired_map {
+	struct retired_map *next;
+	struct shm_map *map;
+};
+
+/* How many times open or follow re-reads the name when it finds a segment
+ * that is already retired (handoffs in quick succession). */
+#define OPEN_TRIES 16
+
+static void map_free(struct shm_map *m)
+{
+	if (m->base)
+		munmap(m->base, m->size);
+	free(m);
+}
+
+/* Map the file at @path and validate it.  Returns 0 or -errno. */
+static int map_file(const char *path, struct shm_map **out)
+{
+	struct shm_map *m;
+	struct stat st;
+	void *base;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size < (off_t)SHM_HEADER_SIZE) {
+		rc = -EPROTO;
+		goto out_close;
+	}
+	base = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED) {
+		rc = -errno;
+		goto out_close;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		munmap(base, (size_t)st.st_size);
+		rc = -ENOMEM;
+		goto out_close;
+	}
+	m->base = base;
+	m->size = (size_t)st.st_size;
+	m->hdr = base;
+	m->dev = st.st_dev;
+	m->ino = st.st_ino;
+	rc = shm_geom_check(base, m->size, &m->g);
+	if (rc < 0) {
+		map_free(m);
+		goto out_close;
+	}
+	m->generation = m->hdr->generation;
+	m->writer_pid = m->hdr->writer_pid;
+	*out = m;
+	rc = 0;
+out_close:
+	close(fd);
+	return rc;
+}
+
+static uint32_t map_state(const struct shm_map *m)
+{
+	return atomic_load_explicit(&m->hdr->state, memory_order_acquire);
+}
+
+/* Map what the name holds now, skipping segments already retired. */
+static int map_current(const char *path, struct shm_map **out)
+{
+	int rc = -EPROTO;
+
+	for (int i = 0; i < OPEN_TRIES; i++) {
+		struct shm_map *m = NULL;
+
+		rc = map_file(path, &m);
+		if (rc < 0)
+			return rc;
+		if (map_state(m) != SHM_STATE_RETIRED) {
+			*out = m;
+			return 0;
+		}
+		/* renamed over already: the name holds a newer one */
+		map_free(m);
+		rc = -EAGAIN;
+		sched_yield();
+	}
+	return rc;
+}
+
+SHMREG_EXPORT int shmreg_open(const char *name, int flags, shmreg_t **out)
+{
+	shmreg_t *r;
+	struct shm_map *m;
+	int rc;
+
+	if (!out || (flags & ~(int)SHMREG_OPEN_NOFOLLOW))
+		return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	rc = shm_resolve_path(name, r->path, sizeof(r->path));
+	if (rc < 0)
+		goto fail;
+	rc = map_current(r->path, &m);
+	if (rc < 0)
+		goto fail;
+	r->flags = flags;
+	atomic_init(&r->map, m);
+	atomic_init(&r->follow_lock, 0);
+	*out = r;
+	return 0;
+fail:
+	free(r);
+	return rc == -ENAMETOOLONG ? -EINVAL : rc;
+}
+
+SHMREG_EXPORT void shmreg_close(shmreg_t *r)
+{
+	if (!r)
+		return;
+	for (struct retired_map *t = r->retired, *next; t; t = next) {
+		next = t->next;
+		map_free(t->map);
+		free(t);
+	}
+	map_free(atomic_load_explicit(&r->map, memory_order_relaxed));
+	free(r);
+}
+
+static void follow_lock(shmreg_t *r)
+{
+	int me = getpid();
+
+	for (;;) {
+		int holder = 0;
+
+		if (atomic_compare_exchange_weak_explicit(
+			    &r->follow_lock, &holder, me,
+			    memory_order_acquire, memory_order_relaxed))
+			return;
+		/* a holder from the process we were forked from is gone */
+		if (holder != 0 && holder != me &&
+		    atomic_compare_exchange_strong_explicit(
+			    &r->follow_lock, &holder, me,
+			    memory_order_acquire, memory_order_relaxed))
+			return;
+		sched_yield();
+	}
+}
+
+static void follow_unlock(shmreg_t *r)
+{
+	atomic_store_explicit(&r->follow_lock, 0, memory_order_release);
+}
+
+struct shm_map *reader_follow(shmreg_t *r, struct shm_map *seen)
+{
+	struct shm_map *cur, *fresh;
+	struct retired_map *t;
+
+	if (r->flags & SHMREG_OPEN_NOFOLLOW)
+		return seen;
+	follow_lock(r);
+	cur = atomic_load_explicit(&r->map, memory_order_acquire);
+	if (cur != seen)
+		goto out; /* another thread followed already */
+	t = malloc(sizeof(*t));
+	if (!t || map_current(r->path, &fresh) < 0) {
+		free(t);
+		goto out; /* keep reading the retired one: still consistent */
+	}
+	if (fresh->dev == cur->dev && fresh->ino == cur->ino) {
+		map_free(fresh); /* nothing newer under the name */
+		free(t);
+		goto out;
+	}
+	/* pairs with the acquire load in reader_map() of another thread */
+	atomic_store_explicit(&r->map, fresh, memory_order_release);
+	/* Overlay the old range with zero pages (see the top of this file).
+	 * If that fails, keep the old mapping: reading it stays safe, it
+	 * only holds the retired file's memory until shmreg_close. */
+	(void)mmap(cur->base, cur->size, PROT_READ,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	t->map = cur;
+	t->next = r->retired;
+	r->retired = t;
+	cur = fresh;
+out:
+	follow_unlock(r);
+	return cur;
+}
+
+struct shm_map *reader_map(shmreg_t *r)
+{
+	/* pairs with the release store in reader_follow() */
+	struct shm_map *m = atomic_load_explicit(&r->map, memory_order_acquire);
+	uint32_t st = map_state(m);
+
+	if (st == SHM_STATE_RETIRED)
+		return reader_follow(r, m);
+	if (st == 0) /* overlaid by another thread: it has a newer one */
+		return atomic_load_explicit(&r->map, memory_order_acquire);
+	return m;
+}
+
+int reader_writer_state(shmreg_t *r, const struct shm_map *m)
+{
+	uint32_t st = map_state(m);
+
+	if (st == SHM_STATE_CLOSED)
+		return SHMREG_STATE_CLOSED;
+	return shm_writer_alive(r->path) == 1 ? SHMREG_STATE_OPEN
+					      : SHMREG_STATE_DEAD;
+}

@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lookup.c - lock-free lookup in the index: linear probing over 128-byte
+ * slots, each guarded by its own seqcount.
+ *
+ * How a lookup works.  The key's home slot is shm_home(hash, cap).  The
+ * probe walks forward from there, slot by slot (wrapping at the end), until
+ * it finds the key, meets an empty slot, or has walked max_probe + 1 slots
+ * (the writer never places an entry further from home than max_probe).
+ * Linear probing keeps this walk inside one or two cache-line pairs for
+ * almost every key, and the adjacent-line prefetcher fetches the second
+ * line of a slot with the first: a hit on a small entry is one random
+ * memory access.
+ *
+ * Most slots on the walk are not the key: for those only the seqcount, tag
+ * and key length are read and validated.  A slot whose tag and length match
+ * is copied whole (16 relaxed word loads) and validated, then compared.
+ *
+ * Why an empty slot ends the walk, and what shift_seq is for.  Deletion is
+ * by backward shift (writer/index.c): no tombstones, and the invariant "no
+ * empty slot between an entry's home and the entry" always holds between
+ * two changes.  During a shift an entry is copied to a slot nearer its home
+ * and then its old slot is reused or emptied; a reader walking past both
+ * slots at the wrong moments could miss an entry that exists all along.
+ * The writer holds the header's shift_seq odd around every shift, and a
+ * walk that found nothing checks that shift_seq did not move (and was even)
+ * before it answers -ENOENT; otherwise it walks again.  A walk that found
+ * the key needs no such check: the slot copy it returns was validated by the
+ * slot's own seqcount, so it is a value the entry really had.
+ *
+ * Bounds.  One walk reads at most min(max_probe + 1, cap) slots; a walk is
+ * repeated at most SHM_SPIN_TRIES + SHM_YIELD_TRIES times; a slot copy is
+ * one pass.  Nothing read from the segment can make this loop longer.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+
+#include "hash.h"
+#include "lookup.h"
+#include "seqcount.h"
+
+void shm_backoff(unsigned attempt)
+{
+	if (attempt < SHM_SPIN_TRIES) {
+		for (unsigned i = 0; i < 8u << (attempt < 4 ? attempt : 4); i++)
+			shm_cpu_relax();
+	} else {
+		sched_yield();
+	}
+}
+
+/* Word 0 of a slot is {seq, tag}; word 1 is {klen, kind, flags, vlen}. */
+struct slot_word1 {
+	uint16_t klen;
+	uint8_t kind;
+	uint8_t flags;
+	uint32_t vlen;
+};
+
+static inline uint64_t load_word(const struct shm_slot *s, unsigned w)
+{
+	return atomic_load_explicit((const _Atomic uint64_t *)s + w,
+				    SHM_DATA_LOAD_ORDER);
+}
+
+static inline uint32_t load_tag(const struct shm_slot *s)
+{
+	return atomic_load_explicit((const _Atomic uint32_t *)&s->tag,
+				    SHM_DATA_LOAD_ORDER);
+}
+
+int shm_slot_copy(const struct shm_map *m, uint64_t i, struct shm_slot *out)
+{
+	const struct shm_slot *s = shm_slot_at(m, i);
+	uint32_t s0 = seq_read_begin(&s->seq);
+
+	out->tag = load_tag(s);
+	/* words 1..15: everything after {seq, tag} */
+	shm_load_words((uint8_t *)out + 8, (const uint8_t *)s + 8,
+		       SHM_SLOT_SIZE - 8);
+	if (seq_read_retry(&s->seq, s0))
+		return -EAGAIN;
+	atomic_init(&out->seq, s0);
+	return 0;
+}
+
+bool shm_slot_sane(const struct shm_map *m, const struct shm_slot *s)
+{
+	if (s->klen == 0 || s->klen > SHMREG_KEY_MAX ||
+	    s->vlen > SHMREG_VALUE_MAX)
+		return false;
+	if (s->kind == SHM_KIND_INLINE)
+		return (uint32_t)s->klen + s->vlen <= SHM_SLOT_INLINE;
+	if (s->kind == SHM_KIND_EXTERN) {
+		struct shm_ext_ref ref;
+
+		memcpy(&ref, s->data, sizeof(ref));
+		return (ref.obj_off % SHM_OBJ_ALIGN) == 0 &&
+		       ref.obj_size >= SHM_OBJ_HDR + s->klen + (uint64_t)s->vlen &&
+		       shm_in_arena(&m->g, ref.obj_off, ref.obj_size);
+	}
+	return false;
+}
+
+int shm_entry_read(const struct shm_map *m, const struct shm_slot *s,
+		   void *key, void *buf, size_t cap)
+{
+	size_t n = s->vlen < cap ? s->vlen : cap;
+
+	if (!shm_slot_sane(m, s))
+		return -EPROTO;
+	if (s->kind == SHM_KIND_INLINE) {
+		/* the slot copy is private and validated: plain copies */
+		memcpy(key, s->data, s->klen);
+		if (n)
+			memcpy(buf, s->data + s->klen, n);
+		return 0;
+	}
+
+	struct shm_ext_ref ref;
+	struct shm_obj oh;
+	const struct shm_obj *o;
+	uint32_t s0;
+
+	memcpy(&ref, s->data, sizeof(ref));
+	o = (const struct shm_obj *)(m->base + ref.obj_off);
+	s0 = seq_read_begin(&o->seq);
+	shm_load_words((uint8_t *)&oh + 8, (const uint8_t *)o + 8,
+		       SHM_OBJ_HDR - 8);
+	/* The slot said where the object is and how long its key and value
+	 * are; the block is inside the arena (shm_slot_sane), so these copies
+	 * stay in bounds whatever the object's own header says. */
+	shm_copy_wide(key, (const uint8_t *)o + SHM_OBJ_HDR, s->klen);
+	if (n)
+		shm_copy_wide(buf, (const uint8_t *)o + SHM_OBJ_HDR + s->klen, n);
+	if (seq_read_retry(&o->seq, s0))
+		return -EAGAIN;
+	/* A stable object that is not this version of this entry was freed
+	 * and reused after the slot copy was taken: the entry has changed. */
+	if (oh.mod_rev != s->mod_rev || oh.klen != s->klen || oh.vlen != s->vlen ||
+	    shm_tag(oh.hash) != s->tag)
+		return -EAGAIN;
+	return 0;
+}
+
+bool shm_expired(const struct shm_slot *s)
+{
+	struct timespec ts;
+
+	if (s->expires_at_ns == 0)
+		return false;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec >= s->expires_at_ns;
+}
+
+void shm_fill_info(shmreg_info_t *info, const struct shm_slot *s)
+{
+	info->mod_rev = s->mod_rev;
+	info->create_rev = s->create_rev;
+	info->expires_at_ns = s->expires_at_ns;
+	info->owner_pid = s->owner_pid;
+	info->flags = s->flags;
+	info->vlen = s->vlen;
+}
+
+enum probe_result { PROBE_FOUND, PROBE_ABSENT, PROBE_RETRY, PROBE_CORRUPT };
+
+/* One walk from the key's home.  On PROBE_FOUND, *out is a validated copy
+ * of the matching slot whose key equals @key and whose value is in @buf. */
+static enum probe_result probe(const struct shm_map *m, const void *key,
+			       size_t klen, uint64_t hash, void *buf,
+			       size_t cap, struct shm_slot *out,
+			       uint64_t *index)
+{
+	const struct shm_hdr *h = m->hdr;
+	uint64_t cap_slots = m->g.index_cap;
+	uint64_t limit = atomic_load_explicit(&h->max_probe,
+					      memory_order_relaxed);
+	uint64_t i = shm_home(hash, cap_slots);
+	uint32_t tag = shm_tag(hash);
+	uint8_t keybuf[SHMREG_KEY_MAX];
+
+	if (limit >= cap_slots)
+		limit = cap_slots - 1;
+	for (uint64_t d = 0; d <= limit; d++, i = (i + 1 == cap_slots) ? 0 : i + 1) {
+		const struct shm_slot *s = shm_slot_at(m, i);
+		uint32_t s0 = seq_read_begin(&s->seq);
+		uint64_t w1 = load_word(s, 1);
+		uint32_t t = load_tag(s);
+		struct slot_word1 f;
+
+		memcpy(&f, &w1, sizeof(f));
+		if (f.klen == 0 || t != tag || f.klen != klen) {
+			/* not the key (or empty): validate what was read */
+			if (seq_read_retry(&s->seq, s0))
+				return PROBE_RETRY;
+			if (f.klen == 0)
+				return PROBE_ABSENT;
+			continue;
+		}
+		if (shm_slot_copy(m, i, out) < 0)
+			return PROBE_RETRY;
+		if (out->klen != klen || out->tag != tag)
+			return PROBE_RETRY; /* changed between the two reads */
+		int rc = shm_entry_read(m, out, keybuf, buf, cap);
+		if (rc == -EAGAIN)
+			return PROBE_RETRY;
+		if (rc < 0)
+			return PROBE_CORRUPT;
+		if (memcmp(keybuf, key, klen) == 0) {
+			if (index)
+				*index = i;
+			return PROBE_FOUND;
+		}
+	}
+	return PROBE_ABSENT;
+}
+
+ssize_t shm_lookup(const struct shm_map *m, const void *key, size_t klen,
+		   uint64_t hash, void *buf, size_t cap, struct shm_slot *slot,
+		   uint64_t *index)
+{
+	const struct shm_hdr *h = m->hdr;
+	struct shm_slot copy;
+	struct shm_slot *out = slot ? slot : &copy;
+	unsigned corrupt = 0;
+
+	for (unsigned attempt = 0; attempt < SHM_SPIN_TRIES + SHM_YIELD_TRIES;
+	     attempt++) {
+		/* pairs with the release store ending a shift in
+		 * writer/index.c: a shift finished before this load is
+		 * fully visible to the walk */
+		uint32_t sh0 = atomic_load_explicit(&h->shift_seq,
+						    memory_order_acquire);
+
+		switch (probe(m, key, klen, hash, buf, cap, out, index)) {
+		case PROBE_FOUND:
+			return out->vlen;
+		case PROBE_ABSENT:
+			/* pairs with the release fence opening a shift:
+			 * if the walk overlapped one, the reload sees it */
+			atomic_thread_fence(memory_order_acquire);
+			if (!(sh0 & 1) &&
+			    atomic_load_explicit(&h->shift_seq,
+						 memory_order_relaxed) == sh0)
+				return -ENOENT;
+			break;
+		case PROBE_CORRUPT:
+			/* A validated copy that makes no sense: the bytes
+			 * were written that way.  Give a racing writer a
+			 * couple of chances before calling it corrupt. */
+			if (++corrupt > 2)
+				return -EPROTO;
+			break;
+		case PROBE_RETRY:
+			break;
+		}
+		shm_backoff(attempt);
+	}
+	return -EAGAIN;
+}
