@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * handoff.c - growth, compaction and takeover: build a new segment, rename
+ * it over the registry's name, retire the old one.
+ *
+ * How it works.  The writer never resizes a segment in place (a reader
+ * touching a page past the end of a shrunk file gets SIGBUS, and a moved
+ * region would invalidate every reader's validated geometry).  Instead:
+ *
+ *   1. create SEGMENT.new.PID, reserve its full size (fallocate), map it;
+ *   2. copy every live entry into it, re-inserted at its home in the new
+ *      index and re-packed into the new arena; copy the change ring with
+ *      its revisions unchanged;
+ *   3. store the magic (release) and rename the file over the name: from
+ *      now on shmreg_open finds the new one;
+ *   4. store RETIRED in the old header's state (release) and wake every
+ *      waiter: each reader's next call sees RETIRED and maps the name anew
+ *      (reader/map.c); the revision continues where it was, so watchers
+ *      resume without losing an event;
+ *   5. unmap the old file.  It is not truncated: readers still mapping it
+ *      keep reading a consistent (frozen) registry until they follow.
+ *
+ * Step 2 reads the old segment through the same validating code as any
+ * reader (shm/lookup.c), so a takeover of a crashed writer's segment copies
+ * only entries that validate; a slot left odd by the crash was restored
+ * from the undo record first (index_undo_restore).
+ *
+ * Cost: O(entries + ring_events) once per doubling, so amortised O(1) per
+ * put; the writer pauses for the copy, readers never do.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "hash.h"
+#include "lookup.h"
+#include "notify.h"
+#include "ring_read.h"
+#include "seqcount.h"
+
+uint64_t index_cap_for(uint64_t entries)
+{
+	uint64_t cap = entries / SHM_LOAD_NUM * SHM_LOAD_DEN +
+		       (entries % SHM_LOAD_NUM) * SHM_LOAD_DEN / SHM_LOAD_NUM + 2;
+
+	return cap < 8 ? 8 : cap;
+}
+
+static int scratch_reserve(struct shmreg_writer *w, size_t need)
+{
+	void *p;
+
+	if (need <= w->scratch_cap)
+		return 0;
+	p = realloc(w->scratch, need);
+	if (!p)
+		return -ENOMEM;
+	w->scratch = p;
+	w->scratch_cap = need;
+	return 0;
+}
+
+static bool owned_by(void *ctx, pid_t pid, const void *key, size_t klen)
+{
+	struct shmreg_writer *w = ctx;
+	struct shm_slot s;
+
+	return index_find(w, key, klen, shm_hash(key, klen), &s) >= 0 &&
+	       s.owner_pid == pid;
+}
+
+/* Insert one validated entry of the old segment into the new one (which is
+ * not yet visible: plain stores, no seqcount or undo needed). */
+static int copy_entry(struct shmreg_writer *w, const struct shm_slot *old,
+		      const uint8_t *key, const uint8_t *val)
+{
+	uint64_t hash = shm_hash(key, old->klen), dist, i;
+	struct shm_slot ns, dup;
+	int64_t at;
+	int rc;
+
+	if (shm_tag(hash) != old->tag)
+		return -EPROTO;
+	at = index_find(w, key, old->klen, hash, &dup);
+	if (at >= 0) {
+		/* a crash in the middle of a backward shift leaves one
+		 * entry in two slots: keep the newer copy */
+		if (dup.mod_rev >= old->mod_rev)
+			return 0;
+		entry_release(w, &dup);
+		w->entries--;
+		w->bytes_used -= dup.klen + dup.vlen;
+		i = (uint64_t)at;
+		dist = 0;
+	} else {
+		i = index_free_slot(w, hash, &dist);
+	}
+	memset(&ns, 0, sizeof(ns));
+	ns.mod_rev = old->mod_rev;
+	ns.create_rev = old->create_rev;
+	ns.expires_at_ns = old->expires_at_ns;
+	ns.owner_pid = old->owner_pid;
+	ns.flags = old->flags;
+	rc = entry_build(w, &ns, key, old->klen, val, old->vlen, hash);
+	if (rc < 0)
+		return rc;
+	if (dist > atomic_load_explicit(&w->map.hdr->max_probe,
+					memory_order_relaxed))
+		atomic_store_explicit(&w->map.hdr->max_probe, dist,
+				      memory_order_relaxed);
+	memcpy((uint8_t *)shm_slot_at(&w->map, i) + 4, (uint8_t *)&ns + 4,
+	       SHM_SLOT_SIZE - 4);
+	w->entries++;
+	w->bytes_used += old->klen + old->vlen;
+	if (w->revision < old->mod_rev)
+		w->revision = old->mod_rev;
+	if (w->rebuild_owners && old->owner_pid > 0)
+		(void)owners_add(&w->owners, old->owner_pid, key, old->klen,
+				 owned_by, w);
+	return 0;
+}
+
+static int copy_entries(struct shmreg_writer *w, const struct shm_map *src)
+{
+	for (uint64_t i = 0; i < src->g.index_cap; i++) {
+		struct shm_slot s;
+		uint8_t *key;
+		int rc;
+
+		/* a slot that will not validate or makes no sense is
+		 * corruption (the undo record covered the crash): skip it */
+		if (shm_slot_copy(src, i, &s) < 0 || s.klen == 0 ||
+		    !shm_slot_sane(src, &s))
+			continue;
+		rc = scratch_reserve(w, SHMREG_KEY_MAX + (size_t)s.vlen);
+		if (rc < 0)
+			return rc;
+		key = w->scratch;
+		if (shm_entry_read(src, &s, key, key + SHMREG_KEY_MAX, s.vlen) < 0)
+			continue;
+		rc = copy_entry(w, &s, key, key + SHMREG_KEY_MAX);
+		if (rc < 0 && rc != -EPROTO)
+			return rc;
+	}
+	return 0;
+}
+
+/* Copy the ring's records that the old segment still holds; the new ring
+ * starts after the last one that could not be read. */
+static void copy_ring(struct shmreg_writer *w, const struct shm_map *src)
+{
+	uint64_t cur = atomic_load_explicit(&src->hdr->revision,
+					    memory_order_acquire);
+	uint64_t first = shm_ring_oldest(src, cur);
+	uint8_t key[SHMREG_KEY_MAX];
+
+	if (cur > w->revision)
+		cur = w->revision; /* never copy records past our revision */
+	if (cur >= w->map.g.ring_events && first < cur - w->map.g.ring_events + 1)
+		first = cur - w->map.g.ring_events + 1;
+	for (uint64_t rev = first; rev && rev <= cur; rev++) {
+		struct shm_ring_event ev;
+
+		if (shm_ring_read(src, rev, &ev, key) < 0) {
+			first = rev + 1;
+			continue;
+		}
+		ring_append(w, rev, ev.op, key, ev.klen, ev.hash);
+	}
+	atomic_store_explicit(&w->map.hdr->ring_first_rev,
+			      first ? first : 1, memory_order_relaxed);
+}
+
+int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
+	    uint64_t arena_size)
+{
+	char tmp[PATH_MAX + 32];
+	struct shm_geom g;
+	struct shm_map from = { 0 }, fresh;
+	struct alloc saved = w->alloc;
+	uint64_t saved_rev = w->revision, saved_entries = w->entries;
+	uint64_t saved_bytes = w->bytes_used, saved_live = w->arena_live;
+	uint64_t saved_reserved = w->key_reserved;
+	bool own = src == &w->map;
+	int fd, rc;
+
+	rc = shm_geom_plan(&g, index_cap, w->opts.ring_events, arena_size);
+	if (rc < 0)
+		return rc == -E2BIG ? -ENOMEM : rc;
+	if (src)
+		from = *src;
+	rc = segment_create(w, &g, from.base ? from.generation + 1 : 1, &fd,
+			    &fresh, tmp, sizeof(tmp));
+	if (rc < 0)
+		return rc;
+
+	memset(&w->alloc, 0, sizeof(w->alloc));
+	alloc_reset(&w->alloc, g.arena_size);
+	w->map = fresh;
+	w->entries = w->bytes_used = w->arena_live = w->key_reserved = 0;
+	rc = from.base ? copy_entries(w, &from) : 0;
+	if (rc < 0)
+		goto fail;
+	if (from.base)
+		copy_ring(w, &from);
+	else
+		atomic_store_explicit(&w->map.hdr->ring_first_rev,
+				      w->revision + 1, memory_order_relaxed);
+
+	struct shm_hdr *h = w->map.hdr;
+	atomic_store_explicit(&h->revision, w->revision, memory_order_relaxed);
+	atomic_store_explicit(&h->entries, w->entries, memory_order_relaxed);
+	atomic_store_explicit(&h->bytes_used, w->bytes_used, memory_order_relaxed);
+	atomic_store_explicit(&h->arena_bump, w->alloc.bump, memory_order_relaxed);
+	rc = segment_publish(w, &w->map, tmp);
+	if (rc < 0)
+		goto fail_published;
+
+	/* The writer's RW mapping must not be inherited by forked children
+	 * (pre-fork workers read through libshmreg, read-only). */
+	(void)madvise(w->map.base, w->map.size, MADV_DONTFORK);
+	if (from.base) {
+		/* pairs with the acquire load of state in reader_map() */
+		atomic_store_explicit(&from.hdr->state, SHM_STATE_RETIRED,
+				      memory_order_release);
+	}
+	if (w->notify)
+		notify_all(w->notify);
+	if (own) {
+		segment_unmap(&from);
+		close(w->seg_fd);
+	}
+	w->seg_fd = fd;
+	alloc_free_all(&saved);
+	return 0;
+
+fail:
+	unlink(tmp);
+fail_published:
+	segment_unmap(&w->map);
+	close(fd);
+	alloc_free_all(&w->alloc);
+	w->alloc = saved;
+	w->map = from;
+	w->revision = saved_rev;
+	w->entries = saved_entries;
+	w->bytes_used = saved_bytes;
+	w->arena_live = saved_live;
+	w->key_reserved = saved_reserved;
+	return rc;
+}

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - the embedded writer's private state, shared by the files of
+ * libshmreg_writer.  Nothing here is shared memory: the writer's heap state
+ * (allocator queues, owner lists) is rebuilt whenever a segment is built.
+ */
+#ifndef WRITER_INTERNAL_H
+#define WRITER_INTERNAL_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "shmreg_writer.h"
+#include "geometry.h"
+
+#define SHMREG_EXPORT __attribute__((visibility("default")))
+
+/* ---- arena allocator (alloc.c) ---- */
+
+#define ALLOC_CLASSES 64
+
+/* FIFO of freed block offsets of one size class (a growable ring). */
+struct free_fifo {
+	uint64_t *offs;
+	size_t head, len, cap;
+};
+
+struct alloc {
+	uint64_t bump;                        /* next never-used arena byte,
+	                                       * relative to arena_off */
+	uint64_t size;                        /* arena bytes */
+	struct free_fifo fifo[ALLOC_CLASSES];
+};
+
+/* Block size of the class serving @need bytes; 0 when none can. */
+uint64_t alloc_class_size(uint64_t need);
+void alloc_reset(struct alloc *a, uint64_t arena_size);
+void alloc_free_all(struct alloc *a);
+/* Hand out a block of class size @size: 0 and its segment offset in *@off,
+ * -ENOSPC when the arena is exhausted (the caller grows the registry), or
+ * -ENOMEM. */
+int alloc_block(struct alloc *a, const struct shm_geom *g, uint64_t size,
+		uint64_t *off);
+/* Queue a block for reuse (FIFO).  -ENOMEM leaks the block until the next
+ * handoff compacts the arena; nothing is lost. */
+int alloc_release(struct alloc *a, const struct shm_geom *g, uint64_t off,
+		  uint64_t size);
+
+/* ---- owner lists (owners.c) ---- */
+
+struct owner_list;
+struct owners {
+	struct owner_list **buckets;
+	size_t nbuckets, count;
+};
+
+/* Does the entry @key still belong to @pid? (used to drop stale keys) */
+typedef bool (*owners_still_owned_fn)(void *ctx, pid_t pid, const void *key,
+				      size_t klen);
+/* Record that a put made @pid the owner of @key. */
+int owners_add(struct owners *o, pid_t pid, const void *key, size_t klen,
+	       owners_still_owned_fn owned, void *ctx);
+/* Detach @pid's key list; the caller walks it with owner_list_* and frees it. */
+struct owner_list *owners_take(struct owners *o, pid_t pid);
+size_t owner_list_len(const struct owner_list *l);
+const void *owner_list_key(const struct owner_list *l, size_t i, size_t *klen);
+void owner_list_free(struct owner_list *l);
+void owners_free(struct owners *o);
+
+/* ---- the writer ---- */
+
+struct notify;
+
+struct shmreg_writer {
+	char path[PATH_MAX];       /* segment path */
+	int lock_fd;               /* holds the OFD write lock */
+	int seg_fd;                /* current segment */
+	struct shm_map map;        /* current segment, mapped read-write */
+	mode_t mode;
+	shmreg_writer_opts_t opts;
+	uint64_t revision;         /* last committed revision */
+	uint64_t key_reserved;     /* our copy of hdr->ring_key_reserved */
+	uint64_t entries, bytes_used;
+	uint64_t arena_live;       /* block bytes of live objects */
+	bool rebuild_owners;       /* handoff re-learns owners (takeover) */
+	unsigned batch_depth;
+	struct alloc alloc;
+	struct owners owners;
+	struct notify *notify;
+	shmreg_t *reader;          /* lazily opened (shmreg_writer_reader) */
+	uint8_t *scratch;          /* handoff copy buffer */
+	size_t scratch_cap;
+};
+
+/* ---- segment files (segment.c) ---- */
+
+int segment_lock(struct shmreg_writer *w);
+/* Create, size and map a new segment file at a temporary name, with its
+ * header filled in but not yet valid (no magic).  *@fd and *@m describe it. */
+int segment_create(struct shmreg_writer *w, const struct shm_geom *g,
+		   uint64_t generation, int *fd, struct shm_map *m,
+		   char *tmp_path, size_t tmp_cap);
+/* Make the new segment valid and give it the registry's name. */
+int segment_publish(struct shmreg_writer *w, struct shm_map *m,
+		    const char *tmp_path);
+void segment_unmap(struct shm_map *m);
+/* Map an existing segment read-write (recovery).  -ENOENT, -EPROTO. */
+int segment_map_existing(const char *path, int *fd, struct shm_map *m);
+
+/* ---- index (index.c) ---- */
+
+/* Find @key in the writer's current segment: the slot index, or -1. */
+int64_t index_find(struct shmreg_writer *w, const void *key, size_t klen,
+		   uint64_t hash, struct shm_slot *copy);
+/* First empty slot on @hash's probe path and its distance from home. */
+uint64_t index_free_slot(struct shmreg_writer *w, uint64_t hash,
+			 uint64_t *dist);
+/* Replace slot @i's contents (an undo-journaled seqcount write section). */
+void index_write(struct shmreg_writer *w, uint64_t i, const struct shm_slot *s);
+/* Remove the entry at slot @i by backward shift. */
+void index_remove(struct shmreg_writer *w, uint64_t i);
+/* Restore an armed undo record of @m (recovery). */
+void index_undo_restore(struct shm_map *m);
+
+/* ---- objects and entries (writer.c) ---- */
+
+/* Build the slot for an entry (writing its arena object when it does not
+ * fit inline).  Returns 0, or -ENOSPC when the arena is exhausted. */
+int entry_build(struct shmreg_writer *w, struct shm_slot *s, const void *key,
+		size_t klen, const void *val, size_t vlen, uint64_t hash);
+void entry_release(struct shmreg_writer *w, const struct shm_slot *s);
+
+/* ---- change ring (ring.c) ---- */
+
+void ring_append(struct shmreg_writer *w, uint64_t rev, uint32_t op,
+		 const void *key, size_t klen, uint64_t hash);
+
+/* ---- growth and takeover (handoff.c) ---- */
+
+/* Index slots for @entries at the load limit. */
+uint64_t index_cap_for(uint64_t entries);
+
+/* Build a new segment of @index_cap slots and an arena of @arena_size bytes
+ * holding every entry of @src (NULL: none) and its change ring, rename it
+ * over the name and retire @src (unmapping it when it is the writer's own).
+ * Entries are read through the validating reader path, so @src may be a
+ * crashed writer's segment.  Returns 0 or -errno; on failure the writer's
+ * current segment is untouched and stays in service. */
+int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
+	    uint64_t arena_size);
+
+/* ---- commits (writer.c) ---- */
+void commit_begin(struct shmreg_writer *w);
+void commit_end(struct shmreg_writer *w, uint64_t rev);
+
+#endif /* WRITER_INTERNAL_H */

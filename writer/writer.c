@@ -1,0 +1,591 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * writer.c - the embedded writer: open, put, delete, batches, close.
+ *
+ * Every change is one commit:
+ *
+ *   commit_seq odd                    (snapshot readers: a commit is open)
+ *   write the slot(s)                 (each under its seqcount, journaled)
+ *   append the change-ring record
+ *   store the revision (release)      (everything above is now visible to
+ *                                      whoever sees the new revision)
+ *   commit_seq even                   (at the end of the outermost batch)
+ *   wake the key's waiters
+ *
+ * Growth happens before a change, never in the middle of one: when the
+ * index would pass its load limit or the arena has no block left, the
+ * writer hands off to a larger segment (handoff.c) and then applies the
+ * change there.  A failed handoff leaves the registry as it was and the
+ * change is refused with -ENOMEM/-ENOSPC; nothing stored is lost.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "hash.h"
+#include "lookup.h"
+#include "notify.h"
+#include "paths.h"
+#include "seqcount.h"
+
+#define DEFAULT_ENTRIES  1024u
+#define DEFAULT_ARENA    (UINT64_C(1) << 20)
+#define DEFAULT_RING     65536u
+#define MAX_RING         (1u << 24)
+#define MAX_INITIAL      (UINT64_C(1) << 34)
+
+/* ---- fork: children of the writer process are not the writer ---- */
+
+/*
+ * A pre-fork server's master is the writer and forks its workers.  A worker
+ * that inherited the lock file descriptor would keep the lock's open file
+ * description alive after the master died: readers would never learn that
+ * the writer is gone and no new writer could take over.  So each child
+ * closes its copies at once (the parent's lock is unaffected: an OFD lock
+ * goes away only when the last descriptor of its open file is closed).
+ */
+static pthread_mutex_t writers_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct writer_link {
+	struct writer_link *next;
+	struct shmreg_writer *w;
+} *writers;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void child_after_fork(void)
+{
+	/* single-threaded here: the list is ours */
+	for (struct writer_link *l = writers; l; l = l->next) {
+		close(l->w->lock_fd);
+		close(l->w->seg_fd);
+		l->w->lock_fd = l->w->seg_fd = -1;
+	}
+	pthread_mutex_init(&writers_lock, NULL);
+}
+
+static void install_atfork(void)
+{
+	pthread_atfork(NULL, NULL, child_after_fork);
+}
+
+static int writers_add(struct shmreg_writer *w)
+{
+	struct writer_link *l = malloc(sizeof(*l));
+
+	if (!l)
+		return -ENOMEM;
+	pthread_once(&atfork_once, install_atfork);
+	pthread_mutex_lock(&writers_lock);
+	l->w = w;
+	l->next = writers;
+	writers = l;
+	pthread_mutex_unlock(&writers_lock);
+	return 0;
+}
+
+static void writers_remove(struct shmreg_writer *w)
+{
+	pthread_mutex_lock(&writers_lock);
+	for (struct writer_link **pp = &writers; *pp; pp = &(*pp)->next) {
+		if ((*pp)->w == w) {
+			struct writer_link *l = *pp;
+
+			*pp = l->next;
+			free(l);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&writers_lock);
+}
+
+/* ---- entries ---- */
+
+int entry_build(struct shmreg_writer *w, struct shm_slot *s, const void *key,
+		size_t klen, const void *val, size_t vlen, uint64_t hash)
+{
+	struct shm_ext_ref ref;
+	struct shm_obj *o;
+	uint64_t off, size;
+	int rc;
+
+	s->tag = shm_tag(hash);
+	s->klen = (uint16_t)klen;
+	s->vlen = (uint32_t)vlen;
+	memset(s->data, 0, sizeof(s->data));
+	if (klen + vlen <= SHM_SLOT_INLINE) {
+		s->kind = SHM_KIND_INLINE;
+		memcpy(s->data, key, klen);
+		if (vlen)
+			memcpy(s->data + klen, val, vlen);
+		return 0;
+	}
+	size = alloc_class_size(SHM_OBJ_HDR + klen + vlen);
+	rc = alloc_block(&w->alloc, &w->map.g, size, &off);
+	if (rc < 0)
+		return rc;
+	o = (struct shm_obj *)(w->map.base + off);
+	/* The block may be a reused one that a slow reader is still
+	 * copying: rewrite it inside its seqcount so that reader retries. */
+	seq_write_begin(&o->seq);
+	struct shm_obj oh = { .klen = (uint32_t)klen, .vlen = (uint32_t)vlen,
+			      .mod_rev = s->mod_rev, .hash = hash };
+	shm_store_words((uint8_t *)o + 8, (uint8_t *)&oh + 8, SHM_OBJ_HDR - 8);
+	shm_store_wide((uint8_t *)o + SHM_OBJ_HDR, key, klen);
+	if (vlen)
+		shm_store_wide((uint8_t *)o + SHM_OBJ_HDR + klen, val, vlen);
+	seq_write_end(&o->seq);
+	s->kind = SHM_KIND_EXTERN;
+	ref.obj_off = off;
+	ref.obj_size = size;
+	memcpy(s->data, &ref, sizeof(ref));
+	w->arena_live += size;
+	return 0;
+}
+
+void entry_release(struct shmreg_writer *w, const struct shm_slot *s)
+{
+	struct shm_ext_ref ref;
+
+	if (s->kind != SHM_KIND_EXTERN)
+		return;
+	memcpy(&ref, s->data, sizeof(ref));
+	w->arena_live -= ref.obj_size;
+	/* on -ENOMEM the block stays unused until the next handoff */
+	(void)alloc_release(&w->alloc, &w->map.g, ref.obj_off, ref.obj_size);
+}
+
+/* ---- commits ---- */
+
+void commit_begin(struct shmreg_writer *w)
+{
+	if (w->batch_depth++ == 0)
+		seq_write_begin(&w->map.hdr->commit_seq);
+}
+
+void commit_end(struct shmreg_writer *w, uint64_t rev)
+{
+	struct shm_hdr *h = w->map.hdr;
+
+	atomic_store_explicit(&h->entries, w->entries, memory_order_relaxed);
+	atomic_store_explicit(&h->bytes_used, w->bytes_used,
+			      memory_order_relaxed);
+	atomic_store_explicit(&h->arena_bump, w->alloc.bump,
+			      memory_order_relaxed);
+	if (rev) {
+		w->revision = rev;
+		/* publishes the commit's slots and ring record; pairs with
+		 * the acquire load in shmreg_revision() and the watchers */
+		atomic_store_explicit(&h->revision, rev, memory_order_release);
+	}
+	if (--w->batch_depth == 0)
+		seq_write_end(&h->commit_seq);
+}
+
+SHMREG_EXPORT int shmreg_writer_batch_begin(shmreg_writer_t *w)
+{
+	if (!w || w->batch_depth == UINT32_MAX)
+		return -EINVAL;
+	commit_begin(w);
+	return 0;
+}
+
+SHMREG_EXPORT int shmreg_writer_batch_end(shmreg_writer_t *w)
+{
+	if (!w || w->batch_depth == 0)
+		return -EINVAL;
+	commit_end(w, 0);
+	return 0;
+}
+
+/* ---- growth ---- */
+
+static int grow_index(struct shmreg_writer *w)
+{
+	return handoff(w, &w->map, 2 * w->map.g.index_cap,
+		       w->map.g.arena_size);
+}
+
+static int grow_arena(struct shmreg_writer *w, uint64_t need)
+{
+	uint64_t arena = 2 * (w->arena_live + need);
+
+	if (arena < w->opts.initial_arena)
+		arena = w->opts.initial_arena;
+	/* live data small but the arena fragmented: same size, compacted */
+	if (arena < w->map.g.arena_size && w->arena_live + need >
+					       w->map.g.arena_size / 2)
+		arena = w->map.g.arena_size;
+	return handoff(w, &w->map, w->map.g.index_cap, arena);
+}
+
+/* ---- put and delete ---- */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int check_key(const void *key, size_t klen)
+{
+	if (!key || klen == 0)
+		return -EINVAL;
+	return klen > SHMREG_KEY_MAX ? -E2BIG : 0;
+}
+
+static bool owned_by(void *ctx, pid_t pid, const void *key, size_t klen)
+{
+	struct shmreg_writer *w = ctx;
+	struct shm_slot s;
+
+	return index_find(w, key, klen, shm_hash(key, klen), &s) >= 0 &&
+	       s.owner_pid == pid;
+}
+
+/* Remove the entry at slot @i (a validated copy in @old) as revision @rev,
+ * or silently (rev 0: an expired entry nobody can see any more). */
+static void remove_at(struct shmreg_writer *w, uint64_t i,
+		      const struct shm_slot *old, const void *key, size_t klen,
+		      uint64_t hash, uint64_t rev)
+{
+	commit_begin(w);
+	index_remove(w, i);
+	entry_release(w, old);
+	w->entries--;
+	w->bytes_used -= old->klen + old->vlen;
+	if (rev)
+		ring_append(w, rev, SHM_OP_DEL, key, klen, hash);
+	commit_end(w, rev);
+	if (rev && w->notify)
+		notify_key(w->notify, hash);
+}
+
+SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
+					size_t klen, const void *val,
+					size_t vlen,
+					const shmreg_put_opts_t *opts)
+{
+	static const shmreg_put_opts_t defaults;
+	struct shm_slot old, ns;
+	uint64_t hash, rev, dist = 0, i;
+	bool exists;
+	int64_t at;
+	int rc;
+
+	if (!w)
+		return -EINVAL;
+	rc = check_key(key, klen);
+	if (rc < 0)
+		return rc;
+	if (!val && vlen)
+		return -EINVAL;
+	if (vlen > SHMREG_VALUE_MAX)
+		return -E2BIG;
+	if (!opts)
+		opts = &defaults;
+	if ((opts->flags & ~SHMREG_EPHEMERAL) || opts->owner_pid < 0 ||
+	    opts->ttl_ns < 0)
+		return -EINVAL;
+	hash = shm_hash(key, klen);
+	at = index_find(w, key, klen, hash, &old);
+	exists = at >= 0 && !shm_expired(&old);
+	if (opts->expect_rev == SHMREG_REV_ABSENT ? exists
+	    : opts->expect_rev && (!exists || old.mod_rev != opts->expect_rev))
+		return -EEXIST;
+	if (at < 0 && (w->entries + 1) * SHM_LOAD_DEN >
+			      w->map.g.index_cap * SHM_LOAD_NUM) {
+		rc = grow_index(w);
+		if (rc < 0)
+			return rc;
+	}
+
+	rev = w->revision + 1;
+	memset(&ns, 0, sizeof(ns));
+	ns.mod_rev = rev;
+	ns.create_rev = exists ? old.create_rev : rev;
+	ns.expires_at_ns = opts->ttl_ns ? now_ns() + opts->ttl_ns : 0;
+	ns.owner_pid = opts->owner_pid;
+	ns.flags = (uint8_t)opts->flags;
+	rc = entry_build(w, &ns, key, klen, val, vlen, hash);
+	if (rc == -ENOSPC) {
+		rc = grow_arena(w, alloc_class_size(SHM_OBJ_HDR + klen + vlen));
+		if (rc == 0)
+			rc = entry_build(w, &ns, key, klen, val, vlen, hash);
+	}
+	if (rc < 0)
+		return rc;
+	/* a handoff moved everything: find the slot again */
+	at = index_find(w, key, klen, hash, &old);
+	if (at >= 0) {
+		i = (uint64_t)at;
+	} else {
+		i = index_free_slot(w, hash, &dist);
+		if (dist > atomic_load_explicit(&w->map.hdr->max_probe,
+						memory_order_relaxed))
+			atomic_store_explicit(&w->map.hdr->max_probe, dist,
+					      memory_order_relaxed);
+	}
+
+	commit_begin(w);
+	index_write(w, i, &ns);
+	if (at >= 0) {
+		entry_release(w, &old);
+		w->bytes_used -= old.klen + old.vlen;
+	} else {
+		w->entries++;
+	}
+	w->bytes_used += klen + vlen;
+	ring_append(w, rev, SHM_OP_PUT, key, klen, hash);
+	commit_end(w, rev);
+	if (w->notify)
+		notify_key(w->notify, hash);
+	if (opts->owner_pid > 0 && !(at >= 0 && old.owner_pid == opts->owner_pid))
+		(void)owners_add(&w->owners, opts->owner_pid, key, klen,
+				 owned_by, w);
+	return (int64_t)rev;
+}
+
+SHMREG_EXPORT int64_t shmreg_writer_del(shmreg_writer_t *w, const void *key,
+					size_t klen)
+{
+	struct shm_slot old;
+	uint64_t hash, rev;
+	int64_t at;
+	int rc;
+
+	if (!w)
+		return -EINVAL;
+	rc = check_key(key, klen);
+	if (rc < 0)
+		return rc;
+	hash = shm_hash(key, klen);
+	at = index_find(w, key, klen, hash, &old);
+	if (at < 0)
+		return -ENOENT;
+	if (shm_expired(&old)) {
+		remove_at(w, (uint64_t)at, &old, key, klen, hash, 0);
+		return -ENOENT;
+	}
+	rev = w->revision + 1;
+	remove_at(w, (uint64_t)at, &old, key, klen, hash, rev);
+	return (int64_t)rev;
+}
+
+SHMREG_EXPORT int64_t shmreg_writer_del_owner(shmreg_writer_t *w, pid_t pid)
+{
+	struct owner_list *l;
+	int64_t removed = 0;
+
+	if (!w || pid <= 0)
+		return -EINVAL;
+	l = owners_take(&w->owners, pid);
+	if (!l)
+		return 0;
+	commit_begin(w);
+	for (size_t k = 0; k < owner_list_len(l); k++) {
+		size_t klen;
+		const void *key = owner_list_key(l, k, &klen);
+		uint64_t hash = shm_hash(key, klen);
+		struct shm_slot old;
+		int64_t at = index_find(w, key, klen, hash, &old);
+
+		if (at < 0 || old.owner_pid != pid)
+			continue; /* stale: deleted or re-owned since */
+		remove_at(w, (uint64_t)at, &old, key, klen, hash,
+			  shm_expired(&old) ? 0 : w->revision + 1);
+		removed++;
+	}
+	commit_end(w, 0);
+	owner_list_free(l);
+	return removed;
+}
+
+SHMREG_EXPORT uint64_t shmreg_writer_revision(shmreg_writer_t *w)
+{
+	return w ? w->revision : 0;
+}
+
+SHMREG_EXPORT shmreg_t *shmreg_writer_reader(shmreg_writer_t *w)
+{
+	if (!w)
+		return NULL;
+	if (!w->reader && shmreg_open(w->path, 0, &w->reader) < 0)
+		w->reader = NULL;
+	return w->reader;
+}
+
+/* ---- open and close ---- */
+
+static int check_opts(shmreg_writer_opts_t *o)
+{
+	if (o->flags & ~SHMREG_WRITER_TRUNCATE)
+		return -EINVAL;
+	if (o->mode & ~0777u)
+		return -EINVAL;
+	if (o->ring_events == 0)
+		o->ring_events = DEFAULT_RING;
+	if (o->ring_events < 1024 || o->ring_events > MAX_RING ||
+	    (o->ring_events & (o->ring_events - 1)))
+		return -EINVAL;
+	if (o->initial_entries == 0)
+		o->initial_entries = DEFAULT_ENTRIES;
+	if (o->initial_arena == 0)
+		o->initial_arena = DEFAULT_ARENA;
+	if (o->initial_entries > MAX_INITIAL || o->initial_arena > MAX_INITIAL)
+		return -EINVAL;
+	return 0;
+}
+
+/* Count what a segment we are taking over holds, to size the new one. */
+static void survey(const struct shm_map *m, uint64_t *entries,
+		   uint64_t *arena)
+{
+	*entries = *arena = 0;
+	for (uint64_t i = 0; i < m->g.index_cap; i++) {
+		struct shm_slot s;
+
+		if (shm_slot_copy(m, i, &s) < 0 || s.klen == 0 ||
+		    !shm_slot_sane(m, &s))
+			continue;
+		(*entries)++;
+		if (s.kind == SHM_KIND_EXTERN)
+			*arena += alloc_class_size(SHM_OBJ_HDR + s.klen + s.vlen);
+	}
+}
+
+/* Take the registry over from a previous writer (closed or crashed): mend
+ * the slot it may have been writing, then copy everything into a fresh
+ * segment that readers follow to. */
+static int take_over(struct shmreg_writer *w)
+{
+	struct shm_map old;
+	uint64_t entries, arena;
+	int fd, rc;
+
+	rc = segment_map_existing(w->path, &fd, &old);
+	if (rc < 0)
+		return rc;
+	index_undo_restore(&old);
+	/* a commit cut off between its slot and its revision: the revision
+	 * must still pass every mod_rev in the table (copy_entry raises it) */
+	w->revision = atomic_load_explicit(&old.hdr->revision,
+					   memory_order_acquire);
+	survey(&old, &entries, &arena);
+	if (entries < w->opts.initial_entries)
+		entries = w->opts.initial_entries;
+	arena = 2 * arena;
+	if (arena < w->opts.initial_arena)
+		arena = w->opts.initial_arena;
+	w->rebuild_owners = true;
+	rc = handoff(w, &old, index_cap_for(entries), arena);
+	w->rebuild_owners = false;
+	segment_unmap(&old);
+	close(fd);
+	return rc;
+}
+
+/* Retire whatever valid segment the name holds before we replace it, so
+ * its readers follow (SHMREG_WRITER_TRUNCATE). */
+static void retire_existing(struct shmreg_writer *w)
+{
+	struct shm_map old;
+	int fd;
+
+	if (segment_map_existing(w->path, &fd, &old) < 0)
+		return;
+	atomic_store_explicit(&old.hdr->state, SHM_STATE_RETIRED,
+			      memory_order_release);
+	segment_unmap(&old);
+	close(fd);
+}
+
+static void writer_free(struct shmreg_writer *w)
+{
+	if (w->reader)
+		shmreg_close(w->reader);
+	if (w->map.base)
+		segment_unmap(&w->map);
+	if (w->seg_fd >= 0)
+		close(w->seg_fd);
+	if (w->lock_fd >= 0)
+		close(w->lock_fd);
+	alloc_free_all(&w->alloc);
+	owners_free(&w->owners);
+	free(w->scratch);
+	free(w);
+}
+
+SHMREG_EXPORT int shmreg_writer_open(const char *name,
+				     const shmreg_writer_opts_t *opts,
+				     shmreg_writer_t **out)
+{
+	struct shmreg_writer *w;
+	int rc;
+
+	if (!out)
+		return -EINVAL;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->lock_fd = w->seg_fd = -1;
+	if (opts)
+		w->opts = *opts;
+	rc = check_opts(&w->opts);
+	if (rc < 0)
+		goto fail;
+	w->mode = w->opts.mode ? w->opts.mode : 0644;
+	rc = shm_resolve_path(name, w->path, sizeof(w->path));
+	if (rc < 0) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	rc = segment_lock(w);
+	if (rc < 0)
+		goto fail;
+	rc = notify_open(&w->notify, w->path, w->mode);
+	if (rc < 0)
+		goto fail;
+	if (w->opts.flags & SHMREG_WRITER_TRUNCATE) {
+		retire_existing(w);
+		rc = -ENOENT;
+	} else {
+		rc = take_over(w);
+	}
+	if (rc == -ENOENT)
+		rc = handoff(w, NULL, index_cap_for(w->opts.initial_entries),
+			     w->opts.initial_arena);
+	if (rc < 0)
+		goto fail;
+	rc = writers_add(w);
+	if (rc < 0)
+		goto fail;
+	*out = w;
+	return 0;
+fail:
+	if (w->notify)
+		notify_close(w->notify);
+	w->notify = NULL;
+	writer_free(w);
+	return rc;
+}
+
+SHMREG_EXPORT void shmreg_writer_close(shmreg_writer_t *w)
+{
+	if (!w)
+		return;
+	writers_remove(w);
+	if (w->map.base && w->seg_fd >= 0) {
+		/* pairs with the acquire load of state by readers and
+		 * waiters, which then return -ESHUTDOWN */
+		atomic_store_explicit(&w->map.hdr->state, SHM_STATE_CLOSED,
+				      memory_order_release);
+	}
+	if (w->notify)
+		notify_close(w->notify);
+	writer_free(w);
+}
