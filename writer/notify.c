@@ -1,16 +1,265 @@
 /* SPDX-License-Identifier: MIT */
-/* notify.c - placeholder until the await/watch work lands: no waiters yet. */
+/* notify.c - the writer's side of await/watch: wake waiters after commits. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
-#include "notify.h"
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
-struct notify { int unused; };
+#include "futex.h"
+#include "notify.h"
+#include "wait_layout.h"
+
+/*
+ * How it works.
+ *
+ * The wait file (shm/wait_layout.h) holds one {word, waiters} slot per group
+ * of keys and a global slot for change-stream watchers.  A reader that must
+ * block registers in the slot (waiters + 1), re-checks the segment, and
+ * sleeps on the word with FUTEX_WAIT.  After every committed change the
+ * writer, in notify_key(), looks at the key's slot and at the global slot
+ * and, for each whose waiters count is non-zero, adds 1 to the word and
+ * calls FUTEX_WAKE.  With nobody waiting a commit costs one fence and two
+ * loads: no store to the wait file and no system call.
+ *
+ * The lost-wake-up argument (Dekker's pattern with two seq_cst fences):
+ *
+ *   writer (commit, then notify_key)      reader (reader/waitfile.c)
+ *   --------------------------------      ---------------------------
+ *   slot/ring stores, revision (release)  waiters += 1        (seq_cst)
+ *   fence(seq_cst)              (Fw)      fence(seq_cst)             (Fr)
+ *   n = load(waiters)                     w = load(word)       (acquire)
+ *   if (n) { word += 1 (release);         re-check the segment
+ *            FUTEX_WAKE(word) }           FUTEX_WAIT(word, w)
+ *
+ * The two fences are totally ordered.  If Fw comes first, every load the
+ * reader makes after Fr (its re-check) sees the commit, and it does not
+ * sleep.  If Fr comes first, the writer's load of waiters sees the reader's
+ * increment (or a later value, which other waiters' decrements cannot bring
+ * to 0 while this reader is registered), so the writer bumps the word and
+ * wakes it: the reader either loaded the bumped word (acquire, pairing with
+ * the release add: then its re-check sees the commit), or FUTEX_WAIT finds
+ * the word changed and returns at once, or it was already asleep and
+ * FUTEX_WAKE, which follows the bump, wakes it.  Either way no reader sleeps
+ * through a commit it was waiting for.  The reader stays registered across
+ * its whole wait loop, so the argument holds for every later commit too.
+ *
+ * The file is untrusted input here: readers map it read-write.  The writer
+ * reads only counts, compares them with 0, and indexes slots by the hash's
+ * top bits alone; a scribbled count costs a spare FUTEX_WAKE or a missed
+ * one (bounded by the waiters' time slice), never anything worse.  Who may
+ * write the file at all is decided by its mode, which is the segment's: a
+ * process that may write it could as well write (or truncate) the segment,
+ * so the wait file grants no power the registry's file mode did not.
+ */
+
+struct notify {
+	uint8_t *base;                 /* SHM_WAIT_FILE_SIZE bytes, shared rw */
+	struct shm_wait_hdr *hdr;
+	struct shm_wait_slot *slots;   /* SHM_WAIT_SLOTS */
+};
+
+static int64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Is the identity line what this version writes?  It is compared, never
+ * used: a reader may have scribbled on it. */
+static int notify_identity_ok(const struct shm_wait_hdr *h)
+{
+	return h->magic == SHM_WAIT_MAGIC && h->version == SHM_WAIT_VERSION &&
+	       h->slot_bits == SHM_WAIT_SLOT_BITS &&
+	       h->slots_off == SHM_WAIT_HDR_SIZE &&
+	       h->file_size == SHM_WAIT_FILE_SIZE;
+}
+
+/* Write the identity line, magic last (release) so that a reader that
+ * checks magic with an acquire load sees the rest. */
+static void notify_write_identity(struct shm_wait_hdr *h)
+{
+	h->version = SHM_WAIT_VERSION;
+	h->slot_bits = SHM_WAIT_SLOT_BITS;
+	h->slots_off = SHM_WAIT_HDR_SIZE;
+	h->file_size = SHM_WAIT_FILE_SIZE;
+	h->created_ns = realtime_ns();
+	atomic_store_explicit(&h->magic, SHM_WAIT_MAGIC, memory_order_release);
+}
+
+/*
+ * Create the wait file whole: a temporary file in the same directory is
+ * sized, given its identity and mode, then linked to @path, so a reader
+ * never sees a short or half-written wait file of ours.  Returns an fd
+ * open read-write on @path, or -errno (-EEXIST: someone else's is there).
+ */
+static int notify_create(const char *path, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	struct shm_wait_hdr h;
+	int fd, ret = 0;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >=
+	    sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	memset(&h, 0, sizeof(h));
+	h.magic = SHM_WAIT_MAGIC;
+	h.version = SHM_WAIT_VERSION;
+	h.slot_bits = SHM_WAIT_SLOT_BITS;
+	h.slots_off = SHM_WAIT_HDR_SIZE;
+	h.file_size = SHM_WAIT_FILE_SIZE;
+	h.created_ns = realtime_ns();
+	/* the mode is set exactly (fchmod ignores the umask), as the
+	 * segment's is: it decides who can register as a waiter */
+	if (ftruncate(fd, SHM_WAIT_FILE_SIZE) < 0 ||
+	    pwrite(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	    fchmod(fd, mode) < 0 || link(tmp, path) < 0)
+		ret = -errno;
+	unlink(tmp);
+	if (ret < 0) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
 
 int notify_open(struct notify **out, const char *segment_path, mode_t mode)
 {
-	(void)segment_path; (void)mode;
-	*out = calloc(1, sizeof(**out));
-	return *out ? 0 : -12;
+	char path[PATH_MAX];
+	struct notify *n;
+	struct stat st;
+	void *base;
+	int fd = -1, ret, tries;
+
+	if (!out || !segment_path)
+		return -EINVAL;
+	*out = NULL;
+	if ((size_t)snprintf(path, sizeof(path), "%s.wait", segment_path) >=
+	    sizeof(path))
+		return -ENAMETOOLONG;
+	if (!mode)
+		mode = 0644;
+
+	/* Open the existing file (it outlives writers: waiters registered
+	 * before a restart stay registered), else create it.  Two rounds
+	 * cover a file that appears or vanishes between the two calls;
+	 * nobody else creates it while we hold the writer lock, so more
+	 * would be a bug, not a race to retry. */
+	for (tries = 0; tries < 2; tries++) {
+		fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			fd = -errno;
+		if (fd != -ENOENT)
+			break;
+		fd = notify_create(path, mode & 07777);
+		if (fd != -EEXIST)
+			break;
+	}
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto fail_fd;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ret = -EINVAL;
+		goto fail_fd;
+	}
+	/* grow a short file (another version's, or one a process allowed to
+	 * write it cut down); never shrink: readers may map past our size */
+	if (st.st_size < (off_t)SHM_WAIT_FILE_SIZE &&
+	    ftruncate(fd, SHM_WAIT_FILE_SIZE) < 0) {
+		ret = -errno;
+		goto fail_fd;
+	}
+	base = mmap(NULL, SHM_WAIT_FILE_SIZE, PROT_READ | PROT_WRITE,
+		    MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED) {
+		ret = -errno;
+		goto fail_fd;
+	}
+	close(fd);
+	n = calloc(1, sizeof(*n));
+	if (!n) {
+		munmap(base, SHM_WAIT_FILE_SIZE);
+		return -ENOMEM;
+	}
+	n->base = base;
+	n->hdr = base;
+	n->slots = shm_wait_slots(base);
+	/* a scribbled identity line makes readers fall back to polling;
+	 * restore it (the words and counts stay as they are) */
+	if (!notify_identity_ok(n->hdr))
+		notify_write_identity(n->hdr);
+	*out = n;
+	return 0;
+
+fail_fd:
+	close(fd);
+	return ret;
 }
-void notify_key(struct notify *n, uint64_t hash) { (void)n; (void)hash; }
-void notify_all(struct notify *n) { (void)n; }
-void notify_close(struct notify *n) { free(n); }
+
+/* Bump and wake one slot.  The release add pairs with the waiter's acquire
+ * load of the word: a waiter that sees the new value sees the commit. */
+static void notify_wake(struct shm_wait_slot *s)
+{
+	atomic_fetch_add_explicit(&s->word, 1, memory_order_release);
+	/* errors (-EFAULT cannot happen on our own mapping) are ignored: a
+	 * waiter that missed this wake re-checks at its slice's end */
+	(void)shm_futex_wake(&s->word, INT_MAX);
+}
+
+void notify_key(struct notify *n, uint64_t hash)
+{
+	struct shm_wait_slot *s;
+
+	if (!n)
+		return;
+	s = &n->slots[shm_wait_slot_of(hash)];
+	/* Fw of the argument above: orders the commit's stores (the caller
+	 * stored the revision with release before calling) before the loads
+	 * of the waiter counts; pairs with the seq_cst fence Fr in
+	 * waiter_begin() (reader/waitfile.c) */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&s->waiters, memory_order_relaxed))
+		notify_wake(s);
+	if (atomic_load_explicit(&n->hdr->global.waiters, memory_order_relaxed))
+		notify_wake(&n->hdr->global);
+}
+
+void notify_all(struct notify *n)
+{
+	if (!n)
+		return;
+	/* Fw again, this time after the state store (closed or retired)
+	 * that the waiters must see; same pairing as in notify_key().
+	 * Bounded: SHM_WAIT_SLOTS + 1 loads, a wake per occupied slot. */
+	atomic_thread_fence(memory_order_seq_cst);
+	for (uint32_t i = 0; i < SHM_WAIT_SLOTS; i++)
+		if (atomic_load_explicit(&n->slots[i].waiters,
+					 memory_order_relaxed))
+			notify_wake(&n->slots[i]);
+	if (atomic_load_explicit(&n->hdr->global.waiters, memory_order_relaxed))
+		notify_wake(&n->hdr->global);
+}
+
+void notify_close(struct notify *n)
+{
+	if (!n)
+		return;
+	notify_all(n);
+	munmap(n->base, SHM_WAIT_FILE_SIZE);
+	free(n);
+}
