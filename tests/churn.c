@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+/* Description: 10 M put/delete cycles over a fixed key set do not degrade
+ * lookups (hit and miss get rates before and after, same process) nor grow
+ * the index or the segment without bound, and leave exact contents. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shmreg.h"
+#include "shmreg_writer.h"
+#include "common/tc.h"
+
+#define NAME      "churn"
+#define NRES      1000u        /* resident keys: measured, never deleted */
+#define NCHURN    1000u        /* churned keys: a window of half is live */
+#define NMISS     1000u        /* never-inserted keys: measured misses */
+#define CYCLES    10000000ull  /* put + delete pairs, divided by tc_scale() */
+#define GETS      1000000u     /* gets per rate measurement */
+
+static shmreg_t *r;
+
+static int res_key(char *b, uint32_t i) { return snprintf(b, 24, "resident:%04u", i); }
+static int churn_key(char *b, uint32_t i) { return snprintf(b, 24, "churn:%04u", i); }
+static int miss_key(char *b, uint32_t i) { return snprintf(b, 24, "missing:%04u", i); }
+
+/* Best of three runs of GETS gets over a key set, in ns per get: the best
+ * run is the one least disturbed by the other processes of the machine. */
+static double get_rate(int (*key_fn)(char *, uint32_t), uint32_t nkeys,
+		       ssize_t want)
+{
+	static char keys[NRES][24];
+	static uint8_t klen[NRES];
+	uint8_t buf[64];
+	double best = 1e30;
+
+	for (uint32_t i = 0; i < nkeys; i++)
+		klen[i] = (uint8_t)key_fn(keys[i], i);
+	for (int run = 0; run < 3; run++) {
+		uint64_t rs = 12345, t0 = tc_now_ns(), bad = 0;
+
+		for (uint32_t n = 0; n < GETS; n++) {
+			uint32_t i = (uint32_t)tc_range(&rs, 0, nkeys - 1);
+			ssize_t got = shmreg_get(r, keys[i], klen[i], buf,
+						 sizeof(buf), NULL);
+
+			bad += got != want;
+		}
+		double ns = (double)(tc_now_ns() - t0) / GETS;
+
+		TC_EQ(bad, 0, "gets with an unexpected result");
+		if (ns < best)
+			best = ns;
+	}
+	return best;
+}
+
+static void check_contents(uint64_t cycles)
+{
+	uint8_t buf[512];
+	char key[24];
+	int klen;
+
+	for (uint32_t i = 0; i < NRES; i++) {
+		klen = res_key(key, i);
+		TC_EQ(shmreg_get(r, key, (size_t)klen, buf, sizeof(buf), NULL),
+		      16, key);
+		TC_EQ(tv_check(buf, 16, key, (size_t)klen, NULL), 0, key);
+	}
+	/* after c cycles, churn keys c .. c + NCHURN/2 - 1 (mod NCHURN) are
+	 * live */
+	for (uint32_t i = 0; i < NCHURN; i++) {
+		uint32_t age = (uint32_t)((i + NCHURN - cycles % NCHURN) %
+					  NCHURN);
+		ssize_t n;
+
+		klen = churn_key(key, i);
+		n = shmreg_get(r, key, (size_t)klen, buf, sizeof(buf), NULL);
+		if (age < NCHURN / 2) {
+			TC_CHECK(n >= (ssize_t)TV_MIN &&
+				 tv_check(buf, (size_t)n, key, (size_t)klen,
+					  NULL) == 0, "%s: %zd", key, n);
+		} else {
+			TC_EQ(n, -ENOENT, key);
+		}
+	}
+}
+
+int main(void)
+{
+	shmreg_writer_opts_t o = { .flags = SHMREG_WRITER_TRUNCATE };
+	uint64_t cycles = CYCLES / tc_scale(), rev0, t0;
+	double hit0, miss0, hit1, miss1;
+	shmreg_stats_t st0, st1, st = { 0 };
+	shmreg_writer_t *w;
+	uint8_t val[512];
+	char key[24];
+	int ret, klen;
+
+	tc_init("churn", 110);
+	tc_dir();
+	ret = shmreg_writer_open(NAME, &o, &w);
+	TC_CHECK(ret == 0, "writer_open: %s", strerror(-ret));
+	ret = shmreg_open(NAME, 0, &r);
+	TC_CHECK(ret == 0, "shmreg_open: %s", strerror(-ret));
+
+	for (uint32_t i = 0; i < NRES; i++) {
+		klen = res_key(key, i);
+		tv_build(val, 16, key, (size_t)klen, i);
+		TC_CHECK(shmreg_writer_put(w, key, (size_t)klen, val, 16,
+					   NULL) > 0, "put %s", key);
+	}
+	for (uint32_t i = 0; i < NCHURN / 2; i++) {
+		klen = churn_key(key, i);
+		tv_build(val, 16, key, (size_t)klen, i);
+		TC_CHECK(shmreg_writer_put(w, key, (size_t)klen, val, 16,
+					   NULL) > 0, "put %s", key);
+	}
+	hit0 = get_rate(res_key, NRES, 16);
+	miss0 = get_rate(miss_key, NMISS, -ENOENT);
+	TC_EQ(shmreg_stats(r, &st0), 0, "stats");
+	rev0 = shmreg_writer_revision(w);
+
+	/*
+	 * Cycle c puts churn key (c + NCHURN/2) % NCHURN and deletes key
+	 * c % NCHURN: a window of NCHURN/2 live keys slides round the set,
+	 * so every slot the churn keys hash to sees inserts and deletes in
+	 * turn (the pattern that piles up tombstones in a table that never
+	 * reclaims them).  One put in 16 is out of line, so the arena's
+	 * free lists churn too.
+	 */
+	t0 = tc_now_ns();
+	for (uint64_t c = 0; c < cycles; c++) {
+		uint32_t in = (uint32_t)((c + NCHURN / 2) % NCHURN);
+		uint32_t out = (uint32_t)(c % NCHURN);
+		size_t len = (c & 15) == 0 ? 300 : 16;
+		int64_t rev;
+
+		klen = churn_key(key, in);
+		tv_build(val, len, key, (size_t)klen, c);
+		rev = shmreg_writer_put(w, key, (size_t)klen, val, len, NULL);
+		TC_CHECK(rev == (int64_t)(rev0 + 2 * c + 1), "cycle %llu: put "
+			 "%s: %lld", (unsigned long long)c, key,
+			 (long long)rev);
+		klen = churn_key(key, out);
+		rev = shmreg_writer_del(w, key, (size_t)klen);
+		TC_CHECK(rev == (int64_t)(rev0 + 2 * c + 2), "cycle %llu: del "
+			 "%s: %lld", (unsigned long long)c, key,
+			 (long long)rev);
+		if (c == cycles / 10) {
+			/* after the first tenth: what the rest must not
+			 * outgrow */
+			TC_EQ(shmreg_stats(r, &st), 0, "stats");
+		}
+	}
+	tc_log("%llu put/del cycles in %.1f s", (unsigned long long)cycles,
+	       (double)(tc_now_ns() - t0) / 1e9);
+
+	hit1 = get_rate(res_key, NRES, 16);
+	miss1 = get_rate(miss_key, NMISS, -ENOENT);
+	TC_EQ(shmreg_stats(r, &st1), 0, "stats");
+	tc_log("get hit %.1f -> %.1f ns, miss %.1f -> %.1f ns", hit0, hit1,
+	       miss0, miss1);
+	tc_log("index %llu -> %llu -> %llu slots, segment %llu -> %llu -> "
+	       "%llu B, generation %llu -> %llu",
+	       (unsigned long long)st0.index_capacity,
+	       (unsigned long long)st.index_capacity,
+	       (unsigned long long)st1.index_capacity,
+	       (unsigned long long)st0.segment_bytes,
+	       (unsigned long long)st.segment_bytes,
+	       (unsigned long long)st1.segment_bytes,
+	       (unsigned long long)st0.generation,
+	       (unsigned long long)st1.generation);
+
+	/* rates: a generous floor that noise never reaches but that a
+	 * table clogged with tombstones (misses probing the whole table)
+	 * does */
+	TC_CHECK(hit1 <= 2 * hit0, "hits slowed from %.1f to %.1f ns", hit0,
+		 hit1);
+	TC_CHECK(miss1 <= 2 * miss0, "misses slowed from %.1f to %.1f ns",
+		 miss0, miss1);
+	/* space: the live set never changed size, so neither may the
+	 * registry keep growing */
+	TC_CHECK(st1.index_capacity <= 2 * st0.index_capacity,
+		 "index grew from %llu to %llu slots",
+		 (unsigned long long)st0.index_capacity,
+		 (unsigned long long)st1.index_capacity);
+	TC_CHECK(st1.index_capacity <= st.index_capacity &&
+		 st1.segment_bytes <= 2 * st.segment_bytes,
+		 "the registry kept growing after the first tenth of the "
+		 "churn (index %llu -> %llu, segment %llu -> %llu)",
+		 (unsigned long long)st.index_capacity,
+		 (unsigned long long)st1.index_capacity,
+		 (unsigned long long)st.segment_bytes,
+		 (unsigned long long)st1.segment_bytes);
+	TC_EQ(st1.entries, NRES + NCHURN / 2, "entries");
+	TC_EQ(st1.revision, rev0 + 2 * cycles, "revision");
+	check_contents(cycles);
+
+	shmreg_writer_close(w);
+	shmreg_close(r);
+	tc_log("pass");
+	return 0;
+}
