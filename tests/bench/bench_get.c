@@ -1,0 +1,946 @@
+/* SPDX-License-Identifier: MIT */
+/* Description: the core benchmark (issue 2, DESIGN.md section 6): random
+ * shmreg_get over 1 M entries against LMDB's mdb_get on the same data,
+ * gets while a writer process rewrites at full speed, reader scaling,
+ * embedded put and replace rates, and bytes per entry, in one run.
+ *
+ * Usage: bench_get [-n ENTRIES] [-g GETS] [-r REPS] [-l LMDB_GETS]
+ *                  [--no-lmdb] [--no-pin] [--quick]
+ *
+ * Method (the same for every figure, so the ratios compare like with like):
+ *  - Keys are "key:%012d" (16 B), values 64 B; key i's value is eight
+ *    64-bit words {i, generation, 6 words mixed from both}, so every read
+ *    is checked: word 0 against the key's index in the timed loops, the
+ *    whole value in the validation pass under writes.
+ *  - The random access order is an xorshift sequence drawn before timing;
+ *    the keys are pre-formatted in that order into one array that the loop
+ *    reads sequentially (the hardware prefetcher hides it), so neither the
+ *    PRNG nor key formatting is measured.  What is measured per get: the
+ *    call, the copy of the 64 B value out, and one compare.
+ *  - A get figure is the median over REPS passes of GETS gets each, after
+ *    one untimed warm-up pass (page faults of the first touch).
+ *  - The writer is a forked process that owns the registry from the start.
+ *    With two CPUs or more, the reader runs on the first allowed CPU and
+ *    the writer on the second (sched_setaffinity), for every figure.
+ *  - LMDB: an environment in a scratch directory on the same filesystem,
+ *    loaded in key order (MDB_APPEND) with MDB_NOSYNC | MDB_WRITEMAP |
+ *    MDB_NOMETASYNC, read in the same key order with one read transaction
+ *    renewed (mdb_txn_reset + mdb_txn_renew) every 1,000 gets, the value
+ *    copied out and checked like shmreg's.
+ *
+ * Exit 0 when every read returned the right value, 1 otherwise (a target
+ * that is missed is reported, not a failure).
+ */
+#define _GNU_SOURCE
+#include "bench_common.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <lmdb.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+
+#include "shmreg.h"
+#include "shmreg_writer.h"
+
+#define KLEN     16
+#define VLEN     64
+#define MAX_REPS 32
+#define TXN_GETS 1000   /* LMDB read txn renewed every this many gets */
+
+typedef char key_t16[KLEN];
+
+struct cfg {
+	uint64_t n;          /* entries */
+	uint64_t gets;       /* gets per timed pass */
+	uint64_t lmdb_gets;  /* gets per LMDB pass */
+	int reps;            /* timed passes per figure */
+	int put_reps;        /* passes of each put figure */
+	int lmdb;
+	int pin;
+	int quick;
+};
+
+/* Shared with the writer process (MAP_SHARED anonymous page). */
+struct ctl {
+	_Atomic uint32_t stop;   /* parent -> writer: end the rewrite loop */
+};
+
+struct load_reply {
+	int64_t err;             /* first error of the load, 0 */
+	uint64_t ns;
+};
+
+struct rewrite_reply {
+	int64_t err;
+	uint64_t puts, ns;
+};
+
+struct put_reply {
+	int64_t err;
+	int reps;
+	double fresh[MAX_REPS];     /* puts/s, fresh registry, default opts */
+	double presized[MAX_REPS];  /* puts/s, fresh, initial_entries = n */
+	double replace[MAX_REPS];   /* puts/s, replacing random keys */
+	shmreg_stats_t grown;       /* stats of the registry grown from defaults */
+};
+
+static pid_t writer_pid;
+static uint64_t t_start;
+
+/* Progress on stderr: where a long run is, and what each phase cost. */
+static void phase(const char *what)
+{
+	fprintf(stderr, "[%7.2f s] %s\n",
+		(double)(bench_now_ns() - t_start) / 1e9, what);
+}
+static char scratch[4096];
+static int failures;
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("bench_get: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	failures++;
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2),
+						    noreturn));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("bench_get: fatal: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	if (writer_pid > 0) {
+		kill(writer_pid, SIGKILL);
+		waitpid(writer_pid, NULL, 0);
+	}
+	if (scratch[0])
+		bench_rmtree(scratch);
+	exit(1);
+}
+
+/* ---- keys and self-checking values ---- */
+
+static void key_of(uint64_t i, char *out)
+{
+	char b[32];
+
+	snprintf(b, sizeof(b), "key:%012llu", (unsigned long long)i);
+	memcpy(out, b, KLEN);
+}
+
+static inline uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	return x ^ (x >> 33);
+}
+
+static inline void val_of(uint64_t i, uint64_t gen, uint64_t v[8])
+{
+	v[0] = i;
+	v[1] = gen;
+	for (int k = 2; k < 8; k++)
+		v[k] = mix64(i * 8 + (uint64_t)k + gen * 0x9e3779b97f4a7c15ull);
+}
+
+static inline int val_ok(uint64_t i, const uint64_t v[8])
+{
+	uint64_t e[8];
+
+	val_of(i, v[1], e);
+	return memcmp(e, v, VLEN) == 0;
+}
+
+/* ---- pipes ---- */
+
+static void write_full(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			die("pipe write: %s", strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Returns 0, or -1 at end of file. */
+static int read_full(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = read(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die("pipe read: %s", strerror(errno));
+		if (n == 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Remove the registry at @path and the files the writer keeps beside it
+ * (lock, wait, handoff temporaries): every name that starts with it. */
+static void rm_registry(const char *path)
+{
+	char cmdir[4096], *slash;
+	const char *base;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(cmdir, sizeof(cmdir), "%s", path);
+	slash = strrchr(cmdir, '/');
+	if (!slash)
+		return;
+	*slash = '\0';
+	base = path + (slash - cmdir) + 1;
+	d = opendir(cmdir);
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, base, strlen(base))) {
+			char full[8192];
+
+			snprintf(full, sizeof(full), "%s/%s", cmdir,
+				 de->d_name);
+			unlink(full);
+		}
+	closedir(d);
+}
+
+/* ---- the writer process ---- */
+
+static int64_t load(shmreg_writer_t *w, const key_t16 *keys, uint64_t n)
+{
+	uint64_t v[8];
+
+	for (uint64_t i = 0; i < n; i++) {
+		int64_t rev;
+
+		val_of(i, 0, v);
+		rev = shmreg_writer_put(w, keys[i], KLEN, v, VLEN, NULL);
+		if (rev <= 0)
+			return rev ? rev : -EPROTO;
+	}
+	return 0;
+}
+
+static double rate(uint64_t ops, uint64_t ns)
+{
+	return ns ? (double)ops * 1e9 / (double)ns : 0;
+}
+
+/*
+ * Put rates on fresh registries beside the benchmark's own: 1 M new keys
+ * with the default options (the registry grows by handoffs from 1,024
+ * slots), the same pre-sized, and 1 M replacements of random existing
+ * keys (xorshift drawn inline: a few ns against a put's hundreds).
+ */
+static void put_phase(const struct cfg *c, const key_t16 *keys, int rep_fd)
+{
+	struct put_reply pr = { .reps = c->put_reps };
+	char path[4200];
+	uint64_t v[8], s = 0x1234567;
+
+	snprintf(path, sizeof(path), "%s/shmreg.put", scratch);
+	for (int r = 0; r < c->put_reps && !pr.err; r++) {
+		for (int presized = 0; presized < 2 && !pr.err; presized++) {
+			shmreg_writer_opts_t o = {
+				.flags = SHMREG_WRITER_TRUNCATE,
+				.initial_entries = presized ? c->n : 0,
+			};
+			shmreg_writer_t *w;
+			uint64_t t0, t1;
+			int rc;
+
+			rm_registry(path);
+			rc = shmreg_writer_open(path, &o, &w);
+			if (rc < 0) {
+				pr.err = rc;
+				break;
+			}
+			t0 = bench_now_ns();
+			pr.err = load(w, keys, c->n);
+			t1 = bench_now_ns();
+			(presized ? pr.presized : pr.fresh)[r] =
+				rate(c->n, t1 - t0);
+			if (!presized && !pr.err) {
+				t0 = bench_now_ns();
+				for (uint64_t j = 0; j < c->n && !pr.err; j++) {
+					uint64_t i = bench_rand(&s) % c->n;
+					int64_t rev;
+
+					val_of(i, j + 1, v);
+					rev = shmreg_writer_put(w, keys[i], KLEN,
+								v, VLEN, NULL);
+					if (rev <= 0)
+						pr.err = rev ? rev : -EPROTO;
+				}
+				t1 = bench_now_ns();
+				pr.replace[r] = rate(c->n, t1 - t0);
+				if (r == c->put_reps - 1)
+					shmreg_stats(shmreg_writer_reader(w),
+						     &pr.grown);
+			}
+			shmreg_writer_close(w);
+			rm_registry(path);
+		}
+	}
+	write_full(rep_fd, &pr, sizeof(pr));
+}
+
+static void writer_main(const struct cfg *c, const char *path,
+			const key_t16 *keys, int cmd_fd, int rep_fd,
+			struct ctl *ctl, int cpu)
+{
+	shmreg_writer_opts_t o = {
+		.flags = SHMREG_WRITER_TRUNCATE,
+		.initial_entries = c->n,
+	};
+	struct load_reply lr = { 0 };
+	shmreg_writer_t *w = NULL;
+	uint64_t t0, gen = 0, s = 0xfeedbeef;
+	char cmd;
+	int rc;
+
+	if (cpu >= 0)
+		bench_pin(cpu);
+	rc = shmreg_writer_open(path, &o, &w);
+	if (rc < 0) {
+		lr.err = rc;
+		write_full(rep_fd, &lr, sizeof(lr));
+		_exit(1);
+	}
+	t0 = bench_now_ns();
+	lr.err = load(w, keys, c->n);
+	lr.ns = bench_now_ns() - t0;
+	write_full(rep_fd, &lr, sizeof(lr));
+
+	/* Idle (blocked in read) until told what to do: the quiet figures
+	 * are measured with this process asleep. */
+	while (read_full(cmd_fd, &cmd, 1) == 0) {
+		if (cmd == 'W') {
+			/* Rewrite random keys at full speed until told to
+			 * stop.  The stop flag is a relaxed load every 256
+			 * puts: a request, not a synchronisation; the results
+			 * travel through the pipe. */
+			struct rewrite_reply rr = { 0 };
+			uint64_t v[8];
+			int started = 0;
+
+			t0 = bench_now_ns();
+			while (!rr.err && !atomic_load_explicit(
+					&ctl->stop, memory_order_relaxed)) {
+				for (int k = 0; k < 256; k++) {
+					uint64_t i = bench_rand(&s) % c->n;
+					int64_t rev;
+
+					val_of(i, ++gen, v);
+					rev = shmreg_writer_put(w, keys[i], KLEN,
+								v, VLEN, NULL);
+					if (rev <= 0) {
+						rr.err = rev ? rev : -EPROTO;
+						break;
+					}
+				}
+				rr.puts += 256;
+				if (!started && rr.puts >= 4096) {
+					started = 1;
+					write_full(rep_fd, "w", 1);
+				}
+			}
+			rr.ns = bench_now_ns() - t0;
+			if (!started)
+				write_full(rep_fd, "w", 1);
+			write_full(rep_fd, &rr, sizeof(rr));
+		} else if (cmd == 'P') {
+			put_phase(c, keys, rep_fd);
+		} else {
+			break;
+		}
+	}
+	shmreg_writer_close(w);
+	_exit(0);
+}
+
+/* ---- the reader side ---- */
+
+/* One timed pass: @gets random gets in the order of @seq (key indexes in
+ * @idx).  Returns ns per get; counts wrong values in *@bad and -EAGAIN
+ * returns in *@again. */
+static double get_pass(shmreg_t *r, const key_t16 *seq, const uint32_t *idx,
+		       uint64_t gets, uint64_t *bad, uint64_t *again)
+{
+	uint64_t v[8], t0, t1;
+
+	t0 = bench_now_ns();
+	for (uint64_t j = 0; j < gets; j++) {
+		ssize_t n = shmreg_get(r, seq[j], KLEN, v, VLEN, NULL);
+
+		if (__builtin_expect(n == VLEN, 1))
+			*bad += v[0] != idx[j];
+		else if (n == -EAGAIN)
+			(*again)++;
+		else
+			(*bad)++;
+	}
+	t1 = bench_now_ns();
+	return (double)(t1 - t0) / (double)gets;
+}
+
+/* Median ns/get over @reps passes (after one warm-up pass when @warm). */
+static double get_median(const struct cfg *c, shmreg_t *r, const key_t16 *seq,
+			 const uint32_t *idx, int warm, double *lo, double *hi,
+			 uint64_t *bad, uint64_t *again)
+{
+	double ns[MAX_REPS];
+
+	if (warm)
+		get_pass(r, seq, idx, c->gets, bad, again);
+	for (int i = 0; i < c->reps; i++)
+		ns[i] = get_pass(r, seq, idx, c->gets, bad, again);
+	*lo = *hi = ns[0];
+	for (int i = 1; i < c->reps; i++) {
+		*lo = ns[i] < *lo ? ns[i] : *lo;
+		*hi = ns[i] > *hi ? ns[i] : *hi;
+	}
+	return bench_median(ns, c->reps);
+}
+
+/* Validate every byte of @gets values while the writer rewrites them. */
+static void validate_pass(shmreg_t *r, const key_t16 *seq, const uint32_t *idx,
+			  uint64_t gets, uint64_t *torn, uint64_t *again,
+			  uint64_t *newer)
+{
+	uint64_t v[8];
+
+	for (uint64_t j = 0; j < gets; j++) {
+		ssize_t n = shmreg_get(r, seq[j], KLEN, v, VLEN, NULL);
+
+		if (n == -EAGAIN) {
+			(*again)++;
+			continue;
+		}
+		if (n != VLEN || v[0] != idx[j] || !val_ok(idx[j], v))
+			(*torn)++;
+		else if (v[1])
+			(*newer)++;
+	}
+}
+
+/* ---- LMDB ---- */
+
+struct lmdb_res {
+	double ns, lo, hi;
+	double load_rate;
+};
+
+static void lmdb_check(int rc, const char *what)
+{
+	if (rc)
+		die("%s: %s", what, mdb_strerror(rc));
+}
+
+static int lmdb_bench(const struct cfg *c, const key_t16 *keys,
+		      const key_t16 *seq, const uint32_t *idx,
+		      struct lmdb_res *res)
+{
+	char dir[4200];
+	double ns[MAX_REPS];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	uint64_t v[8], t0, bad = 0;
+
+	snprintf(dir, sizeof(dir), "%s/lmdb", scratch);
+	if (mkdir(dir, 0700) < 0)
+		die("mkdir %s: %s", dir, strerror(errno));
+	lmdb_check(mdb_env_create(&env), "mdb_env_create");
+	lmdb_check(mdb_env_set_mapsize(env, (size_t)c->n * 256 + (64u << 20)),
+		   "mdb_env_set_mapsize");
+	lmdb_check(mdb_env_open(env, dir, MDB_NOSYNC | MDB_WRITEMAP |
+				MDB_NOMETASYNC, 0600), "mdb_env_open");
+
+	/* Load in key order with MDB_APPEND: LMDB's best case (full pages). */
+	t0 = bench_now_ns();
+	lmdb_check(mdb_txn_begin(env, NULL, 0, &txn), "mdb_txn_begin");
+	lmdb_check(mdb_dbi_open(txn, NULL, 0, &dbi), "mdb_dbi_open");
+	for (uint64_t i = 0; i < c->n; i++) {
+		MDB_val k = { KLEN, (void *)keys[i] }, d = { VLEN, v };
+
+		val_of(i, 0, v);
+		lmdb_check(mdb_put(txn, dbi, &k, &d, MDB_APPEND), "mdb_put");
+		if (i % 100000 == 99999) {
+			lmdb_check(mdb_txn_commit(txn), "mdb_txn_commit");
+			lmdb_check(mdb_txn_begin(env, NULL, 0, &txn),
+				   "mdb_txn_begin");
+		}
+	}
+	lmdb_check(mdb_txn_commit(txn), "mdb_txn_commit");
+	res->load_rate = rate(c->n, bench_now_ns() - t0);
+
+	lmdb_check(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), "mdb_txn_begin");
+	for (int rep = -1; rep < c->reps; rep++) {   /* -1: warm-up */
+		t0 = bench_now_ns();
+		for (uint64_t j = 0; j < c->lmdb_gets; j++) {
+			MDB_val k = { KLEN, (void *)seq[j] }, d;
+
+			if (j % TXN_GETS == TXN_GETS - 1) {
+				mdb_txn_reset(txn);
+				lmdb_check(mdb_txn_renew(txn), "mdb_txn_renew");
+			}
+			if (mdb_get(txn, dbi, &k, &d) == 0 &&
+			    d.mv_size == VLEN) {
+				memcpy(v, d.mv_data, VLEN);
+				bad += v[0] != idx[j];
+			} else {
+				bad++;
+			}
+		}
+		if (rep >= 0)
+			ns[rep] = (double)(bench_now_ns() - t0) /
+				  (double)c->lmdb_gets;
+	}
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	bench_rmtree(dir);
+
+	res->lo = res->hi = ns[0];
+	for (int i = 1; i < c->reps; i++) {
+		res->lo = ns[i] < res->lo ? ns[i] : res->lo;
+		res->hi = ns[i] > res->hi ? ns[i] : res->hi;
+	}
+	res->ns = bench_median(ns, c->reps);
+	if (bad)
+		fail("LMDB returned %llu wrong values", (unsigned long long)bad);
+	return 0;
+}
+
+/* ---- reader scaling ---- */
+
+/*
+ * @k reader processes, forked from this one and sharing its handle (a
+ * mapping made before fork() serves every child), each pinned to its own
+ * CPU, each doing one pass of gets from its own offset of the sequence.
+ * They start together: each reports ready, then all block on a pipe the
+ * parent closes.  Returns the aggregate gets per second.
+ */
+static double scaling_pass(const struct cfg *c, shmreg_t *r, const key_t16 *seq,
+			   const uint32_t *idx, int k)
+{
+	int ready[2], go[2], res[2];
+	double agg = 0;
+	pid_t pids[64];
+
+	if (pipe(ready) || pipe(go) || pipe(res))
+		die("pipe: %s", strerror(errno));
+	for (int i = 0; i < k; i++) {
+		pids[i] = fork();
+		if (pids[i] < 0)
+			die("fork: %s", strerror(errno));
+		if (pids[i] == 0) {
+			uint64_t bad = 0, again = 0, out[2];
+			uint64_t off = c->gets / (uint64_t)k * (uint64_t)i;
+			uint64_t half = c->gets - off, t0;
+			char b;
+
+			close(go[1]);
+			if (c->pin)
+				bench_pin(bench_cpu(i));
+			write_full(ready[1], "r", 1);
+			read_full(go[0], &b, 1);   /* EOF: go */
+			t0 = bench_now_ns();
+			get_pass(r, seq + off, idx + off, half, &bad, &again);
+			get_pass(r, seq, idx, off, &bad, &again);
+			out[0] = bench_now_ns() - t0;
+			out[1] = bad;
+			write_full(res[1], out, sizeof(out));
+			_exit(0);
+		}
+	}
+	close(go[0]);
+	for (int i = 0; i < k; i++) {
+		char b;
+
+		if (read_full(ready[0], &b, 1) < 0)
+			die("a reader died before starting");
+	}
+	close(go[1]);
+	for (int i = 0; i < k; i++) {
+		uint64_t out[2];
+
+		if (read_full(res[0], out, sizeof(out)) < 0)
+			die("a reader died");
+		agg += rate(c->gets, out[0]);
+		if (out[1])
+			fail("scaling reader: %llu wrong values",
+			     (unsigned long long)out[1]);
+	}
+	for (int i = 0; i < k; i++)
+		waitpid(pids[i], NULL, 0);
+	close(ready[0]);
+	close(ready[1]);
+	close(res[0]);
+	close(res[1]);
+	return agg;
+}
+
+/* ---- main ---- */
+
+static void usage(const char *argv0)
+{
+	fprintf(stderr,
+		"usage: %s [-n ENTRIES] [-g GETS] [-r REPS] [-l LMDB_GETS]\n"
+		"          [--no-lmdb] [--no-pin] [--quick]\n", argv0);
+	exit(2);
+}
+
+static void parse(int argc, char **argv, struct cfg *c)
+{
+	static const struct option lo[] = {
+		{ "no-lmdb", no_argument, NULL, 'L' },
+		{ "no-pin", no_argument, NULL, 'P' },
+		{ "quick", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	int o;
+
+	*c = (struct cfg){ .n = 1000000, .gets = 2000000, .lmdb_gets = 1000000,
+			   .reps = 5, .put_reps = 3, .lmdb = 1, .pin = 1 };
+	while ((o = getopt_long(argc, argv, "n:g:r:l:h", lo, NULL)) != -1) {
+		switch (o) {
+		case 'n': c->n = strtoull(optarg, NULL, 0); break;
+		case 'g': c->gets = strtoull(optarg, NULL, 0); break;
+		case 'l': c->lmdb_gets = strtoull(optarg, NULL, 0); break;
+		case 'r': c->reps = atoi(optarg); break;
+		case 'L': c->lmdb = 0; break;
+		case 'P': c->pin = 0; break;
+		case 'q':
+			c->quick = 1;
+			c->n = 20000;
+			c->gets = 100000;
+			c->lmdb_gets = 50000;
+			c->reps = 2;
+			c->put_reps = 1;
+			break;
+		default: usage(argv[0]);
+		}
+	}
+	if (!c->n || c->n > UINT32_MAX || !c->gets || !c->lmdb_gets ||
+	    c->reps < 1 || c->reps > MAX_REPS)
+		usage(argv[0]);
+	if (c->lmdb_gets > c->gets)
+		c->lmdb_gets = c->gets;
+	if (c->put_reps > c->reps)
+		c->put_reps = c->reps;
+}
+
+static void print_env(const struct cfg *c, int cpu0, int cpu1)
+{
+	char model[256] = "?", line[512], load[128] = "?";
+	struct utsname u;
+	FILE *f;
+
+	if ((f = fopen("/proc/cpuinfo", "r"))) {
+		while (fgets(line, sizeof(line), f))
+			if (!strncmp(line, "model name", 10)) {
+				char *p = strchr(line, ':');
+
+				if (p)
+					snprintf(model, sizeof(model), "%s",
+						 p + 2);
+				model[strcspn(model, "\n")] = '\0';
+				break;
+			}
+		fclose(f);
+	}
+	if ((f = fopen("/proc/loadavg", "r"))) {
+		if (fgets(load, sizeof(load), f))
+			load[strcspn(load, "\n")] = '\0';
+		fclose(f);
+	}
+	uname(&u);
+	printf("bench_get: %llu entries (16 B keys, 64 B values), %llu gets "
+	       "per pass, median of %d passes\n", (unsigned long long)c->n,
+	       (unsigned long long)c->gets, c->reps);
+	printf("cpu: %s, %d allowed CPUs; kernel %s; loadavg %s\n", model,
+	       bench_ncpus(), u.release, load);
+	if (cpu1 >= 0)
+		printf("pinning: reader on CPU %d, writer on CPU %d "
+		       "(sched_setaffinity)\n", cpu0, cpu1);
+	else
+		printf("pinning: none (%s)\n", c->pin ? "fewer than 2 CPUs"
+						      : "--no-pin");
+	printf("registries in %s\n", scratch);
+#if !defined(__OPTIMIZE__)
+	printf("WARNING: built without optimisation; figures are not "
+	       "representative (use scripts/bench)\n");
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	printf("WARNING: built with a sanitizer; figures are not "
+	       "representative\n");
+#endif
+}
+
+int main(int argc, char **argv)
+{
+	struct cfg c;
+	struct load_reply lr;
+	struct rewrite_reply rr;
+	struct put_reply *pr;
+	struct lmdb_res lm = { 0 };
+	shmreg_stats_t st;
+	shmreg_t *r;
+	key_t16 *keys, *seq;
+	uint32_t *idx;
+	struct ctl *ctl;
+	char path[4200], msg[128];
+	int cmd[2], rep[2], cpu0 = -1, cpu1 = -1, rc;
+	uint64_t s = 0x2545f4914f6cdd1dull, bad = 0, again = 0;
+	uint64_t wbad = 0, wagain = 0, torn = 0, vagain = 0, newer = 0;
+	double q_ns, q_lo, q_hi, w_ns, w_lo, w_hi, agg1 = 0, agg2 = 0;
+	double scal[MAX_REPS];
+	int nscal = 0;
+	char b;
+
+	t_start = bench_now_ns();
+	parse(argc, argv, &c);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (c.pin && bench_ncpus() >= 2) {
+		cpu0 = bench_cpu(0);
+		cpu1 = bench_cpu(1);
+	} else {
+		c.pin = 0;
+	}
+	if ((rc = bench_mkdir(scratch, sizeof(scratch), "get")) < 0)
+		die("scratch directory in %s: %s", bench_base_dir(),
+		    strerror(-rc));
+	snprintf(path, sizeof(path), "%s/shmreg.get", scratch);
+	print_env(&c, cpu0, cpu1);
+
+	/* Keys in insertion order, then the access order drawn up front. */
+	keys = malloc(c.n * KLEN);
+	seq = malloc(c.gets * KLEN);
+	idx = malloc(c.gets * sizeof(*idx));
+	pr = calloc(1, sizeof(*pr));
+	if (!keys || !seq || !idx || !pr)
+		die("out of memory");
+	for (uint64_t i = 0; i < c.n; i++)
+		key_of(i, keys[i]);
+	for (uint64_t j = 0; j < c.gets; j++) {
+		idx[j] = (uint32_t)(bench_rand(&s) % c.n);
+		memcpy(seq[j], keys[idx[j]], KLEN);
+	}
+
+	ctl = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (ctl == MAP_FAILED)
+		die("mmap: %s", strerror(errno));
+	if (pipe(cmd) || pipe(rep))
+		die("pipe: %s", strerror(errno));
+	writer_pid = fork();
+	if (writer_pid < 0)
+		die("fork: %s", strerror(errno));
+	if (writer_pid == 0) {
+		close(cmd[1]);
+		close(rep[0]);
+		writer_main(&c, path, keys, cmd[0], rep[1], ctl, cpu1);
+	}
+	close(cmd[0]);
+	close(rep[1]);
+	if (c.pin)
+		bench_pin(cpu0);
+
+	phase("loading");
+	if (read_full(rep[0], &lr, sizeof(lr)) < 0)
+		die("the writer died while loading");
+	if (lr.err)
+		die("load: %s", strerror((int)-lr.err));
+
+	if ((rc = shmreg_open(path, 0, &r)) < 0)
+		die("shmreg_open %s: %s", path, strerror(-rc));
+	if ((rc = shmreg_stats(r, &st)) < 0)
+		die("shmreg_stats: %s", strerror(-rc));
+	if (st.entries != c.n)
+		fail("stats: %llu entries after loading %llu",
+		     (unsigned long long)st.entries, (unsigned long long)c.n);
+
+	phase("quiet gets");
+	/* 1. quiet gets (the writer process sleeps in read()) */
+	q_ns = get_median(&c, r, seq, idx, 1, &q_lo, &q_hi, &bad, &again);
+	if (bad || again)
+		fail("quiet gets: %llu wrong values, %llu -EAGAIN",
+		     (unsigned long long)bad, (unsigned long long)again);
+
+	phase("LMDB");
+	/* 2. LMDB on the same keys, in the same order */
+	if (c.lmdb)
+		lmdb_bench(&c, keys, seq, idx, &lm);
+
+	phase("gets under writes");
+	/* 3. gets while the writer rewrites random keys at full speed */
+	write_full(cmd[1], "W", 1);
+	if (read_full(rep[0], &b, 1) < 0)
+		die("the writer died");
+	w_ns = get_median(&c, r, seq, idx, 0, &w_lo, &w_hi, &wbad, &wagain);
+	validate_pass(r, seq, idx, c.gets, &torn, &vagain, &newer);
+	atomic_store_explicit(&ctl->stop, 1, memory_order_relaxed);
+	if (read_full(rep[0], &rr, sizeof(rr)) < 0)
+		die("the writer died");
+	if (rr.err)
+		fail("rewrite: %s", strerror((int)-rr.err));
+	if (wbad)
+		fail("gets under writes: %llu wrong values",
+		     (unsigned long long)wbad);
+	if (torn)
+		fail("validation under writes: %llu torn or wrong values",
+		     (unsigned long long)torn);
+	if (!newer)
+		fail("validation under writes saw no rewritten value: the "
+		     "writer did not overlap the readers");
+
+	phase("reader scaling");
+	/* 4. reader scaling: 1 then (with 2 CPUs) 2 reader processes */
+	if (c.pin) {
+		double one[MAX_REPS];
+
+		for (int i = 0; i < c.put_reps; i++) {
+			one[i] = scaling_pass(&c, r, seq, idx, 1);
+			scal[nscal++] = scaling_pass(&c, r, seq, idx, 2);
+		}
+		agg1 = bench_median(one, c.put_reps);
+		agg2 = bench_median(scal, nscal);
+	}
+
+	phase("put rates");
+	/* 5. put rates (in the writer process, on its CPU) */
+	write_full(cmd[1], "P", 1);
+	if (read_full(rep[0], pr, sizeof(*pr)) < 0)
+		die("the writer died");
+	if (pr->err)
+		fail("put phase: %s", strerror((int)-pr->err));
+	write_full(cmd[1], "Q", 1);
+	waitpid(writer_pid, &rc, 0);
+	writer_pid = 0;
+	if (!WIFEXITED(rc) || WEXITSTATUS(rc))
+		fail("the writer process exited with status %#x", rc);
+
+	phase("done");
+
+	/* ---- the table ---- */
+	bench_table_head("core (issue 2; targets: DESIGN.md section 6)");
+	bench_rowf("get, random over all keys, quiet (ns/op)", q_ns, "%.1f",
+		   "<= 100 ns", q_ns <= 100);
+	snprintf(msg, sizeof(msg), "%.1f .. %.1f", q_lo, q_hi);
+	bench_row("  min .. max of the passes", msg, "", -1);
+	if (c.lmdb) {
+		bench_rowf("LMDB mdb_get, same keys and order (ns/op)", lm.ns,
+			   "%.1f", "(DESIGN.md measured 850 ns)", -1);
+		snprintf(msg, sizeof(msg), "%.1f .. %.1f", lm.lo, lm.hi);
+		bench_row("  min .. max of the passes", msg, "", -1);
+		bench_rowf("shmreg speed-up over LMDB", lm.ns / q_ns, "%.1fx",
+			   ">= 5x", lm.ns / q_ns >= 5);
+	}
+	bench_rowf("get while a writer rewrites (ns/op)", w_ns, "%.1f", "",
+		   -1);
+	snprintf(msg, sizeof(msg), "%.1f .. %.1f", w_lo, w_hi);
+	bench_row("  min .. max of the passes", msg, "", -1);
+	bench_rowf("  read rate under writes / quiet rate",
+		   100.0 * q_ns / w_ns, "%.0f %%", ">= 80 %",
+		   q_ns / w_ns >= 0.8);
+	bench_rowf("  writer rate meanwhile (M puts/s)",
+		   rate(rr.puts, rr.ns) / 1e6, "%.2f", "full speed", -1);
+	snprintf(msg, sizeof(msg), "%llu of %llu", (unsigned long long)torn,
+		 (unsigned long long)c.gets);
+	bench_row("  torn or wrong values (fully validated)", msg, "0",
+		  torn == 0);
+	snprintf(msg, sizeof(msg), "%llu", (unsigned long long)(wagain + vagain));
+	bench_row("  -EAGAIN returns (retry budget spent)", msg, "", -1);
+	if (agg1 > 0) {
+		bench_rowf("aggregate rate, 1 reader process (M gets/s)",
+			   agg1 / 1e6, "%.2f", "", -1);
+		bench_rowf("aggregate rate, 2 reader processes (M gets/s)",
+			   agg2 / 1e6, "%.2f", "", -1);
+		bench_rowf("  scaling, 2 readers / 1 reader", agg2 / agg1,
+			   "%.2fx", "linear: 2x (met at >= 1.8x)",
+			   agg2 / agg1 >= 1.8);
+	}
+	bench_rowf("embedded put, fresh registry, defaults (M/s)",
+		   bench_median(pr->fresh, pr->reps) / 1e6, "%.2f",
+		   ">= 2 M/s (no log)",
+		   bench_median(pr->fresh, pr->reps) >= 2e6);
+	bench_rowf("embedded put, fresh registry, pre-sized (M/s)",
+		   bench_median(pr->presized, pr->reps) / 1e6, "%.2f",
+		   ">= 2 M/s (no log)",
+		   bench_median(pr->presized, pr->reps) >= 2e6);
+	bench_rowf("embedded replace, random existing keys (M/s)",
+		   bench_median(pr->replace, pr->reps) / 1e6, "%.2f",
+		   ">= 2 M/s (no log)",
+		   bench_median(pr->replace, pr->reps) >= 2e6);
+	bench_rowf("  load of the get registry, pre-sized (M/s)",
+		   rate(c.n, lr.ns) / 1e6, "%.2f", "", -1);
+	if (st.entries) {
+		double per = (double)st.segment_bytes / (double)st.entries;
+		double over = (double)(st.segment_bytes - st.bytes_used) /
+			      (double)st.entries;
+
+		bench_rowf("segment bytes per entry, pre-sized", per, "%.1f",
+			   "", -1);
+		bench_rowf("  beyond key + value bytes", over, "%.1f",
+			   "<= 64 B", over <= 64);
+	}
+	if (pr->grown.entries) {
+		double per = (double)pr->grown.segment_bytes /
+			     (double)pr->grown.entries;
+		double over = (double)(pr->grown.segment_bytes -
+				       pr->grown.bytes_used) /
+			      (double)pr->grown.entries;
+
+		bench_rowf("segment bytes per entry, grown from defaults",
+			   per, "%.1f", "", -1);
+		bench_rowf("  beyond key + value bytes", over, "%.1f",
+			   "<= 64 B", over <= 64);
+	}
+	if (c.lmdb)
+		bench_rowf("  (LMDB load, key order, MDB_APPEND, M/s)",
+			   lm.load_rate / 1e6, "%.2f", "", -1);
+	printf("# key: %.1f\n", q_ns);
+
+	shmreg_close(r);
+	bench_rmtree(scratch);
+	if (failures)
+		printf("bench_get: %d correctness failures (see stderr)\n",
+		       failures);
+	return failures ? 1 : 0;
+}
