@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fuzz_segment.c - libFuzzer target: the reader against arbitrary segment
+ * bytes.
+ *
+ * The mapped segment is untrusted input for every reader (DESIGN.md section
+ * 2, rule 1): a torn read, a corrupt file or a hostile writer can show it
+ * any bytes.  Each input is written to a file of its own, opened with
+ * shmreg_open(), and read through every read-only call of the API: stats,
+ * revision, list (all, by prefix, stopped early), and get of keys that the
+ * list found plus keys derived from the input.  Nothing may crash, read out
+ * of bounds (ASan), hit undefined behaviour (UBSan) or loop without bound
+ * (libFuzzer's -timeout), and every result must be one the API documents.
+ *
+ * The same function is linked into fuzz/replay.c, an ordinary executable
+ * that replays the seed corpus (and past crashers) in every ctest run.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shmreg.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Keys remembered from shmreg_list, fetched again with shmreg_get. */
+#define FZ_KEYS    8
+/* Stop the early-stopping list after this many entries. */
+#define FZ_STOP_AT 3
+
+struct fz_keys {
+	size_t n;
+	size_t klen[FZ_KEYS];
+	uint8_t key[FZ_KEYS][SHMREG_KEY_MAX];
+	size_t seen;
+	size_t stop_at;  /* 0: never stop */
+};
+
+static char fz_dir[PATH_MAX];
+static char fz_path[PATH_MAX + 16];
+
+static void fz_fail(const char *what, long long got)
+{
+	fprintf(stderr, "fuzz_segment: %s returned %lld, which the API does "
+		"not document\n", what, got);
+	abort();
+}
+
+static void fz_cleanup(void)
+{
+	if (fz_path[0])
+		unlink(fz_path);
+	if (fz_dir[0])
+		rmdir(fz_dir);
+}
+
+/* A private directory, made once per process and reused for every input:
+ * $SHMREG_FUZZ_TMP, else the test's $SHMREG_DIR, else /dev/shm (a tmpfs,
+ * like real segments), else /tmp. */
+static int fz_setup(void)
+{
+	const char *bases[4] = { getenv("SHMREG_FUZZ_TMP"),
+				 getenv("SHMREG_DIR"), "/dev/shm", "/tmp" };
+
+	if (fz_dir[0])
+		return 0;
+	for (size_t i = 0; i < 4; i++) {
+		if (!bases[i] || bases[i][0] != '/')
+			continue;
+		if ((size_t)snprintf(fz_dir, sizeof(fz_dir),
+				     "%s/shmreg-fuzz.XXXXXX", bases[i]) >=
+		    sizeof(fz_dir))
+			continue;
+		if (mkdtemp(fz_dir)) {
+			snprintf(fz_path, sizeof(fz_path), "%s/shmreg.fuzz",
+				 fz_dir);
+			atexit(fz_cleanup);
+			return 0;
+		}
+	}
+	fz_dir[0] = '\0';
+	return -1;
+}
+
+/* Write the input as a fresh file.  Unlink first rather than truncate: a
+ * file that is still mapped must never shrink under its mapping (SIGBUS),
+ * and a new inode guarantees that nothing of the previous input remains. */
+static int fz_write(const uint8_t *data, size_t size)
+{
+	int fd;
+
+	unlink(fz_path);
+	fd = open(fz_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	while (size) {
+		ssize_t n = write(fd, data, size);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(fd);
+			return -1;
+		}
+		data += n;
+		size -= (size_t)n;
+	}
+	close(fd);
+	return 0;
+}
+
+static int fz_list_cb(const void *key, size_t klen, const void *val,
+		      size_t vlen, const shmreg_info_t *info, void *arg)
+{
+	struct fz_keys *k = arg;
+	volatile uint8_t sink = 0;
+
+	/* The library promises validated copies: touch every byte so ASan
+	 * checks the buffers it hands out. */
+	if (klen < 1 || klen > SHMREG_KEY_MAX)
+		fz_fail("shmreg_list callback klen", (long long)klen);
+	if (vlen > SHMREG_VALUE_MAX)
+		fz_fail("shmreg_list callback vlen", (long long)vlen);
+	for (size_t i = 0; i < klen; i++)
+		sink ^= ((const uint8_t *)key)[i];
+	for (size_t i = 0; i < vlen; i++)
+		sink ^= ((const uint8_t *)val)[i];
+	if (info)
+		sink ^= (uint8_t)info->mod_rev;
+	(void)sink;
+
+	if (k->n < FZ_KEYS) {
+		memcpy(k->key[k->n], key, klen);
+		k->klen[k->n] = klen;
+		k->n++;
+	}
+	k->seen++;
+	return k->stop_at && k->seen >= k->stop_at ? 7 : 0;
+}
+
+static void fz_check_list(const char *what, ssize_t ret, const struct fz_keys *k)
+{
+	if (ret >= 0) {
+		/* Stopped lists return the callback's value, others the count. */
+		if (k->stop_at && k->seen >= k->stop_at) {
+			if (ret != 7)
+				fz_fail(what, ret);
+		} else if ((size_t)ret != k->seen) {
+			fz_fail(what, ret);
+		}
+		return;
+	}
+	switch (-ret) {
+	case EINVAL: case E2BIG: case EPROTO: case ENOMEM: case EAGAIN:
+	case EOWNERDEAD:
+		return;
+	}
+	fz_fail(what, ret);
+}
+
+static void fz_get(shmreg_t *r, const void *key, size_t klen)
+{
+	static uint8_t big[SHMREG_VALUE_MAX];
+	uint8_t small[16];
+	shmreg_info_t info;
+	ssize_t n1, n2;
+
+	/* Once into a small buffer (truncated copy), once into one that holds
+	 * any value; and once with no buffer at all (cap 0). */
+	n1 = shmreg_get(r, key, klen, small, sizeof(small), &info);
+	n2 = shmreg_get(r, key, klen, big, sizeof(big), NULL);
+	(void)shmreg_get(r, key, klen, NULL, 0, NULL);
+	for (int i = 0; i < 2; i++) {
+		ssize_t n = i ? n2 : n1;
+
+		if (n >= 0) {
+			if ((size_t)n > SHMREG_VALUE_MAX)
+				fz_fail("shmreg_get length", n);
+			if (i == 0 && info.vlen != (uint32_t)n)
+				fz_fail("shmreg_get info.vlen", info.vlen);
+			continue;
+		}
+		switch (-n) {
+		case ENOENT: case EINVAL: case E2BIG: case EAGAIN:
+		case EOWNERDEAD: case EPROTO:
+			continue;
+		}
+		fz_fail("shmreg_get", n);
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fz_keys *k;
+	shmreg_stats_t st;
+	shmreg_t *r = NULL;
+	ssize_t ret;
+	int rc;
+
+	if (fz_setup() < 0 || fz_write(data, size) < 0) {
+		/* Not a finding about the library: no space or no tmp dir. */
+		perror("fuzz_segment: cannot write the input file");
+		abort();
+	}
+
+	rc = shmreg_open(fz_path, 0, &r);
+	if (rc < 0) {
+		/* -EAGAIN: a segment marked retired whose name holds nothing
+		 * newer (open gives up after a bounded number of re-reads). */
+		switch (-rc) {
+		case EPROTO: case EINVAL: case ENOMEM: case EAGAIN:
+			return 0;
+		}
+		fz_fail("shmreg_open", rc);
+	}
+
+	rc = shmreg_stats(r, &st);
+	if (rc < 0 && rc != -EPROTO)
+		fz_fail("shmreg_stats", rc);
+	(void)shmreg_revision(r);
+
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		abort();
+
+	/* Everything, then stopped early, then by the prefix of a found key
+	 * (or of the input's last bytes when the list found nothing). */
+	ret = shmreg_list(r, NULL, 0, fz_list_cb, k);
+	fz_check_list("shmreg_list", ret, k);
+
+	{
+		struct fz_keys stop = { .stop_at = FZ_STOP_AT };
+
+		ret = shmreg_list(r, "", 0, fz_list_cb, &stop);
+		fz_check_list("shmreg_list (stopped)", ret, &stop);
+	}
+	{
+		struct fz_keys *pk = calloc(1, sizeof(*pk));
+		const void *prefix;
+		size_t plen;
+
+		if (!pk)
+			abort();
+		if (k->n) {
+			prefix = k->key[0];
+			plen = k->klen[0] > 4 ? 4 : k->klen[0];
+		} else {
+			plen = size < 4 ? size : 4;
+			prefix = data + size - plen;
+		}
+		ret = shmreg_list(r, prefix, plen, fz_list_cb, pk);
+		fz_check_list("shmreg_list (prefix)", ret, pk);
+		free(pk);
+	}
+
+	/* Keys that exist (as far as the list could tell), keys of the seed
+	 * corpus's shape, and keys made of input bytes. */
+	for (size_t i = 0; i < k->n; i++)
+		fz_get(r, k->key[i], k->klen[i]);
+	fz_get(r, "key:000000000001", 16);
+	fz_get(r, "ext/0", 5);
+	if (size) {
+		size_t klen = size < 16 ? size : 16;
+
+		fz_get(r, data, klen);
+		fz_get(r, data + size - klen, klen);
+		fz_get(r, data + size / 2, size - size / 2 < 24 ?
+			   size - size / 2 : 24);
+	}
+	/* Argument checks must hold on any segment. */
+	if (shmreg_get(r, "", 0, NULL, 0, NULL) != -EINVAL)
+		fz_fail("shmreg_get of an empty key", 0);
+
+	free(k);
+	shmreg_close(r);
+	return 0;
+}
