@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: MIT */
+/* proto.c - encode and decode shmregd frames (layout in proto.h). */
+#include <endian.h>
+#include <errno.h>
+#include <string.h>
+
+#include "proto.h"
+
+_Static_assert(PROTO_FRAME_MAX <= UINT32_MAX, "frame length is a u32");
+_Static_assert(PROTO_REPLY_HDR_SIZE + PROTO_STATS_BODY <= PROTO_REPLY_MAX,
+	       "stats reply fits");
+
+void proto_put_u32(void *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+
+void proto_put_u64(void *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
+uint32_t proto_get_u32(const void *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+uint64_t proto_get_u64(const void *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+static uint16_t get_u16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+const char *proto_op_name(unsigned op)
+{
+	switch (op) {
+	case PROTO_OP_HELLO:
+		return "hello";
+	case PROTO_OP_PUT:
+		return "put";
+	case PROTO_OP_DEL:
+		return "del";
+	case PROTO_OP_PING:
+		return "ping";
+	case PROTO_OP_STATS:
+		return "stats";
+	}
+	return "?";
+}
+
+/* The body of a frame whose header is valid: lengths must add up exactly
+ * (a frame with slack bytes is as broken as one that is short: either way
+ * the sender disagrees with us about the layout). */
+static int decode_body(const uint8_t *b, uint64_t blen, struct proto_req *req)
+{
+	switch (req->op) {
+	case PROTO_OP_HELLO:
+		if (blen < PROTO_HELLO_FIXED)
+			return -EBADMSG;
+		req->u.hello.nlen = proto_get_u32(b);
+		if (proto_get_u32(b + 4) != 0 ||
+		    (uint64_t)req->u.hello.nlen + PROTO_HELLO_FIXED != blen)
+			return -EBADMSG;
+		req->u.hello.name = b + PROTO_HELLO_FIXED;
+		return 0;
+	case PROTO_OP_PUT:
+		if (blen < PROTO_PUT_FIXED)
+			return -EBADMSG;
+		req->u.put.klen = proto_get_u32(b);
+		req->u.put.vlen = proto_get_u32(b + 4);
+		req->u.put.owner_pid = (int32_t)proto_get_u32(b + 8);
+		req->u.put.flags = proto_get_u32(b + 12);
+		req->u.put.ttl_ns = (int64_t)proto_get_u64(b + 16);
+		req->u.put.expect_rev = proto_get_u64(b + 24);
+		/* u64 sum: two u32 lengths cannot overflow it */
+		if ((uint64_t)req->u.put.klen + req->u.put.vlen +
+			    PROTO_PUT_FIXED != blen)
+			return -EBADMSG;
+		req->u.put.key = b + PROTO_PUT_FIXED;
+		req->u.put.val = req->u.put.key + req->u.put.klen;
+		return 0;
+	case PROTO_OP_DEL:
+		if (blen < PROTO_DEL_FIXED)
+			return -EBADMSG;
+		req->u.del.klen = proto_get_u32(b);
+		if (proto_get_u32(b + 4) != 0 ||
+		    (uint64_t)req->u.del.klen + PROTO_DEL_FIXED != blen)
+			return -EBADMSG;
+		req->u.del.key = b + PROTO_DEL_FIXED;
+		return 0;
+	case PROTO_OP_PING:
+	case PROTO_OP_STATS:
+		return blen == 0 ? 0 : -EBADMSG;
+	}
+	return -EOPNOTSUPP;
+}
+
+ssize_t proto_decode_request(const void *buf, size_t len, size_t max_frame,
+			     struct proto_req *req)
+{
+	const uint8_t *p = buf;
+	int ret;
+
+	memset(req, 0, sizeof(*req));
+	if (len < PROTO_HDR_SIZE)
+		return 0;
+	req->len = proto_get_u32(p);
+	req->op = p[4];
+	req->version = p[5];
+	req->flags = get_u16(p + 6);
+	req->id = proto_get_u64(p + 8);
+
+	if (max_frame > PROTO_FRAME_MAX)
+		max_frame = PROTO_FRAME_MAX;
+	if (req->len < PROTO_HDR_SIZE || req->len > max_frame)
+		return -EMSGSIZE;
+	if (req->version != PROTO_VERSION)
+		return -EPROTO;
+	if (req->op < PROTO_OP_HELLO || req->op > PROTO_OP_STATS)
+		return -EOPNOTSUPP;
+	if (req->flags != 0)
+		return -EBADMSG;
+	if (len < req->len)
+		return 0;
+	ret = decode_body(p + PROTO_HDR_SIZE, req->len - PROTO_HDR_SIZE, req);
+	if (ret < 0)
+		return ret;
+	return req->len;
+}
+
+int proto_check_request(const struct proto_req *req)
+{
+	switch (req->op) {
+	case PROTO_OP_HELLO:
+		if (req->u.hello.nlen == 0)
+			return -EINVAL;
+		if (req->u.hello.nlen > PROTO_NAME_MAX)
+			return -E2BIG;
+		return 0;
+	case PROTO_OP_PUT:
+		if (req->u.put.klen == 0)
+			return -EINVAL;
+		if (req->u.put.klen > SHMREG_KEY_MAX ||
+		    req->u.put.vlen > SHMREG_VALUE_MAX)
+			return -E2BIG;
+		if ((req->u.put.flags & ~PROTO_PUT_FLAGS) ||
+		    req->u.put.owner_pid < 0 || req->u.put.ttl_ns < 0)
+			return -EINVAL;
+		return 0;
+	case PROTO_OP_DEL:
+		if (req->u.del.klen == 0)
+			return -EINVAL;
+		if (req->u.del.klen > SHMREG_KEY_MAX)
+			return -E2BIG;
+		return 0;
+	case PROTO_OP_PING:
+	case PROTO_OP_STATS:
+		return 0;
+	}
+	return -EOPNOTSUPP;
+}
+
+ssize_t proto_decode_reply(const void *buf, size_t len,
+			   struct proto_reply *rep)
+{
+	const uint8_t *p = buf;
+
+	memset(rep, 0, sizeof(*rep));
+	if (len < PROTO_REPLY_HDR_SIZE)
+		return 0;
+	rep->len = proto_get_u32(p);
+	rep->op = p[4];
+	rep->id = proto_get_u64(p + 8);
+	rep->status = (int32_t)proto_get_u32(p + 16);
+	rep->revision = proto_get_u64(p + 24);
+	if (rep->len < PROTO_REPLY_HDR_SIZE || rep->len > PROTO_REPLY_MAX ||
+	    p[5] != PROTO_VERSION || get_u16(p + 6) != 0 ||
+	    proto_get_u32(p + 20) != 0 || rep->status > 0)
+		return -EPROTO;
+	if (len < rep->len)
+		return 0;
+	rep->body = p + PROTO_REPLY_HDR_SIZE;
+	rep->blen = rep->len - PROTO_REPLY_HDR_SIZE;
+	/* Only a successful HELLO or STATS carries a body; a STATS body must
+	 * hold as many fields as it says (at least ours, so a client can
+	 * read every field it knows). */
+	if (rep->status == 0 && rep->op == PROTO_OP_HELLO)
+		return rep->blen == PROTO_HELLO_REPLY ? (ssize_t)rep->len
+						      : -EPROTO;
+	if (rep->status == 0 && rep->op == PROTO_OP_STATS) {
+		uint32_t n;
+
+		if (rep->blen < 8)
+			return -EPROTO;
+		n = proto_get_u32(rep->body);
+		if (n < PROTO_STAT_NFIELDS || 8 + (uint64_t)n * 8 != rep->blen)
+			return -EPROTO;
+		return rep->len;
+	}
+	return rep->blen == 0 ? (ssize_t)rep->len : -EPROTO;
+}
+
+static void put_hdr(uint8_t *p, uint32_t len, uint8_t op, uint64_t id)
+{
+	proto_put_u32(p, len);
+	p[4] = op;
+	p[5] = PROTO_VERSION;
+	p[6] = 0;
+	p[7] = 0;
+	proto_put_u64(p + 8, id);
+}
+
+size_t proto_encode_hello(void *buf, size_t cap, uint64_t id,
+			  const void *name, size_t nlen)
+{
+	size_t len = PROTO_HDR_SIZE + PROTO_HELLO_FIXED + nlen;
+	uint8_t *p = buf;
+
+	if (len > cap)
+		return len;
+	put_hdr(p, (uint32_t)len, PROTO_OP_HELLO, id);
+	proto_put_u32(p + 16, (uint32_t)nlen);
+	proto_put_u32(p + 20, 0);
+	if (nlen)
+		memcpy(p + 24, name, nlen);
+	return len;
+}
+
+size_t proto_encode_put(void *buf, size_t cap, uint64_t id,
+			const void *key, size_t klen,
+			const void *val, size_t vlen,
+			const shmreg_put_opts_t *opts)
+{
+	static const shmreg_put_opts_t none;
+	size_t len = PROTO_HDR_SIZE + PROTO_PUT_FIXED + klen + vlen;
+	uint8_t *p = buf;
+
+	if (len > cap)
+		return len;
+	if (!opts)
+		opts = &none;
+	put_hdr(p, (uint32_t)len, PROTO_OP_PUT, id);
+	p += PROTO_HDR_SIZE;
+	proto_put_u32(p, (uint32_t)klen);
+	proto_put_u32(p + 4, (uint32_t)vlen);
+	proto_put_u32(p + 8, (uint32_t)opts->owner_pid);
+	proto_put_u32(p + 12, opts->flags);
+	proto_put_u64(p + 16, (uint64_t)opts->ttl_ns);
+	proto_put_u64(p + 24, opts->expect_rev);
+	if (klen)
+		memcpy(p + PROTO_PUT_FIXED, key, klen);
+	if (vlen)
+		memcpy(p + PROTO_PUT_FIXED + klen, val, vlen);
+	return len;
+}
+
+size_t proto_encode_del(void *buf, size_t cap, uint64_t id,
+			const void *key, size_t klen)
+{
+	size_t len = PROTO_HDR_SIZE + PROTO_DEL_FIXED + klen;
+	uint8_t *p = buf;
+
+	if (len > cap)
+		return len;
+	put_hdr(p, (uint32_t)len, PROTO_OP_DEL, id);
+	proto_put_u32(p + 16, (uint32_t)klen);
+	proto_put_u32(p + 20, 0);
+	if (klen)
+		memcpy(p + 24, key, klen);
+	return len;
+}
+
+size_t proto_encode_simple(void *buf, size_t cap, uint64_t id, uint8_t op)
+{
+	if (PROTO_HDR_SIZE > cap)
+		return PROTO_HDR_SIZE;
+	put_hdr(buf, PROTO_HDR_SIZE, op, id);
+	return PROTO_HDR_SIZE;
+}
+
+size_t proto_encode_reply(void *buf, size_t cap, uint8_t op, uint64_t id,
+			  int32_t status, uint64_t revision, uint32_t blen)
+{
+	size_t len = PROTO_REPLY_HDR_SIZE + (size_t)blen;
+	uint8_t *p = buf;
+
+	if (len > cap)
+		return len;
+	put_hdr(p, (uint32_t)len, op, id);
+	proto_put_u32(p + 16, (uint32_t)status);
+	proto_put_u32(p + 20, 0);
+	proto_put_u64(p + 24, revision);
+	return len;
+}

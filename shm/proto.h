@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proto.h - the shmregd wire protocol: frame layout, encoders and decoders.
+ *
+ * Shared by the client (reader/client*.c) and the daemon (writer/daemon/).
+ * Pure functions: no I/O, no allocation, no global state; every decoder
+ * accepts any bytes and answers with a length, "need more" or -errno, never
+ * a crash (fuzz/fuzz_frame.c holds it to that).  docs/protocol.md is the
+ * specification for clients in other languages; this header and that file
+ * must say the same thing.
+ *
+ * Every integer is little-endian.  A request frame:
+ *
+ *   off size field
+ *     0    4 len      whole frame length in bytes, header included,
+ *                     PROTO_HDR_SIZE .. PROTO_FRAME_MAX
+ *     4    1 op       PROTO_OP_*
+ *     5    1 version  PROTO_VERSION
+ *     6    2 flags    0 (reserved)
+ *     8    8 id       request id, chosen by the client, echoed in the reply
+ *    16      body     op-specific, exactly len - 16 bytes
+ *
+ * A reply frame (one per request, in request order):
+ *
+ *     0    4 len      whole frame length, PROTO_REPLY_HDR_SIZE ..
+ *                     PROTO_REPLY_MAX
+ *     4    1 op       the request's op (0 when it could not be read)
+ *     5    1 version  PROTO_VERSION
+ *     6    2 flags    0
+ *     8    8 id       the request's id (0 when it could not be read)
+ *    16    4 status   0 or a negative Linux errno (int32)
+ *    20    4 reserved 0
+ *    24    8 revision the registry's revision after the request
+ *    32      body     op-specific
+ *
+ * Bodies:
+ *   HELLO request: u32 name_len, u32 reserved(0), name (name_len bytes)
+ *         reply:   u32 max_frame, u32 max_inflight, u32 daemon_pid,
+ *                  u32 reserved
+ *   PUT   request: u32 klen, u32 vlen, i32 owner_pid, u32 flags,
+ *                  i64 ttl_ns, u64 expect_rev, key, value
+ *   DEL   request: u32 klen, u32 reserved(0), key
+ *   PING  request: empty
+ *   STATS request: empty
+ *         reply:   u32 nfields, u32 reserved, u64 field[nfields]
+ *                  (PROTO_STAT_* indexes; a client ignores extra fields)
+ */
+#ifndef SHM_PROTO_H
+#define SHM_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "shmreg.h"
+
+#define PROTO_VERSION        1u
+#define PROTO_HDR_SIZE       16u
+#define PROTO_REPLY_HDR_SIZE 32u
+
+#define PROTO_OP_HELLO 1u
+#define PROTO_OP_PUT   2u
+#define PROTO_OP_DEL   3u
+#define PROTO_OP_PING  4u
+#define PROTO_OP_STATS 5u
+
+/* fixed part of each request body */
+#define PROTO_HELLO_FIXED 8u
+#define PROTO_PUT_FIXED   32u
+#define PROTO_DEL_FIXED   8u
+#define PROTO_HELLO_REPLY 16u
+
+/* Largest registry name in a HELLO: a name or an absolute path. */
+#define PROTO_NAME_MAX 4096u
+
+/* Largest request frame: a PUT of the largest key and value. */
+#define PROTO_FRAME_MAX \
+	(PROTO_HDR_SIZE + PROTO_PUT_FIXED + SHMREG_KEY_MAX + SHMREG_VALUE_MAX)
+
+/* Largest reply frame a client accepts (STATS is the largest today). */
+#define PROTO_REPLY_MAX 4096u
+
+/* Put flags the protocol knows (shmreg_put_opts_t.flags) */
+#define PROTO_PUT_FLAGS SHMREG_EPHEMERAL
+
+/* STATS reply fields, in order */
+enum proto_stat {
+	PROTO_STAT_ENTRIES,        /* shmreg_stats_t of the selected registry */
+	PROTO_STAT_BYTES_USED,
+	PROTO_STAT_SEGMENT_BYTES,
+	PROTO_STAT_INDEX_CAPACITY,
+	PROTO_STAT_ARENA_BYTES,
+	PROTO_STAT_ARENA_USED,
+	PROTO_STAT_REVISION,
+	PROTO_STAT_GENERATION,
+	PROTO_STAT_RING_CAPACITY,
+	PROTO_STAT_WRITER_PID,
+	PROTO_STAT_STATE,
+	PROTO_STAT_CONNECTIONS,    /* daemon: open connections */
+	PROTO_STAT_REQUESTS,       /* requests answered since start */
+	PROTO_STAT_OWNERS,         /* pids watched for owner-bound entries */
+	PROTO_STAT_EPHEMERAL,      /* connection-owned entries tracked */
+	PROTO_STAT_CLOSED_BAD,     /* connections closed for a bad frame */
+	PROTO_STAT_REFUSED,        /* connections refused by SO_PEERCRED */
+	PROTO_STAT_STALLED,        /* connections closed for not reading */
+	PROTO_STAT_OUT_HIGHWATER,  /* most reply bytes ever queued on one
+	                            * connection (the back-pressure bound) */
+	PROTO_STAT_PAUSES,         /* times a connection's receive was paused
+	                            * by back-pressure */
+	PROTO_STAT_OWNER_DELETES,  /* entries removed because their owner
+	                            * process exited */
+	PROTO_STAT_NFIELDS
+};
+
+#define PROTO_STATS_BODY (8u + 8u * PROTO_STAT_NFIELDS)
+
+/* A decoded request.  Pointers point into the buffer given to the decoder
+ * and are valid as long as it is. */
+struct proto_req {
+	uint32_t len;
+	uint8_t  op;
+	uint8_t  version;
+	uint16_t flags;
+	uint64_t id;
+	union {
+		struct {
+			const uint8_t *name;
+			uint32_t nlen;
+		} hello;
+		struct {
+			const uint8_t *key;
+			const uint8_t *val;
+			uint32_t klen;
+			uint32_t vlen;
+			int32_t  owner_pid;
+			uint32_t flags;
+			int64_t  ttl_ns;
+			uint64_t expect_rev;
+		} put;
+		struct {
+			const uint8_t *key;
+			uint32_t klen;
+		} del;
+	} u;
+};
+
+/* A decoded reply. */
+struct proto_reply {
+	uint32_t len;
+	uint8_t  op;
+	uint64_t id;
+	int32_t  status;
+	uint64_t revision;
+	const uint8_t *body;
+	uint32_t blen;
+};
+
+/*
+ * Decode the request frame at the start of @buf (@len bytes available).
+ *
+ * Returns the frame's length (> 0) when a whole valid frame is there, 0 when
+ * more bytes are needed, or a frame-level error after which the stream
+ * cannot be resynchronised (the daemon replies and closes):
+ *   -EMSGSIZE    len under PROTO_HDR_SIZE or over @max_frame
+ *   -EPROTO      version is not PROTO_VERSION
+ *   -EOPNOTSUPP  unknown op
+ *   -EBADMSG     reserved bits set, or a body that does not match its op's
+ *                layout (lengths that do not add up)
+ * The header is checked as soon as its 16 bytes are there, before the body
+ * arrives, so garbage is refused without waiting for a length it made up.
+ * Once PROTO_HDR_SIZE bytes are available req->op and req->id are filled
+ * even on error (for the error reply).  @max_frame is at most
+ * PROTO_FRAME_MAX.
+ */
+ssize_t proto_decode_request(const void *buf, size_t len, size_t max_frame,
+			     struct proto_req *req);
+
+/*
+ * Check a decoded request's arguments: the request-level errors that get a
+ * reply and leave the connection open.  Returns 0 or
+ *   -EINVAL  empty key, unknown put flags, negative owner_pid or ttl_ns,
+ *            empty hello name
+ *   -E2BIG   key over SHMREG_KEY_MAX, value over SHMREG_VALUE_MAX, hello
+ *            name over PROTO_NAME_MAX
+ */
+int proto_check_request(const struct proto_req *req);
+
+/*
+ * Decode the reply frame at the start of @buf.  Returns its length, 0 when
+ * more bytes are needed, or -EPROTO (bad version, reserved bits, length out
+ * of range, a body that does not fit its op).
+ */
+ssize_t proto_decode_reply(const void *buf, size_t len,
+			   struct proto_reply *rep);
+
+/*
+ * Encoders.  Each returns the frame's length and writes it to @buf only when
+ * it fits in @cap (so a caller may ask for the size with cap 0), like
+ * snprintf.  The key, value and name lengths must already be within the
+ * protocol's limits (the frame length is a u32): the encoders do not check.
+ */
+size_t proto_encode_hello(void *buf, size_t cap, uint64_t id,
+			  const void *name, size_t nlen);
+size_t proto_encode_put(void *buf, size_t cap, uint64_t id,
+			const void *key, size_t klen,
+			const void *val, size_t vlen,
+			const shmreg_put_opts_t *opts);
+size_t proto_encode_del(void *buf, size_t cap, uint64_t id,
+			const void *key, size_t klen);
+size_t proto_encode_simple(void *buf, size_t cap, uint64_t id, uint8_t op);
+
+/* Reply header with @blen body bytes to follow; the caller writes the body
+ * at buf + PROTO_REPLY_HDR_SIZE. */
+size_t proto_encode_reply(void *buf, size_t cap, uint8_t op, uint64_t id,
+			  int32_t status, uint64_t revision, uint32_t blen);
+
+/* Little-endian field access, for bodies. */
+void proto_put_u32(void *p, uint32_t v);
+void proto_put_u64(void *p, uint64_t v);
+uint32_t proto_get_u32(const void *p);
+uint64_t proto_get_u64(const void *p);
+
+/* A short name of @op for logs ("put", ...; "?" when unknown). */
+const char *proto_op_name(unsigned op);
+
+#endif /* SHM_PROTO_H */

@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: MIT */
+/* args.c - shmregd's command line. */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+static const char usage[] =
+"Usage: shmregd --registry NAME [--registry NAME ...] [options]\n"
+"\n"
+"Serve shmreg registries: own them as their one writer and apply the\n"
+"writes that clients send over a Unix stream socket.  Runs in the\n"
+"foreground and logs to stderr; SIGTERM or SIGINT shut it down cleanly.\n"
+"\n"
+"  -r, --registry NAME     registry to own (repeatable, up to 64): a name\n"
+"                          (file $SHMREG_DIR/shmreg.NAME, else\n"
+"                          /dev/shm/shmreg.NAME) or an absolute path\n"
+"  -s, --socket PATH       listening socket (default $SHMREG_SOCKET, else\n"
+"                          $XDG_RUNTIME_DIR/shmreg.sock, else\n"
+"                          /run/shmreg/shmreg.sock)\n"
+"  -m, --mode MODE         file mode of the registry segments, octal\n"
+"                          (default 0644): who may read\n"
+"      --socket-mode MODE  file mode of the socket (default 0666; who may\n"
+"                          write is decided by --allow-uid/--allow-gid)\n"
+"  -u, --allow-uid UID     uid (or user name) allowed to write\n"
+"                          (repeatable; default: the daemon's own uid)\n"
+"  -g, --allow-gid GID     gid (or group name) allowed to write, as primary\n"
+"                          or supplementary group (repeatable)\n"
+"      --max-connections N open connections at most (default 1024)\n"
+"      --max-inflight N    requests in flight per connection before the\n"
+"                          daemon stops reading it (default 1024)\n"
+"      --stall-timeout MS  close a connection that takes none of its\n"
+"                          replies for this long (default 30000)\n"
+"      --drain-timeout MS  on shutdown, wait this long for clients to take\n"
+"                          their last replies (default 5000)\n"
+"      --truncate          start the registries empty\n"
+"      --ready-fd FD       write \"READY\\n\" to FD once serving, then close\n"
+"                          it (systemd's NOTIFY_SOCKET is also honoured)\n"
+"  -v, --verbose           log connections (twice: every error reply)\n"
+"  -q, --quiet             log errors only\n"
+"  -h, --help              this text\n"
+"  -V, --version           print the version\n";
+
+static int parse_ulong(const char *s, int base, unsigned long max,
+		       unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, base);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_uid(const char *s, uid_t *out)
+{
+	unsigned long v;
+	struct passwd *pw;
+
+	if (parse_ulong(s, 10, (uid_t)-2, &v) == 0) {
+		*out = (uid_t)v;
+		return 0;
+	}
+	pw = getpwnam(s);
+	if (!pw)
+		return -ENOENT;
+	*out = pw->pw_uid;
+	return 0;
+}
+
+static int parse_gid(const char *s, gid_t *out)
+{
+	unsigned long v;
+	struct group *gr;
+
+	if (parse_ulong(s, 10, (gid_t)-2, &v) == 0) {
+		*out = (gid_t)v;
+		return 0;
+	}
+	gr = getgrnam(s);
+	if (!gr)
+		return -ENOENT;
+	*out = gr->gr_gid;
+	return 0;
+}
+
+static int default_socket(char *buf, size_t cap)
+{
+	const char *s = getenv("SHMREG_SOCKET");
+	const char *x = getenv("XDG_RUNTIME_DIR");
+	int n;
+
+	if (s && *s)
+		n = snprintf(buf, cap, "%s", s);
+	else if (x && *x == '/')
+		n = snprintf(buf, cap, "%s/shmreg.sock", x);
+	else
+		n = snprintf(buf, cap, "/run/shmreg/shmreg.sock");
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+enum {
+	OPT_SOCKET_MODE = 256,
+	OPT_MAX_CONNS,
+	OPT_MAX_INFLIGHT,
+	OPT_STALL,
+	OPT_DRAIN,
+	OPT_TRUNCATE,
+	OPT_READY_FD,
+};
+
+static const struct option longopts[] = {
+	{ "registry", required_argument, NULL, 'r' },
+	{ "socket", required_argument, NULL, 's' },
+	{ "mode", required_argument, NULL, 'm' },
+	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
+	{ "allow-uid", required_argument, NULL, 'u' },
+	{ "allow-gid", required_argument, NULL, 'g' },
+	{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
+	{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
+	{ "stall-timeout", required_argument, NULL, OPT_STALL },
+	{ "drain-timeout", required_argument, NULL, OPT_DRAIN },
+	{ "truncate", no_argument, NULL, OPT_TRUNCATE },
+	{ "ready-fd", required_argument, NULL, OPT_READY_FD },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int bad(const char *opt, const char *arg, const char *why)
+{
+	fprintf(stderr, "shmregd: %s %s: %s (see --help)\n", opt, arg, why);
+	return 2 + 1;
+}
+
+int d_parse_args(int argc, char **argv, struct d_opts *o)
+{
+	bool sock_given = false;
+	unsigned long v;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->seg_mode = 0644;
+	o->sock_mode = 0666;
+	o->max_conns = 1024;
+	o->max_inflight = 1024;
+	o->stall_ns = 30000ull * 1000000;
+	o->drain_ns = 5000ull * 1000000;
+	o->ready_fd = -1;
+	o->verbose = D_INFO;
+
+	while ((c = getopt_long(argc, argv, "r:s:m:u:g:vqhV", longopts,
+				NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			if (o->nreg == D_MAX_REGISTRIES)
+				return bad("--registry", optarg,
+					   "too many registries");
+			if (!*optarg || strlen(optarg) > PROTO_NAME_MAX)
+				return bad("--registry", optarg, "bad name");
+			for (unsigned i = 0; i < o->nreg; i++)
+				if (!strcmp(o->registry[i], optarg))
+					return bad("--registry", optarg,
+						   "given twice");
+			o->registry[o->nreg++] = optarg;
+			break;
+		case 's':
+			if (strlen(optarg) >= sizeof(o->socket_path) ||
+			    !*optarg)
+				return bad("--socket", optarg,
+					   "empty or longer than 107 bytes");
+			strcpy(o->socket_path, optarg);
+			sock_given = true;
+			break;
+		case 'm':
+			if (parse_ulong(optarg, 8, 07777, &v))
+				return bad("--mode", optarg, "not an octal mode");
+			o->seg_mode = (mode_t)v;
+			break;
+		case OPT_SOCKET_MODE:
+			if (parse_ulong(optarg, 8, 0777, &v))
+				return bad("--socket-mode", optarg,
+					   "not an octal mode");
+			o->sock_mode = (mode_t)v;
+			break;
+		case 'u':
+			if (o->nuid == D_MAX_IDS)
+				return bad("--allow-uid", optarg, "too many");
+			if (parse_uid(optarg, &o->allow_uid[o->nuid++]))
+				return bad("--allow-uid", optarg, "no such user");
+			break;
+		case 'g':
+			if (o->ngid == D_MAX_IDS)
+				return bad("--allow-gid", optarg, "too many");
+			if (parse_gid(optarg, &o->allow_gid[o->ngid++]))
+				return bad("--allow-gid", optarg,
+					   "no such group");
+			break;
+		case OPT_MAX_CONNS:
+			if (parse_ulong(optarg, 10, 1u << 20, &v) || !v)
+				return bad("--max-connections", optarg,
+					   "want 1..1048576");
+			o->max_conns = (unsigned)v;
+			break;
+		case OPT_MAX_INFLIGHT:
+			if (parse_ulong(optarg, 10, 1u << 16, &v) || !v)
+				return bad("--max-inflight", optarg,
+					   "want 1..65536");
+			o->max_inflight = (unsigned)v;
+			break;
+		case OPT_STALL:
+			if (parse_ulong(optarg, 10, 86400000, &v) || !v)
+				return bad("--stall-timeout", optarg,
+					   "want 1..86400000 ms");
+			o->stall_ns = v * 1000000ull;
+			break;
+		case OPT_DRAIN:
+			if (parse_ulong(optarg, 10, 86400000, &v))
+				return bad("--drain-timeout", optarg,
+					   "want 0..86400000 ms");
+			o->drain_ns = v * 1000000ull;
+			break;
+		case OPT_TRUNCATE:
+			o->truncate = true;
+			break;
+		case OPT_READY_FD:
+			if (parse_ulong(optarg, 10, INT_MAX, &v))
+				return bad("--ready-fd", optarg, "not an fd");
+			o->ready_fd = (int)v;
+			break;
+		case 'v':
+			o->verbose++;
+			break;
+		case 'q':
+			o->verbose = D_ERR;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0 + 1;
+		case 'V':
+			printf("shmregd %d.%d\n", SHMREG_VERSION_MAJOR,
+			       SHMREG_VERSION_MINOR);
+			return 0 + 1;
+		default:
+			fputs("shmregd: see --help\n", stderr);
+			return 2 + 1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "shmregd: unexpected argument '%s' (see --help)\n",
+			argv[optind]);
+		return 2 + 1;
+	}
+	if (!o->nreg) {
+		fputs("shmregd: no --registry given (see --help)\n", stderr);
+		return 2 + 1;
+	}
+	if (!sock_given && default_socket(o->socket_path,
+					  sizeof(o->socket_path))) {
+		fputs("shmregd: default socket path too long; use --socket\n",
+		      stderr);
+		return 2 + 1;
+	}
+	if (!o->nuid && !o->ngid)
+		o->allow_uid[o->nuid++] = geteuid();
+	return 0;
+}

@@ -1,0 +1,679 @@
+/* SPDX-License-Identifier: MIT */
+/* conn.c - shmregd connections: decode requests, apply them, queue replies. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+/*
+ * How it works
+ *
+ * Input.  A recv completion hands over one provided buffer.  When the
+ * connection has nothing buffered, frames are decoded and applied straight
+ * from it and only a trailing partial frame is copied into c->in; otherwise
+ * the chunk is appended to c->in and decoded from there.  Either way the
+ * buffer is back in the ring before the completion handler returns.
+ *
+ * Order.  A request is applied to the writer while it is decoded, and its
+ * reply appended to c->out_q at once, so replies leave in request order
+ * without any bookkeeping: the reply stream is the request stream, mapped.
+ *
+ * Output.  Two buffers: out_s is being sent (the kernel reads it, so it
+ * must not move), out_q collects the replies produced meanwhile.  When a
+ * send finishes, the buffers swap and everything queued goes out in one
+ * send: under pipelining, one send carries the replies of a whole received
+ * chunk.
+ *
+ * Back-pressure.  Once D_OUT_HIGH reply bytes or max_inflight replies are
+ * unsent, decoding stops and the multishot recv is cancelled; what the
+ * kernel had already delivered waits in c->in.  The peer's requests then
+ * pile up in its own socket buffer and its sends block: a client that
+ * never reads its replies costs the daemon at most D_OUT_HIGH plus one
+ * reply of output and one socket buffer of input.  Decoding resumes below
+ * D_OUT_LOW bytes and max_inflight / 2 replies.  A connection whose sends
+ * make no progress for --stall-timeout is closed (conn_check_stalls).
+ *
+ * Errors.  A request with bad arguments (empty key, unknown flag, ...) gets
+ * its error and the connection goes on.  A frame that cannot be decoded
+ * (bad length, version, op, layout) gets an error reply and the connection
+ * is closed once the reply is sent: after a framing error the byte stream
+ * cannot be trusted to resynchronise.  The daemon never exits on input.
+ */
+
+static uint64_t reg_rev(const struct conn *c)
+{
+	return c->reg ? shmreg_writer_revision(c->reg->w) : 0;
+}
+
+static size_t pending_bytes(const struct conn *c)
+{
+	return c->out_q.len + (c->out_s.len - c->out_s.off);
+}
+
+static unsigned pending_replies(const struct conn *c)
+{
+	return c->out_q.nrep + c->out_s.nrep;
+}
+
+/* Room for @extra more bytes at b->p + b->len.  Consumed bytes before
+ * b->off are dropped first (input buffers only: an output buffer being
+ * sent is never compacted, its off stays 0 while it collects). */
+static int dbuf_reserve(struct dbuf *b, size_t extra)
+{
+	size_t cap;
+	uint8_t *p;
+
+	if (b->cap - b->len >= extra)
+		return 0;
+	if (b->off) {
+		memmove(b->p, b->p + b->off, b->len - b->off);
+		b->len -= b->off;
+		b->off = 0;
+		if (b->cap - b->len >= extra)
+			return 0;
+	}
+	cap = b->cap ? b->cap : 4096;
+	while (cap - b->len < extra)
+		cap *= 2;
+	p = realloc(b->p, cap);
+	if (!p)
+		return -ENOMEM;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+static void dbuf_reset(struct dbuf *b, size_t keep_cap)
+{
+	b->off = b->len = 0;
+	b->nrep = 0;
+	if (b->cap > keep_cap) {
+		free(b->p);
+		b->p = NULL;
+		b->cap = 0;
+	}
+}
+
+static void mark_dirty(struct conn *c)
+{
+	if (c->dirty || c->dead)
+		return;
+	c->dirty = true;
+	c->dirty_next = c->d->dirty;
+	c->d->dirty = c;
+}
+
+static void reply(struct conn *c, uint8_t op, uint64_t id, int32_t status,
+		  uint64_t rev, const void *body, uint32_t blen)
+{
+	struct daemon *d = c->d;
+	size_t len = PROTO_REPLY_HDR_SIZE + (size_t)blen;
+	size_t pend;
+
+	if (c->dead)
+		return;
+	if (dbuf_reserve(&c->out_q, len)) {
+		conn_kill(c, "out of memory for replies");
+		return;
+	}
+	proto_encode_reply(c->out_q.p + c->out_q.len, len, op, id, status,
+			   rev, blen);
+	if (blen)
+		memcpy(c->out_q.p + c->out_q.len + PROTO_REPLY_HDR_SIZE, body,
+		       blen);
+	c->out_q.len += len;
+	c->out_q.nrep++;
+	d->st.requests++;
+	pend = pending_bytes(c);
+	if (pend > d->st.out_highwater)
+		d->st.out_highwater = pend;
+	if (status < 0)
+		d_log_limited(D_TRACE, "connection %llu: %s id %llu: %s",
+			      (unsigned long long)c->serial, proto_op_name(op),
+			      (unsigned long long)id, strerror(-status));
+	mark_dirty(c);
+}
+
+static void reply_err(struct conn *c, const struct proto_req *q, int err)
+{
+	reply(c, q->op, q->id, err, reg_rev(c), NULL, 0);
+}
+
+static void do_hello(struct conn *c, const struct proto_req *q)
+{
+	struct daemon *d = c->d;
+	uint8_t body[PROTO_HELLO_REPLY];
+
+	if (c->reg) {
+		/* one connection serves one registry (DESIGN.md section 5) */
+		reply_err(c, q, -EISCONN);
+		return;
+	}
+	for (unsigned i = 0; i < d->nreg; i++) {
+		const char *name = d->reg[i].name;
+
+		if (strlen(name) == q->u.hello.nlen &&
+		    !memcmp(name, q->u.hello.name, q->u.hello.nlen)) {
+			c->reg = &d->reg[i];
+			break;
+		}
+	}
+	if (!c->reg) {
+		reply_err(c, q, -ENOENT);
+		return;
+	}
+	proto_put_u32(body, PROTO_FRAME_MAX);
+	proto_put_u32(body + 4, d->o->max_inflight);
+	proto_put_u32(body + 8, (uint32_t)getpid());
+	proto_put_u32(body + 12, 0);
+	reply(c, q->op, q->id, 0, reg_rev(c), body, sizeof(body));
+}
+
+static void do_put(struct conn *c, const struct proto_req *q)
+{
+	struct daemon *d = c->d;
+	struct reg *r = c->reg;
+	shmreg_put_opts_t o = {
+		.owner_pid = q->u.put.owner_pid,
+		.flags = q->u.put.flags,
+		.ttl_ns = q->u.put.ttl_ns,
+		.expect_rev = q->u.put.expect_rev,
+	};
+	bool eph = o.flags & SHMREG_EPHEMERAL;
+	int64_t ret;
+	int err;
+
+	if (!r) {
+		reply_err(c, q, -ENOTCONN);
+		return;
+	}
+	/* The pid is checked and watched before the entry exists: if it
+	 * exits between here and the put, the pidfd poll fires and removes
+	 * the entry; it can never outlive its owner unnoticed. */
+	if (o.owner_pid) {
+		err = owner_watch(d, o.owner_pid, r);
+		if (err < 0) {
+			reply_err(c, q, err);
+			return;
+		}
+	}
+	ret = shmreg_writer_put(r->w, q->u.put.key, q->u.put.klen,
+				q->u.put.val, q->u.put.vlen, &o);
+	if (ret > 0) {
+		err = eph_after_put(d, r, c, q->u.put.key, q->u.put.klen, eph);
+		if (err < 0) {
+			/* cannot track it, so it must not stay: it would
+			 * outlive its connection */
+			shmreg_writer_del(r->w, q->u.put.key, q->u.put.klen);
+			reply_err(c, q, err);
+			return;
+		}
+		reply(c, q->op, q->id, 0, (uint64_t)ret, NULL, 0);
+		return;
+	}
+	reply_err(c, q, ret < 0 ? (int)ret : -EPROTO);
+}
+
+static void do_del(struct conn *c, const struct proto_req *q)
+{
+	struct reg *r = c->reg;
+	int64_t ret;
+
+	if (!r) {
+		reply_err(c, q, -ENOTCONN);
+		return;
+	}
+	ret = shmreg_writer_del(r->w, q->u.del.key, q->u.del.klen);
+	if (ret > 0 || ret == -ENOENT)
+		eph_after_del(c->d, r, q->u.del.key, q->u.del.klen);
+	if (ret > 0)
+		reply(c, q->op, q->id, 0, (uint64_t)ret, NULL, 0);
+	else
+		reply_err(c, q, ret < 0 ? (int)ret : -EPROTO);
+}
+
+static void do_stats(struct conn *c, const struct proto_req *q)
+{
+	struct daemon *d = c->d;
+	uint8_t body[PROTO_STATS_BODY];
+	uint64_t f[PROTO_STAT_NFIELDS] = { 0 };
+	size_t eph = 0;
+
+	if (c->reg) {
+		shmreg_stats_t st;
+		int ret = shmreg_stats(shmreg_writer_reader(c->reg->w), &st);
+
+		if (ret < 0) {
+			reply_err(c, q, ret);
+			return;
+		}
+		f[PROTO_STAT_ENTRIES] = st.entries;
+		f[PROTO_STAT_BYTES_USED] = st.bytes_used;
+		f[PROTO_STAT_SEGMENT_BYTES] = st.segment_bytes;
+		f[PROTO_STAT_INDEX_CAPACITY] = st.index_capacity;
+		f[PROTO_STAT_ARENA_BYTES] = st.arena_bytes;
+		f[PROTO_STAT_ARENA_USED] = st.arena_used;
+		f[PROTO_STAT_REVISION] = st.revision;
+		f[PROTO_STAT_GENERATION] = st.generation;
+		f[PROTO_STAT_RING_CAPACITY] = st.ring_capacity;
+		f[PROTO_STAT_WRITER_PID] = (uint64_t)st.writer_pid;
+		f[PROTO_STAT_STATE] = (uint64_t)st.state;
+	}
+	for (unsigned i = 0; i < d->nreg; i++)
+		eph += d->reg[i].eph_count;
+	f[PROTO_STAT_CONNECTIONS] = d->nconns;
+	f[PROTO_STAT_REQUESTS] = d->st.requests;
+	f[PROTO_STAT_OWNERS] = d->nowners;
+	f[PROTO_STAT_EPHEMERAL] = eph;
+	f[PROTO_STAT_CLOSED_BAD] = d->st.closed_bad;
+	f[PROTO_STAT_REFUSED] = d->st.refused;
+	f[PROTO_STAT_STALLED] = d->st.stalled;
+	f[PROTO_STAT_OUT_HIGHWATER] = d->st.out_highwater;
+	f[PROTO_STAT_PAUSES] = d->st.pauses;
+	f[PROTO_STAT_OWNER_DELETES] = d->st.owner_deletes;
+	proto_put_u32(body, PROTO_STAT_NFIELDS);
+	proto_put_u32(body + 4, 0);
+	for (unsigned i = 0; i < PROTO_STAT_NFIELDS; i++)
+		proto_put_u64(body + 8 + 8 * i, f[i]);
+	reply(c, q->op, q->id, 0, reg_rev(c), body, sizeof(body));
+}
+
+static void handle_request(struct conn *c, const struct proto_req *q)
+{
+	int err = proto_check_request(q);
+
+	if (err) {
+		reply_err(c, q, err);
+		return;
+	}
+	switch (q->op) {
+	case PROTO_OP_HELLO:
+		do_hello(c, q);
+		break;
+	case PROTO_OP_PUT:
+		do_put(c, q);
+		break;
+	case PROTO_OP_DEL:
+		do_del(c, q);
+		break;
+	case PROTO_OP_PING:
+		reply(c, q->op, q->id, 0, reg_rev(c), NULL, 0);
+		break;
+	case PROTO_OP_STATS:
+		do_stats(c, q);
+		break;
+	default:
+		/* proto_decode_request() refuses unknown ops */
+		reply_err(c, q, -EOPNOTSUPP);
+		break;
+	}
+}
+
+static void conn_cancel(struct conn *c, unsigned tag)
+{
+	struct io_uring_sqe *sqe = d_sqe(c->d);
+
+	io_uring_prep_cancel64(sqe, d_ud(c, tag), 0);
+	io_uring_sqe_set_data64(sqe, D_TAG_IGNORE);
+}
+
+static void check_pressure(struct conn *c)
+{
+	struct daemon *d = c->d;
+
+	if (c->paused || d->state != D_RUNNING)
+		return;
+	if (pending_bytes(c) < D_OUT_HIGH &&
+	    pending_replies(c) < d->o->max_inflight)
+		return;
+	c->paused = true;
+	d->st.pauses++;
+	if (c->recv_armed)
+		conn_cancel(c, D_TAG_RECV);
+}
+
+/* Decode and apply the frames in [p, p + n).  Returns the bytes consumed:
+ * all of them after a framing error (the rest is discarded), else up to the
+ * first incomplete frame or the point where back-pressure stopped it.  At
+ * most n / PROTO_HDR_SIZE iterations. */
+static size_t parse(struct conn *c, const uint8_t *p, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n && !c->closing && !c->dead && !c->paused) {
+		struct proto_req q;
+		ssize_t r;
+
+		r = proto_decode_request(p + done, n - done, PROTO_FRAME_MAX,
+					 &q);
+		if (r == 0 && n - done < PROTO_HDR_SIZE)
+			break;
+		if (c->refused) {
+			/* answer the first request (its header is enough),
+			 * then close */
+			reply_err(c, &q, -EACCES);
+			c->closing = true;
+			return n;
+		}
+		if (r == 0)
+			break;
+		if (r < 0) {
+			c->d->st.closed_bad++;
+			d_log_limited(D_INFO, "connection %llu (pid %d uid %u): "
+				      "bad frame (%s), closing it",
+				      (unsigned long long)c->serial,
+				      (int)c->pid, (unsigned)c->uid,
+				      strerror((int)-r));
+			reply_err(c, &q, (int)r);
+			c->closing = true;
+			return n;
+		}
+		handle_request(c, &q);
+		done += (size_t)r;
+		check_pressure(c);
+	}
+	return done;
+}
+
+static void process_in(struct conn *c)
+{
+	size_t used;
+
+	if (c->paused || c->closing || c->dead)
+		return;
+	used = parse(c, c->in.p + c->in.off, c->in.len - c->in.off);
+	c->in.off += used;
+	if (c->in.off == c->in.len)
+		dbuf_reset(&c->in, 64u << 10);
+}
+
+/* After input was consumed: turn a peer's end of stream into closing, and
+ * close a closing connection whose replies are all out. */
+static void after_input(struct conn *c)
+{
+	if (c->dead)
+		return;
+	if (c->rd_eof && !c->paused && !c->closing) {
+		if (c->in.len > c->in.off) {
+			/* disconnected mid-frame: a half-closed peer still
+			 * reads this; a gone one does not care */
+			struct proto_req q;
+
+			c->d->st.closed_bad++;
+			proto_decode_request(c->in.p + c->in.off,
+					     c->in.len - c->in.off,
+					     PROTO_FRAME_MAX, &q);
+			reply_err(c, &q, -EBADMSG);
+		}
+		c->closing = true;
+	}
+	if (c->closing && !c->sending && !pending_bytes(c))
+		conn_kill(c, c->rd_eof ? "closed by peer" : "closed");
+}
+
+static void input(struct conn *c, const uint8_t *data, size_t n)
+{
+	if (c->closing || c->dead)
+		return;
+	if (c->in.len == c->in.off && !c->paused) {
+		size_t used = parse(c, data, n);
+
+		data += used;
+		n -= used;
+		if (!n || c->closing || c->dead)
+			return;
+	}
+	if (dbuf_reserve(&c->in, n)) {
+		conn_kill(c, "out of memory for input");
+		return;
+	}
+	memcpy(c->in.p + c->in.len, data, n);
+	c->in.len += n;
+	process_in(c);
+}
+
+struct conn *conn_new(struct daemon *d, int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->d = d;
+	c->fd = fd;
+	c->serial = ++d->conn_serial;
+	c->progress_ns = d_now_ns();
+	c->next = d->conns;
+	if (d->conns)
+		d->conns->prev = c;
+	d->conns = c;
+	d->nconns++;
+	if (!auth_peer(d, c)) {
+		c->refused = true;
+		d->st.refused++;
+		d_log_limited(D_INFO, "connection %llu: pid %d uid %u gid %u "
+			      "not allowed to write (-EACCES)",
+			      (unsigned long long)c->serial, (int)c->pid,
+			      (unsigned)c->uid, (unsigned)c->gid);
+	} else {
+		d_log(D_DEBUG, "connection %llu: pid %d uid %u",
+		      (unsigned long long)c->serial, (int)c->pid,
+		      (unsigned)c->uid);
+	}
+	conn_arm_recv(c);
+	return c;
+}
+
+void conn_arm_recv(struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (c->recv_armed || c->dead || c->closing || c->paused || c->rd_eof)
+		return;
+	sqe = d_sqe(c->d);
+	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = 0;
+	io_uring_sqe_set_data64(sqe, d_ud(c, D_TAG_RECV));
+	c->recv_armed = true;
+	c->ops++;
+}
+
+void conn_put(struct conn *c)
+{
+	/* the memory itself goes in free_zombies() (loop.c), after the
+	 * completion batch, so no handler is left holding a freed conn */
+	if (c->ops)
+		c->ops--;
+}
+
+void conn_recv_cqe(struct conn *c, const struct io_uring_cqe *cqe)
+{
+	struct daemon *d = c->d;
+	int res = cqe->res;
+
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+
+		if (res > 0 && bid < D_NBUFS && (unsigned)res <= D_BUFSZ)
+			input(c, d->bufs + (size_t)bid * D_BUFSZ,
+			      (size_t)res);
+		d_recycle_buf(d, bid);
+	} else if (res == 0) {
+		c->rd_eof = true;
+	} else if (res < 0 && res != -ENOBUFS && res != -ECANCELED &&
+		   !c->dead) {
+		conn_kill(c, strerror(-res));
+	}
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		/* the multishot recv ended: by EOF, cancellation (pause,
+		 * close), or -ENOBUFS when every provided buffer was in use;
+		 * the last one simply re-arms */
+		c->recv_armed = false;
+		after_input(c);
+		conn_arm_recv(c);
+		conn_put(c);
+	} else {
+		after_input(c);
+	}
+}
+
+static void start_send(struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (c->sending || c->dead)
+		return;
+	if (c->out_s.off == c->out_s.len) {
+		struct dbuf t;
+
+		if (!c->out_q.len)
+			return;
+		t = c->out_s;
+		c->out_s = c->out_q;
+		c->out_q = t;
+		dbuf_reset(&c->out_q, 256u << 10);
+		/* a new stall window starts with each send from idle */
+		c->progress_ns = d_now_ns();
+	}
+	sqe = d_sqe(c->d);
+	io_uring_prep_send(sqe, c->fd, c->out_s.p + c->out_s.off,
+			   c->out_s.len - c->out_s.off, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, d_ud(c, D_TAG_SEND));
+	c->sending = true;
+	c->ops++;
+}
+
+void conn_flush_dirty(struct daemon *d)
+{
+	struct conn *c;
+
+	while ((c = d->dirty)) {
+		d->dirty = c->dirty_next;
+		c->dirty = false;
+		start_send(c);
+	}
+}
+
+void conn_send_cqe(struct conn *c, const struct io_uring_cqe *cqe)
+{
+	struct daemon *d = c->d;
+	int res = cqe->res;
+
+	c->sending = false;
+	if (c->dead) {
+		conn_put(c);
+		return;
+	}
+	if (res <= 0) {
+		/* EPIPE, ECONNRESET: the peer is gone; 0 cannot happen for
+		 * a non-empty send on a stream socket */
+		conn_kill(c, res ? strerror(-res) : "send returned 0");
+		conn_put(c);
+		return;
+	}
+	if ((size_t)res > c->out_s.len - c->out_s.off)
+		res = (int)(c->out_s.len - c->out_s.off);
+	c->out_s.off += (size_t)res;
+	c->progress_ns = d_now_ns();
+	if (c->out_s.off == c->out_s.len)
+		dbuf_reset(&c->out_s, 256u << 10);
+	start_send(c);
+	if (c->paused && pending_bytes(c) < D_OUT_LOW &&
+	    pending_replies(c) <= d->o->max_inflight / 2) {
+		c->paused = false;
+		process_in(c);
+		conn_arm_recv(c);
+	}
+	after_input(c);
+	conn_put(c);
+}
+
+void conn_kill(struct conn *c, const char *why)
+{
+	struct daemon *d = c->d;
+
+	if (c->dead)
+		return;
+	d_log(D_DEBUG, "connection %llu: %s", (unsigned long long)c->serial,
+	      why);
+	c->dead = true;
+	c->closing = true;
+	/* the connection's entries go in one commit, before anything else
+	 * can observe the connection as closed */
+	eph_conn_closed(c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		d->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	d->nconns--;
+	if (c->recv_armed)
+		conn_cancel(c, D_TAG_RECV);
+	if (c->sending)
+		conn_cancel(c, D_TAG_SEND);
+	/* wakes a send blocked on a full peer and ends the recv even if the
+	 * cancellations raced with a completion */
+	shutdown(c->fd, SHUT_RDWR);
+	c->prev = NULL;
+	c->next = d->zombies;
+	d->zombies = c;
+}
+
+void conn_drain(struct conn *c)
+{
+	if (c->dead)
+		return;
+	/* answer every complete request already received, whatever the
+	 * back-pressure says (bounded by what c->in holds), then close */
+	c->paused = false;
+	process_in(c);
+	if (!c->dead) {
+		c->closing = true;
+		if (c->recv_armed)
+			conn_cancel(c, D_TAG_RECV);
+		after_input(c);
+	}
+}
+
+void conn_check_stalls(struct daemon *d, uint64_t now)
+{
+	struct conn *c, *next;
+
+	for (c = d->conns; c; c = next) {
+		next = c->next;
+		if (c->sending && now - c->progress_ns > d->o->stall_ns) {
+			d->st.stalled++;
+			d_log_limited(D_INFO, "connection %llu (pid %d uid %u): "
+				      "took no reply for %llu ms, closing it",
+				      (unsigned long long)c->serial,
+				      (int)c->pid, (unsigned)c->uid,
+				      (unsigned long long)(d->o->stall_ns /
+							   1000000));
+			conn_kill(c, "stalled");
+		}
+	}
+}
+
+void conn_free_all(struct daemon *d)
+{
+	struct conn *lists[2] = { d->conns, d->zombies };
+
+	for (int i = 0; i < 2; i++) {
+		struct conn *c = lists[i], *next;
+
+		for (; c; c = next) {
+			next = c->next;
+			close(c->fd);
+			free(c->in.p);
+			free(c->out_q.p);
+			free(c->out_s.p);
+			free(c);
+		}
+	}
+	d->conns = d->zombies = NULL;
+	d->nconns = 0;
+}

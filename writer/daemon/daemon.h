@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * daemon.h - shmregd's internal interfaces: options, the event loop, the
+ * per-connection state, owner monitoring and authorisation.
+ *
+ * One thread, one io_uring.  Every piece of state below is touched only by
+ * that thread, so nothing here is locked or atomic.  Requests are applied
+ * to the writer synchronously as their frames are decoded, so a reply is
+ * produced in request order by construction; only sends are asynchronous.
+ */
+#ifndef SHMREGD_DAEMON_H
+#define SHMREGD_DAEMON_H
+
+#include <liburing.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/signalfd.h>
+#include <sys/types.h>
+
+#include "shmreg_writer.h"
+#include "proto.h"
+
+#define D_MAX_REGISTRIES 64     /* one bit each in owner.regmask */
+#define D_MAX_IDS        64     /* --allow-uid / --allow-gid entries */
+
+/* Back-pressure (per connection): stop decoding requests once this many
+ * reply bytes, or max_inflight replies, wait to be sent; start again below
+ * the low marks.  The hysteresis keeps a client that reads slowly from
+ * toggling the receive on every send. */
+#define D_OUT_HIGH  (64u << 10)
+#define D_OUT_LOW   (16u << 10)
+
+/* Provided receive buffers shared by all connections (buffer group 0). */
+#define D_NBUFS  256u
+#define D_BUFSZ  (16u << 10)
+
+struct d_opts {
+	const char *registry[D_MAX_REGISTRIES];
+	unsigned nreg;
+	char socket_path[108];      /* sizeof(sun_path) */
+	mode_t seg_mode;            /* --mode, segment files */
+	mode_t sock_mode;           /* --socket-mode */
+	uid_t allow_uid[D_MAX_IDS];
+	unsigned nuid;
+	gid_t allow_gid[D_MAX_IDS];
+	unsigned ngid;
+	unsigned max_conns;
+	unsigned max_inflight;
+	uint64_t stall_ns;          /* close a connection whose replies make
+	                             * no progress for this long */
+	uint64_t drain_ns;          /* shutdown: wait this long for clients */
+	int ready_fd;               /* -1 or an fd to write "READY\n" to */
+	bool truncate;
+	int verbose;                /* 0 errors, 1 info, 2 debug */
+};
+
+/* Parse the command line.  Returns 0 to run, or an exit status (+1) when
+ * the process should exit now (after --help: 0 + 1 = 1 means "exit 0"). */
+int d_parse_args(int argc, char **argv, struct d_opts *o);
+
+/* ---- logging: stderr, systemd picks it up; rate-limited for anything a
+ * peer can trigger ---- */
+#define D_ERR   0
+#define D_INFO  1
+#define D_DEBUG 2
+#define D_TRACE 3
+void d_log(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Like d_log, but at most a few lines per second; the rest are counted
+ * and reported as "N messages suppressed". */
+void d_log_limited(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+extern int d_verbose;
+
+/* ---- per-registry state ---- */
+struct eph;
+
+struct reg {
+	const char *name;
+	shmreg_writer_t *w;
+	unsigned idx;               /* bit in owner.regmask */
+	/* connection-owned (SHMREG_EPHEMERAL) keys: key -> owning conn */
+	struct eph **eph_tab;
+	size_t eph_mask;            /* buckets - 1 */
+	size_t eph_count;
+};
+
+/* ---- a growable byte buffer ---- */
+struct dbuf {
+	uint8_t *p;
+	size_t off;                 /* first unconsumed / unsent byte */
+	size_t len;                 /* end of data */
+	size_t cap;
+	unsigned nrep;              /* replies it holds (output buffers) */
+};
+
+struct daemon;
+
+struct conn {
+	struct daemon *d;
+	int fd;
+	unsigned ops;               /* SQEs in flight naming this conn */
+	bool recv_armed;            /* a multishot recv is in flight */
+	bool paused;                /* back-pressure: not decoding input */
+	bool closing;               /* no more input; close when flushed */
+	bool dead;                  /* shut down; freed when ops == 0 */
+	bool refused;               /* peer failed authorisation */
+	bool dirty;                 /* on d->dirty: has output to send */
+	bool sending;               /* a send of out_s is in flight */
+	bool rd_eof;                /* the peer shut its side down */
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	uint64_t serial;            /* connection number, for logs */
+	struct reg *reg;            /* selected by HELLO */
+	struct dbuf in;             /* partial frame / unprocessed input */
+	struct dbuf out_q;          /* replies queued */
+	struct dbuf out_s;          /* replies being sent (stable while
+	                             * sending: the kernel reads it) */
+	uint64_t progress_ns;       /* last send progress (stall check) */
+	struct eph *eph_head;       /* keys this connection owns */
+	struct conn *prev, *next;   /* d->conns */
+	struct conn *dirty_next;
+};
+
+/* A process whose exit removes its entries. */
+struct owner {
+	pid_t pid;
+	int pidfd;
+	uint64_t regmask;           /* registries it may own entries in */
+	struct owner *hnext;
+};
+
+struct d_stats {
+	uint64_t requests;
+	uint64_t closed_bad;
+	uint64_t refused;
+	uint64_t stalled;
+	uint64_t out_highwater;
+	uint64_t pauses;
+	uint64_t owner_deletes;
+};
+
+enum d_state { D_RUNNING, D_DRAINING, D_DONE };
+
+struct daemon {
+	struct io_uring ring;
+	struct d_opts *o;
+	struct reg reg[D_MAX_REGISTRIES];
+	unsigned nreg;
+	enum d_state state;
+	int fatal;                  /* -errno that stops the loop, or 0 */
+	int listen_fd;
+	bool accept_armed;
+	bool unlink_socket;         /* we created socket_path */
+	int sig_fd;
+	struct signalfd_siginfo siginfo;
+	struct __kernel_timespec tick_ts;
+	uint64_t drain_deadline;
+	/* provided buffer ring */
+	struct io_uring_buf_ring *br;
+	size_t br_bytes;
+	uint8_t *bufs;
+	/* connections */
+	struct conn *conns;
+	unsigned nconns;
+	uint64_t conn_serial;
+	struct conn *dirty;
+	struct conn *zombies;       /* dead, waiting for their SQEs */
+	/* owners: pid -> struct owner, chained hash */
+	struct owner **own_tab;
+	size_t own_mask;
+	size_t nowners;
+	uint64_t eph_seed;
+	struct d_stats st;
+};
+
+/* user_data tags, in the low bits of 8-byte aligned pointers */
+#define D_TAG_IGNORE 0u
+#define D_TAG_ACCEPT 1u
+#define D_TAG_RECV   2u
+#define D_TAG_SEND   3u
+#define D_TAG_PIDFD  4u
+#define D_TAG_SIGNAL 5u
+#define D_TAG_TICK   6u
+#define D_TAG_MASK   7u
+
+static inline uint64_t d_ud(const void *p, unsigned tag)
+{
+	return (uint64_t)(uintptr_t)p | tag;
+}
+
+/* ---- loop.c ---- */
+int loop_init(struct daemon *d);
+int loop_run(struct daemon *d);
+void loop_exit(struct daemon *d);
+/* An SQE, submitting pending ones first when the SQ is full.  Never NULL
+ * (the SQ drains on submit; see loop.c). */
+struct io_uring_sqe *d_sqe(struct daemon *d);
+void d_recycle_buf(struct daemon *d, unsigned bid);
+uint64_t d_now_ns(void);
+void d_begin_drain(struct daemon *d);
+
+/* ---- conn.c ---- */
+struct conn *conn_new(struct daemon *d, int fd);
+void conn_recv_cqe(struct conn *c, const struct io_uring_cqe *cqe);
+void conn_send_cqe(struct conn *c, const struct io_uring_cqe *cqe);
+void conn_arm_recv(struct conn *c);
+/* Start sends for every connection with queued output. */
+void conn_flush_dirty(struct daemon *d);
+/* Shut the connection down now: ephemeral entries removed, fd shut down;
+ * the memory goes when the kernel has finished with it. */
+void conn_kill(struct conn *c, const char *why);
+/* Shutdown: answer what was received, then close. */
+void conn_drain(struct conn *c);
+/* Timer: close connections whose output made no progress in stall_ns. */
+void conn_check_stalls(struct daemon *d, uint64_t now);
+/* Drop a reference from a completed SQE; frees a dead conn at zero. */
+void conn_put(struct conn *c);
+void conn_free_all(struct daemon *d);
+
+/* ---- owners.c ---- */
+/* Make sure @pid is watched, and note that it may own entries in @r.
+ * Returns 0, -ESRCH (no such process, or it has exited), or -errno from
+ * pidfd_open (-EMFILE ...). */
+int owner_watch(struct daemon *d, pid_t pid, struct reg *r);
+void owner_exited(struct daemon *d, struct owner *ow);
+void owner_free_all(struct daemon *d);
+/* After a successful put of @key in @r by @c. */
+int eph_after_put(struct daemon *d, struct reg *r, struct conn *c,
+		  const void *key, size_t klen, bool ephemeral);
+/* After a successful (or -ENOENT) delete of @key in @r. */
+void eph_after_del(struct daemon *d, struct reg *r, const void *key,
+		   size_t klen);
+/* Remove, in one commit, every entry @c owns. */
+void eph_conn_closed(struct conn *c);
+/* Startup: take over what a previous daemon left in @r (watch the owner
+ * pids it names, drop connection-owned entries whose connection is gone). */
+int owner_adopt(struct daemon *d, struct reg *r);
+void eph_free_all(struct daemon *d);
+
+/* ---- auth.c ---- */
+/* Read the peer's credentials into @c and decide whether it may use the
+ * daemon.  Returns true when allowed. */
+bool auth_peer(struct daemon *d, struct conn *c);
+
+#endif /* SHMREGD_DAEMON_H */
