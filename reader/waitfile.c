@@ -80,6 +80,8 @@ struct waitfile {
 
 static _Atomic(struct waitfile *) waitfile_list;
 static _Atomic uint64_t waitfile_wakeups;
+/* WAIT_SLICE_NS unless a test changed it (waitfile_debug_set_slice) */
+static _Atomic int64_t wait_slice_ns = WAIT_SLICE_NS;
 
 static int64_t mono_ns(void)
 {
@@ -231,7 +233,7 @@ ssize_t wait_until(shmreg_t *r, int on, uint64_t hash, int64_t timeout_ns,
 	struct shm_wait_slot *slot = NULL;
 	_Atomic uint32_t *count = NULL;
 	struct waitfile *wf;
-	int64_t now, deadline, live_at, slice;
+	int64_t now, deadline, live_at, live_slice, slice;
 	uint32_t seen = 0;
 	ssize_t res;
 
@@ -258,7 +260,8 @@ ssize_t wait_until(shmreg_t *r, int on, uint64_t hash, int64_t timeout_ns,
 						  memory_order_seq_cst);
 		}
 	}
-	slice = count ? WAIT_SLICE_NS : WAIT_POLL_NS;
+	live_slice = atomic_load_explicit(&wait_slice_ns, memory_order_relaxed);
+	slice = count ? live_slice : WAIT_POLL_NS;
 	/* Fr: orders the count increment before the loads of the re-check
 	 * (and of the word); pairs with Fw in notify_key()/notify_all() */
 	atomic_thread_fence(memory_order_seq_cst);
@@ -277,7 +280,7 @@ ssize_t wait_until(shmreg_t *r, int on, uint64_t hash, int64_t timeout_ns,
 		if (res)
 			break;
 		now = mono_ns();
-		if (now - live_at >= WAIT_SLICE_NS) {
+		if (now - live_at >= live_slice) {
 			live_at = now;
 			if (reader_writer_state(r, reader_map(r)) ==
 			    SHMREG_STATE_DEAD) {
@@ -291,7 +294,7 @@ ssize_t wait_until(shmreg_t *r, int on, uint64_t hash, int64_t timeout_ns,
 		}
 		wait_sleep(slot ? &slot->word : NULL, seen,
 			   min64(min64(deadline - now, slice),
-				 live_at + WAIT_SLICE_NS - now));
+				 live_at + live_slice - now));
 	}
 	if (count)
 		atomic_fetch_sub_explicit(count, 1, memory_order_relaxed);
@@ -301,6 +304,12 @@ ssize_t wait_until(shmreg_t *r, int on, uint64_t hash, int64_t timeout_ns,
 uint64_t waitfile_debug_wakeups(void)
 {
 	return atomic_load_explicit(&waitfile_wakeups, memory_order_relaxed);
+}
+
+void waitfile_debug_set_slice(int64_t ns)
+{
+	atomic_store_explicit(&wait_slice_ns, ns > 0 ? ns : WAIT_SLICE_NS,
+			      memory_order_relaxed);
 }
 
 int waitfile_debug_mode(shmreg_t *r)

@@ -60,6 +60,12 @@ ssize_t wait_until(shmreg_t *r, int on, uint64_t hash, int64_t timeout_ns,
  * signals are not counted.  Costs one relaxed atomic add per wake-up. */
 uint64_t waitfile_debug_wakeups(void);
 
+/* Set the liveness slice of this process's registered waits (ns; <= 0:
+ * back to WAIT_SLICE_NS).  A test that sets it far beyond its await
+ * timeouts turns any lost wake-up into a -ETIMEDOUT: with the default, the
+ * slice's re-check would quietly rescue it within 100 ms. */
+void waitfile_debug_set_slice(int64_t ns);
+
 /* How a wait on @r would wait now: 2 registered in the wait file, 1 mapped
  * read-only (polling, WAIT_POLL_NS), 0 no usable wait file (polling). */
 int waitfile_debug_mode(shmreg_t *r);
