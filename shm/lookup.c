@@ -14,7 +14,8 @@
  *
  * Most slots on the walk are not the key: for those only the seqcount, tag
  * and key length are read and validated.  A slot whose tag and length match
- * is copied whole (16 relaxed word loads) and validated, then compared.
+ * has its header words copied, its key compared and its value copied in
+ * place, and only then is its seqcount re-checked (see inline_match).
  *
  * Why an empty slot ends the walk, and what shift_seq is for.  Deletion is
  * by backward shift (writer/index.c): no tombstones, and the invariant "no
@@ -167,8 +168,36 @@ void shm_fill_info(shmreg_info_t *info, const struct shm_slot *s)
 
 enum probe_result { PROBE_FOUND, PROBE_ABSENT, PROBE_RETRY, PROBE_CORRUPT };
 
-/* One walk from the key's home.  On PROBE_FOUND, *out is a validated copy
- * of the matching slot whose key equals @key and whose value is in @buf. */
+/*
+ * Compare and copy an inline entry straight out of the slot: the key is
+ * compared and the value copied in place (shm_copy_wide's argument: nothing
+ * read is acted upon before the caller validates the slot's seqcount), so a
+ * hit costs the slot's two cache lines and no intermediate copy.  Returns 1
+ * when the key matches, 0 when not, -1 when the lengths make no sense.
+ */
+static int inline_match(const struct shm_slot *s, const struct shm_slot *hdr,
+			const void *key, size_t klen, void *buf, size_t cap)
+{
+	size_t n = hdr->vlen < cap ? hdr->vlen : cap;
+	int same;
+
+	if (klen + hdr->vlen > SHM_SLOT_INLINE)
+		return -1;
+#if SHM_TSAN
+	uint8_t tmp[SHM_SLOT_INLINE];
+
+	shm_copy_wide(tmp, s->data, klen);
+	same = memcmp(tmp, key, klen) == 0;
+#else
+	same = memcmp(s->data, key, klen) == 0;
+#endif
+	if (same && n)
+		shm_copy_wide(buf, s->data + klen, n);
+	return same;
+}
+
+/* One walk from the key's home.  On PROBE_FOUND, *out holds a validated copy
+ * of the matching slot's header words (not its data) and @buf the value. */
 static enum probe_result probe(const struct shm_map *m, const void *key,
 			       size_t klen, uint64_t hash, void *buf,
 			       size_t cap, struct shm_slot *out,
@@ -180,16 +209,21 @@ static enum probe_result probe(const struct shm_map *m, const void *key,
 					      memory_order_relaxed);
 	uint64_t i = shm_home(hash, cap_slots);
 	uint32_t tag = shm_tag(hash);
-	uint8_t keybuf[SHMREG_KEY_MAX];
 
 	if (limit >= cap_slots)
 		limit = cap_slots - 1;
+	/* At the load limit a key sits past its home slot about half the
+	 * time: fetch the next slot in parallel with the home slot, so that
+	 * the walk's second step does not cost a second memory latency. */
+	if (limit > 0)
+		__builtin_prefetch(shm_slot_at(m, i + 1 == cap_slots ? 0 : i + 1));
 	for (uint64_t d = 0; d <= limit; d++, i = (i + 1 == cap_slots) ? 0 : i + 1) {
 		const struct shm_slot *s = shm_slot_at(m, i);
 		uint32_t s0 = seq_read_begin(&s->seq);
 		uint64_t w1 = load_word(s, 1);
 		uint32_t t = load_tag(s);
 		struct slot_word1 f;
+		int same;
 
 		memcpy(&f, &w1, sizeof(f));
 		if (f.klen == 0 || t != tag || f.klen != klen) {
@@ -200,16 +234,32 @@ static enum probe_result probe(const struct shm_map *m, const void *key,
 				return PROBE_ABSENT;
 			continue;
 		}
-		if (shm_slot_copy(m, i, out) < 0)
-			return PROBE_RETRY;
-		if (out->klen != klen || out->tag != tag)
-			return PROBE_RETRY; /* changed between the two reads */
-		int rc = shm_entry_read(m, out, keybuf, buf, cap);
-		if (rc == -EAGAIN)
-			return PROBE_RETRY;
-		if (rc < 0)
-			return PROBE_CORRUPT;
-		if (memcmp(keybuf, key, klen) == 0) {
+		/* header words 1..5 and, for an extern entry, the reference */
+		shm_load_words((uint8_t *)out + 8, (const uint8_t *)s + 8,
+			       offsetof(struct shm_slot, data) - 8);
+		if (f.kind == SHM_KIND_INLINE) {
+			same = inline_match(s, out, key, klen, buf, cap);
+			if (seq_read_retry(&s->seq, s0))
+				return PROBE_RETRY;
+			if (same < 0)
+				return PROBE_CORRUPT;
+		} else {
+			uint8_t keybuf[SHMREG_KEY_MAX];
+
+			shm_load_words(out->data, s->data,
+				       sizeof(struct shm_ext_ref));
+			if (seq_read_retry(&s->seq, s0))
+				return PROBE_RETRY;
+			out->tag = t;
+			int rc = shm_entry_read(m, out, keybuf, buf, cap);
+			if (rc == -EAGAIN)
+				return PROBE_RETRY;
+			if (rc < 0)
+				return PROBE_CORRUPT;
+			same = memcmp(keybuf, key, klen) == 0;
+		}
+		if (same) {
+			out->tag = t;
 			if (index)
 				*index = i;
 			return PROBE_FOUND;
