@@ -56,9 +56,14 @@ cmake -S "$SHMREG_SOURCE_DIR/tests/consumer" -B cm \
 cmake --build cm >>cm.log 2>&1 || { cat cm.log >&2; fail "consumer build"; }
 
 # The consumer must link the installed libraries, not the build tree's.
-ldd cm/reader | grep -q "$prefix/.*libshmreg\.so" ||
-	{ ldd cm/reader >&2; fail "reader does not use the installed libshmreg.so"; }
-if nm -D cm/reader_static | grep -q ' U shmreg_'; then
+# (Outputs go to files: `cmd | grep -q` fails under pipefail when grep's
+# early exit kills cmd with SIGPIPE.)
+ldd cm/reader >ldd.txt
+grep -q "$prefix/.*libshmreg\.so" ldd.txt ||
+	{ cat ldd.txt >&2; fail "reader does not use the installed libshmreg.so"; }
+ldd cm/reader_static >ldd_static.txt
+if grep -q 'libshmreg' ldd_static.txt; then
+	cat ldd_static.txt >&2
 	fail "reader_static still needs libshmreg.so"
 fi
 
