@@ -104,5 +104,11 @@ if [[ -x $prefix/bin/shmregctl ]]; then
 		fail "installed shmregctl get exited $?"
 	[[ $out == *10.0.0.7:5432* ]] || fail "installed shmregctl get printed '$out'"
 fi
+for d in bin sbin; do
+	if [[ -x $prefix/$d/shmregd ]]; then
+		"$prefix/$d/shmregd" --help >/dev/null ||
+			fail "installed $d/shmregd --help exited $?"
+	fi
+done
 
 echo "install_consumer: ok"
