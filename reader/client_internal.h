@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * client_internal.h - the shmregd client connection, shared by client.c
+ * (connect, synchronous calls, the I/O pump) and client_async.c.
+ */
+#ifndef READER_CLIENT_INTERNAL_H
+#define READER_CLIENT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shmreg.h"
+#include "proto.h"
+
+/* Queued request bytes past which a queueing call writes them out. */
+#define CLIENT_OUT_FLUSH (64u << 10)
+
+struct shmreg_client {
+	int fd;
+	int err;                    /* sticky: 0, or why the connection is
+	                             * unusable (-ECONNRESET, -EPROTO ...) */
+	uint64_t next_id;           /* id of the next request (from 1) */
+	uint64_t replied_id;        /* last id whose reply was read; replies
+	                             * come in order, so every id up to it is
+	                             * answered */
+	unsigned depth;             /* async requests outstanding at most */
+	unsigned outstanding;       /* async requests not yet reaped */
+	/* requests queued, not yet written: out[out_off, out_len) */
+	uint8_t *out;
+	size_t out_off, out_len, out_cap;
+	/* bytes read, not yet decoded: in[in_off, in_len) */
+	uint8_t *in;
+	size_t in_off, in_len, in_cap;
+	/* completions of async requests read but not reaped: a ring of
+	 * depth entries (outstanding <= depth bounds it) */
+	shmreg_completion_t *cq;
+	unsigned cq_head, cq_count;
+	/* A synchronous call waits for exactly one id and takes its reply
+	 * here; at most one is in flight (calls are not concurrent), so every
+	 * other reply belongs to an asynchronous request and goes to cq. */
+	uint64_t sync_id;
+	bool sync_done;
+	int32_t sync_status;
+	uint64_t sync_rev;
+	uint8_t sync_body[PROTO_REPLY_MAX];
+	uint32_t sync_blen;
+};
+
+/* What the pump waits for */
+enum client_until {
+	UNTIL_SENT,                 /* every queued byte written */
+	UNTIL_SYNC,                 /* the reply to c->sync_id */
+	UNTIL_COMPLETION,           /* at least one completion in the ring */
+	UNTIL_NOTHING,              /* one non-blocking pass */
+};
+
+/* Write and read until @until holds or @timeout_ns passes (< 0 forever).
+ * Returns 0, -ETIMEDOUT, or the sticky error. */
+int client_pump(shmreg_client_t *c, enum client_until until,
+		int64_t timeout_ns);
+
+/* Reserve @n bytes at the end of the output queue.  NULL on -ENOMEM. */
+uint8_t *client_out_reserve(shmreg_client_t *c, size_t n);
+
+/* Argument checks shared by the synchronous and asynchronous calls:
+ * 0, -EINVAL or -E2BIG. */
+int client_check_put(const void *key, size_t klen, const void *val,
+		     size_t vlen, const shmreg_put_opts_t *opts);
+int client_check_del(const void *key, size_t klen);
+
+#endif /* READER_CLIENT_INTERNAL_H */

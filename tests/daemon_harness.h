@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * daemon_harness.h - start and stop a real shmregd ($SHMREGD) for the
+ * daemon suites: a private socket directory, a registry in the test's
+ * SHMREG_DIR, readiness through --ready-fd (no polling, no sleeping).
+ */
+#ifndef TESTS_DAEMON_HARNESS_H
+#define TESTS_DAEMON_HARNESS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "shmreg.h"
+
+struct dh {
+	pid_t pid;            /* the daemon, 0 when not running */
+	char dir[64];         /* private directory of the socket */
+	char sock[128];       /* socket path */
+	const char *reg;      /* registry name */
+};
+
+/* Make the socket directory (mode 0755, so other uids can reach the
+ * socket) under /tmp: SHMREG_DIR may be too long for sun_path. */
+void dh_init(struct dh *h, const char *reg);
+
+/*
+ * Start shmregd for h->reg on h->sock with the extra arguments @extra
+ * (NULL-terminated, may be NULL) and wait until it serves.  Exits the test
+ * with 77 when the daemon reports io_uring unavailable (exit status 69),
+ * fails it when the daemon cannot start otherwise.
+ */
+void dh_start(struct dh *h, const char *const *extra);
+
+/* Send @sig and reap the daemon.  Returns its exit status, or 128 + the
+ * signal that killed it. */
+int dh_stop(struct dh *h, int sig);
+
+/* Stop the daemon if it runs (SIGKILL) and remove the socket directory. */
+void dh_cleanup(struct dh *h);
+
+/* Connect a client to the harness daemon (fails the test on error). */
+shmreg_client_t *dh_connect(struct dh *h);
+
+/* Open the registry for reading (fails the test on error). */
+shmreg_t *dh_open(struct dh *h);
+
+/* Wait up to @timeout_ms for @key to be absent (watch_key, then a get to
+ * confirm).  Returns 0 or -ETIMEDOUT. */
+int dh_wait_gone(shmreg_t *r, const char *key, int timeout_ms);
+
+#endif /* TESTS_DAEMON_HARNESS_H */
