@@ -243,6 +243,11 @@ void shmreg_watch_close(shmreg_watch_t *w);
  * Client: ask a running shmregd to write.  One connection serves one
  * registry.  A put that returned its revision is visible to every later
  * shmreg_get of this process (read-your-writes).
+ *
+ * A shmreg_client_t is used by one thread at a time, and only in the
+ * process that connected (a forked child shares the socket: it must
+ * connect on its own).  Calls block until the daemon answers; the socket
+ * is the only thing they wait on.  The wire protocol is docs/protocol.md.
  */
 
 /*
@@ -271,7 +276,106 @@ int64_t shmreg_put(shmreg_client_t *c, const void *key, size_t klen,
  * changes), or the errors of shmreg_put. */
 int64_t shmreg_del(shmreg_client_t *c, const void *key, size_t klen);
 
+/* Close the connection (entries put with SHMREG_EPHEMERAL on it are
+ * removed by the daemon) and free @c.  Unreaped asynchronous requests are
+ * still applied by the daemon; their results are lost.  NULL is allowed. */
 void shmreg_disconnect(shmreg_client_t *c);
+
+/* A round trip that changes nothing.  Returns the registry's revision
+ * (>= 0) or the connection errors of shmreg_put. */
+int64_t shmreg_ping(shmreg_client_t *c);
+
+/* What the daemon reports about itself (shmreg_client_stats). */
+typedef struct shmreg_daemon_stats {
+	uint64_t connections;    /* open connections */
+	uint64_t requests;       /* requests answered since it started */
+	uint64_t owners;         /* processes watched for owner-bound entries */
+	uint64_t ephemeral;      /* connection-owned entries tracked */
+	uint64_t closed_bad;     /* connections closed for a malformed frame */
+	uint64_t refused;        /* connections refused by uid/gid */
+	uint64_t stalled;        /* connections closed for not reading replies */
+	uint64_t out_highwater;  /* most reply bytes queued on one connection */
+	uint64_t pauses;         /* receives paused by back-pressure */
+	uint64_t owner_deletes;  /* entries removed because their owner exited */
+} shmreg_daemon_stats_t;
+
+/* Fill *@st with the registry's stats (as shmreg_stats would) and *@ds with
+ * the daemon's; either may be NULL.  Returns 0 or the connection errors of
+ * shmreg_put. */
+int shmreg_client_stats(shmreg_client_t *c, shmreg_stats_t *st,
+			shmreg_daemon_stats_t *ds);
+
+/* ----------------------------------------------------------------------
+ * Pipelined client: many requests in flight on one connection, for bulk
+ * writers.  Requests are queued and sent in batches; the daemon applies
+ * them and answers in order; completions are reaped in request order.
+ *
+ *	for (i = 0; i < n; i++) {
+ *		while ((id = shmreg_put_async(c, k[i], kl[i], v[i], vl[i],
+ *					      NULL)) == -EBUSY)
+ *			shmreg_client_wait(c, cqes, 64, -1);  // handle them
+ *		...
+ *	}
+ *	while ((got = shmreg_client_wait(c, cqes, 64, -1)) > 0)
+ *		...;                                       // until 0: all done
+ *
+ * Synchronous calls may be mixed in: they wait for their own reply, and the
+ * completions of earlier asynchronous requests stay queued for the next
+ * shmreg_client_wait.
+ */
+
+/* A finished asynchronous request. */
+typedef struct shmreg_completion {
+	uint64_t id;      /* as returned by shmreg_put_async/shmreg_del_async */
+	int64_t  result;  /* what shmreg_put/shmreg_del would have returned */
+} shmreg_completion_t;
+
+/*
+ * Queue a put (a delete).  The key, value and options are copied: the
+ * caller's buffers may be reused at once.  The request is sent when the
+ * queue fills, at shmreg_client_flush or at shmreg_client_wait; it may be
+ * applied by the daemon before its completion is reaped.
+ *
+ * Returns the request id (> 0, increasing by one per request on this
+ * connection), or
+ *   -EBUSY               shmreg_client_depth() requests are outstanding
+ *                        (sent or answered, not yet reaped): reap first
+ *   -EINVAL -E2BIG       bad argument or size (nothing is queued)
+ *   -ECONNRESET -EPIPE   the connection was lost
+ *   -ENOMEM
+ * Blocks only to write a full queue to the socket.
+ */
+int64_t shmreg_put_async(shmreg_client_t *c, const void *key, size_t klen,
+			 const void *val, size_t vlen,
+			 const shmreg_put_opts_t *opts);
+int64_t shmreg_del_async(shmreg_client_t *c, const void *key, size_t klen);
+
+/* Send every queued request.  Blocks until the socket took them (reading
+ * replies meanwhile, so a daemon applying back-pressure cannot deadlock
+ * it).  Returns 0 or -ECONNRESET -EPIPE -ENOMEM. */
+int shmreg_client_flush(shmreg_client_t *c);
+
+/*
+ * Reap up to @max completions, oldest first, after sending whatever is
+ * queued.  When none is ready, wait up to @timeout_ns for one (< 0 waits
+ * forever, 0 does not block).
+ *
+ * Returns the number of completions stored in @cqes (> 0), 0 when no
+ * asynchronous request is outstanding, or -ETIMEDOUT, -EINVAL (@max 0),
+ * -ECONNRESET / -EPIPE (connection lost: the outstanding requests may or
+ * may not have been applied), -EPROTO (the daemon broke the protocol).
+ */
+int shmreg_client_wait(shmreg_client_t *c, shmreg_completion_t *cqes,
+		       unsigned max, int64_t timeout_ns);
+
+/* How many asynchronous requests may be outstanding (the daemon's
+ * per-connection limit); 0 for NULL. */
+unsigned shmreg_client_depth(shmreg_client_t *c);
+
+/* The connection's socket, to poll for POLLIN alongside other work (then
+ * shmreg_client_wait with timeout 0); -1 for NULL.  Do not read or write
+ * it. */
+int shmreg_client_fd(shmreg_client_t *c);
 
 #ifdef __cplusplus
 }
