@@ -46,17 +46,22 @@
  *   waiters += 1                 (seq_cst RMW)
  *   fence(seq_cst)               (Fr: pairs with Fw in notify_key/notify_all)
  *   loop:
- *     seen = load(word, acquire) (pairs with the writer's release add)
+ *     seen = load(word, acquire) (pairs with the writer's release RMW)
  *     re-check the segment       (check(): the key, the ring, the state)
- *     FUTEX_WAIT(word, seen, slice)
+ *     CAS(word, seen, seen | SHM_WAIT_SLEEPING), or re-check if it moved
+ *     FUTEX_WAIT(word, seen | SHM_WAIT_SLEEPING, slice)
  *   waiters -= 1
  *
  * The count goes up once, before the first re-check that follows Fr, and
  * comes down only after the last one, so every commit whose Fw follows Fr
  * in the seq_cst order finds it non-zero and bumps the word; every commit
  * whose Fw precedes Fr is seen by the first re-check.  The word is loaded
- * before each re-check, so a bump that the re-check might have missed
- * makes FUTEX_WAIT return at once.
+ * before each re-check and the sleeping bit is set by a CAS from exactly
+ * that value, so a bump that the re-check might have missed either fails
+ * the CAS (re-check at once) or sees the bit and wakes us.  The CAS can be
+ * relaxed: it only has to be ordered against the writer's RMW on the same
+ * word, which the word's modification order does; what the re-check saw
+ * is covered by the acquire load before it.
  *
  * Time slices.  Each FUTEX_WAIT is bounded by the caller's deadline and by
  * the next liveness check, due WAIT_SLICE_NS (100 ms) after the previous
@@ -291,6 +296,19 @@ ssize_t wait_until(shmreg_t *r, int on, uint64_t hash, int64_t timeout_ns,
 		if (now >= deadline) {
 			res = -ETIMEDOUT;
 			break;
+		}
+		/* Say "asleep" (bit 0) in the very value the re-check ran
+		 * under; if the word moved meanwhile the CAS fails and we
+		 * re-check at once.  Read-only waiters cannot, and poll. */
+		if (count && !(seen & SHM_WAIT_SLEEPING)) {
+			if (!atomic_compare_exchange_strong_explicit(
+				    &slot->word, &seen, seen | SHM_WAIT_SLEEPING,
+				    memory_order_relaxed, memory_order_relaxed)) {
+				atomic_fetch_add_explicit(&waitfile_wakeups, 1,
+							  memory_order_relaxed);
+				continue;
+			}
+			seen |= SHM_WAIT_SLEEPING;
 		}
 		wait_sleep(slot ? &slot->word : NULL, seen,
 			   min64(min64(deadline - now, slice),

@@ -58,17 +58,27 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 #define SHM_WAIT_FILE_SIZE \
 	(SHM_WAIT_HDR_SIZE + SHM_WAIT_SLOTS * SHM_WAIT_SLOT_SIZE)
 #define SHM_WAIT_LINE      64u
+/* Bit 0 of a slot word: "a waiter is asleep (or about to be) on this
+ * word".  It lets the writer skip FUTEX_WAKE after a commit when the
+ * slot's waiters are all awake (re-checking after an earlier wake-up):
+ * under a stream of commits, one system call per sleep, not per commit. */
+#define SHM_WAIT_SLEEPING  1u
 
 /*
  * One waiting place: a futex word and the number of processes (threads)
  * that sleep, or are about to sleep, on it.
  */
 struct shm_wait_slot {
-	_Atomic uint32_t word;    /* futex word.  Written by the writer only:
-	                           * +1 (release) after a commit that concerns
-	                           * this slot, when waiters != 0, before the
-	                           * FUTEX_WAKE.  Wraps; only "changed since I
-	                           * looked" matters, never its value. */
+	_Atomic uint32_t word;    /* futex word: a sequence in bits 31..1 and
+	                           * SHM_WAIT_SLEEPING in bit 0.  The writer,
+	                           * after a commit that concerns this slot and
+	                           * only when waiters != 0, adds 2 and clears
+	                           * bit 0 in one RMW (release), and calls
+	                           * FUTEX_WAKE only if bit 0 was set.  A
+	                           * waiter sets bit 0 (CAS from the value it
+	                           * re-checked under) right before FUTEX_WAIT.
+	                           * Wraps; only "changed since I looked"
+	                           * matters, never its value. */
 	_Atomic uint32_t waiters; /* written by readers only: +1 before a waiter
 	                           * re-checks and sleeps, -1 when it returns.
 	                           * A hint, compared with 0 and nothing else: a

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,12 +23,15 @@
  *
  * The wait file (shm/wait_layout.h) holds one {word, waiters} slot per group
  * of keys and a global slot for change-stream watchers.  A reader that must
- * block registers in the slot (waiters + 1), re-checks the segment, and
- * sleeps on the word with FUTEX_WAIT.  After every committed change the
- * writer, in notify_key(), looks at the key's slot and at the global slot
- * and, for each whose waiters count is non-zero, adds 1 to the word and
- * calls FUTEX_WAKE.  With nobody waiting a commit costs one fence and two
- * loads: no store to the wait file and no system call.
+ * block registers in the slot (waiters + 1), re-checks the segment, marks
+ * the word "someone sleeps" (bit 0, a CAS from the value it re-checked
+ * under) and sleeps on it with FUTEX_WAIT.  After every committed change
+ * the writer, in notify_key(), looks at the key's slot and at the global
+ * slot and, for each whose waiters count is non-zero, adds 2 to the word
+ * while clearing bit 0, and calls FUTEX_WAKE if bit 0 was set.  With nobody
+ * waiting a commit costs one fence and two loads: no store to the wait file
+ * and no system call; with waiters that are awake (busy with the previous
+ * wake-up), one RMW and still no system call.
  *
  * The lost-wake-up argument (Dekker's pattern with two seq_cst fences):
  *
@@ -36,20 +40,28 @@
  *   slot/ring stores, revision (release)  waiters += 1        (seq_cst)
  *   fence(seq_cst)              (Fw)      fence(seq_cst)             (Fr)
  *   n = load(waiters)                     w = load(word)       (acquire)
- *   if (n) { word += 1 (release);         re-check the segment
- *            FUTEX_WAKE(word) }           FUTEX_WAIT(word, w)
+ *   if (n) {                              re-check the segment
+ *     old = word; word = (old+2) & ~1     CAS(word, w, w | 1), else again
+ *           (one RMW, release)            FUTEX_WAIT(word, w | 1)
+ *     if (old & 1) FUTEX_WAKE(word) }
  *
  * The two fences are totally ordered.  If Fw comes first, every load the
  * reader makes after Fr (its re-check) sees the commit, and it does not
  * sleep.  If Fr comes first, the writer's load of waiters sees the reader's
  * increment (or a later value, which other waiters' decrements cannot bring
- * to 0 while this reader is registered), so the writer bumps the word and
- * wakes it: the reader either loaded the bumped word (acquire, pairing with
- * the release add: then its re-check sees the commit), or FUTEX_WAIT finds
- * the word changed and returns at once, or it was already asleep and
- * FUTEX_WAKE, which follows the bump, wakes it.  Either way no reader sleeps
- * through a commit it was waiting for.  The reader stays registered across
- * its whole wait loop, so the argument holds for every later commit too.
+ * to 0 while this reader is registered), so the writer's RMW bumps the
+ * word.  The RMWs on the word (the writer's bump, the reader's CAS) are
+ * totally ordered too:
+ *  - the reader loaded the bumped word: acquire, pairing with the release
+ *    RMW, so its re-check sees the commit;
+ *  - it loaded an older word and its CAS comes after the bump: the CAS
+ *    fails (the word moved) and it re-checks instead of sleeping;
+ *  - its CAS came before the bump: the bump read bit 0 set and the writer
+ *    calls FUTEX_WAKE, which either finds it asleep or, if it has not yet
+ *    slept, makes its FUTEX_WAIT find the word changed and return at once.
+ * Either way no reader sleeps through a commit it was waiting for.  The
+ * reader stays registered across its whole wait loop, so the argument
+ * holds for every later commit too.
  *
  * The file is untrusted input here: readers map it read-write.  The writer
  * reads only counts, compares them with 0, and indexes slots by the hash's
@@ -211,14 +223,40 @@ fail_fd:
 	return ret;
 }
 
-/* Bump and wake one slot.  The release add pairs with the waiter's acquire
- * load of the word: a waiter that sees the new value sees the commit. */
-static void notify_wake(struct shm_wait_slot *s)
+/*
+ * Bump the word of a slot that has waiters, and wake them if one sleeps.
+ * The RMW adds 2 (the sequence) and clears SHM_WAIT_SLEEPING; it reads the
+ * latest value in the word's modification order, so a waiter whose CAS set
+ * the bit before it is woken, and a waiter whose CAS comes after it fails
+ * (the word moved) and re-checks instead of sleeping.  Release: pairs with
+ * the waiter's acquire load of the word, so a waiter that sees the new
+ * value sees the commit.  @force: wake even if no bit is set (close and
+ * handoff: a reader that scribbled the bit away still hears of them).
+ */
+static void notify_wake(struct shm_wait_slot *s, bool force)
 {
-	atomic_fetch_add_explicit(&s->word, 1, memory_order_release);
+	uint32_t old = atomic_load_explicit(&s->word, memory_order_relaxed);
+	uint32_t new;
+	int tries = 0;
+
+	/* Bounded: waiters only set bit 0, once per sleep, so the CAS
+	 * rarely fails; a process scribbling on the word could make it fail
+	 * forever, so after 8 tries store, and wake as if someone slept. */
+	do {
+		new = (old + 2) & ~SHM_WAIT_SLEEPING;
+		if (++tries > 8) {
+			atomic_store_explicit(&s->word, new,
+					      memory_order_release);
+			force = true;
+			break;
+		}
+	} while (!atomic_compare_exchange_weak_explicit(
+		&s->word, &old, new, memory_order_release,
+		memory_order_relaxed));
 	/* errors (-EFAULT cannot happen on our own mapping) are ignored: a
 	 * waiter that missed this wake re-checks at its slice's end */
-	(void)shm_futex_wake(&s->word, INT_MAX);
+	if (force || (old & SHM_WAIT_SLEEPING))
+		(void)shm_futex_wake(&s->word, INT_MAX);
 }
 
 void notify_key(struct notify *n, uint64_t hash)
@@ -234,9 +272,9 @@ void notify_key(struct notify *n, uint64_t hash)
 	 * waiter_begin() (reader/waitfile.c) */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&s->waiters, memory_order_relaxed))
-		notify_wake(s);
+		notify_wake(s, false);
 	if (atomic_load_explicit(&n->hdr->global.waiters, memory_order_relaxed))
-		notify_wake(&n->hdr->global);
+		notify_wake(&n->hdr->global, false);
 }
 
 void notify_all(struct notify *n)
@@ -250,9 +288,9 @@ void notify_all(struct notify *n)
 	for (uint32_t i = 0; i < SHM_WAIT_SLOTS; i++)
 		if (atomic_load_explicit(&n->slots[i].waiters,
 					 memory_order_relaxed))
-			notify_wake(&n->slots[i]);
+			notify_wake(&n->slots[i], true);
 	if (atomic_load_explicit(&n->hdr->global.waiters, memory_order_relaxed))
-		notify_wake(&n->hdr->global);
+		notify_wake(&n->hdr->global, true);
 }
 
 void notify_close(struct notify *n)
