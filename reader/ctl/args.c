@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/* args.c - shmregctl: parsing arguments, reading stdin, opening and reading. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+
+/* 2^63 ns is about 292 years: refuse more whole seconds than that. */
+#define SECONDS_MAX INT64_C(9000000000)
+
+int parse_seconds(const char *s, int64_t *ns)
+{
+	int64_t whole = 0, frac = 0, scale = 1000000000;
+	const char *p = s;
+	int digits = 0;
+
+	for (; *p >= '0' && *p <= '9'; p++, digits++) {
+		whole = whole * 10 + (*p - '0');
+		if (whole > SECONDS_MAX)
+			return -EINVAL;
+	}
+	if (*p == '.') {
+		/* digits past the ninth are below a nanosecond: ignored */
+		for (p++; *p >= '0' && *p <= '9'; p++, digits++) {
+			if (scale > 1) {
+				scale /= 10;
+				frac += (*p - '0') * scale;
+			}
+		}
+	}
+	if (*p || digits == 0)
+		return -EINVAL;
+	*ns = whole * 1000000000 + frac;
+	return 0;
+}
+
+int parse_u64(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		unsigned d = (unsigned)(*s - '0');
+
+		if (d > 9)
+			return -EINVAL;
+		if (v > (UINT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+int parse_pid(const char *s, pid_t *out)
+{
+	uint64_t v;
+
+	/* pid_max is at most 2^22 on Linux; INT32_MAX is a safe upper bound */
+	if (parse_u64(s, &v) || v == 0 || v > INT32_MAX)
+		return -EINVAL;
+	*out = (pid_t)v;
+	return 0;
+}
+
+int check_key(const char *key, size_t klen)
+{
+	(void)key;
+	if (klen == 0)
+		return ctl_usage("a key must not be empty");
+	if (klen > SHMREG_KEY_MAX)
+		return ctl_usage("a key is at most %u bytes (this one has %zu)",
+				 SHMREG_KEY_MAX, klen);
+	return 0;
+}
+
+ssize_t read_stdin_value(char **out)
+{
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap), *nb;
+	ssize_t n;
+
+	if (!buf)
+		return -ENOMEM;
+	/* Bound: stops after SHMREG_VALUE_MAX + 1 bytes, the first byte that
+	 * proves the value too long; the buffer at most doubles past that. */
+	for (;;) {
+		if (len == cap) {
+			if (cap > SHMREG_VALUE_MAX) {
+				free(buf);
+				return -E2BIG;
+			}
+			cap *= 2;
+			nb = realloc(buf, cap);
+			if (!nb) {
+				free(buf);
+				return -ENOMEM;
+			}
+			buf = nb;
+		}
+		n = read(STDIN_FILENO, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int err = errno;
+
+			free(buf);
+			return -err;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > SHMREG_VALUE_MAX) {
+			free(buf);
+			return -E2BIG;
+		}
+	}
+	*out = buf;
+	return (ssize_t)len;
+}
+
+int ctl_open(struct ctl *c, shmreg_t **r, bool absent_is_notfound)
+{
+	int ret = shmreg_open(c->registry, 0, r);
+
+	if (ret == 0)
+		return 0;
+	if (ret == -ENOENT)
+		return ctl_say(absent_is_notfound ? CTL_NOTFOUND : CTL_ERROR,
+			       "registry %s does not exist", c->registry);
+	if (ret == -EINVAL)
+		return ctl_usage("'%s' is not a registry name (letters, "
+				 "digits, '.', '_', '-'; or an absolute path)",
+				 c->registry);
+	if (ret == -EPROTO)
+		return ctl_say(CTL_ERROR, "registry %s: not a shmreg registry "
+			       "of this version (or truncated)", c->registry);
+	fprintf(stderr, "shmregctl: registry %s: %s\n", c->registry,
+		strerror(-ret));
+	return CTL_ERROR;
+}
+
+/* A value that grows on every try is being rewritten faster than we copy;
+ * give up after this many and report -EAGAIN like the library does. */
+#define GET_TRIES 16
+
+ssize_t ctl_get_alloc(shmreg_t *r, const char *key, size_t klen, char **val,
+		      shmreg_info_t *info)
+{
+	size_t cap = 4096;
+	char *buf = NULL, *nb;
+	ssize_t n;
+
+	for (int i = 0; i < GET_TRIES; i++) {
+		nb = realloc(buf, cap + 1);
+		if (!nb) {
+			free(buf);
+			return -ENOMEM;
+		}
+		buf = nb;
+		n = shmreg_get(r, key, klen, buf, cap, info);
+		if (n < 0) {
+			free(buf);
+			return n;
+		}
+		if ((size_t)n <= cap) {
+			buf[n] = '\0';
+			*val = buf;
+			return n;
+		}
+		cap = (size_t)n;
+	}
+	free(buf);
+	return -EAGAIN;
+}

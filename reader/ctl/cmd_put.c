@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/* cmd_put.c - shmregctl put KEY VALUE|-: store one entry. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+int cmd_put(struct ctl *c)
+{
+	const char *key = c->argv[0];
+	size_t klen = strlen(key);
+	shmreg_put_opts_t opts;
+	struct ctl_writer *w;
+	char *val = c->argv[1], *owned = NULL;
+	size_t vlen;
+	int64_t rev;
+	int ret;
+
+	ret = check_key(key, klen);
+	if (ret)
+		return ret;
+	if (strcmp(val, "-") == 0) {
+		ssize_t n = read_stdin_value(&owned);
+
+		if (n == -E2BIG)
+			return ctl_say(CTL_ERROR, "value on standard input is "
+				       "over the %u MiB limit",
+				       SHMREG_VALUE_MAX >> 20);
+		if (n < 0)
+			return ctl_fail("reading standard input", (int)-n);
+		val = owned;
+		vlen = (size_t)n;
+	} else {
+		vlen = strlen(val);
+	}
+
+	memset(&opts, 0, sizeof(opts));
+	opts.owner_pid = c->owner_pid;
+	opts.ttl_ns = (c->given & OPT_TTL) ? c->ttl_ns : 0;
+	opts.expect_rev = c->expect_rev;
+	if (c->given & OPT_EPHEMERAL)
+		opts.flags |= SHMREG_EPHEMERAL;
+
+	ret = ctl_writer_open(c, true, &w);
+	if (ret) {
+		free(owned);
+		return ret;
+	}
+	if ((c->given & OPT_OWNER) && !ctl_writer_is_daemon(w)) {
+		/* The daemon refuses a dead owner (-ESRCH) and removes the
+		 * entry when the owner exits.  An embedded writer that lives
+		 * for one command can do the first, not the second: say so.
+		 * A process of another user answers EPERM: it exists. */
+		if (kill(c->owner_pid, 0) < 0 && errno == ESRCH) {
+			rev = -ESRCH;
+			goto report;
+		}
+		fprintf(stderr, "shmregctl: note: no daemon serves registry "
+			"%s; pid %d is recorded as the owner, but nothing "
+			"removes the entry when it exits\n", c->registry,
+			(int)c->owner_pid);
+	}
+	rev = ctl_writer_put(w, key, klen, val, vlen, &opts);
+report:
+	free(owned);
+	if (rev > 0) {
+		if (c->json) {
+			fputc('{', stdout);
+			json_bytes_member(stdout, "key", key, klen);
+			printf(",\"revision\":%" PRId64 ",\"via\":\"%s\"}\n",
+			       rev, ctl_writer_via(w));
+		} else {
+			printf("%" PRId64 "\n", rev);
+		}
+		ret = CTL_OK;
+	} else if (rev == -EEXIST && c->expect_rev == SHMREG_REV_ABSENT) {
+		ret = ctl_say(CTL_ERROR, "%s: not stored: the key exists "
+			      "(--expect-rev absent)", key);
+	} else if (rev == -EEXIST) {
+		ret = ctl_say(CTL_ERROR, "%s: not stored: its mod_rev is not "
+			      "%" PRIu64 " (--expect-rev)", key, c->expect_rev);
+	} else if (rev == -ESRCH) {
+		ret = ctl_say(CTL_ERROR, "%s: not stored: owner pid %d does not "
+			      "exist", key, (int)c->owner_pid);
+	} else if (rev == -E2BIG) {
+		ret = ctl_say(CTL_ERROR, "%s: not stored: the value (%zu bytes) "
+			      "is over the registry's limit", key, vlen);
+	} else if (rev == 0) {
+		/* SHMREG_NEVER: a put returns a revision > 0 or -errno */
+		ret = ctl_say(CTL_ERROR, "%s: put returned no revision", key);
+	} else {
+		ret = ctl_fail(key, (int)-rev);
+	}
+	ctl_writer_close(w);
+	return ret;
+}

@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctl.h - what the files of shmregctl share: the parsed command line, exit
+ * codes, error reporting, output helpers and the write path.
+ */
+#ifndef SHMREG_CTL_H
+#define SHMREG_CTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "shmreg.h"
+
+/* Exit codes: a contract with scripts (docs/cli.md). */
+#define CTL_OK       0 /* found / done */
+#define CTL_NOTFOUND 1 /* absent key, await timed out */
+#define CTL_USAGE    2 /* bad command line */
+#define CTL_ERROR    3 /* anything else */
+
+/* Options a subcommand may accept (struct ctl_cmd.opts). */
+#define OPT_OWNER     0x01u
+#define OPT_TTL       0x02u
+#define OPT_EXPECT    0x04u
+#define OPT_EPHEMERAL 0x08u
+#define OPT_TIMEOUT   0x10u
+#define OPT_SINCE     0x20u
+#define OPT_RAW       0x40u
+
+/* The parsed command line. */
+struct ctl {
+	const char *registry;   /* --registry, $SHMREG_REGISTRY, "default" */
+	const char *socket;     /* --socket, NULL: the library's default */
+	bool json;              /* --json */
+
+	unsigned given;         /* OPT_* seen on the command line */
+	pid_t owner_pid;        /* --owner */
+	int64_t ttl_ns;         /* --ttl */
+	uint64_t expect_rev;    /* --expect-rev (SHMREG_REV_ABSENT: "absent") */
+	int64_t timeout_ns;     /* --timeout; -1 when not given (forever) */
+	uint64_t since_rev;     /* --since */
+
+	const char *cmd;        /* subcommand name */
+	int argc;               /* positional arguments after the subcommand */
+	char **argv;
+};
+
+/* Subcommands: one file each (cmd_<name>.c). */
+int cmd_get(struct ctl *c);
+int cmd_put(struct ctl *c);
+int cmd_del(struct ctl *c);
+int cmd_list(struct ctl *c);
+int cmd_stats(struct ctl *c);
+int cmd_await(struct ctl *c);
+int cmd_watch(struct ctl *c);
+
+/* ---- errors (main.c) ---- */
+
+/* "shmregctl: <what>: <strerror(err)>" on stderr; returns CTL_ERROR. */
+int ctl_fail(const char *what, int err);
+/* "shmregctl: <message>" on stderr; returns @code. */
+int ctl_say(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* "shmregctl: <message>" and a hint to --help on stderr; returns CTL_USAGE. */
+int ctl_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- argument parsing (args.c) ---- */
+
+/* Decimal seconds with an optional fraction ("2", "0.25"), at most about
+ * 292 years so that nanoseconds fit an int64_t.  Returns 0 or -EINVAL. */
+int parse_seconds(const char *s, int64_t *ns);
+/* A decimal unsigned integer without sign or junk.  0 or -EINVAL/-ERANGE. */
+int parse_u64(const char *s, uint64_t *out);
+/* A process id > 0.  Returns 0 or -EINVAL. */
+int parse_pid(const char *s, pid_t *out);
+/* Check a key given on the command line: 1..SHMREG_KEY_MAX bytes.  Prints
+ * the usage error and returns CTL_USAGE, or returns 0. */
+int check_key(const char *key, size_t klen);
+/* Read all of standard input (a value for "put KEY -"), at most
+ * SHMREG_VALUE_MAX bytes.  Returns the length and a malloc'ed buffer in *out
+ * (never NULL on success), -E2BIG when longer, or -errno. */
+ssize_t read_stdin_value(char **out);
+
+/* ---- reading (args.c) ---- */
+
+/* Open the registry named on the command line, printing any error.
+ * Returns 0, or the exit code to return (CTL_NOTFOUND when
+ * @absent_is_notfound and the registry does not exist, else CTL_ERROR). */
+int ctl_open(struct ctl *c, shmreg_t **r, bool absent_is_notfound);
+
+/* Copy @key's value into a malloc'ed buffer of the right size, retrying (a
+ * bounded number of times) while a concurrent put makes it grow.  Returns
+ * the length (buffer in *val, NULL terminated for convenience) or -errno. */
+ssize_t ctl_get_alloc(shmreg_t *r, const char *key, size_t klen, char **val,
+		      shmreg_info_t *info);
+
+/* ---- output (output.c) ---- */
+
+/* Print a found entry the way get and await both do (cmd_get.c): the value
+ * and a newline (none with --raw), or one JSON object.  Returns CTL_OK. */
+int print_entry(struct ctl *c, const char *key, size_t klen, const char *val,
+		size_t vlen, const shmreg_info_t *info);
+
+/* True when @p[0..n) is well-formed UTF-8 (no overlongs, no surrogates,
+ * nothing above U+10FFFF). */
+bool utf8_valid(const void *p, size_t n);
+/* A JSON string literal of @p[0..n): quotes, backslashes and control
+ * characters escaped, ill-formed UTF-8 replaced by U+FFFD. */
+void json_string(FILE *f, const void *p, size_t n);
+/* A JSON member "name":"..." of the bytes @p[0..n), followed by
+ * ,"name_base64":"..." when the bytes are not well-formed UTF-8, so that a
+ * script can always recover them exactly.  No leading comma. */
+void json_bytes_member(FILE *f, const char *name, const void *p, size_t n);
+/* @p[0..n) for a terminal line: printable ASCII and well-formed UTF-8 as
+ * they are, backslash, control and ill-formed bytes as C escapes (\n, \t,
+ * \\, \xNN), so one entry is always one line. */
+void human_bytes(FILE *f, const void *p, size_t n);
+/* The entry as one JSON object (no newline): key, value, mod_rev,
+ * create_rev, owner_pid, expires_at_ns, ephemeral. */
+void json_entry(FILE *f, const void *key, size_t klen, const void *val,
+		size_t vlen, const shmreg_info_t *info);
+/* Flush stdout and return @code, or CTL_ERROR after reporting (once) a
+ * failed write such as a full disk.  A closed pipe (EPIPE, when SIGPIPE is
+ * ignored) is not reported: whoever read the output is done with it. */
+int ctl_flush(int code);
+/* True once ctl_flush() saw any output error, EPIPE included. */
+bool ctl_output_failed(void);
+
+/* ---- writing (write.c) ---- */
+
+/* A write path: a connection to the daemon serving the registry, or, when
+ * none answers, a short-lived embedded writer. */
+struct ctl_writer;
+
+/* Open a write path for @c's registry.  @create: an embedded writer may
+ * create the registry (put), or the registry must already exist (del).
+ * Prints any error; returns 0 or the exit code to return. */
+int ctl_writer_open(struct ctl *c, bool create, struct ctl_writer **out);
+int64_t ctl_writer_put(struct ctl_writer *w, const void *key, size_t klen,
+		       const void *val, size_t vlen,
+		       const shmreg_put_opts_t *opts);
+int64_t ctl_writer_del(struct ctl_writer *w, const void *key, size_t klen);
+/* True when writes go to shmregd. */
+bool ctl_writer_is_daemon(const struct ctl_writer *w);
+/* "daemon" or "embedded" */
+const char *ctl_writer_via(const struct ctl_writer *w);
+void ctl_writer_close(struct ctl_writer *w);
+
+/* ---- following a registry across writers (follow.c) ---- */
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t ctl_now_ns(void);
+
+/* A registry handle that can move to the next writer's segment. */
+struct ctl_reg {
+	shmreg_t *r;            /* NULL while the registry does not exist */
+	dev_t dev;              /* identity of the file r maps (or 0) */
+	ino_t ino;
+	char path[PATH_MAX];    /* the segment file's path */
+};
+
+/* Open @c's registry.  Returns 0 (reg->r NULL when the registry does not
+ * exist yet), or prints the error and returns the exit code. */
+int ctl_reg_open(struct ctl *c, struct ctl_reg *reg);
+
+/*
+ * Wait until a writer publishes a new segment under the registry's name
+ * (creates it, or takes it over after a close or a death), then map that
+ * one instead.  @deadline: CLOCK_MONOTONIC ns, < 0 for none.  Returns 0,
+ * -ETIMEDOUT, or -EINTR when @stop_on_signal and SIGINT/SIGTERM came.
+ */
+int ctl_reg_wait(struct ctl_reg *reg, int64_t deadline, bool stop_on_signal);
+
+void ctl_reg_close(struct ctl_reg *reg);
+
+/* ---- signals (main.c) ---- */
+
+/* Install SIGINT/SIGTERM handlers that only set a flag (for watch). */
+void ctl_catch_signals(void);
+/* True once SIGINT or SIGTERM arrived. */
+bool ctl_stopping(void);
+
+#endif /* SHMREG_CTL_H */

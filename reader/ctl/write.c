@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/* write.c - shmregctl: the write path, through shmregd or embedded. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "shmreg_writer.h"
+
+/*
+ * How it works.  put and del first ask the daemon: shmreg_connect() with
+ * --socket (or the library's default socket) for this registry.  -ENOENT
+ * (no socket there, or the daemon does not serve this registry) and
+ * -ECONNREFUSED (a stale socket file, nobody listening) mean "no daemon
+ * here", and only these fall back to a short-lived embedded writer: any
+ * other error (-EACCES from the daemon, say) is the daemon's answer and is
+ * reported, since writing behind a live daemon's back is not possible
+ * anyway (it holds the writer lock) and would hide the real reason.
+ *
+ * The embedded writer takes the registry's writer lock for the duration of
+ * one command.  When another process holds it (-EBUSY), there is a writer
+ * that is not a daemon we could reach: say which pid, from the segment
+ * header, so the user knows what to stop or which socket to name.
+ */
+struct ctl_writer {
+	shmreg_client_t *client;
+	shmreg_writer_t *w;
+};
+
+static int busy_message(struct ctl *c)
+{
+	shmreg_t *r = NULL;
+	shmreg_stats_t st;
+	char pid[32] = "unknown";
+
+	if (shmreg_open(c->registry, 0, &r) == 0 &&
+	    shmreg_stats(r, &st) == 0 && st.writer_pid > 0)
+		snprintf(pid, sizeof(pid), "%d", (int)st.writer_pid);
+	shmreg_close(r);
+	return ctl_say(CTL_ERROR, "registry %s has a writer (pid %s) and no "
+		       "daemon socket answered; write through that process, "
+		       "or name its daemon's socket with --socket PATH",
+		       c->registry, pid);
+}
+
+int ctl_writer_open(struct ctl *c, bool create, struct ctl_writer **out)
+{
+	struct ctl_writer *cw = calloc(1, sizeof(*cw));
+	shmreg_t *r;
+	int ret;
+
+	if (!cw)
+		return ctl_fail("write", ENOMEM);
+
+	ret = shmreg_connect(c->socket, c->registry, &cw->client);
+	if (ret == 0) {
+		*out = cw;
+		return 0;
+	}
+	if (ret != -ENOENT && ret != -ECONNREFUSED) {
+		free(cw);
+		if (ret == -EACCES)
+			return ctl_say(CTL_ERROR, "the daemon refused to let "
+				       "this user write to registry %s",
+				       c->registry);
+		if (ret == -EINVAL)
+			return ctl_usage("'%s' is not a registry name (letters, "
+					 "digits, '.', '_', '-'; or an absolute "
+					 "path)", c->registry);
+		return ctl_fail(c->socket ? c->socket : "daemon socket", -ret);
+	}
+
+	if (c->given & OPT_EPHEMERAL) {
+		free(cw);
+		return ctl_say(CTL_ERROR, "--ephemeral needs shmregd: an "
+			       "ephemeral entry lives as long as the client "
+			       "connection, and no daemon socket answered "
+			       "for registry %s", c->registry);
+	}
+
+	/* A delete must not create the registry it deletes from. */
+	if (!create) {
+		ret = ctl_open(c, &r, true);
+		if (ret) {
+			free(cw);
+			return ret;
+		}
+		shmreg_close(r);
+	}
+
+	ret = shmreg_writer_open(c->registry, NULL, &cw->w);
+	if (ret == 0) {
+		*out = cw;
+		return 0;
+	}
+	free(cw);
+	if (ret == -EBUSY)
+		return busy_message(c);
+	if (ret == -EINVAL)
+		return ctl_usage("'%s' is not a registry name (letters, "
+				 "digits, '.', '_', '-'; or an absolute path)",
+				 c->registry);
+	fprintf(stderr, "shmregctl: opening registry %s for writing: %s\n",
+		c->registry, strerror(-ret));
+	return CTL_ERROR;
+}
+
+int64_t ctl_writer_put(struct ctl_writer *w, const void *key, size_t klen,
+		       const void *val, size_t vlen,
+		       const shmreg_put_opts_t *opts)
+{
+	if (w->client)
+		return shmreg_put(w->client, key, klen, val, vlen, opts);
+	return shmreg_writer_put(w->w, key, klen, val, vlen, opts);
+}
+
+int64_t ctl_writer_del(struct ctl_writer *w, const void *key, size_t klen)
+{
+	if (w->client)
+		return shmreg_del(w->client, key, klen);
+	return shmreg_writer_del(w->w, key, klen);
+}
+
+bool ctl_writer_is_daemon(const struct ctl_writer *w)
+{
+	return w->client != NULL;
+}
+
+const char *ctl_writer_via(const struct ctl_writer *w)
+{
+	return w->client ? "daemon" : "embedded";
+}
+
+void ctl_writer_close(struct ctl_writer *w)
+{
+	if (!w)
+		return;
+	if (w->client)
+		shmreg_disconnect(w->client);
+	shmreg_writer_close(w->w);
+	free(w);
+}
