@@ -131,6 +131,25 @@ int main(void)
 	for (uint64_t i = 0; i < w->map.g.index_cap; i++)
 		TC_EQ(shm_slot_at(&w->map, i)->klen, 0, "slot empty after deletes");
 
+	/* a batch spanning a growth handoff: the commit stays open (odd) in
+	 * the new segment until the batch ends, then is even */
+	{
+		uint64_t cap = w->map.g.index_cap;
+
+		TC_EQ(shmreg_writer_batch_begin(w), 0, "batch begin");
+		for (int j = 0; w->map.g.index_cap == cap; j++) {
+			snprintf(k, sizeof(k), "batch%d", j);
+			TC_CHECK(shmreg_writer_put(w, k, strlen(k), "v", 1, NULL) > 0,
+				 "put in batch");
+			TC_CHECK(atomic_load(&w->map.hdr->commit_seq) & 1,
+				 "commit open during the batch");
+		}
+		TC_EQ(shmreg_writer_batch_end(w), 0, "batch end");
+		TC_EQ(atomic_load(&w->map.hdr->commit_seq) & 1, 0,
+		      "commit closed after the batch");
+		TC_EQ(shmreg_writer_batch_end(w), -EINVAL, "unbalanced end");
+	}
+
 	/* undo journal: simulate a writer that died inside a slot write */
 	TC_CHECK(shmreg_writer_put(w, "u", 1, "old", 3, NULL) > 0, "put u");
 	{

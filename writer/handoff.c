@@ -211,6 +211,10 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 				      w->revision + 1, memory_order_relaxed);
 
 	struct shm_hdr *h = w->map.hdr;
+	/* a handoff inside a batch: the new segment's commit is open too, so
+	 * that the batch's end (seq_write_end) leaves it even */
+	atomic_store_explicit(&h->commit_seq, w->batch_depth ? 1 : 0,
+			      memory_order_relaxed);
 	atomic_store_explicit(&h->revision, w->revision, memory_order_relaxed);
 	atomic_store_explicit(&h->entries, w->entries, memory_order_relaxed);
 	atomic_store_explicit(&h->bytes_used, w->bytes_used, memory_order_relaxed);
