@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* daemon_harness.c - start/stop shmregd for the daemon test suites. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -99,9 +100,21 @@ int dh_stop(struct dh *h, int sig)
 
 void dh_cleanup(struct dh *h)
 {
+	DIR *d;
+
 	if (h->pid)
 		dh_stop(h, SIGKILL);
-	unlink(h->sock);
+	/* the directory is ours alone: the socket, and registries that a
+	 * test put there */
+	d = opendir(h->dir);
+	if (d) {
+		struct dirent *e;
+
+		while ((e = readdir(d)))
+			if (e->d_name[0] != '.')
+				unlinkat(dirfd(d), e->d_name, 0);
+		closedir(d);
+	}
 	rmdir(h->dir);
 }
 

@@ -35,7 +35,8 @@ void dh_start(struct dh *h, const char *const *extra);
  * signal that killed it. */
 int dh_stop(struct dh *h, int sig);
 
-/* Stop the daemon if it runs (SIGKILL) and remove the socket directory. */
+/* Stop the daemon if it runs (SIGKILL) and remove the socket directory
+ * with everything in it. */
 void dh_cleanup(struct dh *h);
 
 /* Connect a client to the harness daemon (fails the test on error). */
