@@ -63,15 +63,6 @@ static int scratch_reserve(struct shmreg_writer *w, size_t need)
 	return 0;
 }
 
-static bool owned_by(void *ctx, pid_t pid, const void *key, size_t klen)
-{
-	struct shmreg_writer *w = ctx;
-	struct shm_slot s;
-
-	return index_find(w, key, klen, shm_hash(key, klen), &s) >= 0 &&
-	       s.owner_pid == pid;
-}
-
 /* Insert one validated entry of the old segment into the new one (which is
  * not yet visible: plain stores, no seqcount or undo needed). */
 static int copy_entry(struct shmreg_writer *w, const struct shm_slot *old,
@@ -119,7 +110,7 @@ static int copy_entry(struct shmreg_writer *w, const struct shm_slot *old,
 		w->revision = old->mod_rev;
 	if (w->rebuild_owners && old->owner_pid > 0)
 		(void)owners_add(&w->owners, old->owner_pid, key, old->klen,
-				 owned_by, w);
+				 writer_owns, w);
 	return 0;
 }
 

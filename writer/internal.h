@@ -59,6 +59,8 @@ struct owners {
 /* Does the entry @key still belong to @pid? (used to drop stale keys) */
 typedef bool (*owners_still_owned_fn)(void *ctx, pid_t pid, const void *key,
 				      size_t klen);
+/* The owners_still_owned_fn of a writer (@ctx): is @key's entry @pid's? */
+bool writer_owns(void *ctx, pid_t pid, const void *key, size_t klen);
 /* Record that a put made @pid the owner of @key. */
 int owners_add(struct owners *o, pid_t pid, const void *key, size_t klen,
 	       owners_still_owned_fn owned, void *ctx);

@@ -238,7 +238,7 @@ static int check_key(const void *key, size_t klen)
 	return klen > SHMREG_KEY_MAX ? -E2BIG : 0;
 }
 
-static bool owned_by(void *ctx, pid_t pid, const void *key, size_t klen)
+bool writer_owns(void *ctx, pid_t pid, const void *key, size_t klen)
 {
 	struct shmreg_writer *w = ctx;
 	struct shm_slot s;
@@ -346,7 +346,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 		notify_key(w->notify, hash);
 	if (opts->owner_pid > 0 && !(at >= 0 && old.owner_pid == opts->owner_pid))
 		(void)owners_add(&w->owners, opts->owner_pid, key, klen,
-				 owned_by, w);
+				 writer_owns, w);
 	return (int64_t)rev;
 }
 
