@@ -524,6 +524,17 @@ static void test_usage(void)
 		EXPECT(2, "", "at most 1024 bytes", "get", big);
 	}
 
+	/* a socket path longer than a sockaddr_un holds */
+	{
+		char sock[160];
+
+		memset(sock, 's', sizeof(sock) - 1);
+		sock[0] = '/';
+		sock[sizeof(sock) - 1] = '\0';
+		EXPECT(2, "", "too long for a unix socket path", "--socket",
+		       sock, "put", "k", "v");
+	}
+
 	RUN(&p, "--help");
 	CHECK(p.status == 0 && strstr(p.o.p, "usage: shmregctl") &&
 	      strstr(p.o.p, "watch [PREFIX]") && !strstr(p.o.p, "find"),
@@ -557,8 +568,8 @@ static void test_absent_registry(void)
 static void test_round_trip(void)
 {
 	static const char bin[] = "a\0b\xff\n\"\\\x01z";
+	char want[PATH_MAX + 32];
 	struct proc p;
-	char want[256];
 
 	/* a new registry: revisions count from 1 */
 	EXPECT(0, "1\n", NULL, "put", "k1", "v1");
@@ -586,6 +597,11 @@ static void test_round_trip(void)
 	       "-5");
 	EXPECT(0, "-5\n", NULL, "get", "neg", "-r", "other");
 	EXPECT(1, "", "neg: not found", "get", "neg");
+
+	/* a registry named by an absolute path */
+	snprintf(want, sizeof(want), "%s/by-path.reg", dir);
+	EXPECT(0, "1\n", NULL, "--registry", want, "put", "p", "path");
+	EXPECT(0, "path\n", NULL, "--registry", want, "get", "p");
 
 	/* binary value through stdin, back exactly with --raw */
 	RUN_IN(&p, bin, sizeof(bin) - 1, "put", "bin", "-");

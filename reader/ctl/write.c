@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* write.c - shmregctl: the write path, through shmregd or embedded. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
+#include "paths.h"
 #include "shmreg_writer.h"
 
 /*
@@ -49,8 +51,20 @@ int ctl_writer_open(struct ctl *c, bool create, struct ctl_writer **out)
 	shmreg_t *r;
 	int ret;
 
+	char path[PATH_MAX];
+
 	if (!cw)
 		return ctl_fail("write", ENOMEM);
+	/* the name first, so that -EINVAL below can only be the socket's */
+	ret = shm_resolve_path(c->registry, path, sizeof(path));
+	if (ret < 0) {
+		free(cw);
+		if (ret == -EINVAL)
+			return ctl_usage("'%s' is not a registry name (letters, "
+					 "digits, '.', '_', '-'; or an absolute "
+					 "path)", c->registry);
+		return ctl_fail(c->registry, -ret);
+	}
 
 	ret = shmreg_connect(c->socket, c->registry, &cw->client);
 	if (ret == 0) {
@@ -59,14 +73,13 @@ int ctl_writer_open(struct ctl *c, bool create, struct ctl_writer **out)
 	}
 	if (ret != -ENOENT && ret != -ECONNREFUSED) {
 		free(cw);
+		if (ret == -EINVAL && c->socket)
+			return ctl_usage("--socket: '%s' is too long for a unix "
+					 "socket path", c->socket);
 		if (ret == -EACCES)
-			return ctl_say(CTL_ERROR, "the daemon refused to let "
-				       "this user write to registry %s",
-				       c->registry);
-		if (ret == -EINVAL)
-			return ctl_usage("'%s' is not a registry name (letters, "
-					 "digits, '.', '_', '-'; or an absolute "
-					 "path)", c->registry);
+			return ctl_say(CTL_ERROR, "the daemon socket refused "
+				       "this user: no write access to registry "
+				       "%s through it", c->registry);
 		return ctl_fail(c->socket ? c->socket : "daemon socket", -ret);
 	}
 
