@@ -154,6 +154,7 @@ struct daemon {
 	int listen_fd;
 	bool accept_armed;
 	bool unlink_socket;         /* we created socket_path */
+	int sock_lock_fd;           /* flock on socket_path.lock */
 	int sig_fd;
 	struct signalfd_siginfo siginfo;
 	struct __kernel_timespec tick_ts;

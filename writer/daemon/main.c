@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -71,15 +72,20 @@ void d_log_limited(int level, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* The socket path may hold a stale socket of a daemon that died: replace
- * it, but never one that still answers, and never a file that is not a
- * socket. */
-static int prepare_socket_path(const char *path)
+/*
+ * One daemon per socket: an exclusive flock on PATH.lock, held for the
+ * daemon's life.  The kernel drops it the moment the process dies, so a
+ * socket file found while holding it is stale and is replaced.  (Probing
+ * the socket with connect() cannot tell: after a kill -9 the dead daemon's
+ * io_uring may keep the listening socket alive, and accepting into its
+ * backlog, for a while.)  Never replaces a file that is not a socket.
+ */
+static int prepare_socket_path(struct daemon *d, const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char lock[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct stat st;
-	char dir[sizeof(sa.sun_path)];
-	int fd, ret;
+	int fd;
 
 	strcpy(dir, path);
 	if (mkdir(dirname(dir), 0755) < 0 && errno != EEXIST) {
@@ -87,27 +93,31 @@ static int prepare_socket_path(const char *path)
 		      strerror(errno));
 		return -errno;
 	}
+	snprintf(lock, sizeof(lock), "%s.lock", path);
+	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0) {
+		d_log(D_ERR, "%s: %s", lock, strerror(errno));
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int err = errno;
+
+		close(fd);
+		if (err == EWOULDBLOCK) {
+			d_log(D_ERR, "another daemon serves %s", path);
+			return -EADDRINUSE;
+		}
+		d_log(D_ERR, "%s: %s", lock, strerror(err));
+		return -err;
+	}
+	d->sock_lock_fd = fd;
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISSOCK(st.st_mode)) {
 		d_log(D_ERR, "%s exists and is not a socket", path);
 		return -EEXIST;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	strcpy(sa.sun_path, path);
-	ret = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-	close(fd);
-	if (ret == 0) {
-		d_log(D_ERR, "another daemon serves %s", path);
-		return -EADDRINUSE;
-	}
-	if (errno != ECONNREFUSED) {
-		d_log(D_ERR, "cannot check %s: %s", path, strerror(errno));
-		return -errno;
-	}
-	d_log(D_INFO, "removing stale socket %s", path);
+	d_log(D_INFO, "replacing stale socket %s", path);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return -errno;
 	return 0;
@@ -119,7 +129,7 @@ static int open_socket(struct daemon *d)
 	const char *path = d->o->socket_path;
 	int fd, ret;
 
-	ret = prepare_socket_path(path);
+	ret = prepare_socket_path(d, path);
 	if (ret < 0)
 		return ret;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -251,6 +261,7 @@ int main(int argc, char **argv)
 	d->o = &o;
 	d->listen_fd = -1;
 	d->sig_fd = -1;
+	d->sock_lock_fd = -1;
 	/* replies go out with MSG_NOSIGNAL; this covers the log and the
 	 * ready fd */
 	signal(SIGPIPE, SIG_IGN);
@@ -282,6 +293,10 @@ out:
 		unlink(o.socket_path);
 	if (d->listen_fd >= 0)
 		close(d->listen_fd);
+	/* released last: no second daemon binds the path before we are
+	 * done with it */
+	if (d->sock_lock_fd >= 0)
+		close(d->sock_lock_fd);
 	/* the ring goes first: it may still reference connection buffers */
 	loop_exit(d);
 	conn_free_all(d);
