@@ -120,6 +120,8 @@ int main(void)
 	tc_tell(b, 'c');
 	tc_child_join(a, 10000);
 	tc_child_join(b, 10000);
+	tc_child_free(a);
+	tc_child_free(b);
 	for (int i = 0; i < 2; i++)
 		tc_log("%s: %llu rounds, %llu timeouts, %llu futex wake-ups, "
 		       "%.2f s (%.1f us per round trip)", i ? "ping" : "pong",

@@ -179,6 +179,7 @@ int main(void)
 	tc_expect(c, 'e', 60000);
 	tc_tell(c, 'x');
 	tc_child_join(c, 30000);
+	tc_child_free(c);
 	TC_EQ(shmreg_stats(shmreg_writer_reader(w), &st), 0, "stats");
 	tc_log("watcher checked %llu events; %llu handoffs during the run",
 	       (unsigned long long)sh->events,
