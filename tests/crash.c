@@ -4,6 +4,7 @@
  * writer shows as SHMREG_STATE_DEAD, a new writer takes the registry over
  * with every value intact, and the readers follow it without reopening. */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,17 +22,33 @@
 #define NAME      "crash"
 #define NKEYS     2000u
 #define VMAX      1024u
-#define CYCLES    20
+#define CYCLES    50
 #define NREADERS  2
-#define MAX_DELAY_MS 300
+#define MAX_DELAY_MS 150
 
 struct reader_res {
 	uint64_t found, enoent, eagain, ownerdead;
 	uint64_t gen_last;
 };
 
+/*
+ * What the writer has done, kept in memory shared with the parent, so that
+ * after a kill -9 the parent knows every key's exact committed value: the
+ * writer notes the change it is about to make (inflight_*) before calling
+ * into the library and the outcome after the call returned.  The kill can
+ * land anywhere, but these stores are ordered around the library call (an
+ * opaque call the compiler cannot move them across, and release stores
+ * besides), and the parent reads them only after waitpid(), so it sees all
+ * that the writer stored before dying.  A key's value sequence number is
+ * never 0, so 0 stands for "absent".
+ */
 struct shared {
-	_Atomic int stop;         /* parent -> readers: finish now */
+	_Atomic int stop;              /* parent -> readers: finish now */
+	_Atomic int64_t inflight_key;  /* key being changed, -1 none */
+	_Atomic uint64_t inflight_seq; /* its new value's seq, 0 = delete */
+	_Atomic uint64_t rev_done;     /* revision of the last change that
+	                                * returned */
+	_Atomic uint64_t expect[NKEYS];/* committed value's seq, 0 = absent */
 	struct reader_res rr[NREADERS];
 };
 
@@ -73,26 +90,42 @@ static int writer_main(struct tc_child *c, void *arg)
 	t0 = tc_now_ns();
 	for (;;) {
 		uint32_t i = (uint32_t)tc_range(&rs, 0, NKEYS - 1);
+		uint64_t seq = 0;
+		size_t len = 0;
 
 		klen = key_of(key, i);
-		if ((tc_rand(&rs) & 7) == 0) {
-			rev = shmreg_writer_del(w, key, (size_t)klen);
-			if (rev == -ENOENT)
-				continue;
-		} else {
-			size_t len = (tc_rand(&rs) & 1)
-				? tc_range(&rs, TV_MIN, 80 - (size_t)klen)
+		if ((tc_rand(&rs) & 7) != 0) {
+			/* >= 16 bytes, so that every value carries its seq;
+			 * the incarnation in the high bits: values of
+			 * different writers never coincide */
+			len = (tc_rand(&rs) & 1)
+				? tc_range(&rs, 16, 80 - (size_t)klen)
 				: tc_range(&rs, 81 - (size_t)klen, VMAX);
-
-			/* incarnation in the high bits: values of different
-			 * writers never coincide */
-			tv_build(val, len, key, (size_t)klen, k << 40 | ++n);
+			seq = k << 40 | ++n;
+			tv_build(val, len, key, (size_t)klen, seq);
+		}
+		atomic_store_explicit(&sh->inflight_seq, seq,
+				      memory_order_relaxed);
+		atomic_store_explicit(&sh->inflight_key, i,
+				      memory_order_release);
+		if (seq)
 			rev = shmreg_writer_put(w, key, (size_t)klen, val, len,
 						NULL);
+		else
+			rev = shmreg_writer_del(w, key, (size_t)klen);
+		if (rev == -ENOENT && !seq) {
+			TC_EQ(atomic_load(&sh->expect[i]), 0, "del -ENOENT");
+		} else {
+			TC_CHECK(rev == prev + 1, "%s: revision %lld after "
+				 "%lld", key, (long long)rev, (long long)prev);
+			prev = rev;
+			atomic_store_explicit(&sh->expect[i], seq,
+					      memory_order_relaxed);
+			atomic_store_explicit(&sh->rev_done, (uint64_t)rev,
+					      memory_order_relaxed);
 		}
-		TC_CHECK(rev == prev + 1, "%s: revision %lld after %lld", key,
-			 (long long)rev, (long long)prev);
-		prev = rev;
+		atomic_store_explicit(&sh->inflight_key, -1,
+				      memory_order_release);
 		/* the parent kills us long before; never spin unattended */
 		if ((n & 1023) == 0 && tc_now_ns() - t0 > 30000000000ull)
 			return 3;
@@ -175,15 +208,21 @@ static int reader_main(struct tc_child *c, void *arg)
 }
 
 /*
- * Read every key through @r.  With @alive (a writer holds the registry and
- * is idle), each key is absent or validates, and the stats agree with the
- * scan exactly; with a dead writer, a key whose change was cut off may also
- * say -EOWNERDEAD.  Returns the number of keys found.
+ * Read every key through @r and compare it with what the writer committed:
+ * each key holds exactly its last committed value (or is absent), except
+ * the one whose change the kill cut off, which holds its old or its new
+ * value, never anything else.  With @alive (a new writer took over and is
+ * idle), that key is settled to what it now holds, and the stats must
+ * agree with the scan exactly; with a dead writer, a lookup that meets the
+ * cut-off change may say -EOWNERDEAD instead.  Returns the keys found.
  */
 static uint64_t scan(shmreg_t *r, bool alive, const char *when)
 {
 	static uint8_t buf[2 * VMAX];
 	uint64_t found = 0, dead = 0, rev = shmreg_revision(r);
+	int64_t cut = atomic_load(&sh->inflight_key);
+	uint64_t cut_seq = atomic_load(&sh->inflight_seq);
+	uint64_t done = atomic_load(&sh->rev_done);
 	shmreg_stats_t st;
 	shmreg_info_t info;
 	char key[16];
@@ -192,32 +231,58 @@ static uint64_t scan(shmreg_t *r, bool alive, const char *when)
 		int klen = key_of(key, i);
 		ssize_t len = shmreg_get(r, key, (size_t)klen, buf, sizeof(buf),
 					 &info);
+		uint64_t want = atomic_load(&sh->expect[i]), seq = 0;
 
-		if (len == -ENOENT)
-			continue;
 		if (len == -EOWNERDEAD && !alive) {
 			dead++;
 			continue;
 		}
-		TC_CHECK(len >= 0, "%s: get %s: %s", when, key,
-			 strerror((int)-len));
-		if (len > (ssize_t)VMAX ||
-		    tv_check(buf, (size_t)len, key, (size_t)klen, NULL)) {
-			tv_dump(key, buf, len <= (ssize_t)VMAX ? (size_t)len : 0);
-			TC_CHECK(0, "%s: %s: torn value of %zd bytes", when, key,
-				 len);
+		if (len != -ENOENT) {
+			TC_CHECK(len >= 0, "%s: get %s: %s", when, key,
+				 strerror((int)-len));
+			if (len > (ssize_t)VMAX ||
+			    tv_check(buf, (size_t)len, key, (size_t)klen,
+				     &seq)) {
+				tv_dump(key, buf, len <= (ssize_t)VMAX
+						  ? (size_t)len : 0);
+				TC_CHECK(0, "%s: %s: torn value of %zd bytes",
+					 when, key, len);
+			}
+			/* with a live, idle writer every entry's change is
+			 * committed; a dead writer may have published a slot
+			 * whose revision it did not get to store */
+			TC_CHECK(info.mod_rev > 0 &&
+				 (!alive || info.mod_rev <= rev),
+				 "%s: %s: mod_rev %llu beyond the registry's "
+				 "revision %llu", when, key,
+				 (unsigned long long)info.mod_rev,
+				 (unsigned long long)rev);
+			found++;
 		}
-		TC_CHECK(info.mod_rev > 0 && info.mod_rev <= rev, "%s: %s: "
-			 "mod_rev %llu beyond the registry's revision %llu",
-			 when, key, (unsigned long long)info.mod_rev,
-			 (unsigned long long)rev);
-		found++;
+		if (seq != want) {
+			TC_CHECK(i == cut && seq == cut_seq, "%s: %s holds "
+				 "value #%llx, but the writer committed #%llx "
+				 "(key being changed when killed: %lld)", when,
+				 key, (unsigned long long)seq,
+				 (unsigned long long)want, (long long)cut);
+		}
+		if (alive && i == cut)
+			atomic_store(&sh->expect[i], seq);
 	}
 	TC_EQ(shmreg_stats(r, &st), 0, "stats");
 	if (alive) {
 		TC_EQ(st.state, SHMREG_STATE_OPEN, when);
 		TC_EQ(st.entries, found, when);
 		TC_EQ(st.revision, rev, when);
+		/* the takeover kept every committed revision, and at most
+		 * the one change cut off besides */
+		TC_CHECK(rev >= done && rev <= done + (cut >= 0), "%s: "
+			 "revision %llu, the writer had committed %llu%s",
+			 when, (unsigned long long)rev,
+			 (unsigned long long)done,
+			 cut >= 0 ? " (and was making one more change)" : "");
+		atomic_store(&sh->inflight_key, -1);
+		atomic_store(&sh->rev_done, rev);
 	} else {
 		TC_EQ(st.state, SHMREG_STATE_DEAD, when);
 		if (dead)
@@ -237,7 +302,12 @@ static void sleep_us(uint64_t us)
 		;
 }
 
-int main(void)
+/*
+ * Random kills: writer incarnations killed at random moments (one in five
+ * while still taking over), two readers reading throughout, every takeover
+ * checked against what the dead writer had committed.
+ */
+static void random_kills(void)
 {
 	struct tc_child *wr, *rd[NREADERS];
 	uint64_t rs, gen = 0, rev = 0, t0, kills = 0, early = 0, found = 0;
@@ -246,10 +316,9 @@ int main(void)
 	char key[16];
 	int ret;
 
-	tc_init("crash", 55);
-	tc_dir();
 	rs = tc_seed();
 	sh = tc_shared(sizeof(*sh));
+	atomic_store(&sh->inflight_key, -1);
 	t0 = tc_now_ns();
 
 	/* cycle 0 creates the registry; readers map it before the first
@@ -347,6 +416,9 @@ int main(void)
 	/* the last writer closes cleanly: contents stay readable */
 	tc_tell(wr, 'c');
 	tc_child_join(wr, 10000);
+	tc_child_free(wr);
+	for (int i = 0; i < NREADERS; i++)
+		tc_child_free(rd[i]);
 	TC_EQ(shmreg_stats(r, &st), 0, "stats");
 	TC_EQ(st.state, SHMREG_STATE_CLOSED, "state after close");
 	TC_EQ(st.entries, found, "entries after close");
@@ -354,6 +426,126 @@ int main(void)
 	ret = (int)shmreg_get(r, key, strlen(key), NULL, 0, NULL);
 	TC_CHECK(ret >= 0 || ret == -ENOENT, "get after close: %d", ret);
 	shmreg_close(r);
+}
+
+/*
+ * Fault injection at the one moment a random kill rarely hits: between a
+ * handoff's rename() of the new segment over the name and its marking the
+ * old segment retired.  The library's rename() resolves to this definition
+ * (the executable's symbol interposes libc's: default visibility, as the
+ * build hides everything else); a writer child that sets kill_after_rename
+ * dies of SIGKILL right after that many renames.
+ */
+static int kill_after_rename = -1, renames;
+
+__attribute__((visibility("default"))) int rename(const char *from, const char *to)
+{
+	int (*real)(const char *, const char *);
+	int rc;
+
+	*(void **)&real = dlsym(RTLD_NEXT, "rename");
+	if (!real)
+		return -1;
+	rc = real(from, to);
+	if (rc == 0 && ++renames == kill_after_rename)
+		raise(SIGKILL);
+	return rc;
+}
+
+#define HNAME  "handoff"
+#define HKEYS  2000u        /* more than the first segment's 1,024 */
+
+static int handoff_writer_main(struct tc_child *c, void *arg)
+{
+	shmreg_writer_opts_t o = { .flags = SHMREG_WRITER_TRUNCATE,
+				   .initial_entries = 1024 };
+	shmreg_writer_t *w;
+	uint8_t val[32];
+	char key[16];
+	int ret;
+
+	(void)arg;
+	ret = shmreg_writer_open(HNAME, &o, &w);
+	TC_CHECK(ret == 0, "writer_open: %s", strerror(-ret));
+	tc_post(c, 'o');
+	TC_EQ(tc_wait_parent(c, 20000), 'g', "go");
+	/* the next rename is the first growth handoff's */
+	kill_after_rename = renames + 1;
+	for (uint32_t i = 0; i < HKEYS; i++) {
+		int klen = key_of(key, i);
+
+		tv_build(val, sizeof(val), key, (size_t)klen, i + 1);
+		TC_CHECK(shmreg_writer_put(w, key, (size_t)klen, val,
+					   sizeof(val), NULL) > 0, "put");
+	}
+	/* no handoff happened (or it no longer calls rename) */
+	return 4;
+}
+
+static void interrupted_handoff(void)
+{
+	shmreg_stats_t st0, st, wst;
+	struct tc_child *wr;
+	shmreg_writer_t *w;
+	uint8_t buf[64];
+	uint64_t seq;
+	uint32_t n = 0;
+	shmreg_t *r;
+	char key[16];
+	int ret;
+
+	wr = tc_spawn("handoff-writer", handoff_writer_main, NULL);
+	tc_expect(wr, 'o', 10000);
+	ret = shmreg_open(HNAME, 0, &r);
+	TC_CHECK(ret == 0, "shmreg_open: %s", strerror(-ret));
+	TC_EQ(shmreg_stats(r, &st0), 0, "stats");
+	tc_tell(wr, 'g');
+	TC_CHECK(tc_child_wait(wr, 20000) == 0 && WIFSIGNALED(wr->status) &&
+		 WTERMSIG(wr->status) == SIGKILL, "the writer was not killed "
+		 "by its growth handoff's rename (status 0x%x)", wr->status);
+	tc_child_free(wr);
+
+	ret = shmreg_writer_open(HNAME, NULL, &w);
+	TC_CHECK(ret == 0, "takeover: %s", strerror(-ret));
+	TC_CHECK(shmreg_writer_put(w, "new", 3, "after", 5, NULL) > 0, "put");
+	TC_EQ(shmreg_stats(shmreg_writer_reader(w), &wst), 0, "stats");
+	TC_EQ(shmreg_stats(r, &st), 0, "stats");
+	tc_log("reader opened at generation %llu; after the interrupted "
+	       "handoff and a takeover the writer is at %llu, the reader at "
+	       "%llu", (unsigned long long)st0.generation,
+	       (unsigned long long)wst.generation,
+	       (unsigned long long)st.generation);
+	TC_EQ(shmreg_get(r, "new", 3, buf, sizeof(buf), NULL), 5,
+	      "a reader mapped before a handoff whose writer died between "
+	      "its rename and retiring the old segment sees the next "
+	      "writer's put");
+	TC_EQ(st.generation, wst.generation, "that reader follows");
+	/* the keys put before the growth are intact, in order; the one
+	 * whose put started the growth may or may not be there */
+	for (;; n++) {
+		int klen = key_of(key, n);
+		ssize_t len = shmreg_get(r, key, (size_t)klen, buf, sizeof(buf),
+					 NULL);
+
+		if (len == -ENOENT)
+			break;
+		TC_EQ(len, 32, key);
+		TC_CHECK(tv_check(buf, 32, key, (size_t)klen, &seq) == 0 &&
+			 seq == n + 1, "%s: wrong value", key);
+	}
+	TC_CHECK(n >= 700 && n < HKEYS, "%u keys before the growth", n);
+	TC_EQ(wst.entries, n + 1, "entries after the takeover");
+	shmreg_writer_close(w);
+	shmreg_close(r);
+}
+
+int main(void)
+{
+	tc_init("crash", 55);
+	tc_dir();
+	tv_selftest();
+	random_kills();
+	interrupted_handoff();
 	tc_log("pass");
 	return 0;
 }

@@ -288,6 +288,7 @@ int main(void)
 
 	tc_init("torn_read", 50);
 	tc_dir();
+	tv_selftest();
 	tc_seed();
 	sh = tc_shared(sizeof(*sh));
 
@@ -359,6 +360,9 @@ int main(void)
 
 	tc_tell(wr, 'q');
 	tc_child_join(wr, 10000);
+	tc_child_free(wr);
+	for (int i = 0; i < NREADERS; i++)
+		tc_child_free(rd[i]);
 	TC_EQ(shmreg_stats(r, &st), 0, "stats");
 	TC_EQ(st.state, SHMREG_STATE_CLOSED, "stats.state after close");
 	shmreg_close(r);

@@ -299,6 +299,51 @@ int tv_check(const void *buf, size_t len, const void *key, size_t klen,
 	return 0;
 }
 
+void tv_selftest(void)
+{
+	static const size_t lens[] = { TV_MIN, 9, 15, 16, 17, 70, 71, 4096 };
+	uint8_t a[4096], b[4096], m[4096];
+
+	for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+		size_t len = lens[l];
+
+		tv_build(a, len, "key:1", 5, 1);
+		tv_build(b, len, "key:1", 5, 2);
+		if (tv_check(a, len, "key:1", 5, NULL) ||
+		    tv_check(b, len, "key:1", 5, NULL))
+			tc_fail_at(__FILE__, __LINE__, "tv_selftest",
+				   "a good value of %zu bytes fails", len);
+		if (!tv_check(a, len, "key:2", 5, NULL) ||
+		    !tv_check(a, len, "key:1x", 6, NULL))
+			tc_fail_at(__FILE__, __LINE__, "tv_selftest",
+				   "another key's value passes (%zu B)", len);
+		if (len > TV_MIN && !tv_check(a, len - 1, "key:1", 5, NULL))
+			tc_fail_at(__FILE__, __LINE__, "tv_selftest",
+				   "a truncated value passes (%zu B)", len);
+		for (size_t i = 0; i < len; i++) {
+			memcpy(m, a, len);
+			m[i] ^= 0x10;
+			if (!tv_check(m, len, "key:1", 5, NULL))
+				tc_fail_at(__FILE__, __LINE__, "tv_selftest",
+					   "a flip at byte %zu of %zu passes",
+					   i, len);
+		}
+		if (len < 16)
+			continue;   /* no room for two differing halves */
+		/* torn: the first half of one version, the rest of another */
+		for (size_t cut = 1; cut < len; cut += len / 8 + 1) {
+			memcpy(m, a, cut);
+			memcpy(m + cut, b + cut, len - cut);
+			if (!memcmp(m, a, len) || !memcmp(m, b, len))
+				continue;
+			if (!tv_check(m, len, "key:1", 5, NULL))
+				tc_fail_at(__FILE__, __LINE__, "tv_selftest",
+					   "a splice at %zu of %zu passes",
+					   cut, len);
+		}
+	}
+}
+
 void tv_dump(const char *what, const void *buf, size_t len)
 {
 	const uint8_t *v = buf;

@@ -108,6 +108,12 @@ void tv_build(void *buf, size_t len, const void *key, size_t klen,
 int tv_check(const void *buf, size_t len, const void *key, size_t klen,
 	     uint64_t *seq);
 
+/* Fail the test unless tv_check() rejects damaged values: a flipped bit,
+ * a splice of two versions, a truncation, another key's value.  Run once by
+ * the suites whose verdict rests on tv_check(), so the validator itself is
+ * shown to be able to fail. */
+void tv_selftest(void);
+
 /* Describe a bad value on stderr (length, first bytes) for the failure
  * message. */
 void tv_dump(const char *what, const void *buf, size_t len);
