@@ -939,6 +939,11 @@ int main(int argc, char **argv)
 
 	shmreg_close(r);
 	bench_rmtree(scratch);
+	munmap(ctl, 4096);
+	free(keys);
+	free(seq);
+	free(idx);
+	free(pr);
 	if (failures)
 		printf("bench_get: %d correctness failures (see stderr)\n",
 		       failures);
