@@ -72,7 +72,7 @@ static int writer_main(struct tc_child *c, void *arg)
 	shmreg_stats_t st;
 	uint64_t rs = tc_seed() ^ 0x5772, seq = 0, t0, now;
 	int64_t rev, prev;
-	uint32_t sweep = 0;
+	uint32_t sweep = 0, nwritten = 0;
 	static uint8_t val[VMAX];
 	char key[16];
 	int ret, klen;
@@ -89,20 +89,20 @@ static int writer_main(struct tc_child *c, void *arg)
 
 	t0 = tc_now_ns();
 	for (uint64_t n = 0;; n++) {
-		uint32_t active = PHASE1_KEYS, i;
+		uint32_t active, i;
 		size_t len;
 
 		if ((n & 255) == 0) {
 			now = tc_now_ns();
-			if (now - t0 >= RUN_NS)
+			/* run for RUN_NS, and on until every key was
+			 * written (a loaded machine may slow us down) */
+			if (now - t0 >= RUN_NS && nwritten == NKEYS)
 				break;
-			if (now - t0 >= PHASE1_NS) {
-				active = NKEYS;
+			if (now - t0 >= PHASE1_NS)
 				/* release: a reader that picks a key below
 				 * active also sees whether it was written */
 				atomic_store_explicit(&sh->active, NKEYS,
 						      memory_order_release);
-			}
 		}
 		active = atomic_load_explicit(&sh->active, memory_order_relaxed);
 		/* alternate a sweep over every active key with a hot key, so
@@ -119,11 +119,13 @@ static int writer_main(struct tc_child *c, void *arg)
 			 "revision %lld", key, len, (long long)rev,
 			 (long long)prev);
 		prev = rev;
-		if (!atomic_load_explicit(&sh->written[i], memory_order_relaxed))
+		if (!atomic_load_explicit(&sh->written[i], memory_order_relaxed)) {
 			/* release: pairs with the reader's acquire load; the
 			 * put has returned, so the key is published */
 			atomic_store_explicit(&sh->written[i], 1,
 					      memory_order_release);
+			nwritten++;
+		}
 	}
 	TC_EQ(shmreg_stats(shmreg_writer_reader(w), &st), 0, "stats");
 	sh->puts = seq;
