@@ -58,10 +58,7 @@
  * whose Fw precedes Fr is seen by the first re-check.  The word is loaded
  * before each re-check and the sleeping bit is set by a CAS from exactly
  * that value, so a bump that the re-check might have missed either fails
- * the CAS (re-check at once) or sees the bit and wakes us.  The CAS can be
- * relaxed: it only has to be ordered against the writer's RMW on the same
- * word, which the word's modification order does; what the re-check saw
- * is covered by the acquire load before it.
+ * the CAS (re-check at once) or sees the bit and wakes us.
  *
  * Time slices.  Each FUTEX_WAIT is bounded by the caller's deadline and by
  * the next liveness check, due WAIT_SLICE_NS (100 ms) after the previous
@@ -227,6 +224,31 @@ static void wait_sleep(const _Atomic uint32_t *word, uint32_t seen,
 					  memory_order_relaxed);
 }
 
+/*
+ * Say "asleep" (SHM_WAIT_SLEEPING) in the very word value *@seen that the
+ * re-check ran under.  False when the word moved since: the caller then
+ * re-checks at once instead of sleeping (and it counts as a wake-up).
+ * Relaxed is enough: the CAS only has to be ordered against the writer's
+ * RMW on the same word, which the word's modification order does; what
+ * the re-check saw is covered by the acquire load of *@seen before it.
+ */
+static bool wait_mark_asleep(struct shm_wait_slot *slot, uint32_t *seen)
+{
+	uint32_t mark = *seen | SHM_WAIT_SLEEPING;
+
+	if (*seen & SHM_WAIT_SLEEPING)
+		return true; /* another waiter of this slot said it already */
+	if (!atomic_compare_exchange_strong_explicit(&slot->word, seen, mark,
+						     memory_order_relaxed,
+						     memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&waitfile_wakeups, 1,
+					  memory_order_relaxed);
+		return false;
+	}
+	*seen = mark;
+	return true;
+}
+
 static int64_t min64(int64_t a, int64_t b)
 {
 	return a < b ? a : b;
@@ -257,8 +279,10 @@ ssize_t wait_until(shmreg_t *r, int on, uint64_t hash, int64_t timeout_ns,
 	live_at = now;
 	wf = waitfile_get(r);
 	if (wf) {
-		slot = on == WAIT_ON_GLOBAL ? &wf->hdr->global :
-					      &wf->slots[shm_wait_slot_of(hash)];
+		if (on == WAIT_ON_GLOBAL)
+			slot = &wf->hdr->global;
+		else
+			slot = &wf->slots[shm_wait_slot_of(hash)];
 		if (wf->writable) {
 			count = &slot->waiters;
 			atomic_fetch_add_explicit(count, 1,
@@ -297,19 +321,8 @@ ssize_t wait_until(shmreg_t *r, int on, uint64_t hash, int64_t timeout_ns,
 			res = -ETIMEDOUT;
 			break;
 		}
-		/* Say "asleep" (bit 0) in the very value the re-check ran
-		 * under; if the word moved meanwhile the CAS fails and we
-		 * re-check at once.  Read-only waiters cannot, and poll. */
-		if (count && !(seen & SHM_WAIT_SLEEPING)) {
-			if (!atomic_compare_exchange_strong_explicit(
-				    &slot->word, &seen, seen | SHM_WAIT_SLEEPING,
-				    memory_order_relaxed, memory_order_relaxed)) {
-				atomic_fetch_add_explicit(&waitfile_wakeups, 1,
-							  memory_order_relaxed);
-				continue;
-			}
-			seen |= SHM_WAIT_SLEEPING;
-		}
+		if (count && !wait_mark_asleep(slot, &seen))
+			continue; /* the word moved: re-check at once */
 		wait_sleep(slot ? &slot->word : NULL, seen,
 			   min64(min64(deadline - now, slice),
 				 live_at + live_slice - now));

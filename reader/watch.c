@@ -106,8 +106,9 @@ static bool watch_check(shmreg_t *r, void *arg, ssize_t *res)
 			m2 = reader_map(r);
 			if (m2 != m) {
 				m = m2;
-				cur = atomic_load_explicit(&m->hdr->revision,
-							   memory_order_acquire);
+				cur = atomic_load_explicit(
+					&m->hdr->revision,
+					memory_order_acquire);
 				continue;
 			}
 			ret = -ERANGE;

@@ -98,8 +98,8 @@ struct shm_wait_hdr {
 	uint32_t version;         /* SHM_WAIT_VERSION */
 	uint32_t slot_bits;       /* SHM_WAIT_SLOT_BITS */
 	uint64_t slots_off;       /* SHM_WAIT_HDR_SIZE: first key slot */
-	uint64_t file_size;       /* SHM_WAIT_FILE_SIZE; the file never shrinks */
-	int64_t  created_ns;      /* CLOCK_REALTIME at creation (informational) */
+	uint64_t file_size;       /* SHM_WAIT_FILE_SIZE; never shrinks */
+	int64_t  created_ns;      /* CLOCK_REALTIME at creation (info) */
 	uint8_t  pad0[SHM_WAIT_LINE - 40];
 
 	/* global slot line: change-stream watchers (shmreg_watch_next) wait

@@ -126,10 +126,11 @@ int main(void)
 		TC_EQ(res[i].ret, (int64_t)strlen(val), "await of the hot key");
 		TC_CHECK(res[i].value_ok, "waiter %d: wrong value", i);
 		if (exact)
-			TC_EQ(res[i].wakeups, 1, "futex wake-ups of a hot waiter");
+			TC_EQ(res[i].wakeups, 1, "wake-ups of a hot waiter");
 		else
-			TC_CHECK(res[i].wakeups <= 1, "waiter %d: %llu wake-ups",
-				 i, (unsigned long long)res[i].wakeups);
+			TC_CHECK(res[i].wakeups <= 1,
+				 "waiter %d: %llu wake-ups", i,
+				 (unsigned long long)res[i].wakeups);
 	}
 	TC_EQ(aw_load(&aw_slot(wh, aw_slot_of(HOT))->waiters), 0,
 	      "hot slot waiters after all returned");

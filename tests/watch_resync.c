@@ -152,7 +152,8 @@ int main(void)
 	memset(&view, 0, sizeof(view));
 	TC_CHECK(shmreg_list(r, "s/", 2, list_fn, &view) >= 0, "list");
 	same(&view, &model, "listing at resync");
-	TC_EQ(shmreg_watch_open(r, "s/", 2, resync, &w), 0, "watch from resync");
+	TC_EQ(shmreg_watch_open(r, "s/", 2, resync, &w), 0,
+	      "watch from resync");
 	/* a start in the future: nothing until revisions pass it */
 	TC_EQ(shmreg_watch_open(r, "", 0, resync + 5, &fut), 0,
 	      "watch_open from a future revision");

@@ -168,8 +168,9 @@ int main(void)
 			rev = shmreg_writer_put(w, key, (size_t)klen, val,
 						4 + i % 252, NULL);
 		}
-		TC_CHECK(rev == (int64_t)want, "op %u: revision %lld, want %llu",
-			 i, (long long)rev, (unsigned long long)want);
+		TC_CHECK(rev == (int64_t)want,
+			 "op %u: revision %lld, want %llu", i,
+			 (long long)rev, (unsigned long long)want);
 		if (i % 1000 == 9 && i >= 9)
 			TC_EQ(shmreg_writer_batch_end(w), 0, "batch_end");
 	}

@@ -354,6 +354,40 @@ static pid_t follower(const char *reg, uint64_t start, uint64_t *out,
 	_exit(ret == -ESHUTDOWN ? 0 : 2);
 }
 
+/* Wait (up to 10 s) until @n sleepers "absent:0".."absent:n-1" are
+ * registered in the wait file of registry file @reg. */
+static void wait_for_sleepers(const char *reg, int n)
+{
+	struct shm_wait_slot *slots;
+	char wpath[PATH_MAX + 8], key[32];
+	uint64_t t0 = bench_now_ns(), sum;
+	void *m = MAP_FAILED;
+	int fd;
+
+	snprintf(wpath, sizeof(wpath), "%s.wait", reg);
+	fd = open(wpath, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		m = mmap(NULL, SHM_WAIT_FILE_SIZE, PROT_READ, MAP_SHARED, fd,
+			 0);
+		close(fd);
+	}
+	if (m == MAP_FAILED)
+		return;
+	slots = shm_wait_slots(m);
+	do { /* bounded: 10 s */
+		sum = 0;
+		for (int k = 0; k < n; k++) {
+			uint32_t i;
+
+			snprintf(key, sizeof(key), "absent:%d", k);
+			i = shm_wait_slot_of(shm_hash(key, strlen(key)));
+			sum += atomic_load(&slots[i].waiters);
+		}
+		sched_yield();
+	} while (sum < (uint64_t)n && bench_now_ns() - t0 < 10000000000ull);
+	munmap(m, SHM_WAIT_FILE_SIZE);
+}
+
 static void throughput(double rate[3], uint64_t *events, int *fell_behind)
 {
 	shmreg_writer_opts_t o = { .flags = SHMREG_WRITER_TRUNCATE,
@@ -382,38 +416,7 @@ static void throughput(double rate[3], uint64_t *events, int *fell_behind)
 		kids[k] = sleeper(reg, k);
 	/* the sleepers register within a few ms; a put before that only
 	 * makes this figure look better, so wait for all 8 counts */
-	{
-		char wpath[PATH_MAX + 8];
-		int fd;
-		struct shm_wait_slot *slots = NULL;
-		void *m = MAP_FAILED;
-
-		snprintf(wpath, sizeof(wpath), "%s.wait", reg);
-		fd = open(wpath, O_RDONLY);
-		if (fd >= 0)
-			m = mmap(NULL, SHM_WAIT_FILE_SIZE, PROT_READ,
-				 MAP_SHARED, fd, 0);
-		if (fd >= 0)
-			close(fd);
-		if (m != MAP_FAILED) {
-			uint64_t t0 = bench_now_ns(), sum;
-
-			slots = shm_wait_slots(m);
-			do { /* bounded: 10 s */
-				sum = 0;
-				for (int k = 0; k < 8; k++) {
-					char key[32];
-
-					snprintf(key, sizeof(key), "absent:%d",
-						 k);
-					sum += atomic_load(&slots[shm_wait_slot_of(
-						shm_hash(key, strlen(key)))].waiters);
-				}
-				sched_yield();
-			} while (sum < 8 && bench_now_ns() - t0 < 10000000000ull);
-			munmap(m, SHM_WAIT_FILE_SIZE);
-		}
-	}
+	wait_for_sleepers(reg, 8);
 	rate[1] = put_rate(w, &rs);
 
 	start = shmreg_writer_revision(w);
@@ -476,12 +479,23 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'r': cfg.rounds = (unsigned)strtoul(optarg, NULL, 0); break;
-		case 'p': cfg.puts = (unsigned)strtoul(optarg, NULL, 0); break;
-		case 's': cfg.same_cpu = 1; break;
-		case 'n': cfg.pin = 0; break;
-		case 'q': cfg.quick = 1; break;
-		default: usage(argv[0]);
+		case 'r':
+			cfg.rounds = (unsigned)strtoul(optarg, NULL, 0);
+			break;
+		case 'p':
+			cfg.puts = (unsigned)strtoul(optarg, NULL, 0);
+			break;
+		case 's':
+			cfg.same_cpu = 1;
+			break;
+		case 'n':
+			cfg.pin = 0;
+			break;
+		case 'q':
+			cfg.quick = 1;
+			break;
+		default:
+			usage(argv[0]);
 		}
 	}
 	if (cfg.quick) {
@@ -491,7 +505,7 @@ int main(int argc, char **argv)
 	if (!cfg.rounds || !cfg.puts)
 		usage(argv[0]);
 	if (bench_ncpus() < 2 && !cfg.same_cpu && cfg.pin) {
-		fprintf(stderr, "bench_await: one CPU only: using --same-cpu\n");
+		fprintf(stderr, "bench_await: one CPU: using --same-cpu\n");
 		cfg.same_cpu = 1;
 	}
 	ret = bench_mkdir(dir, sizeof(dir), "await");
