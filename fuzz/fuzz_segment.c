@@ -7,8 +7,10 @@
  * 2, rule 1): a torn read, a corrupt file or a hostile writer can show it
  * any bytes.  Each input is written to a file of its own, opened with
  * shmreg_open(), and read through every read-only call of the API: stats,
- * revision, list (all, by prefix, stopped early), and get of keys that the
- * list found plus keys derived from the input.  Nothing may crash, read out
+ * revision, list (all, by prefix, stopped early), get of keys that the
+ * list found plus keys derived from the input, the change stream (watch
+ * from as far back as the ring reaches), and await / watch_key with a zero
+ * timeout, which never blocks.  Nothing may crash, read out
  * of bounds (ASan), hit undefined behaviour (UBSan) or loop without bound
  * (libFuzzer's -timeout), and every result must be one the API documents.
  *
@@ -196,6 +198,89 @@ static void fz_get(shmreg_t *r, const void *key, size_t klen)
 	}
 }
 
+/*
+ * Every event of the change ring from @back revisions before the current
+ * one (all with a prefix of @plen bytes of @prefix).  The file does not
+ * change, so the stream must end (-ETIMEDOUT with timeout 0) after at most
+ * as many events as there are revisions in the range: more would mean an
+ * event was invented or repeated.
+ */
+static void fz_watch(shmreg_t *r, uint64_t back, const void *prefix,
+		     size_t plen)
+{
+	uint64_t rev = shmreg_revision(r), start, last = 0, max;
+	volatile uint8_t sink = 0;
+	shmreg_watch_t *w;
+	shmreg_event_t ev;
+	int rc;
+
+	start = rev > back ? rev - back : 0;
+	rc = shmreg_watch_open(r, prefix, plen, start, &w);
+	if (rc < 0) {
+		switch (-rc) {
+		case ERANGE: case ENOMEM:
+			return;
+		}
+		fz_fail("shmreg_watch_open", rc);
+	}
+	max = rev - start;
+	for (uint64_t n = 0;; n++) {
+		rc = shmreg_watch_next(w, &ev, 0);
+		if (rc < 0) {
+			switch (-rc) {
+			case ETIMEDOUT: case ERANGE: case ESHUTDOWN:
+			case EOWNERDEAD: case EPROTO:
+				shmreg_watch_close(w);
+				return;
+			}
+			fz_fail("shmreg_watch_next", rc);
+		}
+		if (n >= max)
+			fz_fail("shmreg_watch_next: events past the revision",
+				(long long)n);
+		if (ev.rev <= last || ev.rev <= start || ev.rev > rev)
+			fz_fail("shmreg_watch_next: event revision",
+				(long long)ev.rev);
+		if (ev.type != SHMREG_EVENT_PUT && ev.type != SHMREG_EVENT_DEL)
+			fz_fail("shmreg_watch_next: event type", ev.type);
+		if (ev.klen < plen || ev.klen < 1 || ev.klen > SHMREG_KEY_MAX ||
+		    (plen && memcmp(ev.key, prefix, plen)))
+			fz_fail("shmreg_watch_next: event key", (long long)ev.klen);
+		for (size_t i = 0; i < ev.klen; i++)
+			sink ^= ((const uint8_t *)ev.key)[i];
+		last = ev.rev;
+	}
+	(void)sink;
+}
+
+/* await and watch_key with a zero timeout: a decision, never a wait. */
+static void fz_await(shmreg_t *r, const void *key, size_t klen)
+{
+	uint8_t buf[64];
+	uint64_t nrev;
+	ssize_t n;
+
+	n = shmreg_await(r, key, klen, buf, sizeof(buf), NULL, 0);
+	if (n < 0) {
+		switch (-n) {
+		case ETIMEDOUT: case ESHUTDOWN: case EOWNERDEAD: case EPROTO:
+			break;
+		default:
+			fz_fail("shmreg_await", n);
+		}
+	}
+	n = shmreg_watch_key(r, key, klen, 0, 0, &nrev);
+	if (n < 0) {
+		switch (-n) {
+		case ENOENT: case ETIMEDOUT: case ESHUTDOWN: case EOWNERDEAD:
+		case EPROTO:
+			break;
+		default:
+			fz_fail("shmreg_watch_key", n);
+		}
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz_keys *k;
@@ -274,6 +359,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_get(r, data + size / 2, size - size / 2 < 24 ?
 			   size - size / 2 : 24);
 	}
+	/* The change stream, all of it and by prefix, from deep in the
+	 * past (beyond any ring in the corpus: -ERANGE or every event) and
+	 * from within the ring's reach. */
+	fz_watch(r, 1u << 20, NULL, 0);
+	fz_watch(r, 64, NULL, 0);
+	if (k->n)
+		fz_watch(r, 2048, k->key[0], k->klen[0] > 4 ? 4 : k->klen[0]);
+	if (k->n)
+		fz_await(r, k->key[0], k->klen[0]);
+	fz_await(r, "key:000000000001", 16);
+
 	/* Argument checks must hold on any segment. */
 	if (shmreg_get(r, "", 0, NULL, 0, NULL) != -EINVAL)
 		fz_fail("shmreg_get of an empty key", 0);
