@@ -30,7 +30,8 @@
  * revisions go on from the old ones, so after reader_map() follows, the
  * cursor reads on in the new segment as if nothing happened; if the new
  * ring no longer holds the cursor's revision, that is -ERANGE like any
- * other fall-behind.
+ * other fall-behind.  So is a registry started afresh under the watch
+ * (watch_reset()).
  *
  * Falling behind.  The ring keeps the last ring_events records.  A record
  * the writer has overwritten (or is overwriting: it reads as revision 0
@@ -42,6 +43,9 @@
 struct shmreg_watch {
 	shmreg_t *r;
 	uint64_t next;             /* next revision to read */
+	const struct shm_map *map; /* the segment last read (the handle keeps
+	                            * every map it used until shmreg_close) */
+	uint64_t gen;              /* and its generation */
 	int err;                   /* sticky error (-ERANGE), 0 */
 	size_t plen;
 	shmreg_event_t *ev;        /* where the current call wants its event */
@@ -74,11 +78,35 @@ int shmreg_watch_open(shmreg_t *r, const void *prefix, size_t plen,
 		return -ENOMEM;
 	w->r = r;
 	w->next = start_rev + 1;
+	w->map = m;
+	w->gen = m->generation;
 	w->plen = plen;
 	if (plen)
 		memcpy(w->prefix, prefix, plen);
 	*out = w;
 	return 0;
+}
+
+/*
+ * The watch moved to another segment (a handoff was followed).  A handoff
+ * builds the new segment from the old one, ring included, and gives it the
+ * next generation, so revisions go on.  A segment of a generation not
+ * above the last one read was not built from it: the registry was started
+ * afresh (a writer opened it with SHMREG_WRITER_TRUNCATE) and its revisions
+ * began again; the stream's history is broken, which is -ERANGE as for any
+ * events the watch can no longer get.  Returns true (with *@res) then.
+ */
+static bool watch_reset(struct shmreg_watch *w, const struct shm_map *m,
+			ssize_t *res)
+{
+	if (m->generation > w->gen) {
+		w->map = m;
+		w->gen = m->generation;
+		return false;
+	}
+	w->err = -ERANGE;
+	*res = -ERANGE;
+	return true;
 }
 
 static bool watch_check(shmreg_t *r, void *arg, ssize_t *res)
@@ -92,6 +120,8 @@ static bool watch_check(shmreg_t *r, void *arg, ssize_t *res)
 	/* pairs with the writer's release store of the revision, made after
 	 * the ring records up to it were complete */
 	cur = atomic_load_explicit(&m->hdr->revision, memory_order_acquire);
+	if (m != w->map && watch_reset(w, m, res))
+		return true;
 	/* Bounded: cur is a snapshot (reloaded only when a handoff changes
 	 * the map, once per handoff), so at most cur - next + 1 records; and
 	 * when that exceeds the ring's size the first read is -ERANGE. */
@@ -106,6 +136,8 @@ static bool watch_check(shmreg_t *r, void *arg, ssize_t *res)
 			m2 = reader_map(r);
 			if (m2 != m) {
 				m = m2;
+				if (watch_reset(w, m, res))
+					return true;
 				cur = atomic_load_explicit(
 					&m->hdr->revision,
 					memory_order_acquire);

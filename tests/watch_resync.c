@@ -5,7 +5,8 @@
  * writer's contents, a new watch from that revision that sees exactly the
  * following changes.  Also -ERANGE at open for a start revision the ring
  * no longer holds, a start revision in the future, timeout 0, and a watch
- * that drains every event before reporting -ESHUTDOWN after a close. */
+ * that drains every event before reporting -ESHUTDOWN after a close, and
+ * -ERANGE for a watch under which a writer started the registry afresh. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdbool.h>
@@ -191,6 +192,24 @@ int main(void)
 	TC_EQ(shmreg_watch_next(w, &ev, -1), 0, "event before the close");
 	TC_EQ(shmreg_watch_next(w, &ev, -1), -ESHUTDOWN, "after the close");
 	shmreg_watch_close(w);
+
+	/* a registry started afresh (revisions begin again at 1) under an
+	 * open watch breaks its history: -ERANGE, not a silent gap */
+	TC_EQ(shmreg_watch_open(r, "", 0, shmreg_revision(r), &w), 0,
+	      "watch_open on a closed registry");
+	o.flags = SHMREG_WRITER_TRUNCATE;
+	ret = shmreg_writer_open(NAME, &o, &wr);
+	TC_CHECK(ret == 0, "writer_open: %s", strerror(-ret));
+	memset(&model, 0, sizeof(model));
+	for (int i = 0; i < 3; i++)
+		change();
+	TC_EQ(shmreg_watch_next(w, &ev, 0), -ERANGE,
+	      "watch across a truncating writer");
+	shmreg_watch_close(w);
+	TC_EQ(shmreg_revision(r), shmreg_writer_revision(wr),
+	      "the handle followed to the fresh registry");
+	TC_CHECK(shmreg_revision(r) <= 6, "revisions began again");
+	shmreg_writer_close(wr);
 	shmreg_close(r);
 	tc_log("ok");
 	return 0;
