@@ -50,7 +50,8 @@ static void test_names(void)
 	for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
 		check_open_err(bad_names[i], -EINVAL, "bad name");
 		TC_CHECK(shmreg_writer_open(bad_names[i], NULL, &w) == -EINVAL,
-			 "writer_open(\"%s\") accepted a bad name", bad_names[i]);
+			 "writer_open(\"%s\") accepted a bad name",
+			 bad_names[i]);
 	}
 	memset(longname, 'n', sizeof(longname) - 1);
 	longname[sizeof(longname) - 1] = 0;     /* SHMREG_NAME_MAX + 1 bytes */

@@ -22,9 +22,20 @@
 
 static shmreg_t *r;
 
-static int res_key(char *b, uint32_t i) { return snprintf(b, 24, "resident:%04u", i); }
-static int churn_key(char *b, uint32_t i) { return snprintf(b, 24, "churn:%04u", i); }
-static int miss_key(char *b, uint32_t i) { return snprintf(b, 24, "missing:%04u", i); }
+static int res_key(char *b, uint32_t i)
+{
+	return snprintf(b, 24, "resident:%04u", i);
+}
+
+static int churn_key(char *b, uint32_t i)
+{
+	return snprintf(b, 24, "churn:%04u", i);
+}
+
+static int miss_key(char *b, uint32_t i)
+{
+	return snprintf(b, 24, "missing:%04u", i);
+}
 
 /* CPU time of this (single-threaded) process: unlike the wall clock, it
  * does not count the time other tests (ctest -j2 on 2 cores) take the CPU

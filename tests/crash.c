@@ -189,7 +189,8 @@ static int reader_main(struct tc_child *c, void *arg)
 		TC_CHECK(len >= 0, "get %s: %s", key, strerror((int)-len));
 		if (len > (ssize_t)VMAX ||
 		    tv_check(buf, (size_t)len, key, (size_t)klen, NULL)) {
-			tv_dump(key, buf, len <= (ssize_t)VMAX ? (size_t)len : 0);
+			tv_dump(key, buf,
+				len <= (ssize_t)VMAX ? (size_t)len : 0);
 			TC_CHECK(0, "%s: torn or wrong value of %zd bytes", key,
 				 len);
 		}
@@ -438,7 +439,8 @@ static void random_kills(void)
  */
 static int kill_after_rename = -1, renames;
 
-__attribute__((visibility("default"))) int rename(const char *from, const char *to)
+__attribute__((visibility("default")))
+int rename(const char *from, const char *to)
 {
 	int (*real)(const char *, const char *);
 	int rc;

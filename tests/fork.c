@@ -186,7 +186,8 @@ int main(void)
 	tc_tell(wr, 'g');
 	tc_expect(wr, 'd', 30000);
 	TC_CHECK(sh->gen_last > sh->gen_first, "the writer did not grow the "
-		 "registry (generation %llu)", (unsigned long long)sh->gen_last);
+		 "registry (generation %llu)",
+		 (unsigned long long)sh->gen_last);
 
 	/* the parent has not called into its handle since the growth */
 	late = tc_spawn("late", late_child_main, NULL);

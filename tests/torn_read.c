@@ -26,13 +26,13 @@ struct reader_res {
 	uint64_t found;          /* validated values */
 	uint64_t enoent;         /* absent keys (never written yet) */
 	uint64_t eagain;
-	uint64_t found_gen0;     /* validated while still on the first segment */
+	uint64_t found_gen0;     /* validated while on the first segment */
 	uint64_t found_later;    /* validated after following a handoff */
 	uint64_t gen0, gen_last;
 };
 
 struct shared {
-	_Atomic uint32_t active;          /* keys [0, active) are being written */
+	_Atomic uint32_t active;          /* keys [0, active) are in use */
 	_Atomic uint8_t written[NKEYS];   /* set once the key's first put
 	                                   * returned: it can never be absent
 	                                   * again (nothing is deleted) */
@@ -104,7 +104,8 @@ static int writer_main(struct tc_child *c, void *arg)
 				atomic_store_explicit(&sh->active, NKEYS,
 						      memory_order_release);
 		}
-		active = atomic_load_explicit(&sh->active, memory_order_relaxed);
+		active = atomic_load_explicit(&sh->active,
+					      memory_order_relaxed);
 		/* alternate a sweep over every active key with a hot key, so
 		 * that readers often hit a key while it is being rewritten */
 		if (n & 1)
@@ -119,7 +120,8 @@ static int writer_main(struct tc_child *c, void *arg)
 			 "revision %lld", key, len, (long long)rev,
 			 (long long)prev);
 		prev = rev;
-		if (!atomic_load_explicit(&sh->written[i], memory_order_relaxed)) {
+		if (!atomic_load_explicit(&sh->written[i],
+					  memory_order_relaxed)) {
 			/* release: pairs with the reader's acquire load; the
 			 * put has returned, so the key is published */
 			atomic_store_explicit(&sh->written[i], 1,
@@ -181,7 +183,8 @@ static int reader_main(struct tc_child *c, void *arg)
 				 (unsigned long long)st.generation);
 			gen = st.generation;
 		}
-		active = atomic_load_explicit(&sh->active, memory_order_acquire);
+		active = atomic_load_explicit(&sh->active,
+					      memory_order_acquire);
 		switch (tc_rand(&rs) & 31) {
 		case 0:                   /* anywhere, written or not */
 			i = (uint32_t)tc_range(&rs, 0, NKEYS - 1);
@@ -324,7 +327,8 @@ int main(void)
 			 "reads (floor %llu)", i + 1,
 			 (unsigned long long)x->found,
 			 (unsigned long long)floor);
-		TC_EQ(x->gen0, sh->gen_first, "reader mapped the first segment");
+		TC_EQ(x->gen0, sh->gen_first,
+		      "reader mapped the first segment");
 		TC_EQ(x->gen_last, sh->gen_last,
 		      "reader followed every handoff without reopening");
 		TC_CHECK(x->found_gen0 > 0 && x->found_later > 0,

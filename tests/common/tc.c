@@ -239,7 +239,8 @@ static uint64_t tv_mix_bytes(uint64_t h, const uint8_t *p, size_t n)
 static uint64_t tv_sum(const void *key, size_t klen, const uint8_t *v,
 		       size_t len)
 {
-	uint64_t h = UINT64_C(0x243f6a8885a308d3) ^ ((uint64_t)len << 20) ^ klen;
+	uint64_t h = UINT64_C(0x243f6a8885a308d3) ^ ((uint64_t)len << 20) ^
+		     klen;
 
 	h = tv_mix_bytes(h, key, klen);
 	h = tv_mix(h, UINT64_C(0x13198a2e03707344));   /* key/value boundary */

@@ -73,7 +73,8 @@ static inline uint64_t tc_rand(uint64_t *state)
 /* Uniform in [lo, hi] (hi - lo < 2^32 is plenty for tests). */
 static inline uint64_t tc_range(uint64_t *state, uint64_t lo, uint64_t hi)
 {
-	return lo + (tc_rand(state) >> 32) * (hi - lo + 1) / (UINT64_C(1) << 32);
+	return lo + (tc_rand(state) >> 32) * (hi - lo + 1) /
+		    (UINT64_C(1) << 32);
 }
 
 /*
