@@ -16,7 +16,8 @@
  *     difference when shmreg_await returns: put-to-await-return latency;
  *  3. put throughput of one writer with nobody waiting, with 8 processes
  *     asleep in shmreg_await on absent keys, and with one change-stream
- *     watcher following every event.
+ *     watcher following every event; and what notify_key() (the writer's
+ *     whole await/watch work per commit) costs when nobody waits.
  * Latencies are p50/p99/p99.9 over both directions of N rounds.
  *
  * Pinning: by default the two ping-pong processes run on two different
@@ -46,6 +47,7 @@
 #include "bench_common.h"
 #include "futex.h"
 #include "hash.h"
+#include "notify.h"
 #include "shmreg.h"
 #include "shmreg_writer.h"
 #include "wait_layout.h"
@@ -445,6 +447,26 @@ static void throughput(double rate[3], uint64_t *events, int *fell_behind)
 	munmap(sh, 4096);
 }
 
+/* What notify_key() costs a commit when nobody waits (ns per call): the
+ * writer's whole overhead for await/watch in that case. */
+static double notify_cost(void)
+{
+	char path[PATH_MAX];
+	struct notify *n;
+	uint64_t t0, h = 0x9e3779b97f4a7c15ull;
+	unsigned iters = cfg.quick ? 100000 : 10000000;
+
+	snprintf(path, sizeof(path), "%s/shmreg.notify", dir);
+	if (notify_open(&n, path, 0600) < 0)
+		return 0;
+	t0 = bench_now_ns();
+	for (unsigned i = 0; i < iters; i++)
+		notify_key(n, bench_rand(&h));
+	t0 = bench_now_ns() - t0;
+	notify_close(n);
+	return (double)t0 / iters;
+}
+
 static void usage(const char *argv0)
 {
 	fprintf(stderr, "usage: %s [--rounds N] [--puts N] [--same-cpu] "
@@ -471,7 +493,7 @@ int main(int argc, char **argv)
 		{ 0 }
 	};
 	struct pct raw, aw;
-	double rate[3], raw_s, aw_s, ratio;
+	double rate[3], raw_s, aw_s, ratio, ncost;
 	uint64_t events;
 	int c, behind, ret;
 	char load[64] = "?";
@@ -527,6 +549,7 @@ int main(int argc, char **argv)
 	raw = pingpong("raw.pp", 0, &raw_s);
 	aw = pingpong("await.pp", 1, &aw_s);
 	throughput(rate, &events, &behind);
+	ncost = notify_cost();
 	bench_rmtree(dir);
 
 	ratio = raw.p50 > 0 ? aw.p50 / raw.p50 : 0;
@@ -541,6 +564,8 @@ int main(int argc, char **argv)
 		   aw_s * 1e6 / cfg.rounds, "%.2f", "", -1);
 	bench_table_head("put throughput (puts/s, 16 B keys, 64 B values)");
 	bench_rowf("nobody waiting", rate[0], "%.0f", "", -1);
+	bench_rowf("notify_key per commit, nobody waiting (ns)", ncost,
+		   "%.1f", "", -1);
 	bench_rowf("8 processes asleep in await", rate[1], "%.0f",
 		   ">= 95% of nobody waiting", rate[1] >= 0.95 * rate[0]);
 	bench_rowf("1 watcher following every event", rate[2], "%.0f", "", -1);
