@@ -5,7 +5,8 @@
  * embedded put and replace rates, and bytes per entry, in one run.
  *
  * Usage: bench_get [-n ENTRIES] [-g GETS] [-r REPS] [-l LMDB_GETS]
- *                  [--no-lmdb] [--no-pin] [--quick]
+ *                  [-R REDIS_GETS] [--no-lmdb] [--no-redis] [--no-pin]
+ *                  [--quick]
  *
  * Method (the same for every figure, so the ratios compare like with like):
  *  - Keys are "key:%012d" (16 B), values 64 B; key i's value is eight
@@ -27,6 +28,11 @@
  *    MDB_NOMETASYNC, read in the same key order with one read transaction
  *    renewed (mdb_txn_reset + mdb_txn_renew) every 1,000 gets, the value
  *    copied out and checked like shmreg's.
+ *  - Redis (when redis-server is in PATH): a private server on a free
+ *    loopback port, no persistence, pinned to the writer's CPU while the
+ *    writer sleeps; the same keys and values loaded with pipelined SETs;
+ *    then GET round trips one at a time (pipeline depth 1) over TCP
+ *    127.0.0.1 in the same key order, each reply read whole and checked.
  *
  * Exit 0 when every read returned the right value, 1 otherwise (a target
  * that is missed is reported, not a failure).
@@ -38,10 +44,13 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <lmdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -60,9 +69,11 @@ struct cfg {
 	uint64_t n;          /* entries */
 	uint64_t gets;       /* gets per timed pass */
 	uint64_t lmdb_gets;  /* gets per LMDB pass */
+	uint64_t redis_gets; /* GET round trips per Redis pass */
 	int reps;            /* timed passes per figure */
 	int put_reps;        /* passes of each put figure */
 	int lmdb;
+	int redis;
 	int pin;
 	int quick;
 };
@@ -546,6 +557,248 @@ static int lmdb_bench(const struct cfg *c, const key_t16 *keys,
 	return 0;
 }
 
+/* ---- Redis: a GET round trip on loopback ---- */
+
+struct redis_res {
+	double ns, lo, hi;
+	double load_rate;
+	char skipped[128];      /* why it was not measured, "" when it was */
+};
+
+/* Buffered reads of RESP replies. */
+struct rbuf {
+	int fd;
+	size_t r, w;
+	char b[1 << 16];
+};
+
+static int rb_fill(struct rbuf *rb)
+{
+	ssize_t n;
+
+	if (rb->r == rb->w)
+		rb->r = rb->w = 0;
+	if (rb->w == sizeof(rb->b)) {
+		memmove(rb->b, rb->b + rb->r, rb->w - rb->r);
+		rb->w -= rb->r;
+		rb->r = 0;
+	}
+	do
+		n = read(rb->fd, rb->b + rb->w, sizeof(rb->b) - rb->w);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return -1;
+	rb->w += (size_t)n;
+	return 0;
+}
+
+/* Copy the next reply line (without CRLF, at most @cap - 1 bytes). */
+static int rb_line(struct rbuf *rb, char *out, size_t cap)
+{
+	for (;;) {
+		char *nl = memchr(rb->b + rb->r, '\n', rb->w - rb->r);
+
+		if (nl) {
+			size_t len = (size_t)(nl - (rb->b + rb->r));
+			size_t n = len && nl[-1] == '\r' ? len - 1 : len;
+
+			if (n >= cap)
+				n = cap - 1;
+			memcpy(out, rb->b + rb->r, n);
+			out[n] = '\0';
+			rb->r += len + 1;
+			return 0;
+		}
+		if (rb_fill(rb) < 0)
+			return -1;
+	}
+}
+
+static int rb_bytes(struct rbuf *rb, void *out, size_t n)
+{
+	char *o = out;
+
+	while (n) {
+		size_t k;
+
+		if (rb->r == rb->w && rb_fill(rb) < 0)
+			return -1;
+		k = rb->w - rb->r < n ? rb->w - rb->r : n;
+		if (o) {
+			memcpy(o, rb->b + rb->r, k);
+			o += k;
+		}
+		rb->r += k;
+		n -= k;
+	}
+	return 0;
+}
+
+/* A loopback port free right now (the server binds it a moment later). */
+static int free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static int redis_connect(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static size_t resp_get(char *out, const char *key)
+{
+	memcpy(out, "*2\r\n$3\r\nGET\r\n$16\r\n", 18);
+	memcpy(out + 18, key, KLEN);
+	memcpy(out + 18 + KLEN, "\r\n", 2);
+	return 18 + KLEN + 2;
+}
+
+static void redis_bench(const struct cfg *c, const key_t16 *keys,
+			const key_t16 *seq, const uint32_t *idx, int cpu,
+			struct redis_res *res)
+{
+	char ports[16], line[128], *cmd;
+	double ns[MAX_REPS];
+	struct rbuf *rb;
+	uint64_t v[8], bad = 0, t0;
+	int port, fd = -1, status;
+	pid_t pid;
+
+	port = free_port();
+	if (port < 0) {
+		snprintf(res->skipped, sizeof(res->skipped), "no free port");
+		return;
+	}
+	snprintf(ports, sizeof(ports), "%d", port);
+	pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		if (cpu >= 0)
+			bench_pin(cpu);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		execlp("redis-server", "redis-server", "--port", ports,
+		       "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		       "--daemonize", "no", "--dir", scratch, (char *)NULL);
+		_exit(127);
+	}
+	/* Wait for it to listen: bounded (10 s), and a server that exited
+	 * (not installed, port taken) is noticed at once. */
+	for (int i = 0; i < 1000 && fd < 0; i++) {
+		struct timespec ts = { 0, 10000000 };
+
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			snprintf(res->skipped, sizeof(res->skipped),
+				 WIFEXITED(status) && WEXITSTATUS(status) == 127
+					 ? "redis-server not found"
+					 : "redis-server exited");
+			return;
+		}
+		fd = redis_connect(port);
+		if (fd < 0)
+			nanosleep(&ts, NULL);
+	}
+	if (fd < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		snprintf(res->skipped, sizeof(res->skipped),
+			 "redis-server did not listen");
+		return;
+	}
+	rb = calloc(1, sizeof(*rb));
+	cmd = malloc(1000 * 128);
+	if (!rb || !cmd)
+		die("out of memory");
+	rb->fd = fd;
+
+	/* Load: SETs pipelined 1,000 at a time. */
+	t0 = bench_now_ns();
+	for (uint64_t i = 0; i < c->n; i += 1000) {
+		uint64_t end = i + 1000 < c->n ? i + 1000 : c->n;
+		size_t len = 0;
+
+		for (uint64_t k = i; k < end; k++) {
+			memcpy(cmd + len, "*3\r\n$3\r\nSET\r\n$16\r\n", 18);
+			memcpy(cmd + len + 18, keys[k], KLEN);
+			memcpy(cmd + len + 18 + KLEN, "\r\n$64\r\n", 7);
+			val_of(k, 0, v);
+			memcpy(cmd + len + 25 + KLEN, v, VLEN);
+			memcpy(cmd + len + 25 + KLEN + VLEN, "\r\n", 2);
+			len += 27 + KLEN + VLEN;
+		}
+		write_full(fd, cmd, len);
+		for (uint64_t k = i; k < end; k++)
+			if (rb_line(rb, line, sizeof(line)) < 0 ||
+			    strcmp(line, "+OK"))
+				die("redis SET: %s", line);
+	}
+	res->load_rate = rate(c->n, bench_now_ns() - t0);
+
+	/* GET round trips, one at a time. */
+	for (int rep = -1; rep < c->reps; rep++) {   /* -1: warm-up */
+		t0 = bench_now_ns();
+		for (uint64_t j = 0; j < c->redis_gets; j++) {
+			size_t len = resp_get(cmd, seq[j]);
+
+			write_full(fd, cmd, len);
+			if (rb_line(rb, line, sizeof(line)) < 0)
+				die("redis GET: connection lost");
+			if (strcmp(line, "$64") || rb_bytes(rb, v, VLEN) < 0 ||
+			    rb_bytes(rb, NULL, 2) < 0) {
+				bad++;
+				continue;
+			}
+			bad += v[0] != idx[j];
+		}
+		if (rep >= 0)
+			ns[rep] = (double)(bench_now_ns() - t0) /
+				  (double)c->redis_gets;
+	}
+	close(fd);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	free(cmd);
+	free(rb);
+
+	res->lo = res->hi = ns[0];
+	for (int i = 1; i < c->reps; i++) {
+		res->lo = ns[i] < res->lo ? ns[i] : res->lo;
+		res->hi = ns[i] > res->hi ? ns[i] : res->hi;
+	}
+	res->ns = bench_median(ns, c->reps);
+	if (bad)
+		fail("Redis returned %llu wrong values", (unsigned long long)bad);
+}
+
 /* ---- reader scaling ---- */
 
 /*
@@ -621,7 +874,8 @@ static void usage(const char *argv0)
 {
 	fprintf(stderr,
 		"usage: %s [-n ENTRIES] [-g GETS] [-r REPS] [-l LMDB_GETS]\n"
-		"          [--no-lmdb] [--no-pin] [--quick]\n", argv0);
+		"          [-R REDIS_GETS] [--no-lmdb] [--no-redis] [--no-pin]\n"
+		"          [--quick]\n", argv0);
 	exit(2);
 }
 
@@ -629,6 +883,7 @@ static void parse(int argc, char **argv, struct cfg *c)
 {
 	static const struct option lo[] = {
 		{ "no-lmdb", no_argument, NULL, 'L' },
+		{ "no-redis", no_argument, NULL, 'D' },
 		{ "no-pin", no_argument, NULL, 'P' },
 		{ "quick", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -637,20 +892,24 @@ static void parse(int argc, char **argv, struct cfg *c)
 	int o;
 
 	*c = (struct cfg){ .n = 1000000, .gets = 2000000, .lmdb_gets = 1000000,
-			   .reps = 5, .put_reps = 3, .lmdb = 1, .pin = 1 };
-	while ((o = getopt_long(argc, argv, "n:g:r:l:h", lo, NULL)) != -1) {
+			   .redis_gets = 50000, .reps = 5, .put_reps = 3,
+			   .lmdb = 1, .redis = 1, .pin = 1 };
+	while ((o = getopt_long(argc, argv, "n:g:r:l:R:h", lo, NULL)) != -1) {
 		switch (o) {
 		case 'n': c->n = strtoull(optarg, NULL, 0); break;
 		case 'g': c->gets = strtoull(optarg, NULL, 0); break;
 		case 'l': c->lmdb_gets = strtoull(optarg, NULL, 0); break;
 		case 'r': c->reps = atoi(optarg); break;
+		case 'R': c->redis_gets = strtoull(optarg, NULL, 0); break;
 		case 'L': c->lmdb = 0; break;
+		case 'D': c->redis = 0; break;
 		case 'P': c->pin = 0; break;
 		case 'q':
 			c->quick = 1;
 			c->n = 20000;
 			c->gets = 100000;
 			c->lmdb_gets = 50000;
+			c->redis_gets = 500;
 			c->reps = 2;
 			c->put_reps = 1;
 			break;
@@ -658,10 +917,13 @@ static void parse(int argc, char **argv, struct cfg *c)
 		}
 	}
 	if (!c->n || c->n > UINT32_MAX || !c->gets || !c->lmdb_gets ||
+	    !c->redis_gets ||
 	    c->reps < 1 || c->reps > MAX_REPS)
 		usage(argv[0]);
 	if (c->lmdb_gets > c->gets)
 		c->lmdb_gets = c->gets;
+	if (c->redis_gets > c->gets)
+		c->redis_gets = c->gets;
 	if (c->put_reps > c->reps)
 		c->put_reps = c->reps;
 }
@@ -720,6 +982,7 @@ int main(int argc, char **argv)
 	struct rewrite_reply rr;
 	struct put_reply *pr;
 	struct lmdb_res lm = { 0 };
+	struct redis_res rd = { 0 };
 	shmreg_stats_t st;
 	shmreg_t *r;
 	key_t16 *keys, *seq;
@@ -808,6 +1071,12 @@ int main(int argc, char **argv)
 	if (c.lmdb)
 		lmdb_bench(&c, keys, seq, idx, &lm);
 
+	phase("Redis");
+	if (c.redis)
+		redis_bench(&c, keys, seq, idx, c.pin ? cpu1 : -1, &rd);
+	else
+		snprintf(rd.skipped, sizeof(rd.skipped), "--no-redis");
+
 	phase("gets under writes");
 	/* 3. gets while the writer rewrites random keys at full speed */
 	write_full(cmd[1], "W", 1);
@@ -871,6 +1140,17 @@ int main(int argc, char **argv)
 		bench_row("  min .. max of the passes", msg, "", -1);
 		bench_rowf("shmreg speed-up over LMDB", lm.ns / q_ns, "%.1fx",
 			   ">= 5x", lm.ns / q_ns >= 5);
+	}
+	if (!rd.skipped[0]) {
+		bench_rowf("Redis GET round trip, loopback, depth 1 (ns)",
+			   rd.ns, "%.0f", "", -1);
+		snprintf(msg, sizeof(msg), "%.0f .. %.0f", rd.lo, rd.hi);
+		bench_row("  min .. max of the passes", msg, "", -1);
+		bench_rowf("shmreg speed-up over a Redis GET", rd.ns / q_ns,
+			   "%.0fx", ">= 200x", rd.ns / q_ns >= 200);
+	} else {
+		bench_row("Redis GET round trip", "not measured", rd.skipped,
+			  -1);
 	}
 	bench_rowf("get while a writer rewrites (ns/op)", w_ns, "%.1f", "",
 		   -1);
