@@ -300,7 +300,7 @@ ssize_t wait_until(shmreg_t *r, int on, uint64_t hash, int64_t timeout_ns,
 	 * with none, by the writer's life, checked every WAIT_SLICE_NS). */
 	for (;;) {
 		if (slot)
-			/* pairs with the release add in notify_wake() */
+			/* pairs with the release RMW in notify_wake() */
 			seen = atomic_load_explicit(&slot->word,
 						    memory_order_acquire);
 		if (check(r, arg, &res))

@@ -64,9 +64,10 @@
  * holds for every later commit too.
  *
  * The file is untrusted input here: readers map it read-write.  The writer
- * reads only counts, compares them with 0, and indexes slots by the hash's
- * top bits alone; a scribbled count costs a spare FUTEX_WAKE or a missed
- * one (bounded by the waiters' time slice), never anything worse.  Who may
+ * compares counts with 0 and nothing else, bumps words with a CAS loop of
+ * at most 8 tries, and indexes slots by the hash's top bits alone; a
+ * scribbled count or word costs a spare FUTEX_WAKE or a missed one
+ * (bounded by the waiters' time slice), never anything worse.  Who may
  * write the file at all is decided by its mode, which is the segment's: a
  * process that may write it could as well write (or truncate) the segment,
  * so the wait file grants no power the registry's file mode did not.
