@@ -3,7 +3,9 @@
  * watch_key and watch_next return -ESHUTDOWN when the writer closes (woken
  * by the close, not by their liveness slice), and -EOWNERDEAD within the
  * 100 ms slice (asserted < 300 ms, printed) when it is killed with
- * SIGKILL; events committed before the death are still delivered first. */
+ * SIGKILL; events committed before the death are still delivered first.
+ * A waiter killed while waiting leaves a stale count that breaks neither
+ * the writer nor the other waiters of its slot. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
@@ -190,6 +192,68 @@ static void killing(void)
 	tc_log("slowest notice of the death: %.1f ms", worst);
 }
 
+/* ---- a waiter killed while waiting ---- */
+
+static int plain_waiter(struct tc_child *c, void *arg)
+{
+	shmreg_t *r;
+	char buf[16];
+	uint64_t w0;
+	int ret;
+
+	(void)arg;
+	ret = shmreg_open(sh->name, 0, &r);
+	TC_CHECK(ret == 0, "open: %s", strerror(-ret));
+	tc_post(c, 'r');
+	w0 = waitfile_debug_wakeups();
+	sh->r[0].ret = shmreg_await(r, "dw", 2, buf, sizeof(buf), NULL,
+				    30000000000LL);
+	sh->r[0].wakeups = waitfile_debug_wakeups() - w0;
+	shmreg_close(r);
+	return 0;
+}
+
+/* A waiter that dies leaves its count behind (a stale hint): the writer
+ * and the other waiters of the slot must not mind. */
+static void waiter_dies(void)
+{
+	shmreg_writer_opts_t o = { .flags = SHMREG_WRITER_TRUNCATE };
+	struct shm_wait_hdr *wh;
+	struct tc_child *victim, *other;
+	shmreg_writer_t *w;
+	_Atomic uint32_t *count;
+	int ret;
+
+	sh->name = "owdies";
+	memset(sh->r, 0, sizeof(sh->r));
+	ret = shmreg_writer_open(sh->name, &o, &w);
+	TC_CHECK(ret == 0, "writer_open: %s", strerror(-ret));
+	wh = aw_map_waitfile(sh->name);
+	count = &aw_slot(wh, aw_slot_of("dw"))->waiters;
+	victim = tc_spawn("victim", plain_waiter, NULL);
+	other = tc_spawn("other", plain_waiter, NULL);
+	tc_expect(victim, 'r', 10000);
+	tc_expect(other, 'r', 10000);
+	aw_wait_asleep(victim->pid, 10000);
+	aw_wait_asleep(other->pid, 10000);
+	TC_EQ(aw_load(count), 2, "two waiters registered");
+	TC_EQ(tc_child_kill(victim, 10000), 0, "kill -9 a waiter");
+	TC_EQ(aw_load(count), 2, "the dead waiter's count stays (a hint)");
+	TC_CHECK(shmreg_writer_put(w, "dw", 2, "x", 1, NULL) > 0, "put");
+	tc_child_join(other, 10000);
+	TC_EQ(sh->r[0].ret, 1, "the other waiter got the key");
+	TC_EQ(sh->r[0].wakeups, 1, "the other waiter was woken once");
+	TC_EQ(aw_load(count), 1, "only the stale count is left");
+	/* the writer goes on: commits to the slot (a spare FUTEX_WAKE each) */
+	for (int i = 0; i < 100; i++)
+		TC_CHECK(shmreg_writer_put(w, "dw", 2, "y", 1, NULL) > 0,
+			 "put after a waiter died");
+	tc_child_free(victim);
+	tc_child_free(other);
+	shmreg_writer_close(w);
+	munmap(wh, SHM_WAIT_FILE_SIZE);
+}
+
 int main(void)
 {
 	tc_init("await_owner", 60);
@@ -197,6 +261,7 @@ int main(void)
 	sh = tc_shared(sizeof(*sh));
 	closing();
 	killing();
+	waiter_dies();
 	tc_log("ok");
 	return 0;
 }
