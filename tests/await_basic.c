@@ -245,11 +245,16 @@ int main(void)
 	TC_CHECK(!memcmp(buf, "val", 3) && buf[3] == 0, "copies cap bytes");
 
 	/* timeouts: 0 never blocks; a finite one is honoured */
-	t0 = tc_now_ns();
-	TC_EQ(shmreg_await(r, "absent", 6, buf, sizeof(buf), NULL, 0),
-	      -ETIMEDOUT, "await absent, timeout 0");
-	TC_CHECK(aw_ms_since(t0) < 50, "timeout 0 took %.1f ms",
-		 aw_ms_since(t0));
+	/* never blocks: far below the 100 ms slice (best of three tries,
+	 * so one preemption on a loaded machine does not fail the test) */
+	for (int i = 0, fast = 0; !fast; i++) {
+		t0 = tc_now_ns();
+		TC_EQ(shmreg_await(r, "absent", 6, buf, sizeof(buf), NULL, 0),
+		      -ETIMEDOUT, "await absent, timeout 0");
+		fast = aw_ms_since(t0) < 50;
+		TC_CHECK(fast || i < 2, "timeout 0 took %.1f ms",
+			 aw_ms_since(t0));
+	}
 	t0 = tc_now_ns();
 	TC_EQ(shmreg_await(r, "absent", 6, buf, sizeof(buf), NULL, 30000000),
 	      -ETIMEDOUT, "await absent, 30 ms");
