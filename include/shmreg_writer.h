@@ -4,8 +4,8 @@
  * publishes to it directly (the master of a pre-fork server, or shmregd).
  *
  * Exactly one writer serves a registry at a time, enforced by an exclusive
- * flock(2) on the registry's lock file: a second writer, in another process
- * or in this one, gets -EBUSY.  A shmreg_writer_t is not thread-safe: one
+ * open-file-description lock (F_OFD_SETLK) on the registry's lock file: a
+ * second writer, in another process or in this one, gets -EBUSY.  A shmreg_writer_t is not thread-safe: one
  * thread at a time (the writer serialises every change by design).
  *
  * Errors follow shmreg.h.

@@ -25,6 +25,9 @@ struct shmreg {
 	_Atomic(struct shm_map *) map;  /* current mapping */
 	int flags;                      /* SHMREG_OPEN_* */
 	_Atomic int follow_lock;        /* pid of the process following, 0 */
+	_Atomic int64_t follow_after;   /* CLOCK_MONOTONIC ns before which a
+	                                 * retired segment still at the name is
+	                                 * not looked up again */
 	struct retired_map *retired;    /* replaced mappings, under the lock */
 	char path[PATH_MAX];            /* segment file path */
 };

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -43,6 +44,10 @@ struct retired_map {
 /* How many times open or follow re-reads the name when it finds a segment
  * that is already retired (handoffs in quick succession). */
 #define OPEN_TRIES 16
+
+/* How often a reader looks for the successor of a retired segment that is
+ * still at the name (see reader_follow). */
+#define FOLLOW_RETRY_NS (1000 * 1000)
 
 static void map_free(struct shm_map *m)
 {
@@ -105,7 +110,7 @@ static uint32_t map_state(const struct shm_map *m)
 	return atomic_load_explicit(&m->hdr->state, memory_order_acquire);
 }
 
-/* Map what the name holds now, skipping segments already retired. */
+/* Map what the name holds now, preferring a segment that is not retired. */
 static int map_current(const char *path, struct shm_map **out)
 {
 	int rc = -EPROTO;
@@ -116,13 +121,14 @@ static int map_current(const char *path, struct shm_map **out)
 		rc = map_file(path, &m);
 		if (rc < 0)
 			return rc;
-		if (map_state(m) != SHM_STATE_RETIRED) {
+		/* A retired segment at the name is about to be renamed over
+		 * (or its writer died just before; the next one takes over):
+		 * look again a few times, then take it - it is consistent. */
+		if (map_state(m) != SHM_STATE_RETIRED || i == OPEN_TRIES - 1) {
 			*out = m;
 			return 0;
 		}
-		/* renamed over already: the name holds a newer one */
 		map_free(m);
-		rc = -EAGAIN;
 		sched_yield();
 	}
 	return rc;
@@ -194,12 +200,28 @@ static void follow_unlock(shmreg_t *r)
 	atomic_store_explicit(&r->follow_lock, 0, memory_order_release);
 }
 
+static int64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 struct shm_map *reader_follow(shmreg_t *r, struct shm_map *seen)
 {
 	struct shm_map *cur, *fresh;
 	struct retired_map *t;
 
 	if (r->flags & SHMREG_OPEN_NOFOLLOW)
+		return seen;
+	/* A segment is retired just before its successor is renamed over
+	 * the name (writer/handoff.c), and stays at the name if its writer
+	 * died in between: look again at most every FOLLOW_RETRY_NS, not on
+	 * every call, and keep reading the retired one meanwhile (it is
+	 * consistent: nobody writes it any more, or not for long). */
+	if (monotonic_ns() < atomic_load_explicit(&r->follow_after,
+						  memory_order_relaxed))
 		return seen;
 	follow_lock(r);
 	cur = atomic_load_explicit(&r->map, memory_order_acquire);
@@ -211,8 +233,11 @@ struct shm_map *reader_follow(shmreg_t *r, struct shm_map *seen)
 		goto out; /* keep reading the retired one: still consistent */
 	}
 	if (fresh->dev == cur->dev && fresh->ino == cur->ino) {
-		map_free(fresh); /* nothing newer under the name */
+		map_free(fresh); /* nothing newer under the name yet */
 		free(t);
+		atomic_store_explicit(&r->follow_after,
+				      monotonic_ns() + FOLLOW_RETRY_NS,
+				      memory_order_relaxed);
 		goto out;
 	}
 	/* pairs with the acquire load in reader_map() of another thread */

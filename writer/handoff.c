@@ -11,12 +11,14 @@
  *   2. copy every live entry into it, re-inserted at its home in the new
  *      index and re-packed into the new arena; copy the change ring with
  *      its revisions unchanged;
- *   3. store the magic (release) and rename the file over the name: from
- *      now on shmreg_open finds the new one;
- *   4. store RETIRED in the old header's state (release) and wake every
- *      waiter: each reader's next call sees RETIRED and maps the name anew
- *      (reader/map.c); the revision continues where it was, so watchers
- *      resume without losing an event;
+ *   3. store RETIRED in the old header's state (release), then the new
+ *      one's magic (release), and rename the new file over the name: from
+ *      now on shmreg_open finds the new one.  Retiring first means a writer
+ *      killed between these steps leaves the old segment RETIRED, so its
+ *      readers follow once the next writer has taken over;
+ *   4. wake every waiter: each reader's next call sees RETIRED and maps
+ *      the name anew (reader/map.c); the revision continues where it was,
+ *      so watchers resume without losing an event;
  *   5. unmap the old file.  It is not truncated: readers still mapping it
  *      keep reading a consistent (frozen) registry until they follow.
  *
@@ -176,6 +178,7 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	uint64_t saved_bytes = w->bytes_used, saved_live = w->arena_live;
 	uint64_t saved_reserved = w->key_reserved;
 	bool own = src == &w->map;
+	uint32_t old_state = 0;
 	int fd, rc;
 
 	rc = shm_geom_plan(&g, index_cap, w->opts.ring_events, arena_size);
@@ -210,18 +213,29 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	atomic_store_explicit(&h->entries, w->entries, memory_order_relaxed);
 	atomic_store_explicit(&h->bytes_used, w->bytes_used, memory_order_relaxed);
 	atomic_store_explicit(&h->arena_bump, w->alloc.bump, memory_order_relaxed);
+	/* Retire the old segment *before* the rename: a writer killed
+	 * between the two must not leave a segment that is no longer at the
+	 * name but still says OPEN, which its readers would never leave.
+	 * Until the rename lands, a reader that sees RETIRED finds the same
+	 * file at the name and keeps reading this one (reader_follow).
+	 * Pairs with the acquire load of state in reader_map(). */
+	if (from.base) {
+		old_state = atomic_exchange_explicit(&from.hdr->state,
+						     SHM_STATE_RETIRED,
+						     memory_order_acq_rel);
+	}
 	rc = segment_publish(w, &w->map, tmp);
-	if (rc < 0)
+	if (rc < 0) {
+		/* the one way back from RETIRED: nothing replaced it */
+		if (from.base)
+			atomic_store_explicit(&from.hdr->state, old_state,
+					      memory_order_release);
 		goto fail_published;
+	}
 
 	/* The writer's RW mapping must not be inherited by forked children
 	 * (pre-fork workers read through libshmreg, read-only). */
 	(void)madvise(w->map.base, w->map.size, MADV_DONTFORK);
-	if (from.base) {
-		/* pairs with the acquire load of state in reader_map() */
-		atomic_store_explicit(&from.hdr->state, SHM_STATE_RETIRED,
-				      memory_order_release);
-	}
 	if (w->notify)
 		notify_all(w->notify);
 	if (own) {
