@@ -106,7 +106,8 @@ int segment_create(struct shmreg_writer *w, const struct shm_geom *g,
 		rc = -rc;
 		goto fail;
 	}
-	base = mmap(NULL, g->segment_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+	base = mmap(NULL, g->segment_size, PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_POPULATE,
 		    fd, 0);
 	if (base == MAP_FAILED) {
 		rc = -errno;

@@ -272,7 +272,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 {
 	static const shmreg_put_opts_t defaults;
 	struct shm_slot old, ns;
-	uint64_t hash, rev, dist = 0, i;
+	uint64_t hash, rev, dist = 0, i, gen;
 	bool exists;
 	int64_t at;
 	int rc;
@@ -292,6 +292,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	    opts->ttl_ns < 0)
 		return -EINVAL;
 	hash = shm_hash(key, klen);
+	gen = w->map.generation;
 	at = index_find(w, key, klen, hash, &old);
 	exists = at >= 0 && !shm_expired(&old);
 	if (opts->expect_rev == SHMREG_REV_ABSENT ? exists
@@ -320,7 +321,8 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	if (rc < 0)
 		return rc;
 	/* a handoff moved everything: find the slot again */
-	at = index_find(w, key, klen, hash, &old);
+	if (w->map.generation != gen)
+		at = index_find(w, key, klen, hash, &old);
 	if (at >= 0) {
 		i = (uint64_t)at;
 	} else {
