@@ -81,27 +81,39 @@ static inline int aw_in_futex(pid_t pid)
 }
 
 /*
+ * Skip the test (exit 77) when this kernel does not show what a process is
+ * blocked in (/proc/PID/syscall needs CONFIG_HAVE_ARCH_TRACEHOOK): the
+ * suites need to know that a waiter sleeps before they wake it, or their
+ * wake-up counts would mean nothing.
+ */
+static inline void aw_require_proc_syscall(void)
+{
+	if (aw_in_futex(getpid()) < 0) {
+		tc_log("SKIP: /proc/PID/syscall is not readable here");
+		exit(TC_SKIP);
+	}
+}
+
+/*
  * Wait (polling /proc, up to @timeout_ms) until process @pid sleeps in a
  * futex call: the only futex call our waiters make is the wait on the slot
- * word, after registering and re-checking.  Returns 0, or -1 when /proc
- * cannot tell (the caller then relies on the protocol alone: a put before
- * the waiter sleeps is seen by its re-check or makes its FUTEX_WAIT return
- * at once, so the test stays correct, only less sharp).  Fails the test if
- * the process does not get there in time.
+ * word, after registering and re-checking.  Fails the test if the process
+ * does not get there in time.  Call aw_require_proc_syscall() first.
  */
-static inline int aw_wait_asleep(pid_t pid, int timeout_ms)
+static inline void aw_wait_asleep(pid_t pid, int timeout_ms)
 {
 	uint64_t end = tc_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	struct timespec ts = { 0, 200000 };
 	int st;
 
 	/* bounded by timeout_ms */
-	while ((st = aw_in_futex(pid)) == 0) {
+	while ((st = aw_in_futex(pid)) != 1) {
+		TC_CHECK(st == 0, "process %d: /proc/PID/syscall unreadable",
+			 (int)pid);
 		TC_CHECK(tc_now_ns() < end, "process %d never slept in a "
 			 "futex wait within %d ms", (int)pid, timeout_ms);
 		nanosleep(&ts, NULL);
 	}
-	return st == 1 ? 0 : -1;
 }
 
 /* Elapsed milliseconds since @t0 (tc_now_ns). */

@@ -109,6 +109,7 @@ int main(void)
 	int ret;
 
 	tc_init("await_handoff", 90);
+	aw_require_proc_syscall();
 	tc_dir();
 	sh = tc_shared(sizeof(*sh));
 	ret = shmreg_writer_open(NAME, &o, &w);

@@ -257,6 +257,7 @@ static void waiter_dies(void)
 int main(void)
 {
 	tc_init("await_owner", 60);
+	aw_require_proc_syscall();
 	tc_dir();
 	sh = tc_shared(sizeof(*sh));
 	closing();

@@ -119,6 +119,7 @@ int main(void)
 	int ret, fd;
 
 	tc_init("await_poll", 90);
+	aw_require_proc_syscall();
 	tc_dir();
 	rs = tc_seed();
 	sh = tc_shared(sizeof(*sh));
