@@ -4,7 +4,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "hash.h"
 #include "waitfile.h"
 
 /*
@@ -61,8 +60,7 @@ ssize_t shmreg_await(shmreg_t *r, const void *key, size_t klen,
 		return ret;
 	if (!buf && cap)
 		return -EINVAL;
-	return wait_until(r, WAIT_ON_KEY, shm_hash(key, klen), timeout_ns,
-			  await_check, &a);
+	return wait_until(r, key, klen, timeout_ns, await_check, &a);
 }
 
 struct watch_key_arg {
@@ -105,6 +103,5 @@ int shmreg_watch_key(shmreg_t *r, const void *key, size_t klen,
 
 	if (ret)
 		return ret;
-	return (int)wait_until(r, WAIT_ON_KEY, shm_hash(key, klen),
-			       timeout_ns, watch_key_check, &a);
+	return (int)wait_until(r, key, klen, timeout_ns, watch_key_check, &a);
 }

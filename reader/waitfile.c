@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "futex.h"
+#include "hash.h"
 #include "layout.h"
 #include "wait_layout.h"
 #include "waitfile.h"
@@ -184,6 +185,15 @@ static struct waitfile *waitfile_get(shmreg_t *r)
 	return wf;
 }
 
+/* The slot a wait on @key (NULL: the change stream) sleeps on. */
+static struct shm_wait_slot *waitfile_slot(struct waitfile *wf,
+					   const void *key, size_t klen)
+{
+	if (!key)
+		return &wf->hdr->global;
+	return &wf->slots[shm_wait_slot_of(shm_hash(key, klen))];
+}
+
 /*
  * The registry's state as far as a waiter is concerned, without system
  * calls: 0 to go on waiting, or -ESHUTDOWN.  reader_map() follows a retired
@@ -254,8 +264,8 @@ static int64_t min64(int64_t a, int64_t b)
 	return a < b ? a : b;
 }
 
-ssize_t wait_until(shmreg_t *r, int on, uint64_t hash, int64_t timeout_ns,
-		   wait_check_fn check, void *arg)
+ssize_t wait_until(shmreg_t *r, const void *key, size_t klen,
+		   int64_t timeout_ns, wait_check_fn check, void *arg)
 {
 	struct shm_wait_slot *slot = NULL;
 	_Atomic uint32_t *count = NULL;
@@ -279,10 +289,7 @@ ssize_t wait_until(shmreg_t *r, int on, uint64_t hash, int64_t timeout_ns,
 	live_at = now;
 	wf = waitfile_get(r);
 	if (wf) {
-		if (on == WAIT_ON_GLOBAL)
-			slot = &wf->hdr->global;
-		else
-			slot = &wf->slots[shm_wait_slot_of(hash)];
+		slot = waitfile_slot(wf, key, klen);
 		if (wf->writable) {
 			count = &slot->waiters;
 			atomic_fetch_add_explicit(count, 1,

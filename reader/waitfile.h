@@ -34,23 +34,23 @@
  */
 typedef bool (*wait_check_fn)(shmreg_t *r, void *arg, ssize_t *res);
 
-/* Which slot to wait on: the key slot of a hash, or the global slot. */
-#define WAIT_ON_KEY    0
-#define WAIT_ON_GLOBAL 1
-
 /*
  * Wait until @check says done, for at most @timeout_ns (< 0: no limit,
- * 0: check once, never block).  Besides @check's own results it returns
+ * 0: check once, never block), on the wait slot of @key (@klen bytes), or
+ * on the global slot when @key is NULL.  Besides @check's own results it
+ * returns
  *   -ETIMEDOUT   the time ran out
  *   -ESHUTDOWN   the writer closed the registry (or the segment was retired
  *                and the handle may not follow: SHMREG_OPEN_NOFOLLOW)
  *   -EOWNERDEAD  the writer died (checked every WAIT_SLICE_NS)
  * A retired segment is followed (reader_map) and the wait goes on.  Signals
  * do not end the wait: it resumes with the time that remains.  Never
- * returns -EAGAIN (a check that cannot decide yet just waits on).
+ * returns -EAGAIN (a check that cannot decide yet just waits on).  The key
+ * is hashed only if the first check does not decide: a present key costs
+ * what shmreg_get costs.
  */
-ssize_t wait_until(shmreg_t *r, int on, uint64_t hash, int64_t timeout_ns,
-		   wait_check_fn check, void *arg);
+ssize_t wait_until(shmreg_t *r, const void *key, size_t klen,
+		   int64_t timeout_ns, wait_check_fn check, void *arg);
 
 /* ---- test and debug hooks (hidden; reachable from the static library) ---- */
 

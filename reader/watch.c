@@ -177,8 +177,7 @@ int shmreg_watch_next(shmreg_watch_t *w, shmreg_event_t *ev,
 	if (w->err)
 		return w->err;
 	w->ev = ev;
-	return (int)wait_until(w->r, WAIT_ON_GLOBAL, 0, timeout_ns,
-			       watch_check, w);
+	return (int)wait_until(w->r, NULL, 0, timeout_ns, watch_check, w);
 }
 
 SHMREG_EXPORT
