@@ -13,8 +13,9 @@
  * once, the addresses stay valid, and a thread still reading there sees
  * zeros - a slot of zeros is empty, a header of zeros has state 0 - which
  * never validate as an entry; such a reader finds "absent", re-checks the
- * state, and retries on the current mapping.  The shm_map structs are kept
- * (a few dozen bytes each) until shmreg_close.
+ * state, and retries on the current mapping.  The overlays are kept until
+ * shmreg_close, except that beyond the newest RETIRED_KEEP, those older than
+ * RETIRED_GRACE_NS are unmapped (each is a VMA of the process).
  *
  * Following takes a small lock so that two threads do not map the same new
  * segment twice.  The lock word holds the pid of the process that took it:
@@ -39,7 +40,18 @@
 struct retired_map {
 	struct retired_map *next;
 	struct shm_map *map;
+	int64_t since;             /* CLOCK_MONOTONIC ns of the overlay */
 };
+
+/* Overlays kept per handle before old ones are unmapped for good, and how
+ * old an overlay must be before that.  Each overlay is one VMA; without a
+ * bound, a reader living through very many handoffs would run into
+ * vm.max_map_count.  No call reads one mapping for anything like
+ * RETIRED_GRACE_NS: a read is a bounded number of attempts, and a thread
+ * that some other thread of its process saw stuck that long (stopped by a
+ * debugger, say) is the one case this gives up. */
+#define RETIRED_KEEP      64
+#define RETIRED_GRACE_NS  (INT64_C(10) * 1000 * 1000 * 1000)
 
 /* How many times open or follow re-reads the name when it finds a segment
  * that is already retired (handoffs in quick succession). */
@@ -208,6 +220,26 @@ static int64_t monotonic_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Unmap overlays beyond the RETIRED_KEEP newest that are older than the
+ * grace period (the list is newest first).  Under the follow lock. */
+static void reclaim_retired(shmreg_t *r, int64_t now)
+{
+	struct retired_map **pp = &r->retired;
+	unsigned kept = 0;
+
+	while (*pp) {
+		struct retired_map *t = *pp;
+
+		if (++kept > RETIRED_KEEP && now - t->since > RETIRED_GRACE_NS) {
+			*pp = t->next;
+			map_free(t->map);
+			free(t);
+			continue;
+		}
+		pp = &t->next;
+	}
+}
+
 struct shm_map *reader_follow(shmreg_t *r, struct shm_map *seen)
 {
 	struct shm_map *cur, *fresh;
@@ -248,8 +280,10 @@ struct shm_map *reader_follow(shmreg_t *r, struct shm_map *seen)
 	(void)mmap(cur->base, cur->size, PROT_READ,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 	t->map = cur;
+	t->since = monotonic_ns();
 	t->next = r->retired;
 	r->retired = t;
+	reclaim_retired(r, t->since);
 	cur = fresh;
 out:
 	follow_unlock(r);
