@@ -16,6 +16,7 @@
 #include "futex.h"
 #include "hash.h"
 #include "layout.h"
+#include "liveness.h"
 #include "wait_layout.h"
 #include "waitfile.h"
 
@@ -64,7 +65,7 @@
  * Time slices.  Each FUTEX_WAIT is bounded by the caller's deadline and by
  * the next liveness check, due WAIT_SLICE_NS (100 ms) after the previous
  * one: a writer that dies without closing wakes nobody, so waiters must
- * ask (reader_writer_state(): a lock test, no signal to the writer).  The
+ * ask (wait_writer_dead(): a lock test, no signal to the writer).  The
  * same slice bounds what a scribbled count can cost a waiter.  EINTR (a
  * signal handler ran) re-enters the loop, which recomputes the remaining
  * time from the absolute deadline, so interrupted waits resume with the
@@ -215,6 +216,20 @@ static int wait_state(shmreg_t *r)
 	return 0;
 }
 
+/*
+ * Has the writer died?  (wait_state() has just seen the segment neither
+ * closed nor retired-for-good.)  Asks the lock file: no writer holds it,
+ * or it is gone (-ENOENT: no writer can hold it).  Any other failure to
+ * ask (-EMFILE, -ENOMEM, ...) is not evidence of a death: the waiter goes
+ * on and asks again after the next slice.
+ */
+static bool wait_writer_dead(shmreg_t *r)
+{
+	int alive = shm_writer_alive(r->path);
+
+	return alive == 0 || alive == -ENOENT;
+}
+
 static void wait_sleep(const _Atomic uint32_t *word, uint32_t seen,
 		       int64_t ns)
 {
@@ -318,8 +333,7 @@ ssize_t wait_until(shmreg_t *r, const void *key, size_t klen,
 		now = mono_ns();
 		if (now - live_at >= live_slice) {
 			live_at = now;
-			if (reader_writer_state(r, reader_map(r)) ==
-			    SHMREG_STATE_DEAD) {
+			if (wait_writer_dead(r)) {
 				res = -EOWNERDEAD;
 				break;
 			}
