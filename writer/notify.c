@@ -97,7 +97,8 @@ static int notify_identity_ok(const struct shm_wait_hdr *h)
 	       h->file_size == SHM_WAIT_FILE_SIZE;
 }
 
-/* Write the identity line, magic last (release) so that a reader that
+/* Write the identity line (into the mapped file, or into a header about
+ * to be written to a new one), magic last (release) so that a reader that
  * checks magic with an acquire load sees the rest. */
 static void notify_write_identity(struct shm_wait_hdr *h)
 {
@@ -128,12 +129,7 @@ static int notify_create(const char *path, mode_t mode)
 	if (fd < 0)
 		return -errno;
 	memset(&h, 0, sizeof(h));
-	h.magic = SHM_WAIT_MAGIC;
-	h.version = SHM_WAIT_VERSION;
-	h.slot_bits = SHM_WAIT_SLOT_BITS;
-	h.slots_off = SHM_WAIT_HDR_SIZE;
-	h.file_size = SHM_WAIT_FILE_SIZE;
-	h.created_ns = realtime_ns();
+	notify_write_identity(&h);
 	/* the mode is set exactly (fchmod ignores the umask), as the
 	 * segment's is: it decides who can register as a waiter */
 	if (ftruncate(fd, SHM_WAIT_FILE_SIZE) < 0 ||
