@@ -39,7 +39,7 @@ ssize_t reader_get(shmreg_t *r, const void *key, size_t klen, uint64_t hash,
 		if (rc == -ENOENT && map_replaced(m) &&
 		    !(r->flags & SHMREG_OPEN_NOFOLLOW))
 			continue;
-		if (rc == -EAGAIN && shm_writer_alive(r->path) != 1)
+		if (rc == -EAGAIN && shm_writer_gone(r->path))
 			return -EOWNERDEAD;
 		return rc;
 	}

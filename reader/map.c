@@ -309,6 +309,6 @@ int reader_writer_state(shmreg_t *r, const struct shm_map *m)
 
 	if (st == SHM_STATE_CLOSED)
 		return SHMREG_STATE_CLOSED;
-	return shm_writer_alive(r->path) == 1 ? SHMREG_STATE_OPEN
-					      : SHMREG_STATE_DEAD;
+	return shm_writer_gone(r->path) ? SHMREG_STATE_DEAD
+					: SHMREG_STATE_OPEN;
 }

@@ -225,9 +225,7 @@ static int wait_state(shmreg_t *r)
  */
 static bool wait_writer_dead(shmreg_t *r)
 {
-	int alive = shm_writer_alive(r->path);
-
-	return alive == 0 || alive == -ENOENT;
+	return shm_writer_gone(r->path);
 }
 
 static void wait_sleep(const _Atomic uint32_t *word, uint32_t seen,

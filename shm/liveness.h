@@ -11,10 +11,25 @@
 #ifndef SHM_LIVENESS_H
 #define SHM_LIVENESS_H
 
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+
 /* Returns 1 when a writer holds the lock file of @segment_path, 0 when none
  * does (died or closed), or -errno when the lock file cannot be opened
  * (-ENOENT: no writer ever ran there). */
 int shm_writer_alive(const char *segment_path);
+
+/* Did the writer certainly go away?  True for "no writer holds the lock"
+ * and for "no lock file" (its writer never ran or it was removed), false
+ * while one lives and when the question could not be answered (-EMFILE,
+ * -ENOMEM, ...): only a sure death is reported as one. */
+static inline bool shm_writer_gone(const char *segment_path)
+{
+	int alive = shm_writer_alive(segment_path);
+
+	return alive == 0 || alive == -ENOENT;
+}
 
 /* Fill @buf (of @cap bytes) with the lock file path of @segment_path.
  * Returns 0 or -ENAMETOOLONG. */

@@ -186,8 +186,9 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 		return rc == -E2BIG ? -ENOMEM : rc;
 	if (src)
 		from = *src;
-	rc = segment_create(w, &g, from.base ? from.generation + 1 : 1, &fd,
-			    &fresh, tmp, sizeof(tmp));
+	rc = segment_create(w, &g, (from.base ? from.generation
+					      : w->last_generation) + 1,
+			    &fd, &fresh, tmp, sizeof(tmp));
 	if (rc < 0)
 		return rc;
 

@@ -83,6 +83,7 @@ struct shmreg_writer {
 	mode_t mode;
 	shmreg_writer_opts_t opts;
 	uint64_t revision;         /* last committed revision */
+	uint64_t last_generation;  /* of the segment replaced by a truncate */
 	uint64_t key_reserved;     /* our copy of hdr->ring_key_reserved */
 	uint64_t entries, bytes_used;
 	uint64_t arena_live;       /* block bytes of live objects */

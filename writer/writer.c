@@ -491,8 +491,14 @@ static int take_over(struct shmreg_writer *w)
 	return rc;
 }
 
-/* Retire whatever valid segment the name holds before we replace it, so
- * its readers follow (SHMREG_WRITER_TRUNCATE). */
+/*
+ * SHMREG_WRITER_TRUNCATE: retire whatever valid segment the name holds, so
+ * its readers follow to the empty one.  Revisions and generations go on
+ * from the old segment's (they never go back for a reader), and the
+ * truncation itself takes one revision that has no change-ring event: a
+ * watcher positioned before it finds its next event older than the new
+ * ring's first and gets -ERANGE, the signal to resync by listing.
+ */
 static void retire_existing(struct shmreg_writer *w)
 {
 	struct shm_map old;
@@ -500,6 +506,9 @@ static void retire_existing(struct shmreg_writer *w)
 
 	if (segment_map_existing(w->path, &fd, &old) < 0)
 		return;
+	w->revision = atomic_load_explicit(&old.hdr->revision,
+					   memory_order_acquire) + 1;
+	w->last_generation = old.generation;
 	atomic_store_explicit(&old.hdr->state, SHM_STATE_RETIRED,
 			      memory_order_release);
 	segment_unmap(&old);
