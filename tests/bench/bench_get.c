@@ -32,7 +32,13 @@
  *    loopback port, no persistence, pinned to the writer's CPU while the
  *    writer sleeps; the same keys and values loaded with pipelined SETs;
  *    then GET round trips one at a time (pipeline depth 1) over TCP
- *    127.0.0.1 in the same key order, each reply read whole and checked.
+ *    127.0.0.1 in the same key order, each reply read whole and checked;
+ *    with the server on the other CPU, then moved to the client's.
+ *  - The floor: one random 64 B read (copied out and checked, each address
+ *    depending on the previous read) from memory of the segment's size,
+ *    in a tmpfs file mapped like a segment and in anonymous memory on
+ *    2 MiB pages: the latency of one random memory access on this
+ *    machine, page walk included, in the same run.
  *
  * Exit 0 when every read returned the right value, 1 otherwise (a target
  * that is missed is reported, not a failure).
@@ -104,6 +110,9 @@ struct put_reply {
 
 static pid_t writer_pid;
 static uint64_t t_start;
+/* The CPUs of the run, chosen before anything is pinned (a pinned process
+ * sees only its own CPU in its affinity mask, and so do its children). */
+static int cpu_of[2] = { -1, -1 };
 
 /* Progress on stderr: where a long run is, and what each phase cost. */
 static void phase(const char *what)
@@ -559,8 +568,12 @@ static int lmdb_bench(const struct cfg *c, const key_t16 *keys,
 
 /* ---- Redis: a GET round trip on loopback ---- */
 
+#define REDIS_REPS 3     /* passes per placement: a figure in tens of us */
+
 struct redis_res {
-	double ns, lo, hi;
+	double ns, lo, hi;          /* server and client on different CPUs */
+	double same_ns, same_lo, same_hi;   /* on the same CPU */
+	int same;                   /* the same-CPU figure was measured */
 	double load_rate;
 	char skipped[128];      /* why it was not measured, "" when it was */
 };
@@ -763,53 +776,228 @@ static void redis_bench(const struct cfg *c, const key_t16 *keys,
 	}
 	res->load_rate = rate(c->n, bench_now_ns() - t0);
 
-	/* GET round trips, one at a time. */
-	for (int rep = -1; rep < c->reps; rep++) {   /* -1: warm-up */
-		t0 = bench_now_ns();
-		for (uint64_t j = 0; j < c->redis_gets; j++) {
-			size_t len = resp_get(cmd, seq[j]);
+	/*
+	 * GET round trips, one at a time: first with the server on the
+	 * writer's CPU and the client on the reader's (as every shmreg figure
+	 * is pinned), then with the server moved to the client's CPU.  A
+	 * wake-up across CPUs costs several times one on the same CPU on
+	 * these machines (idle vCPUs sleep), and the same-CPU figure is the
+	 * one the >= 200x target is judged on: it is Redis's best case.
+	 */
+	for (int place = 0; place < (cpu >= 0 ? 2 : 1); place++) {
+		int reps = c->reps < REDIS_REPS ? c->reps : REDIS_REPS;
+		double *lo = place ? &res->same_lo : &res->lo;
+		double *hi = place ? &res->same_hi : &res->hi;
 
-			write_full(fd, cmd, len);
-			if (rb_line(rb, line, sizeof(line)) < 0)
-				die("redis GET: connection lost");
-			if (strcmp(line, "$64") || rb_bytes(rb, v, VLEN) < 0 ||
-			    rb_bytes(rb, NULL, 2) < 0) {
-				bad++;
-				continue;
-			}
-			bad += v[0] != idx[j];
+		if (place) {
+			cpu_set_t set;
+
+			CPU_ZERO(&set);
+			CPU_SET(cpu_of[0], &set);
+			if (sched_setaffinity(pid, sizeof(set), &set) < 0)
+				break;
+			res->same = 1;
 		}
-		if (rep >= 0)
-			ns[rep] = (double)(bench_now_ns() - t0) /
-				  (double)c->redis_gets;
+		for (int rep = -1; rep < reps; rep++) {   /* -1: warm-up */
+			uint64_t n = rep < 0 ? c->redis_gets / 10 + 1 :
+					       c->redis_gets;
+
+			t0 = bench_now_ns();
+			for (uint64_t j = 0; j < n; j++) {
+				size_t len = resp_get(cmd, seq[j]);
+
+				write_full(fd, cmd, len);
+				if (rb_line(rb, line, sizeof(line)) < 0)
+					die("redis GET: connection lost");
+				if (strcmp(line, "$64") ||
+				    rb_bytes(rb, v, VLEN) < 0 ||
+				    rb_bytes(rb, NULL, 2) < 0) {
+					bad++;
+					continue;
+				}
+				bad += v[0] != idx[j];
+			}
+			if (rep >= 0)
+				ns[rep] = (double)(bench_now_ns() - t0) /
+					  (double)n;
+		}
+		*lo = *hi = ns[0];
+		for (int i = 1; i < reps; i++) {
+			*lo = ns[i] < *lo ? ns[i] : *lo;
+			*hi = ns[i] > *hi ? ns[i] : *hi;
+		}
+		*(place ? &res->same_ns : &res->ns) = bench_median(ns, reps);
 	}
 	close(fd);
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
 	free(cmd);
 	free(rb);
-
-	res->lo = res->hi = ns[0];
-	for (int i = 1; i < c->reps; i++) {
-		res->lo = ns[i] < res->lo ? ns[i] : res->lo;
-		res->hi = ns[i] > res->hi ? ns[i] : res->hi;
-	}
-	res->ns = bench_median(ns, c->reps);
 	if (bad)
 		fail("Redis returned %llu wrong values", (unsigned long long)bad);
 }
 
-/* ---- reader scaling ---- */
+/* ---- the floor: one random memory access on this machine ---- */
+
+struct floor_mem {
+	const uint8_t *base;
+	uint64_t lines;            /* 64 B lines; line i holds i in word 0 */
+	void *map;                 /* what to munmap */
+	size_t map_len;
+	double huge_pct;           /* share of it on huge pages (anon only) */
+};
+
+/* Lines read by get j: spread by a mix of the key index, scaled onto the
+ * lines by a multiply-shift (no division in the timed loop). */
+static inline uint64_t floor_line(const struct floor_mem *f, uint32_t i)
+{
+	return (uint64_t)(((unsigned __int128)mix64(i) * f->lines) >> 64);
+}
 
 /*
- * @k reader processes, forked from this one and sharing its handle (a
- * mapping made before fork() serves every child), each pinned to its own
- * CPU, each doing one pass of gets from its own offset of the sequence.
- * They start together: each reports ready, then all block on a pipe the
- * parent closes.  Returns the aggregate gets per second.
+ * Reads of lines [off, off + n) of the access order; counts wrong lines.
+ * Each address depends on the previous read (word 1 of every line is 0,
+ * which the compiler cannot know): the CPU cannot overlap the misses, so
+ * this is the latency of one random access, page walk included, which is
+ * what a get pays at least once.  (Independent reads would measure the
+ * memory system's throughput instead, several times less.)
  */
-static double scaling_pass(const struct cfg *c, shmreg_t *r, const key_t16 *seq,
-			   const uint32_t *idx, int k)
+static void floor_run(const struct floor_mem *f, const uint32_t *idx,
+		      uint64_t off, uint64_t n, uint64_t *bad)
+{
+	uint64_t v[8] = { 0 };
+
+	for (uint64_t j = off; j < off + n; j++) {
+		uint64_t l = floor_line(f, idx[j] + (uint32_t)v[1]);
+
+		/* the same copy-out a get does */
+		memcpy(v, f->base + l * 64, VLEN);
+		*bad += v[0] != l;
+	}
+}
+
+static void floor_fill(uint8_t *p, uint64_t lines)
+{
+	for (uint64_t l = 0; l < lines; l++)
+		memcpy(p + l * 64, &l, sizeof(l));
+}
+
+/* What part of the mapping at @p is on transparent huge pages. */
+static double huge_share(const void *p, size_t len)
+{
+	char line[256];
+	unsigned long long start, end, kb = 0;
+	int in = 0;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%llx-%llx ", &start, &end) == 2)
+			in = start <= (uintptr_t)p && (uintptr_t)p < end;
+		else if (in && sscanf(line, "AnonHugePages: %llu kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return 100.0 * (double)kb * 1024.0 / (double)len;
+}
+
+/* @bytes of a tmpfs file in the scratch directory, mapped PROT_READ and
+ * MAP_SHARED like a segment (so on the pages a segment gets). */
+static void floor_file(struct floor_mem *f, uint64_t bytes)
+{
+	char path[4200];
+	void *w;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/floor", scratch);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, (off_t)bytes) < 0)
+		die("floor file %s: %s", path, strerror(errno));
+	w = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (w == MAP_FAILED)
+		die("mmap floor: %s", strerror(errno));
+	f->lines = bytes / 64;
+	floor_fill(w, f->lines);
+	munmap(w, bytes);
+	f->map = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
+	if (f->map == MAP_FAILED)
+		die("mmap floor: %s", strerror(errno));
+	close(fd);
+	unlink(path);
+	f->map_len = bytes;
+	f->base = f->map;
+	f->huge_pct = -1;
+}
+
+/* @bytes of anonymous memory, 2 MiB aligned, with MADV_HUGEPAGE. */
+static void floor_anon(struct floor_mem *f, uint64_t bytes)
+{
+	const uint64_t huge = 2u << 20;
+	uint8_t *p;
+
+	f->map_len = bytes + huge;
+	f->map = mmap(NULL, f->map_len, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (f->map == MAP_FAILED)
+		die("mmap floor: %s", strerror(errno));
+	p = (uint8_t *)(((uintptr_t)f->map + huge - 1) & ~(uintptr_t)(huge - 1));
+	madvise(p, bytes, MADV_HUGEPAGE);
+	f->lines = bytes / 64;
+	floor_fill(p, f->lines);
+	f->base = p;
+	f->huge_pct = huge_share(p, bytes);
+}
+
+/* Median ns per read over @reps passes of @gets reads, after a warm-up. */
+static double floor_median(const struct cfg *c, const struct floor_mem *f,
+			   const uint32_t *idx)
+{
+	double ns[MAX_REPS];
+	uint64_t bad = 0;
+
+	floor_run(f, idx, 0, c->gets, &bad);
+	for (int i = 0; i < c->reps; i++) {
+		uint64_t t0 = bench_now_ns();
+
+		floor_run(f, idx, 0, c->gets, &bad);
+		ns[i] = (double)(bench_now_ns() - t0) / (double)c->gets;
+	}
+	if (bad)
+		fail("floor: %llu wrong lines", (unsigned long long)bad);
+	return bench_median(ns, c->reps);
+}
+
+/* ---- reader scaling ---- */
+
+/* What each scaling process runs: gets, or the floor's reads. */
+struct scale_job {
+	shmreg_t *r;               /* gets when set */
+	const struct floor_mem *f; /* else floor reads */
+	const key_t16 *seq;
+	const uint32_t *idx;
+};
+
+static void scale_run(const struct scale_job *j, uint64_t off, uint64_t n,
+		      uint64_t *bad)
+{
+	uint64_t again = 0;
+
+	if (j->r)
+		get_pass(j->r, j->seq + off, j->idx + off, n, bad, &again);
+	else
+		floor_run(j->f, j->idx, off, n, bad);
+}
+
+/*
+ * @k processes, forked from this one (readers share its handle: a mapping
+ * made before fork() serves every child), each pinned to its own CPU,
+ * each doing one pass of the access order from its own offset.  They
+ * start together: each reports ready, then all block on a pipe the parent
+ * closes.  Returns the aggregate operations per second.
+ */
+static double scaling_pass(const struct cfg *c, const struct scale_job *job,
+			   int k)
 {
 	int ready[2], go[2], res[2];
 	double agg = 0;
@@ -822,19 +1010,19 @@ static double scaling_pass(const struct cfg *c, shmreg_t *r, const key_t16 *seq,
 		if (pids[i] < 0)
 			die("fork: %s", strerror(errno));
 		if (pids[i] == 0) {
-			uint64_t bad = 0, again = 0, out[2];
+			uint64_t bad = 0, out[2];
 			uint64_t off = c->gets / (uint64_t)k * (uint64_t)i;
-			uint64_t half = c->gets - off, t0;
+			uint64_t t0;
 			char b;
 
 			close(go[1]);
 			if (c->pin)
-				bench_pin(bench_cpu(i));
+				bench_pin(cpu_of[i]);
 			write_full(ready[1], "r", 1);
 			read_full(go[0], &b, 1);   /* EOF: go */
 			t0 = bench_now_ns();
-			get_pass(r, seq + off, idx + off, half, &bad, &again);
-			get_pass(r, seq, idx, off, &bad, &again);
+			scale_run(job, off, c->gets - off, &bad);
+			scale_run(job, 0, off, &bad);
 			out[0] = bench_now_ns() - t0;
 			out[1] = bad;
 			write_full(res[1], out, sizeof(out));
@@ -866,6 +1054,20 @@ static double scaling_pass(const struct cfg *c, shmreg_t *r, const key_t16 *seq,
 	close(res[0]);
 	close(res[1]);
 	return agg;
+}
+
+/* Median aggregate rate of 1 and of 2 processes over @reps rounds. */
+static void scaling(const struct cfg *c, const struct scale_job *job,
+		    double *one, double *two)
+{
+	double a[MAX_REPS], b[MAX_REPS];
+
+	for (int i = 0; i < c->put_reps; i++) {
+		a[i] = scaling_pass(c, job, 1);
+		b[i] = scaling_pass(c, job, 2);
+	}
+	*one = bench_median(a, c->put_reps);
+	*two = bench_median(b, c->put_reps);
 }
 
 /* ---- main ---- */
@@ -993,16 +1195,16 @@ int main(int argc, char **argv)
 	uint64_t s = 0x2545f4914f6cdd1dull, bad = 0, again = 0;
 	uint64_t wbad = 0, wagain = 0, torn = 0, vagain = 0, newer = 0;
 	double q_ns, q_lo, q_hi, w_ns, w_lo, w_hi, agg1 = 0, agg2 = 0;
-	double scal[MAX_REPS];
-	int nscal = 0;
+	double fl_file = 0, fl_anon = 0, fl1 = 0, fl2 = 0;
+	struct floor_mem ff = { 0 }, fa = { 0 };
 	char b;
 
 	t_start = bench_now_ns();
 	parse(argc, argv, &c);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (c.pin && bench_ncpus() >= 2) {
-		cpu0 = bench_cpu(0);
-		cpu1 = bench_cpu(1);
+		cpu0 = cpu_of[0] = bench_cpu(0);
+		cpu1 = cpu_of[1] = bench_cpu(1);
 	} else {
 		c.pin = 0;
 	}
@@ -1102,18 +1304,32 @@ int main(int argc, char **argv)
 	phase("reader scaling");
 	/* 4. reader scaling: 1 then (with 2 CPUs) 2 reader processes */
 	if (c.pin) {
-		double one[MAX_REPS];
+		struct scale_job job = { .r = r, .seq = seq, .idx = idx };
 
-		for (int i = 0; i < c.put_reps; i++) {
-			one[i] = scaling_pass(&c, r, seq, idx, 1);
-			scal[nscal++] = scaling_pass(&c, r, seq, idx, 2);
+		scaling(&c, &job, &agg1, &agg2);
+	}
+
+	/* 5. the floor: random reads of memory of the segment's size */
+	phase("floor");
+	{
+		uint64_t bytes = (st.segment_bytes + (2u << 20) - 1) &
+				 ~(uint64_t)((2u << 20) - 1);
+
+		floor_file(&ff, bytes);
+		fl_file = floor_median(&c, &ff, idx);
+		if (c.pin) {
+			struct scale_job job = { .f = &ff, .idx = idx };
+
+			scaling(&c, &job, &fl1, &fl2);
 		}
-		agg1 = bench_median(one, c.put_reps);
-		agg2 = bench_median(scal, nscal);
+		munmap(ff.map, ff.map_len);
+		floor_anon(&fa, bytes);
+		fl_anon = floor_median(&c, &fa, idx);
+		munmap(fa.map, fa.map_len);
 	}
 
 	phase("put rates");
-	/* 5. put rates (in the writer process, on its CPU) */
+	/* 6. put rates (in the writer process, on its CPU) */
 	write_full(cmd[1], "P", 1);
 	if (read_full(rep[0], pr, sizeof(*pr)) < 0)
 		die("the writer died");
@@ -1133,6 +1349,12 @@ int main(int argc, char **argv)
 		   "<= 100 ns", q_ns <= 100);
 	snprintf(msg, sizeof(msg), "%.1f .. %.1f", q_lo, q_hi);
 	bench_row("  min .. max of the passes", msg, "", -1);
+	bench_rowf("  floor: 1 random 64 B read, tmpfs map (ns)", fl_file,
+		   "%.1f", "", -1);
+	snprintf(msg, sizeof(msg), "  floor: same, anon, %.0f%% 2 MiB pages (ns)",
+		 fa.huge_pct < 0 ? 0 : fa.huge_pct);
+	bench_rowf(msg, fl_anon, "%.1f", "", -1);
+	bench_rowf("  get / tmpfs floor", q_ns / fl_file, "%.2f", "", -1);
 	if (c.lmdb) {
 		bench_rowf("LMDB mdb_get, same keys and order (ns/op)", lm.ns,
 			   "%.1f", "(DESIGN.md measured 850 ns)", -1);
@@ -1142,12 +1364,22 @@ int main(int argc, char **argv)
 			   ">= 5x", lm.ns / q_ns >= 5);
 	}
 	if (!rd.skipped[0]) {
-		bench_rowf("Redis GET round trip, loopback, depth 1 (ns)",
+		double best = rd.same ? rd.same_ns : rd.ns;
+
+		if (rd.same) {
+			bench_rowf("Redis GET round trip, same CPU (ns)",
+				   rd.same_ns, "%.0f", "", -1);
+			snprintf(msg, sizeof(msg), "%.0f .. %.0f", rd.same_lo,
+				 rd.same_hi);
+			bench_row("  min .. max of the passes", msg, "", -1);
+		}
+		bench_rowf(rd.same ? "Redis GET round trip, across CPUs (ns)"
+				   : "Redis GET round trip, unpinned (ns)",
 			   rd.ns, "%.0f", "", -1);
 		snprintf(msg, sizeof(msg), "%.0f .. %.0f", rd.lo, rd.hi);
 		bench_row("  min .. max of the passes", msg, "", -1);
-		bench_rowf("shmreg speed-up over a Redis GET", rd.ns / q_ns,
-			   "%.0fx", ">= 200x", rd.ns / q_ns >= 200);
+		bench_rowf("shmreg speed-up over a Redis GET (best)",
+			   best / q_ns, "%.0fx", ">= 200x", best / q_ns >= 200);
 	} else {
 		bench_row("Redis GET round trip", "not measured", rd.skipped,
 			  -1);
@@ -1175,6 +1407,8 @@ int main(int argc, char **argv)
 		bench_rowf("  scaling, 2 readers / 1 reader", agg2 / agg1,
 			   "%.2fx", "linear: 2x (met at >= 1.8x)",
 			   agg2 / agg1 >= 1.8);
+		bench_rowf("  floor reads, 2 processes / 1", fl2 / fl1,
+			   "%.2fx", "(the machine's own scaling)", -1);
 	}
 	bench_rowf("embedded put, fresh registry, defaults (M/s)",
 		   bench_median(pr->fresh, pr->reps) / 1e6, "%.2f",
