@@ -3,7 +3,8 @@
 # Description: the exported symbols of libshmreg.so and libshmreg_writer.so
 # are exactly the public API: only shmreg_* names (no XXH*, no shm/
 # internals), every function declared in the headers is exported by the right
-# library, and libshmreg.so depends on libc alone (it may be preloaded).
+# library and has a man page, and libshmreg.so depends on libc alone (it may
+# be preloaded).
 set -euo pipefail
 
 reader=${1:?usage: exports.sh libshmreg.so libshmreg_writer.so}
@@ -54,6 +55,12 @@ done
 for s in $w_syms; do
 	grep -qx "$s" <<<"$(declared "$inc/shmreg_writer.h")" ||
 		bad "libshmreg_writer.so exports $s, which shmreg_writer.h does not declare"
+done
+
+# Every exported function has its man page (liburing style).
+for s in $r_syms $w_syms; do
+	[[ -f $SHMREG_SOURCE_DIR/docs/man/$s.3 ]] ||
+		bad "$s is exported but docs/man/$s.3 does not exist"
 done
 
 # libshmreg.so needs libc only (sanitizer runtimes aside).
