@@ -34,6 +34,16 @@ static inline uint64_t bench_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* A spin-wait hint: keeps a CPU busy without memory traffic. */
+static inline void bench_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
 /* xorshift64*: a few cycles per number; never returns 0 from a seed != 0. */
 static inline uint64_t bench_rand(uint64_t *s)
 {

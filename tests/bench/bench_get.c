@@ -22,7 +22,12 @@
  *    one untimed warm-up pass (page faults of the first touch).
  *  - The writer is a forked process that owns the registry from the start.
  *    With two CPUs or more, the reader runs on the first allowed CPU and
- *    the writer on the second (sched_setaffinity), for every figure.
+ *    the writer on the second (sched_setaffinity), for every figure.  The
+ *    quiet gets are measured twice: with the writer asleep (its CPU idle)
+ *    and with it spinning in a register loop (its CPU busy, no memory
+ *    traffic), because on a virtual machine an idle vCPU can slow the
+ *    other's memory accesses; the rate under writes is compared with the
+ *    faster of the two.
  *  - LMDB: an environment in a scratch directory on the same filesystem,
  *    loaded in key order (MDB_APPEND) with MDB_NOSYNC | MDB_WRITEMAP |
  *    MDB_NOMETASYNC, read in the same key order with one read transaction
@@ -369,7 +374,17 @@ static void writer_main(const struct cfg *c, const char *path,
 	/* Idle (blocked in read) until told what to do: the quiet figures
 	 * are measured with this process asleep. */
 	while (read_full(cmd_fd, &cmd, 1) == 0) {
-		if (cmd == 'W') {
+		if (cmd == 'S') {
+			/* Keep this CPU busy without touching memory, until
+			 * told to stop: the reader's "quiet, other CPU busy"
+			 * figure (an idle vCPU slows the other one's memory
+			 * accesses on these virtual machines). */
+			write_full(rep_fd, "s", 1);
+			while (!atomic_load_explicit(&ctl->stop,
+						     memory_order_relaxed))
+				bench_pause();
+			write_full(rep_fd, "e", 1);
+		} else if (cmd == 'W') {
 			/* Rewrite random keys at full speed until told to
 			 * stop.  The stop flag is a relaxed load every 256
 			 * puts: a request, not a synchronisation; the results
@@ -1195,6 +1210,7 @@ int main(int argc, char **argv)
 	uint64_t s = 0x2545f4914f6cdd1dull, bad = 0, again = 0;
 	uint64_t wbad = 0, wagain = 0, torn = 0, vagain = 0, newer = 0;
 	double q_ns, q_lo, q_hi, w_ns, w_lo, w_hi, agg1 = 0, agg2 = 0;
+	double s_ns = 0, s_lo = 0, s_hi = 0, quiet_best;
 	double fl_file = 0, fl_anon = 0, fl1 = 0, fl2 = 0;
 	struct floor_mem ff = { 0 }, fa = { 0 };
 	char b;
@@ -1264,6 +1280,18 @@ int main(int argc, char **argv)
 	phase("quiet gets");
 	/* 1. quiet gets (the writer process sleeps in read()) */
 	q_ns = get_median(&c, r, seq, idx, 1, &q_lo, &q_hi, &bad, &again);
+	if (c.pin) {
+		/* the same with the writer's CPU busy in a register loop */
+		atomic_store_explicit(&ctl->stop, 0, memory_order_relaxed);
+		write_full(cmd[1], "S", 1);
+		if (read_full(rep[0], &b, 1) < 0)
+			die("the writer died");
+		s_ns = get_median(&c, r, seq, idx, 0, &s_lo, &s_hi, &bad,
+				  &again);
+		atomic_store_explicit(&ctl->stop, 1, memory_order_relaxed);
+		if (read_full(rep[0], &b, 1) < 0)
+			die("the writer died");
+	}
 	if (bad || again)
 		fail("quiet gets: %llu wrong values, %llu -EAGAIN",
 		     (unsigned long long)bad, (unsigned long long)again);
@@ -1281,6 +1309,7 @@ int main(int argc, char **argv)
 
 	phase("gets under writes");
 	/* 3. gets while the writer rewrites random keys at full speed */
+	atomic_store_explicit(&ctl->stop, 0, memory_order_relaxed);
 	write_full(cmd[1], "W", 1);
 	if (read_full(rep[0], &b, 1) < 0)
 		die("the writer died");
@@ -1349,6 +1378,12 @@ int main(int argc, char **argv)
 		   "<= 100 ns", q_ns <= 100);
 	snprintf(msg, sizeof(msg), "%.1f .. %.1f", q_lo, q_hi);
 	bench_row("  min .. max of the passes", msg, "", -1);
+	if (s_ns > 0) {
+		bench_rowf("get, quiet, writer's CPU busy spinning (ns/op)",
+			   s_ns, "%.1f", "", -1);
+		snprintf(msg, sizeof(msg), "%.1f .. %.1f", s_lo, s_hi);
+		bench_row("  min .. max of the passes", msg, "", -1);
+	}
 	bench_rowf("  floor: 1 random 64 B read, tmpfs map (ns)", fl_file,
 		   "%.1f", "", -1);
 	snprintf(msg, sizeof(msg), "  floor: same, anon, %.0f%% 2 MiB pages (ns)",
@@ -1388,9 +1423,11 @@ int main(int argc, char **argv)
 		   -1);
 	snprintf(msg, sizeof(msg), "%.1f .. %.1f", w_lo, w_hi);
 	bench_row("  min .. max of the passes", msg, "", -1);
-	bench_rowf("  read rate under writes / quiet rate",
-		   100.0 * q_ns / w_ns, "%.0f %%", ">= 80 %",
-		   q_ns / w_ns >= 0.8);
+	/* Against the faster of the two quiet figures: the stricter. */
+	quiet_best = s_ns > 0 && s_ns < q_ns ? s_ns : q_ns;
+	bench_rowf("  read rate under writes / best quiet rate",
+		   100.0 * quiet_best / w_ns, "%.0f %%", ">= 80 %",
+		   quiet_best / w_ns >= 0.8);
 	bench_rowf("  writer rate meanwhile (M puts/s)",
 		   rate(rr.puts, rr.ns) / 1e6, "%.2f", "full speed", -1);
 	snprintf(msg, sizeof(msg), "%llu of %llu", (unsigned long long)torn,
