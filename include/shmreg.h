@@ -23,6 +23,7 @@
  *                caller waited)
  *   -ESHUTDOWN   the writer closed the registry while a caller waited
  *   -ETIMEDOUT   a wait ran out of time
+ *   -ENOBUFS     a pipelined client's request queue is full: reap first
  *   -ENOMEM      out of memory
  *
  * Thread safety: a shmreg_t may be used by many threads at once.  Fork
@@ -312,7 +313,7 @@ int shmreg_client_stats(shmreg_client_t *c, shmreg_stats_t *st,
  *
  *	for (i = 0; i < n; i++) {
  *		while ((id = shmreg_put_async(c, k[i], kl[i], v[i], vl[i],
- *					      NULL)) == -EBUSY)
+ *					      NULL)) == -ENOBUFS)
  *			shmreg_client_wait(c, cqes, 64, -1);  // handle them
  *		...
  *	}
@@ -338,7 +339,7 @@ typedef struct shmreg_completion {
  *
  * Returns the request id (> 0, increasing by one per request on this
  * connection), or
- *   -EBUSY               shmreg_client_depth() requests are outstanding
+ *   -ENOBUFS             shmreg_client_depth() requests are outstanding
  *                        (sent or answered, not yet reaped): reap first
  *   -EINVAL -E2BIG       bad argument or size (nothing is queued)
  *   -ECONNRESET -EPIPE   the connection was lost

@@ -10,7 +10,7 @@
  * order, so a completion needs no lookup: the ring of completions fills in
  * id order and is reaped in id order.  The depth (the daemon's
  * max_inflight, from HELLO) bounds the requests that are sent or answered
- * but not reaped, and so the ring; a caller that does not reap gets -EBUSY
+ * but not reaped, and so the ring; a caller that does not reap gets -ENOBUFS
  * rather than unbounded buffering on either side.
  */
 
@@ -46,7 +46,7 @@ int64_t shmreg_put_async(shmreg_client_t *c, const void *key, size_t klen,
 	if (c->err)
 		return c->err;
 	if (c->outstanding >= c->depth)
-		return -EBUSY;
+		return -ENOBUFS;
 	len = proto_encode_put(NULL, 0, 0, NULL, klen, NULL, vlen, opts);
 	p = client_out_reserve(c, len);
 	if (!p)
@@ -72,7 +72,7 @@ int64_t shmreg_del_async(shmreg_client_t *c, const void *key, size_t klen)
 	if (c->err)
 		return c->err;
 	if (c->outstanding >= c->depth)
-		return -EBUSY;
+		return -ENOBUFS;
 	len = proto_encode_del(NULL, 0, 0, NULL, klen);
 	p = client_out_reserve(c, len);
 	if (!p)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Description: shmregd pipelining: 100,000 pipelined puts from one client,
  * every completion matched to its request id in order with consecutive
- * revisions; -EBUSY at the depth limit; sync calls mixed with async ones;
+ * revisions; -ENOBUFS at the depth limit; sync calls mixed with async ones;
  * every key readable afterwards. */
 #include <errno.h>
 #include <signal.h>
@@ -49,7 +49,7 @@ int main(void)
 
 		snprintf(val, sizeof(val), "v%llu", (unsigned long long)i);
 		while ((id = shmreg_put_async(c, key, (size_t)kl, val,
-					      strlen(val), NULL)) == -EBUSY) {
+					      strlen(val), NULL)) == -ENOBUFS) {
 			int got = shmreg_client_wait(c, cq, 256, 30000000000ll);
 
 			TC_CHECK(got > 0, "wait: %d", got);
@@ -91,13 +91,13 @@ int main(void)
 	TC_EQ(done, N, "every request completed once");
 	TC_EQ(shmreg_revision(r), base_rev + N, "registry revision");
 
-	/* -EBUSY exactly at the depth: fill it without reaping */
+	/* -ENOBUFS exactly at the depth: fill it without reaping */
 	for (unsigned i = 0; i < depth; i++) {
 		int kl = mkkey(key, i);
 
 		TC_CHECK(shmreg_del_async(c, key, (size_t)kl) > 0, "del_async");
 	}
-	TC_EQ(shmreg_del_async(c, "x", 1), -EBUSY, "full");
+	TC_EQ(shmreg_del_async(c, "x", 1), -ENOBUFS, "full");
 	TC_EQ(shmreg_client_flush(c), 0, "flush");
 	done = 0;
 	for (;;) {
