@@ -77,7 +77,10 @@ static int copy_entry(struct shmreg_writer *w, const struct shm_slot *old,
 
 	if (shm_tag(hash) != old->tag)
 		return -EPROTO;
-	at = index_find(w, key, old->klen, hash, &dup);
+	/* Only a segment taken over from a writer that died in the middle of
+	 * a backward shift can hold one key twice; growth skips the search
+	 * (a random access per entry). */
+	at = w->taking_over ? index_find(w, key, old->klen, hash, &dup) : -1;
 	if (at >= 0) {
 		/* a crash in the middle of a backward shift leaves one
 		 * entry in two slots: keep the newer copy */
@@ -110,7 +113,7 @@ static int copy_entry(struct shmreg_writer *w, const struct shm_slot *old,
 	w->bytes_used += old->klen + old->vlen;
 	if (w->revision < old->mod_rev)
 		w->revision = old->mod_rev;
-	if (w->rebuild_owners && old->owner_pid > 0)
+	if (w->taking_over && old->owner_pid > 0)
 		(void)owners_add(&w->owners, old->owner_pid, key, old->klen,
 				 writer_owns, w);
 	return 0;

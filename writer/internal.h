@@ -87,7 +87,8 @@ struct shmreg_writer {
 	uint64_t key_reserved;     /* our copy of hdr->ring_key_reserved */
 	uint64_t entries, bytes_used;
 	uint64_t arena_live;       /* block bytes of live objects */
-	bool rebuild_owners;       /* handoff re-learns owners (takeover) */
+	bool taking_over;          /* handoff from another writer's segment:
+	                            * dedup entries, re-learn owners */
 	unsigned batch_depth;
 	struct alloc alloc;
 	struct owners owners;

@@ -483,9 +483,9 @@ static int take_over(struct shmreg_writer *w)
 	arena = 2 * arena;
 	if (arena < w->opts.initial_arena)
 		arena = w->opts.initial_arena;
-	w->rebuild_owners = true;
+	w->taking_over = true;
 	rc = handoff(w, &old, index_cap_for(entries), arena);
-	w->rebuild_owners = false;
+	w->taking_over = false;
 	segment_unmap(&old);
 	close(fd);
 	return rc;
