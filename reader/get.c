@@ -53,7 +53,19 @@ SHMREG_EXPORT ssize_t shmreg_get(shmreg_t *r, const void *key, size_t klen,
 		return -EINVAL;
 	if (klen > SHMREG_KEY_MAX)
 		return -E2BIG;
-	return reader_get(r, key, klen, shm_hash(key, klen), buf, cap, info);
+
+	/* pairs with the release store in reader_follow() */
+	struct shm_map *m = atomic_load_explicit(&r->map, memory_order_acquire);
+	uint32_t st = atomic_load_explicit(&m->hdr->state, memory_order_acquire);
+	uint64_t hash = shm_hash(key, klen);
+
+	if (st == SHM_STATE_OPEN || st == SHM_STATE_CLOSED) {
+		ssize_t n = shm_lookup_fast(m, key, klen, hash, buf, cap, info);
+
+		if (n >= 0)
+			return n;
+	}
+	return reader_get(r, key, klen, hash, buf, cap, info);
 }
 
 SHMREG_EXPORT uint64_t shmreg_revision(shmreg_t *r)

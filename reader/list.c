@@ -119,9 +119,9 @@ static int read_cluster(struct walk *w, uint64_t start, uint64_t stop,
 	}
 	*end = i;
 	/* pairs with the release fence that opens a shift (writer/index.c) */
-	atomic_thread_fence(memory_order_acquire);
+	shm_fence_acquire();
 	if ((sh0 & 1) || atomic_load_explicit(&m->hdr->shift_seq,
-					      memory_order_relaxed) != sh0)
+					      SHM_RECHECK_ORDER) != sh0)
 		return -EAGAIN;
 	return 0;
 }

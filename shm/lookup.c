@@ -183,16 +183,9 @@ static int inline_match(const struct shm_slot *s, const struct shm_slot *hdr,
 
 	if (klen + hdr->vlen > SHM_SLOT_INLINE)
 		return -1;
-#if SHM_TSAN
-	uint8_t tmp[SHM_SLOT_INLINE];
-
-	shm_copy_wide(tmp, s->data, klen);
-	same = memcmp(tmp, key, klen) == 0;
-#else
-	same = memcmp(s->data, key, klen) == 0;
-#endif
+	same = shm_small_eq(s->data, key, klen);
 	if (same && n)
-		shm_copy_wide(buf, s->data + klen, n);
+		shm_small_copy(buf, s->data + klen, n);
 	return same;
 }
 
@@ -295,10 +288,10 @@ ssize_t shm_lookup(const struct shm_map *m, const void *key, size_t klen,
 		case PROBE_ABSENT:
 			/* pairs with the release fence opening a shift:
 			 * if the walk overlapped one, the reload sees it */
-			atomic_thread_fence(memory_order_acquire);
+			shm_fence_acquire();
 			if (!(sh0 & 1) &&
 			    atomic_load_explicit(&h->shift_seq,
-						 memory_order_relaxed) == sh0)
+						 SHM_RECHECK_ORDER) == sh0)
 				return -ENOENT;
 			break;
 		case PROBE_CORRUPT:

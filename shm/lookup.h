@@ -11,12 +11,16 @@
 #ifndef SHM_LOOKUP_H
 #define SHM_LOOKUP_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "shmreg.h"
 #include "geometry.h"
+#include "hash.h"
+#include "seqcount.h"
 
 /* Retry budget of one read: optimistic spins, then spins with a yield. */
 #define SHM_SPIN_TRIES   64
@@ -54,11 +58,78 @@ ssize_t shm_lookup(const struct shm_map *m, const void *key, size_t klen,
 		   uint64_t hash, void *buf, size_t cap, struct shm_slot *slot,
 		   uint64_t *index);
 
+/* Fill a public info struct from a validated slot copy. */
+void shm_fill_info(shmreg_info_t *info, const struct shm_slot *s);
+
+/*
+ * The common case, inlined into shmreg_get: the key is present, inline,
+ * does not expire, and nothing is being written where the walk goes.  Walks
+ * the probe sequence exactly as probe() in lookup.c does (same seqcount
+ * discipline, same bound), with no call and no copy through a buffer, so
+ * that a loop of gets keeps several of their misses in flight.  Returns the
+ * value length, or -EAGAIN for "not the common case" (absent, extern, odd,
+ * expiring): the caller then runs the full shm_lookup(), which also makes
+ * an absent answer safe against moving deletes.
+ */
+static inline ssize_t shm_lookup_fast(const struct shm_map *m, const void *key,
+				      size_t klen, uint64_t hash, void *buf,
+				      size_t cap, shmreg_info_t *info)
+{
+	uint64_t cap_slots = m->g.index_cap;
+	uint64_t i = shm_home(hash, cap_slots);
+	uint64_t limit = atomic_load_explicit(&m->hdr->max_probe,
+					      memory_order_relaxed);
+	const uint8_t *index = m->base + m->g.index_off;
+
+	if (limit >= cap_slots)
+		limit = cap_slots - 1;
+	/* the home slot's second line (the value) and the next slot: see
+	 * probe() in lookup.c */
+	__builtin_prefetch(index + i * SHM_SLOT_SIZE + SHM_LINE);
+	__builtin_prefetch(index + (i + 1 == cap_slots ? 0 : i + 1) * SHM_SLOT_SIZE);
+	for (uint64_t d = 0; d <= limit; d++, i = (i + 1 == cap_slots) ? 0 : i + 1) {
+		const struct shm_slot *s = (const struct shm_slot *)
+			(index + i * (uint64_t)SHM_SLOT_SIZE);
+		uint32_t s0 = seq_read_begin(&s->seq);
+		uint32_t tag = atomic_load_explicit(
+			(const _Atomic uint32_t *)&s->tag, SHM_DATA_LOAD_ORDER);
+		struct shm_slot hdr;
+		size_t n;
+		bool same;
+
+		/* word 1 (lengths, kind) and word 4 (expiry) decide; the
+		 * revisions and owner are read only when asked for */
+		shm_load_words((uint8_t *)&hdr + 8, (const uint8_t *)s + 8, 8);
+		shm_load_words(&hdr.expires_at_ns, &s->expires_at_ns, 8);
+		if (info)
+			shm_load_words(&hdr.mod_rev, &s->mod_rev,
+				       offsetof(struct shm_slot, data) -
+					       offsetof(struct shm_slot, mod_rev));
+		if (hdr.klen == 0)
+			return -EAGAIN; /* absent: the full path confirms it */
+		if (tag != (uint32_t)hash || hdr.klen != klen)
+			continue; /* another key (a torn read of one, at worst) */
+		if (hdr.kind != SHM_KIND_INLINE ||
+		    klen + hdr.vlen > SHM_SLOT_INLINE || hdr.expires_at_ns != 0)
+			return -EAGAIN;
+		n = hdr.vlen < cap ? hdr.vlen : cap;
+		same = shm_small_eq(s->data, key, klen);
+		if (same && n)
+			shm_small_copy(buf, s->data + klen, n);
+		if (seq_read_retry(&s->seq, s0))
+			return -EAGAIN;
+		if (!same)
+			continue;
+		if (info)
+			shm_fill_info(info, &hdr);
+		return hdr.vlen;
+	}
+	return -EAGAIN;
+}
+
 /* Has this entry expired at CLOCK_REALTIME now? */
 bool shm_expired(const struct shm_slot *s);
 
-/* Fill a public info struct from a validated slot copy. */
-void shm_fill_info(shmreg_info_t *info, const struct shm_slot *s);
 
 /* Back off between retries: spin first, then yield the CPU (a writer that
  * was preempted mid-section on this CPU then gets to finish). */

@@ -50,9 +50,8 @@ int shm_ring_read(const struct shm_map *m, uint64_t rev,
 	hash = atomic_load_explicit((const _Atomic uint64_t *)&r->hash,
 				    SHM_DATA_LOAD_ORDER);
 	/* pairs with the release fence in ring_append() */
-	atomic_thread_fence(memory_order_acquire);
-	v1 = atomic_load_explicit(&r->rev, SHM_TSAN ? memory_order_acquire
-						     : memory_order_relaxed);
+	shm_fence_acquire();
+	v1 = atomic_load_explicit(&r->rev, SHM_RECHECK_ORDER);
 	if (v1 != rev)
 		return -ERANGE;
 	if ((op != SHM_OP_PUT && op != SHM_OP_DEL) || klen == 0 ||
@@ -61,10 +60,9 @@ int shm_ring_read(const struct shm_map *m, uint64_t rev,
 	shm_copy_wide(key, m->base + m->g.ring_key_off + (pos & (kb - 1)), klen);
 	/* pairs with the release fence after the reservation store in
 	 * ring_append(): bytes reserved before our copy ended are seen */
-	atomic_thread_fence(memory_order_acquire);
+	shm_fence_acquire();
 	reserved = atomic_load_explicit(&h->ring_key_reserved,
-					SHM_TSAN ? memory_order_acquire
-						 : memory_order_relaxed);
+					SHM_RECHECK_ORDER);
 	if (reserved < pos + klen)
 		return -EPROTO; /* a key beyond what was ever reserved */
 	if (reserved - pos > kb)

@@ -53,10 +53,28 @@
 #define SHM_TSAN 0
 #endif
 
+/*
+ * Fences and their ThreadSanitizer stand-ins, the one switch between the
+ * two builds.  Normally: relaxed data accesses ordered by the fences.
+ * Under TSan (which does not model atomic_thread_fence) the fences vanish
+ * and the accesses they order carry the ordering themselves: data loads and
+ * re-checks become acquire loads, data stores release stores.  That orders
+ * the same pairs of accesses (an acquire load keeps every later access
+ * after it; a release store keeps every earlier one before it), so the
+ * argument above holds unchanged, in terms TSan understands.
+ */
 #if SHM_TSAN
-#define SHM_DATA_LOAD_ORDER memory_order_acquire
+#define SHM_DATA_LOAD_ORDER  memory_order_acquire
+#define SHM_DATA_STORE_ORDER memory_order_release
+#define SHM_RECHECK_ORDER    memory_order_acquire
+#define shm_fence_acquire()  ((void)0)
+#define shm_fence_release()  ((void)0)
 #else
-#define SHM_DATA_LOAD_ORDER memory_order_relaxed
+#define SHM_DATA_LOAD_ORDER  memory_order_relaxed
+#define SHM_DATA_STORE_ORDER memory_order_relaxed
+#define SHM_RECHECK_ORDER    memory_order_relaxed
+#define shm_fence_acquire()  atomic_thread_fence(memory_order_acquire)
+#define shm_fence_release()  atomic_thread_fence(memory_order_release)
 #endif
 
 static inline void shm_cpu_relax(void)
@@ -82,10 +100,9 @@ static inline uint32_t seq_read_begin(const _Atomic uint32_t *seq)
 static inline bool seq_read_retry(const _Atomic uint32_t *seq, uint32_t start)
 {
 	/* pairs with the release fence in seq_write_begin(): see above */
-	atomic_thread_fence(memory_order_acquire);
+	shm_fence_acquire();
 	return (start & 1u) ||
-	       atomic_load_explicit(seq, SHM_TSAN ? memory_order_acquire
-						  : memory_order_relaxed) != start;
+	       atomic_load_explicit(seq, SHM_RECHECK_ORDER) != start;
 }
 
 /* ---- writer side (one writer per segment) ---- */
@@ -97,7 +114,7 @@ static inline void seq_write_begin(_Atomic uint32_t *seq)
 	atomic_store_explicit(seq, s + 1, memory_order_relaxed);
 	/* orders the odd store before the data stores that follow; pairs
 	 * with the acquire fence in seq_read_retry() */
-	atomic_thread_fence(memory_order_release);
+	shm_fence_release();
 }
 
 static inline void seq_write_end(_Atomic uint32_t *seq)
@@ -128,7 +145,7 @@ static inline void shm_store_words(void *dst, const void *src, size_t n)
 	const uint64_t *s = (const uint64_t *)src;
 
 	for (size_t i = 0; i < n / 8; i++)
-		atomic_store_explicit(&d[i], s[i], memory_order_relaxed);
+		atomic_store_explicit(&d[i], s[i], SHM_DATA_STORE_ORDER);
 }
 
 /*
@@ -152,9 +169,67 @@ static inline void shm_copy_wide(void *dst, const void *src, size_t n)
 	uint8_t *d = (uint8_t *)dst;
 
 	for (size_t i = 0; i < n; i++)
-		d[i] = atomic_load_explicit(&s[i], memory_order_relaxed);
+		d[i] = atomic_load_explicit(&s[i], SHM_DATA_LOAD_ORDER);
 #else
 	memcpy(dst, src, n);
+#endif
+}
+
+/*
+ * Compare and copy the short keys and values of inline entries (at most
+ * SHM_SLOT_INLINE bytes), under the same argument as shm_copy_wide().  Not
+ * memcmp/memcpy: a library call with a variable length costs a get as much
+ * as a third of its time in a loop of gets, because its branches and its
+ * indirect call keep the CPU from running ahead to the next get's miss.
+ * Eight bytes at a time, the last eight overlapping the previous ones
+ * (never outside either buffer).
+ */
+static inline uint64_t shm_word_at(const void *p)
+{
+	uint64_t w;
+
+	memcpy(&w, p, 8); /* a fixed size: one unaligned load */
+	return w;
+}
+
+static inline bool shm_small_eq(const void *seg, const void *key, size_t n)
+{
+#if SHM_TSAN
+	uint8_t tmp[n ? n : 1];
+
+	shm_copy_wide(tmp, seg, n);
+	return memcmp(tmp, key, n) == 0;
+#else
+	const uint8_t *a = seg, *b = key;
+
+	if (n < 8)
+		return memcmp(a, b, n) == 0;
+	for (size_t i = 0; i + 8 < n; i += 8)
+		if (shm_word_at(a + i) != shm_word_at(b + i))
+			return false;
+	return shm_word_at(a + n - 8) == shm_word_at(b + n - 8);
+#endif
+}
+
+static inline void shm_small_copy(void *dst, const void *seg, size_t n)
+{
+#if SHM_TSAN
+	shm_copy_wide(dst, seg, n);
+#else
+	uint8_t *d = dst;
+	const uint8_t *s = seg;
+	uint64_t w;
+
+	if (n < 8) {
+		memcpy(d, s, n);
+		return;
+	}
+	for (size_t i = 0; i + 8 < n; i += 8) {
+		w = shm_word_at(s + i);
+		memcpy(d + i, &w, 8);
+	}
+	w = shm_word_at(s + n - 8);
+	memcpy(d + n - 8, &w, 8);
 #endif
 }
 
@@ -165,7 +240,7 @@ static inline void shm_store_wide(void *dst, const void *src, size_t n)
 	const uint8_t *s = (const uint8_t *)src;
 
 	for (size_t i = 0; i < n; i++)
-		atomic_store_explicit(&d[i], s[i], memory_order_relaxed);
+		atomic_store_explicit(&d[i], s[i], SHM_DATA_STORE_ORDER);
 #else
 	memcpy(dst, src, n);
 #endif

@@ -93,7 +93,7 @@ uint64_t index_free_slot(struct shmreg_writer *w, uint64_t hash,
 static void slot_store(struct shm_slot *dst, const struct shm_slot *src)
 {
 	atomic_store_explicit((_Atomic uint32_t *)&dst->tag, src->tag,
-			      memory_order_relaxed);
+			      SHM_DATA_STORE_ORDER);
 	shm_store_words((uint8_t *)dst + 8, (const uint8_t *)src + 8,
 			SHM_SLOT_SIZE - 8);
 }

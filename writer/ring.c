@@ -35,20 +35,20 @@ void ring_append(struct shmreg_writer *w, uint64_t rev, uint32_t op,
 	atomic_store_explicit(&h->ring_key_reserved, w->key_reserved,
 			      memory_order_relaxed);
 	/* pairs with the acquire fence after the key copy in ring_read.c */
-	atomic_thread_fence(memory_order_release);
+	shm_fence_release();
 	shm_store_wide(m->base + m->g.ring_key_off + (pos & (kb - 1)), key, klen);
 
 	atomic_store_explicit(&r->rev, 0, memory_order_relaxed);
 	/* pairs with the acquire fence before the rev re-check in
 	 * ring_read.c */
-	atomic_thread_fence(memory_order_release);
-	atomic_store_explicit((_Atomic uint32_t *)&r->op, op, memory_order_relaxed);
+	shm_fence_release();
+	atomic_store_explicit((_Atomic uint32_t *)&r->op, op, SHM_DATA_STORE_ORDER);
 	atomic_store_explicit((_Atomic uint32_t *)&r->klen, (uint32_t)klen,
-			      memory_order_relaxed);
+			      SHM_DATA_STORE_ORDER);
 	atomic_store_explicit((_Atomic uint64_t *)&r->key_pos, pos,
-			      memory_order_relaxed);
+			      SHM_DATA_STORE_ORDER);
 	atomic_store_explicit((_Atomic uint64_t *)&r->hash, hash,
-			      memory_order_relaxed);
+			      SHM_DATA_STORE_ORDER);
 	/* pairs with the acquire load of rev in ring_read.c */
 	atomic_store_explicit(&r->rev, rev, memory_order_release);
 }
