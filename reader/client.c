@@ -402,9 +402,9 @@ static int64_t sync_result(shmreg_client_t *c, uint64_t id)
 	return c->sync_status < 0 ? c->sync_status : (int64_t)c->sync_rev;
 }
 
-SHMREG_EXPORT
-int64_t shmreg_put(shmreg_client_t *c, const void *key, size_t klen,
-		   const void *val, size_t vlen, const shmreg_put_opts_t *opts)
+int64_t client_enqueue_put(shmreg_client_t *c, const void *key, size_t klen,
+			   const void *val, size_t vlen,
+			   const shmreg_put_opts_t *opts, bool limited)
 {
 	size_t len;
 	uint8_t *p;
@@ -418,17 +418,19 @@ int64_t shmreg_put(shmreg_client_t *c, const void *key, size_t klen,
 		return ret;
 	if (c->err)
 		return c->err;
+	if (limited && c->outstanding >= c->depth)
+		return -ENOBUFS;
 	len = proto_encode_put(NULL, 0, 0, NULL, klen, NULL, vlen, opts);
 	p = client_out_reserve(c, len);
 	if (!p)
 		return -ENOMEM;
 	id = c->next_id++;
 	proto_encode_put(p, len, id, key, klen, val, vlen, opts);
-	return sync_result(c, id);
+	return (int64_t)id;
 }
 
-SHMREG_EXPORT
-int64_t shmreg_del(shmreg_client_t *c, const void *key, size_t klen)
+int64_t client_enqueue_del(shmreg_client_t *c, const void *key, size_t klen,
+			   bool limited)
 {
 	size_t len;
 	uint8_t *p;
@@ -442,13 +444,32 @@ int64_t shmreg_del(shmreg_client_t *c, const void *key, size_t klen)
 		return ret;
 	if (c->err)
 		return c->err;
+	if (limited && c->outstanding >= c->depth)
+		return -ENOBUFS;
 	len = proto_encode_del(NULL, 0, 0, NULL, klen);
 	p = client_out_reserve(c, len);
 	if (!p)
 		return -ENOMEM;
 	id = c->next_id++;
 	proto_encode_del(p, len, id, key, klen);
-	return sync_result(c, id);
+	return (int64_t)id;
+}
+
+SHMREG_EXPORT
+int64_t shmreg_put(shmreg_client_t *c, const void *key, size_t klen,
+		   const void *val, size_t vlen, const shmreg_put_opts_t *opts)
+{
+	int64_t id = client_enqueue_put(c, key, klen, val, vlen, opts, false);
+
+	return id < 0 ? id : sync_result(c, (uint64_t)id);
+}
+
+SHMREG_EXPORT
+int64_t shmreg_del(shmreg_client_t *c, const void *key, size_t klen)
+{
+	int64_t id = client_enqueue_del(c, key, klen, false);
+
+	return id < 0 ? id : sync_result(c, (uint64_t)id);
 }
 
 static int simple_call(shmreg_client_t *c, uint8_t op)

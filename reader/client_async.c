@@ -33,53 +33,17 @@ int64_t shmreg_put_async(shmreg_client_t *c, const void *key, size_t klen,
 			 const void *val, size_t vlen,
 			 const shmreg_put_opts_t *opts)
 {
-	size_t len;
-	uint8_t *p;
-	uint64_t id;
-	int ret;
+	int64_t id = client_enqueue_put(c, key, klen, val, vlen, opts, true);
 
-	if (!c)
-		return -EINVAL;
-	ret = client_check_put(key, klen, val, vlen, opts);
-	if (ret)
-		return ret;
-	if (c->err)
-		return c->err;
-	if (c->outstanding >= c->depth)
-		return -ENOBUFS;
-	len = proto_encode_put(NULL, 0, 0, NULL, klen, NULL, vlen, opts);
-	p = client_out_reserve(c, len);
-	if (!p)
-		return -ENOMEM;
-	id = c->next_id++;
-	proto_encode_put(p, len, id, key, klen, val, vlen, opts);
-	return queued(c, id);
+	return id < 0 ? id : queued(c, (uint64_t)id);
 }
 
 SHMREG_EXPORT
 int64_t shmreg_del_async(shmreg_client_t *c, const void *key, size_t klen)
 {
-	size_t len;
-	uint8_t *p;
-	uint64_t id;
-	int ret;
+	int64_t id = client_enqueue_del(c, key, klen, true);
 
-	if (!c)
-		return -EINVAL;
-	ret = client_check_del(key, klen);
-	if (ret)
-		return ret;
-	if (c->err)
-		return c->err;
-	if (c->outstanding >= c->depth)
-		return -ENOBUFS;
-	len = proto_encode_del(NULL, 0, 0, NULL, klen);
-	p = client_out_reserve(c, len);
-	if (!p)
-		return -ENOMEM;
-	id = c->next_id++;
-	proto_encode_del(p, len, id, key, klen);
-	return queued(c, id);
+	return id < 0 ? id : queued(c, (uint64_t)id);
 }
 
 SHMREG_EXPORT

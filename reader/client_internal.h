@@ -68,4 +68,15 @@ int client_check_put(const void *key, size_t klen, const void *val,
 		     size_t vlen, const shmreg_put_opts_t *opts);
 int client_check_del(const void *key, size_t klen);
 
+/* Check, number and encode a put (a delete) into the output queue, the one
+ * step the synchronous and the pipelined calls share.  With @limited, a
+ * connection that already has its depth of requests outstanding is refused
+ * (-ENOBUFS).  Returns the request's id, or -EINVAL, -E2BIG, -ENOBUFS,
+ * -ENOMEM, or the connection's sticky error. */
+int64_t client_enqueue_put(shmreg_client_t *c, const void *key, size_t klen,
+			   const void *val, size_t vlen,
+			   const shmreg_put_opts_t *opts, bool limited);
+int64_t client_enqueue_del(shmreg_client_t *c, const void *key, size_t klen,
+			   bool limited);
+
 #endif /* READER_CLIENT_INTERNAL_H */
