@@ -60,6 +60,24 @@ const char *proto_op_name(unsigned op)
 	return "?";
 }
 
+/* HELLO and DEL share one body layout: {u32 length, u32 reserved = 0, the
+ * bytes (registry name, key)}.  The fixed part is PROTO_HELLO_FIXED =
+ * PROTO_DEL_FIXED bytes. */
+_Static_assert(PROTO_HELLO_FIXED == 8 && PROTO_DEL_FIXED == 8,
+	       "HELLO and DEL bodies share their layout");
+
+static int decode_bytes(const uint8_t *b, uint64_t blen, const uint8_t **bytes,
+			uint32_t *n)
+{
+	if (blen < 8)
+		return -EBADMSG;
+	*n = proto_get_u32(b);
+	if (proto_get_u32(b + 4) != 0 || (uint64_t)*n + 8 != blen)
+		return -EBADMSG;
+	*bytes = b + 8;
+	return 0;
+}
+
 /* The body of a frame whose header is valid: lengths must add up exactly
  * (a frame with slack bytes is as broken as one that is short: either way
  * the sender disagrees with us about the layout). */
@@ -67,14 +85,8 @@ static int decode_body(const uint8_t *b, uint64_t blen, struct proto_req *req)
 {
 	switch (req->op) {
 	case PROTO_OP_HELLO:
-		if (blen < PROTO_HELLO_FIXED)
-			return -EBADMSG;
-		req->u.hello.nlen = proto_get_u32(b);
-		if (proto_get_u32(b + 4) != 0 ||
-		    (uint64_t)req->u.hello.nlen + PROTO_HELLO_FIXED != blen)
-			return -EBADMSG;
-		req->u.hello.name = b + PROTO_HELLO_FIXED;
-		return 0;
+		return decode_bytes(b, blen, &req->u.hello.name,
+				    &req->u.hello.nlen);
 	case PROTO_OP_PUT:
 		if (blen < PROTO_PUT_FIXED)
 			return -EBADMSG;
@@ -92,14 +104,7 @@ static int decode_body(const uint8_t *b, uint64_t blen, struct proto_req *req)
 		req->u.put.val = req->u.put.key + req->u.put.klen;
 		return 0;
 	case PROTO_OP_DEL:
-		if (blen < PROTO_DEL_FIXED)
-			return -EBADMSG;
-		req->u.del.klen = proto_get_u32(b);
-		if (proto_get_u32(b + 4) != 0 ||
-		    (uint64_t)req->u.del.klen + PROTO_DEL_FIXED != blen)
-			return -EBADMSG;
-		req->u.del.key = b + PROTO_DEL_FIXED;
-		return 0;
+		return decode_bytes(b, blen, &req->u.del.key, &req->u.del.klen);
 	case PROTO_OP_PING:
 	case PROTO_OP_STATS:
 		return blen == 0 ? 0 : -EBADMSG;
@@ -222,20 +227,27 @@ static void put_hdr(uint8_t *p, uint32_t len, uint8_t op, uint64_t id)
 	proto_put_u64(p + 8, id);
 }
 
-size_t proto_encode_hello(void *buf, size_t cap, uint64_t id,
-			  const void *name, size_t nlen)
+/* The encoding side of decode_bytes(). */
+static size_t encode_bytes(void *buf, size_t cap, uint64_t id, uint8_t op,
+			   const void *bytes, size_t n)
 {
-	size_t len = PROTO_HDR_SIZE + PROTO_HELLO_FIXED + nlen;
+	size_t len = PROTO_HDR_SIZE + 8 + n;
 	uint8_t *p = buf;
 
 	if (len > cap)
 		return len;
-	put_hdr(p, (uint32_t)len, PROTO_OP_HELLO, id);
-	proto_put_u32(p + 16, (uint32_t)nlen);
-	proto_put_u32(p + 20, 0);
-	if (nlen)
-		memcpy(p + 24, name, nlen);
+	put_hdr(p, (uint32_t)len, op, id);
+	proto_put_u32(p + PROTO_HDR_SIZE, (uint32_t)n);
+	proto_put_u32(p + PROTO_HDR_SIZE + 4, 0);
+	if (n)
+		memcpy(p + PROTO_HDR_SIZE + 8, bytes, n);
 	return len;
+}
+
+size_t proto_encode_hello(void *buf, size_t cap, uint64_t id,
+			  const void *name, size_t nlen)
+{
+	return encode_bytes(buf, cap, id, PROTO_OP_HELLO, name, nlen);
 }
 
 size_t proto_encode_put(void *buf, size_t cap, uint64_t id,
@@ -269,17 +281,7 @@ size_t proto_encode_put(void *buf, size_t cap, uint64_t id,
 size_t proto_encode_del(void *buf, size_t cap, uint64_t id,
 			const void *key, size_t klen)
 {
-	size_t len = PROTO_HDR_SIZE + PROTO_DEL_FIXED + klen;
-	uint8_t *p = buf;
-
-	if (len > cap)
-		return len;
-	put_hdr(p, (uint32_t)len, PROTO_OP_DEL, id);
-	proto_put_u32(p + 16, (uint32_t)klen);
-	proto_put_u32(p + 20, 0);
-	if (klen)
-		memcpy(p + 24, key, klen);
-	return len;
+	return encode_bytes(buf, cap, id, PROTO_OP_DEL, key, klen);
 }
 
 size_t proto_encode_simple(void *buf, size_t cap, uint64_t id, uint8_t op)
