@@ -22,14 +22,7 @@ int cmd_del(struct ctl *c)
 		return ret;
 	rev = ctl_writer_del(w, key, klen);
 	if (rev > 0) {
-		if (c->json) {
-			fputc('{', stdout);
-			json_bytes_member(stdout, "key", key, klen);
-			printf(",\"revision\":%" PRId64 ",\"via\":\"%s\"}\n",
-			       rev, ctl_writer_via(w));
-		} else {
-			printf("%" PRId64 "\n", rev);
-		}
+		ctl_writer_report(c, w, key, klen, rev);
 		ret = CTL_OK;
 	} else if (rev == -ENOENT) {
 		ret = ctl_say(CTL_NOTFOUND, "%s: not found", key);

@@ -67,14 +67,7 @@ int cmd_put(struct ctl *c)
 report:
 	free(owned);
 	if (rev > 0) {
-		if (c->json) {
-			fputc('{', stdout);
-			json_bytes_member(stdout, "key", key, klen);
-			printf(",\"revision\":%" PRId64 ",\"via\":\"%s\"}\n",
-			       rev, ctl_writer_via(w));
-		} else {
-			printf("%" PRId64 "\n", rev);
-		}
+		ctl_writer_report(c, w, key, klen, rev);
 		ret = CTL_OK;
 	} else if (rev == -EEXIST && c->expect_rev == SHMREG_REV_ABSENT) {
 		ret = ctl_say(CTL_ERROR, "%s: not stored: the key exists "

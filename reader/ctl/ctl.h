@@ -147,6 +147,9 @@ int64_t ctl_writer_del(struct ctl_writer *w, const void *key, size_t klen);
 bool ctl_writer_is_daemon(const struct ctl_writer *w);
 /* "daemon" or "embedded" */
 const char *ctl_writer_via(const struct ctl_writer *w);
+/* Print the revision a put or delete of @key returned (human or JSON). */
+void ctl_writer_report(const struct ctl *c, const struct ctl_writer *w,
+		       const void *key, size_t klen, int64_t rev);
 void ctl_writer_close(struct ctl_writer *w);
 
 /* ---- following a registry across writers (follow.c) ---- */

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* write.c - shmregctl: the write path, through shmregd or embedded. */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +144,19 @@ bool ctl_writer_is_daemon(const struct ctl_writer *w)
 const char *ctl_writer_via(const struct ctl_writer *w)
 {
 	return w->client ? "daemon" : "embedded";
+}
+
+void ctl_writer_report(const struct ctl *c, const struct ctl_writer *w,
+		       const void *key, size_t klen, int64_t rev)
+{
+	if (c->json) {
+		fputc('{', stdout);
+		json_bytes_member(stdout, "key", key, klen);
+		printf(",\"revision\":%" PRId64 ",\"via\":\"%s\"}\n", rev,
+		       ctl_writer_via(w));
+	} else {
+		printf("%" PRId64 "\n", rev);
+	}
 }
 
 void ctl_writer_close(struct ctl_writer *w)
