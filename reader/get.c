@@ -28,7 +28,7 @@ ssize_t reader_get(shmreg_t *r, const void *key, size_t klen, uint64_t hash,
 	for (int pass = 0; pass < 8; pass++) {
 		struct shm_map *m = reader_map(r);
 
-		rc = shm_lookup(m, key, klen, hash, buf, cap, &slot, NULL);
+		rc = shm_lookup(m, key, klen, hash, buf, cap, &slot);
 		if (rc >= 0) {
 			if (shm_expired(&slot))
 				return -ENOENT;

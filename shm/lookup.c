@@ -193,8 +193,7 @@ static int inline_match(const struct shm_slot *s, const struct shm_slot *hdr,
  * of the matching slot's header words (not its data) and @buf the value. */
 static enum probe_result probe(const struct shm_map *m, const void *key,
 			       size_t klen, uint64_t hash, void *buf,
-			       size_t cap, struct shm_slot *out,
-			       uint64_t *index)
+			       size_t cap, struct shm_slot *out)
 {
 	const struct shm_hdr *h = m->hdr;
 	uint64_t cap_slots = m->g.index_cap;
@@ -257,8 +256,6 @@ static enum probe_result probe(const struct shm_map *m, const void *key,
 		}
 		if (same) {
 			out->tag = t;
-			if (index)
-				*index = i;
 			return PROBE_FOUND;
 		}
 	}
@@ -266,8 +263,7 @@ static enum probe_result probe(const struct shm_map *m, const void *key,
 }
 
 ssize_t shm_lookup(const struct shm_map *m, const void *key, size_t klen,
-		   uint64_t hash, void *buf, size_t cap, struct shm_slot *slot,
-		   uint64_t *index)
+		   uint64_t hash, void *buf, size_t cap, struct shm_slot *slot)
 {
 	const struct shm_hdr *h = m->hdr;
 	struct shm_slot copy;
@@ -282,7 +278,7 @@ ssize_t shm_lookup(const struct shm_map *m, const void *key, size_t klen,
 		uint32_t sh0 = atomic_load_explicit(&h->shift_seq,
 						    memory_order_acquire);
 
-		switch (probe(m, key, klen, hash, buf, cap, out, index)) {
+		switch (probe(m, key, klen, hash, buf, cap, out)) {
 		case PROBE_FOUND:
 			return out->vlen;
 		case PROBE_ABSENT:

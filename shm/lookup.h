@@ -49,14 +49,13 @@ int shm_entry_read(const struct shm_map *m, const struct shm_slot *s,
 /*
  * Find @key (hash @hash).  On success returns the value length (which may
  * exceed @cap; min(len, cap) bytes are copied into @buf), stores the slot
- * copy in *@slot and its index in *@index (either may be NULL).  Returns
- * -ENOENT, -EAGAIN (retry budget spent: the entry kept changing, or a
- * slot stayed odd, as when the writer died mid-change) or -EPROTO.
- * Expired entries are not filtered here (see shm_expired).
+ * copy's header words in *@slot (may be NULL).  Returns -ENOENT, -EAGAIN
+ * (retry budget spent: the entry kept changing, or a slot stayed odd, as
+ * when the writer died mid-change) or -EPROTO.  Expired entries are not
+ * filtered here (see shm_expired).
  */
 ssize_t shm_lookup(const struct shm_map *m, const void *key, size_t klen,
-		   uint64_t hash, void *buf, size_t cap, struct shm_slot *slot,
-		   uint64_t *index);
+		   uint64_t hash, void *buf, size_t cap, struct shm_slot *slot);
 
 /* Fill a public info struct from a validated slot copy. */
 void shm_fill_info(shmreg_info_t *info, const struct shm_slot *s);

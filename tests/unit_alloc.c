@@ -38,19 +38,19 @@ int main(void)
 	TC_EQ(alloc_block(&a, &g, 64, &x), -ENOSPC, "no space for a small one");
 	/* freed blocks come back first-freed-first */
 	for (int i = 10; i < 30; i++)
-		TC_EQ(alloc_release(&a, &g, off[i], 1024), 0, "release");
+		TC_EQ(alloc_release(&a, off[i], 1024), 0, "release");
 	for (int i = 10; i < 30; i++) {
 		TC_EQ(alloc_block(&a, &g, 1000, &x), 0, "reuse");
 		TC_EQ(x, off[i], "FIFO order");
 	}
 	TC_EQ(alloc_block(&a, &g, 1024, &x), -ENOSPC, "all reused");
-	TC_EQ(alloc_release(&a, &g, off[0], 1000), -EINVAL,
+	TC_EQ(alloc_release(&a, off[0], 1000), -EINVAL,
 	      "a size that is not a class is refused");
 
 	/* quarantine: with room left, a lone freed block is not reused */
 	alloc_reset(&a, g.arena_size);
 	TC_EQ(alloc_block(&a, &g, 128, &off[0]), 0, "alloc");
-	TC_EQ(alloc_release(&a, &g, off[0], 128), 0, "release");
+	TC_EQ(alloc_release(&a, off[0], 128), 0, "release");
 	TC_EQ(alloc_block(&a, &g, 128, &x), 0, "alloc");
 	TC_CHECK(x != off[0], "fresh block while the FIFO is short");
 	alloc_free_all(&a);

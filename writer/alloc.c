@@ -119,12 +119,10 @@ int alloc_block(struct alloc *a, const struct shm_geom *g, uint64_t size,
 	return 0;
 }
 
-int alloc_release(struct alloc *a, const struct shm_geom *g, uint64_t off,
-		  uint64_t size)
+int alloc_release(struct alloc *a, uint64_t off, uint64_t size)
 {
 	unsigned k;
 
-	(void)g;
 	if (class_of(size, &k) < 0 || class_size(k) != size)
 		return -EINVAL;
 	return fifo_push(&a->fifo[k], off);

@@ -45,8 +45,7 @@ int alloc_block(struct alloc *a, const struct shm_geom *g, uint64_t size,
 		uint64_t *off);
 /* Queue a block for reuse (FIFO).  -ENOMEM leaks the block until the next
  * handoff compacts the arena; nothing is lost. */
-int alloc_release(struct alloc *a, const struct shm_geom *g, uint64_t off,
-		  uint64_t size);
+int alloc_release(struct alloc *a, uint64_t off, uint64_t size);
 
 /* ---- owner lists (owners.c) ---- */
 

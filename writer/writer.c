@@ -154,7 +154,7 @@ void entry_release(struct shmreg_writer *w, const struct shm_slot *s)
 	memcpy(&ref, s->data, sizeof(ref));
 	w->arena_live -= ref.obj_size;
 	/* on -ENOMEM the block stays unused until the next handoff */
-	(void)alloc_release(&w->alloc, &w->map.g, ref.obj_off, ref.obj_size);
+	(void)alloc_release(&w->alloc, ref.obj_off, ref.obj_size);
 }
 
 /* ---- commits ---- */
