@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "futex.h"
+#include "membarrier.h"
 #include "hash.h"
 #include "layout.h"
 #include "liveness.h"
@@ -314,6 +315,12 @@ ssize_t wait_until(shmreg_t *r, const void *key, size_t klen,
 	/* Fr: orders the count increment before the loads of the re-check
 	 * (and of the word); pairs with Fw in notify_key()/notify_all() */
 	atomic_thread_fence(memory_order_seq_cst);
+	/* Hr: the full barrier that a writer registered for membarrier does
+	 * not execute itself after its commits (Lw in notify_key(); the
+	 * argument is in shm/membarrier.h).  Refused, a commit racing with
+	 * the first re-check might not wake us: sleep in short slices. */
+	if (count && !shm_membarrier_heavy())
+		slice = WAIT_POLL_NS;
 
 	/* Each round either returns or sleeps until a wake-up, the deadline
 	 * or the next liveness check: bounded by the caller's timeout (and,

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "futex.h"
+#include "membarrier.h"
 #include "notify.h"
 #include "wait_layout.h"
 
@@ -74,6 +75,9 @@
  */
 
 struct notify {
+	bool asym;                     /* registered for membarrier: commits
+	                                * skip the store-load fence (see
+	                                * shm/membarrier.h) */
 	uint8_t *base;                 /* SHM_WAIT_FILE_SIZE bytes, shared rw */
 	struct shm_wait_hdr *hdr;
 	struct shm_wait_slot *slots;   /* SHM_WAIT_SLOTS */
@@ -205,6 +209,7 @@ int notify_open(struct notify **out, const char *segment_path, mode_t mode)
 		munmap(base, SHM_WAIT_FILE_SIZE);
 		return -ENOMEM;
 	}
+	n->asym = shm_membarrier_register();
 	n->base = base;
 	n->hdr = base;
 	n->slots = shm_wait_slots(base);
@@ -265,9 +270,16 @@ void notify_key(struct notify *n, uint64_t hash)
 	s = &n->slots[shm_wait_slot_of(hash)];
 	/* Fw of the argument above: orders the commit's stores (the caller
 	 * stored the revision with release before calling) before the loads
-	 * of the waiter counts; pairs with the seq_cst fence Fr in
-	 * waiter_begin() (reader/waitfile.c) */
-	atomic_thread_fence(memory_order_seq_cst);
+	 * of the waiter counts.  Registered for membarrier, only a compiler
+	 * barrier (Lw in shm/membarrier.h): the membarrier call (Hr) a
+	 * waiter makes before it re-checks (reader/waitfile.c) supplies the
+	 * CPU barrier.
+	 * Otherwise a seq_cst fence, pairing with the waiter's seq_cst fence
+	 * Fr there. */
+	if (n->asym)
+		atomic_signal_fence(memory_order_seq_cst);
+	else
+		atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&s->waiters, memory_order_relaxed))
 		notify_wake(s, false);
 	if (atomic_load_explicit(&n->hdr->global.waiters, memory_order_relaxed))
