@@ -29,7 +29,11 @@ SHMREG_EXPORT int shmreg_stats(shmreg_t *r, shmreg_stats_t *st)
 	st->arena_bytes = m->g.arena_size;
 	st->ring_capacity = m->g.ring_events;
 	st->generation = m->generation;
-	st->writer_pid = m->writer_pid;
+	/* live, not the copy made at map time: a writer that adopts a
+	 * closed segment in place records itself there */
+	st->writer_pid = atomic_load_explicit(
+		(const _Atomic int32_t *)&m->hdr->writer_pid,
+		memory_order_relaxed);
 	st->state = reader_writer_state(r, m);
 	return 0;
 }

@@ -21,6 +21,7 @@ static int is_pow2(uint64_t x)
 
 static void layout(struct shm_geom *g)
 {
+	g->index_shift = (unsigned)(64 - __builtin_ctzll(g->index_cap));
 	g->index_off = SHM_HEADER_SIZE;
 	g->ring_off = g->index_off + g->index_cap * SHM_SLOT_SIZE;
 	g->ring_key_off = g->ring_off + g->ring_events * SHM_RING_REC;
@@ -31,7 +32,8 @@ static void layout(struct shm_geom *g)
 int shm_geom_plan(struct shm_geom *g, uint64_t index_cap, uint64_t ring_events,
 		  uint64_t arena_size)
 {
-	if (index_cap < 8 || !is_pow2(ring_events) || ring_events < 64)
+	if (index_cap < 8 || !is_pow2(index_cap) || !is_pow2(ring_events) ||
+	    ring_events < 64)
 		return -EINVAL;
 	if (index_cap > MAX_INDEX_CAP || ring_events > MAX_RING_EVENTS ||
 	    arena_size > MAX_ARENA)
@@ -60,7 +62,8 @@ int shm_geom_check(const void *base, size_t size, struct shm_geom *g)
 	/* Recompute every derived offset from the primary sizes instead of
 	 * trusting the stored ones, then require that they agree: one check
 	 * covers overlap, alignment and overflow. */
-	if (h->index_cap < 8 || h->index_cap > MAX_INDEX_CAP ||
+	if (h->index_cap < 8 || !is_pow2(h->index_cap) ||
+	    h->index_cap > MAX_INDEX_CAP ||
 	    !is_pow2(h->ring_events) || h->ring_events > MAX_RING_EVENTS ||
 	    !is_pow2(h->ring_key_bytes) || h->ring_key_bytes < 4 * SHMREG_KEY_MAX ||
 	    h->ring_key_bytes > MAX_RING_EVENTS * KEY_BYTES_PER_EVENT ||

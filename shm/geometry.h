@@ -6,7 +6,8 @@
  * The geometry is copied out of the header once, when a segment is mapped,
  * and validated against the mapping's size; it is never reread.  Any offset
  * or length found later inside the segment (slot, object, ring record) is
- * checked against it before it is followed (DESIGN.md section 2, rule 1).
+ * checked against it before it is followed: a torn or corrupt read can show
+ * any bytes, so nothing read from the segment is trusted as an address.
  */
 #ifndef SHM_GEOMETRY_H
 #define SHM_GEOMETRY_H
@@ -20,7 +21,8 @@
 struct shm_geom {
 	uint64_t segment_size;
 	uint64_t index_off;
-	uint64_t index_cap;
+	uint64_t index_cap;        /* a power of two */
+	unsigned index_shift;      /* 64 - log2(index_cap) */
 	uint64_t ring_off;
 	uint64_t ring_events;
 	uint64_t ring_key_off;     /* = ring_off + ring_events * SHM_RING_REC */
@@ -50,6 +52,21 @@ int shm_geom_plan(struct shm_geom *g, uint64_t index_cap, uint64_t ring_events,
  * sizes, and that every region lies inside the mapping without overlap.
  * Fills *@g.  Returns 0 or -EPROTO. */
 int shm_geom_check(const void *base, size_t size, struct shm_geom *g);
+
+/* Home slot of @hash: its top log2(index_cap) bits.  The top bits, not the
+ * low ones: neighbouring slots then hold neighbouring hashes, so a doubling
+ * sends slot i's entries to slots 2i and 2i + 1 (a sequential copy), and
+ * the wait file's slot groups (the top 14 bits) are runs of index slots. */
+static inline uint64_t shm_home(const struct shm_geom *g, uint64_t hash)
+{
+	return hash >> g->index_shift;
+}
+
+/* The slot after @i, wrapping at the end of the index. */
+static inline uint64_t shm_next(const struct shm_geom *g, uint64_t i)
+{
+	return (i + 1) & (g->index_cap - 1);
+}
 
 static inline struct shm_slot *shm_slot_at(const struct shm_map *m, uint64_t i)
 {

@@ -1,27 +1,41 @@
 /* SPDX-License-Identifier: MIT */
-/* hash.h - the key hash (XXH3-64) and where it sends a key in the index. */
+/* hash.h - the key hash (XXH3-64) and the tag a slot keeps of it. */
 #ifndef SHM_HASH_H
 #define SHM_HASH_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* XXH3-64 of the key bytes, seed 0.  Part of the format: changing it is a
- * format version change. */
-uint64_t shm_hash(const void *key, size_t len);
+/* xxHash inlined: libshmreg exports no XXH* symbol and needs no libxxhash
+ * at run time (it may be preloaded into any process), and a get's hash is
+ * compiled into the get, where the CPU can overlap it with the previous
+ * get's memory access instead of waiting for a call to return. */
+#define XXH_INLINE_ALL
+#pragma GCC diagnostic push
+/* gcc 12 reports, after inlining into a call with a short constant key,
+ * the loads of longer-length branches that the length test never takes */
+#pragma GCC diagnostic ignored "-Warray-bounds"
+#pragma GCC diagnostic ignored "-Wstringop-overread"
+#include <xxhash.h>
+#pragma GCC diagnostic pop
 
-/* Home slot of @hash in an index of @cap slots: Lemire's fastrange, a
- * multiply instead of a modulo, which lets the index have any size (sized to
- * the load limit, not rounded up to a power of two).  It uses the high bits
- * of the hash; the slot tag keeps the low 32. */
-static inline uint64_t shm_home(uint64_t hash, uint64_t cap)
+/* XXH3-64 of the key bytes, seed 0.  Part of the format: changing it is a
+ * format version change.  A key's home slot is the hash's top bits
+ * (shm_home() in geometry.h); the slot keeps the low 32 bits as its tag
+ * and the high 32 bits beside, so the writer has the whole hash. */
+static inline uint64_t shm_hash(const void *key, size_t len)
 {
-	return (uint64_t)(((unsigned __int128)hash * cap) >> 64);
+	return XXH3_64bits(key, len);
 }
 
 static inline uint32_t shm_tag(uint64_t hash)
 {
 	return (uint32_t)hash;
+}
+
+static inline uint32_t shm_hash_hi(uint64_t hash)
+{
+	return (uint32_t)(hash >> 32);
 }
 
 #endif /* SHM_HASH_H */

@@ -9,8 +9,9 @@
  *   | header (4 KiB)  |  identity lines, commit line, stats line, ring line,
  *   |                 |  undo record
  *   +-----------------+ index_off  (= 4096)
- *   | index           |  index_cap slots of 128 B (open addressing, linear
- *   |                 |  probing, backward-shift deletion, no tombstones)
+ *   | index           |  index_cap slots of 128 B, a power of two (open
+ *   |                 |  addressing, linear probing, backward-shift
+ *   |                 |  deletion, no tombstones)
  *   +-----------------+ ring_off
  *   | change ring     |  ring_events records of 32 B
  *   | ring key bytes  |  ring_key_bytes bytes (keys of the ring records)
@@ -42,7 +43,7 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 
 /* "shmreg" 0x00 0x5e as little-endian bytes; byte-swapped on the other order */
 #define SHM_MAGIC        UINT64_C(0x5e00676572686d73)
-#define SHM_VERSION      1u
+#define SHM_VERSION      2u
 #define SHM_HEADER_SIZE  4096u
 #define SHM_LINE         64u
 
@@ -52,10 +53,19 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 #define SHM_OBJ_ALIGN    16u
 #define SHM_RING_REC     32u
 
-/* Index load limit: the writer grows before entries exceed 3/4 of the slots,
- * so a linear probe stays short (expected ~2.5 slots for a hit). */
+/* Index load limit: the writer grows before entries exceed 3/4 of the slots.
+ * The index has a power-of-two size, so after a doubling it is 3/8 full and
+ * a hit costs 1.2-2.5 slots (1.46 at the 0.48 load of a million entries
+ * pre-sized). */
 #define SHM_LOAD_NUM     3u
 #define SHM_LOAD_DEN     4u
+
+/* No entry is ever further than SHM_PROBE_LIMIT slots from its home slot:
+ * the writer refuses an insert that would put one further (-ENOSPC; with
+ * XXH3 at a load of at most 3/4 this takes a hash-flooding attack).  So a
+ * reader's walk is bounded by this constant, never by a number read from
+ * the segment. */
+#define SHM_PROBE_LIMIT  1024u
 
 /* shm_hdr.state */
 #define SHM_STATE_OPEN     1u  /* a writer serves this segment */
@@ -86,7 +96,8 @@ struct shm_hdr {
 	uint32_t slot_size;        /* SHM_SLOT_SIZE */
 	uint64_t segment_size;     /* bytes of the file; the file never shrinks */
 	uint64_t index_off;        /* = SHM_HEADER_SIZE */
-	uint64_t index_cap;        /* slots; any count >= 8 (fastrange hashing) */
+	uint64_t index_cap;        /* slots: a power of two >= 8; a key's home
+	                            * slot is its hash's top log2(cap) bits */
 	uint64_t ring_off;         /* first ring record */
 	uint32_t ring_events;      /* records, a power of two */
 	uint32_t ring_key_bytes;   /* key byte ring size, a power of two */
@@ -114,15 +125,18 @@ struct shm_hdr {
 	_Atomic uint64_t revision;     /* last committed revision; stored with
 	                                * release after the commit's slots and
 	                                * ring record */
-	_Atomic uint64_t max_probe;    /* longest probe distance of any entry in
-	                                * this segment; only grows */
-	uint8_t  pad2[SHM_LINE - 24];
+	uint8_t  pad2[SHM_LINE - 16];
 
-	/* stats line: written by the writer on commits, read by shmreg_stats */
+	/* stats line: written by the writer on commits, read by shmreg_stats;
+	 * also what a writer adopting a cleanly closed segment in place
+	 * takes its bookkeeping from (writer/adopt.c), so each is exact at
+	 * the end of every commit */
 	_Atomic uint64_t entries;      /* live entries */
 	_Atomic uint64_t bytes_used;   /* key + value bytes of live entries */
 	_Atomic uint64_t arena_bump;   /* arena bytes handed out so far */
-	uint8_t  pad3[SHM_LINE - 24];
+	_Atomic uint64_t arena_live;   /* block bytes of live arena objects */
+	_Atomic uint64_t owned;        /* live entries with an owner pid */
+	uint8_t  pad3[SHM_LINE - 40];
 
 	/* ring line: the change ring's reservation cursor */
 	_Atomic uint64_t ring_key_reserved; /* key byte ring bytes reserved so
@@ -161,7 +175,10 @@ struct shm_slot {
 	uint64_t create_rev;
 	int64_t  expires_at_ns;    /* CLOCK_REALTIME; 0 = never */
 	int32_t  owner_pid;        /* 0 = none */
-	uint32_t pad;
+	uint32_t hash_hi;          /* high 32 bits of the key's XXH3-64: with
+	                            * tag the whole hash, so that the writer
+	                            * moves and re-homes entries without
+	                            * rehashing or reading their objects */
 	uint8_t  data[SHM_SLOT_INLINE]; /* INLINE: key, value; EXTERN: ref */
 };
 

@@ -3,10 +3,10 @@
  * lookup.c - lock-free lookup in the index: linear probing over 128-byte
  * slots, each guarded by its own seqcount.
  *
- * How a lookup works.  The key's home slot is shm_home(hash, cap).  The
+ * How a lookup works.  The key's home slot is shm_home() of its hash.  The
  * probe walks forward from there, slot by slot (wrapping at the end), until
- * it finds the key, meets an empty slot, or has walked max_probe + 1 slots
- * (the writer never places an entry further from home than max_probe).
+ * it finds the key, meets an empty slot, or has walked SHM_PROBE_LIMIT + 1
+ * slots (the writer never places an entry further from home than that).
  * Linear probing keeps this walk inside one or two cache-line pairs for
  * almost every key, and the adjacent-line prefetcher fetches the second
  * line of a slot with the first: a hit on a small entry is one random
@@ -29,9 +29,12 @@
  * the key needs no such check: the slot copy it returns was validated by the
  * slot's own seqcount, so it is a value the entry really had.
  *
- * Bounds.  One walk reads at most min(max_probe + 1, cap) slots; a walk is
- * repeated at most SHM_SPIN_TRIES + SHM_YIELD_TRIES times; a slot copy is
- * one pass.  Nothing read from the segment can make this loop longer.
+ * Bounds.  One walk reads at most min(SHM_PROBE_LIMIT + 1, index_cap) slots
+ * (index_cap from the geometry validated against the mapping's size); a
+ * walk is repeated at most SHM_SPIN_TRIES + SHM_YIELD_TRIES times; a slot
+ * copy is one pass.  Nothing read from the segment can make this loop
+ * longer: a crafted segment costs a get at most
+ * (SHM_SPIN_TRIES + SHM_YIELD_TRIES) * (SHM_PROBE_LIMIT + 1) slot reads.
  */
 #include <errno.h>
 #include <sched.h>
@@ -146,14 +149,12 @@ int shm_entry_read(const struct shm_map *m, const struct shm_slot *s,
 	return 0;
 }
 
-bool shm_expired(const struct shm_slot *s)
+bool shm_deadline_passed(int64_t deadline_ns)
 {
 	struct timespec ts;
 
-	if (s->expires_at_ns == 0)
-		return false;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec >= s->expires_at_ns;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec >= deadline_ns;
 }
 
 void shm_fill_info(shmreg_info_t *info, const struct shm_slot *s)
@@ -189,31 +190,28 @@ static int inline_match(const struct shm_slot *s, const struct shm_slot *hdr,
 	return same;
 }
 
+/* Slots one walk may visit: the writer's hard limit, or the whole index
+ * when that is smaller. */
+static inline uint64_t walk_bound(const struct shm_map *m)
+{
+	return m->g.index_cap <= SHM_PROBE_LIMIT ? m->g.index_cap
+						 : SHM_PROBE_LIMIT + 1;
+}
+
 /* One walk from the key's home.  On PROBE_FOUND, *out holds a validated copy
  * of the matching slot's header words (not its data) and @buf the value. */
 static enum probe_result probe(const struct shm_map *m, const void *key,
 			       size_t klen, uint64_t hash, void *buf,
 			       size_t cap, struct shm_slot *out)
 {
-	const struct shm_hdr *h = m->hdr;
-	uint64_t cap_slots = m->g.index_cap;
-	uint64_t limit = atomic_load_explicit(&h->max_probe,
-					      memory_order_relaxed);
-	uint64_t i = shm_home(hash, cap_slots);
+	uint64_t bound = walk_bound(m);
+	uint64_t i = shm_home(&m->g, hash);
 	uint32_t tag = shm_tag(hash);
 
-	if (limit >= cap_slots)
-		limit = cap_slots - 1;
-	/* Ask for everything a hit is likely to touch at once, so that the
-	 * misses overlap instead of following one another: the home slot's
-	 * second line (its value; not every CPU fetches the pair of a
-	 * 128-byte block together: measured 10-15 % faster gets here), and
-	 * the next slot, since at the load limit a key sits past its home
-	 * slot about half the time. */
+	/* The home slot's second line (its value) with the first: see
+	 * shm_lookup_fast() in lookup.h. */
 	__builtin_prefetch((const uint8_t *)shm_slot_at(m, i) + SHM_LINE);
-	if (limit > 0)
-		__builtin_prefetch(shm_slot_at(m, i + 1 == cap_slots ? 0 : i + 1));
-	for (uint64_t d = 0; d <= limit; d++, i = (i + 1 == cap_slots) ? 0 : i + 1) {
+	for (uint64_t d = 0; d < bound; d++, i = shm_next(&m->g, i)) {
 		const struct shm_slot *s = shm_slot_at(m, i);
 		uint32_t s0 = seq_read_begin(&s->seq);
 		uint64_t w1 = load_word(s, 1);
@@ -272,22 +270,22 @@ ssize_t shm_lookup(const struct shm_map *m, const void *key, size_t klen,
 
 	for (unsigned attempt = 0; attempt < SHM_SPIN_TRIES + SHM_YIELD_TRIES;
 	     attempt++) {
-		/* pairs with the release store ending a shift in
-		 * writer/index.c: a shift finished before this load is
-		 * fully visible to the walk */
-		uint32_t sh0 = atomic_load_explicit(&h->shift_seq,
-						    memory_order_acquire);
+		/* shift_seq guards the walk as a whole: pairs with the
+		 * release store of seq_write_end() closing a shift in
+		 * index_remove() (a shift finished before this load is
+		 * fully visible to the walk) */
+		uint32_t sh0 = seq_read_begin(&h->shift_seq);
 
 		switch (probe(m, key, klen, hash, buf, cap, out)) {
 		case PROBE_FOUND:
 			return out->vlen;
 		case PROBE_ABSENT:
-			/* pairs with the release fence opening a shift:
-			 * if the walk overlapped one, the reload sees it */
-			shm_fence_acquire();
-			if (!(sh0 & 1) &&
-			    atomic_load_explicit(&h->shift_seq,
-						 SHM_RECHECK_ORDER) == sh0)
+			/* an odd shift_seq, or one that moved, means a shift
+			 * overlapped the walk, which may then have missed an
+			 * entry being moved: walk again.  (The acquire fence
+			 * in seq_read_retry() pairs with the release fence
+			 * of seq_write_begin() opening the shift.) */
+			if (!seq_read_retry(&h->shift_seq, sh0))
 				return -ENOENT;
 			break;
 		case PROBE_CORRUPT:

@@ -10,7 +10,10 @@
  *   1. create SEGMENT.new.PID, reserve its full size (fallocate), map it;
  *   2. copy every live entry into it, re-inserted at its home in the new
  *      index and re-packed into the new arena; copy the change ring with
- *      its revisions unchanged;
+ *      its revisions unchanged.  A key's home is its hash's top bits, so
+ *      walking the old index in order visits homes in order: the copy
+ *      writes the new index front to back (two neighbouring new slots per
+ *      old one after a doubling) instead of at random;
  *   3. store RETIRED in the old header's state (release), then the new
  *      one's magic (release), and rename the new file over the name: from
  *      now on shmreg_open finds the new one.  Retiring first means a writer
@@ -22,10 +25,12 @@
  *   5. unmap the old file.  It is not truncated: readers still mapping it
  *      keep reading a consistent (frozen) registry until they follow.
  *
- * Step 2 reads the old segment through the same validating code as any
- * reader (shm/lookup.c), so a takeover of a crashed writer's segment copies
- * only entries that validate; a slot left odd by the crash was restored
- * from the undo record first (index_undo_restore).
+ * Growth copies the writer's own segment, whose bytes it wrote itself: an
+ * inline slot is copied as it is, with no rehash (the slot keeps the whole
+ * hash).  A takeover of a crashed writer's segment instead reads it through
+ * the same validating code as any reader (shm/lookup.c), so it copies only
+ * entries that validate; a slot left odd by the crash was restored from
+ * the undo record first (index_undo_restore).
  *
  * Cost: O(entries + ring_events) once per doubling, so amortised O(1) per
  * put; the writer pauses for the copy, readers never do.
@@ -45,10 +50,13 @@
 
 uint64_t index_cap_for(uint64_t entries)
 {
-	uint64_t cap = entries / SHM_LOAD_NUM * SHM_LOAD_DEN +
-		       (entries % SHM_LOAD_NUM) * SHM_LOAD_DEN / SHM_LOAD_NUM + 2;
+	uint64_t cap = 8;
 
-	return cap < 8 ? 8 : cap;
+	/* the smallest power of two that holds @entries at the load limit */
+	while (cap < (UINT64_C(1) << 62) &&
+	       entries * SHM_LOAD_DEN > cap * SHM_LOAD_NUM)
+		cap <<= 1;
+	return cap;
 }
 
 static int scratch_reserve(struct shmreg_writer *w, size_t need)
@@ -65,34 +73,85 @@ static int scratch_reserve(struct shmreg_writer *w, size_t need)
 	return 0;
 }
 
-/* Insert one validated entry of the old segment into the new one (which is
- * not yet visible: plain stores, no seqcount or undo needed). */
+/* Account for an entry placed in the new segment. */
+static void count_entry(struct shmreg_writer *w, const struct shm_slot *s)
+{
+	w->entries++;
+	w->bytes_used += s->klen + s->vlen;
+	if (s->owner_pid > 0)
+		w->owned++;
+	if (w->revision < s->mod_rev)
+		w->revision = s->mod_rev;
+}
+
+/* Place slot image @ns (built for the new segment) at its first free slot.
+ * The new segment is not yet visible: plain stores, no seqcount or undo. */
+static int place(struct shmreg_writer *w, const struct shm_slot *ns)
+{
+	uint64_t i;
+	int rc = index_free_slot(w, (uint64_t)ns->hash_hi << 32 | ns->tag, &i);
+
+	if (rc < 0)
+		return rc;
+	memcpy((uint8_t *)shm_slot_at(&w->map, i) + 4, (const uint8_t *)ns + 4,
+	       SHM_SLOT_SIZE - 4);
+	count_entry(w, ns);
+	return 0;
+}
+
+/* Growth: copy the writer's own segment.  Inline slots move as they are;
+ * an extern entry's object is copied into the new arena. */
+static int copy_own(struct shmreg_writer *w, const struct shm_map *src)
+{
+	for (uint64_t i = 0; i < src->g.index_cap; i++) {
+		const struct shm_slot *s = shm_slot_at(src, i);
+		struct shm_slot ns;
+		struct shm_ext_ref ref;
+		const uint8_t *o;
+		int rc;
+
+		if (s->klen == 0)
+			continue;
+		memcpy(&ns, s, sizeof(ns));
+		if (s->kind == SHM_KIND_EXTERN) {
+			memcpy(&ref, s->data, sizeof(ref));
+			o = src->base + ref.obj_off + SHM_OBJ_HDR;
+			rc = entry_build(w, &ns, o, s->klen, o + s->klen,
+					 s->vlen, (uint64_t)s->hash_hi << 32 |
+							  s->tag);
+			if (rc < 0)
+				return rc;
+		}
+		rc = place(w, &ns);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Insert one validated entry of a segment taken over after a crash. */
 static int copy_entry(struct shmreg_writer *w, const struct shm_slot *old,
 		      const uint8_t *key, const uint8_t *val)
 {
-	uint64_t hash = shm_hash(key, old->klen), dist, i;
+	uint64_t hash = shm_hash(key, old->klen);
 	struct shm_slot ns, dup;
 	int64_t at;
 	int rc;
 
 	if (shm_tag(hash) != old->tag)
 		return -EPROTO;
-	/* Only a segment taken over from a writer that died in the middle of
-	 * a backward shift can hold one key twice; growth skips the search
-	 * (a random access per entry). */
-	at = w->taking_over ? index_find(w, key, old->klen, hash, &dup) : -1;
+	/* A writer that died in the middle of a backward shift leaves one
+	 * entry in two slots: keep the newer copy (in the slot of the older
+	 * one, so that the cluster keeps no hole). */
+	at = index_find(w, key, old->klen, hash, &dup);
 	if (at >= 0) {
-		/* a crash in the middle of a backward shift leaves one
-		 * entry in two slots: keep the newer copy */
 		if (dup.mod_rev >= old->mod_rev)
 			return 0;
 		entry_release(w, &dup);
 		w->entries--;
 		w->bytes_used -= dup.klen + dup.vlen;
-		i = (uint64_t)at;
-		dist = 0;
-	} else {
-		i = index_free_slot(w, hash, &dist);
+		if (dup.owner_pid > 0)
+			w->owned--;
 	}
 	memset(&ns, 0, sizeof(ns));
 	ns.mod_rev = old->mod_rev;
@@ -103,23 +162,23 @@ static int copy_entry(struct shmreg_writer *w, const struct shm_slot *old,
 	rc = entry_build(w, &ns, key, old->klen, val, old->vlen, hash);
 	if (rc < 0)
 		return rc;
-	if (dist > atomic_load_explicit(&w->map.hdr->max_probe,
-					memory_order_relaxed))
-		atomic_store_explicit(&w->map.hdr->max_probe, dist,
-				      memory_order_relaxed);
-	memcpy((uint8_t *)shm_slot_at(&w->map, i) + 4, (uint8_t *)&ns + 4,
-	       SHM_SLOT_SIZE - 4);
-	w->entries++;
-	w->bytes_used += old->klen + old->vlen;
-	if (w->revision < old->mod_rev)
-		w->revision = old->mod_rev;
-	if (w->taking_over && old->owner_pid > 0)
+	if (at >= 0) {
+		memcpy((uint8_t *)shm_slot_at(&w->map, (uint64_t)at) + 4,
+		       (const uint8_t *)&ns + 4, SHM_SLOT_SIZE - 4);
+		count_entry(w, &ns);
+	} else {
+		rc = place(w, &ns);
+		if (rc < 0)
+			return rc;
+	}
+	if (old->owner_pid > 0)
 		(void)owners_add(&w->owners, old->owner_pid, key, old->klen,
 				 writer_owns, w);
 	return 0;
 }
 
-static int copy_entries(struct shmreg_writer *w, const struct shm_map *src)
+/* Takeover after a crash: copy every entry that validates. */
+static int copy_validated(struct shmreg_writer *w, const struct shm_map *src)
 {
 	for (uint64_t i = 0; i < src->g.index_cap; i++) {
 		struct shm_slot s;
@@ -179,6 +238,7 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	struct alloc saved = w->alloc;
 	uint64_t saved_rev = w->revision, saved_entries = w->entries;
 	uint64_t saved_bytes = w->bytes_used, saved_live = w->arena_live;
+	uint64_t saved_owned = w->owned;
 	uint64_t saved_reserved = w->key_reserved;
 	bool own = src == &w->map;
 	uint32_t old_state = 0;
@@ -199,7 +259,8 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	alloc_reset(&w->alloc, g.arena_size);
 	w->map = fresh;
 	w->entries = w->bytes_used = w->arena_live = w->key_reserved = 0;
-	rc = from.base ? copy_entries(w, &from) : 0;
+	w->owned = 0;
+	rc = !from.base ? 0 : own ? copy_own(w, &from) : copy_validated(w, &from);
 	if (rc < 0)
 		goto fail;
 	if (from.base)
@@ -217,6 +278,8 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	atomic_store_explicit(&h->entries, w->entries, memory_order_relaxed);
 	atomic_store_explicit(&h->bytes_used, w->bytes_used, memory_order_relaxed);
 	atomic_store_explicit(&h->arena_bump, w->alloc.bump, memory_order_relaxed);
+	atomic_store_explicit(&h->arena_live, w->arena_live, memory_order_relaxed);
+	atomic_store_explicit(&h->owned, w->owned, memory_order_relaxed);
 	/* Retire the old segment *before* the rename: a writer killed
 	 * between the two must not leave a segment that is no longer at the
 	 * name but still says OPEN, which its readers would never leave.
@@ -262,6 +325,7 @@ fail_published:
 	w->entries = saved_entries;
 	w->bytes_used = saved_bytes;
 	w->arena_live = saved_live;
+	w->owned = saved_owned;
 	w->key_reserved = saved_reserved;
 	return rc;
 }

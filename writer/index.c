@@ -11,7 +11,7 @@
  * entry again has no empty slot between its home and itself, so lookups
  * stay as short as if the deleted entries had never been inserted: churn
  * does not degrade the index (no tombstones to accumulate).  The walk is
- * bounded by the cluster's length (at most max_probe + 1 slots).
+ * bounded by the cluster's length, and never longer than the index.
  *
  * While entries move, a reader walking past both the old and the new slot
  * of one of them could miss it; the writer therefore holds shift_seq odd
@@ -25,77 +25,108 @@
  * restores an armed record (index_undo_restore), so the slot that was being
  * written reads as it was before.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "internal.h"
 #include "hash.h"
 #include "seqcount.h"
 
-static inline uint64_t next_slot(const struct shm_map *m, uint64_t i)
+/* The full hash of an entry, from the two halves its slot keeps. */
+static inline uint64_t slot_hash(const struct shm_slot *s)
 {
-	return i + 1 == m->g.index_cap ? 0 : i + 1;
+	return (uint64_t)s->hash_hi << 32 | s->tag;
 }
 
-/* The key bytes of a slot the writer itself wrote (trusted). */
+/* The key bytes of a slot, or NULL when an extern reference leaves the
+ * arena.  The writer's own slots always pass; the check is for a segment
+ * adopted in place (writer/adopt.c), whose bytes the writer did not write
+ * itself and so never follows unchecked. */
 static const uint8_t *slot_key(const struct shm_map *m,
 			       const struct shm_slot *s)
 {
 	struct shm_ext_ref ref;
 
 	if (s->kind == SHM_KIND_INLINE)
-		return s->data;
+		return s->klen <= SHM_SLOT_INLINE ? s->data : NULL;
 	memcpy(&ref, s->data, sizeof(ref));
+	if (!shm_in_arena(&m->g, ref.obj_off, SHM_OBJ_HDR + (uint64_t)s->klen))
+		return NULL;
 	return m->base + ref.obj_off + SHM_OBJ_HDR;
 }
 
-int64_t index_find(struct shmreg_writer *w, const void *key, size_t klen,
-		   uint64_t hash, struct shm_slot *copy)
+/* Slots a walk from a home may visit (see SHM_PROBE_LIMIT). */
+static inline uint64_t walk_bound(const struct shm_map *m)
+{
+	return m->g.index_cap <= SHM_PROBE_LIMIT ? m->g.index_cap
+						 : SHM_PROBE_LIMIT + 1;
+}
+
+int64_t index_lookup(struct shmreg_writer *w, const void *key, size_t klen,
+		     uint64_t hash, struct shm_slot *copy, uint64_t *free_slot)
 {
 	const struct shm_map *m = &w->map;
-	uint64_t i = shm_home(hash, m->g.index_cap);
-	uint64_t limit = atomic_load_explicit(&m->hdr->max_probe,
-					      memory_order_relaxed);
-	uint32_t tag = shm_tag(hash);
+	uint64_t i = shm_home(&m->g, hash), bound = walk_bound(m);
 
-	/* the writer's own segment: max_probe is its own bookkeeping */
-	for (uint64_t d = 0; d <= limit && d < m->g.index_cap;
-	     d++, i = next_slot(m, i)) {
+	/* both lines of the home slot at once: the second one (the value)
+	 * is read by the undo journal and written by the put */
+	__builtin_prefetch((const uint8_t *)shm_slot_at(m, i) + SHM_LINE);
+	*free_slot = UINT64_MAX;
+	for (uint64_t d = 0; d < bound; d++, i = shm_next(&m->g, i)) {
 		const struct shm_slot *s = shm_slot_at(m, i);
+		const uint8_t *k;
 
-		if (s->klen == 0)
+		if (s->klen == 0) {
+			*free_slot = i;
 			return -1;
-		if (s->tag == tag && s->klen == klen &&
-		    memcmp(slot_key(m, s), key, klen) == 0) {
+		}
+		if (slot_hash(s) != hash || s->klen != klen)
+			continue;
+		k = slot_key(m, s);
+		if (k && memcmp(k, key, klen) == 0) {
+			/* the header words and an extern reference: all that
+			 * callers read of an old entry (not its inline data) */
 			if (copy)
 				memcpy((uint8_t *)copy + 4, (const uint8_t *)s + 4,
-				       SHM_SLOT_SIZE - 4);
+				       SHM_LINE - 4);
 			return (int64_t)i;
 		}
 	}
 	return -1;
 }
 
-uint64_t index_free_slot(struct shmreg_writer *w, uint64_t hash,
-			 uint64_t *dist)
+int64_t index_find(struct shmreg_writer *w, const void *key, size_t klen,
+		   uint64_t hash, struct shm_slot *copy)
 {
-	const struct shm_map *m = &w->map;
-	uint64_t i = shm_home(hash, m->g.index_cap), d = 0;
+	uint64_t free_slot;
 
-	/* terminates: the index is never more than 3/4 full */
-	while (shm_slot_at(m, i)->klen != 0) {
-		i = next_slot(m, i);
-		d++;
-	}
-	*dist = d;
-	return i;
+	return index_lookup(w, key, klen, hash, copy, &free_slot);
 }
 
+int index_free_slot(struct shmreg_writer *w, uint64_t hash, uint64_t *slot)
+{
+	const struct shm_map *m = &w->map;
+	uint64_t i = shm_home(&m->g, hash), bound = walk_bound(m);
+
+	for (uint64_t d = 0; d < bound; d++, i = shm_next(&m->g, i)) {
+		if (shm_slot_at(m, i)->klen == 0) {
+			*slot = i;
+			return 0;
+		}
+	}
+	/* SHM_PROBE_LIMIT taken slots after the home: a cluster that only
+	 * a hash flood builds at a load of at most 3/4 */
+	return -ENOSPC;
+}
+
+/* Store a slot's contents (everything but its seqcount) inside the caller's
+ * write section: a wide copy under the argument of shm_store_wide() (readers
+ * act on nothing they read before their seqcount check validates it).  Four
+ * vector stores instead of sixteen word stores: this is on every put. */
 static void slot_store(struct shm_slot *dst, const struct shm_slot *src)
 {
-	atomic_store_explicit((_Atomic uint32_t *)&dst->tag, src->tag,
-			      SHM_DATA_STORE_ORDER);
-	shm_store_words((uint8_t *)dst + 8, (const uint8_t *)src + 8,
-			SHM_SLOT_SIZE - 8);
+	shm_store_wide((uint8_t *)dst + 4, (const uint8_t *)src + 4,
+		       SHM_SLOT_SIZE - 4);
 }
 
 void index_write(struct shmreg_writer *w, uint64_t i, const struct shm_slot *s)
@@ -103,9 +134,11 @@ void index_write(struct shmreg_writer *w, uint64_t i, const struct shm_slot *s)
 	struct shm_hdr *h = w->map.hdr;
 	struct shm_slot *dst = shm_slot_at(&w->map, i);
 
-	/* arm the undo record: the old contents first, then the index with
-	 * release so a recovering writer that sees it armed sees the data */
-	shm_store_words((void *)h->undo_data, dst, SHM_SLOT_SIZE);
+	/* Arm the undo record: the old contents first, then the index with
+	 * release, so a recovering writer that sees it armed sees the data.
+	 * Only a writer taking over after this one died reads the record
+	 * (index_undo_restore), never a reader: a plain copy. */
+	memcpy((void *)h->undo_data, dst, SHM_SLOT_SIZE);
 	atomic_store_explicit(&h->undo_slot, i + 1, memory_order_release);
 
 	seq_write_begin(&dst->seq);
@@ -132,32 +165,22 @@ void index_remove(struct shmreg_writer *w, uint64_t i)
 	uint64_t hole = i, j = i;
 	bool shifting = false;
 
-	/* bounded by the cluster: at most max_probe + 1 slots follow i
-	 * before an empty one (never more than index_cap) */
+	/* bounded by the cluster: the walk ends at the first empty slot after
+	 * i, and never visits more than the index (the load limit keeps a
+	 * quarter of it empty) */
 	for (uint64_t n = 0; n < m->g.index_cap; n++) {
 		const struct shm_slot *s;
-		uint64_t home;
 
-		j = next_slot(m, j);
+		j = shm_next(&m->g, j);
 		s = shm_slot_at(m, j);
 		if (s->klen == 0)
 			break;
-		if (s->kind == SHM_KIND_INLINE)
-			home = shm_home(shm_hash(s->data, s->klen), m->g.index_cap);
-		else {
-			struct shm_ext_ref ref;
-			const struct shm_obj *o;
-
-			memcpy(&ref, s->data, sizeof(ref));
-			o = (const struct shm_obj *)(m->base + ref.obj_off);
-			home = shm_home(o->hash, m->g.index_cap);
-		}
-		if (!can_move(home, hole, j))
+		if (!can_move(shm_home(&m->g, slot_hash(s)), hole, j))
 			continue;
 		if (!shifting) {
 			/* the release fence orders this before the moves;
-			 * pairs with the acquire fence after a reader's
-			 * walk (shm/lookup.c, reader/list.c) */
+			 * pairs with the acquire fence of seq_read_retry()
+			 * after a reader's walk (shm/lookup.c, reader/list.c) */
 			seq_write_begin(&h->shift_seq);
 			shifting = true;
 		}

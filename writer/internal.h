@@ -86,8 +86,7 @@ struct shmreg_writer {
 	uint64_t key_reserved;     /* our copy of hdr->ring_key_reserved */
 	uint64_t entries, bytes_used;
 	uint64_t arena_live;       /* block bytes of live objects */
-	bool taking_over;          /* handoff from another writer's segment:
-	                            * dedup entries, re-learn owners */
+	uint64_t owned;            /* live entries with an owner pid */
 	unsigned batch_depth;
 	struct alloc alloc;
 	struct owners owners;
@@ -112,14 +111,32 @@ void segment_unmap(struct shm_map *m);
 /* Map an existing segment read-write (recovery).  -ENOENT, -EPROTO. */
 int segment_map_existing(const char *path, int *fd, struct shm_map *m);
 
+/* This process's start time in clock ticks since boot (/proc/self/stat
+ * field 22), 0 when unknown. */
+uint64_t segment_start_time(void);
+
+/* ---- in-place takeover (adopt.c) ---- */
+
+/* Make the cleanly closed segment @m (mapped read-write from @fd) the
+ * writer's own, in place.  Returns 0, or -EAGAIN when it was not closed
+ * cleanly (the caller recovers by copying; @m and @fd stay the caller's). */
+int writer_adopt(struct shmreg_writer *w, struct shm_map *m, int fd);
+
 /* ---- index (index.c) ---- */
 
-/* Find @key in the writer's current segment: the slot index, or -1. */
+/* Find @key in the writer's current segment: the slot index (and in
+ * *@copy, unless NULL, the slot's first line: its header words and an
+ * extern reference), or -1, and
+ * then in *@free_slot the empty slot where it would go (UINT64_MAX when
+ * none lies within SHM_PROBE_LIMIT slots of its home). */
+int64_t index_lookup(struct shmreg_writer *w, const void *key, size_t klen,
+		     uint64_t hash, struct shm_slot *copy, uint64_t *free_slot);
+/* index_lookup() without the free slot. */
 int64_t index_find(struct shmreg_writer *w, const void *key, size_t klen,
 		   uint64_t hash, struct shm_slot *copy);
-/* First empty slot on @hash's probe path and its distance from home. */
-uint64_t index_free_slot(struct shmreg_writer *w, uint64_t hash,
-			 uint64_t *dist);
+/* First empty slot on @hash's probe path, in *@slot.  Returns 0, or
+ * -ENOSPC when none lies within SHM_PROBE_LIMIT slots of the home. */
+int index_free_slot(struct shmreg_writer *w, uint64_t hash, uint64_t *slot);
 /* Replace slot @i's contents (an undo-journaled seqcount write section). */
 void index_write(struct shmreg_writer *w, uint64_t i, const struct shm_slot *s);
 /* Remove the entry at slot @i by backward shift. */

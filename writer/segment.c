@@ -52,9 +52,8 @@ int segment_lock(struct shmreg_writer *w)
 	return 0;
 }
 
-/* Process start time in clock ticks since boot (/proc/self/stat field 22),
- * 0 when unknown.  Informational: liveness is the lock. */
-static uint64_t self_start_time(void)
+/* Informational: liveness is the lock. */
+uint64_t segment_start_time(void)
 {
 	char buf[1024];
 	unsigned long long start = 0;
@@ -136,7 +135,7 @@ int segment_create(struct shmreg_writer *w, const struct shm_geom *g,
 	h->arena_size = g->arena_size;
 	h->generation = generation;
 	h->writer_pid = getpid();
-	h->writer_start = self_start_time();
+	h->writer_start = segment_start_time();
 	clock_gettime(CLOCK_REALTIME, &ts);
 	h->created_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	*fd_out = fd;

@@ -19,6 +19,7 @@
  * change is refused with -ENOMEM/-ENOSPC; nothing stored is lost.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,16 +113,19 @@ int entry_build(struct shmreg_writer *w, struct shm_slot *s, const void *key,
 	int rc;
 
 	s->tag = shm_tag(hash);
+	s->hash_hi = shm_hash_hi(hash);
 	s->klen = (uint16_t)klen;
 	s->vlen = (uint32_t)vlen;
-	memset(s->data, 0, sizeof(s->data));
 	if (klen + vlen <= SHM_SLOT_INLINE) {
 		s->kind = SHM_KIND_INLINE;
 		memcpy(s->data, key, klen);
 		if (vlen)
 			memcpy(s->data + klen, val, vlen);
+		/* the segment is readable by others: no stack bytes in it */
+		memset(s->data + klen + vlen, 0, SHM_SLOT_INLINE - klen - vlen);
 		return 0;
 	}
+	memset(s->data, 0, sizeof(s->data));
 	size = alloc_class_size(SHM_OBJ_HDR + klen + vlen);
 	rc = alloc_block(&w->alloc, &w->map.g, size, &off);
 	if (rc < 0)
@@ -174,6 +178,9 @@ void commit_end(struct shmreg_writer *w, uint64_t rev)
 			      memory_order_relaxed);
 	atomic_store_explicit(&h->arena_bump, w->alloc.bump,
 			      memory_order_relaxed);
+	atomic_store_explicit(&h->arena_live, w->arena_live,
+			      memory_order_relaxed);
+	atomic_store_explicit(&h->owned, w->owned, memory_order_relaxed);
 	if (rev) {
 		w->revision = rev;
 		/* publishes the commit's slots and ring record; pairs with
@@ -258,6 +265,8 @@ static void remove_at(struct shmreg_writer *w, uint64_t i,
 	entry_release(w, old);
 	w->entries--;
 	w->bytes_used -= old->klen + old->vlen;
+	if (old->owner_pid > 0)
+		w->owned--;
 	if (rev)
 		ring_append(w, rev, SHM_OP_DEL, key, klen, hash);
 	commit_end(w, rev);
@@ -272,7 +281,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 {
 	static const shmreg_put_opts_t defaults;
 	struct shm_slot old, ns;
-	uint64_t hash, rev, dist = 0, i, gen;
+	uint64_t hash, rev, i, gen;
 	bool exists;
 	int64_t at;
 	int rc;
@@ -293,7 +302,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 		return -EINVAL;
 	hash = shm_hash(key, klen);
 	gen = w->map.generation;
-	at = index_find(w, key, klen, hash, &old);
+	at = index_lookup(w, key, klen, hash, &old, &i);
 	exists = at >= 0 && !shm_expired(&old);
 	if (opts->expect_rev == SHMREG_REV_ABSENT ? exists
 	    : opts->expect_rev && (!exists || old.mod_rev != opts->expect_rev))
@@ -306,7 +315,8 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	}
 
 	rev = w->revision + 1;
-	memset(&ns, 0, sizeof(ns));
+	/* the header words; entry_build fills (and zero-pads) the data */
+	memset(&ns, 0, offsetof(struct shm_slot, data));
 	ns.mod_rev = rev;
 	ns.create_rev = exists ? old.create_rev : rev;
 	ns.expires_at_ns = opts->ttl_ns ? now_ns() + opts->ttl_ns : 0;
@@ -322,15 +332,14 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 		return rc;
 	/* a handoff moved everything: find the slot again */
 	if (w->map.generation != gen)
-		at = index_find(w, key, klen, hash, &old);
+		at = index_lookup(w, key, klen, hash, &old, &i);
 	if (at >= 0) {
 		i = (uint64_t)at;
-	} else {
-		i = index_free_slot(w, hash, &dist);
-		if (dist > atomic_load_explicit(&w->map.hdr->max_probe,
-						memory_order_relaxed))
-			atomic_store_explicit(&w->map.hdr->max_probe, dist,
-					      memory_order_relaxed);
+	} else if (i == UINT64_MAX) {
+		/* SHM_PROBE_LIMIT taken slots after the key's home: only a
+		 * hash flood builds such a cluster at this load */
+		entry_release(w, &ns);
+		return -ENOSPC;
 	}
 
 	commit_begin(w);
@@ -338,9 +347,11 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	if (at >= 0) {
 		entry_release(w, &old);
 		w->bytes_used -= old.klen + old.vlen;
+		w->owned -= old.owner_pid > 0;
 	} else {
 		w->entries++;
 	}
+	w->owned += ns.owner_pid > 0;
 	w->bytes_used += klen + vlen;
 	ring_append(w, rev, SHM_OP_PUT, key, klen, hash);
 	commit_end(w, rev);
@@ -460,9 +471,10 @@ static void survey(const struct shm_map *m, uint64_t *entries,
 	}
 }
 
-/* Take the registry over from a previous writer (closed or crashed): mend
- * the slot it may have been writing, then copy everything into a fresh
- * segment that readers follow to. */
+/* Take the registry over from a previous writer: in place when it closed
+ * cleanly (adopt.c), else (a crash) mend the slot it may have been writing
+ * and copy everything that validates into a fresh segment that readers
+ * follow to. */
 static int take_over(struct shmreg_writer *w)
 {
 	struct shm_map old;
@@ -472,6 +484,8 @@ static int take_over(struct shmreg_writer *w)
 	rc = segment_map_existing(w->path, &fd, &old);
 	if (rc < 0)
 		return rc;
+	if (writer_adopt(w, &old, fd) == 0)
+		return 0;
 	index_undo_restore(&old);
 	/* a commit cut off between its slot and its revision: the revision
 	 * must still pass every mod_rev in the table (copy_entry raises it) */
@@ -483,9 +497,7 @@ static int take_over(struct shmreg_writer *w)
 	arena = 2 * arena;
 	if (arena < w->opts.initial_arena)
 		arena = w->opts.initial_arena;
-	w->taking_over = true;
 	rc = handoff(w, &old, index_cap_for(entries), arena);
-	w->taking_over = false;
 	segment_unmap(&old);
 	close(fd);
 	return rc;
@@ -590,6 +602,11 @@ SHMREG_EXPORT void shmreg_writer_close(shmreg_writer_t *w)
 	if (!w)
 		return;
 	writers_remove(w);
+	/* a batch left open would leave commit_seq odd for good */
+	if (w->batch_depth && w->map.base) {
+		w->batch_depth = 1;
+		commit_end(w, 0);
+	}
 	if (w->map.base && w->seg_fd >= 0) {
 		/* pairs with the acquire load of state by readers and
 		 * waiters, which then return -ESHUTDOWN */

@@ -162,6 +162,7 @@ struct ctl_reg {
 	shmreg_t *r;            /* NULL while the registry does not exist */
 	dev_t dev;              /* identity of the file r maps (or 0) */
 	ino_t ino;
+	uint64_t rev;           /* r's revision when ctl_reg_wait last looked */
 	char path[PATH_MAX];    /* the segment file's path */
 };
 
@@ -172,7 +173,8 @@ int ctl_reg_open(struct ctl *c, struct ctl_reg *reg);
 /*
  * Wait until a writer publishes a new segment under the registry's name
  * (creates it, or takes it over after a close or a death), then map that
- * one instead.  @deadline: CLOCK_MONOTONIC ns, < 0 for none.  Returns 0,
+ * one instead; or until a writer reopens the mapped one in place (or has
+ * changed it since the last return).  @deadline: CLOCK_MONOTONIC ns, < 0 for none.  Returns 0,
  * -ETIMEDOUT, or -EINTR when @stop_on_signal and SIGINT/SIGTERM came.
  */
 int ctl_reg_wait(struct ctl_reg *reg, int64_t deadline, bool stop_on_signal);

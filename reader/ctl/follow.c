@@ -20,13 +20,18 @@
  * registry is closed most of the time.  So await and watch wait for the
  * next writer instead, until their own timeout or a signal.
  *
- * A writer that takes a registry over (or creates it) always publishes a
- * new segment file by renaming it over the name: a segment never goes from
- * closed back to open (shm/layout.h).  So "a new writer came" is "the file
- * at the registry's path is not the one we have mapped": inotify on the
- * directory reports the rename (IN_MOVED_TO) or the creation (IN_CREATE),
- * and the identity check is the inode, compared with the one we recorded
- * when we opened.
+ * A writer that takes a registry over either publishes a new segment file
+ * by renaming it over the name (creation, recovery after a crash, growth)
+ * or, after a clean close, reopens the segment in place: it stores OPEN in
+ * the header we have mapped and touches the file's times.  So "a new
+ * writer came" is "the file at the registry's path is not the one we have
+ * mapped, or the one we have mapped is open again": inotify on the
+ * directory reports the rename (IN_MOVED_TO), the creation (IN_CREATE) or
+ * the touch (IN_ATTRIB); the identity check is the inode, compared with
+ * the one we recorded when we opened, and the state in the header.  A
+ * writer may also reopen, write and close again before we look: so a
+ * revision that moved since we last returned counts as a new writer too
+ * (the revision only moves while a writer has it open).
  *
  * Races.  The inotify watch is added before the first check, so a rename
  * after the check is an event, and one before it is a changed inode.  The
@@ -73,6 +78,15 @@ static bool file_changed(const struct ctl_reg *reg)
 	return st.st_ino != reg->ino || st.st_dev != reg->dev;
 }
 
+/* Did a writer adopt the segment we have mapped (CLOSED -> OPEN)? */
+static bool reopened_in_place(const struct ctl_reg *reg)
+{
+	shmreg_stats_t st;
+
+	return shmreg_stats(reg->r, &st) == 0 &&
+	       st.state == SHMREG_STATE_OPEN;
+}
+
 int ctl_reg_open(struct ctl *c, struct ctl_reg *reg)
 {
 	int ret;
@@ -87,6 +101,8 @@ int ctl_reg_open(struct ctl *c, struct ctl_reg *reg)
 		return ctl_fail(c->registry, -ret);
 	note_file(reg);
 	ret = shmreg_open(reg->path, 0, &reg->r);
+	if (ret == 0)
+		reg->rev = shmreg_revision(reg->r);
 	if (ret == 0 || ret == -ENOENT)
 		return 0; /* absent: reg->r stays NULL, the caller may wait */
 	return ctl_open(c, &reg->r, false);
@@ -104,6 +120,7 @@ static int reopen(struct ctl_reg *reg)
 	if (ret < 0)
 		return ret;
 	shmreg_close(reg->r);
+	fresh.rev = shmreg_revision(fresh.r);
 	*reg = fresh;
 	return 0;
 }
@@ -123,7 +140,7 @@ int ctl_reg_wait(struct ctl_reg *reg, int64_t deadline, bool stop_on_signal)
 
 	fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (fd >= 0 && inotify_add_watch(fd, slash ? dir : ".",
-					 IN_CREATE | IN_MOVED_TO) < 0) {
+					 IN_CREATE | IN_MOVED_TO | IN_ATTRIB) < 0) {
 		close(fd);
 		fd = -1;
 	}
@@ -136,6 +153,12 @@ int ctl_reg_wait(struct ctl_reg *reg, int64_t deadline, bool stop_on_signal)
 		int64_t now, left;
 
 		if ((!reg->r || file_changed(reg)) && reopen(reg) == 0) {
+			ret = 0;
+			break;
+		}
+		if (reg->r && (reopened_in_place(reg) ||
+			       shmreg_revision(reg->r) != reg->rev)) {
+			reg->rev = shmreg_revision(reg->r);
 			ret = 0;
 			break;
 		}
