@@ -83,7 +83,8 @@ int64_t index_lookup(struct shmreg_writer *w, const void *key, size_t klen,
 		if (slot_hash(s) != hash || s->klen != klen)
 			continue;
 		k = slot_key(m, s);
-		if (k && memcmp(k, key, klen) == 0) {
+		if (k && (klen <= SHM_SLOT_INLINE ? shm_small_eq(k, key, klen)
+						   : memcmp(k, key, klen) == 0)) {
 			/* the header words and an extern reference: all that
 			 * callers read of an old entry (not its inline data) */
 			if (copy)
