@@ -298,6 +298,9 @@ typedef struct shmreg_daemon_stats {
 	uint64_t out_highwater;  /* most reply bytes queued on one connection */
 	uint64_t pauses;         /* receives paused by back-pressure */
 	uint64_t owner_deletes;  /* entries removed because their owner exited */
+	uint64_t idle_closed;    /* connections closed for --idle-timeout */
+	uint64_t over_budget;    /* requests refused for --input-budget */
+	uint64_t in_buffered;    /* bytes buffered for partial requests now */
 } shmreg_daemon_stats_t;
 
 /* Fill *@st with the registry's stats (as shmreg_stats would) and *@ds with

@@ -36,6 +36,22 @@
  * D_OUT_LOW bytes and max_inflight / 2 replies.  A connection whose sends
  * make no progress for --stall-timeout is closed (conn_check_stalls).
  *
+ * Input budget.  c->in holds at most one incomplete frame (plus the rest of
+ * the chunk that ended it); its capacity is charged to d->in_bytes, which
+ * --input-budget bounds for all connections together.  A buffer grows by
+ * doubling, but never past the frame it is receiving, so a 16 MiB frame
+ * costs 16 MiB.  Growth past D_IN_SMALL may only use the budget minus a
+ * reserve (budget / D_IN_RESERVE_DIV), kept for small frames.  A frame that
+ * does not fit is refused with -ENOBUFS: its remaining bytes are read and
+ * discarded (c->skip) and the connection goes on, so the client may retry
+ * (only when its 16-byte header is not even there is the connection closed).
+ *
+ * Who and how long.  The peer's credentials are checked at accept: a peer
+ * that may not write never counts against --max-connections; it is
+ * answered -EACCES on its first request and closed (see conn_new).  A
+ * writer's connection that sends no complete request for --idle-timeout,
+ * and has no reply in flight, is closed (conn_check_idle).
+ *
  * Errors.  A request with bad arguments (empty key, unknown flag, ...) gets
  * its error and the connection goes on.  A frame that cannot be decoded
  * (bad length, version, op, layout) gets an error reply and the connection
@@ -84,6 +100,129 @@ static int dbuf_reserve(struct dbuf *b, size_t extra)
 	b->p = p;
 	b->cap = cap;
 	return 0;
+}
+
+/* ---- intrusive lists of connections (d->idle, d->refusing) ---- */
+
+static void cl_append(struct clist *l, struct conn *c)
+{
+	c->lnext = NULL;
+	c->lprev = l->tail;
+	if (l->tail)
+		l->tail->lnext = c;
+	else
+		l->head = c;
+	l->tail = c;
+	l->n++;
+}
+
+static void cl_remove(struct clist *l, struct conn *c)
+{
+	if (c->lprev)
+		c->lprev->lnext = c->lnext;
+	else
+		l->head = c->lnext;
+	if (c->lnext)
+		c->lnext->lprev = c->lprev;
+	else
+		l->tail = c->lprev;
+	c->lprev = c->lnext = NULL;
+	l->n--;
+}
+
+static struct clist *conn_list(struct conn *c)
+{
+	return c->refused ? &c->d->refusing : &c->d->idle;
+}
+
+/* A complete request arrived: @c goes to the end of the idle list. */
+static void touch(struct conn *c)
+{
+	struct clist *l = &c->d->idle;
+
+	if (c->refused)
+		return;
+	c->active_ns = d_now_ns();
+	if (l->tail == c)
+		return;
+	cl_remove(l, c);
+	cl_append(l, c);
+}
+
+/* ---- input buffer, charged to the input budget ---- */
+
+/* The length field of the first frame in c->in followed by @data, or 0
+ * when fewer than its 4 bytes are there. */
+static uint32_t pending_frame_len(const struct conn *c, const uint8_t *data,
+				  size_t n)
+{
+	size_t have = c->in.len - c->in.off;
+	uint8_t h[4];
+
+	if (have + n < 4)
+		return 0;
+	for (size_t i = 0; i < 4; i++)
+		h[i] = i < have ? c->in.p[c->in.off + i] : data[i - have];
+	return proto_get_u32(h);
+}
+
+/* Append [data, data + n) to c->in.  Returns 0, -ENOMEM, or -ENOBUFS when
+ * the input budget does not allow the buffer to grow. */
+static int in_append(struct conn *c, const uint8_t *data, size_t n)
+{
+	struct daemon *d = c->d;
+	struct dbuf *b = &c->in;
+	size_t have = b->len - b->off, need, cap;
+	uint64_t limit;
+	uint32_t flen;
+	uint8_t *p;
+
+	if (b->cap - b->len < n && b->off) {
+		memmove(b->p, b->p + b->off, have);
+		b->len = have;
+		b->off = 0;
+	}
+	if (b->cap - b->len < n) {
+		need = have + n;
+		cap = b->cap ? b->cap * 2 : 4096;
+		/* the last step is the frame's own size, not the next power
+		 * of two; the length can only make the buffer smaller, so an
+		 * unchecked one (header still incomplete) is harmless */
+		flen = pending_frame_len(c, data, n);
+		if (flen >= need && flen < cap)
+			cap = flen;
+		if (cap < need)
+			cap = need;
+		limit = d->o->in_budget;
+		if (cap > D_IN_SMALL)
+			limit -= limit / D_IN_RESERVE_DIV;
+		if (d->in_bytes + (cap - b->cap) > limit)
+			return -ENOBUFS;
+		p = realloc(b->p, cap);
+		if (!p)
+			return -ENOMEM;
+		d->in_bytes += cap - b->cap;
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	return 0;
+}
+
+/* c->in is empty: keep a buffer of up to one receive chunk for the next
+ * partial frame, give back anything larger. */
+static void in_release(struct conn *c, size_t keep_cap)
+{
+	struct dbuf *b = &c->in;
+
+	b->off = b->len = 0;
+	if (b->cap > keep_cap) {
+		c->d->in_bytes -= b->cap;
+		free(b->p);
+		b->p = NULL;
+		b->cap = 0;
+	}
 }
 
 static void dbuf_reset(struct dbuf *b, size_t keep_cap)
@@ -274,6 +413,9 @@ static void do_stats(struct conn *c, const struct proto_req *q)
 	f[PROTO_STAT_OUT_HIGHWATER] = d->st.out_highwater;
 	f[PROTO_STAT_PAUSES] = d->st.pauses;
 	f[PROTO_STAT_OWNER_DELETES] = d->st.owner_deletes;
+	f[PROTO_STAT_IDLE_CLOSED] = d->st.idle_closed;
+	f[PROTO_STAT_OVER_BUDGET] = d->st.over_budget;
+	f[PROTO_STAT_IN_BUFFERED] = d->in_bytes;
 	proto_put_u32(body, PROTO_STAT_NFIELDS);
 	proto_put_u32(body + 4, 0);
 	for (unsigned i = 0; i < PROTO_STAT_NFIELDS; i++)
@@ -375,6 +517,8 @@ static size_t parse(struct conn *c, const uint8_t *p, size_t n)
 		done += (size_t)r;
 		check_pressure(c);
 	}
+	if (done)
+		touch(c);
 	return done;
 }
 
@@ -387,7 +531,7 @@ static void process_in(struct conn *c)
 	used = parse(c, c->in.p + c->in.off, c->in.len - c->in.off);
 	c->in.off += used;
 	if (c->in.off == c->in.len)
-		dbuf_reset(&c->in, 64u << 10);
+		in_release(c, D_BUFSZ);
 }
 
 /* After input was consumed: turn a peer's end of stream into closing, and
@@ -414,50 +558,126 @@ static void after_input(struct conn *c)
 		conn_kill(c, c->rd_eof ? "closed by peer" : "closed");
 }
 
+/* The frame that starts c->in (continued by [data, data + n)) does not fit
+ * in the input budget: answer it -ENOBUFS and discard the rest of it, or
+ * close the connection when not even its header is there to say how long
+ * it is.  Returns the bytes of @data used up. */
+static size_t over_budget(struct conn *c, const uint8_t *data, size_t n)
+{
+	size_t have = c->in.len - c->in.off, take;
+	uint8_t h[PROTO_HDR_SIZE];
+	struct proto_req q;
+
+	c->d->st.over_budget++;
+	d_log_limited(D_INFO, "connection %llu (pid %d uid %u): input budget "
+		      "(%llu bytes, --input-budget) spent, frame refused",
+		      (unsigned long long)c->serial, (int)c->pid,
+		      (unsigned)c->uid,
+		      (unsigned long long)c->d->o->in_budget);
+	if (have + n < PROTO_HDR_SIZE) {
+		conn_kill(c, "input budget spent");
+		return n;
+	}
+	for (size_t i = 0; i < PROTO_HDR_SIZE; i++)
+		h[i] = i < have ? c->in.p[c->in.off + i] : data[i - have];
+	/* a buffered partial frame has a checked header; one still in
+	 * @data is checked here */
+	if (c->paused ||
+	    proto_decode_request(h, sizeof(h), PROTO_FRAME_MAX, &q) < 0 ||
+	    q.len <= have) {
+		/* paused by back-pressure, c->in may hold whole frames not
+		 * yet answered: they cannot be skipped, so this ends here */
+		conn_kill(c, "input budget spent");
+		return n;
+	}
+	reply_err(c, &q, -ENOBUFS);
+	c->skip = q.len - (uint32_t)have;
+	in_release(c, D_BUFSZ);
+	take = c->skip < n ? c->skip : n;
+	c->skip -= (uint32_t)take;
+	return take;
+}
+
 static void input(struct conn *c, const uint8_t *data, size_t n)
 {
-	if (c->closing || c->dead)
-		return;
-	if (c->in.len == c->in.off && !c->paused) {
-		size_t used = parse(c, data, n);
+	int err;
 
+	/* Each round consumes bytes or ends the loop: a refused frame's
+	 * rest is skipped (at least one byte of @data, as its header is
+	 * there), and what follows it starts from an empty buffer.  So at
+	 * most n rounds; in practice one or two, since only a trailing
+	 * partial frame is ever buffered. */
+	while (n && !c->closing && !c->dead) {
+		size_t used;
+
+		if (c->skip) {
+			used = c->skip < n ? c->skip : n;
+			c->skip -= (uint32_t)used;
+			data += used;
+			n -= used;
+			continue;
+		}
+		if (c->in.len == c->in.off && !c->paused) {
+			used = parse(c, data, n);
+			data += used;
+			n -= used;
+			if (!n || c->closing || c->dead)
+				return;
+		}
+		err = in_append(c, data, n);
+		if (!err) {
+			process_in(c);
+			return;
+		}
+		if (err != -ENOBUFS) {
+			conn_kill(c, "out of memory for input");
+			return;
+		}
+		used = over_budget(c, data, n);
 		data += used;
 		n -= used;
-		if (!n || c->closing || c->dead)
-			return;
 	}
-	if (dbuf_reserve(&c->in, n)) {
-		conn_kill(c, "out of memory for input");
-		return;
-	}
-	memcpy(c->in.p + c->in.len, data, n);
-	c->in.len += n;
-	process_in(c);
 }
 
 struct conn *conn_new(struct daemon *d, int fd)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
-	if (!c)
+	if (!c) {
+		d_log_limited(D_ERR, "connection dropped: out of memory");
 		return NULL;
+	}
 	c->d = d;
 	c->fd = fd;
+	/* the credentials first: whether this peer counts against
+	 * --max-connections depends on them */
+	c->refused = !auth_peer(d, c);
+	if (c->refused) {
+		d->st.refused++;
+		d_log_limited(D_INFO, "connection from pid %d uid %u gid %u: "
+			      "not allowed to write (-EACCES)", (int)c->pid,
+			      (unsigned)c->uid, (unsigned)c->gid);
+		/* the answer is a courtesy to a peer that may have been
+		 * misconfigured; a flood of them costs D_REFUSE_MAX slots,
+		 * the oldest going first */
+		if (d->refusing.n >= D_REFUSE_MAX)
+			conn_kill(d->refusing.head, "refused, no answer");
+	} else if (d->nconns >= d->o->max_conns) {
+		d_log_limited(D_INFO, "connection from pid %d uid %u refused: "
+			      "%u open (--max-connections)", (int)c->pid,
+			      (unsigned)c->uid, d->nconns);
+		free(c);
+		return NULL;
+	}
 	c->serial = ++d->conn_serial;
-	c->progress_ns = d_now_ns();
+	c->progress_ns = c->active_ns = d_now_ns();
 	c->next = d->conns;
 	if (d->conns)
 		d->conns->prev = c;
 	d->conns = c;
-	d->nconns++;
-	if (!auth_peer(d, c)) {
-		c->refused = true;
-		d->st.refused++;
-		d_log_limited(D_INFO, "connection %llu: pid %d uid %u gid %u "
-			      "not allowed to write (-EACCES)",
-			      (unsigned long long)c->serial, (int)c->pid,
-			      (unsigned)c->uid, (unsigned)c->gid);
-	} else {
+	cl_append(conn_list(c), c);
+	if (!c->refused) {
+		d->nconns++;
 		d_log(D_DEBUG, "connection %llu: pid %d uid %u",
 		      (unsigned long long)c->serial, (int)c->pid,
 		      (unsigned)c->uid);
@@ -610,7 +830,12 @@ void conn_kill(struct conn *c, const char *why)
 		d->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	d->nconns--;
+	cl_remove(conn_list(c), c);
+	if (!c->refused)
+		d->nconns--;
+	/* the kernel never reads c->in (it fills the provided buffers), so
+	 * its budget comes back now, not when the SQEs are done */
+	in_release(c, 0);
 	if (c->recv_armed)
 		conn_cancel(c, D_TAG_RECV);
 	if (c->sending)
@@ -658,6 +883,39 @@ void conn_check_stalls(struct daemon *d, uint64_t now)
 	}
 }
 
+void conn_check_idle(struct daemon *d, uint64_t now)
+{
+	struct conn *c;
+
+	/* refused peers: oldest first, at most D_REFUSE_MAX of them */
+	while ((c = d->refusing.head) && now - c->active_ns >= D_REFUSE_NS)
+		conn_kill(c, "refused, sent no request");
+	if (!d->o->idle_ns || d->state != D_RUNNING)
+		return;
+	/* Least recently active first: the scan stops at the first
+	 * connection that is not idle, so a tick costs what it closes, and
+	 * at most D_IDLE_SCAN connections (the rest wait for the next
+	 * tick).  A connection with replies in flight or paused by
+	 * back-pressure is busy, not idle (--stall-timeout watches it): it
+	 * goes to the end of the list. */
+	for (unsigned i = 0; i < D_IDLE_SCAN; i++) {
+		c = d->idle.head;
+		if (!c || now - c->active_ns < d->o->idle_ns)
+			break;
+		if (c->sending || pending_bytes(c) || c->paused) {
+			touch(c);
+			continue;
+		}
+		d->st.idle_closed++;
+		d_log_limited(D_DEBUG, "connection %llu (pid %d uid %u): no "
+			      "request for %llu ms, closing it",
+			      (unsigned long long)c->serial, (int)c->pid,
+			      (unsigned)c->uid,
+			      (unsigned long long)(d->o->idle_ns / 1000000));
+		conn_kill(c, "idle");
+	}
+}
+
 void conn_free_all(struct daemon *d)
 {
 	struct conn *lists[2] = { d->conns, d->zombies };
@@ -676,4 +934,6 @@ void conn_free_all(struct daemon *d)
 	}
 	d->conns = d->zombies = NULL;
 	d->nconns = 0;
+	d->idle = d->refusing = (struct clist){ 0 };
+	d->in_bytes = 0;
 }
