@@ -322,6 +322,7 @@ static void do_put(struct conn *c, const struct proto_req *q)
 		.expect_rev = q->u.put.expect_rev,
 	};
 	bool eph = o.flags & SHMREG_EPHEMERAL;
+	pid_t old;
 	int64_t ret;
 	int err;
 
@@ -329,6 +330,9 @@ static void do_put(struct conn *c, const struct proto_req *q)
 		reply_err(c, q, -ENOTCONN);
 		return;
 	}
+	/* whose entry a successful put replaces: that pid may own nothing
+	 * afterwards, and is then no longer watched */
+	old = owner_of(d, r, q->u.put.key, q->u.put.klen);
 	/* The pid is checked and watched before the entry exists: if it
 	 * exits between here and the put, the pidfd poll fires and removes
 	 * the entry; it can never outlive its owner unnoticed. */
@@ -342,17 +346,24 @@ static void do_put(struct conn *c, const struct proto_req *q)
 	ret = shmreg_writer_put(r->w, q->u.put.key, q->u.put.klen,
 				q->u.put.val, q->u.put.vlen, &o);
 	if (ret > 0) {
-		err = eph_after_put(d, r, c, q->u.put.key, q->u.put.klen, eph);
+		err = eph_after_put(d, r, c, q->u.put.key, q->u.put.klen, eph,
+				    o.owner_pid);
 		if (err < 0) {
 			/* cannot track it, so it must not stay: it would
 			 * outlive its connection */
 			shmreg_writer_del(r->w, q->u.put.key, q->u.put.klen);
+			owner_ref(d, old, -1);
+			owner_ref(d, o.owner_pid, 0);
 			reply_err(c, q, err);
 			return;
 		}
+		/* the new owner first: old == new must not unwatch it */
+		owner_ref(d, o.owner_pid, 1);
+		owner_ref(d, old, -1);
 		reply(c, q->op, q->id, 0, (uint64_t)ret, NULL, 0);
 		return;
 	}
+	owner_ref(d, o.owner_pid, 0);   /* watched for nothing? */
 	reply_err(c, q, ret < 0 ? (int)ret : -EPROTO);
 }
 
@@ -360,18 +371,22 @@ static void do_del(struct conn *c, const struct proto_req *q)
 {
 	struct reg *r = c->reg;
 	int64_t ret;
+	pid_t old;
 
 	if (!r) {
 		reply_err(c, q, -ENOTCONN);
 		return;
 	}
+	old = owner_of(c->d, r, q->u.del.key, q->u.del.klen);
 	ret = shmreg_writer_del(r->w, q->u.del.key, q->u.del.klen);
 	if (ret > 0 || ret == -ENOENT)
 		eph_after_del(c->d, r, q->u.del.key, q->u.del.klen);
-	if (ret > 0)
+	if (ret > 0) {
+		owner_ref(c->d, old, -1);
 		reply(c, q->op, q->id, 0, (uint64_t)ret, NULL, 0);
-	else
+	} else {
 		reply_err(c, q, ret < 0 ? (int)ret : -EPROTO);
+	}
 }
 
 static void do_stats(struct conn *c, const struct proto_req *q)

@@ -162,7 +162,8 @@ struct owner {
 	                             * knows (see owners.c); 0 = unwatch */
 	bool released;              /* unhashed, its poll being cancelled:
 	                             * freed when the poll completes */
-	struct owner *hnext;
+	struct owner *hnext;        /* hash chain, or d->own_released */
+	struct owner *rprev;        /* d->own_released (doubly linked) */
 };
 
 struct d_stats {
@@ -217,6 +218,7 @@ struct daemon {
 	struct owner **own_tab;
 	size_t own_mask;
 	size_t nowners;
+	struct owner *own_released; /* waiting for their poll to end */
 	uint64_t eph_seed;
 	struct d_stats st;
 };
@@ -287,7 +289,8 @@ void owner_exited(struct daemon *d, struct owner *ow);
 void owner_free_all(struct daemon *d);
 /* After a successful put of @key in @r by @c. */
 int eph_after_put(struct daemon *d, struct reg *r, struct conn *c,
-		  const void *key, size_t klen, bool ephemeral);
+		  const void *key, size_t klen, bool ephemeral,
+		  pid_t owner_pid);
 /* After a successful (or -ENOENT) delete of @key in @r. */
 void eph_after_del(struct daemon *d, struct reg *r, const void *key,
 		   size_t klen);
