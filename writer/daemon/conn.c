@@ -615,13 +615,15 @@ static size_t over_budget(struct conn *c, const uint8_t *data, size_t n)
 
 static void input(struct conn *c, const uint8_t *data, size_t n)
 {
+	size_t take, have;
+	uint32_t flen;
 	int err;
 
-	/* Each round consumes bytes or ends the loop: a refused frame's
-	 * rest is skipped (at least one byte of @data, as its header is
-	 * there), and what follows it starts from an empty buffer.  So at
-	 * most n rounds; in practice one or two, since only a trailing
-	 * partial frame is ever buffered. */
+	/* Each round consumes bytes or ends the loop: a buffered frame is
+	 * completed (or all of @data appended), a refused frame's rest is
+	 * skipped (at least one byte of @data, as its header is there), and
+	 * what follows either starts from an empty buffer.  So at most n
+	 * rounds; in practice one to three. */
 	while (n && !c->closing && !c->dead) {
 		size_t used;
 
@@ -639,10 +641,21 @@ static void input(struct conn *c, const uint8_t *data, size_t n)
 			if (!n || c->closing || c->dead)
 				return;
 		}
-		err = in_append(c, data, n);
+		/* to the end of the frame being completed only: what comes
+		 * after it is decoded straight from @data on the next
+		 * round, and must not make the buffer outgrow the frame */
+		take = n;
+		flen = pending_frame_len(c, data, n);
+		have = c->in.len - c->in.off;
+		if (!c->paused && flen >= PROTO_HDR_SIZE && have < flen &&
+		    flen - have < n)
+			take = flen - have;
+		err = in_append(c, data, take);
 		if (!err) {
+			data += take;
+			n -= take;
 			process_in(c);
-			return;
+			continue;
 		}
 		if (err != -ENOBUFS) {
 			conn_kill(c, "out of memory for input");
