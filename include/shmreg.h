@@ -268,6 +268,8 @@ int shmreg_connect(const char *socket_path, const char *registry,
  *   -EACCES              this uid/gid may not write
  *   -ECONNRESET -EPIPE   the connection was lost
  *   -ENOMEM -ENOSPC      the daemon is out of memory
+ *   -EAGAIN              the daemon's input budget is spent on other
+ *                        large requests; nothing was written: retry later
  */
 int64_t shmreg_put(shmreg_client_t *c, const void *key, size_t klen,
 		   const void *val, size_t vlen,

@@ -43,7 +43,7 @@ static const char usage[] =
 "                          this long (default 60000; 0 = never)\n"
 "      --input-budget MIB  buffered partial requests of all connections\n"
 "                          together, at most (default 256, at least 32);\n"
-"                          a frame that does not fit gets -ENOBUFS\n"
+"                          a frame that does not fit gets -EAGAIN\n"
 "      --drain-timeout MS  on shutdown, wait this long for clients to take\n"
 "                          their last replies (default 5000)\n"
 "      --truncate          start the registries empty\n"

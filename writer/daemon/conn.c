@@ -36,13 +36,13 @@
  * D_OUT_LOW bytes and max_inflight / 2 replies.  A connection whose sends
  * make no progress for --stall-timeout is closed (conn_check_stalls).
  *
- * Input budget.  c->in holds at most one incomplete frame (plus the rest of
- * the chunk that ended it); its capacity is charged to d->in_bytes, which
+ * Input budget.  c->in holds at most one incomplete frame (more only while
+ * back-pressure pauses decoding); its capacity is charged to d->in_bytes, which
  * --input-budget bounds for all connections together.  A buffer grows by
  * doubling, but never past the frame it is receiving, so a 16 MiB frame
  * costs 16 MiB.  Growth past D_IN_SMALL may only use the budget minus a
  * reserve (budget / D_IN_RESERVE_DIV), kept for small frames.  A frame that
- * does not fit is refused with -ENOBUFS: its remaining bytes are read and
+ * does not fit is refused with -EAGAIN: its remaining bytes are read and
  * discarded (c->skip) and the connection goes on, so the client may retry
  * (only when its 16-byte header is not even there is the connection closed).
  *
@@ -574,7 +574,7 @@ static void after_input(struct conn *c)
 }
 
 /* The frame that starts c->in (continued by [data, data + n)) does not fit
- * in the input budget: answer it -ENOBUFS and discard the rest of it, or
+ * in the input budget: answer it -EAGAIN and discard the rest of it, or
  * close the connection when not even its header is there to say how long
  * it is.  Returns the bytes of @data used up. */
 static size_t over_budget(struct conn *c, const uint8_t *data, size_t n)
@@ -605,7 +605,7 @@ static size_t over_budget(struct conn *c, const uint8_t *data, size_t n)
 		conn_kill(c, "input budget spent");
 		return n;
 	}
-	reply_err(c, &q, -ENOBUFS);
+	reply_err(c, &q, -EAGAIN);
 	c->skip = q.len - (uint32_t)have;
 	in_release(c, D_BUFSZ);
 	take = c->skip < n ? c->skip : n;
