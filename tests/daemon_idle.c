@@ -2,8 +2,9 @@
 /* Description: shmregd --idle-timeout: a connection that never sends a
  * request and one that said HELLO and then nothing are both closed by the
  * daemon, not before the timeout, while a client that pings every 20 ms
- * over several timeouts keeps being served; the closings are counted in
- * idle_closed and only the active client is left among the connections. */
+ * over several timeouts keeps being served, and a quiet one that owns an
+ * SHMREG_EPHEMERAL entry is kept (with its entry); the closings are
+ * counted in idle_closed, the other two remain connected. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -52,7 +53,9 @@ static bool closed_now(int fd)
 int main(void)
 {
 	static const char *const args[] = { "--idle-timeout", "1000", NULL };
-	shmreg_client_t *active, *hello_only;
+	shmreg_client_t *active, *hello_only, *owner;
+	shmreg_put_opts_t eo = { .flags = SHMREG_EPHEMERAL };
+	shmreg_t *r;
 	shmreg_daemon_stats_t ds;
 	uint64_t t0, closed_at = 0, deadline, pings = 0;
 	int raw;
@@ -62,6 +65,9 @@ int main(void)
 	dh_start(&h, args);
 
 	active = dh_connect(&h);
+	owner = dh_connect(&h);
+	TC_CHECK(shmreg_put(owner, "eph", 3, "v", 1, &eo) > 0, "ephemeral put");
+	r = dh_open(&h);
 	t0 = tc_now_ns();
 	raw = raw_connect();
 	hello_only = dh_connect(&h);
@@ -106,8 +112,15 @@ int main(void)
 	}
 	TC_EQ(shmreg_client_stats(active, NULL, &ds), 0, "stats");
 	TC_EQ(ds.idle_closed, 2, "idle connections closed");
-	TC_EQ(ds.connections, 1, "the active client remains");
+	TC_EQ(ds.connections, 2, "the active client and the owner remain");
+	TC_EQ(ds.ephemeral, 1, "the quiet owner's entry is tracked");
+	TC_EQ(shmreg_get(r, "eph", 3, NULL, 0, NULL), 1,
+	      "the quiet owner's entry is there");
+	TC_CHECK(shmreg_ping(owner) >= 0, "the quiet owner is connected");
 
+	shmreg_disconnect(owner);
+	TC_EQ(dh_wait_gone(r, "eph", 10000), 0, "its entry goes with it");
+	shmreg_close(r);
 	shmreg_disconnect(hello_only);
 	shmreg_disconnect(active);
 	close(raw);

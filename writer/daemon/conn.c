@@ -50,7 +50,8 @@
  * that may not write never counts against --max-connections; it is
  * answered -EACCES on its first request and closed (see conn_new).  A
  * writer's connection that sends no complete request for --idle-timeout,
- * and has no reply in flight, is closed (conn_check_idle).
+ * has no reply in flight and owns no ephemeral entry, is closed
+ * (conn_check_idle).
  *
  * Errors.  A request with bad arguments (empty key, unknown flag, ...) gets
  * its error and the connection goes on.  A frame that cannot be decoded
@@ -924,13 +925,16 @@ void conn_check_idle(struct daemon *d, uint64_t now)
 	 * connection that is not idle, so a tick costs what it closes, and
 	 * at most D_IDLE_SCAN connections (the rest wait for the next
 	 * tick).  A connection with replies in flight or paused by
-	 * back-pressure is busy, not idle (--stall-timeout watches it): it
-	 * goes to the end of the list. */
+	 * back-pressure is busy, not idle (--stall-timeout watches it); one
+	 * that owns SHMREG_EPHEMERAL entries is kept open on purpose (its
+	 * entries live as long as it does): either goes to the end of the
+	 * list. */
 	for (unsigned i = 0; i < D_IDLE_SCAN; i++) {
 		c = d->idle.head;
 		if (!c || now - c->active_ns < d->o->idle_ns)
 			break;
-		if (c->sending || pending_bytes(c) || c->paused) {
+		if (c->sending || pending_bytes(c) || c->paused ||
+		    c->eph_head) {
 			touch(c);
 			continue;
 		}
