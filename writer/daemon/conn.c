@@ -897,6 +897,8 @@ void conn_check_stalls(struct daemon *d, uint64_t now)
 {
 	struct conn *c, *next;
 
+	/* every connection, once a tick: at most --max-connections plus
+	 * D_REFUSE_MAX of them */
 	for (c = d->conns; c; c = next) {
 		next = c->next;
 		if (c->sending && now - c->progress_ns > d->o->stall_ns) {
