@@ -35,6 +35,9 @@ static const char usage[] =
 "                          or supplementary group (repeatable)\n"
 "      --max-connections N open connections of allowed writers at most\n"
 "                          (default 1024; refused peers do not count)\n"
+"      --max-connections-per-uid N\n"
+"                          open connections of one uid at most (default:\n"
+"                          no limit but --max-connections)\n"
 "      --max-inflight N    requests in flight per connection before the\n"
 "                          daemon stops reading it (default 1024)\n"
 "      --stall-timeout MS  close a connection that takes none of its\n"
@@ -121,6 +124,7 @@ static int default_socket(char *buf, size_t cap)
 enum {
 	OPT_SOCKET_MODE = 256,
 	OPT_MAX_CONNS,
+	OPT_MAX_PER_UID,
 	OPT_MAX_INFLIGHT,
 	OPT_STALL,
 	OPT_DRAIN,
@@ -138,6 +142,8 @@ static const struct option longopts[] = {
 	{ "allow-uid", required_argument, NULL, 'u' },
 	{ "allow-gid", required_argument, NULL, 'g' },
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
+	{ "max-connections-per-uid", required_argument, NULL,
+	  OPT_MAX_PER_UID },
 	{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
 	{ "stall-timeout", required_argument, NULL, OPT_STALL },
 	{ "drain-timeout", required_argument, NULL, OPT_DRAIN },
@@ -228,6 +234,12 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 				return bad("--max-connections", optarg,
 					   "want 1..1048576");
 			o->max_conns = (unsigned)v;
+			break;
+		case OPT_MAX_PER_UID:
+			if (parse_ulong(optarg, 10, 1u << 20, &v) || !v)
+				return bad("--max-connections-per-uid", optarg,
+					   "want 1..1048576");
+			o->max_per_uid = (unsigned)v;
 			break;
 		case OPT_MAX_INFLIGHT:
 			if (parse_ulong(optarg, 10, 1u << 16, &v) || !v)

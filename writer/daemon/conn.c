@@ -668,6 +668,58 @@ static void input(struct conn *c, const uint8_t *data, size_t n)
 	}
 }
 
+/* The count of @uid's open writer connections (created at 0 when @make).
+ * Chains hold the uids connected now: at most --max-connections of them,
+ * spread over D_UID_BUCKETS. */
+static struct uid_count **uid_slot(struct daemon *d, uid_t uid)
+{
+	struct uid_count **pp = &d->uids[(uid * 2654435761u) % D_UID_BUCKETS];
+
+	while (*pp && (*pp)->uid != uid)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+/* Account a new writer connection of @uid; false when it is over
+ * --max-connections-per-uid (or out of memory). */
+static bool uid_take(struct daemon *d, uid_t uid)
+{
+	struct uid_count **pp, *u;
+
+	if (!d->o->max_per_uid)
+		return true;
+	pp = uid_slot(d, uid);
+	if (!*pp) {
+		u = calloc(1, sizeof(*u));
+		if (!u)
+			return false;
+		u->uid = uid;
+		*pp = u;
+	}
+	if ((*pp)->n >= d->o->max_per_uid)
+		return false;
+	(*pp)->n++;
+	return true;
+}
+
+static void uid_drop(struct daemon *d, uid_t uid)
+{
+	struct uid_count **pp, *u;
+
+	if (!d->o->max_per_uid)
+		return;
+	pp = uid_slot(d, uid);
+	u = *pp;
+	if (!u)
+		return;
+	if (u->n > 1) {
+		u->n--;
+		return;
+	}
+	*pp = u->next;
+	free(u);
+}
+
 struct conn *conn_new(struct daemon *d, int fd)
 {
 	struct conn *c = calloc(1, sizeof(*c));
@@ -695,6 +747,13 @@ struct conn *conn_new(struct daemon *d, int fd)
 		d_log_limited(D_INFO, "connection from pid %d uid %u refused: "
 			      "%u open (--max-connections)", (int)c->pid,
 			      (unsigned)c->uid, d->nconns);
+		free(c);
+		return NULL;
+	} else if (!uid_take(d, c->uid)) {
+		d_log_limited(D_INFO, "connection from pid %d uid %u refused: "
+			      "%u open for this uid "
+			      "(--max-connections-per-uid)", (int)c->pid,
+			      (unsigned)c->uid, d->o->max_per_uid);
 		free(c);
 		return NULL;
 	}
@@ -860,8 +919,10 @@ void conn_kill(struct conn *c, const char *why)
 	if (c->next)
 		c->next->prev = c->prev;
 	cl_remove(conn_list(c), c);
-	if (!c->refused)
+	if (!c->refused) {
 		d->nconns--;
+		uid_drop(d, c->uid);
+	}
 	/* the kernel never reads c->in (it fills the provided buffers), so
 	 * its budget comes back now, not when the SQEs are done */
 	in_release(c, 0);
@@ -970,4 +1031,12 @@ void conn_free_all(struct daemon *d)
 	d->nconns = 0;
 	d->idle = d->refusing = (struct clist){ 0 };
 	d->in_bytes = 0;
+	for (unsigned b = 0; b < D_UID_BUCKETS; b++) {
+		while (d->uids[b]) {
+			struct uid_count *u = d->uids[b];
+
+			d->uids[b] = u->next;
+			free(u);
+		}
+	}
 }

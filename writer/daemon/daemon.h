@@ -63,6 +63,8 @@ struct d_opts {
 	gid_t allow_gid[D_MAX_IDS];
 	unsigned ngid;
 	unsigned max_conns;
+	unsigned max_per_uid;       /* writers' connections per uid, 0 = no
+	                             * limit but max_conns */
 	unsigned max_inflight;
 	uint64_t stall_ns;          /* close a connection whose replies make
 	                             * no progress for this long */
@@ -178,6 +180,14 @@ struct d_stats {
 	uint64_t over_budget;
 };
 
+/* Open writers' connections of one uid (--max-connections-per-uid). */
+struct uid_count {
+	uid_t uid;
+	unsigned n;
+	struct uid_count *next;
+};
+#define D_UID_BUCKETS 256u
+
 /* A list of connections threaded through conn.lprev/lnext. */
 struct clist {
 	struct conn *head, *tail;
@@ -211,6 +221,7 @@ struct daemon {
 	struct clist idle;          /* writers' connections, LRU order */
 	struct clist refusing;      /* refused peers awaiting their answer */
 	uint64_t in_bytes;          /* sum of charged in.cap (input budget) */
+	struct uid_count *uids[D_UID_BUCKETS]; /* only with max_per_uid */
 	uint64_t conn_serial;
 	struct conn *dirty;
 	struct conn *zombies;       /* dead, waiting for their SQEs */
