@@ -268,6 +268,8 @@ int shmreg_connect(const char *socket_path, const char *registry,
  *   -EACCES              this uid/gid may not write
  *   -ECONNRESET -EPIPE   the connection was lost
  *   -ENOMEM -ENOSPC      the daemon is out of memory
+ *   -EAGAIN              the daemon's input budget is spent on other
+ *                        large requests; nothing was written: retry later
  */
 int64_t shmreg_put(shmreg_client_t *c, const void *key, size_t klen,
 		   const void *val, size_t vlen,
@@ -298,6 +300,9 @@ typedef struct shmreg_daemon_stats {
 	uint64_t out_highwater;  /* most reply bytes queued on one connection */
 	uint64_t pauses;         /* receives paused by back-pressure */
 	uint64_t owner_deletes;  /* entries removed because their owner exited */
+	uint64_t idle_closed;    /* connections closed for --idle-timeout */
+	uint64_t over_budget;    /* requests refused for --input-budget */
+	uint64_t in_buffered;    /* bytes buffered for partial requests now */
 } shmreg_daemon_stats_t;
 
 /* Fill *@st with the registry's stats (as shmreg_stats would) and *@ds with

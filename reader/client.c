@@ -503,16 +503,21 @@ SHMREG_EXPORT
 int shmreg_client_stats(shmreg_client_t *c, shmreg_stats_t *st,
 			shmreg_daemon_stats_t *ds)
 {
-	uint64_t f[PROTO_STAT_NFIELDS];
+	uint64_t f[PROTO_STAT_NFIELDS] = { 0 };
 	int ret = simple_call(c, PROTO_OP_STATS);
+	unsigned n;
 
 	if (ret < 0)
 		return ret;
 	if (c->sync_status < 0)
 		return c->sync_status;
-	/* proto_decode_reply() checked that the body holds at least
-	 * PROTO_STAT_NFIELDS fields */
-	for (unsigned i = 0; i < PROTO_STAT_NFIELDS; i++)
+	/* proto_decode_reply() checked that the body holds the n fields it
+	 * says, at least PROTO_STAT_NFIELDS_V1; an older daemon's missing
+	 * ones read as 0 */
+	n = proto_get_u32(c->sync_body);
+	if (n > PROTO_STAT_NFIELDS)
+		n = PROTO_STAT_NFIELDS;
+	for (unsigned i = 0; i < n; i++)
 		f[i] = proto_get_u64(c->sync_body + 8 + 8 * i);
 	if (st) {
 		memset(st, 0, sizeof(*st));
@@ -539,6 +544,9 @@ int shmreg_client_stats(shmreg_client_t *c, shmreg_stats_t *st,
 		ds->out_highwater = f[PROTO_STAT_OUT_HIGHWATER];
 		ds->pauses = f[PROTO_STAT_PAUSES];
 		ds->owner_deletes = f[PROTO_STAT_OWNER_DELETES];
+		ds->idle_closed = f[PROTO_STAT_IDLE_CLOSED];
+		ds->over_budget = f[PROTO_STAT_OVER_BUDGET];
+		ds->in_buffered = f[PROTO_STAT_IN_BUFFERED];
 	}
 	return 0;
 }

@@ -199,8 +199,8 @@ ssize_t proto_decode_reply(const void *buf, size_t len,
 	rep->body = p + PROTO_REPLY_HDR_SIZE;
 	rep->blen = rep->len - PROTO_REPLY_HDR_SIZE;
 	/* Only a successful HELLO or STATS carries a body; a STATS body must
-	 * hold as many fields as it says (at least ours, so a client can
-	 * read every field it knows). */
+	 * hold as many fields as it says (at least the first version's; a
+	 * client reads the ones it knows that are there). */
 	if (rep->status == 0 && rep->op == PROTO_OP_HELLO)
 		return rep->blen == PROTO_HELLO_REPLY ? (ssize_t)rep->len
 						      : -EPROTO;
@@ -210,7 +210,8 @@ ssize_t proto_decode_reply(const void *buf, size_t len,
 		if (rep->blen < 8)
 			return -EPROTO;
 		n = proto_get_u32(rep->body);
-		if (n < PROTO_STAT_NFIELDS || 8 + (uint64_t)n * 8 != rep->blen)
+		if (n < PROTO_STAT_NFIELDS_V1 ||
+		    8 + (uint64_t)n * 8 != rep->blen)
 			return -EPROTO;
 		return rep->len;
 	}

@@ -110,6 +110,11 @@ enum proto_stat {
 	                            * by back-pressure */
 	PROTO_STAT_OWNER_DELETES,  /* entries removed because their owner
 	                            * process exited */
+	PROTO_STAT_NFIELDS_V1,     /* a daemon sends at least these */
+	PROTO_STAT_IDLE_CLOSED = PROTO_STAT_NFIELDS_V1,
+	                           /* connections closed for --idle-timeout */
+	PROTO_STAT_OVER_BUDGET,    /* frames refused for --input-budget */
+	PROTO_STAT_IN_BUFFERED,    /* bytes buffered for partial input now */
 	PROTO_STAT_NFIELDS
 };
 

@@ -33,11 +33,21 @@ static const char usage[] =
 "                          (repeatable; default: the daemon's own uid)\n"
 "  -g, --allow-gid GID     gid (or group name) allowed to write, as primary\n"
 "                          or supplementary group (repeatable)\n"
-"      --max-connections N open connections at most (default 1024)\n"
+"      --max-connections N open connections of allowed writers at most\n"
+"                          (default 1024; refused peers do not count)\n"
+"      --max-connections-per-uid N\n"
+"                          open connections of one uid at most (default:\n"
+"                          no limit but --max-connections)\n"
 "      --max-inflight N    requests in flight per connection before the\n"
 "                          daemon stops reading it (default 1024)\n"
 "      --stall-timeout MS  close a connection that takes none of its\n"
 "                          replies for this long (default 30000)\n"
+"      --idle-timeout MS   close a connection that sends no request for\n"
+"                          this long, unless it owns ephemeral entries\n"
+"                          (default 60000; 0 = never)\n"
+"      --input-budget MIB  buffered partial requests of all connections\n"
+"                          together, at most (default 256, at least 32);\n"
+"                          a frame that does not fit gets -EAGAIN\n"
 "      --drain-timeout MS  on shutdown, wait this long for clients to take\n"
 "                          their last replies (default 5000)\n"
 "      --truncate          start the registries empty\n"
@@ -114,9 +124,12 @@ static int default_socket(char *buf, size_t cap)
 enum {
 	OPT_SOCKET_MODE = 256,
 	OPT_MAX_CONNS,
+	OPT_MAX_PER_UID,
 	OPT_MAX_INFLIGHT,
 	OPT_STALL,
 	OPT_DRAIN,
+	OPT_IDLE,
+	OPT_BUDGET,
 	OPT_TRUNCATE,
 	OPT_READY_FD,
 };
@@ -129,9 +142,13 @@ static const struct option longopts[] = {
 	{ "allow-uid", required_argument, NULL, 'u' },
 	{ "allow-gid", required_argument, NULL, 'g' },
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
+	{ "max-connections-per-uid", required_argument, NULL,
+	  OPT_MAX_PER_UID },
 	{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
 	{ "stall-timeout", required_argument, NULL, OPT_STALL },
 	{ "drain-timeout", required_argument, NULL, OPT_DRAIN },
+	{ "idle-timeout", required_argument, NULL, OPT_IDLE },
+	{ "input-budget", required_argument, NULL, OPT_BUDGET },
 	{ "truncate", no_argument, NULL, OPT_TRUNCATE },
 	{ "ready-fd", required_argument, NULL, OPT_READY_FD },
 	{ "verbose", no_argument, NULL, 'v' },
@@ -160,6 +177,8 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 	o->max_inflight = 1024;
 	o->stall_ns = 30000ull * 1000000;
 	o->drain_ns = 5000ull * 1000000;
+	o->idle_ns = 60000ull * 1000000;
+	o->in_budget = 256ull << 20;
 	o->ready_fd = -1;
 	o->verbose = D_INFO;
 
@@ -216,6 +235,12 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 					   "want 1..1048576");
 			o->max_conns = (unsigned)v;
 			break;
+		case OPT_MAX_PER_UID:
+			if (parse_ulong(optarg, 10, 1u << 20, &v) || !v)
+				return bad("--max-connections-per-uid", optarg,
+					   "want 1..1048576");
+			o->max_per_uid = (unsigned)v;
+			break;
 		case OPT_MAX_INFLIGHT:
 			if (parse_ulong(optarg, 10, 1u << 16, &v) || !v)
 				return bad("--max-inflight", optarg,
@@ -233,6 +258,20 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 				return bad("--drain-timeout", optarg,
 					   "want 0..86400000 ms");
 			o->drain_ns = v * 1000000ull;
+			break;
+		case OPT_IDLE:
+			if (parse_ulong(optarg, 10, 86400000, &v))
+				return bad("--idle-timeout", optarg,
+					   "want 0..86400000 ms");
+			o->idle_ns = v * 1000000ull;
+			break;
+		case OPT_BUDGET:
+			/* at least 32 MiB: the largest frame must fit in
+			 * what large frames may use (7/8 of it) */
+			if (parse_ulong(optarg, 10, 1u << 20, &v) || v < 32)
+				return bad("--input-budget", optarg,
+					   "want 32..1048576 MiB");
+			o->in_budget = (uint64_t)v << 20;
 			break;
 		case OPT_TRUNCATE:
 			o->truncate = true;

@@ -36,6 +36,23 @@
  * D_OUT_LOW bytes and max_inflight / 2 replies.  A connection whose sends
  * make no progress for --stall-timeout is closed (conn_check_stalls).
  *
+ * Input budget.  c->in holds at most one incomplete frame (more only while
+ * back-pressure pauses decoding); its capacity is charged to d->in_bytes, which
+ * --input-budget bounds for all connections together.  A buffer grows by
+ * doubling, but never past the frame it is receiving, so a 16 MiB frame
+ * costs 16 MiB.  Growth past D_IN_SMALL may only use the budget minus a
+ * reserve (budget / D_IN_RESERVE_DIV), kept for small frames.  A frame that
+ * does not fit is refused with -EAGAIN: its remaining bytes are read and
+ * discarded (c->skip) and the connection goes on, so the client may retry
+ * (only when its 16-byte header is not even there is the connection closed).
+ *
+ * Who and how long.  The peer's credentials are checked at accept: a peer
+ * that may not write never counts against --max-connections; it is
+ * answered -EACCES on its first request and closed (see conn_new).  A
+ * writer's connection that sends no complete request for --idle-timeout,
+ * has no reply in flight and owns no ephemeral entry, is closed
+ * (conn_check_idle).
+ *
  * Errors.  A request with bad arguments (empty key, unknown flag, ...) gets
  * its error and the connection goes on.  A frame that cannot be decoded
  * (bad length, version, op, layout) gets an error reply and the connection
@@ -84,6 +101,129 @@ static int dbuf_reserve(struct dbuf *b, size_t extra)
 	b->p = p;
 	b->cap = cap;
 	return 0;
+}
+
+/* ---- intrusive lists of connections (d->idle, d->refusing) ---- */
+
+static void cl_append(struct clist *l, struct conn *c)
+{
+	c->lnext = NULL;
+	c->lprev = l->tail;
+	if (l->tail)
+		l->tail->lnext = c;
+	else
+		l->head = c;
+	l->tail = c;
+	l->n++;
+}
+
+static void cl_remove(struct clist *l, struct conn *c)
+{
+	if (c->lprev)
+		c->lprev->lnext = c->lnext;
+	else
+		l->head = c->lnext;
+	if (c->lnext)
+		c->lnext->lprev = c->lprev;
+	else
+		l->tail = c->lprev;
+	c->lprev = c->lnext = NULL;
+	l->n--;
+}
+
+static struct clist *conn_list(struct conn *c)
+{
+	return c->refused ? &c->d->refusing : &c->d->idle;
+}
+
+/* A complete request arrived: @c goes to the end of the idle list. */
+static void touch(struct conn *c)
+{
+	struct clist *l = &c->d->idle;
+
+	if (c->refused)
+		return;
+	c->active_ns = d_now_ns();
+	if (l->tail == c)
+		return;
+	cl_remove(l, c);
+	cl_append(l, c);
+}
+
+/* ---- input buffer, charged to the input budget ---- */
+
+/* The length field of the first frame in c->in followed by @data, or 0
+ * when fewer than its 4 bytes are there. */
+static uint32_t pending_frame_len(const struct conn *c, const uint8_t *data,
+				  size_t n)
+{
+	size_t have = c->in.len - c->in.off;
+	uint8_t h[4];
+
+	if (have + n < 4)
+		return 0;
+	for (size_t i = 0; i < 4; i++)
+		h[i] = i < have ? c->in.p[c->in.off + i] : data[i - have];
+	return proto_get_u32(h);
+}
+
+/* Append [data, data + n) to c->in.  Returns 0, -ENOMEM, or -ENOBUFS when
+ * the input budget does not allow the buffer to grow. */
+static int in_append(struct conn *c, const uint8_t *data, size_t n)
+{
+	struct daemon *d = c->d;
+	struct dbuf *b = &c->in;
+	size_t have = b->len - b->off, need, cap;
+	uint64_t limit;
+	uint32_t flen;
+	uint8_t *p;
+
+	if (b->cap - b->len < n && b->off) {
+		memmove(b->p, b->p + b->off, have);
+		b->len = have;
+		b->off = 0;
+	}
+	if (b->cap - b->len < n) {
+		need = have + n;
+		cap = b->cap ? b->cap * 2 : 4096;
+		/* the last step is the frame's own size, not the next power
+		 * of two; the length can only make the buffer smaller, so an
+		 * unchecked one (header still incomplete) is harmless */
+		flen = pending_frame_len(c, data, n);
+		if (flen >= need && flen < cap)
+			cap = flen;
+		if (cap < need)
+			cap = need;
+		limit = d->o->in_budget;
+		if (cap > D_IN_SMALL)
+			limit -= limit / D_IN_RESERVE_DIV;
+		if (d->in_bytes + (cap - b->cap) > limit)
+			return -ENOBUFS;
+		p = realloc(b->p, cap);
+		if (!p)
+			return -ENOMEM;
+		d->in_bytes += cap - b->cap;
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	return 0;
+}
+
+/* c->in is empty: keep a buffer of up to one receive chunk for the next
+ * partial frame, give back anything larger. */
+static void in_release(struct conn *c, size_t keep_cap)
+{
+	struct dbuf *b = &c->in;
+
+	b->off = b->len = 0;
+	if (b->cap > keep_cap) {
+		c->d->in_bytes -= b->cap;
+		free(b->p);
+		b->p = NULL;
+		b->cap = 0;
+	}
 }
 
 static void dbuf_reset(struct dbuf *b, size_t keep_cap)
@@ -183,6 +323,7 @@ static void do_put(struct conn *c, const struct proto_req *q)
 		.expect_rev = q->u.put.expect_rev,
 	};
 	bool eph = o.flags & SHMREG_EPHEMERAL;
+	pid_t old;
 	int64_t ret;
 	int err;
 
@@ -190,6 +331,9 @@ static void do_put(struct conn *c, const struct proto_req *q)
 		reply_err(c, q, -ENOTCONN);
 		return;
 	}
+	/* whose entry a successful put replaces: that pid may own nothing
+	 * afterwards, and is then no longer watched */
+	old = owner_of(d, r, q->u.put.key, q->u.put.klen);
 	/* The pid is checked and watched before the entry exists: if it
 	 * exits between here and the put, the pidfd poll fires and removes
 	 * the entry; it can never outlive its owner unnoticed. */
@@ -203,17 +347,24 @@ static void do_put(struct conn *c, const struct proto_req *q)
 	ret = shmreg_writer_put(r->w, q->u.put.key, q->u.put.klen,
 				q->u.put.val, q->u.put.vlen, &o);
 	if (ret > 0) {
-		err = eph_after_put(d, r, c, q->u.put.key, q->u.put.klen, eph);
+		err = eph_after_put(d, r, c, q->u.put.key, q->u.put.klen, eph,
+				    o.owner_pid);
 		if (err < 0) {
 			/* cannot track it, so it must not stay: it would
 			 * outlive its connection */
 			shmreg_writer_del(r->w, q->u.put.key, q->u.put.klen);
+			owner_ref(d, old, -1);
+			owner_ref(d, o.owner_pid, 0);
 			reply_err(c, q, err);
 			return;
 		}
+		/* the new owner first: old == new must not unwatch it */
+		owner_ref(d, o.owner_pid, 1);
+		owner_ref(d, old, -1);
 		reply(c, q->op, q->id, 0, (uint64_t)ret, NULL, 0);
 		return;
 	}
+	owner_ref(d, o.owner_pid, 0);   /* watched for nothing? */
 	reply_err(c, q, ret < 0 ? (int)ret : -EPROTO);
 }
 
@@ -221,18 +372,22 @@ static void do_del(struct conn *c, const struct proto_req *q)
 {
 	struct reg *r = c->reg;
 	int64_t ret;
+	pid_t old;
 
 	if (!r) {
 		reply_err(c, q, -ENOTCONN);
 		return;
 	}
+	old = owner_of(c->d, r, q->u.del.key, q->u.del.klen);
 	ret = shmreg_writer_del(r->w, q->u.del.key, q->u.del.klen);
 	if (ret > 0 || ret == -ENOENT)
 		eph_after_del(c->d, r, q->u.del.key, q->u.del.klen);
-	if (ret > 0)
+	if (ret > 0) {
+		owner_ref(c->d, old, -1);
 		reply(c, q->op, q->id, 0, (uint64_t)ret, NULL, 0);
-	else
+	} else {
 		reply_err(c, q, ret < 0 ? (int)ret : -EPROTO);
+	}
 }
 
 static void do_stats(struct conn *c, const struct proto_req *q)
@@ -274,6 +429,9 @@ static void do_stats(struct conn *c, const struct proto_req *q)
 	f[PROTO_STAT_OUT_HIGHWATER] = d->st.out_highwater;
 	f[PROTO_STAT_PAUSES] = d->st.pauses;
 	f[PROTO_STAT_OWNER_DELETES] = d->st.owner_deletes;
+	f[PROTO_STAT_IDLE_CLOSED] = d->st.idle_closed;
+	f[PROTO_STAT_OVER_BUDGET] = d->st.over_budget;
+	f[PROTO_STAT_IN_BUFFERED] = d->in_bytes;
 	proto_put_u32(body, PROTO_STAT_NFIELDS);
 	proto_put_u32(body + 4, 0);
 	for (unsigned i = 0; i < PROTO_STAT_NFIELDS; i++)
@@ -375,6 +533,8 @@ static size_t parse(struct conn *c, const uint8_t *p, size_t n)
 		done += (size_t)r;
 		check_pressure(c);
 	}
+	if (done)
+		touch(c);
 	return done;
 }
 
@@ -387,7 +547,7 @@ static void process_in(struct conn *c)
 	used = parse(c, c->in.p + c->in.off, c->in.len - c->in.off);
 	c->in.off += used;
 	if (c->in.off == c->in.len)
-		dbuf_reset(&c->in, 64u << 10);
+		in_release(c, D_BUFSZ);
 }
 
 /* After input was consumed: turn a peer's end of stream into closing, and
@@ -414,50 +574,198 @@ static void after_input(struct conn *c)
 		conn_kill(c, c->rd_eof ? "closed by peer" : "closed");
 }
 
+/* The frame that starts c->in (continued by [data, data + n)) does not fit
+ * in the input budget: answer it -EAGAIN and discard the rest of it, or
+ * close the connection when not even its header is there to say how long
+ * it is.  Returns the bytes of @data used up. */
+static size_t over_budget(struct conn *c, const uint8_t *data, size_t n)
+{
+	size_t have = c->in.len - c->in.off, take;
+	uint8_t h[PROTO_HDR_SIZE];
+	struct proto_req q;
+
+	c->d->st.over_budget++;
+	d_log_limited(D_INFO, "connection %llu (pid %d uid %u): input budget "
+		      "(%llu bytes, --input-budget) spent, frame refused",
+		      (unsigned long long)c->serial, (int)c->pid,
+		      (unsigned)c->uid,
+		      (unsigned long long)c->d->o->in_budget);
+	if (have + n < PROTO_HDR_SIZE) {
+		conn_kill(c, "input budget spent");
+		return n;
+	}
+	for (size_t i = 0; i < PROTO_HDR_SIZE; i++)
+		h[i] = i < have ? c->in.p[c->in.off + i] : data[i - have];
+	/* a buffered partial frame has a checked header; one still in
+	 * @data is checked here */
+	if (c->paused ||
+	    proto_decode_request(h, sizeof(h), PROTO_FRAME_MAX, &q) < 0 ||
+	    q.len <= have) {
+		/* paused by back-pressure, c->in may hold whole frames not
+		 * yet answered: they cannot be skipped, so this ends here */
+		conn_kill(c, "input budget spent");
+		return n;
+	}
+	reply_err(c, &q, -EAGAIN);
+	c->skip = q.len - (uint32_t)have;
+	in_release(c, D_BUFSZ);
+	take = c->skip < n ? c->skip : n;
+	c->skip -= (uint32_t)take;
+	return take;
+}
+
 static void input(struct conn *c, const uint8_t *data, size_t n)
 {
-	if (c->closing || c->dead)
-		return;
-	if (c->in.len == c->in.off && !c->paused) {
-		size_t used = parse(c, data, n);
+	size_t take, have;
+	uint32_t flen;
+	int err;
 
+	/* Each round consumes bytes or ends the loop: a buffered frame is
+	 * completed (or all of @data appended), a refused frame's rest is
+	 * skipped (at least one byte of @data, as its header is there), and
+	 * what follows either starts from an empty buffer.  So at most n
+	 * rounds; in practice one to three. */
+	while (n && !c->closing && !c->dead) {
+		size_t used;
+
+		if (c->skip) {
+			used = c->skip < n ? c->skip : n;
+			c->skip -= (uint32_t)used;
+			data += used;
+			n -= used;
+			continue;
+		}
+		if (c->in.len == c->in.off && !c->paused) {
+			used = parse(c, data, n);
+			data += used;
+			n -= used;
+			if (!n || c->closing || c->dead)
+				return;
+		}
+		/* to the end of the frame being completed only: what comes
+		 * after it is decoded straight from @data on the next
+		 * round, and must not make the buffer outgrow the frame */
+		take = n;
+		flen = pending_frame_len(c, data, n);
+		have = c->in.len - c->in.off;
+		if (!c->paused && flen >= PROTO_HDR_SIZE && have < flen &&
+		    flen - have < n)
+			take = flen - have;
+		err = in_append(c, data, take);
+		if (!err) {
+			data += take;
+			n -= take;
+			process_in(c);
+			continue;
+		}
+		if (err != -ENOBUFS) {
+			conn_kill(c, "out of memory for input");
+			return;
+		}
+		used = over_budget(c, data, n);
 		data += used;
 		n -= used;
-		if (!n || c->closing || c->dead)
-			return;
 	}
-	if (dbuf_reserve(&c->in, n)) {
-		conn_kill(c, "out of memory for input");
+}
+
+/* The count of @uid's open writer connections (created at 0 when @make).
+ * Chains hold the uids connected now: at most --max-connections of them,
+ * spread over D_UID_BUCKETS. */
+static struct uid_count **uid_slot(struct daemon *d, uid_t uid)
+{
+	struct uid_count **pp = &d->uids[(uid * 2654435761u) % D_UID_BUCKETS];
+
+	while (*pp && (*pp)->uid != uid)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+/* Account a new writer connection of @uid; false when it is over
+ * --max-connections-per-uid (or out of memory). */
+static bool uid_take(struct daemon *d, uid_t uid)
+{
+	struct uid_count **pp, *u;
+
+	if (!d->o->max_per_uid)
+		return true;
+	pp = uid_slot(d, uid);
+	if (!*pp) {
+		u = calloc(1, sizeof(*u));
+		if (!u)
+			return false;
+		u->uid = uid;
+		*pp = u;
+	}
+	if ((*pp)->n >= d->o->max_per_uid)
+		return false;
+	(*pp)->n++;
+	return true;
+}
+
+static void uid_drop(struct daemon *d, uid_t uid)
+{
+	struct uid_count **pp, *u;
+
+	if (!d->o->max_per_uid)
+		return;
+	pp = uid_slot(d, uid);
+	u = *pp;
+	if (!u)
+		return;
+	if (u->n > 1) {
+		u->n--;
 		return;
 	}
-	memcpy(c->in.p + c->in.len, data, n);
-	c->in.len += n;
-	process_in(c);
+	*pp = u->next;
+	free(u);
 }
 
 struct conn *conn_new(struct daemon *d, int fd)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
-	if (!c)
+	if (!c) {
+		d_log_limited(D_ERR, "connection dropped: out of memory");
 		return NULL;
+	}
 	c->d = d;
 	c->fd = fd;
+	/* the credentials first: whether this peer counts against
+	 * --max-connections depends on them */
+	c->refused = !auth_peer(d, c);
+	if (c->refused) {
+		d->st.refused++;
+		d_log_limited(D_INFO, "connection from pid %d uid %u gid %u: "
+			      "not allowed to write (-EACCES)", (int)c->pid,
+			      (unsigned)c->uid, (unsigned)c->gid);
+		/* the answer is a courtesy to a peer that may have been
+		 * misconfigured; a flood of them costs D_REFUSE_MAX slots,
+		 * the oldest going first */
+		if (d->refusing.n >= D_REFUSE_MAX)
+			conn_kill(d->refusing.head, "refused, no answer");
+	} else if (d->nconns >= d->o->max_conns) {
+		d_log_limited(D_INFO, "connection from pid %d uid %u refused: "
+			      "%u open (--max-connections)", (int)c->pid,
+			      (unsigned)c->uid, d->nconns);
+		free(c);
+		return NULL;
+	} else if (!uid_take(d, c->uid)) {
+		d_log_limited(D_INFO, "connection from pid %d uid %u refused: "
+			      "%u open for this uid "
+			      "(--max-connections-per-uid)", (int)c->pid,
+			      (unsigned)c->uid, d->o->max_per_uid);
+		free(c);
+		return NULL;
+	}
 	c->serial = ++d->conn_serial;
-	c->progress_ns = d_now_ns();
+	c->progress_ns = c->active_ns = d_now_ns();
 	c->next = d->conns;
 	if (d->conns)
 		d->conns->prev = c;
 	d->conns = c;
-	d->nconns++;
-	if (!auth_peer(d, c)) {
-		c->refused = true;
-		d->st.refused++;
-		d_log_limited(D_INFO, "connection %llu: pid %d uid %u gid %u "
-			      "not allowed to write (-EACCES)",
-			      (unsigned long long)c->serial, (int)c->pid,
-			      (unsigned)c->uid, (unsigned)c->gid);
-	} else {
+	cl_append(conn_list(c), c);
+	if (!c->refused) {
+		d->nconns++;
 		d_log(D_DEBUG, "connection %llu: pid %d uid %u",
 		      (unsigned long long)c->serial, (int)c->pid,
 		      (unsigned)c->uid);
@@ -610,7 +918,14 @@ void conn_kill(struct conn *c, const char *why)
 		d->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	d->nconns--;
+	cl_remove(conn_list(c), c);
+	if (!c->refused) {
+		d->nconns--;
+		uid_drop(d, c->uid);
+	}
+	/* the kernel never reads c->in (it fills the provided buffers), so
+	 * its budget comes back now, not when the SQEs are done */
+	in_release(c, 0);
 	if (c->recv_armed)
 		conn_cancel(c, D_TAG_RECV);
 	if (c->sending)
@@ -643,6 +958,8 @@ void conn_check_stalls(struct daemon *d, uint64_t now)
 {
 	struct conn *c, *next;
 
+	/* every connection, once a tick: at most --max-connections plus
+	 * D_REFUSE_MAX of them */
 	for (c = d->conns; c; c = next) {
 		next = c->next;
 		if (c->sending && now - c->progress_ns > d->o->stall_ns) {
@@ -655,6 +972,42 @@ void conn_check_stalls(struct daemon *d, uint64_t now)
 							   1000000));
 			conn_kill(c, "stalled");
 		}
+	}
+}
+
+void conn_check_idle(struct daemon *d, uint64_t now)
+{
+	struct conn *c;
+
+	/* refused peers: oldest first, at most D_REFUSE_MAX of them */
+	while ((c = d->refusing.head) && now - c->active_ns >= D_REFUSE_NS)
+		conn_kill(c, "refused, sent no request");
+	if (!d->o->idle_ns || d->state != D_RUNNING)
+		return;
+	/* Least recently active first: the scan stops at the first
+	 * connection that is not idle, so a tick costs what it closes, and
+	 * at most D_IDLE_SCAN connections (the rest wait for the next
+	 * tick).  A connection with replies in flight or paused by
+	 * back-pressure is busy, not idle (--stall-timeout watches it); one
+	 * that owns SHMREG_EPHEMERAL entries is kept open on purpose (its
+	 * entries live as long as it does): either goes to the end of the
+	 * list. */
+	for (unsigned i = 0; i < D_IDLE_SCAN; i++) {
+		c = d->idle.head;
+		if (!c || now - c->active_ns < d->o->idle_ns)
+			break;
+		if (c->sending || pending_bytes(c) || c->paused ||
+		    c->eph_head) {
+			touch(c);
+			continue;
+		}
+		d->st.idle_closed++;
+		d_log_limited(D_DEBUG, "connection %llu (pid %d uid %u): no "
+			      "request for %llu ms, closing it",
+			      (unsigned long long)c->serial, (int)c->pid,
+			      (unsigned)c->uid,
+			      (unsigned long long)(d->o->idle_ns / 1000000));
+		conn_kill(c, "idle");
 	}
 }
 
@@ -676,4 +1029,14 @@ void conn_free_all(struct daemon *d)
 	}
 	d->conns = d->zombies = NULL;
 	d->nconns = 0;
+	d->idle = d->refusing = (struct clist){ 0 };
+	d->in_bytes = 0;
+	for (unsigned b = 0; b < D_UID_BUCKETS; b++) {
+		while (d->uids[b]) {
+			struct uid_count *u = d->uids[b];
+
+			d->uids[b] = u->next;
+			free(u);
+		}
+	}
 }

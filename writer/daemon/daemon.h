@@ -35,6 +35,23 @@
 #define D_NBUFS  256u
 #define D_BUFSZ  (16u << 10)
 
+/* Peers that may not write: each is answered -EACCES on its first request
+ * and closed.  At most D_REFUSE_MAX wait for that request at a time (the
+ * oldest is closed to make room), each for at most D_REFUSE_NS; they are
+ * never counted against --max-connections. */
+#define D_REFUSE_MAX 64u
+#define D_REFUSE_NS  1000000000ull
+
+/* Idle scan: connections examined per tick at most (see conn_check_idle). */
+#define D_IDLE_SCAN  256u
+
+/* Input budget: an input buffer up to D_IN_SMALL bytes may use the whole
+ * --input-budget; a larger one (a large frame) only the part above
+ * budget / D_IN_RESERVE_DIV, so small frames keep being served while the
+ * large ones are refused. */
+#define D_IN_SMALL       (64u << 10)
+#define D_IN_RESERVE_DIV 8u
+
 struct d_opts {
 	const char *registry[D_MAX_REGISTRIES];
 	unsigned nreg;
@@ -46,10 +63,16 @@ struct d_opts {
 	gid_t allow_gid[D_MAX_IDS];
 	unsigned ngid;
 	unsigned max_conns;
+	unsigned max_per_uid;       /* writers' connections per uid, 0 = no
+	                             * limit but max_conns */
 	unsigned max_inflight;
 	uint64_t stall_ns;          /* close a connection whose replies make
 	                             * no progress for this long */
 	uint64_t drain_ns;          /* shutdown: wait this long for clients */
+	uint64_t idle_ns;           /* close a connection that sends no
+	                             * request for this long; 0 = never */
+	uint64_t in_budget;         /* bytes of buffered partial input, all
+	                             * connections together */
 	int ready_fd;               /* -1 or an fd to write "READY\n" to */
 	bool truncate;
 	int verbose;                /* 0 errors, 1 info, 2 debug */
@@ -114,13 +137,21 @@ struct conn {
 	pid_t pid;
 	uint64_t serial;            /* connection number, for logs */
 	struct reg *reg;            /* selected by HELLO */
-	struct dbuf in;             /* partial frame / unprocessed input */
+	uint32_t skip;              /* bytes of a refused frame still to
+	                             * discard (input budget) */
+	struct dbuf in;             /* partial frame / unprocessed input;
+	                             * in.cap is charged to d->in_bytes */
 	struct dbuf out_q;          /* replies queued */
 	struct dbuf out_s;          /* replies being sent (stable while
 	                             * sending: the kernel reads it) */
 	uint64_t progress_ns;       /* last send progress (stall check) */
+	uint64_t active_ns;         /* last complete request (idle check);
+	                             * accept time for a refused peer */
 	struct eph *eph_head;       /* keys this connection owns */
 	struct conn *prev, *next;   /* d->conns */
+	struct conn *lprev, *lnext; /* d->idle (writers, least recently
+	                             * active first) or d->refusing (oldest
+	                             * first) */
 	struct conn *dirty_next;
 };
 
@@ -129,7 +160,12 @@ struct owner {
 	pid_t pid;
 	int pidfd;
 	uint64_t regmask;           /* registries it may own entries in */
-	struct owner *hnext;
+	uint64_t nentries;          /* entries it owns, as far as the daemon
+	                             * knows (see owners.c); 0 = unwatch */
+	bool released;              /* unhashed, its poll being cancelled:
+	                             * freed when the poll completes */
+	struct owner *hnext;        /* hash chain, or d->own_released */
+	struct owner *rprev;        /* d->own_released (doubly linked) */
 };
 
 struct d_stats {
@@ -140,6 +176,22 @@ struct d_stats {
 	uint64_t out_highwater;
 	uint64_t pauses;
 	uint64_t owner_deletes;
+	uint64_t idle_closed;
+	uint64_t over_budget;
+};
+
+/* Open writers' connections of one uid (--max-connections-per-uid). */
+struct uid_count {
+	uid_t uid;
+	unsigned n;
+	struct uid_count *next;
+};
+#define D_UID_BUCKETS 256u
+
+/* A list of connections threaded through conn.lprev/lnext. */
+struct clist {
+	struct conn *head, *tail;
+	unsigned n;
 };
 
 enum d_state { D_RUNNING, D_DRAINING, D_DONE };
@@ -164,8 +216,12 @@ struct daemon {
 	size_t br_bytes;
 	uint8_t *bufs;
 	/* connections */
-	struct conn *conns;
-	unsigned nconns;
+	struct conn *conns;         /* every connection, refused ones too */
+	unsigned nconns;            /* writers' connections (not refused) */
+	struct clist idle;          /* writers' connections, LRU order */
+	struct clist refusing;      /* refused peers awaiting their answer */
+	uint64_t in_bytes;          /* sum of charged in.cap (input budget) */
+	struct uid_count *uids[D_UID_BUCKETS]; /* only with max_per_uid */
 	uint64_t conn_serial;
 	struct conn *dirty;
 	struct conn *zombies;       /* dead, waiting for their SQEs */
@@ -173,6 +229,7 @@ struct daemon {
 	struct owner **own_tab;
 	size_t own_mask;
 	size_t nowners;
+	struct owner *own_released; /* waiting for their poll to end */
 	uint64_t eph_seed;
 	struct d_stats st;
 };
@@ -204,6 +261,10 @@ uint64_t d_now_ns(void);
 void d_begin_drain(struct daemon *d);
 
 /* ---- conn.c ---- */
+/* A connection for the accepted @fd.  Checks the peer's credentials first:
+ * a peer that may not write goes on d->refusing (not counted in nconns),
+ * an allowed one is refused with NULL when --max-connections are open.
+ * Returns NULL (the caller closes @fd) when not taken. */
 struct conn *conn_new(struct daemon *d, int fd);
 void conn_recv_cqe(struct conn *c, const struct io_uring_cqe *cqe);
 void conn_send_cqe(struct conn *c, const struct io_uring_cqe *cqe);
@@ -217,6 +278,9 @@ void conn_kill(struct conn *c, const char *why);
 void conn_drain(struct conn *c);
 /* Timer: close connections whose output made no progress in stall_ns. */
 void conn_check_stalls(struct daemon *d, uint64_t now);
+/* Timer: close idle writers (--idle-timeout) and refused peers that did not
+ * send their first request in D_REFUSE_NS.  Bounded work per call. */
+void conn_check_idle(struct daemon *d, uint64_t now);
 /* Drop a reference from a completed SQE; frees a dead conn at zero. */
 void conn_put(struct conn *c);
 void conn_free_all(struct daemon *d);
@@ -226,11 +290,18 @@ void conn_free_all(struct daemon *d);
  * Returns 0, -ESRCH (no such process, or it has exited), or -errno from
  * pidfd_open (-EMFILE ...). */
 int owner_watch(struct daemon *d, pid_t pid, struct reg *r);
+/* The pid that owns @key in @r now (0: none, or no owner is watched). */
+pid_t owner_of(struct daemon *d, struct reg *r, const void *key,
+	       size_t klen);
+/* An entry of @pid came into being (+1) or went away (-1); at 0 the pid
+ * is no longer watched.  Unknown pids and pid 0 are ignored. */
+void owner_ref(struct daemon *d, pid_t pid, int delta);
 void owner_exited(struct daemon *d, struct owner *ow);
 void owner_free_all(struct daemon *d);
 /* After a successful put of @key in @r by @c. */
 int eph_after_put(struct daemon *d, struct reg *r, struct conn *c,
-		  const void *key, size_t klen, bool ephemeral);
+		  const void *key, size_t klen, bool ephemeral,
+		  pid_t owner_pid);
 /* After a successful (or -ENOENT) delete of @key in @r. */
 void eph_after_del(struct daemon *d, struct reg *r, const void *key,
 		   size_t klen);

@@ -29,7 +29,8 @@
  *     while the previous send ran (see conn.c);
  *   - one poll per watched owner pid (pidfd, POLLIN = the process exited);
  *   - one read of the signalfd (SIGTERM/SIGINT);
- *   - one timeout, the tick that finds stalled connections and ends the
+ *   - one timeout, the tick that finds stalled and idle connections,
+ *     closes refused peers that never asked anything, and ends the
  *     shutdown drain.
  *
  * Requests are applied to the writer as they are decoded; the writer never
@@ -169,6 +170,10 @@ int loop_init(struct daemon *d)
 	 * [10 ms, 1 s] */
 	shortest = d->o->stall_ns < d->o->drain_ns ? d->o->stall_ns
 						   : d->o->drain_ns;
+	if (d->o->idle_ns && d->o->idle_ns < shortest)
+		shortest = d->o->idle_ns;
+	if (D_REFUSE_NS < shortest)
+		shortest = D_REFUSE_NS;
 	tick = shortest / 4;
 	if (tick < 10000000ull)
 		tick = 10000000ull;
@@ -236,16 +241,9 @@ static void on_accept(struct daemon *d, const struct io_uring_cqe *cqe)
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		d->accept_armed = false;
 	if (res >= 0) {
-		if (d->state != D_RUNNING) {
+		/* conn_new() checks the peer and the limits (and logs) */
+		if (d->state != D_RUNNING || !conn_new(d, res))
 			close(res);
-		} else if (d->nconns >= d->o->max_conns) {
-			d_log_limited(D_INFO, "connection refused: %u open "
-				      "(--max-connections)", d->nconns);
-			close(res);
-		} else if (!conn_new(d, res)) {
-			d_log_limited(D_ERR, "connection dropped: out of memory");
-			close(res);
-		}
 	} else if (res == -EINVAL && d->conn_serial == 0) {
 		/* the very first accept: the kernel has no multishot accept */
 		d_log(D_ERR, "multishot accept unsupported (Linux >= 5.19 "
@@ -301,6 +299,7 @@ static void on_tick(struct daemon *d)
 	uint64_t now = d_now_ns();
 
 	conn_check_stalls(d, now);
+	conn_check_idle(d, now);
 	if (d->state == D_DRAINING && now >= d->drain_deadline) {
 		if (d->nconns)
 			d_log(D_INFO, "drain timeout: closing %u connection%s",

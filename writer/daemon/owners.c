@@ -26,6 +26,17 @@
  * whether an existing one has already exited (a zombie): both refuse the
  * put with -ESRCH before anything is written.
  *
+ * A pid is watched only while it owns entries.  The daemon counts them
+ * (owner.nentries): +1 when a put makes P the owner of a key, -1 when a
+ * put or delete through the daemon removes an entry that P owned (the
+ * entry's owner is looked up before the change, only while some pid is
+ * watched) or a connection's close deletes one of its entries put with
+ * P.  At 0 the poll is cancelled and the pidfd closed.  The count can
+ * only be too high, never too low: an entry that vanishes without the
+ * daemon deleting it (its TTL passed) is not subtracted, which keeps its
+ * pid watched until it exits, as before; an entry is never left with an
+ * unwatched owner.
+ *
  * Connection owners (SHMREG_EPHEMERAL).  The segment records the flag but
  * not the connection, so the daemon keeps a table key -> owning connection
  * per registry, and a list per connection.  Every put and delete that goes
@@ -97,6 +108,39 @@ static int owner_grow(struct daemon *d)
 	return 0;
 }
 
+/* The poll of a released owner is being cancelled; its completion frees
+ * it (owner_exited).  Doubly linked so that costs O(1). */
+static void released_add(struct daemon *d, struct owner *ow)
+{
+	ow->rprev = NULL;
+	ow->hnext = d->own_released;
+	if (d->own_released)
+		d->own_released->rprev = ow;
+	d->own_released = ow;
+}
+
+static void released_del(struct daemon *d, struct owner *ow)
+{
+	if (ow->rprev)
+		ow->rprev->hnext = ow->hnext;
+	else
+		d->own_released = ow->hnext;
+	if (ow->hnext)
+		ow->hnext->rprev = ow->rprev;
+}
+
+static void owner_unhash(struct daemon *d, struct owner *ow)
+{
+	struct owner **pp;
+
+	for (pp = owner_slot(d, ow->pid); pp && *pp; pp = &(*pp)->hnext)
+		if (*pp == ow) {
+			*pp = ow->hnext;
+			break;
+		}
+	d->nowners--;
+}
+
 static void arm_pidfd(struct daemon *d, struct owner *ow)
 {
 	struct io_uring_sqe *sqe = d_sqe(d);
@@ -146,10 +190,62 @@ int owner_watch(struct daemon *d, pid_t pid, struct reg *r)
 	return 0;
 }
 
+pid_t owner_of(struct daemon *d, struct reg *r, const void *key,
+	       size_t klen)
+{
+	shmreg_info_t info;
+
+	/* no watched pid, nobody to unwatch: skip the lookup */
+	if (!d->nowners)
+		return 0;
+	/* the daemon is the writer: no torn read, no -EAGAIN; an expired
+	 * entry reads as absent (see "can only be too high" above) */
+	if (shmreg_get(shmreg_writer_reader(r->w), key, klen, NULL, 0,
+		       &info) < 0)
+		return 0;
+	return info.owner_pid;
+}
+
+void owner_ref(struct daemon *d, pid_t pid, int delta)
+{
+	struct owner **pp, *ow;
+	struct io_uring_sqe *sqe;
+
+	if (pid <= 0)
+		return;
+	pp = owner_slot(d, pid);
+	if (!pp || !*pp)
+		return;
+	ow = *pp;
+	if (delta > 0)
+		ow->nentries += (uint64_t)delta;
+	else if (ow->nentries >= (uint64_t)-delta)
+		ow->nentries -= (uint64_t)-delta;
+	else
+		ow->nentries = 0;
+	if (ow->nentries)
+		return;
+	/* owns nothing: stop watching.  The pidfd closes now; the struct
+	 * lives until the cancelled poll reports (it names it). */
+	owner_unhash(d, ow);
+	ow->released = true;
+	close(ow->pidfd);
+	ow->pidfd = -1;
+	released_add(d, ow);
+	sqe = d_sqe(d);
+	io_uring_prep_poll_remove(sqe, d_ud(ow, D_TAG_PIDFD));
+	io_uring_sqe_set_data64(sqe, D_TAG_IGNORE);
+	d_log(D_DEBUG, "pid %d owns no entries any more: not watched",
+	      (int)pid);
+}
+
 void owner_exited(struct daemon *d, struct owner *ow)
 {
-	struct owner **pp;
-
+	if (ow->released) {
+		released_del(d, ow);
+		free(ow);
+		return;
+	}
 	/* A poll that ended for another reason than the exit (it cannot,
 	 * for a pidfd, short of ring teardown) is re-armed. */
 	if (!pidfd_exited(ow->pidfd)) {
@@ -171,12 +267,7 @@ void owner_exited(struct daemon *d, struct owner *ow)
 			      (long long)(n < 0 ? 0 : n), n == 1 ? "y" : "ies",
 			      d->reg[i].name);
 	}
-	for (pp = owner_slot(d, ow->pid); pp && *pp; pp = &(*pp)->hnext)
-		if (*pp == ow) {
-			*pp = ow->hnext;
-			break;
-		}
-	d->nowners--;
+	owner_unhash(d, ow);
 	close(ow->pidfd);
 	free(ow);
 }
@@ -195,6 +286,13 @@ void owner_free_all(struct daemon *d)
 	free(d->own_tab);
 	d->own_tab = NULL;
 	d->nowners = 0;
+	/* the ring is gone: their polls will not report */
+	while (d->own_released) {
+		struct owner *o = d->own_released;
+
+		d->own_released = o->hnext;
+		free(o);
+	}
 }
 
 /* ---- connection owners ---- */
@@ -204,6 +302,7 @@ struct eph {
 	struct eph *cprev, *cnext;  /* owning connection's list */
 	struct conn *conn;
 	uint64_t hash;
+	pid_t owner_pid;            /* the entry's owner pid as put, or 0 */
 	uint32_t klen;
 	uint8_t key[];
 };
@@ -269,7 +368,8 @@ static void eph_remove(struct reg *r, struct eph **pp)
 }
 
 int eph_after_put(struct daemon *d, struct reg *r, struct conn *c,
-		  const void *key, size_t klen, bool ephemeral)
+		  const void *key, size_t klen, bool ephemeral,
+		  pid_t owner_pid)
 {
 	uint64_t h;
 	struct eph **pp, *e;
@@ -279,8 +379,10 @@ int eph_after_put(struct daemon *d, struct reg *r, struct conn *c,
 	h = eph_hash(d, key, klen);
 	pp = eph_slot(r, h, key, klen);
 	if (pp && *pp) {
-		if (ephemeral && (*pp)->conn == c)
+		if (ephemeral && (*pp)->conn == c) {
+			(*pp)->owner_pid = owner_pid;
 			return 0;
+		}
 		eph_remove(r, pp);
 	}
 	if (!ephemeral)
@@ -293,6 +395,7 @@ int eph_after_put(struct daemon *d, struct reg *r, struct conn *c,
 	if (!e)
 		return -ENOMEM;
 	e->hash = h;
+	e->owner_pid = owner_pid;
 	e->klen = (uint32_t)klen;
 	memcpy(e->key, key, klen);
 	e->conn = c;
@@ -334,8 +437,10 @@ void eph_conn_closed(struct conn *c)
 	while ((e = c->eph_head)) {
 		struct eph **pp;
 
-		if (shmreg_writer_del(r->w, e->key, e->klen) > 0)
+		if (shmreg_writer_del(r->w, e->key, e->klen) > 0) {
 			n++;
+			owner_ref(c->d, e->owner_pid, -1);
+		}
 		pp = eph_slot(r, e->hash, e->key, e->klen);
 		if (pp && *pp == e) {
 			eph_remove(r, pp);
@@ -454,11 +559,13 @@ int owner_adopt(struct daemon *d, struct reg *r)
 	}
 	if (ret >= 0 && a.npids) {
 		qsort(a.pids, a.npids, sizeof(*a.pids), cmp_pid);
-		for (size_t i = 0; i < a.npids; i++) {
+		for (size_t i = 0, j; i < a.npids; i = j) {
 			int err;
 
-			if (i && a.pids[i] == a.pids[i - 1])
-				continue;
+			/* a.pids[i .. j) are one pid's entries */
+			for (j = i + 1; j < a.npids && a.pids[j] == a.pids[i];
+			     j++)
+				;
 			err = owner_watch(d, a.pids[i], r);
 			if (err == -ESRCH) {
 				int64_t n = shmreg_writer_del_owner(r->w,
@@ -470,6 +577,7 @@ int owner_adopt(struct daemon *d, struct reg *r)
 				ret = err;
 				break;
 			} else {
+				owner_ref(d, a.pids[i], (int)(j - i));
 				watched++;
 			}
 		}
