@@ -26,6 +26,7 @@
 #include "internal.h"
 #include "lookup.h"
 #include "seqcount.h"
+#include "validate.h"
 
 /* One entry of the cluster being read: its slot copy and where its key and
  * value start in the walk's byte buffer. */
@@ -192,10 +193,11 @@ SHMREG_EXPORT ssize_t shmreg_list(shmreg_t *r, const void *prefix, size_t plen,
 	struct walk w = { 0 };
 	ssize_t rc;
 
-	if (!r || !fn || (plen && !prefix))
+	if (!r || !fn)
 		return -EINVAL;
-	if (plen > SHMREG_KEY_MAX)
-		return -E2BIG;
+	rc = shm_check_prefix(prefix, plen);
+	if (rc < 0)
+		return rc;
 	w.m = reader_map(r);
 	w.prefix = prefix;
 	w.plen = plen;
