@@ -150,13 +150,11 @@ static int fz_list_cb(const void *key, size_t klen, const void *val,
 static void fz_check_list(const char *what, ssize_t ret, const struct fz_keys *k)
 {
 	if (ret >= 0) {
-		/* Stopped lists return the callback's value, others the count. */
-		if (k->stop_at && k->seen >= k->stop_at) {
-			if (ret != 7)
-				fz_fail(what, ret);
-		} else if ((size_t)ret != k->seen) {
+		/* Stopped or not, the count of entries passed to the callback
+		 * (a stopped walk counts the entry that stopped it). */
+		if ((size_t)ret != k->seen ||
+		    (k->stop_at && k->seen > k->stop_at))
 			fz_fail(what, ret);
-		}
 		return;
 	}
 	switch (-ret) {

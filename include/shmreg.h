@@ -139,10 +139,11 @@ uint64_t shmreg_revision(shmreg_t *r);
  * Iterate the entries whose key starts with @prefix (@plen may be 0 for all),
  * calling @fn for each with a validated copy of key and value.  Iteration is
  * not a snapshot: an entry changed during the walk is reported at most once,
- * with either its old or its new value.  @fn returns 0 to go on, anything
- * else to stop (shmreg_list then returns that value).
+ * with either its old or its new value.  @fn returns 0 to go on, > 0 to
+ * stop early, or a negative errno to abort the walk.
  *
- * Returns the number of entries reported, @fn's non-zero return, or
+ * Returns the number of entries passed to @fn (counting the one whose
+ * callback stopped the walk), @fn's negative return when it aborted, or
  *   -EINVAL -E2BIG -EPROTO -ENOMEM -EAGAIN
  */
 typedef int (*shmreg_list_fn)(const void *key, size_t klen,

@@ -174,9 +174,11 @@ static ssize_t walk(struct walk *w, shmreg_list_fn fn, void *arg)
 			rc = fn(w->bytes + it->off, it->slot.klen,
 				w->bytes + it->off + it->slot.klen,
 				it->slot.vlen, &info, arg);
-			if (rc != 0)
-				return rc;
+			if (rc < 0)
+				return rc; /* fn aborted: its -errno */
 			reported++;
+			if (rc > 0)
+				return reported; /* fn stopped: counted */
 		}
 		/* advance past the cluster and the empty slot ending it */
 		walked += ((end + cap - pos) % cap) + 1;

@@ -478,6 +478,76 @@ static void test_writer_and_get(void)
 	free(back);
 }
 
+/* A list callback that returns @ret on its @at-th call, 0 before. */
+struct list_script {
+	int at;
+	int ret;
+	int calls;
+};
+
+static int scripted(const void *key, size_t klen, const void *val,
+		    size_t vlen, const shmreg_info_t *info, void *arg)
+{
+	struct list_script *s = arg;
+
+	(void)key, (void)klen, (void)val, (void)vlen, (void)info;
+	return ++s->calls == s->at ? s->ret : 0;
+}
+
+static ssize_t list_with(shmreg_t *r, const char *prefix, int at, int ret,
+			 int *calls)
+{
+	struct list_script s = { .at = at, .ret = ret };
+	ssize_t n = shmreg_list(r, prefix, strlen(prefix), scripted, &s);
+
+	*calls = s.calls;
+	return n;
+}
+
+/* shmreg_list's return: the count of entries passed to fn (the one that
+ * stopped the walk included), or fn's -errno when it aborted, or an error
+ * of its own; a positive stop value is never returned as such. */
+static void test_list_contract(void)
+{
+	shmreg_writer_opts_t o = { .flags = SHMREG_WRITER_TRUNCATE };
+	shmreg_writer_t *w;
+	shmreg_t *r;
+	char k[16];
+	int ret, calls;
+
+	ret = shmreg_writer_open("list", &o, &w);
+	TC_CHECK(ret == 0, "writer_open: %s", strerror(-ret));
+	ret = shmreg_open("list", 0, &r);
+	TC_CHECK(ret == 0, "open: %s", strerror(-ret));
+	for (int i = 0; i < 5; i++) {
+		snprintf(k, sizeof(k), "l/%d", i);
+		TC_CHECK(put(w, k, "v", 1, NULL) == i + 1, "put %s", k);
+	}
+	TC_EQ(put(w, "other", "v", 1, NULL), 6, "put other");
+
+	TC_EQ(list_with(r, "l/", 0, 0, &calls), 5, "walk to the end");
+	TC_EQ(calls, 5, "calls of a full walk");
+	TC_EQ(list_with(r, "", 0, 0, &calls), 6, "walk everything");
+	TC_EQ(calls, 6, "calls of a walk of everything");
+	TC_EQ(list_with(r, "l/", 3, 1, &calls), 3, "stopped at the 3rd");
+	TC_EQ(calls, 3, "calls of a walk stopped at the 3rd");
+	TC_EQ(list_with(r, "l/", 1, 7, &calls), 1, "stopped at the 1st");
+	TC_EQ(calls, 1, "calls of a walk stopped at the 1st");
+	TC_EQ(list_with(r, "l/", 5, INT32_MAX, &calls), 5,
+	      "stopped at the last: the count, not the stop value");
+	TC_EQ(calls, 5, "calls of a walk stopped at the last");
+	TC_EQ(list_with(r, "l/", 2, -ECANCELED, &calls), -ECANCELED,
+	      "aborted at the 2nd: fn's value");
+	TC_EQ(calls, 2, "calls of a walk aborted at the 2nd");
+	TC_EQ(list_with(r, "l/", 1, -EIO, &calls), -EIO,
+	      "aborted at the 1st");
+	TC_EQ(calls, 1, "calls of a walk aborted at the 1st");
+	TC_EQ(list_with(r, "none/", 1, 1, &calls), 0, "no match: 0");
+	TC_EQ(calls, 0, "no match: no call");
+	shmreg_writer_close(w);
+	shmreg_close(r);
+}
+
 static int64_t realtime_ns(void)
 {
 	struct timespec ts;
@@ -555,6 +625,7 @@ int main(void)
 	test_writer_opts();
 	test_writer_and_get();
 	test_put_opts();
+	test_list_contract();
 	test_files();
 	tc_log("pass");
 	return 0;
