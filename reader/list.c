@@ -100,8 +100,7 @@ static int read_cluster(struct walk *w, uint64_t start, uint64_t stop,
 {
 	const struct shm_map *m = w->m;
 	uint64_t cap = m->g.index_cap, i = start;
-	uint32_t sh0 = atomic_load_explicit(&m->hdr->shift_seq,
-					    memory_order_acquire);
+	uint32_t sh0 = seq_read_begin(&m->hdr->shift_seq);
 	int rc;
 
 	w->nitems = 0;
@@ -119,10 +118,9 @@ static int read_cluster(struct walk *w, uint64_t start, uint64_t stop,
 			return rc;
 	}
 	*end = i;
-	/* pairs with the release fence that opens a shift (writer/index.c) */
-	shm_fence_acquire();
-	if ((sh0 & 1) || atomic_load_explicit(&m->hdr->shift_seq,
-					      SHM_RECHECK_ORDER) != sh0)
+	/* an odd sh0 (a shift in progress) fails here too: the walk read on
+	 * regardless, and its copy is discarded (writer/index.c shifts) */
+	if (seq_read_retry(&m->hdr->shift_seq, sh0))
 		return -EAGAIN;
 	return 0;
 }

@@ -259,7 +259,7 @@ void notify_key(struct notify *n, uint64_t hash)
 	/* Fw of the argument above: orders the commit's stores (the caller
 	 * stored the revision with release before calling) before the loads
 	 * of the waiter counts; pairs with the seq_cst fence Fr in
-	 * waiter_begin() (reader/waitfile.c) */
+	 * wait_until() (reader/waitfile.c) */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&s->waiters, memory_order_relaxed))
 		notify_wake(s, false);
