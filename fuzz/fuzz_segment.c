@@ -3,9 +3,9 @@
  * fuzz_segment.c - libFuzzer target: the reader against arbitrary segment
  * bytes.
  *
- * The mapped segment is untrusted input for every reader (DESIGN.md section
- * 2, rule 1): a torn read, a corrupt file or a hostile writer can show it
- * any bytes.  Each input is written to a file of its own, opened with
+ * The mapped segment is untrusted input for every reader: a torn read, a
+ * corrupt file or a hostile writer can show it any bytes, so every offset
+ * and length read from it is checked before it is followed.  Each input is written to a file of its own, opened with
  * shmreg_open(), and read through every read-only call of the API: stats,
  * revision, list (all, by prefix, stopped early), get of keys that the
  * list found plus keys derived from the input, the change stream (watch

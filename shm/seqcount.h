@@ -233,8 +233,10 @@ static inline void shm_store_words(void *dst, const void *src, size_t n)
 
 /*
  * Copy @n bytes of a large guarded region (an arena object's key or value)
- * that the writer may be overwriting.  This is the one "wider copy" that
- * DESIGN.md section 2 allows, inside the object's single seqcount:
+ * that the writer may be overwriting.  It is the exception to the rule that
+ * guarded data is read only by word-sized relaxed atomic loads: a copy wider
+ * than a word, inside the object's single seqcount (shm_small_eq() and
+ * shm_small_copy() below rest on the same argument).  It is safe because:
  *  - the bytes copied are never interpreted before seq_read_retry() has
  *    validated them, so a torn copy is only ever discarded;
  *  - the source lies in a shared mapping that the compiler cannot see into
