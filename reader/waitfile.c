@@ -344,6 +344,7 @@ ssize_t wait_until(shmreg_t *r, const void *key, size_t klen,
 	return res;
 }
 
+#ifdef SHMREG_TEST_HOOKS
 uint64_t waitfile_debug_wakeups(void)
 {
 	return atomic_load_explicit(&waitfile_wakeups, memory_order_relaxed);
@@ -361,3 +362,4 @@ int waitfile_debug_mode(shmreg_t *r)
 
 	return !wf ? 0 : wf->writable ? 2 : 1;
 }
+#endif /* SHMREG_TEST_HOOKS */
