@@ -5,14 +5,15 @@
  *
  * The mapped segment is untrusted input for every reader: a torn read, a
  * corrupt file or a hostile writer can show it any bytes, so every offset
- * and length read from it is checked before it is followed.  Each input is written to a file of its own, opened with
- * shmreg_open(), and read through every read-only call of the API: stats,
- * revision, list (all, by prefix, stopped early), get of keys that the
- * list found plus keys derived from the input, the change stream (watch
- * from as far back as the ring reaches), and await / watch_key with a zero
- * timeout, which never blocks.  Nothing may crash, read out
- * of bounds (ASan), hit undefined behaviour (UBSan) or loop without bound
- * (libFuzzer's -timeout), and every result must be one the API documents.
+ * and length read from it is checked before it is followed.  Each input is
+ * written to a file of its own, opened with shmreg_open(), and read
+ * through every read-only call of the API: stats, revision, list (all, by
+ * prefix, stopped early), get of keys that the list found plus keys
+ * derived from the input, the change stream (watch from as far back as the
+ * ring reaches), and await / watch_key with a zero timeout, which never
+ * blocks.  Nothing may crash, read out of bounds (ASan), hit undefined
+ * behaviour (UBSan) or loop without bound (libFuzzer's -timeout), and every
+ * result must be one the API documents.
  *
  * The same function is linked into fuzz/replay.c, an ordinary executable
  * that replays the seed corpus (and past crashers) in every ctest run.

@@ -261,7 +261,8 @@ struct shm_map *reader_follow(shmreg_t *r, struct shm_map *seen)
 		map_free(fresh); /* nothing newer under the name yet */
 		free(t);
 		atomic_store_explicit(&r->follow_after,
-				      shm_monotonic_coarse_ns() + FOLLOW_RETRY_NS,
+				      shm_monotonic_coarse_ns() +
+					      FOLLOW_RETRY_NS,
 				      memory_order_relaxed);
 		goto out;
 	}

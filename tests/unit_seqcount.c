@@ -58,7 +58,8 @@ static void rev_contract(void)
 		 "a read overlapping the rewrite fails");
 	seq_rev_write_end(&rev, 7 + 1024);
 	TC_CHECK(!seq_rev_read_check(&rev, 7), "an overwritten record fails");
-	TC_CHECK(seq_rev_read_check(&rev, 7 + 1024), "the new record validates");
+	TC_CHECK(seq_rev_read_check(&rev, 7 + 1024),
+		 "the new record validates");
 
 	seq_reserve_write(&mark, 100);
 	TC_EQ(seq_reserve_read(&mark), 100, "the mark as reserved");
