@@ -118,8 +118,9 @@ static int read_cluster(struct walk *w, uint64_t start, uint64_t stop,
 			return rc;
 	}
 	*end = i;
-	/* an odd sh0 (a shift in progress) fails here too: the walk read on
-	 * regardless, and its copy is discarded (writer/index.c shifts) */
+	/* a shift (writer/index.c) that overlapped the walk fails this, and
+	 * so does one in progress when it began (odd sh0): the walk read on
+	 * regardless, and its copy is discarded */
 	if (seq_read_retry(&m->hdr->shift_seq, sh0))
 		return -EAGAIN;
 	return 0;
