@@ -3,16 +3,17 @@
  * fuzz_segment.c - libFuzzer target: the reader against arbitrary segment
  * bytes.
  *
- * The mapped segment is untrusted input for every reader (DESIGN.md section
- * 2, rule 1): a torn read, a corrupt file or a hostile writer can show it
- * any bytes.  Each input is written to a file of its own, opened with
- * shmreg_open(), and read through every read-only call of the API: stats,
- * revision, list (all, by prefix, stopped early), get of keys that the
- * list found plus keys derived from the input, the change stream (watch
- * from as far back as the ring reaches), and await / watch_key with a zero
- * timeout, which never blocks.  Nothing may crash, read out
- * of bounds (ASan), hit undefined behaviour (UBSan) or loop without bound
- * (libFuzzer's -timeout), and every result must be one the API documents.
+ * The mapped segment is untrusted input for every reader: a torn read, a
+ * corrupt file or a hostile writer can show it any bytes, so every offset
+ * and length read from it is checked before it is followed.  Each input is
+ * written to a file of its own, opened with shmreg_open(), and read
+ * through every read-only call of the API: stats, revision, list (all, by
+ * prefix, stopped early), get of keys that the list found plus keys
+ * derived from the input, the change stream (watch from as far back as the
+ * ring reaches), and await / watch_key with a zero timeout, which never
+ * blocks.  Nothing may crash, read out of bounds (ASan), hit undefined
+ * behaviour (UBSan) or loop without bound (libFuzzer's -timeout), and every
+ * result must be one the API documents.
  *
  * The same function is linked into fuzz/replay.c, an ordinary executable
  * that replays the seed corpus (and past crashers) in every ctest run.
@@ -150,13 +151,11 @@ static int fz_list_cb(const void *key, size_t klen, const void *val,
 static void fz_check_list(const char *what, ssize_t ret, const struct fz_keys *k)
 {
 	if (ret >= 0) {
-		/* Stopped lists return the callback's value, others the count. */
-		if (k->stop_at && k->seen >= k->stop_at) {
-			if (ret != 7)
-				fz_fail(what, ret);
-		} else if ((size_t)ret != k->seen) {
+		/* Stopped or not, the count of entries passed to the callback
+		 * (a stopped walk counts the entry that stopped it). */
+		if ((size_t)ret != k->seen ||
+		    (k->stop_at && k->seen > k->stop_at))
 			fz_fail(what, ret);
-		}
 		return;
 	}
 	switch (-ret) {

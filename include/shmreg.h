@@ -71,11 +71,17 @@ typedef struct shmreg_info {
 typedef struct shmreg_put_opts {
 	pid_t    owner_pid;   /* remove the entry when this process exits */
 	uint32_t flags;       /* SHMREG_EPHEMERAL, ... */
-	int64_t  ttl_ns;      /* > 0: expire this long after the put */
+	int64_t  ttl_ns;      /* > 0: expire this long after the put, at
+	                       * most SHMREG_TTL_MAX_NS (else -EINVAL) */
 	uint64_t expect_rev;  /* compare-and-set: put only if the entry's
 	                       * mod_rev equals this; 0 = unconditional.
 	                       * SHMREG_REV_ABSENT: put only if absent. */
 } shmreg_put_opts_t;
+
+/* Longest TTL a put accepts: 100 years of 365 days, in ns.  A longer one
+ * is refused with -EINVAL (the expiry, now + ttl_ns, must fit an int64 of
+ * CLOCK_REALTIME nanoseconds); for "never expires" give 0. */
+#define SHMREG_TTL_MAX_NS (INT64_C(100) * 365 * 24 * 3600 * 1000000000)
 
 /* put_opts.flags */
 #define SHMREG_EPHEMERAL 0x1u /* owned by the client connection */
@@ -133,10 +139,11 @@ uint64_t shmreg_revision(shmreg_t *r);
  * Iterate the entries whose key starts with @prefix (@plen may be 0 for all),
  * calling @fn for each with a validated copy of key and value.  Iteration is
  * not a snapshot: an entry changed during the walk is reported at most once,
- * with either its old or its new value.  @fn returns 0 to go on, anything
- * else to stop (shmreg_list then returns that value).
+ * with either its old or its new value.  @fn returns 0 to go on, > 0 to
+ * stop early, or a negative errno to abort the walk.
  *
- * Returns the number of entries reported, @fn's non-zero return, or
+ * Returns the number of entries passed to @fn (counting the one whose
+ * callback stopped the walk), @fn's negative return when it aborted, or
  *   -EINVAL -E2BIG -EPROTO -ENOMEM -EAGAIN
  */
 typedef int (*shmreg_list_fn)(const void *key, size_t klen,
@@ -262,7 +269,9 @@ int shmreg_connect(const char *socket_path, const char *registry,
 
 /*
  * Put or replace @key.  Returns the new revision (> 0), or
- *   -EINVAL -E2BIG       bad argument or size
+ *   -EINVAL -E2BIG       bad argument or size (as shmreg_writer_put: a
+ *                        ttl_ns over SHMREG_TTL_MAX_NS is -EINVAL; the
+ *                        client refuses it before sending)
  *   -ESRCH               opts->owner_pid does not exist
  *   -EEXIST              compare-and-set failed (expect_rev did not match)
  *   -EACCES              this uid/gid may not write

@@ -52,7 +52,8 @@ int shmreg_writer_open(const char *name, const shmreg_writer_opts_t *opts,
 
 /*
  * Insert or replace @key.  Returns the new revision (> 0), or
- *   -EINVAL  NULL writer/key, empty key, NULL val with vlen > 0, bad flags
+ *   -EINVAL  NULL writer/key, empty key, NULL val with vlen > 0, bad flags,
+ *            negative owner_pid, ttl_ns < 0 or > SHMREG_TTL_MAX_NS
  *   -E2BIG   klen > SHMREG_KEY_MAX or vlen > SHMREG_VALUE_MAX
  *   -EEXIST  opts->expect_rev given and the entry's mod_rev differs
  *   -ENOMEM -ENOSPC  growing the registry failed; nothing stored is lost

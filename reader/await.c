@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "validate.h"
 #include "waitfile.h"
 
 /*
@@ -22,11 +23,7 @@
 
 static int key_args(shmreg_t *r, const void *key, size_t klen)
 {
-	if (!r || !key || !klen)
-		return -EINVAL;
-	if (klen > SHMREG_KEY_MAX)
-		return -E2BIG;
-	return 0;
+	return r ? shm_check_key(key, klen) : -EINVAL;
 }
 
 struct await_arg {

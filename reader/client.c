@@ -12,7 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "internal.h"
+#include "validate.h"
 #include "client_internal.h"
 
 /*
@@ -145,12 +147,9 @@ static bool read_some(shmreg_client_t *c)
 
 static int64_t deadline_of(int64_t timeout_ns)
 {
-	struct timespec ts;
-
 	if (timeout_ns < 0)
 		return -1;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ll + ts.tv_nsec + timeout_ns;
+	return shm_deadline_ns(shm_monotonic_ns(), timeout_ns);
 }
 
 static bool reached(const shmreg_client_t *c, enum client_until until)
@@ -360,37 +359,19 @@ void shmreg_disconnect(shmreg_client_t *c)
 	free(c);
 }
 
-/* Client-side checks: the daemon makes the same ones, but a frame must fit
- * the protocol's limits before it can be encoded at all. */
-static int check_key(const void *key, size_t klen)
-{
-	if (!key || !klen)
-		return -EINVAL;
-	if (klen > SHMREG_KEY_MAX)
-		return -E2BIG;
-	return 0;
-}
-
+/* Client-side checks: the daemon makes the same ones (the same functions,
+ * in proto_check_request), but a frame must fit the protocol's limits
+ * before it can be encoded at all, and a refused argument costs no round
+ * trip. */
 int client_check_put(const void *key, size_t klen, const void *val,
 		     size_t vlen, const shmreg_put_opts_t *opts)
 {
-	int ret = check_key(key, klen);
-
-	if (ret)
-		return ret;
-	if (vlen > SHMREG_VALUE_MAX)
-		return -E2BIG;
-	if (!val && vlen)
-		return -EINVAL;
-	if (opts && ((opts->flags & ~PROTO_PUT_FLAGS) || opts->owner_pid < 0 ||
-		     opts->ttl_ns < 0))
-		return -EINVAL;
-	return 0;
+	return shm_check_put(key, klen, val, vlen, opts);
 }
 
 int client_check_del(const void *key, size_t klen)
 {
-	return check_key(key, klen);
+	return shm_check_key(key, klen);
 }
 
 static int64_t sync_result(shmreg_client_t *c, uint64_t id)

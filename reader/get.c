@@ -6,6 +6,7 @@
 #include "hash.h"
 #include "liveness.h"
 #include "lookup.h"
+#include "validate.h"
 
 /* A lookup that found nothing on a mapping that another thread has since
  * replaced (state no longer OPEN/CLOSED) must be redone on the new one. */
@@ -49,10 +50,13 @@ ssize_t reader_get(shmreg_t *r, const void *key, size_t klen, uint64_t hash,
 SHMREG_EXPORT ssize_t shmreg_get(shmreg_t *r, const void *key, size_t klen,
 				 void *buf, size_t cap, shmreg_info_t *info)
 {
-	if (!r || !key || klen == 0 || (!buf && cap))
+	int rc;
+
+	if (!r || (!buf && cap))
 		return -EINVAL;
-	if (klen > SHMREG_KEY_MAX)
-		return -E2BIG;
+	rc = shm_check_key(key, klen);
+	if (rc < 0)
+		return rc;
 
 	/* pairs with the release store in reader_follow() */
 	struct shm_map *m = atomic_load_explicit(&r->map, memory_order_acquire);

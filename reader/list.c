@@ -26,6 +26,7 @@
 #include "internal.h"
 #include "lookup.h"
 #include "seqcount.h"
+#include "validate.h"
 
 /* One entry of the cluster being read: its slot copy and where its key and
  * value start in the walk's byte buffer. */
@@ -99,8 +100,7 @@ static int read_cluster(struct walk *w, uint64_t start, uint64_t stop,
 {
 	const struct shm_map *m = w->m;
 	uint64_t cap = m->g.index_cap, i = start;
-	uint32_t sh0 = atomic_load_explicit(&m->hdr->shift_seq,
-					    memory_order_acquire);
+	uint32_t sh0 = seq_read_begin(&m->hdr->shift_seq);
 	int rc;
 
 	w->nitems = 0;
@@ -118,10 +118,10 @@ static int read_cluster(struct walk *w, uint64_t start, uint64_t stop,
 			return rc;
 	}
 	*end = i;
-	/* pairs with the release fence that opens a shift (writer/index.c) */
-	shm_fence_acquire();
-	if ((sh0 & 1) || atomic_load_explicit(&m->hdr->shift_seq,
-					      SHM_RECHECK_ORDER) != sh0)
+	/* a shift (writer/index.c) that overlapped the walk fails this, and
+	 * so does one in progress when it began (odd sh0): the walk read on
+	 * regardless, and its copy is discarded */
+	if (seq_read_retry(&m->hdr->shift_seq, sh0))
 		return -EAGAIN;
 	return 0;
 }
@@ -173,9 +173,11 @@ static ssize_t walk(struct walk *w, shmreg_list_fn fn, void *arg)
 			rc = fn(w->bytes + it->off, it->slot.klen,
 				w->bytes + it->off + it->slot.klen,
 				it->slot.vlen, &info, arg);
-			if (rc != 0)
-				return rc;
+			if (rc < 0)
+				return rc; /* fn aborted: its -errno */
 			reported++;
+			if (rc > 0)
+				return reported; /* fn stopped: counted */
 		}
 		/* advance past the cluster and the empty slot ending it */
 		walked += ((end + cap - pos) % cap) + 1;
@@ -192,10 +194,11 @@ SHMREG_EXPORT ssize_t shmreg_list(shmreg_t *r, const void *prefix, size_t plen,
 	struct walk w = { 0 };
 	ssize_t rc;
 
-	if (!r || !fn || (plen && !prefix))
+	if (!r || !fn)
 		return -EINVAL;
-	if (plen > SHMREG_KEY_MAX)
-		return -E2BIG;
+	rc = shm_check_prefix(prefix, plen);
+	if (rc < 0)
+		return rc;
 	w.m = reader_map(r);
 	w.prefix = prefix;
 	w.plen = plen;

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "internal.h"
 #include "liveness.h"
 #include "paths.h"
@@ -212,14 +213,6 @@ static void follow_unlock(shmreg_t *r)
 	atomic_store_explicit(&r->follow_lock, 0, memory_order_release);
 }
 
-static int64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Unmap overlays beyond the RETIRED_KEEP newest that are older than the
  * grace period (the list is newest first).  Under the follow lock. */
 static void reclaim_retired(shmreg_t *r, int64_t now)
@@ -252,7 +245,7 @@ struct shm_map *reader_follow(shmreg_t *r, struct shm_map *seen)
 	 * died in between: look again at most every FOLLOW_RETRY_NS, not on
 	 * every call, and keep reading the retired one meanwhile (it is
 	 * consistent: nobody writes it any more, or not for long). */
-	if (monotonic_ns() < atomic_load_explicit(&r->follow_after,
+	if (shm_monotonic_coarse_ns() < atomic_load_explicit(&r->follow_after,
 						  memory_order_relaxed))
 		return seen;
 	follow_lock(r);
@@ -268,7 +261,8 @@ struct shm_map *reader_follow(shmreg_t *r, struct shm_map *seen)
 		map_free(fresh); /* nothing newer under the name yet */
 		free(t);
 		atomic_store_explicit(&r->follow_after,
-				      monotonic_ns() + FOLLOW_RETRY_NS,
+				      shm_monotonic_coarse_ns() +
+					      FOLLOW_RETRY_NS,
 				      memory_order_relaxed);
 		goto out;
 	}
@@ -280,7 +274,7 @@ struct shm_map *reader_follow(shmreg_t *r, struct shm_map *seen)
 	(void)mmap(cur->base, cur->size, PROT_READ,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 	t->map = cur;
-	t->since = monotonic_ns();
+	t->since = shm_monotonic_coarse_ns();
 	t->next = r->retired;
 	r->retired = t;
 	reclaim_retired(r, t->since);

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "futex.h"
 #include "membarrier.h"
 #include "hash.h"
@@ -87,14 +88,6 @@ static _Atomic(struct waitfile *) waitfile_list;
 static _Atomic uint64_t waitfile_wakeups;
 /* WAIT_SLICE_NS unless a test changed it (waitfile_debug_set_slice) */
 static _Atomic int64_t wait_slice_ns = WAIT_SLICE_NS;
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Compare the identity line with this version's constants: nothing read
  * from the file is used, only compared (a reader may have scribbled). */
@@ -297,7 +290,7 @@ ssize_t wait_until(shmreg_t *r, const void *key, size_t klen,
 	if (timeout_ns == 0)
 		return -ETIMEDOUT;
 
-	now = mono_ns();
+	now = shm_monotonic_ns();
 	deadline = timeout_ns < 0 || timeout_ns > INT64_MAX - now ?
 			   INT64_MAX : now + timeout_ns;
 	live_at = now;
@@ -335,7 +328,7 @@ ssize_t wait_until(shmreg_t *r, const void *key, size_t klen,
 		res = wait_state(r);
 		if (res)
 			break;
-		now = mono_ns();
+		now = shm_monotonic_ns();
 		if (now - live_at >= live_slice) {
 			live_at = now;
 			if (wait_writer_dead(r)) {
@@ -358,6 +351,7 @@ ssize_t wait_until(shmreg_t *r, const void *key, size_t klen,
 	return res;
 }
 
+#ifdef SHMREG_TEST_HOOKS
 uint64_t waitfile_debug_wakeups(void)
 {
 	return atomic_load_explicit(&waitfile_wakeups, memory_order_relaxed);
@@ -375,3 +369,4 @@ int waitfile_debug_mode(shmreg_t *r)
 
 	return !wf ? 0 : wf->writable ? 2 : 1;
 }
+#endif /* SHMREG_TEST_HOOKS */

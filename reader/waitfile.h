@@ -52,7 +52,7 @@ typedef bool (*wait_check_fn)(shmreg_t *r, void *arg, ssize_t *res);
 ssize_t wait_until(shmreg_t *r, const void *key, size_t klen,
 		   int64_t timeout_ns, wait_check_fn check, void *arg);
 
-/* ---- test and debug hooks (hidden; reachable from the static library) ---- */
+/* ---- test hooks: only in the test library (SHMREG_TEST_HOOKS) ---- */
 
 /* Number of times a futex wait of this process returned because its word
  * had changed (woken, or the word moved before it slept): each is one

@@ -7,6 +7,7 @@
 
 #include "layout.h"
 #include "ring_read.h"
+#include "validate.h"
 #include "waitfile.h"
 
 /*
@@ -60,14 +61,16 @@ int shmreg_watch_open(shmreg_t *r, const void *prefix, size_t plen,
 	struct shmreg_watch *w;
 	struct shm_map *m;
 	uint64_t cur;
+	int rc;
 
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	if (!r || (!prefix && plen) || start_rev == UINT64_MAX)
+	if (!r || start_rev == UINT64_MAX)
 		return -EINVAL;
-	if (plen > SHMREG_KEY_MAX)
-		return -E2BIG;
+	rc = shm_check_prefix(prefix, plen);
+	if (rc < 0)
+		return rc;
 	m = reader_map(r);
 	/* pairs with the writer's release store of the revision */
 	cur = atomic_load_explicit(&m->hdr->revision, memory_order_acquire);

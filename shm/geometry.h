@@ -6,8 +6,10 @@
  * The geometry is copied out of the header once, when a segment is mapped,
  * and validated against the mapping's size; it is never reread.  Any offset
  * or length found later inside the segment (slot, object, ring record) is
- * checked against it before it is followed: a torn or corrupt read can show
- * any bytes, so nothing read from the segment is trusted as an address.
+ * checked against it before it is followed: the segment is untrusted input
+ * (a torn read, a corrupt file or a hostile process with write access can
+ * put any bytes there), and no bytes may make a reader touch memory outside
+ * its mapping.
  */
 #ifndef SHM_GEOMETRY_H
 #define SHM_GEOMETRY_H

@@ -39,8 +39,8 @@
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "hash.h"
 #include "lookup.h"
 #include "seqcount.h"
@@ -151,10 +151,7 @@ int shm_entry_read(const struct shm_map *m, const struct shm_slot *s,
 
 bool shm_deadline_passed(int64_t deadline_ns)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec >= deadline_ns;
+	return shm_realtime_ns() >= deadline_ns;
 }
 
 void shm_fill_info(shmreg_info_t *info, const struct shm_slot *s)

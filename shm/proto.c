@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "proto.h"
+#include "validate.h"
 
 _Static_assert(PROTO_FRAME_MAX <= UINT32_MAX, "frame length is a u32");
 _Static_assert(PROTO_REPLY_HDR_SIZE + PROTO_STATS_BODY <= PROTO_REPLY_MAX,
@@ -154,22 +155,21 @@ int proto_check_request(const struct proto_req *req)
 		if (req->u.hello.nlen > PROTO_NAME_MAX)
 			return -E2BIG;
 		return 0;
-	case PROTO_OP_PUT:
-		if (req->u.put.klen == 0)
-			return -EINVAL;
-		if (req->u.put.klen > SHMREG_KEY_MAX ||
-		    req->u.put.vlen > SHMREG_VALUE_MAX)
-			return -E2BIG;
-		if ((req->u.put.flags & ~PROTO_PUT_FLAGS) ||
-		    req->u.put.owner_pid < 0 || req->u.put.ttl_ns < 0)
-			return -EINVAL;
-		return 0;
+	case PROTO_OP_PUT: {
+		/* the embedded writer's checks, so that the daemon refuses
+		 * (with a reply) what shmreg_writer_put would refuse */
+		shmreg_put_opts_t o = {
+			.owner_pid = req->u.put.owner_pid,
+			.flags = req->u.put.flags,
+			.ttl_ns = req->u.put.ttl_ns,
+			.expect_rev = req->u.put.expect_rev,
+		};
+
+		return shm_check_put(req->u.put.key, req->u.put.klen,
+				     req->u.put.val, req->u.put.vlen, &o);
+	}
 	case PROTO_OP_DEL:
-		if (req->u.del.klen == 0)
-			return -EINVAL;
-		if (req->u.del.klen > SHMREG_KEY_MAX)
-			return -E2BIG;
-		return 0;
+		return shm_check_key(req->u.del.key, req->u.del.klen);
 	case PROTO_OP_PING:
 	case PROTO_OP_STATS:
 		return 0;

@@ -81,9 +81,6 @@
 /* Largest reply frame a client accepts (STATS is the largest today). */
 #define PROTO_REPLY_MAX 4096u
 
-/* Put flags the protocol knows (shmreg_put_opts_t.flags) */
-#define PROTO_PUT_FLAGS SHMREG_EPHEMERAL
-
 /* STATS reply fields, in order */
 enum proto_stat {
 	PROTO_STAT_ENTRIES,        /* shmreg_stats_t of the selected registry */
@@ -184,8 +181,9 @@ ssize_t proto_decode_request(const void *buf, size_t len, size_t max_frame,
 /*
  * Check a decoded request's arguments: the request-level errors that get a
  * reply and leave the connection open.  Returns 0 or
- *   -EINVAL  empty key, unknown put flags, negative owner_pid or ttl_ns,
- *            empty hello name
+ *   -EINVAL  empty key, unknown put flags (SHM_PUT_FLAGS), negative
+ *            owner_pid, ttl_ns < 0 or > SHMREG_TTL_MAX_NS, empty hello
+ *            name (the checks of shm/validate.h, as the embedded writer)
  *   -E2BIG   key over SHMREG_KEY_MAX, value over SHMREG_VALUE_MAX, hello
  *            name over PROTO_NAME_MAX
  */

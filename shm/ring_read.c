@@ -2,13 +2,15 @@
 /*
  * ring_read.c - lock-free read of one change-ring record and its key.
  *
- * A record's rev field is its seqcount: the writer stores 0 (relaxed), a
- * release fence, the fields, then rev (release); see writer/ring.c.  The key
- * bytes live in a separate byte ring; before overwriting any of them the
- * writer advances ring_key_reserved past them (relaxed store, release
- * fence), so a reader that copied the key and then (after an acquire fence)
- * finds ring_key_reserved no more than ring_key_bytes past the key's end
- * knows the bytes were not being overwritten during its copy.
+ * A record's rev field is its seqcount: the writer stores 0 while it
+ * rewrites the record, then the record's revision (seq_rev_write_begin/end
+ * in writer/ring.c); the reader checks rev before and after its loads
+ * (seq_rev_read_begin/check).  The key bytes live in a separate byte ring;
+ * before overwriting any of them the writer advances ring_key_reserved past
+ * them (seq_reserve_write), so a reader that copied the key and then finds
+ * the mark (seq_reserve_read) no more than ring_key_bytes past the key's
+ * end knows the bytes were not being overwritten during its copy.  The
+ * ordering argument of both is in shm/seqcount.h.
  */
 #include <errno.h>
 #include <string.h>
@@ -31,14 +33,13 @@ int shm_ring_read(const struct shm_map *m, uint64_t rev,
 {
 	const struct shm_ring_rec *r = shm_ring_at(m, rev);
 	const struct shm_hdr *h = m->hdr;
-	uint64_t v0, v1, pos, reserved, kb = m->g.ring_key_bytes;
+	uint64_t v0, pos, reserved, kb = m->g.ring_key_bytes;
 	uint32_t op, klen;
 	uint64_t hash;
 
 	if (rev == 0)
 		return -EINVAL;
-	/* pairs with the release store of rev in ring_append() */
-	v0 = atomic_load_explicit(&r->rev, memory_order_acquire);
+	v0 = seq_rev_read_begin(&r->rev);
 	if (v0 != rev)
 		return v0 > rev ? -ERANGE : -EAGAIN;
 	op = atomic_load_explicit((const _Atomic uint32_t *)&r->op,
@@ -49,20 +50,14 @@ int shm_ring_read(const struct shm_map *m, uint64_t rev,
 				   SHM_DATA_LOAD_ORDER);
 	hash = atomic_load_explicit((const _Atomic uint64_t *)&r->hash,
 				    SHM_DATA_LOAD_ORDER);
-	/* pairs with the release fence in ring_append() */
-	shm_fence_acquire();
-	v1 = atomic_load_explicit(&r->rev, SHM_RECHECK_ORDER);
-	if (v1 != rev)
+	if (!seq_rev_read_check(&r->rev, rev))
 		return -ERANGE;
 	if ((op != SHM_OP_PUT && op != SHM_OP_DEL) || klen == 0 ||
 	    klen > SHMREG_KEY_MAX || (pos & (kb - 1)) + klen > kb)
 		return -EPROTO;
 	shm_copy_wide(key, m->base + m->g.ring_key_off + (pos & (kb - 1)), klen);
-	/* pairs with the release fence after the reservation store in
-	 * ring_append(): bytes reserved before our copy ended are seen */
-	shm_fence_acquire();
-	reserved = atomic_load_explicit(&h->ring_key_reserved,
-					SHM_RECHECK_ORDER);
+	/* bytes reserved for reuse before our copy ended are seen */
+	reserved = seq_reserve_read(&h->ring_key_reserved);
 	if (reserved < pos + klen)
 		return -EPROTO; /* a key beyond what was ever reserved */
 	if (reserved - pos > kb)

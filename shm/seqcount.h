@@ -88,8 +88,12 @@ static inline void shm_cpu_relax(void)
 
 /* ---- reader side ---- */
 
-/* Returns the sequence to pass to seq_read_retry(); odd means "a write is in
- * progress, do not read".  Pairs with the release store in seq_write_end(). */
+/* Returns the sequence to pass to seq_read_retry().  An odd value means a
+ * write section was open when it was loaded: whatever the caller then reads
+ * may be torn.  The caller may still read (walking on is often simpler than
+ * branching, and reads of the mapping are always safe), but must not use
+ * what it read: seq_read_retry() returns true for an odd start, so the copy
+ * is discarded there.  Pairs with the release store in seq_write_end(). */
 static inline uint32_t seq_read_begin(const _Atomic uint32_t *seq)
 {
 	return atomic_load_explicit(seq, memory_order_acquire);
@@ -126,6 +130,85 @@ static inline void seq_write_end(_Atomic uint32_t *seq)
 	atomic_store_explicit(seq, s + 1, memory_order_release);
 }
 
+/*
+ * ---- a revision that doubles as a record's seqcount ----
+ *
+ * A change-ring record (writer/ring.c, shm/ring_read.c) carries no seqcount
+ * of its own: its rev field is one.  The writer stores 0 there while it
+ * rewrites the record and the record's revision R once it is complete, so 0
+ * plays the part of the odd value and R of the even one, and a reader that
+ * wants record R checks rev == R before and after its loads.  The argument
+ * at the top of this file holds with "s+1" read as 0 and "s+2" as R: a
+ * reader whose loads saw any store of a rewrite sees rev != R on the
+ * re-check, and one whose first load saw R sees every field of record R.
+ * Unlike seq_read_begin(), the reader knows which value to expect, so a
+ * different one is decided on at once (older: not written yet; newer:
+ * overwritten) without reading the fields.
+ */
+
+static inline void seq_rev_write_begin(_Atomic uint64_t *rev)
+{
+	atomic_store_explicit(rev, 0, memory_order_relaxed);
+	/* orders the 0 before the field stores that follow; pairs with the
+	 * acquire fence in seq_rev_read_check() */
+	shm_fence_release();
+}
+
+static inline void seq_rev_write_end(_Atomic uint64_t *rev, uint64_t r)
+{
+	/* publishes the fields; pairs with the acquire load in
+	 * seq_rev_read_begin() */
+	atomic_store_explicit(rev, r, memory_order_release);
+}
+
+/* The record's rev: the caller reads the fields only when it is the
+ * revision it wants. */
+static inline uint64_t seq_rev_read_begin(const _Atomic uint64_t *rev)
+{
+	/* pairs with the release store in seq_rev_write_end() */
+	return atomic_load_explicit(rev, memory_order_acquire);
+}
+
+/* True when the record still holds revision @want after the caller's field
+ * loads, which are then those of record @want; false: discard them (the
+ * record is being, or has been, overwritten). */
+static inline bool seq_rev_read_check(const _Atomic uint64_t *rev,
+				      uint64_t want)
+{
+	/* pairs with the release fence in seq_rev_write_begin() */
+	shm_fence_acquire();
+	return atomic_load_explicit(rev, SHM_RECHECK_ORDER) == want;
+}
+
+/*
+ * ---- a reservation mark ahead of reused bytes ----
+ *
+ * The change ring's key bytes are reused in place, and guarded by a
+ * monotonic mark (hdr->ring_key_reserved) instead of a seqcount: before
+ * overwriting bytes the writer moves the mark past them, and a reader that
+ * copied bytes then loads the mark and finds out whether any of them were
+ * reserved for reuse meanwhile.  The same pair of fences as a write
+ * section's opening (seq_write_begin, seq_read_retry): if the copy read a
+ * byte stored after the writer's fence, the reload sees the new mark.
+ */
+
+static inline void seq_reserve_write(_Atomic uint64_t *mark, uint64_t upto)
+{
+	atomic_store_explicit(mark, upto, memory_order_relaxed);
+	/* orders the mark before the byte stores that follow; pairs with the
+	 * acquire fence in seq_reserve_read() */
+	shm_fence_release();
+}
+
+/* The mark as of after the caller's preceding copy: every reservation
+ * made before a byte that copy read is included. */
+static inline uint64_t seq_reserve_read(const _Atomic uint64_t *mark)
+{
+	/* pairs with the release fence in seq_reserve_write() */
+	shm_fence_acquire();
+	return atomic_load_explicit(mark, SHM_RECHECK_ORDER);
+}
+
 /* ---- copying guarded data ----
  * Word copies use relaxed atomics so that a racing read is not a data race;
  * @n is a multiple of 8 and both pointers are 8-byte aligned. */
@@ -150,8 +233,10 @@ static inline void shm_store_words(void *dst, const void *src, size_t n)
 
 /*
  * Copy @n bytes of a large guarded region (an arena object's key or value)
- * that the writer may be overwriting.  This is the one "wider copy" that
- * DESIGN.md section 2 allows, inside the object's single seqcount:
+ * that the writer may be overwriting.  It is the exception to the rule that
+ * guarded data is read only by word-sized relaxed atomic loads: a copy wider
+ * than a word, inside the object's single seqcount (shm_small_eq() and
+ * shm_small_copy() below rest on the same argument).  It is safe because:
  *  - the bytes copied are never interpreted before seq_read_retry() has
  *    validated them, so a torn copy is only ever discarded;
  *  - the source lies in a shared mapping that the compiler cannot see into

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shmreg.h"
@@ -477,6 +478,145 @@ static void test_writer_and_get(void)
 	free(back);
 }
 
+/* A list callback that returns @ret on its @at-th call, 0 before. */
+struct list_script {
+	int at;
+	int ret;
+	int calls;
+};
+
+static int scripted(const void *key, size_t klen, const void *val,
+		    size_t vlen, const shmreg_info_t *info, void *arg)
+{
+	struct list_script *s = arg;
+
+	(void)key, (void)klen, (void)val, (void)vlen, (void)info;
+	return ++s->calls == s->at ? s->ret : 0;
+}
+
+static ssize_t list_with(shmreg_t *r, const char *prefix, int at, int ret,
+			 int *calls)
+{
+	struct list_script s = { .at = at, .ret = ret };
+	ssize_t n = shmreg_list(r, prefix, strlen(prefix), scripted, &s);
+
+	*calls = s.calls;
+	return n;
+}
+
+/* shmreg_list's return: the count of entries passed to fn (the one that
+ * stopped the walk included), or fn's -errno when it aborted, or an error
+ * of its own; a positive stop value is never returned as such. */
+static void test_list_contract(void)
+{
+	shmreg_writer_opts_t o = { .flags = SHMREG_WRITER_TRUNCATE };
+	shmreg_writer_t *w;
+	shmreg_t *r;
+	char k[16];
+	int ret, calls;
+
+	ret = shmreg_writer_open("list", &o, &w);
+	TC_CHECK(ret == 0, "writer_open: %s", strerror(-ret));
+	ret = shmreg_open("list", 0, &r);
+	TC_CHECK(ret == 0, "open: %s", strerror(-ret));
+	for (int i = 0; i < 5; i++) {
+		snprintf(k, sizeof(k), "l/%d", i);
+		TC_CHECK(put(w, k, "v", 1, NULL) == i + 1, "put %s", k);
+	}
+	TC_EQ(put(w, "other", "v", 1, NULL), 6, "put other");
+
+	TC_EQ(list_with(r, "l/", 0, 0, &calls), 5, "walk to the end");
+	TC_EQ(calls, 5, "calls of a full walk");
+	TC_EQ(list_with(r, "", 0, 0, &calls), 6, "walk everything");
+	TC_EQ(calls, 6, "calls of a walk of everything");
+	TC_EQ(list_with(r, "l/", 3, 1, &calls), 3, "stopped at the 3rd");
+	TC_EQ(calls, 3, "calls of a walk stopped at the 3rd");
+	TC_EQ(list_with(r, "l/", 1, 7, &calls), 1, "stopped at the 1st");
+	TC_EQ(calls, 1, "calls of a walk stopped at the 1st");
+	TC_EQ(list_with(r, "l/", 5, INT32_MAX, &calls), 5,
+	      "stopped at the last: the count, not the stop value");
+	TC_EQ(calls, 5, "calls of a walk stopped at the last");
+	TC_EQ(list_with(r, "l/", 2, -ECANCELED, &calls), -ECANCELED,
+	      "aborted at the 2nd: fn's value");
+	TC_EQ(calls, 2, "calls of a walk aborted at the 2nd");
+	TC_EQ(list_with(r, "l/", 1, -EIO, &calls), -EIO,
+	      "aborted at the 1st");
+	TC_EQ(calls, 1, "calls of a walk aborted at the 1st");
+	TC_EQ(list_with(r, "none/", 1, 1, &calls), 0, "no match: 0");
+	TC_EQ(calls, 0, "no match: no call");
+	shmreg_writer_close(w);
+	shmreg_close(r);
+}
+
+static int64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Put options out of range are refused and store nothing; the longest TTL
+ * is stored with the deadline it asks for.  Before SHMREG_TTL_MAX_NS, a
+ * ttl_ns near INT64_MAX overflowed now + ttl_ns (UBSan aborts there) into
+ * a deadline in the past: the put succeeded, the entry was never seen. */
+static void test_put_opts(void)
+{
+	shmreg_writer_opts_t o = { .flags = SHMREG_WRITER_TRUNCATE };
+	static const int64_t bad_ttl[] = {
+		SHMREG_TTL_MAX_NS + 1, INT64_MAX, INT64_MAX - 1000000000, -1,
+		INT64_MIN,
+	};
+	shmreg_put_opts_t po;
+	shmreg_writer_t *w;
+	shmreg_info_t info;
+	shmreg_stats_t st;
+	int64_t rev, t0, t1;
+	shmreg_t *r;
+	char buf[8];
+	int ret;
+
+	ret = shmreg_writer_open("opts", &o, &w);
+	TC_CHECK(ret == 0, "writer_open: %s", strerror(-ret));
+	ret = shmreg_open("opts", 0, &r);
+	TC_CHECK(ret == 0, "open: %s", strerror(-ret));
+
+	for (size_t i = 0; i < sizeof(bad_ttl) / sizeof(bad_ttl[0]); i++) {
+		memset(&po, 0, sizeof(po));
+		po.ttl_ns = bad_ttl[i];
+		TC_CHECK(put(w, "ttl", "v", 1, &po) == -EINVAL,
+			 "ttl_ns %lld accepted", (long long)bad_ttl[i]);
+	}
+	memset(&po, 0, sizeof(po));
+	po.owner_pid = -1;
+	TC_EQ(put(w, "ttl", "v", 1, &po), -EINVAL, "owner_pid -1");
+	memset(&po, 0, sizeof(po));
+	po.flags = SHMREG_EPHEMERAL << 1;
+	TC_EQ(put(w, "ttl", "v", 1, &po), -EINVAL, "next unknown flag");
+	TC_EQ(shmreg_writer_revision(w), 0, "revision after refused puts");
+	TC_EQ(shmreg_get(r, "ttl", 3, buf, sizeof(buf), NULL), -ENOENT,
+	      "a refused put stored nothing");
+	TC_EQ(shmreg_stats(r, &st), 0, "stats");
+	TC_EQ(st.entries, 0, "entries after refused puts");
+
+	memset(&po, 0, sizeof(po));
+	po.ttl_ns = SHMREG_TTL_MAX_NS;
+	t0 = realtime_ns();
+	rev = put(w, "ttl", "v", 1, &po);
+	t1 = realtime_ns();
+	TC_EQ(rev, 1, "put with ttl_ns SHMREG_TTL_MAX_NS");
+	TC_EQ(shmreg_get(r, "ttl", 3, buf, sizeof(buf), &info), 1,
+	      "the longest TTL is visible");
+	TC_CHECK(info.expires_at_ns >= t0 + SHMREG_TTL_MAX_NS &&
+		 info.expires_at_ns <= t1 + SHMREG_TTL_MAX_NS,
+		 "expires_at_ns %lld not in [%lld, %lld]",
+		 (long long)info.expires_at_ns,
+		 (long long)(t0 + SHMREG_TTL_MAX_NS),
+		 (long long)(t1 + SHMREG_TTL_MAX_NS));
+	shmreg_writer_close(w);
+	shmreg_close(r);
+}
+
 int main(void)
 {
 	tc_init("bad_input", 55);
@@ -484,6 +624,8 @@ int main(void)
 	test_names();
 	test_writer_opts();
 	test_writer_and_get();
+	test_put_opts();
+	test_list_contract();
 	test_files();
 	tc_log("pass");
 	return 0;

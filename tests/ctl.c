@@ -506,6 +506,15 @@ static void test_usage(void)
 	EXPECT(2, "", "get does not take --since", "get", "k", "--since", "1");
 	EXPECT(2, "", "--ttl", "put", "k", "v", "--ttl", "abc");
 	EXPECT(2, "", "--ttl", "put", "k", "v", "--ttl", "0");
+	/* over SHMREG_TTL_MAX_NS (100 years): the library would refuse it,
+	 * and before it did, the deadline overflowed (a put that exited 0
+	 * and stored an entry nobody could see) */
+	EXPECT(2, "", "--ttl: at most 3153600000 seconds", "put", "k", "v",
+	       "--ttl", "8000000000");
+	EXPECT(2, "", "--ttl: at most 3153600000 seconds", "put", "k", "v",
+	       "--ttl", "3153600000.000000001");
+	EXPECT(2, "", "--ttl: at most 3153600000 seconds", "put", "k", "v",
+	       "--ttl", "99999999999999");
 	EXPECT(2, "", "--timeout", "await", "k", "--timeout", "-1");
 	EXPECT(2, "", "--owner", "put", "k", "v", "--owner", "12x");
 	EXPECT(2, "", "--expect-rev", "put", "k", "v", "--expect-rev", "0");
@@ -774,6 +783,18 @@ static void test_put_options(void)
 	EXPECT(0, "4\n", NULL, "-r", "opts", "put", "cas", "2",
 	       "--expect-rev", "3");
 	EXPECT(0, "2\n", NULL, "-r", "opts", "get", "cas");
+
+	/* --ttl at exactly the limit: stored and visible */
+	EXPECT(0, NULL, NULL, "-r", "opts", "put", "ttlmax", "t", "--ttl",
+	       "3153600000");
+	RUN(&p, "-r", "opts", "get", "ttlmax", "--json");
+	CHECK(p.status == 0, "get ttlmax: %d '%s'", p.status, p.e.p);
+	py_check(__LINE__, p.o.p,
+		 "import json,sys,time\n"
+		 "d=json.loads(sys.stdin.read())\n"
+		 "left=d['expires_at_ns']-time.time_ns()\n"
+		 "assert 3153599000e9 < left <= 3153600000e9, (d, left)\n");
+	proc_free(&p);
 
 	/* --ephemeral lives as long as a daemon connection: none here */
 	EXPECT(3, "", "--ephemeral needs shmregd", "-r", "opts", "put", "eph",

@@ -391,6 +391,63 @@ static void test_requests(void)
 	close(fd);
 }
 
+/* Put options over their limits: the client refuses them before sending
+ * anything, and the daemon, given them in a raw frame, replies -EINVAL,
+ * stores nothing and serves on.  ttl_ns = INT64_MAX used to be
+ * acknowledged and never visible (now + ttl_ns overflowed), and aborted a
+ * UBSan build of the daemon. */
+static void test_put_limits(void)
+{
+	static const int64_t bad_ttl[] = {
+		INT64_MAX, SHMREG_TTL_MAX_NS + 1, -1,
+	};
+	shmreg_put_opts_t o = { 0 };
+	shmreg_client_t *c = dh_connect(&h);
+	uint8_t f[256], buf[8];
+	shmreg_completion_t cq;
+	shmreg_info_t info;
+	uint64_t id = 100;
+	int fd = raw_connect();
+
+	for (size_t i = 0; i < sizeof(bad_ttl) / sizeof(bad_ttl[0]); i++) {
+		o = (shmreg_put_opts_t){ .ttl_ns = bad_ttl[i] };
+		TC_CHECK(shmreg_put(c, "ttl", 3, "v", 1, &o) == -EINVAL,
+			 "client put, ttl_ns %lld", (long long)bad_ttl[i]);
+		TC_CHECK(shmreg_put_async(c, "ttl", 3, "v", 1, &o) == -EINVAL,
+			 "client put_async, ttl_ns %lld",
+			 (long long)bad_ttl[i]);
+	}
+	TC_EQ(shmreg_client_wait(c, &cq, 1, 0), 0,
+	      "the refused put_async queued nothing");
+	TC_CHECK(shmreg_ping(c) >= 0, "the client connection is fine");
+
+	send_all(fd, f, hello(f, 1, h.reg));
+	expect_reply(fd, PROTO_OP_HELLO, 1, 0);
+	for (size_t i = 0; i < sizeof(bad_ttl) / sizeof(bad_ttl[0]); i++) {
+		o = (shmreg_put_opts_t){ .ttl_ns = bad_ttl[i] };
+		send_all(fd, f, proto_encode_put(f, sizeof(f), ++id, "ttl", 3,
+						 "v", 1, &o));
+		expect_reply(fd, PROTO_OP_PUT, id, -EINVAL);
+	}
+	TC_EQ(shmreg_get(r, "ttl", 3, buf, sizeof(buf), NULL), -ENOENT,
+	      "a refused put stored nothing");
+	/* the same connection goes on: the limit itself is accepted */
+	o = (shmreg_put_opts_t){ .ttl_ns = SHMREG_TTL_MAX_NS };
+	send_all(fd, f, proto_encode_put(f, sizeof(f), ++id, "ttl", 3, "v", 1,
+					 &o));
+	expect_reply(fd, PROTO_OP_PUT, id, 0);
+	TC_EQ(shmreg_get(r, "ttl", 3, buf, sizeof(buf), &info), 1,
+	      "a put with the longest TTL is visible");
+	TC_CHECK(info.expires_at_ns > SHMREG_TTL_MAX_NS,
+		 "expires_at_ns %lld", (long long)info.expires_at_ns);
+	send_all(fd, f, proto_encode_simple(f, sizeof(f), ++id,
+					    PROTO_OP_PING));
+	expect_reply(fd, PROTO_OP_PING, id, 0);
+	close(fd);
+	shmreg_disconnect(c);
+	good_progress(20, "after out-of-range put options");
+}
+
 /* A client that pipelines and never reads: the daemon stops reading it
  * (its sends block), buffers a bounded amount, keeps serving others, and
  * closes it after --stall-timeout.  The flood only ends when the daemon
@@ -476,6 +533,7 @@ int main(void)
 	test_truncated();
 	test_random();
 	test_requests();
+	test_put_limits();
 	test_never_reads();
 
 	__atomic_store_n(stop_good, 1, __ATOMIC_RELEASE);

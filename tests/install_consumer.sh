@@ -34,6 +34,21 @@ pcdir=$(dirname "$(find "$prefix" -name shmreg.pc -print -quit)")
 cfg=$(find "$prefix" -name shmregConfig.cmake -print -quit)
 [[ -n $cfg ]] || fail "shmregConfig.cmake not installed"
 
+# The soname carries MAJOR.MINOR (0.x minors may break the ABI), and the
+# installed names resolve to the real files.
+hdr=$prefix/include/shmreg.h
+ver=$(sed -n 's/^#define SHMREG_VERSION_MAJOR \([0-9]*\)$/\1/p' "$hdr").$(
+	sed -n 's/^#define SHMREG_VERSION_MINOR \([0-9]*\)$/\1/p' "$hdr")
+[[ $ver =~ ^[0-9]+\.[0-9]+$ ]] || fail "no version in shmreg.h ('$ver')"
+for l in libshmreg libshmreg_writer; do
+	so=$(find "$prefix" -name "$l.so" -print -quit)
+	[[ -n $so ]] || fail "$l.so not installed"
+	readelf -d "$so" >soname.txt
+	sn=$(sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p' soname.txt)
+	[[ $sn == "$l.so.$ver" ]] || fail "$l.so has soname '$sn', want $l.so.$ver"
+	[[ -e $(dirname "$so")/$sn ]] || fail "$sn is not installed beside $l.so"
+done
+
 # 1. Each public header alone, as C (several standards, pedantic) and C++.
 for h in shmreg.h shmreg_writer.h; do
 	for std in c99 c11 gnu11; do

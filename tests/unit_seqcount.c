@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Description: the seqcount primitives of shm/seqcount.h - the single-
- * threaded contract of begin/retry, and a writer thread rewriting a guarded
+ * threaded contract of begin/retry, of the change ring's rev-as-seqcount
+ * and of the reservation mark, and a writer thread rewriting a guarded
  * block while reader threads validate every copy they accept. */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -39,6 +40,31 @@ static void contract(void)
 	TC_EQ(atomic_load(&seq), 2, "even after writing");
 	s = seq_read_begin(&seq);
 	TC_CHECK(!seq_read_retry(&seq, s), "a section after the write validates");
+}
+
+/* A change-ring record's rev: 0 while rewritten, the revision once done. */
+static void rev_contract(void)
+{
+	_Atomic uint64_t rev = 0, mark = 0;
+
+	seq_rev_write_end(&rev, 7);
+	TC_EQ(seq_rev_read_begin(&rev), 7, "a finished record's rev");
+	TC_CHECK(seq_rev_read_check(&rev, 7), "an untouched record validates");
+	TC_CHECK(!seq_rev_read_check(&rev, 6), "another revision fails");
+
+	seq_rev_write_begin(&rev);
+	TC_EQ(seq_rev_read_begin(&rev), 0, "0 while rewriting");
+	TC_CHECK(!seq_rev_read_check(&rev, 7),
+		 "a read overlapping the rewrite fails");
+	seq_rev_write_end(&rev, 7 + 1024);
+	TC_CHECK(!seq_rev_read_check(&rev, 7), "an overwritten record fails");
+	TC_CHECK(seq_rev_read_check(&rev, 7 + 1024),
+		 "the new record validates");
+
+	seq_reserve_write(&mark, 100);
+	TC_EQ(seq_reserve_read(&mark), 100, "the mark as reserved");
+	seq_reserve_write(&mark, 164);
+	TC_EQ(seq_reserve_read(&mark), 164, "the mark moved on");
 }
 
 static void *writer(void *arg)
@@ -90,6 +116,7 @@ int main(void)
 
 	tc_init("unit_seqcount", 60);
 	contract();
+	rev_contract();
 	for (int k = 0; k < WORDS; k++) /* "write 0" of the pattern */
 		blk.w[k] = (uint64_t)k;
 

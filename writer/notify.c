@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "futex.h"
 #include "membarrier.h"
 #include "notify.h"
@@ -83,14 +84,6 @@ struct notify {
 	struct shm_wait_slot *slots;   /* SHM_WAIT_SLOTS */
 };
 
-static int64_t realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Is the identity line what this version writes?  It is compared, never
  * used: a reader may have scribbled on it. */
 static int notify_identity_ok(const struct shm_wait_hdr *h)
@@ -110,7 +103,7 @@ static void notify_write_identity(struct shm_wait_hdr *h)
 	h->slot_bits = SHM_WAIT_SLOT_BITS;
 	h->slots_off = SHM_WAIT_HDR_SIZE;
 	h->file_size = SHM_WAIT_FILE_SIZE;
-	h->created_ns = realtime_ns();
+	h->created_ns = shm_realtime_ns();
 	atomic_store_explicit(&h->magic, SHM_WAIT_MAGIC, memory_order_release);
 }
 
@@ -275,7 +268,7 @@ void notify_key(struct notify *n, uint64_t hash)
 	 * waiter makes before it re-checks (reader/waitfile.c) supplies the
 	 * CPU barrier.
 	 * Otherwise a seq_cst fence, pairing with the waiter's seq_cst fence
-	 * Fr there. */
+	 * Fr in wait_until() there. */
 	if (n->asym)
 		atomic_signal_fence(memory_order_seq_cst);
 	else

@@ -9,13 +9,16 @@
  * monotonic position key_pos (never wrapping: a key that would cross the end
  * starts again at the beginning).  Reader side: shm/ring_read.c.
  *
- * Ordering (the seqcount pattern twice):
- *  - key bytes: store ring_key_reserved past the bytes about to be reused
- *    (relaxed), release fence, write the bytes.  A reader copies a key, then
- *    acquire fence, then loads ring_key_reserved: if its copy read a byte of
- *    ours, it sees the new reservation and knows the key was overwritten.
- *  - record: store rev = 0 (relaxed), release fence, write the fields, store
- *    rev = R (release).  The reader checks rev == R before and after.
+ * Ordering (the seqcount pattern twice, with the helpers and their argument
+ * in shm/seqcount.h):
+ *  - key bytes: move ring_key_reserved past the bytes about to be reused
+ *    (seq_reserve_write), then write the bytes.  A reader copies a key,
+ *    then loads ring_key_reserved (seq_reserve_read): if its copy read a
+ *    byte of ours, it sees the new reservation and knows the key was
+ *    overwritten.
+ *  - record: rev = 0 (seq_rev_write_begin), write the fields, rev = R
+ *    (seq_rev_write_end).  The reader checks rev == R before and after
+ *    (seq_rev_read_begin, seq_rev_read_check).
  */
 #include "internal.h"
 #include "seqcount.h"
@@ -32,16 +35,10 @@ void ring_append(struct shmreg_writer *w, uint64_t rev, uint32_t op,
 	if ((pos & (kb - 1)) + klen > kb)
 		pos = (pos + kb - 1) & ~(kb - 1); /* start of the next lap */
 	w->key_reserved = pos + klen;
-	atomic_store_explicit(&h->ring_key_reserved, w->key_reserved,
-			      memory_order_relaxed);
-	/* pairs with the acquire fence after the key copy in ring_read.c */
-	shm_fence_release();
+	seq_reserve_write(&h->ring_key_reserved, w->key_reserved);
 	shm_store_wide(m->base + m->g.ring_key_off + (pos & (kb - 1)), key, klen);
 
-	atomic_store_explicit(&r->rev, 0, memory_order_relaxed);
-	/* pairs with the acquire fence before the rev re-check in
-	 * ring_read.c */
-	shm_fence_release();
+	seq_rev_write_begin(&r->rev);
 	atomic_store_explicit((_Atomic uint32_t *)&r->op, op, SHM_DATA_STORE_ORDER);
 	atomic_store_explicit((_Atomic uint32_t *)&r->klen, (uint32_t)klen,
 			      SHM_DATA_STORE_ORDER);
@@ -49,6 +46,5 @@ void ring_append(struct shmreg_writer *w, uint64_t rev, uint32_t op,
 			      SHM_DATA_STORE_ORDER);
 	atomic_store_explicit((_Atomic uint64_t *)&r->hash, hash,
 			      SHM_DATA_STORE_ORDER);
-	/* pairs with the acquire load of rev in ring_read.c */
-	atomic_store_explicit(&r->rev, rev, memory_order_release);
+	seq_rev_write_end(&r->rev, rev);
 }

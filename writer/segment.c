@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "internal.h"
 #include "liveness.h"
 #include "seqcount.h"
@@ -84,7 +85,6 @@ int segment_create(struct shmreg_writer *w, const struct shm_geom *g,
 		   char *tmp_path, size_t tmp_cap)
 {
 	struct shm_hdr *h;
-	struct timespec ts;
 	void *base;
 	int fd, rc, n;
 
@@ -136,8 +136,7 @@ int segment_create(struct shmreg_writer *w, const struct shm_geom *g,
 	h->generation = generation;
 	h->writer_pid = getpid();
 	h->writer_start = segment_start_time();
-	clock_gettime(CLOCK_REALTIME, &ts);
-	h->created_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	h->created_ns = shm_realtime_ns();
 	*fd_out = fd;
 	return 0;
 fail:

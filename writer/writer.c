@@ -26,12 +26,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "internal.h"
 #include "hash.h"
 #include "lookup.h"
 #include "notify.h"
 #include "paths.h"
 #include "seqcount.h"
+#include "validate.h"
 
 #define DEFAULT_ENTRIES  1024u
 #define DEFAULT_ARENA    (UINT64_C(1) << 20)
@@ -231,21 +233,6 @@ static int grow_arena(struct shmreg_writer *w, uint64_t need)
 
 /* ---- put and delete ---- */
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int check_key(const void *key, size_t klen)
-{
-	if (!key || klen == 0)
-		return -EINVAL;
-	return klen > SHMREG_KEY_MAX ? -E2BIG : 0;
-}
-
 bool writer_owns(void *ctx, pid_t pid, const void *key, size_t klen)
 {
 	struct shmreg_writer *w = ctx;
@@ -354,13 +341,9 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 
 	if (!w)
 		return -EINVAL;
-	rc = check_key(key, klen);
+	rc = shm_check_put(key, klen, val, vlen, opts);
 	if (rc < 0)
 		return rc;
-	if (!val && vlen)
-		return -EINVAL;
-	if (vlen > SHMREG_VALUE_MAX)
-		return -E2BIG;
 	hash = shm_hash(key, klen);
 	if (!opts && klen + vlen <= SHM_SLOT_INLINE) {
 		int64_t r = put_common(w, key, klen, val, vlen, hash);
@@ -370,9 +353,6 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	}
 	if (!opts)
 		opts = &defaults;
-	if ((opts->flags & ~SHMREG_EPHEMERAL) || opts->owner_pid < 0 ||
-	    opts->ttl_ns < 0)
-		return -EINVAL;
 	gen = w->map.generation;
 	at = index_lookup(w, key, klen, hash, &old, &i);
 	exists = at >= 0 && !shm_expired(&old);
@@ -391,7 +371,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	memset(&ns, 0, offsetof(struct shm_slot, data));
 	ns.mod_rev = rev;
 	ns.create_rev = exists ? old.create_rev : rev;
-	ns.expires_at_ns = opts->ttl_ns ? now_ns() + opts->ttl_ns : 0;
+	ns.expires_at_ns = shm_ttl_deadline_ns(opts->ttl_ns);
 	ns.owner_pid = opts->owner_pid;
 	ns.flags = (uint8_t)opts->flags;
 	rc = entry_build(w, &ns, key, klen, val, vlen, hash);
@@ -445,7 +425,7 @@ SHMREG_EXPORT int64_t shmreg_writer_del(shmreg_writer_t *w, const void *key,
 
 	if (!w)
 		return -EINVAL;
-	rc = check_key(key, klen);
+	rc = shm_check_key(key, klen);
 	if (rc < 0)
 		return rc;
 	hash = shm_hash(key, klen);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "validate.h"
 
 /* 2^63 ns is about 292 years: refuse more whole seconds than that. */
 #define SECONDS_MAX INT64_C(9000000000)
@@ -19,7 +20,7 @@ int parse_seconds(const char *s, int64_t *ns)
 	for (; *p >= '0' && *p <= '9'; p++, digits++) {
 		whole = whole * 10 + (*p - '0');
 		if (whole > SECONDS_MAX)
-			return -EINVAL;
+			return -ERANGE;
 	}
 	if (*p == '.') {
 		/* digits past the ninth are below a nanosecond: ignored */
@@ -68,12 +69,13 @@ int parse_pid(const char *s, pid_t *out)
 
 int check_key(const char *key, size_t klen)
 {
-	(void)key;
-	if (klen == 0)
-		return ctl_usage("a key must not be empty");
-	if (klen > SHMREG_KEY_MAX)
+	int rc = shm_check_key(key, klen);
+
+	if (rc == -E2BIG)
 		return ctl_usage("a key is at most %u bytes (this one has %zu)",
 				 SHMREG_KEY_MAX, klen);
+	if (rc < 0)
+		return ctl_usage("a key must not be empty");
 	return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "ctl.h"
 
 /* A value that outgrows the buffer on every try is being rewritten faster
@@ -30,7 +31,7 @@ int cmd_await(struct ctl *c)
 	if (ret)
 		return ret;
 	if (c->timeout_ns >= 0)
-		deadline = ctl_now_ns() + c->timeout_ns;
+		deadline = shm_deadline_ns(shm_monotonic_ns(), c->timeout_ns);
 	buf = malloc(cap + 1);
 	if (!buf) {
 		ctl_reg_close(&reg);
@@ -46,7 +47,7 @@ int cmd_await(struct ctl *c)
 	for (;;) {
 		if (reg.r) {
 			if (deadline >= 0) {
-				left = deadline - ctl_now_ns();
+				left = deadline - shm_monotonic_ns();
 				if (left < 0)
 					left = 0;
 			}

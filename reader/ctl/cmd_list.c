@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "validate.h"
 
 static int list_one(const void *key, size_t klen, const void *val,
 		    size_t vlen, const shmreg_info_t *info, void *arg)
@@ -32,7 +33,7 @@ int cmd_list(struct ctl *c)
 	ssize_t n;
 	int ret;
 
-	if (plen > SHMREG_KEY_MAX)
+	if (shm_check_prefix(prefix, plen) < 0)
 		return ctl_usage("a prefix is at most %u bytes", SHMREG_KEY_MAX);
 	ret = ctl_open(c, &r, false);
 	if (ret)

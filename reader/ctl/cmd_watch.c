@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "validate.h"
 
 /*
  * shmreg_watch_next() resumes an interrupted wait with the time left, so a
@@ -49,7 +50,7 @@ int cmd_watch(struct ctl *c)
 	bool noted = false;
 	int ret;
 
-	if (plen > SHMREG_KEY_MAX)
+	if (shm_check_prefix(prefix, plen) < 0)
 		return ctl_usage("a prefix is at most %u bytes", SHMREG_KEY_MAX);
 	ret = ctl_reg_open(c, &reg);
 	if (ret)

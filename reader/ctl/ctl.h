@@ -70,7 +70,8 @@ int ctl_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ---- argument parsing (args.c) ---- */
 
 /* Decimal seconds with an optional fraction ("2", "0.25"), at most about
- * 292 years so that nanoseconds fit an int64_t.  Returns 0 or -EINVAL. */
+ * 292 years so that nanoseconds fit an int64_t.  Returns 0, -EINVAL (not a
+ * number) or -ERANGE (more seconds than that). */
 int parse_seconds(const char *s, int64_t *ns);
 /* A decimal unsigned integer without sign or junk.  0 or -EINVAL/-ERANGE. */
 int parse_u64(const char *s, uint64_t *out);
@@ -153,9 +154,6 @@ void ctl_writer_report(const struct ctl *c, const struct ctl_writer *w,
 void ctl_writer_close(struct ctl_writer *w);
 
 /* ---- following a registry across writers (follow.c) ---- */
-
-/* CLOCK_MONOTONIC in nanoseconds. */
-int64_t ctl_now_ns(void);
 
 /* A registry handle that can move to the next writer's segment. */
 struct ctl_reg {

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "ctl.h"
 #include "paths.h"
 
@@ -46,14 +47,6 @@
 
 #define NO_INOTIFY_POLL_NS (100 * 1000 * 1000) /* when inotify fails */
 #define SIGNAL_SLICE_NS    (250 * 1000 * 1000) /* see cmd_watch.c */
-
-int64_t ctl_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Record the identity of the file at reg->path (none: ino 0). */
 static void note_file(struct ctl_reg *reg)
@@ -166,7 +159,7 @@ int ctl_reg_wait(struct ctl_reg *reg, int64_t deadline, bool stop_on_signal)
 			ret = -EINTR;
 			break;
 		}
-		now = ctl_now_ns();
+		now = shm_monotonic_ns();
 		if (deadline >= 0 && now >= deadline)
 			break;
 		left = deadline < 0 ? INT64_MAX : deadline - now;

@@ -179,7 +179,7 @@ int main(int argc, char **argv)
 {
 	struct ctl c;
 	const struct ctl_cmd *cmd;
-	int npos = 0, opt, err;
+	int npos = 0, opt, err, rc;
 
 	memset(&c, 0, sizeof(c));
 	c.timeout_ns = -1;
@@ -228,7 +228,16 @@ int main(int argc, char **argv)
 			c.given |= OPT_OWNER;
 			break;
 		case LO_TTL:
-			if (parse_seconds(optarg, &c.ttl_ns) || c.ttl_ns <= 0)
+			rc = parse_seconds(optarg, &c.ttl_ns);
+			/* the library would refuse it (-EINVAL): say why */
+			if (rc == -ERANGE ||
+			    (rc == 0 && c.ttl_ns > SHMREG_TTL_MAX_NS))
+				return ctl_usage("--ttl: at most %lld seconds "
+						 "(100 years): '%s'",
+						 (long long)(SHMREG_TTL_MAX_NS /
+							     1000000000),
+						 optarg);
+			if (rc < 0 || c.ttl_ns <= 0)
 				return ctl_usage("--ttl: not a positive number "
 						 "of seconds: '%s'", optarg);
 			c.given |= OPT_TTL;

@@ -288,7 +288,8 @@ static void do_hello(struct conn *c, const struct proto_req *q)
 	uint8_t body[PROTO_HELLO_REPLY];
 
 	if (c->reg) {
-		/* one connection serves one registry (DESIGN.md section 5) */
+		/* one connection serves one registry: its requests and its
+		 * connection-owned entries all belong to the one HELLO chose */
 		reply_err(c, q, -EISCONN);
 		return;
 	}

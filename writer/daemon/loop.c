@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "daemon.h"
 
 /*
@@ -51,10 +52,7 @@ static bool ring_ok;
 
 uint64_t d_now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return (uint64_t)shm_monotonic_ns();
 }
 
 struct io_uring_sqe *d_sqe(struct daemon *d)
