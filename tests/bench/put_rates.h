@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * put_rates.h - bench_get's writer-side figures: embedded puts against the
+ * bare seqcount table's writer (bare_table.h), growth, and takeover of a
+ * cleanly closed registry.  Runs in bench_get's writer process, on its
+ * CPU; included by bench_get.c only (static functions, one program).
+ *
+ * Method.  Every pair is measured in the same process, rounds interleaved
+ * (shmreg, bare, shmreg, bare, ...), each ratio is the median of the
+ * rounds' ratios:
+ *  - insert, pre-sized: N new keys into a fresh registry created with
+ *    initial_entries = N (no handoff), and into a fresh bare table of the
+ *    same slot count;
+ *  - replace: N puts of random existing keys (one index sequence drawn up
+ *    front, the same for both) into the two tables just filled;
+ *  - grow: N new keys into a fresh registry with the default options (it
+ *    grows by handoffs from 1,024 slots), in each directory given (tmpfs
+ *    on 4 KiB pages, and on 2 MiB pages when bench_get could mount one),
+ *    after one untimed round in each: growth writes twice the final
+ *    segment's size into fresh tmpfs pages, and on a virtual machine the
+ *    first touch of guest memory the host has not backed yet costs ten
+ *    times what the same pages cost once backed (measured here: 1.0 s
+ *    against 0.024 s for 256 MiB on 2 MiB pages) - a cost of the VM's
+ *    first minutes, not of the registry;
+ *  - takeover: shmreg_writer_open of a cleanly closed registry of 1,000
+ *    and of N entries (median of TAKEOVER_REPS opens, each closed again),
+ *    and open + put + close of the 1,000-entry one.
+ */
+#ifndef PUT_RATES_H
+#define PUT_RATES_H
+
+#include "bare_table.h"
+
+#define TAKEOVER_REPS 9
+#define TAKEOVER_SMALL 1000
+
+struct put_figures {
+	int64_t err;
+	int reps;
+	double ins[MAX_REPS], bare_ins[MAX_REPS];   /* ns per put */
+	double rep[MAX_REPS], bare_rep[MAX_REPS];
+	double grow[MAX_REPS];                      /* ns per put */
+	double grow_huge[MAX_REPS];                 /* 0: not measured */
+	double take_small, take_big;                /* ns per open */
+	double open_put_close;                      /* ns, 1,000 entries */
+	uint64_t slots;                             /* of the pre-sized one */
+	shmreg_stats_t grown;                       /* grown from defaults */
+};
+
+static double ns_per(uint64_t t0, uint64_t t1, uint64_t ops)
+{
+	return ops ? (double)(t1 - t0) / (double)ops : 0;
+}
+
+static int64_t put_keys(shmreg_writer_t *w, const key_t16 *keys,
+			const uint32_t *order, uint64_t n, uint64_t gen)
+{
+	uint64_t v[8];
+
+	for (uint64_t j = 0; j < n; j++) {
+		uint64_t i = order ? order[j] : j;
+		int64_t rev;
+
+		val_of(i, gen, v);
+		rev = shmreg_writer_put(w, keys[i], KLEN, v, VLEN, NULL);
+		if (rev <= 0)
+			return rev ? rev : -EPROTO;
+	}
+	return 0;
+}
+
+static void bare_keys(struct bare_table *t, const key_t16 *keys,
+		      const uint32_t *order, uint64_t n, uint64_t gen)
+{
+	uint64_t v[8];
+
+	for (uint64_t j = 0; j < n; j++) {
+		uint64_t i = order ? order[j] : j;
+
+		val_of(i, gen, v);
+		bare_put(t, keys[i], KLEN, v, VLEN);
+	}
+}
+
+/* A fresh registry at @path with @initial entries pre-sized (0: the
+ * defaults), its N puts timed into *@ns. */
+static int64_t fresh_load(const char *path, uint64_t initial,
+			  const key_t16 *keys, uint64_t n,
+			  shmreg_writer_t **out, double *ns)
+{
+	shmreg_writer_opts_t o = { .flags = SHMREG_WRITER_TRUNCATE,
+				   .initial_entries = initial };
+	uint64_t t0;
+	int64_t rc;
+
+	rm_registry(path);
+	rc = shmreg_writer_open(path, &o, out);
+	if (rc < 0)
+		return rc;
+	t0 = bench_now_ns();
+	rc = put_keys(*out, keys, NULL, n, 0);
+	*ns = ns_per(t0, bench_now_ns(), n);
+	return rc;
+}
+
+/* Median ns of TAKEOVER_REPS opens of the closed registry at @path (each
+ * closed again at once). */
+static int64_t takeover_ns(const char *path, double *ns)
+{
+	double t[TAKEOVER_REPS];
+
+	for (int k = 0; k < TAKEOVER_REPS; k++) {
+		shmreg_writer_t *w;
+		uint64_t t0 = bench_now_ns();
+		int rc = shmreg_writer_open(path, NULL, &w);
+
+		t[k] = (double)(bench_now_ns() - t0);
+		if (rc < 0)
+			return rc;
+		shmreg_writer_close(w);
+	}
+	*ns = bench_median(t, TAKEOVER_REPS);
+	return 0;
+}
+
+static int64_t open_put_close_ns(const char *path, const key_t16 *keys,
+				 double *ns)
+{
+	double t[TAKEOVER_REPS];
+	uint64_t v[8];
+
+	for (int k = 0; k < TAKEOVER_REPS; k++) {
+		shmreg_writer_t *w;
+		uint64_t t0 = bench_now_ns();
+		int64_t rc = shmreg_writer_open(path, NULL, &w);
+
+		if (rc < 0)
+			return rc;
+		val_of(0, (uint64_t)k + 1, v);
+		rc = shmreg_writer_put(w, keys[0], KLEN, v, VLEN, NULL);
+		shmreg_writer_close(w);
+		t[k] = (double)(bench_now_ns() - t0);
+		if (rc <= 0)
+			return rc ? rc : -EPROTO;
+	}
+	*ns = bench_median(t, TAKEOVER_REPS);
+	return 0;
+}
+
+/*
+ * All of the above, in @dir (and growth also in @hdir when not NULL).
+ * @order: N key indexes for the replacing puts.
+ */
+static void put_rates(const char *dir, const char *hdir, uint64_t n,
+		      int reps, const key_t16 *keys, const uint32_t *order,
+		      struct put_figures *pf)
+{
+	char path[4200], bpath[4200];
+	shmreg_writer_t *w = NULL;
+	shmreg_stats_t st;
+	struct bare_table bt = { 0 };
+	double ns;
+
+	pf->reps = reps;
+	snprintf(path, sizeof(path), "%s/shmreg.put", dir);
+	snprintf(bpath, sizeof(bpath), "%s/bare.put", dir);
+	/* the untimed growth rounds (see the top of this file) */
+	for (int k = 0; k < 2 && !pf->err; k++) {
+		char wpath[4200];
+
+		if (k && !hdir)
+			break;
+		snprintf(wpath, sizeof(wpath), "%s/shmreg.put", k ? hdir : dir);
+		pf->err = fresh_load(wpath, 0, keys, n, &w, &ns);
+		shmreg_writer_close(w);
+		rm_registry(wpath);
+	}
+	for (int r = 0; r < reps && !pf->err; r++) {
+		uint64_t t0;
+
+		pf->err = fresh_load(path, n, keys, n, &w, &pf->ins[r]);
+		if (pf->err)
+			break;
+		shmreg_stats(shmreg_writer_reader(w), &st);
+		pf->slots = st.index_capacity;
+		pf->err = bare_create(&bt, bpath, st.index_capacity);
+		if (pf->err)
+			break;
+		t0 = bench_now_ns();
+		bare_keys(&bt, keys, NULL, n, 0);
+		pf->bare_ins[r] = ns_per(t0, bench_now_ns(), n);
+
+		t0 = bench_now_ns();
+		pf->err = put_keys(w, keys, order, n, (uint64_t)r + 1);
+		pf->rep[r] = ns_per(t0, bench_now_ns(), n);
+		t0 = bench_now_ns();
+		bare_keys(&bt, keys, order, n, (uint64_t)r + 1);
+		pf->bare_rep[r] = ns_per(t0, bench_now_ns(), n);
+		bare_close(&bt);
+		unlink(bpath);
+
+		shmreg_writer_close(w);
+		if (r == reps - 1 && !pf->err)
+			pf->err = takeover_ns(path, &pf->take_big);
+		rm_registry(path);
+		if (pf->err)
+			break;
+
+		pf->err = fresh_load(path, 0, keys, n, &w, &pf->grow[r]);
+		if (!pf->err && r == reps - 1)
+			shmreg_stats(shmreg_writer_reader(w), &pf->grown);
+		shmreg_writer_close(w);
+		rm_registry(path);
+		if (hdir && !pf->err) {
+			char hpath[4200];
+
+			snprintf(hpath, sizeof(hpath), "%s/shmreg.put",
+				 hdir);
+			pf->err = fresh_load(hpath, 0, keys, n, &w,
+					     &pf->grow_huge[r]);
+			shmreg_writer_close(w);
+			rm_registry(hpath);
+		}
+	}
+	if (pf->err)
+		return;
+	/* takeover and open + put + close of a small registry */
+	pf->err = fresh_load(path, 0, keys, n < TAKEOVER_SMALL ? n
+							      : TAKEOVER_SMALL,
+			     &w, &ns);
+	shmreg_writer_close(w);
+	if (!pf->err)
+		pf->err = takeover_ns(path, &pf->take_small);
+	if (!pf->err)
+		pf->err = open_put_close_ns(path, keys, &pf->open_put_close);
+	rm_registry(path);
+}
+
+/* Median over the rounds of a / b, the rounds paired. */
+static double median_ratio(const double *a, const double *b, int reps)
+{
+	double q[MAX_REPS];
+
+	for (int r = 0; r < reps; r++)
+		q[r] = b[r] > 0 ? a[r] / b[r] : 0;
+	return bench_median(q, reps);
+}
+
+static void put_rows(const struct put_figures *pf, uint64_t n)
+{
+	double ins = bench_median((double *)pf->ins, pf->reps);
+	double rep = bench_median((double *)pf->rep, pf->reps);
+	double grow = bench_median((double *)pf->grow, pf->reps);
+	double rq = median_ratio(pf->rep, pf->bare_rep, pf->reps);
+	char msg[96];
+
+	snprintf(msg, sizeof(msg), "bare seqcount table: %llu slots, load "
+		 "%.2f", (unsigned long long)pf->slots,
+		 pf->slots ? (double)n / (double)pf->slots : 0);
+	bench_row("put: reference", msg, "", -1);
+	bench_rowf("replace, random existing keys (ns/put)", rep, "%.1f", "",
+		   -1);
+	bench_rowf("  bare writer, same keys and order (ns/put)",
+		   bench_median((double *)pf->bare_rep, pf->reps), "%.1f", "",
+		   -1);
+	bench_rowf("  replace / bare (median of rounds)", rq, "%.2fx",
+		   "<= 2.5x", rq <= 2.5);
+	bench_rowf("insert, pre-sized registry (M puts/s)", 1e3 / ins, "%.2f",
+		   ">= 3 M/s", 1e3 / ins >= 3);
+	bench_rowf("  insert / bare insert (median of rounds)",
+		   median_ratio(pf->ins, pf->bare_ins, pf->reps), "%.2fx", "",
+		   -1);
+	bench_rowf("insert, growing from the defaults, 4 KiB pages (M/s)",
+		   1e3 / grow, "%.2f", ">= 1.5 M/s", 1e3 / grow >= 1.5);
+	if (pf->grow_huge[0] > 0) {
+		double gh = bench_median((double *)pf->grow_huge, pf->reps);
+
+		bench_rowf("insert, growing, tmpfs on 2 MiB pages (M/s)",
+			   1e3 / gh, "%.2f", ">= 1.5 M/s", 1e3 / gh >= 1.5);
+	}
+	bench_rowf("takeover of a closed registry, 1,000 entries (ms)",
+		   pf->take_small / 1e6, "%.3f", "", -1);
+	snprintf(msg, sizeof(msg), "takeover of a closed registry, %llu "
+		 "entries (ms)", (unsigned long long)n);
+	bench_rowf(msg, pf->take_big / 1e6, "%.3f", "", -1);
+	bench_rowf("  large / small", pf->take_big / pf->take_small, "%.2fx",
+		   "<= 3x", pf->take_big <= 3 * pf->take_small);
+	bench_rowf("open + put + close, 1,000 entries (ms)",
+		   pf->open_put_close / 1e6, "%.3f", "well under 1 ms",
+		   pf->open_put_close < 1e6);
+}
+
+#endif /* PUT_RATES_H */
