@@ -9,7 +9,9 @@
  * of the attacker's is served, and that the writer still works after. */
 #define _GNU_SOURCE
 /* scratch paths are far shorter than PATH_MAX */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>

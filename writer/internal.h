@@ -105,6 +105,12 @@ int segment_lock(struct shmreg_writer *w);
 int segment_create(struct shmreg_writer *w, const struct shm_geom *g,
 		   uint64_t generation, int *fd, struct shm_map *m,
 		   char *tmp_path, size_t tmp_cap);
+/* Record in @h that this process (pid, start time) serves the segment
+ * under its lock file (dev, ino): what readers that may not open the lock
+ * file test for liveness (shm/liveness.h).  A segment adopted in place
+ * must be claimed too, or those readers see its last writer, dead. */
+struct shm_hdr;
+void segment_claim(struct shmreg_writer *w, struct shm_hdr *h);
 /* Make the new segment valid and give it the registry's name. */
 int segment_publish(struct shmreg_writer *w, struct shm_map *m,
 		    const char *tmp_path);

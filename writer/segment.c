@@ -268,13 +268,27 @@ static int temp_create(struct shmreg_writer *w, char *tmp_path,
 	return -EIO;
 }
 
+void segment_claim(struct shmreg_writer *w, struct shm_hdr *h)
+{
+	struct stat lock;
+
+	h->writer_pid = getpid();
+	h->writer_start = shm_proc_start(0, NULL);
+	/* which lock file is ours: a reader finding another one at the name
+	 * knows it tells nothing about us (shm/liveness.h) */
+	h->lock_dev = h->lock_ino = 0;
+	if (w->lock_fd >= 0 && fstat(w->lock_fd, &lock) == 0) {
+		h->lock_dev = (uint64_t)lock.st_dev;
+		h->lock_ino = (uint64_t)lock.st_ino;
+	}
+}
+
 int segment_create(struct shmreg_writer *w, const struct shm_geom *g,
 		   uint64_t generation, int *fd_out, struct shm_map *m,
 		   char *tmp_path, size_t tmp_cap)
 {
 	struct shm_hdr *h;
 	struct timespec ts;
-	struct stat lock;
 	void *base;
 	int fd, rc;
 
@@ -322,14 +336,7 @@ int segment_create(struct shmreg_writer *w, const struct shm_geom *g,
 	h->arena_off = g->arena_off;
 	h->arena_size = g->arena_size;
 	h->generation = generation;
-	h->writer_pid = getpid();
-	h->writer_start = shm_proc_start(0, NULL);
-	/* which lock file is ours: a reader finding another one at the name
-	 * knows it tells nothing about us (shm/liveness.h) */
-	if (w->lock_fd >= 0 && fstat(w->lock_fd, &lock) == 0) {
-		h->lock_dev = (uint64_t)lock.st_dev;
-		h->lock_ino = (uint64_t)lock.st_ino;
-	}
+	segment_claim(w, h);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	h->created_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	*fd_out = fd;
