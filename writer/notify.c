@@ -151,36 +151,31 @@ static int notify_link(int fd, const char *path)
  * (mkostemp) stands in.  Returns an fd open read-write on @path, or
  * -errno (-EEXIST: someone else's is there).
  */
-static int notify_create(const char *path, mode_t mode)
+static int notify_create_as(const char *path, mode_t mode, bool anon)
 {
 	char tmp[PATH_MAX];
 	struct shm_wait_hdr h;
 	char *slash;
 	int fd, ret = 0;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s", path) >= sizeof(tmp) - 8)
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >=
+	    sizeof(tmp))
 		return -ENAMETOOLONG;
-	slash = strrchr(tmp, '/');
-	if (slash == tmp)
-		strcpy(tmp, "/");
-	else if (slash)
-		*slash = 0;
-	else
-		strcpy(tmp, ".");
-	fd = open(tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR ||
-		       errno == EINVAL)) {
-		if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >=
-		    sizeof(tmp))
-			return -ENAMETOOLONG;
-		fd = mkostemp(tmp, O_CLOEXEC);
-		if (fd < 0)
-			return -errno;
-	} else if (fd < 0) {
-		return -errno;
-	} else {
+	if (anon) {
+		slash = strrchr(tmp, '/');
+		if (slash == tmp)
+			strcpy(tmp, "/");
+		else if (slash)
+			*slash = 0;
+		else
+			strcpy(tmp, ".");
+		fd = open(tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 		tmp[0] = 0; /* nothing to unlink */
+	} else {
+		fd = mkostemp(tmp, O_CLOEXEC);
 	}
+	if (fd < 0)
+		return -errno;
 	memset(&h, 0, sizeof(h));
 	notify_write_identity(&h);
 	/* the mode is set exactly (fchmod ignores the umask), as the
@@ -198,6 +193,17 @@ static int notify_create(const char *path, mode_t mode)
 		close(fd);
 		return ret;
 	}
+	return fd;
+}
+
+static int notify_create(const char *path, mode_t mode)
+{
+	int fd = notify_create_as(path, mode, true);
+
+	/* no O_TMPFILE on this file system, or no way to link one (no
+	 * CAP_DAC_READ_SEARCH and no /proc): a named temporary file */
+	if (fd < 0 && fd != -EEXIST && fd != -ENOSPC && fd != -ENAMETOOLONG)
+		fd = notify_create_as(path, mode, false);
 	return fd;
 }
 
@@ -231,8 +237,13 @@ int notify_open(struct notify **out, const char *segment_path, mode_t mode)
 		if (fd != -EEXIST)
 			break;
 	}
-	if (fd == -EEXIST || fd == -ENOENT)
-		return -EBUSY; /* someone keeps changing it under us */
+	if (fd == -EEXIST || fd == -ENOENT) {
+		/* made and removed again between each of our calls: only a
+		 * process racing us on purpose does that */
+		fprintf(stderr, "shmreg: refusing %s: someone keeps creating "
+			"and removing it\n", path);
+		return -EPERM;
+	}
 	if (fd >= 0 && fstat(fd, &st) < 0) {
 		ret = -errno;
 		goto fail_fd;
