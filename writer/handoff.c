@@ -75,8 +75,8 @@ static int copy_entry(struct shmreg_writer *w, const struct shm_slot *old,
 	int64_t at;
 	int rc;
 
-	if (shm_tag(hash) != old->tag)
-		return -EPROTO;
+	if (shm_tag(hash) != old->tag || old->mod_rev > WRITER_REV_MAX)
+		return -EPROTO; /* corrupt: skipped (the revision would pass it) */
 	/* Only a segment taken over from a writer that died in the middle of
 	 * a backward shift can hold one key twice; growth skips the search
 	 * (a random access per entry). */

@@ -72,6 +72,11 @@ void owners_free(struct owners *o);
 
 /* ---- the writer ---- */
 
+/* The highest revision a registry may reach: puts return revisions as
+ * int64_t, and no real registry gets near (2^32 commits a second for 68
+ * years), so a segment recording a revision past it is corrupt. */
+#define WRITER_REV_MAX ((uint64_t)INT64_MAX - UINT32_MAX)
+
 struct notify;
 
 struct shmreg_writer {

@@ -410,11 +410,9 @@ int segment_map_existing(const char *path, int *fd_out, struct shm_map *m)
 		close(fd);
 		return rc;
 	}
-	/* Puts return revisions as int64_t: a registry whose revision is
-	 * within reach of INT64_MAX cannot go on (no real one gets there:
-	 * 2^32 commits a second for 68 years), so it is corrupt. */
+	/* a revision past WRITER_REV_MAX cannot go on: corrupt */
 	if (atomic_load_explicit(&m->hdr->revision, memory_order_acquire) >
-	    (uint64_t)INT64_MAX - UINT32_MAX) {
+	    WRITER_REV_MAX) {
 		segment_unmap(m);
 		close(fd);
 		return -EPROTO;
