@@ -99,12 +99,16 @@ typedef struct shmreg_put_opts {
 /*
  * Map registry @name read-only.  @name is a registry name (the file is
  * /dev/shm/shmreg.NAME, or $SHMREG_DIR/shmreg.NAME when SHMREG_DIR is set)
- * or an absolute path.  Does not block.
+ * or an absolute path.  Does not block (a FIFO at the name is -EPROTO).
+ * A symbolic link at a registry name's file is refused; one at an
+ * absolute path is followed (the caller chose that path).
  *
  * Returns 0 and stores the handle in *out, or
  *   -EINVAL  bad name, flags or NULL out
  *   -ENOENT  no such registry (no writer has created it)
- *   -EPROTO  not a registry, another format version, or truncated
+ *   -EPROTO  not a registry (not a regular file), another format version,
+ *            or truncated
+ *   -ELOOP   @name is a registry name and its file is a symbolic link
  *   -EACCES  the file mode forbids reading
  *   -ENOMEM  out of memory or address space
  */

@@ -27,7 +27,8 @@ typedef struct shmreg_writer shmreg_writer_t;
 /* Options of shmreg_writer_open; the all-zero value means defaults. */
 typedef struct shmreg_writer_opts {
 	uint32_t flags;          /* SHMREG_WRITER_* */
-	uint32_t mode;           /* file mode of the segment, 0 = 0644 */
+	uint32_t mode;           /* file mode of the segment and the wait
+	                          * file, 0 = 0644 (the lock file: 0600) */
 	uint64_t initial_entries;/* size the index for this many, 0 = 1024 */
 	uint64_t initial_arena;  /* arena bytes to start with, 0 = 1 MiB */
 	uint32_t ring_events;    /* change ring size (power of two, >= 1024),
@@ -41,10 +42,25 @@ typedef struct shmreg_writer_opts {
  * change was cut off reads as its old or its new value, never torn).
  * Readers that have it mapped follow to the new segment without reopening.
  *
+ * The files at the registry's names (segment, .lock, .wait) are created
+ * with O_EXCL, never through a symbolic link; an existing one is adopted
+ * only if it is a regular file of the caller's euid with one link.  Every
+ * open sets their modes again: the segment and the wait file opts->mode,
+ * the lock file 0600.  Stale handoff files (SEGMENT.new.*) of the caller's
+ * uid are removed.
+ *
  * Returns 0 and stores the writer in *out, or
  *   -EINVAL  bad name or options
- *   -EBUSY   another writer (in any process, this one included) holds it
+ *   -EBUSY   another writer (in any process, this one included) holds it,
+ *            or the writer recorded in the segment still runs although
+ *            its lock file was removed or replaced
  *   -EACCES  no permission to create the files
+ *   -EPERM   a file at one of the registry's names is not the caller's to
+ *            adopt (a symbolic link, not a regular file, another uid's, or
+ *            hard-linked); one line on stderr names it and its owner
+ *   -EPROTO  the existing segment cannot be taken over (not a registry,
+ *            another format version, truncated, or corrupt)
+ *   -EIO     no unguessable temporary name could be created (8 tries)
  *   -ENOMEM -ENOSPC  out of memory or tmpfs space
  */
 int shmreg_writer_open(const char *name, const shmreg_writer_opts_t *opts,
@@ -57,6 +73,7 @@ int shmreg_writer_open(const char *name, const shmreg_writer_opts_t *opts,
  *   -E2BIG   klen > SHMREG_KEY_MAX or vlen > SHMREG_VALUE_MAX
  *   -EEXIST  opts->expect_rev given and the entry's mod_rev differs
  *   -ENOMEM -ENOSPC  growing the registry failed; nothing stored is lost
+ *   -EIO     growing failed: no unguessable temporary name could be made
  */
 int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key, size_t klen,
 			  const void *val, size_t vlen,

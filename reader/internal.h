@@ -7,6 +7,7 @@
 
 #include <limits.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "shmreg.h"
@@ -29,6 +30,8 @@ struct shmreg {
 	                                 * retired segment still at the name is
 	                                 * not looked up again */
 	struct retired_map *retired;    /* replaced mappings, under the lock */
+	bool follow_link;               /* opened by absolute path: a symlink
+	                                 * there is followed (reader/map.c) */
 	char path[PATH_MAX];            /* segment file path */
 };
 

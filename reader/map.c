@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,21 +70,26 @@ static void map_free(struct shm_map *m)
 	free(m);
 }
 
-/* Map the file at @path and validate it.  Returns 0 or -errno. */
-static int map_file(const char *path, struct shm_map **out)
+/*
+ * Map the file at @path and validate it.  Returns 0 or -errno.  Never
+ * blocks: O_NONBLOCK, so a FIFO put at the name (anyone may create files
+ * in /dev/shm) is refused as -EPROTO instead of waiting for a writer of
+ * the FIFO forever.  @follow: a symbolic link at the last component is
+ * followed (an absolute path the caller gave, which it chose) or refused
+ * with -ELOOP (a registry name: $SHMREG_DIR/shmreg.NAME is a name in a
+ * shared directory that writers never make a link, so a link there is
+ * someone else's, pointing at whatever they want read as this registry).
+ */
+static int map_file(const char *path, bool follow, struct shm_map **out)
 {
 	struct shm_map *m;
 	struct stat st;
 	void *base;
 	int fd, rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	fd = shm_open_file(path, O_RDONLY, 0, follow, &st);
 	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto out_close;
-	}
+		return fd;
 	if (!S_ISREG(st.st_mode) || st.st_size < (off_t)SHM_HEADER_SIZE) {
 		rc = -EPROTO;
 		goto out_close;
@@ -124,14 +130,14 @@ static uint32_t map_state(const struct shm_map *m)
 }
 
 /* Map what the name holds now, preferring a segment that is not retired. */
-static int map_current(const char *path, struct shm_map **out)
+static int map_current(const char *path, bool follow, struct shm_map **out)
 {
 	int rc = -EPROTO;
 
 	for (int i = 0; i < OPEN_TRIES; i++) {
 		struct shm_map *m = NULL;
 
-		rc = map_file(path, &m);
+		rc = map_file(path, follow, &m);
 		if (rc < 0)
 			return rc;
 		/* A retired segment at the name is about to be renamed over
@@ -161,7 +167,8 @@ SHMREG_EXPORT int shmreg_open(const char *name, int flags, shmreg_t **out)
 	rc = shm_resolve_path(name, r->path, sizeof(r->path));
 	if (rc < 0)
 		goto fail;
-	rc = map_current(r->path, &m);
+	r->follow_link = name && name[0] == '/';
+	rc = map_current(r->path, r->follow_link, &m);
 	if (rc < 0)
 		goto fail;
 	r->flags = flags;
@@ -253,7 +260,7 @@ struct shm_map *reader_follow(shmreg_t *r, struct shm_map *seen)
 	if (cur != seen)
 		goto out; /* another thread followed already */
 	t = malloc(sizeof(*t));
-	if (!t || map_current(r->path, &fresh) < 0) {
+	if (!t || map_current(r->path, r->follow_link, &fresh) < 0) {
 		free(t);
 		goto out; /* keep reading the retired one: still consistent */
 	}

@@ -19,6 +19,7 @@
 #include "hash.h"
 #include "layout.h"
 #include "liveness.h"
+#include "paths.h"
 #include "wait_layout.h"
 #include "waitfile.h"
 
@@ -114,16 +115,17 @@ static struct waitfile *waitfile_map(const char *path)
 	void *base;
 	int fd;
 
-	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && (errno == EACCES || errno == EPERM || errno == EROFS)) {
+	/* never blocks (O_NONBLOCK: a FIFO at the name), never follows a
+	 * link there (O_NOFOLLOW) */
+	fd = shm_open_file(path, O_RDWR, 0, false, &st);
+	if (fd == -EACCES || fd == -EPERM || fd == -EROFS) {
 		writable = false;
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		fd = shm_open_file(path, O_RDONLY, 0, false, &st);
 	}
 	if (fd < 0)
 		return NULL;
 	/* a file shorter than ours would fault (SIGBUS) past its end */
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_size < (off_t)SHM_WAIT_FILE_SIZE) {
+	if (!S_ISREG(st.st_mode) || st.st_size < (off_t)SHM_WAIT_FILE_SIZE) {
 		close(fd);
 		return NULL;
 	}

@@ -111,9 +111,12 @@ struct shm_hdr {
 	uint32_t pad0;
 	uint64_t writer_start;     /* that process's start time (clock ticks
 	                            * since boot, /proc/PID/stat field 22):
-	                            * informational; liveness is the lock file */
+	                            * the pid test of shm/liveness.h */
 	int64_t  created_ns;       /* CLOCK_REALTIME at creation */
-	uint8_t  pad1[2 * SHM_LINE - 112];
+	uint64_t lock_dev;         /* st_dev and st_ino of the lock file the */
+	uint64_t lock_ino;         /* writer locked; 0: unknown.  A reader
+	                            * finding another file at SEGMENT.lock
+	                            * knows it is not the writer's lock */
 
 	/* commit line: written on every commit */
 	_Atomic uint32_t commit_seq;   /* seqcount over a whole commit (batch):
@@ -228,6 +231,7 @@ _Static_assert(sizeof(struct shm_obj) == SHM_OBJ_HDR, "object header");
 _Static_assert(offsetof(struct shm_obj, klen) == 8, "object fields after word 0");
 _Static_assert(sizeof(struct shm_ring_rec) == SHM_RING_REC, "ring record");
 _Static_assert(offsetof(struct shm_hdr, arena_size) == 72, "identity layout");
+_Static_assert(offsetof(struct shm_hdr, lock_ino) == 120, "identity layout");
 _Static_assert(offsetof(struct shm_hdr, commit_seq) == 2 * SHM_LINE, "commit line");
 _Static_assert(offsetof(struct shm_hdr, entries) == 3 * SHM_LINE, "stats line");
 _Static_assert(offsetof(struct shm_hdr, ring_key_reserved) == 4 * SHM_LINE,

@@ -23,7 +23,8 @@
  * segment is copied through the validating reader path (handoff.c).
  *
  * Trust.  The adopted bytes were written by a writer of this registry (the
- * file's owner and mode are checked when it is opened), but nothing read
+ * file's owner, type, link count and mode are checked when it is opened,
+ * writer/segment.c), but nothing read
  * here is used unchecked: each counter is compared with the geometry, and
  * the writer's own code never follows an offset of a slot it did not write
  * without a bounds check (writer/index.c slot_key, entry_release).
@@ -88,6 +89,8 @@ int writer_adopt(struct shmreg_writer *w, struct shm_map *m, int fd)
 	w->map = *m;
 	w->seg_fd = fd;
 	w->revision = atomic_load_explicit(&h->revision, memory_order_acquire);
+	if (w->revision > WRITER_REV_MAX)
+		return -EAGAIN; /* corrupt: recovery refuses it (-EPROTO) */
 	w->entries = atomic_load_explicit(&h->entries, memory_order_relaxed);
 	w->bytes_used = atomic_load_explicit(&h->bytes_used,
 					     memory_order_relaxed);
@@ -101,10 +104,9 @@ int writer_adopt(struct shmreg_writer *w, struct shm_map *m, int fd)
 					     memory_order_relaxed);
 	if (w->owned)
 		relearn_owners(w);
-	/* informational identity of the serving writer (liveness itself is
-	 * the lock file) */
-	h->writer_start = segment_start_time();
-	h->writer_pid = getpid();
+	/* the serving writer's identity: pid, start time and lock file, what
+	 * readers that may not open the lock file test liveness by */
+	segment_claim(w, h);
 	w->map.writer_pid = h->writer_pid;
 	/* The writer's RW mapping must not be inherited by forked children
 	 * (pre-fork workers read through libshmreg, read-only). */

@@ -138,8 +138,8 @@ static int copy_entry(struct shmreg_writer *w, const struct shm_slot *old,
 	int64_t at;
 	int rc;
 
-	if (shm_tag(hash) != old->tag)
-		return -EPROTO;
+	if (shm_tag(hash) != old->tag || old->mod_rev > WRITER_REV_MAX)
+		return -EPROTO; /* corrupt: skipped (the revision would pass it) */
 	/* A writer that died in the middle of a backward shift leaves one
 	 * entry in two slots: keep the newer copy (in the slot of the older
 	 * one, so that the cluster keeps no hole). */

@@ -72,6 +72,11 @@ void owners_free(struct owners *o);
 
 /* ---- the writer ---- */
 
+/* The highest revision a registry may reach: puts return revisions as
+ * int64_t, and no real registry gets near (2^32 commits a second for 68
+ * years), so a segment recording a revision past it is corrupt. */
+#define WRITER_REV_MAX ((uint64_t)INT64_MAX - UINT32_MAX)
+
 struct notify;
 
 struct shmreg_writer {
@@ -104,16 +109,18 @@ int segment_lock(struct shmreg_writer *w);
 int segment_create(struct shmreg_writer *w, const struct shm_geom *g,
 		   uint64_t generation, int *fd, struct shm_map *m,
 		   char *tmp_path, size_t tmp_cap);
+/* Record in @h that this process (pid, start time) serves the segment
+ * under its lock file (dev, ino): what readers that may not open the lock
+ * file test for liveness (shm/liveness.h).  A segment adopted in place
+ * must be claimed too, or those readers see its last writer, dead. */
+struct shm_hdr;
+void segment_claim(struct shmreg_writer *w, struct shm_hdr *h);
 /* Make the new segment valid and give it the registry's name. */
 int segment_publish(struct shmreg_writer *w, struct shm_map *m,
 		    const char *tmp_path);
 void segment_unmap(struct shm_map *m);
 /* Map an existing segment read-write (recovery).  -ENOENT, -EPROTO. */
 int segment_map_existing(const char *path, int *fd, struct shm_map *m);
-
-/* This process's start time in clock ticks since boot (/proc/self/stat
- * field 22), 0 when unknown. */
-uint64_t segment_start_time(void);
 
 /* ---- in-place takeover (adopt.c) ---- */
 

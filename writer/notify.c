@@ -18,6 +18,7 @@
 #include "futex.h"
 #include "membarrier.h"
 #include "notify.h"
+#include "paths.h"
 #include "wait_layout.h"
 
 /*
@@ -107,37 +108,99 @@ static void notify_write_identity(struct shm_wait_hdr *h)
 	atomic_store_explicit(&h->magic, SHM_WAIT_MAGIC, memory_order_release);
 }
 
+/* Reserve the whole file's pages: a hole in a mapped file is filled when
+ * touched, and on a full tmpfs that is a SIGBUS in the writer instead of
+ * -ENOSPC here.  Also fills the holes of a file an older version sized
+ * with ftruncate, and grows a short one (never shrinks: readers may map
+ * past our size).  0 or -errno. */
+static int notify_reserve(int fd)
+{
+	int rc = posix_fallocate(fd, 0, SHM_WAIT_FILE_SIZE);
+
+	if (rc == EOPNOTSUPP || rc == ENOSYS || rc == EINVAL)
+		rc = ftruncate(fd, SHM_WAIT_FILE_SIZE) < 0 ? errno : 0;
+	return -rc;
+}
+
+/* Give the anonymous file @fd the name @path: with AT_EMPTY_PATH where we
+ * may (CAP_DAC_READ_SEARCH), else through /proc/self/fd.  0 or -errno
+ * (-EEXIST: something is at the name already; never replaced). */
+static int notify_link(int fd, const char *path)
+{
+	char proc[64];
+
+	if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (errno == EEXIST)
+		return -EEXIST;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0 ?
+		       -errno : 0;
+}
+
 /*
- * Create the wait file whole: a temporary file in the same directory is
- * sized, given its identity and mode, then linked to @path, so a reader
- * never sees a short or half-written wait file of ours.  Returns an fd
- * open read-write on @path, or -errno (-EEXIST: someone else's is there).
+ * Create the wait file whole: an unnamed file (O_TMPFILE) in the same
+ * directory is sized, given its identity and mode, then linked to @path,
+ * so a reader never sees a short or half-written wait file of ours, a
+ * writer killed meanwhile leaves nothing behind, and link() never
+ * replaces (nor follows) whatever another user may have put at the name.
+ * Without O_TMPFILE, a randomly named file created with O_EXCL
+ * (mkostemp) stands in.  Returns an fd open read-write on @path, or
+ * -errno (-EEXIST: someone else's is there).
  */
-static int notify_create(const char *path, mode_t mode)
+static int notify_create_as(const char *path, mode_t mode, bool anon)
 {
 	char tmp[PATH_MAX];
 	struct shm_wait_hdr h;
+	char *slash;
 	int fd, ret = 0;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >=
 	    sizeof(tmp))
 		return -ENAMETOOLONG;
-	fd = mkostemp(tmp, O_CLOEXEC);
+	if (anon) {
+		slash = strrchr(tmp, '/');
+		if (slash == tmp)
+			strcpy(tmp, "/");
+		else if (slash)
+			*slash = 0;
+		else
+			strcpy(tmp, ".");
+		fd = open(tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		tmp[0] = 0; /* nothing to unlink */
+	} else {
+		fd = mkostemp(tmp, O_CLOEXEC);
+	}
 	if (fd < 0)
 		return -errno;
 	memset(&h, 0, sizeof(h));
 	notify_write_identity(&h);
 	/* the mode is set exactly (fchmod ignores the umask), as the
 	 * segment's is: it decides who can register as a waiter */
-	if (ftruncate(fd, SHM_WAIT_FILE_SIZE) < 0 ||
-	    pwrite(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
-	    fchmod(fd, mode) < 0 || link(tmp, path) < 0)
+	ret = notify_reserve(fd);
+	if (!ret && (pwrite(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+		     fchmod(fd, mode) < 0))
 		ret = -errno;
-	unlink(tmp);
+	if (!ret)
+		ret = tmp[0] ? (link(tmp, path) < 0 ? -errno : 0)
+			     : notify_link(fd, path);
+	if (tmp[0])
+		unlink(tmp);
 	if (ret < 0) {
 		close(fd);
 		return ret;
 	}
+	return fd;
+}
+
+static int notify_create(const char *path, mode_t mode)
+{
+	int fd = notify_create_as(path, mode, true);
+
+	/* no O_TMPFILE on this file system, or no way to link one (no
+	 * CAP_DAC_READ_SEARCH and no /proc): a named temporary file */
+	if (fd < 0 && fd != -EEXIST && fd != -ENOSPC && fd != -ENAMETOOLONG)
+		fd = notify_create_as(path, mode, false);
 	return fd;
 }
 
@@ -164,32 +227,37 @@ int notify_open(struct notify **out, const char *segment_path, mode_t mode)
 	 * nobody else creates it while we hold the writer lock, so more
 	 * would be a bug, not a race to retry. */
 	for (tries = 0; tries < 2; tries++) {
-		fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0)
-			fd = -errno;
+		fd = shm_open_file(path, O_RDWR, 0, false, &st);
 		if (fd != -ENOENT)
 			break;
 		fd = notify_create(path, mode & 07777);
 		if (fd != -EEXIST)
 			break;
 	}
-	if (fd < 0)
-		return fd;
-	if (fstat(fd, &st) < 0) {
+	if (fd == -EEXIST || fd == -ENOENT) {
+		/* made and removed again between each of our calls: only a
+		 * process racing us on purpose does that */
+		fprintf(stderr, "shmreg: refusing %s: someone keeps creating "
+			"and removing it\n", path);
+		return -EPERM;
+	}
+	if (fd >= 0 && fstat(fd, &st) < 0) {
 		ret = -errno;
 		goto fail_fd;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		ret = -EINVAL;
+	/* A reader may have made the wait file (they may write the
+	 * directory): adopt only the writer's own, and give it this
+	 * open's mode (the last open's may have been wider). */
+	ret = shm_writer_may_adopt(path, &st, fd < 0 ? fd : 0);
+	if (ret < 0)
 		goto fail_fd;
-	}
-	/* grow a short file (another version's, or one a process allowed to
-	 * write it cut down); never shrink: readers may map past our size */
-	if (st.st_size < (off_t)SHM_WAIT_FILE_SIZE &&
-	    ftruncate(fd, SHM_WAIT_FILE_SIZE) < 0) {
+	if (fchmod(fd, mode & 07777) < 0) {
 		ret = -errno;
 		goto fail_fd;
 	}
+	ret = notify_reserve(fd);
+	if (ret < 0)
+		goto fail_fd;
 	base = mmap(NULL, SHM_WAIT_FILE_SIZE, PROT_READ | PROT_WRITE,
 		    MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED) {
@@ -214,7 +282,8 @@ int notify_open(struct notify **out, const char *segment_path, mode_t mode)
 	return 0;
 
 fail_fd:
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	return ret;
 }
 

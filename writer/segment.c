@@ -7,13 +7,25 @@
  * touching a page past the end of a file gets SIGBUS.  Space is reserved
  * with fallocate() when the file is created, so running out of tmpfs shows
  * up here as -ENOSPC instead of as a SIGBUS in the writer later.
+ *
+ * The directory is shared (/dev/shm is world-writable and sticky), so
+ * whatever is found at a name may have been put there by another user:
+ * every file is created with O_EXCL and opened with O_NOFOLLOW and
+ * O_NONBLOCK, and an existing one is adopted only if it is a regular file
+ * of the writer's euid with one link (shm_writer_may_adopt), else the
+ * open fails with -EPERM.  Its mode is then set again, so a mode given at
+ * this open replaces the one of the last.  Modes: the lock file 0600 (a
+ * process that can open it can take a read lock that keeps every writer
+ * out), the segment and the wait file the writer's mode.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,63 +33,255 @@
 #include "clock.h"
 #include "internal.h"
 #include "liveness.h"
+#include "paths.h"
 #include "seqcount.h"
+
+#define LOCK_MODE 0600
+
+/* Tries at a lock file that keeps being replaced between our open and our
+ * lock, and at a fresh random temporary name: either needs another
+ * process racing us on purpose (or very bad luck) to fail even once. */
+#define NAME_TRIES 8
+
+/* Open or create the lock file at @path, vetted; the fd or -errno. */
+static int lock_open(const char *path, struct stat *st)
+{
+	int fd, rc;
+
+	for (int i = 0; i < NAME_TRIES; i++) {
+		fd = shm_open_file(path, O_RDWR | O_CREAT | O_EXCL, LOCK_MODE,
+				   false, st);
+		if (fd == -EEXIST)
+			fd = shm_open_file(path, O_RDWR, 0, false, st);
+		if (fd == -ENOENT)
+			continue; /* removed between the two opens */
+		if (fd < 0 && fd != -ELOOP)
+			return fd;
+		rc = shm_writer_may_adopt(path, st, fd < 0 ? fd : 0);
+		if (rc < 0) {
+			if (fd >= 0)
+				close(fd);
+			return rc;
+		}
+		/* exact (fchmod ignores the umask), and again on every open:
+		 * a lock file of an older version may be 0644 */
+		if (fchmod(fd, LOCK_MODE) < 0) {
+			rc = -errno;
+			close(fd);
+			return rc;
+		}
+		return fd;
+	}
+	return -EBUSY;
+}
+
+/*
+ * Vet the segment at the registry's name before anything maps it: adopt
+ * only the writer's own (-EPERM otherwise), give it this open's mode, and
+ * refuse (-EBUSY) one whose writer still runs although we got the lock:
+ * the lock file it locked was removed or replaced under it (the header
+ * records which file that was), and two writers must never serve one
+ * registry.  The header is read with pread: a file someone truncated
+ * cannot fault here.
+ */
+static int segment_vet(struct shmreg_writer *w, const struct stat *lock)
+{
+	struct shm_hdr h;
+	struct stat st;
+	int fd, rc;
+
+	fd = shm_open_file(w->path, O_RDONLY, 0, false, &st);
+	if (fd == -ENOENT)
+		return 0;
+	if (fd < 0 && fd != -ELOOP)
+		return fd;
+	rc = shm_writer_may_adopt(w->path, &st, fd < 0 ? fd : 0);
+	if (rc < 0)
+		goto out;
+	if (fchmod(fd, w->mode & 07777) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+	    h.magic == SHM_MAGIC &&
+	    atomic_load_explicit(&h.state, memory_order_relaxed) ==
+		    SHM_STATE_OPEN &&
+	    h.lock_ino &&
+	    (h.lock_dev != (uint64_t)lock->st_dev ||
+	     h.lock_ino != (uint64_t)lock->st_ino) &&
+	    shm_pid_test(h.writer_pid, h.writer_start) == SHM_PID_ALIVE) {
+		fprintf(stderr, "shmreg: %s: its writer (pid %d) still runs, "
+			"but its lock file was removed or replaced; stop that "
+			"writer first\n", w->path, (int)h.writer_pid);
+		rc = -EBUSY;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/*
+ * Remove what writers of this registry killed in the middle of a handoff
+ * left: SEGMENT.new.PID[.RANDOM] files (each as large as a segment).
+ * Under the writer lock, so no live writer of this registry is using one.
+ * Only a regular file of our euid with one link, and never one that has a
+ * lock file beside it: that is a registry of its own (a name like
+ * "NAME.new.12" is a valid registry name too).  Best effort: whatever
+ * cannot be removed stays, and nothing fails because of it.
+ */
+static void segment_sweep(struct shmreg_writer *w)
+{
+	char dir[PATH_MAX], prefix[PATH_MAX], lock[PATH_MAX + 8];
+	const char *slash = strrchr(w->path, '/');
+	struct dirent *de;
+	size_t plen;
+	DIR *d;
+	int dfd;
+
+	if (!slash || (size_t)(slash - w->path) >= sizeof(dir))
+		return;
+	memcpy(dir, w->path, (size_t)(slash - w->path));
+	dir[slash - w->path] = 0;
+	if (!dir[0])
+		strcpy(dir, "/");
+	plen = (size_t)snprintf(prefix, sizeof(prefix), "%s.new.", slash + 1);
+	if (plen >= sizeof(prefix))
+		return;
+	d = opendir(dir);
+	if (!d)
+		return;
+	dfd = dirfd(d);
+	/* bounded by the directory's entries */
+	while ((de = readdir(d))) {
+		const char *p = de->d_name + plen;
+		struct stat st;
+		size_t digits;
+
+		if (strncmp(de->d_name, prefix, plen))
+			continue;
+		/* PID, then optionally .HEX: what segment_create makes */
+		digits = strspn(p, "0123456789");
+		if (!digits || (p[digits] && (p[digits] != '.' ||
+		    !p[digits + 1] ||
+		    strspn(p + digits + 1, "0123456789abcdef") !=
+			    strlen(p + digits + 1))))
+			continue;
+		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+		    st.st_nlink != 1)
+			continue;
+		if ((size_t)snprintf(lock, sizeof(lock), "%s.lock",
+				     de->d_name) >= sizeof(lock) ||
+		    faccessat(dfd, lock, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+			continue;
+		(void)unlinkat(dfd, de->d_name, 0);
+	}
+	closedir(d);
+}
 
 int segment_lock(struct shmreg_writer *w)
 {
 	char path[PATH_MAX + 8];
 	struct flock fl;
-	int fd, rc;
+	struct stat st, now;
+	int fd = -1, rc, i;
 
 	rc = shm_lock_path(path, sizeof(path), w->path);
 	if (rc < 0)
 		return -EINVAL;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, w->mode);
-	if (fd < 0)
-		return -errno;
-	/* readers open the lock file to test for a live writer */
-	(void)fchmod(fd, w->mode);
-	/* An open-file-description lock: owned by this open file, so a
-	 * second shmreg_writer_open in the same process conflicts too (a
-	 * POSIX record lock would not), and released by the kernel when the
-	 * process dies, however it dies. */
-	memset(&fl, 0, sizeof(fl));
-	fl.l_type = F_WRLCK;
-	fl.l_whence = SEEK_SET;
-	if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
-		rc = (errno == EAGAIN || errno == EACCES) ? -EBUSY : -errno;
+	for (i = 0; i < NAME_TRIES; i++) {
+		fd = lock_open(path, &st);
+		if (fd < 0)
+			return fd;
+		/* An open-file-description lock: owned by this open file, so
+		 * a second shmreg_writer_open in the same process conflicts
+		 * too (a POSIX record lock would not), and released by the
+		 * kernel when the process dies, however it dies. */
+		memset(&fl, 0, sizeof(fl));
+		fl.l_type = F_WRLCK;
+		fl.l_whence = SEEK_SET;
+		if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+			rc = (errno == EAGAIN || errno == EACCES) ? -EBUSY
+								  : -errno;
+			close(fd);
+			return rc;
+		}
+		/* Still the file at the name?  If it was replaced between
+		 * our open and our lock, another writer may lock the new
+		 * one: only the file at the name excludes writers. */
+		if (lstat(path, &now) == 0 && now.st_dev == st.st_dev &&
+		    now.st_ino == st.st_ino)
+			break;
+		close(fd);
+	}
+	if (i == NAME_TRIES)
+		return -EBUSY;
+	rc = segment_vet(w, &st);
+	if (rc < 0) {
 		close(fd);
 		return rc;
 	}
 	w->lock_fd = fd;
+	segment_sweep(w);
 	return 0;
 }
 
-/* Informational: liveness is the lock. */
-uint64_t segment_start_time(void)
+/*
+ * Create the file a handoff builds: SEGMENT.new.PID.RANDOM, created with
+ * O_EXCL, so that nobody can have it open or linked elsewhere, and with a
+ * name nobody can guess, so that nobody can plant a file there to make
+ * growth fail (in a sticky directory the writer could not remove it).  A
+ * collision (a planted name guessed after all) picks another; after
+ * NAME_TRIES of them growth fails with -EIO, never with -EEXIST (which
+ * means a compare-and-set mismatch to callers of put).
+ */
+static int temp_create(struct shmreg_writer *w, char *tmp_path,
+		       size_t tmp_cap)
 {
-	char buf[1024];
-	unsigned long long start = 0;
-	ssize_t n;
-	char *p;
-	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	uint64_t rnd;
+	int fd, n;
 
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	/* the command name may contain spaces: skip past its ')' */
-	p = strrchr(buf, ')');
-	if (!p)
-		return 0;
-	/* fields 3..21 then 22 */
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
-			  "%*d %*d %*d %*d %*d %*d %llu", &start) != 1)
-		return 0;
-	return start;
+	for (int i = 0; i < NAME_TRIES; i++) {
+		if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) !=
+		    (ssize_t)sizeof(rnd)) {
+			struct timespec ts;
+
+			/* no entropy yet (early boot): unique enough with
+			 * O_EXCL behind it, just guessable */
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			rnd = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^
+			      (uint64_t)ts.tv_sec ^ (uint64_t)i;
+		}
+		n = snprintf(tmp_path, tmp_cap, "%s.new.%d.%016llx", w->path,
+			     (int)getpid(), (unsigned long long)rnd);
+		if (n < 0 || (size_t)n >= tmp_cap)
+			return -EINVAL;
+		fd = open(tmp_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+					    O_CLOEXEC | O_NOCTTY,
+			  w->mode & 07777);
+		if (fd >= 0)
+			return fd;
+		if (errno != EEXIST)
+			return -errno;
+	}
+	tmp_path[0] = 0;
+	return -EIO;
+}
+
+void segment_claim(struct shmreg_writer *w, struct shm_hdr *h)
+{
+	struct stat lock;
+
+	h->writer_pid = getpid();
+	h->writer_start = shm_proc_start(0, NULL);
+	/* which lock file is ours: a reader finding another one at the name
+	 * knows it tells nothing about us (shm/liveness.h) */
+	h->lock_dev = h->lock_ino = 0;
+	if (w->lock_fd >= 0 && fstat(w->lock_fd, &lock) == 0) {
+		h->lock_dev = (uint64_t)lock.st_dev;
+		h->lock_ino = (uint64_t)lock.st_ino;
+	}
 }
 
 int segment_create(struct shmreg_writer *w, const struct shm_geom *g,
@@ -86,18 +290,16 @@ int segment_create(struct shmreg_writer *w, const struct shm_geom *g,
 {
 	struct shm_hdr *h;
 	void *base;
-	int fd, rc, n;
+	int fd, rc;
 
-	n = snprintf(tmp_path, tmp_cap, "%s.new.%d", w->path, (int)getpid());
-	if (n < 0 || (size_t)n >= tmp_cap)
-		return -EINVAL;
-	/* a leftover from a writer of this pid that died mid-handoff */
-	(void)unlink(tmp_path);
-	fd = open(tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
-		  w->mode);
+	fd = temp_create(w, tmp_path, tmp_cap);
 	if (fd < 0)
-		return -errno;
-	(void)fchmod(fd, w->mode);
+		return fd;
+	/* exact: fchmod ignores the umask */
+	if (fchmod(fd, w->mode & 07777) < 0) {
+		rc = -errno;
+		goto fail;
+	}
 	rc = posix_fallocate(fd, 0, (off_t)g->segment_size);
 	if (rc == EOPNOTSUPP || rc == ENOSYS || rc == EINVAL)
 		rc = ftruncate(fd, (off_t)g->segment_size) < 0 ? errno : 0;
@@ -134,8 +336,7 @@ int segment_create(struct shmreg_writer *w, const struct shm_geom *g,
 	h->arena_off = g->arena_off;
 	h->arena_size = g->arena_size;
 	h->generation = generation;
-	h->writer_pid = getpid();
-	h->writer_start = segment_start_time();
+	segment_claim(w, h);
 	h->created_ns = shm_realtime_ns();
 	*fd_out = fd;
 	return 0;
@@ -176,11 +377,18 @@ int segment_map_existing(const char *path, int *fd_out, struct shm_map *m)
 	void *base;
 	int fd, rc;
 
-	fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_size < (off_t)SHM_HEADER_SIZE) {
+	fd = shm_open_file(path, O_RDWR, 0, false, &st);
+	if (fd == -ENOENT)
+		return fd;
+	/* segment_lock vetted the file at the name already; this is the
+	 * open that counts (the file may have been replaced since) */
+	rc = shm_writer_may_adopt(path, &st, fd < 0 ? fd : 0);
+	if (rc < 0) {
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	if (st.st_size < (off_t)SHM_HEADER_SIZE) {
 		close(fd);
 		return -EPROTO;
 	}
@@ -200,6 +408,13 @@ int segment_map_existing(const char *path, int *fd_out, struct shm_map *m)
 		segment_unmap(m);
 		close(fd);
 		return rc;
+	}
+	/* a revision past WRITER_REV_MAX cannot go on: corrupt */
+	if (atomic_load_explicit(&m->hdr->revision, memory_order_acquire) >
+	    WRITER_REV_MAX) {
+		segment_unmap(m);
+		close(fd);
+		return -EPROTO;
 	}
 	m->generation = m->hdr->generation;
 	m->writer_pid = m->hdr->writer_pid;
