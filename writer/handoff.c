@@ -45,6 +45,7 @@
 #include "hash.h"
 #include "lookup.h"
 #include "notify.h"
+#include "ring.h"
 #include "ring_read.h"
 #include "seqcount.h"
 

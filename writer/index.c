@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "slot_write.h"
 #include "hash.h"
 #include "seqcount.h"
 
@@ -118,35 +119,6 @@ int index_free_slot(struct shmreg_writer *w, uint64_t hash, uint64_t *slot)
 	/* SHM_PROBE_LIMIT taken slots after the home: a cluster that only
 	 * a hash flood builds at a load of at most 3/4 */
 	return -ENOSPC;
-}
-
-/* Store a slot's contents (everything but its seqcount) inside the caller's
- * write section: a wide copy under the argument of shm_store_wide() (readers
- * act on nothing they read before their seqcount check validates it).  Four
- * vector stores instead of sixteen word stores: this is on every put. */
-static void slot_store(struct shm_slot *dst, const struct shm_slot *src)
-{
-	shm_store_wide((uint8_t *)dst + 4, (const uint8_t *)src + 4,
-		       SHM_SLOT_SIZE - 4);
-}
-
-void index_write(struct shmreg_writer *w, uint64_t i, const struct shm_slot *s)
-{
-	struct shm_hdr *h = w->map.hdr;
-	struct shm_slot *dst = shm_slot_at(&w->map, i);
-
-	/* Arm the undo record: the old contents first, then the index with
-	 * release, so a recovering writer that sees it armed sees the data.
-	 * Only a writer taking over after this one died reads the record
-	 * (index_undo_restore), never a reader: a plain copy. */
-	memcpy((void *)h->undo_data, dst, SHM_SLOT_SIZE);
-	atomic_store_explicit(&h->undo_slot, i + 1, memory_order_release);
-
-	seq_write_begin(&dst->seq);
-	slot_store(dst, s);
-	seq_write_end(&dst->seq);
-
-	atomic_store_explicit(&h->undo_slot, 0, memory_order_release);
 }
 
 /* May the entry whose home is @home, now at @j, move back into @hole? Yes

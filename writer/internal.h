@@ -144,8 +144,7 @@ int64_t index_find(struct shmreg_writer *w, const void *key, size_t klen,
 /* First empty slot on @hash's probe path, in *@slot.  Returns 0, or
  * -ENOSPC when none lies within SHM_PROBE_LIMIT slots of the home. */
 int index_free_slot(struct shmreg_writer *w, uint64_t hash, uint64_t *slot);
-/* Replace slot @i's contents (an undo-journaled seqcount write section). */
-void index_write(struct shmreg_writer *w, uint64_t i, const struct shm_slot *s);
+/* index_write(): writer/slot_write.h */
 /* Remove the entry at slot @i by backward shift. */
 void index_remove(struct shmreg_writer *w, uint64_t i);
 /* Restore an armed undo record of @m (recovery). */
@@ -159,10 +158,7 @@ int entry_build(struct shmreg_writer *w, struct shm_slot *s, const void *key,
 		size_t klen, const void *val, size_t vlen, uint64_t hash);
 void entry_release(struct shmreg_writer *w, const struct shm_slot *s);
 
-/* ---- change ring (ring.c) ---- */
-
-void ring_append(struct shmreg_writer *w, uint64_t rev, uint32_t op,
-		 const void *key, size_t klen, uint64_t hash);
+/* ---- change ring: ring_append() in writer/ring.h ---- */
 
 /* ---- growth and takeover (handoff.c) ---- */
 
@@ -178,8 +174,5 @@ uint64_t index_cap_for(uint64_t entries);
 int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	    uint64_t arena_size);
 
-/* ---- commits (writer.c) ---- */
-void commit_begin(struct shmreg_writer *w);
-void commit_end(struct shmreg_writer *w, uint64_t rev);
 
 #endif /* WRITER_INTERNAL_H */

@@ -32,6 +32,8 @@
 #include "lookup.h"
 #include "notify.h"
 #include "paths.h"
+#include "ring.h"
+#include "slot_write.h"
 #include "seqcount.h"
 #include "validate.h"
 
@@ -120,12 +122,12 @@ int entry_build(struct shmreg_writer *w, struct shm_slot *s, const void *key,
 	s->vlen = (uint32_t)vlen;
 	if (klen + vlen <= SHM_SLOT_INLINE) {
 		s->kind = SHM_KIND_INLINE;
-		/* the segment is readable by others: no stack bytes in it (a
-		 * fixed-size clear: three vector stores) */
-		memset(s->data, 0, SHM_SLOT_INLINE);
-		memcpy(s->data, key, klen);
+		/* the segment is readable by others: no stack bytes in it */
+		shm_zero_fixed(s->data, SHM_SLOT_INLINE);
+		/* inline copies, no library call: this is on every put */
+		shm_small_copy(s->data, key, klen);
 		if (vlen)
-			memcpy(s->data + klen, val, vlen);
+			shm_small_copy(s->data + klen, val, vlen);
 		return 0;
 	}
 	memset(s->data, 0, sizeof(s->data));
@@ -166,13 +168,13 @@ void entry_release(struct shmreg_writer *w, const struct shm_slot *s)
 
 /* ---- commits ---- */
 
-void commit_begin(struct shmreg_writer *w)
+static inline void commit_begin(struct shmreg_writer *w)
 {
 	if (w->batch_depth++ == 0)
 		seq_write_begin(&w->map.hdr->commit_seq);
 }
 
-void commit_end(struct shmreg_writer *w, uint64_t rev)
+static inline void commit_end(struct shmreg_writer *w, uint64_t rev)
 {
 	struct shm_hdr *h = w->map.hdr;
 
@@ -309,10 +311,19 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 		return 0;
 
 	rev = w->revision + 1;
-	memset(&ns, 0, offsetof(struct shm_slot, data));
+	/* the slot image, built in place of entry_build(): the header words
+	 * (no expiry, no owner, no flags) and the zero-padded inline data */
+	shm_zero_fixed(&ns, sizeof(ns));
+	ns.tag = tag;
+	ns.hash_hi = hi;
+	ns.klen = (uint16_t)klen;
+	ns.kind = SHM_KIND_INLINE;
+	ns.vlen = (uint32_t)vlen;
 	ns.mod_rev = rev;
 	ns.create_rev = exists ? s->create_rev : rev;
-	(void)entry_build(w, &ns, key, klen, val, vlen, hash); /* inline */
+	shm_small_copy(ns.data, key, klen);
+	if (vlen)
+		shm_small_copy(ns.data + klen, val, vlen);
 	commit_begin(w);
 	if (exists)
 		w->bytes_used -= s->klen + s->vlen;
@@ -368,7 +379,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 
 	rev = w->revision + 1;
 	/* the header words; entry_build fills (and zero-pads) the data */
-	memset(&ns, 0, offsetof(struct shm_slot, data));
+	shm_zero_fixed(&ns, offsetof(struct shm_slot, data));
 	ns.mod_rev = rev;
 	ns.create_rev = exists ? old.create_rev : rev;
 	ns.expires_at_ns = shm_ttl_deadline_ns(opts->ttl_ns);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ring.c - append to the change ring: the last ring_events changes
+ * ring.h - append to the change ring: the last ring_events changes
  * {rev, op, key}, so a watcher reads everything since revision R without
  * scanning the index.
  *
@@ -20,10 +20,15 @@
  *    (seq_rev_write_end).  The reader checks rev == R before and after
  *    (seq_rev_read_begin, seq_rev_read_check).
  */
+#ifndef WRITER_RING_H
+#define WRITER_RING_H
+
 #include "internal.h"
 #include "seqcount.h"
 
-void ring_append(struct shmreg_writer *w, uint64_t rev, uint32_t op,
+/* Inline: it is on every commit, between one put's cache miss and the
+ * next one's (see put_common() in writer.c). */
+static inline void ring_append(struct shmreg_writer *w, uint64_t rev, uint32_t op,
 		 const void *key, size_t klen, uint64_t hash)
 {
 	struct shm_map *m = &w->map;
@@ -36,7 +41,8 @@ void ring_append(struct shmreg_writer *w, uint64_t rev, uint32_t op,
 		pos = (pos + kb - 1) & ~(kb - 1); /* start of the next lap */
 	w->key_reserved = pos + klen;
 	seq_reserve_write(&h->ring_key_reserved, w->key_reserved);
-	shm_store_wide(m->base + m->g.ring_key_off + (pos & (kb - 1)), key, klen);
+	shm_small_store(m->base + m->g.ring_key_off + (pos & (kb - 1)), key,
+			klen);
 
 	seq_rev_write_begin(&r->rev);
 	atomic_store_explicit((_Atomic uint32_t *)&r->op, op, SHM_DATA_STORE_ORDER);
@@ -48,3 +54,5 @@ void ring_append(struct shmreg_writer *w, uint64_t rev, uint32_t op,
 			      SHM_DATA_STORE_ORDER);
 	seq_rev_write_end(&r->rev, rev);
 }
+
+#endif /* WRITER_RING_H */
