@@ -39,6 +39,8 @@ struct put_figures {
 	int reps;
 	double ins[MAX_REPS], bare_ins[MAX_REPS];   /* ns per put */
 	double rep[MAX_REPS], bare_rep[MAX_REPS];
+	double ins_h[MAX_REPS], bare_ins_h[MAX_REPS]; /* 2 MiB pages; */
+	double rep_h[MAX_REPS], bare_rep_h[MAX_REPS]; /* 0: not measured */
 	double grow[MAX_REPS];                      /* ns per put */
 	double grow_huge[MAX_REPS];                 /* 0: not measured */
 	double take_small, take_big;                /* ns per open */
@@ -148,6 +150,48 @@ static int64_t open_put_close_ns(const char *path, const key_t16 *keys,
 }
 
 /*
+ * One round of the paired figures in @dir: N inserts into a fresh
+ * pre-sized registry and into a bare table of its slot count, then N
+ * replacing puts in the order @order into each.  The registry is left
+ * open in *@w (the caller times its takeover).
+ */
+static int64_t pair_round(const char *dir, const key_t16 *keys,
+			  const uint32_t *order, uint64_t n, int r,
+			  shmreg_writer_t **w, uint64_t *slots, double *ins,
+			  double *bare_ins, double *rep, double *bare_rep)
+{
+	char path[4200], bpath[4200];
+	struct bare_table bt = { 0 };
+	shmreg_stats_t st;
+	uint64_t t0;
+	int64_t err;
+
+	snprintf(path, sizeof(path), "%s/shmreg.put", dir);
+	snprintf(bpath, sizeof(bpath), "%s/bare.put", dir);
+	err = fresh_load(path, n, keys, n, w, ins);
+	if (err)
+		return err;
+	shmreg_stats(shmreg_writer_reader(*w), &st);
+	*slots = st.index_capacity;
+	err = bare_create(&bt, bpath, st.index_capacity);
+	if (err)
+		return err;
+	t0 = bench_now_ns();
+	bare_keys(&bt, keys, NULL, n, 0);
+	*bare_ins = ns_per(t0, bench_now_ns(), n);
+
+	t0 = bench_now_ns();
+	err = put_keys(*w, keys, order, n, (uint64_t)r + 1);
+	*rep = ns_per(t0, bench_now_ns(), n);
+	t0 = bench_now_ns();
+	bare_keys(&bt, keys, order, n, (uint64_t)r + 1);
+	*bare_rep = ns_per(t0, bench_now_ns(), n);
+	bare_close(&bt);
+	unlink(bpath);
+	return err;
+}
+
+/*
  * All of the above, in @dir (and growth also in @hdir when not NULL).
  * @order: N key indexes for the replacing puts.
  */
@@ -155,15 +199,12 @@ static void put_rates(const char *dir, const char *hdir, uint64_t n,
 		      int reps, const key_t16 *keys, const uint32_t *order,
 		      struct put_figures *pf)
 {
-	char path[4200], bpath[4200];
+	char path[4200];
 	shmreg_writer_t *w = NULL;
-	shmreg_stats_t st;
-	struct bare_table bt = { 0 };
 	double ns;
 
 	pf->reps = reps;
 	snprintf(path, sizeof(path), "%s/shmreg.put", dir);
-	snprintf(bpath, sizeof(bpath), "%s/bare.put", dir);
 	/* the untimed growth rounds (see the top of this file) */
 	for (int k = 0; k < 2 && !pf->err; k++) {
 		char wpath[4200];
@@ -176,29 +217,11 @@ static void put_rates(const char *dir, const char *hdir, uint64_t n,
 		rm_registry(wpath);
 	}
 	for (int r = 0; r < reps && !pf->err; r++) {
-		uint64_t t0;
-
-		pf->err = fresh_load(path, n, keys, n, &w, &pf->ins[r]);
+		pf->err = pair_round(dir, keys, order, n, r, &w, &pf->slots,
+				     &pf->ins[r], &pf->bare_ins[r], &pf->rep[r],
+				     &pf->bare_rep[r]);
 		if (pf->err)
 			break;
-		shmreg_stats(shmreg_writer_reader(w), &st);
-		pf->slots = st.index_capacity;
-		pf->err = bare_create(&bt, bpath, st.index_capacity);
-		if (pf->err)
-			break;
-		t0 = bench_now_ns();
-		bare_keys(&bt, keys, NULL, n, 0);
-		pf->bare_ins[r] = ns_per(t0, bench_now_ns(), n);
-
-		t0 = bench_now_ns();
-		pf->err = put_keys(w, keys, order, n, (uint64_t)r + 1);
-		pf->rep[r] = ns_per(t0, bench_now_ns(), n);
-		t0 = bench_now_ns();
-		bare_keys(&bt, keys, order, n, (uint64_t)r + 1);
-		pf->bare_rep[r] = ns_per(t0, bench_now_ns(), n);
-		bare_close(&bt);
-		unlink(bpath);
-
 		shmreg_writer_close(w);
 		if (r == reps - 1 && !pf->err)
 			pf->err = takeover_ns(path, &pf->take_big);
@@ -213,6 +236,7 @@ static void put_rates(const char *dir, const char *hdir, uint64_t n,
 		rm_registry(path);
 		if (hdir && !pf->err) {
 			char hpath[4200];
+			uint64_t slots;
 
 			snprintf(hpath, sizeof(hpath), "%s/shmreg.put",
 				 hdir);
@@ -220,6 +244,16 @@ static void put_rates(const char *dir, const char *hdir, uint64_t n,
 					     &pf->grow_huge[r]);
 			shmreg_writer_close(w);
 			rm_registry(hpath);
+			if (!pf->err)
+				pf->err = pair_round(hdir, keys, order, n, r,
+						     &w, &slots, &pf->ins_h[r],
+						     &pf->bare_ins_h[r],
+						     &pf->rep_h[r],
+						     &pf->bare_rep_h[r]);
+			if (!pf->err) {
+				shmreg_writer_close(w);
+				rm_registry(hpath);
+			}
 		}
 	}
 	if (pf->err)
@@ -274,9 +308,21 @@ static void put_rows(const struct put_figures *pf, uint64_t n)
 		   1e3 / grow, "%.2f", ">= 1.5 M/s", 1e3 / grow >= 1.5);
 	if (pf->grow_huge[0] > 0) {
 		double gh = bench_median((double *)pf->grow_huge, pf->reps);
+		double ih = bench_median((double *)pf->ins_h, pf->reps);
+		double rh = median_ratio(pf->rep_h, pf->bare_rep_h, pf->reps);
 
 		bench_rowf("insert, growing, tmpfs on 2 MiB pages (M/s)",
 			   1e3 / gh, "%.2f", ">= 1.5 M/s", 1e3 / gh >= 1.5);
+		bench_rowf("replace, 2 MiB pages (ns/put)",
+			   bench_median((double *)pf->rep_h, pf->reps), "%.1f",
+			   "", -1);
+		bench_rowf("  bare writer, 2 MiB pages (ns/put)",
+			   bench_median((double *)pf->bare_rep_h, pf->reps),
+			   "%.1f", "", -1);
+		bench_rowf("  replace / bare, 2 MiB pages", rh, "%.2fx",
+			   "<= 2.5x", rh <= 2.5);
+		bench_rowf("insert, pre-sized, 2 MiB pages (M puts/s)", 1e3 / ih,
+			   "%.2f", ">= 3 M/s", 1e3 / ih >= 3);
 	}
 	bench_rowf("takeover of a closed registry, 1,000 entries (ms)",
 		   pf->take_small / 1e6, "%.3f", "", -1);
