@@ -293,15 +293,19 @@ static void put_phase(const struct cfg *c, const key_t16 *keys, int rep_fd)
 {
 	struct put_figures *pf = calloc(1, sizeof(*pf));
 	uint32_t *order = malloc(c->n * sizeof(*order));
+	key_t16 *seq = malloc(c->n * KLEN);
 	uint64_t s = 0x1234567;
 
-	if (!pf || !order)
+	if (!pf || !order || !seq)
 		die("out of memory");
-	for (uint64_t j = 0; j < c->n; j++)
+	for (uint64_t j = 0; j < c->n; j++) {
 		order[j] = (uint32_t)(bench_rand(&s) % c->n);
+		memcpy(seq[j], keys[order[j]], KLEN);
+	}
 	put_rates(scratch, huge_dir[0] ? huge_dir : NULL, c->n, c->put_reps,
-		  keys, order, pf);
+		  keys, seq, order, pf);
 	write_full(rep_fd, pf, sizeof(*pf));
+	free(seq);
 	free(order);
 	free(pf);
 }

@@ -11,8 +11,10 @@
  *  - insert, pre-sized: N new keys into a fresh registry created with
  *    initial_entries = N (no handoff), and into a fresh bare table of the
  *    same slot count;
- *  - replace: N puts of random existing keys (one index sequence drawn up
- *    front, the same for both) into the two tables just filled;
+ *  - replace: N puts of random existing keys into the two tables just
+ *    filled: one random order drawn up front, the same for both, its keys
+ *    pre-laid in access order (read sequentially, as the gets read theirs,
+ *    so that neither side pays a cache miss for fetching its key);
  *  - grow: N new keys into a fresh registry with the default options (it
  *    grows by handoffs from 1,024 slots), in each directory given (tmpfs
  *    on 4 KiB pages, and on 2 MiB pages when bench_get could mount one),
@@ -54,6 +56,7 @@ static double ns_per(uint64_t t0, uint64_t t1, uint64_t ops)
 	return ops ? (double)(t1 - t0) / (double)ops : 0;
 }
 
+/* N puts of keys[j] (@order NULL), or of seq[j], the key of order[j]. */
 static int64_t put_keys(shmreg_writer_t *w, const key_t16 *keys,
 			const uint32_t *order, uint64_t n, uint64_t gen)
 {
@@ -64,13 +67,14 @@ static int64_t put_keys(shmreg_writer_t *w, const key_t16 *keys,
 		int64_t rev;
 
 		val_of(i, gen, v);
-		rev = shmreg_writer_put(w, keys[i], KLEN, v, VLEN, NULL);
+		rev = shmreg_writer_put(w, keys[j], KLEN, v, VLEN, NULL);
 		if (rev <= 0)
 			return rev ? rev : -EPROTO;
 	}
 	return 0;
 }
 
+/* The same with the bare writer. */
 static void bare_keys(struct bare_table *t, const key_t16 *keys,
 		      const uint32_t *order, uint64_t n, uint64_t gen)
 {
@@ -80,7 +84,7 @@ static void bare_keys(struct bare_table *t, const key_t16 *keys,
 		uint64_t i = order ? order[j] : j;
 
 		val_of(i, gen, v);
-		bare_put(t, keys[i], KLEN, v, VLEN);
+		bare_put(t, keys[j], KLEN, v, VLEN);
 	}
 }
 
@@ -156,7 +160,8 @@ static int64_t open_put_close_ns(const char *path, const key_t16 *keys,
  * open in *@w (the caller times its takeover).
  */
 static int64_t pair_round(const char *dir, const key_t16 *keys,
-			  const uint32_t *order, uint64_t n, int r,
+			  const key_t16 *seq, const uint32_t *order, uint64_t n,
+			  int r,
 			  shmreg_writer_t **w, uint64_t *slots, double *ins,
 			  double *bare_ins, double *rep, double *bare_rep)
 {
@@ -181,10 +186,10 @@ static int64_t pair_round(const char *dir, const key_t16 *keys,
 	*bare_ins = ns_per(t0, bench_now_ns(), n);
 
 	t0 = bench_now_ns();
-	err = put_keys(*w, keys, order, n, (uint64_t)r + 1);
+	err = put_keys(*w, seq, order, n, (uint64_t)r + 1);
 	*rep = ns_per(t0, bench_now_ns(), n);
 	t0 = bench_now_ns();
-	bare_keys(&bt, keys, order, n, (uint64_t)r + 1);
+	bare_keys(&bt, seq, order, n, (uint64_t)r + 1);
 	*bare_rep = ns_per(t0, bench_now_ns(), n);
 	bare_close(&bt);
 	unlink(bpath);
@@ -192,12 +197,12 @@ static int64_t pair_round(const char *dir, const key_t16 *keys,
 }
 
 /*
- * All of the above, in @dir (and growth also in @hdir when not NULL).
- * @order: N key indexes for the replacing puts.
+ * All of the above, in @dir (and on 2 MiB pages in @hdir when not NULL).
+ * @order: N key indexes for the replacing puts, @seq their keys.
  */
 static void put_rates(const char *dir, const char *hdir, uint64_t n,
-		      int reps, const key_t16 *keys, const uint32_t *order,
-		      struct put_figures *pf)
+		      int reps, const key_t16 *keys, const key_t16 *seq,
+		      const uint32_t *order, struct put_figures *pf)
 {
 	char path[4200];
 	shmreg_writer_t *w = NULL;
@@ -217,7 +222,8 @@ static void put_rates(const char *dir, const char *hdir, uint64_t n,
 		rm_registry(wpath);
 	}
 	for (int r = 0; r < reps && !pf->err; r++) {
-		pf->err = pair_round(dir, keys, order, n, r, &w, &pf->slots,
+		pf->err = pair_round(dir, keys, seq, order, n, r, &w,
+				     &pf->slots,
 				     &pf->ins[r], &pf->bare_ins[r], &pf->rep[r],
 				     &pf->bare_rep[r]);
 		if (pf->err)
@@ -245,7 +251,8 @@ static void put_rates(const char *dir, const char *hdir, uint64_t n,
 			shmreg_writer_close(w);
 			rm_registry(hpath);
 			if (!pf->err)
-				pf->err = pair_round(hdir, keys, order, n, r,
+				pf->err = pair_round(hdir, keys, seq, order, n,
+						     r,
 						     &w, &slots, &pf->ins_h[r],
 						     &pf->bare_ins_h[r],
 						     &pf->rep_h[r],
