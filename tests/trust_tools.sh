@@ -6,7 +6,8 @@
 # read lock on a running daemon's lock file (it cannot: 0600), sees the
 # daemon alive and then dead through the pid test; shmregd --mode 0666 then
 # 0644 leaves the wait file 0644 (nobody cannot truncate it), and the
-# restarted daemon takes puts.  Root only (skip 77), with $SHMREGD and
+# restarted daemon takes puts; the daemon's socket lock file is 0600 and
+# one that nobody planted is refused.  Root only (skip 77), with $SHMREGD and
 # $SHMREGCTL from ctest.
 set -u
 if [ "$(id -u)" != 0 ]; then
@@ -98,6 +99,25 @@ nobody truncate -s 0 "$dir/shmreg.md.wait" 2>/dev/null &&
 "$SHMREGCTL" -r md put b 2 >/dev/null || fail "put after the attack"
 kill -0 "$daemon_pid" || fail "the daemon died"
 stop_daemon TERM
+
+# the daemon's socket lock: nobody can neither lock it nor plant one
+start_daemon sk 0644 || fail "shmregd -r sk did not start"
+[ "$(stat -c %a "$SHMREG_SOCKET.lock")" = 600 ] ||
+	fail "socket lock file not 0600"
+nobody sh -c "exec 3<'$SHMREG_SOCKET.lock'" 2>/dev/null &&
+	fail "nobody opened the socket lock file"
+stop_daemon TERM
+# a socket in the sticky, world-writable directory: nobody plants the
+# lock file first
+sock2=$dir/sk.sock
+nobody sh -c "umask 022; : > '$sock2.lock'" ||
+	fail "nobody could not plant a socket lock file"
+timeout 10 "$SHMREGD" -r sk -s "$sock2" 2>"$scratch/d.err"
+rc=$?
+[ $rc = 1 ] || fail "shmregd on nobody's socket lock exited $rc, want 1"
+grep -q "refusing $sock2.lock" "$scratch/d.err" ||
+	fail "no refusal of the socket lock: $(cat "$scratch/d.err")"
+rm -f "$sock2.lock"
 
 [ $fails = 0 ] && echo "ok"
 [ $fails = 0 ]

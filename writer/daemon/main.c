@@ -94,10 +94,29 @@ static int prepare_socket_path(struct daemon *d, const char *path)
 		return -errno;
 	}
 	snprintf(lock, sizeof(lock), "%s.lock", path);
-	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	/* The socket's lock file, like a registry's (writer/segment.c): only
+	 * the daemon's uid may open it (0600), or another user could hold a
+	 * shared flock on it and keep every daemon from starting; a file that
+	 * is not ours (another user's, a link, not a regular file) is
+	 * refused, never adopted.  O_NONBLOCK: a FIFO there must not hang. */
+	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+		  0600);
 	if (fd < 0) {
 		d_log(D_ERR, "%s: %s", lock, strerror(errno));
 		return -errno;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid() || st.st_nlink != 1) {
+		d_log(D_ERR, "refusing %s: not a regular file of uid %d "
+		      "(owner uid %d): remove it", lock, (int)geteuid(),
+		      (int)st.st_uid);
+		close(fd);
+		return -EPERM;
+	}
+	if (fchmod(fd, 0600) < 0) {
+		d_log(D_ERR, "%s: %s", lock, strerror(errno));
+		close(fd);
+		return -EPERM;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int err = errno;
