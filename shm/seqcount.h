@@ -332,15 +332,28 @@ shm_store_fixed(void *seg, const void *src, size_t n)
 #endif
 }
 
+static const uint8_t shm__zero[128] __attribute__((aligned(16)));
+
 static inline __attribute__((always_inline)) void shm_zero_fixed(void *dst,
 								size_t n)
 {
-	static const uint8_t zero[128] __attribute__((aligned(16)));
-
-	shm_copy_fixed(dst, zero, n);
+	shm_copy_fixed(dst, shm__zero, n);
 }
 
-/* The copy of shm_small_copy() and shm_small_store(), for n >= 8. */
+/* shm_zero_fixed() into a guarded region (shm_store_fixed()). */
+static inline __attribute__((always_inline)) void
+shm_store_zero_fixed(void *seg, size_t n)
+{
+	shm_store_fixed(seg, shm__zero, n);
+}
+
+/* The copy of shm_small_copy() and shm_small_store(), for n >= 8.  gcc -O3
+ * unrolls the loop past the bound its callers guarantee (an inline
+ * entry's key + value fit the slot's data) and then warns about the paths
+ * it made up: the warning is off for this function alone. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpragmas"
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
 static inline void shm__chunk_copy(uint8_t *d, const uint8_t *s, size_t n)
 {
 	uint64_t w;
@@ -358,6 +371,7 @@ static inline void shm__chunk_copy(uint8_t *d, const uint8_t *s, size_t n)
 		memcpy(d + i, s + i, 16);
 	memcpy(d + n - 16, s + n - 16, 16);
 }
+#pragma GCC diagnostic pop
 
 static inline void shm_small_copy(void *dst, const void *seg, size_t n)
 {

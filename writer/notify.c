@@ -76,14 +76,6 @@
  * so the wait file grants no power the registry's file mode did not.
  */
 
-struct notify {
-	bool asym;                     /* registered for membarrier: commits
-	                                * skip the store-load fence (see
-	                                * shm/membarrier.h) */
-	uint8_t *base;                 /* SHM_WAIT_FILE_SIZE bytes, shared rw */
-	struct shm_wait_hdr *hdr;
-	struct shm_wait_slot *slots;   /* SHM_WAIT_SLOTS */
-};
 
 /* Is the identity line what this version writes?  It is compared, never
  * used: a reader may have scribbled on it. */
@@ -297,7 +289,7 @@ fail_fd:
  * value sees the commit.  @force: wake even if no bit is set (close and
  * handoff: a reader that scribbled the bit away still hears of them).
  */
-static void notify_wake(struct shm_wait_slot *s, bool force)
+void notify_wake(struct shm_wait_slot *s, bool force)
 {
 	uint32_t old = atomic_load_explicit(&s->word, memory_order_relaxed);
 	uint32_t new;
@@ -323,30 +315,6 @@ static void notify_wake(struct shm_wait_slot *s, bool force)
 		(void)shm_futex_wake(&s->word, INT_MAX);
 }
 
-void notify_key(struct notify *n, uint64_t hash)
-{
-	struct shm_wait_slot *s;
-
-	if (!n)
-		return;
-	s = &n->slots[shm_wait_slot_of(hash)];
-	/* Fw of the argument above: orders the commit's stores (the caller
-	 * stored the revision with release before calling) before the loads
-	 * of the waiter counts.  Registered for membarrier, only a compiler
-	 * barrier (Lw in shm/membarrier.h): the membarrier call (Hr) a
-	 * waiter makes before it re-checks (reader/waitfile.c) supplies the
-	 * CPU barrier.
-	 * Otherwise a seq_cst fence, pairing with the waiter's seq_cst fence
-	 * Fr in wait_until() there. */
-	if (n->asym)
-		atomic_signal_fence(memory_order_seq_cst);
-	else
-		atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&s->waiters, memory_order_relaxed))
-		notify_wake(s, false);
-	if (atomic_load_explicit(&n->hdr->global.waiters, memory_order_relaxed))
-		notify_wake(&n->hdr->global, false);
-}
 
 void notify_all(struct notify *n)
 {

@@ -8,10 +8,26 @@
 #ifndef WRITER_NOTIFY_H
 #define WRITER_NOTIFY_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-struct notify;
+#include "wait_layout.h"
+
+/* The writer's mapping of the wait file.  Defined here (not in notify.c)
+ * so that notify_key(), on every commit, is inlined. */
+struct notify {
+	bool asym;                     /* registered for membarrier: commits
+	                                * skip the store-load fence (see
+	                                * shm/membarrier.h) */
+	uint8_t *base;                 /* SHM_WAIT_FILE_SIZE bytes, shared rw */
+	struct shm_wait_hdr *hdr;
+	struct shm_wait_slot *slots;   /* SHM_WAIT_SLOTS */
+};
+
+/* Bump slot @s's word and wake its sleepers (notify.c). */
+void notify_wake(struct shm_wait_slot *s, bool force);
 
 /* Create or open the wait file beside @segment_path (segment_path + ".wait")
  * with file mode @mode.  Returns 0 or -errno. */
@@ -19,8 +35,32 @@ int notify_open(struct notify **out, const char *segment_path, mode_t mode);
 
 /* After a committed put or delete of a key with XXH3-64 @hash (its revision
  * already stored): wake that key's waiters, if any.  No system call when
- * nobody waits. */
-void notify_key(struct notify *n, uint64_t hash);
+ * nobody waits.  The lost-wake-up argument is at the top of notify.c. */
+static inline void notify_key(struct notify *n, uint64_t hash)
+{
+	struct shm_wait_slot *s;
+
+	if (!n)
+		return;
+	s = &n->slots[shm_wait_slot_of(hash)];
+	/* Fw of the argument above: orders the commit's stores (the caller
+	 * stored the revision with release before calling) before the loads
+	 * of the waiter counts.  Registered for membarrier, only a compiler
+	 * barrier (Lw in shm/membarrier.h): the membarrier call (Hr) a
+	 * waiter makes before it re-checks (reader/waitfile.c) supplies the
+	 * CPU barrier.
+	 * Otherwise a seq_cst fence, pairing with the waiter's seq_cst fence
+	 * Fr in wait_until() there. */
+	if (n->asym)
+		atomic_signal_fence(memory_order_seq_cst);
+	else
+		atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&s->waiters, memory_order_relaxed))
+		notify_wake(s, false);
+	if (atomic_load_explicit(&n->hdr->global.waiters, memory_order_relaxed))
+		notify_wake(&n->hdr->global, false);
+}
+
 
 /* After the segment was closed or retired (handoff): wake every waiter so it
  * re-checks the registry state. */

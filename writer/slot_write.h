@@ -7,6 +7,7 @@
 #ifndef WRITER_SLOT_WRITE_H
 #define WRITER_SLOT_WRITE_H
 
+#include <stddef.h>
 #include <string.h>
 
 #include "internal.h"
@@ -39,6 +40,62 @@ static inline void index_write(struct shmreg_writer *w, uint64_t i,
 
 	seq_write_begin(&dst->seq);
 	slot_store(dst, s);
+	seq_write_end(&dst->seq);
+
+	atomic_store_explicit(&h->undo_slot, 0, memory_order_release);
+}
+
+/* Word 1 and word 5 of a slot as little-endian 64-bit values (the format's
+ * byte order): {klen, kind, flags, vlen} and {owner_pid, hash_hi}. */
+_Static_assert(offsetof(struct shm_slot, klen) == 8 &&
+		       offsetof(struct shm_slot, kind) == 10 &&
+		       offsetof(struct shm_slot, flags) == 11 &&
+		       offsetof(struct shm_slot, vlen) == 12 &&
+		       offsetof(struct shm_slot, owner_pid) == 40 &&
+		       offsetof(struct shm_slot, hash_hi) == 44,
+	       "slot words 1 and 5");
+
+/*
+ * Write an inline entry with no flags, expiry or owner straight into slot
+ * @i (put_common() in writer.c): the same journaled section as
+ * index_write(), with the header words stored from registers and the data
+ * from the caller's buffers, instead of through a slot image built on the
+ * stack and copied.
+ */
+static inline void index_write_inline(struct shmreg_writer *w, uint64_t i,
+				      uint64_t hash, uint64_t mod_rev,
+				      uint64_t create_rev, const void *key,
+				      size_t klen, const void *val, size_t vlen)
+{
+	struct shm_hdr *h = w->map.hdr;
+	struct shm_slot *dst = shm_slot_at(&w->map, i);
+	_Atomic uint64_t *word = (_Atomic uint64_t *)dst;
+
+	/* the caller's precondition, told to the compiler (whose bounds
+	 * checks of the copies below cannot see it) */
+	if (klen == 0 || klen + vlen > SHM_SLOT_INLINE)
+		__builtin_unreachable();
+	shm_copy_fixed((void *)h->undo_data, dst, SHM_SLOT_SIZE);
+	atomic_store_explicit(&h->undo_slot, i + 1, memory_order_release);
+
+	seq_write_begin(&dst->seq);
+	atomic_store_explicit((_Atomic uint32_t *)&dst->tag, (uint32_t)hash,
+			      SHM_DATA_STORE_ORDER);
+	atomic_store_explicit(&word[1],
+			      (uint64_t)klen |
+				      (uint64_t)SHM_KIND_INLINE << 16 |
+				      (uint64_t)vlen << 32,
+			      SHM_DATA_STORE_ORDER);
+	atomic_store_explicit(&word[2], mod_rev, SHM_DATA_STORE_ORDER);
+	atomic_store_explicit(&word[3], create_rev, SHM_DATA_STORE_ORDER);
+	atomic_store_explicit(&word[4], 0, SHM_DATA_STORE_ORDER);
+	atomic_store_explicit(&word[5], hash & UINT64_C(0xffffffff00000000),
+			      SHM_DATA_STORE_ORDER);
+	/* the segment is readable by others: the unused tail is zeros */
+	shm_store_zero_fixed(dst->data, SHM_SLOT_INLINE);
+	shm_small_store(dst->data, key, klen);
+	if (vlen)
+		shm_small_store(dst->data + klen, val, vlen);
 	seq_write_end(&dst->seq);
 
 	atomic_store_explicit(&h->undo_slot, 0, memory_order_release);

@@ -284,7 +284,6 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 	uint64_t i = shm_home(&m->g, hash), rev;
 	uint32_t tag = shm_tag(hash), hi = shm_hash_hi(hash);
 	const struct shm_slot *s = NULL;
-	struct shm_slot ns;
 	bool exists = false;
 	unsigned d;
 
@@ -311,25 +310,13 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 		return 0;
 
 	rev = w->revision + 1;
-	/* the slot image, built in place of entry_build(): the header words
-	 * (no expiry, no owner, no flags) and the zero-padded inline data */
-	shm_zero_fixed(&ns, sizeof(ns));
-	ns.tag = tag;
-	ns.hash_hi = hi;
-	ns.klen = (uint16_t)klen;
-	ns.kind = SHM_KIND_INLINE;
-	ns.vlen = (uint32_t)vlen;
-	ns.mod_rev = rev;
-	ns.create_rev = exists ? s->create_rev : rev;
-	shm_small_copy(ns.data, key, klen);
-	if (vlen)
-		shm_small_copy(ns.data + klen, val, vlen);
 	commit_begin(w);
 	if (exists)
 		w->bytes_used -= s->klen + s->vlen;
 	else
 		w->entries++;
-	index_write(w, i, &ns);
+	index_write_inline(w, i, hash, rev, exists ? s->create_rev : rev, key,
+			   klen, val, vlen);
 	w->bytes_used += klen + vlen;
 	ring_append(w, rev, SHM_OP_PUT, key, klen, hash);
 	commit_end(w, rev);
