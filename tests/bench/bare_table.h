@@ -61,25 +61,14 @@ static inline uint64_t bare_hash(const void *key, size_t klen)
 	return XXH3_64bits(key, klen);
 }
 
-/* Create the table file at @path with @slots slots (a power of two) and
- * map it read-write.  Returns 0 or -errno. */
-static inline int bare_create(struct bare_table *t, const char *path,
-			      uint64_t slots)
+/* Map @fd (@slots slots) with @prot and fill in *@t. */
+static inline int bare_map(struct bare_table *t, int fd, uint64_t slots,
+			   int prot, int flags)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	void *p;
-	int rc;
 
-	if (fd < 0)
-		return -errno;
 	t->bytes = slots * BARE_SLOT;
-	rc = posix_fallocate(fd, 0, (off_t)t->bytes);
-	if (rc) {
-		close(fd);
-		return -rc;
-	}
-	p = mmap(NULL, t->bytes, PROT_READ | PROT_WRITE,
-		 MAP_SHARED | MAP_POPULATE, fd, 0);
+	p = mmap(NULL, t->bytes, prot, MAP_SHARED | flags, fd, 0);
 	close(fd);
 	if (p == MAP_FAILED)
 		return -errno;
@@ -89,24 +78,33 @@ static inline int bare_create(struct bare_table *t, const char *path,
 	return 0;
 }
 
+/* Create the table file at @path with @slots slots (a power of two) and
+ * map it read-write.  Returns 0 or -errno. */
+static inline int bare_create(struct bare_table *t, const char *path,
+			      uint64_t slots)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int rc;
+
+	if (fd < 0)
+		return -errno;
+	rc = posix_fallocate(fd, 0, (off_t)(slots * BARE_SLOT));
+	if (rc) {
+		close(fd);
+		return -rc;
+	}
+	return bare_map(t, fd, slots, PROT_READ | PROT_WRITE, MAP_POPULATE);
+}
+
 /* Map an existing table file read-only, as a reader maps a segment. */
 static inline int bare_open_ro(struct bare_table *t, const char *path,
 			       uint64_t slots)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	void *p;
 
 	if (fd < 0)
 		return -errno;
-	t->bytes = slots * BARE_SLOT;
-	p = mmap(NULL, t->bytes, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED)
-		return -errno;
-	t->slots = p;
-	t->mask = slots - 1;
-	t->shift = (unsigned)(64 - __builtin_ctzll(slots));
-	return 0;
+	return bare_map(t, fd, slots, PROT_READ, 0);
 }
 
 static inline void bare_close(struct bare_table *t)
