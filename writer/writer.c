@@ -343,7 +343,10 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	if (rc < 0)
 		return rc;
 	hash = shm_hash(key, klen);
-	if (!opts && klen + vlen <= SHM_SLOT_INLINE) {
+	/* all-zero options (every field, whatever fields the struct gains:
+	 * nonzero padding only sends a put the general way) */
+	if ((!opts || !memcmp(opts, &defaults, sizeof(defaults))) &&
+	    klen + vlen <= SHM_SLOT_INLINE) {
 		int64_t r = put_common(w, key, klen, val, vlen, hash);
 
 		if (r > 0)
