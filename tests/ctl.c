@@ -1262,6 +1262,43 @@ static void test_watch(void)
 	hw_stop(&h);
 }
 
+/* ---- shmregd's command line (when shmregd is built) ---- */
+
+/* Usage errors exit 2 and name the program by its short name; the version
+ * is shmregctl's (both CMake's PROJECT_VERSION). */
+static void test_shmregd_cli(void)
+{
+	const char *shmregd = getenv("SHMREGD"), *saved = ctl;
+	char ver[64];
+	struct proc p;
+
+	if (!shmregd || !*shmregd)
+		return;
+	RUN(&p, "--version");
+	CHECK(p.status == 0 && strncmp(p.o.p, "shmregctl ", 10) == 0,
+	      "--version: '%s'", p.o.p);
+	snprintf(ver, sizeof(ver), "shmregd %s", p.o.p + 10);
+	proc_free(&p);
+	ctl = shmregd;
+	EXPECT(0, ver, NULL, "--version");
+	EXPECT(2, "", "shmregd: --registry bad/name: not a registry name: "
+	       "1..200 letters, digits, '.', '_' or '-', not starting with "
+	       "'.'; or an absolute path", "-r", "bad/name");
+	EXPECT(2, "", "not a registry name", "-r", ".hidden");
+	RUN(&p, "--bogus");
+	CHECK(p.status == 2 && strcmp(p.e.p, "shmregd: unknown option "
+				      "'--bogus' (see --help)\n") == 0,
+	      "shmregd --bogus: %d '%s'", p.status, p.e.p);
+	proc_free(&p);
+	EXPECT(2, "", "shmregd: option '--socket' needs an argument",
+	       "-r", "x", "--socket");
+	RUN(&p, "--help");
+	CHECK(p.status == 0 && strncmp(p.o.p, "Usage: shmregd ", 15) == 0,
+	      "shmregd --help: '%s'", p.o.p);
+	proc_free(&p);
+	ctl = saved;
+}
+
 /* ---- the daemon path (when shmregd is built) ---- */
 
 static bool socket_answers(const char *path)
@@ -1458,6 +1495,7 @@ int main(void)
 	test_rm_registry();
 	test_await();
 	test_watch();
+	test_shmregd_cli();
 	test_daemon();
 	fprintf(stderr, "ctl: all passed\n");
 	return 0;
