@@ -38,6 +38,19 @@ else
 fi
 [ "$(ctl get extra)" = 1 ] || fail "extra put"
 
+# the README's examples: the key it reads is in the demo (with the length
+# it passes), and its embedded writer does not open the daemon's registry
+readme=$SHMREG_SOURCE_DIR/README.md
+set -- $(sed -n 's/.*shmreg_get(r, "\([^"]*\)", \([0-9]*\),.*/\1 \2/p' "$readme")
+[ $# -eq 2 ] || fail "README: no shmreg_get example found"
+[ "${#1}" -eq "$2" ] || fail "README: key $1 is not $2 bytes"
+ctl get "$1" >/dev/null || fail "README reads $1, which the demo lacks"
+wreg=$(sed -n 's/.*shmreg_writer_open("\([^"]*\)".*/\1/p' "$readme")
+[ -n "$wreg" ] && [ "$wreg" != demo ] ||
+	fail "README's writer opens '$wreg' (the demo daemon owns demo)"
+set -- $(sed -n 's/.*shmreg_writer_put(w, "\([^"]*\)", \([0-9]*\),.*/\1 \2/p' "$readme")
+[ "${#1}" -eq "$2" ] || fail "README: writer key $1 is not $2 bytes"
+
 # a re-run drops what was put since
 "$run" >"$PWD/run2.log" || fail "second run: $(cat "$PWD/run2.log")"
 if out=$(ctl get extra 2>&1); then
