@@ -187,7 +187,9 @@ int cmd_list(struct ctl *c)
 	if (n < 0) {
 		ret = ctl_fail("list", (int)-n);
 	} else {
-		qsort(wk.e, wk.n, sizeof(*wk.e), by_key);
+		/* qsort's base must not be NULL, even for no entries */
+		if (wk.n)
+			qsort(wk.e, wk.n, sizeof(*wk.e), by_key);
 		if ((c->given & OPT_LIMIT) && wk.n > c->limit)
 			print_entries(c, wk.e, (size_t)c->limit);
 		else
