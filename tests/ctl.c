@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Description: shmregctl end to end: get/put/del/list/stats/await/watch
- * through the real binary, exact outputs and exit codes, --json parsed by
- * python3, usage errors, the second-writer message and the daemon path. */
+/* Description: shmregctl end to end: every command through the real
+ * binary, exact outputs and exit codes, --json parsed by python3, usage
+ * errors, durations, where writes go (named sockets, the embedded
+ * fallback), rm-registry, signals, the daemon path and shmregd's own
+ * command line. */
 #define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
 #include <fcntl.h>
@@ -1388,6 +1390,20 @@ static void test_daemon(void)
 	proc_finish(&p);
 	snprintf(want, sizeof(want), "%lld\tdel\teph\n", rev + 1);
 	expect(__LINE__, &p, 130, want, NULL);
+
+	/* del --prefix through the daemon: one request per key */
+	EXPECT(0, NULL, NULL, "-r", "dm", "put", "pre/a", "1");
+	EXPECT(0, NULL, NULL, "-r", "dm", "put", "pre/b", "2");
+	RUN(&p, "-r", "dm", "--json", "del", "--prefix", "pre/");
+	CHECK(p.status == 0, "del --prefix via daemon: %d %s", p.status, p.e.p);
+	py_check(__LINE__, p.o.p,
+		 "import json,sys\n"
+		 "d=json.loads(sys.stdin.read())\n"
+		 "assert d['prefix']=='pre/' and d['deleted']==2 and "
+		 "d['via']=='daemon' and d['revision']>0, d\n");
+	proc_free(&p);
+	EXPECT(0, "", NULL, "-r", "dm", "list", "pre/");
+	rev += 4;
 
 	/* a daemon that does not serve the registry: an error that says
 	 * so, not a new registry written behind its back */
