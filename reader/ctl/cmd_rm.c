@@ -34,7 +34,8 @@ int cmd_rm_registry(struct ctl *c)
 	snprintf(wait, sizeof(wait), "%s.wait", seg);
 	if (access(seg, F_OK) < 0 && errno == ENOENT &&
 	    access(lock, F_OK) < 0 && errno == ENOENT)
-		return ctl_say(CTL_NOTFOUND, "registry %s does not exist", name);
+		return ctl_say(CTL_NOTFOUND, "registry %s does not exist",
+			       name);
 
 	fd = open(lock, O_RDWR | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0 && errno != ENOENT)

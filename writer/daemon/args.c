@@ -217,10 +217,11 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 					   "too many registries");
 			if (!*optarg || strlen(optarg) > PROTO_NAME_MAX ||
 			    !name_ok(optarg))
-				return bad("--registry", optarg, "not a registry "
-					   "name: 1..200 letters, digits, '.', "
-					   "'_' or '-', not starting with '.'; "
-					   "or an absolute path");
+				return bad("--registry", optarg,
+					   "not a registry name: 1..200 "
+					   "letters, digits, '.', '_' or '-', "
+					   "not starting with '.'; or an "
+					   "absolute path");
 			for (unsigned i = 0; i < o->nreg; i++)
 				if (!strcmp(o->registry[i], optarg))
 					return bad("--registry", optarg,
@@ -324,8 +325,8 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 			printf("shmregd %s\n", SHMREGD_VERSION);
 			return 0 + 1;
 		case ':':
-			fprintf(stderr, "shmregd: option '%s' needs an argument "
-				"(see --help)\n", argv[optind - 1]);
+			fprintf(stderr, "shmregd: option '%s' needs an "
+				"argument (see --help)\n", argv[optind - 1]);
 			return 2 + 1;
 		default:
 			if (optopt > 0 && optopt < 256)
