@@ -898,6 +898,8 @@ static void test_put_options(void)
 	/* --ephemeral lives as long as a daemon connection: none here */
 	EXPECT(3, "", "--ephemeral needs shmregd", "-r", "opts", "put", "eph",
 	       "e", "--ephemeral");
+	EXPECT(3, "", "--embedded skips the daemon", "-r", "opts",
+	       "--embedded", "put", "eph", "e", "--ephemeral");
 }
 
 static void test_second_writer(void)

@@ -86,8 +86,9 @@ int ctl_writer_open(struct ctl *c, bool create, struct ctl_writer **out)
 		free(cw);
 		return ctl_say(CTL_ERROR, "--ephemeral needs shmregd: an "
 			       "ephemeral entry lives as long as the client "
-			       "connection, and no daemon socket answered "
-			       "for registry %s", c->registry);
+			       "connection, and %s for registry %s",
+			       c->embedded > 0 ? "--embedded skips the daemon" :
+			       "no daemon socket answered", c->registry);
 	}
 
 	/* A delete must not create the registry it deletes from. */
