@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Description: shmregctl end to end: get/put/del/list/stats/await/watch
- * through the real binary, exact outputs and exit codes, --json parsed by
- * python3, usage errors, the second-writer message and the daemon path. */
+/* Description: shmregctl end to end: every command through the real
+ * binary, exact outputs and exit codes, --json parsed by python3, usage
+ * errors, durations, where writes go (named sockets, the embedded
+ * fallback), rm-registry, signals, the daemon path and shmregd's own
+ * command line. */
 #define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
 #include <fcntl.h>
@@ -108,6 +110,7 @@ struct proc {
 	int in, out, err;       /* our ends: -1 when closed */
 	struct buf o, e;        /* what it wrote so far */
 	int status;             /* exit status (or 128 + signal) */
+	bool signaled;          /* killed by a signal, not exited */
 };
 
 static void proc_start(struct proc *p, const char *const *args)
@@ -199,6 +202,7 @@ static void proc_finish(struct proc *p)
 	CHECK(waitpid(p->pid, &st, 0) == p->pid, "waitpid");
 	kids_del(p->pid);
 	p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	p->signaled = WIFSIGNALED(st);
 	if (!p->o.p)
 		buf_add(&p->o, "", 0);
 	if (!p->e.p)
@@ -500,7 +504,6 @@ static void test_usage(void)
 	EXPECT(2, "", "unknown command 'find'", "find", "x");
 	EXPECT(2, "", "get: missing argument", "get");
 	EXPECT(2, "", "unexpected argument 'b'", "get", "a", "b");
-	EXPECT(2, "", "put: missing argument", "put", "k");
 	EXPECT(2, "", "stats does not take --timeout", "stats", "--timeout",
 	       "1");
 	EXPECT(2, "", "get does not take --since", "get", "k", "--since", "1");
@@ -523,6 +526,53 @@ static void test_usage(void)
 	EXPECT(2, "", "needs an argument", "get", "k", "--registry");
 	EXPECT(2, "", "must not be empty", "get", "");
 	EXPECT(2, "", "not a registry name", "--registry", "a/b", "get", "k");
+	/* the message states the rule */
+	EXPECT(2, "", "'.hidden' is not a registry name: 1..200 letters, "
+	       "digits, '.', '_' or '-', not starting with '.'; or an absolute "
+	       "path", "-r", ".hidden", "get", "k");
+	EXPECT(2, "", "not starting with '.'", "-r", ".hidden", "put", "k",
+	       "v");
+	/* durations: a number that is not one says what is accepted */
+	EXPECT(2, "", "--ttl: not a duration (seconds, or a number with a "
+	       "unit: 500ms, 5s, 1m, 2h): '1e12'", "put", "k", "v", "--ttl",
+	       "1e12");
+	EXPECT(2, "", "--ttl: must be more than 0", "put", "k", "v", "--ttl",
+	       "0ms");
+	EXPECT(2, "", "--timeout: not a duration", "await", "k", "--timeout",
+	       "5x");
+	EXPECT(2, "", "--timeout: not a duration", "await", "k", "--timeout",
+	       "ms");
+	/* a negative value is taken for an option: say how to pass it */
+	EXPECT(2, "", "unknown option '-5' (a value that starts with '-' goes "
+	       "after \"--\": shmregctl put KEY -- -5)", "put", "temp", "-5");
+	EXPECT(2, "", "Try 'shmregctl put --help'", "put", "temp", "-5");
+	/* options that contradict each other are refused, not ignored */
+	EXPECT(2, "", "--raw and --json: choose one", "get", "k", "--json",
+	       "--raw");
+	EXPECT(2, "", "--raw and --json", "await", "k", "--raw", "-w",
+	       "json");
+	EXPECT(2, "", "--print-value-only and --json", "get", "k", "--json",
+	       "--print-value-only");
+	EXPECT(2, "", "a VALUE and --file", "put", "k", "v", "--file",
+	       "/dev/null");
+	EXPECT(2, "", "put: missing argument (VALUE, '-' or --file FILE)",
+	       "put", "k");
+	EXPECT(2, "", "del: missing argument (KEY or --prefix P)", "del");
+	EXPECT(2, "", "a KEY and --prefix", "del", "k", "--prefix", "a/");
+	EXPECT(2, "", "an empty prefix would delete everything", "del",
+	       "--prefix", "");
+	EXPECT(2, "", "stats does not take --keys-only", "stats",
+	       "--keys-only");
+	EXPECT(2, "", "get does not take --file", "get", "k", "--file", "x");
+	/* "del -r a/" (rm -r's habit) is not --registry a/ */
+	EXPECT(2, "", "del: -r after the command is not --registry", "del",
+	       "-r", "a/");
+	/* while -r before the command, and --registry anywhere, still
+	 * name the registry */
+	EXPECT(1, "", "registry a does not exist", "-r", "a", "del", "k");
+	EXPECT(1, "", "registry a does not exist", "del", "k", "--registry",
+	       "a");
+	EXPECT(2, "", "--socket needs a path", "--socket", "", "ping");
 
 	/* a key over the limit is a usage error, before any registry use */
 	{
@@ -545,10 +595,36 @@ static void test_usage(void)
 	}
 
 	RUN(&p, "--help");
-	CHECK(p.status == 0 && strstr(p.o.p, "usage: shmregctl") &&
+	CHECK(p.status == 0 && strstr(p.o.p, "Usage: shmregctl") &&
 	      strstr(p.o.p, "watch [PREFIX]") && !strstr(p.o.p, "find"),
 	      "--help: %d '%s'", p.status, p.o.p);
 	proc_free(&p);
+	/* COMMAND --help and help COMMAND: that command's help, not the
+	 * global one (which --help printed whatever the command) */
+	RUN(&p, "put", "--help");
+	CHECK(p.status == 0 && strncmp(p.o.p, "Usage: shmregctl put KEY "
+				       "VALUE|- [OPTIONS]\n", 42) == 0 &&
+	      strstr(p.o.p, "--file FILE") && !strstr(p.o.p, "Commands:"),
+	      "put --help: %d '%s'", p.status, p.o.p);
+	{
+		struct proc q;
+
+		RUN(&q, "help", "put");
+		CHECK(q.status == 0 && strcmp(p.o.p, q.o.p) == 0,
+		      "help put: %d '%s'", q.status, q.o.p);
+		proc_free(&q);
+	}
+	proc_free(&p);
+	RUN(&p, "list", "a/", "-h");
+	CHECK(p.status == 0 &&
+	      strncmp(p.o.p, "Usage: shmregctl list ", 22) == 0,
+	      "list -h: %d '%s'", p.status, p.o.p);
+	proc_free(&p);
+	RUN(&p, "help");
+	CHECK(p.status == 0 && strstr(p.o.p, "Commands:"), "help: %d '%s'",
+	      p.status, p.o.p);
+	proc_free(&p);
+	EXPECT(2, "", "help: unknown command 'nope'", "help", "nope");
 	RUN(&p, "--version");
 	CHECK(p.status == 0 && strncmp(p.o.p, "shmregctl ", 10) == 0 &&
 	      p.o.p[10] >= '0' && p.o.p[10] <= '9',
@@ -563,10 +639,16 @@ static void test_absent_registry(void)
 
 	EXPECT(1, "", "registry nothere does not exist", "-r", "nothere",
 	       "get", "k");
-	EXPECT(3, "", "registry nothere does not exist", "-r", "nothere",
+	/* the same exit code for every command: 1, as get (was 3 for
+	 * list and stats) */
+	EXPECT(1, "", "registry nothere does not exist", "-r", "nothere",
 	       "stats");
-	EXPECT(3, "", "registry nothere does not exist", "-r", "nothere",
+	EXPECT(1, "", "registry nothere does not exist", "-r", "nothere",
 	       "list");
+	EXPECT(1, "", "registry nothere does not exist", "-r", "nothere",
+	       "del", "--prefix", "a/");
+	EXPECT(1, "", "registry nothere does not exist", "rm-registry",
+	       "nothere");
 	/* a delete must not create the registry it deletes from */
 	EXPECT(1, "", "registry nothere does not exist", "-r", "nothere",
 	       "del", "k");
@@ -660,32 +742,47 @@ static void test_list_and_escaping(void)
 	/* quote, backslash, tab, newline, a control byte, UTF-8, and a
 	 * lone 0xff that is not UTF-8 */
 	static const char odd[] = "ls/odd\"\\\t\n\x01\xc3\xa9\xff";
-	char *lines[8], *save, *l;
 	struct proc p;
-	size_t n = 0;
 
-	EXPECT(3, "", "registry fresh does not exist", "-r", "fresh", "list");
+	EXPECT(1, "", "registry fresh does not exist", "-r", "fresh", "list");
 	EXPECT(0, "1\n", NULL, "-r", "fresh", "put", "ls/b", "bee");
 	EXPECT(0, "2\n", NULL, "-r", "fresh", "put", "ls/a", "a");
 	EXPECT(0, "3\n", NULL, "-r", "fresh", "put", "other", "o");
 	EXPECT(0, "4\n", NULL, "-r", "fresh", "put", odd, "weird key");
 	EXPECT(0, "5\n", NULL, "-r", "fresh", "put", "ls/a", "aaa");
 
-	RUN(&p, "-r", "fresh", "list", "ls/");
-	CHECK(p.status == 0, "list: %d %s", p.status, p.e.p);
-	/* iteration order is the index's; compare as a set */
-	for (l = strtok_r(p.o.p, "\n", &save); l && n < 8;
-	     l = strtok_r(NULL, "\n", &save))
-		lines[n++] = l;
-	CHECK(n == 3, "list ls/ gave %zu lines", n);
-	for (size_t i = 0; i < n; i++)
-		CHECK(strcmp(lines[i], "ls/a\t3\t5") == 0 ||
-		      strcmp(lines[i], "ls/b\t3\t1") == 0 ||
-		      strcmp(lines[i], "ls/odd\"\\\\\\t\\n\\x01\xc3\xa9\\xff"
-			     "\t9\t4") == 0, "list line '%s'", lines[i]);
-	CHECK(strcmp(lines[0], lines[1]) && strcmp(lines[1], lines[2]) &&
-	      strcmp(lines[0], lines[2]), "list repeated a line");
-	proc_free(&p);
+	/* sorted by key, a header, the value (escaped), mod_rev: before,
+	 * index order, no header and the value's length in its place */
+	EXPECT(0, "KEY                     MOD_REV  VALUE\n"
+	       "ls/a                          5  aaa\n"
+	       "ls/b                          1  bee\n"
+	       "ls/odd\"\\\\\\t\\n\\x01\xc3\xa9\\xff        4  weird key\n",
+	       NULL, "-r", "fresh", "list", "ls/");
+	/* simple: tab-separated, no header, for cut and awk */
+	EXPECT(0, "ls/a\taaa\t5\nls/b\tbee\t1\n"
+	       "ls/odd\"\\\\\\t\\n\\x01\xc3\xa9\\xff\tweird key\t4\n",
+	       NULL, "-r", "fresh", "list", "ls/", "-w", "simple");
+	EXPECT(0, "ls/a\nls/b\n", NULL, "-r", "fresh", "list", "--keys-only",
+	       "--limit", "2", "--prefix", "ls/");
+	EXPECT(0, "ls/a\taaa\t5\n", NULL, "-r", "fresh", "list", "--limit",
+	       "1", "--output", "simple");
+	/* a glob: '*' does not cross '/' */
+	EXPECT(0, "ls/a\nls/b\n", NULL, "-r", "fresh", "list", "--keys-only",
+	       "?s/[ab]");
+	EXPECT(0, "other\n", NULL, "-r", "fresh", "list", "--keys-only",
+	       "*");
+	EXPECT(0, "{\"key\":\"ls/b\"}\n", NULL, "-r", "fresh", "list",
+	       "--keys-only", "-w", "json", "ls/b*");
+	/* --prefix is literal, a glob character included */
+	EXPECT(0, "", NULL, "-r", "fresh", "list", "--prefix", "ls/*");
+	EXPECT(2, "", "a PREFIX and --prefix", "-r", "fresh", "list", "a",
+	       "--prefix", "b");
+	EXPECT(2, "", "--limit: not a count", "-r", "fresh", "list",
+	       "--limit", "0");
+	EXPECT(2, "", "--output: want table, simple or json", "-r", "fresh",
+	       "list", "-w", "yaml");
+	EXPECT(2, "", "--json and --output simple", "-r", "fresh", "--json",
+	       "list", "-w", "simple");
 
 	RUN(&p, "-r", "fresh", "--json", "list");
 	CHECK(p.status == 0, "list --json");
@@ -693,6 +790,8 @@ static void test_list_and_escaping(void)
 		 "import json,sys,base64\n"
 		 "ls=sys.stdin.read().split('\\n')\n"
 		 "assert ls[-1]=='', ls\n"
+		 "ks=[json.loads(l)['key'] for l in ls[:-1]]\n"
+		 "assert ks==sorted(ks), ks\n"
 		 "e={}\n"
 		 "for l in ls[:-1]:\n"
 		 "  d=json.loads(l)\n"
@@ -799,6 +898,8 @@ static void test_put_options(void)
 	/* --ephemeral lives as long as a daemon connection: none here */
 	EXPECT(3, "", "--ephemeral needs shmregd", "-r", "opts", "put", "eph",
 	       "e", "--ephemeral");
+	EXPECT(3, "", "--embedded skips the daemon", "-r", "opts",
+	       "--embedded", "put", "eph", "e", "--ephemeral");
 }
 
 static void test_second_writer(void)
@@ -818,6 +919,154 @@ static void test_second_writer(void)
 	/* and once the writer is gone, shmregctl writes again */
 	EXPECT(0, "2\n", NULL, "-r", "held", "put", "k", "v");
 	EXPECT(0, "v\n", NULL, "-r", "held", "get", "k");
+}
+
+/* Durations with units wherever a time is given; plain numbers are
+ * seconds. */
+static void test_durations(void)
+{
+	struct proc p;
+
+	EXPECT(0, NULL, NULL, "-r", "dur", "put", "h", "x", "--ttl", "2h");
+	EXPECT(0, NULL, NULL, "-r", "dur", "put", "m", "x", "--ttl", "1.5m");
+	EXPECT(0, NULL, NULL, "-r", "dur", "put", "ms", "x", "--ttl",
+	       "90000ms");
+	EXPECT(0, NULL, NULL, "-r", "dur", "put", "s", "x", "--ttl", "90s");
+	RUN(&p, "-r", "dur", "--json", "list");
+	CHECK(p.status == 0, "list dur: %d %s", p.status, p.e.p);
+	py_check(__LINE__, p.o.p,
+		 "import json,sys,time\n"
+		 "e={}\n"
+		 "for l in sys.stdin.read().splitlines():\n"
+		 "  d=json.loads(l)\n"
+		 "  e[d['key']]=d['expires_at_ns']-time.time_ns()\n"
+		 "assert 7000e9 < e['h'] <= 7200e9, e\n"
+		 "for k in ('m','ms','s'):\n"
+		 "  assert 60e9 < e[k] <= 90e9, e\n");
+	proc_free(&p);
+	/* a key that never comes: 200ms, then exit 1 */
+	EXPECT(1, "", "not found within the timeout", "-r", "dur", "await",
+	       "never", "--timeout", "200ms");
+	EXPECT(0, "x\n", NULL, "-r", "dur", "await", "h", "--timeout", "1m");
+}
+
+/* get --print-value-only (etcdctl) and put --file. */
+static void test_get_put_habits(void)
+{
+	static const char bin[] = "line1\nline2\n\xff";
+	char path[PATH_MAX + 32];
+	struct proc p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/value.bin", dir);
+	f = fopen(path, "w");
+	CHECK(f && fwrite(bin, 1, sizeof(bin) - 1, f) == sizeof(bin) - 1 &&
+	      fclose(f) == 0, "writing %s", path);
+	EXPECT(0, "1\n", NULL, "-r", "habits", "put", "f", "--file", path);
+	RUN(&p, "-r", "habits", "get", "f", "--raw");
+	CHECK(p.status == 0 && p.o.len == sizeof(bin) - 1 &&
+	      memcmp(p.o.p, bin, p.o.len) == 0, "put --file round trip");
+	proc_free(&p);
+	EXPECT(0, "2\n", NULL, "-r", "habits", "put", "v", "val");
+	EXPECT(0, "val\n", NULL, "-r", "habits", "get", "v",
+	       "--print-value-only");
+	EXPECT(3, "", "nothere: No such file or directory", "-r", "habits",
+	       "put", "g", "--file", "nothere");
+	EXPECT(1, "", "g: not found", "-r", "habits", "get", "g");
+}
+
+/* del --prefix: every key under it, one commit with the embedded writer. */
+static void test_del_prefix(void)
+{
+	EXPECT(0, "1\n", NULL, "-r", "dp", "put", "a/1", "x");
+	EXPECT(0, "2\n", NULL, "-r", "dp", "put", "a/2", "x");
+	EXPECT(0, "3\n", NULL, "-r", "dp", "put", "a/b/3", "x");
+	EXPECT(0, "4\n", NULL, "-r", "dp", "put", "ab", "x");
+	EXPECT(0, "3\n", NULL, "-r", "dp", "del", "--prefix", "a/");
+	EXPECT(0, "ab\n", NULL, "-r", "dp", "list", "--keys-only");
+	/* revisions 5, 6, 7: each delete its own change */
+	EXPECT(0, "{\"prefix\":\"a\",\"deleted\":1,\"revision\":8,"
+	       "\"via\":\"embedded\"}\n", NULL, "-r", "dp", "--json", "del",
+	       "--prefix", "a");
+	EXPECT(1, "0\n", "no key starts with a/", "-r", "dp", "del",
+	       "--prefix", "a/");
+}
+
+/* Writes never create a registry by surprise (a mistyped socket). */
+static void test_write_path(void)
+{
+	char sock[PATH_MAX + 32], want[2 * PATH_MAX], reg[PATH_MAX + 32];
+	struct stat st;
+	struct proc p;
+
+	snprintf(sock, sizeof(sock), "%s/typo.sock", dir);
+	snprintf(reg, sizeof(reg), "%s/shmreg.surprise", dir);
+	snprintf(want, sizeof(want), "shmregctl: no daemon answers on %s (no "
+		 "such socket)\n", sock);
+	EXPECT(3, "", want, "-r", "surprise", "--socket", sock, "put", "k",
+	       "v");
+	CHECK(stat(reg, &st) < 0 && errno == ENOENT, "put created %s", reg);
+	setenv("SHMREG_SOCKET", sock, 1);
+	EXPECT(3, "", want, "-r", "surprise", "put", "k", "v");
+	EXPECT(3, "", want, "-r", "surprise", "del", "k");
+	CHECK(stat(reg, &st) < 0 && errno == ENOENT, "put created %s", reg);
+	/* --embedded overrides even $SHMREG_SOCKET */
+	EXPECT(0, "1\n", NULL, "-r", "surprise", "--embedded", "put", "k",
+	       "v");
+	unsetenv("SHMREG_SOCKET");
+	/* --no-embedded: the default socket must answer too */
+	snprintf(want, sizeof(want), "shmregctl: no daemon answers on "
+		 "%s/shmreg.sock (no such socket)\n", dir);
+	EXPECT(3, "", want, "-r", "surprise", "--no-embedded", "put", "k",
+	       "v");
+	/* the fallback says so, in human mode only */
+	snprintf(want, sizeof(want), "shmregctl: note: no daemon on "
+		 "%s/shmreg.sock; writing registry surprise as an embedded "
+		 "writer\n", dir);
+	RUN(&p, "-r", "surprise", "put", "k", "w");
+	CHECK(p.status == 0 && strcmp(p.o.p, "2\n") == 0 &&
+	      strcmp(p.e.p, want) == 0, "fallback: %d '%s' '%s'", p.status,
+	      p.o.p, p.e.p);
+	proc_free(&p);
+	EXPECT(0, "{\"key\":\"k\",\"revision\":3,\"via\":\"embedded\"}\n", NULL,
+	       "-r", "surprise", "--json", "put", "k", "x");
+	RUN(&p, "-r", "surprise", "--json", "put", "k", "y");
+	CHECK(p.status == 0 && p.e.len == 0, "json note: '%s'", p.e.p);
+	proc_free(&p);
+	/* ping and daemon-stats need a daemon */
+	EXPECT(3, "", "no daemon answers on", "-r", "surprise", "ping");
+	EXPECT(3, "", "no daemon answers on", "-r", "surprise",
+	       "daemon-stats");
+}
+
+/* rm-registry: gone with its lock and wait files; refused under a writer. */
+static void test_rm_registry(void)
+{
+	char path[PATH_MAX + 32], want[128];
+	const char *suffix[] = { "", ".lock", ".wait" };
+	struct stat st;
+	struct hw h;
+
+	EXPECT(0, "1\n", NULL, "-r", "gone", "put", "k", "v");
+	hw_start(&h, "gone", 0);
+	snprintf(want, sizeof(want), "shmregctl: registry gone has a writer "
+		 "(pid %d): stop it first\n", (int)h.pid);
+	EXPECT(3, "", want, "rm-registry", "gone");
+	EXPECT(0, "v\n", NULL, "-r", "gone", "get", "k");
+	hw_stop(&h);
+	EXPECT(0, "", "", "rm-registry", "gone");
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/shmreg.gone%s", dir,
+			 suffix[i]);
+		CHECK(stat(path, &st) < 0 && errno == ENOENT, "%s is left",
+		      path);
+	}
+	EXPECT(1, "", "registry gone does not exist", "rm-registry", "gone");
+	EXPECT(1, "", "registry gone does not exist", "-r", "gone", "get",
+	       "k");
+	/* and a new one starts from scratch: revision 1 */
+	EXPECT(0, "1\n", NULL, "-r", "gone", "put", "k2", "v");
+	EXPECT(2, "", "not a registry name", "rm-registry", "a/b");
 }
 
 static void test_await(void)
@@ -855,6 +1104,16 @@ static void test_await(void)
 	if (!blocked)
 		fprintf(stderr, "ctl: note: /proc/PID/syscall unreadable; "
 			"await was not seen blocking before the put\n");
+
+	/* SIGTERM ends an await as it ends a watch: status 143, not a
+	 * death by the signal (which it was before) */
+	proc_start(&p, (const char *const[]){ "-r", "aw", "await", "nokey",
+					      NULL });
+	wait_in_futex(p.pid);
+	kill(p.pid, SIGTERM);
+	proc_finish(&p);
+	CHECK(!p.signaled, "await was killed by SIGTERM");
+	expect(__LINE__, &p, 143, "", NULL);
 
 	/* the writer dies (kill -9) under a waiter: the waiter says so and
 	 * waits for the next writer, here an embedded shmregctl put that
@@ -896,6 +1155,14 @@ static void test_await(void)
 	proc_free(&p);
 	EXPECT(1, "", "not found within the timeout", "-r", "unborn2",
 	       "await", "x", "--timeout", "0.05");
+	/* and SIGINT while waiting for a writer: 130 */
+	proc_start(&p, (const char *const[]){ "-r", "unborn3", "await", "x",
+					      NULL });
+	wait_in_poll(p.pid);
+	kill(p.pid, SIGINT);
+	proc_finish(&p);
+	CHECK(!p.signaled, "await was killed by SIGINT");
+	expect(__LINE__, &p, 130, "", NULL);
 	if (!blocked)
 		fprintf(stderr, "ctl: note: /proc/PID/syscall unreadable; "
 			"await was not seen waiting for a writer\n");
@@ -910,37 +1177,42 @@ static void test_watch(void)
 
 	hw_start(&h, "wt", 0);
 	hw_put(&h, "before", "x");
-	/* --since 1: everything after revision 1, whenever the watcher gets
-	 * to open its stream, so no synchronisation with its start is
-	 * needed; the prefix filters */
-	proc_start(&p, (const char *const[]){ "-r", "wt", "watch", "app/",
-					      "--since", "1", NULL });
-	proc_start(&q, (const char *const[]){ "-r", "wt", "--json", "watch",
-					      "--since", "1", NULL });
+	/* --since 1: everything after revision 1, replayed from the ring
+	 * after every change was made, so the values shown do not depend
+	 * on how fast the watcher runs; the prefix filters */
 	r1 = hw_put(&h, "app/x", "1");
 	hw_put(&h, "zzz", "not under app/");
 	r2 = hw_put(&h, "app/y\t", "2");
 	r3 = hw_op(&h, HW_DEL, "app/x", NULL);
+	hw_put(&h, "zzz", "new");
 	CHECK(r1 == 2 && r2 == 4 && r3 == 5, "revisions %" PRId64 " %" PRId64
 	      " %" PRId64, r1, r2, r3);
+	proc_start(&p, (const char *const[]){ "-r", "wt", "watch", "app/",
+					      "--since", "1", NULL });
+	proc_start(&q, (const char *const[]){ "-r", "wt", "--json", "watch",
+					      "--since", "1", NULL });
 	wait_lines(&p, 3);
-	wait_lines(&q, 4);
-	/* SIGINT ends a watch cleanly, with exit status 0 */
+	wait_lines(&q, 5);
+	/* SIGINT and SIGTERM end a watch cleanly, with the status a shell
+	 * gives a process the signal killed (as await) */
 	kill(p.pid, SIGINT);
 	kill(q.pid, SIGTERM);
 	proc_finish(&p);
 	proc_finish(&q);
-	snprintf(want, sizeof(want), "2\tput\tapp/x\n4\tput\tapp/y\\t\n"
-		 "5\tdel\tapp/x\n");
-	expect(__LINE__, &p, 0, want, NULL);
-	CHECK(q.status == 0, "watch --json: %d %s", q.status, q.e.p);
+	/* the value put, or what became of it: app/x was deleted since */
+	snprintf(want, sizeof(want), "2\tput\tapp/x\t(deleted since)\n"
+		 "4\tput\tapp/y\\t\t2\n5\tdel\tapp/x\n");
+	expect(__LINE__, &p, 130, want, NULL);
+	CHECK(q.status == 143, "watch --json: %d %s", q.status, q.e.p);
 	py_check(__LINE__, q.o.p,
 		 "import json,sys\n"
 		 "ev=[json.loads(l) for l in sys.stdin.read().splitlines()]\n"
-		 "assert ev==[{'rev':2,'type':'put','key':'app/x'},"
-		 "{'rev':3,'type':'put','key':'zzz'},"
-		 "{'rev':4,'type':'put','key':'app/y\\t'},"
-		 "{'rev':5,'type':'del','key':'app/x'}], ev\n");
+		 "assert ev==[{'rev':2,'type':'put','key':'app/x',"
+		 "'superseded_by':None},"
+		 "{'rev':3,'type':'put','key':'zzz','superseded_by':6},"
+		 "{'rev':4,'type':'put','key':'app/y\\t','value':'2'},"
+		 "{'rev':5,'type':'del','key':'app/x'},"
+		 "{'rev':6,'type':'put','key':'zzz','value':'new'}], ev\n");
 	proc_free(&q);
 
 	/* without --since: only changes made after the watch opened.  It
@@ -953,7 +1225,8 @@ static void test_watch(void)
 		wait_lines(&p, 1);
 		kill(p.pid, SIGINT);
 		proc_finish(&p);
-		CHECK(p.status == 0 && strcmp(p.o.p, "6\tput\tapp/now\n") == 0,
+		CHECK(p.status == 130 &&
+		      strcmp(p.o.p, "7\tput\tapp/now\tn\n") == 0,
 		      "watch from now: %d '%s' %s", p.status, p.o.p, p.e.p);
 	} else {
 		fprintf(stderr, "ctl: note: /proc/PID/syscall unreadable; "
@@ -970,13 +1243,18 @@ static void test_watch(void)
 	 * makes the result independent of when the watch gets going */
 	proc_start(&p, (const char *const[]){ "-r", "wx", "watch", "--since",
 					      "0", NULL });
+	/* each line seen before the next change: the value shown is the
+	 * one put, read from whichever writer's segment is current */
 	EXPECT(0, "1\n", NULL, "-r", "wx", "put", "a", "1");
+	wait_lines(&p, 1);
 	EXPECT(0, "2\n", NULL, "-r", "wx", "put", "b", "2");
+	wait_lines(&p, 2);
 	EXPECT(0, "3\n", NULL, "-r", "wx", "del", "a");
 	wait_lines(&p, 3);
 	kill(p.pid, SIGINT);
 	proc_finish(&p);
-	expect(__LINE__, &p, 0, "1\tput\ta\n2\tput\tb\n3\tdel\ta\n", NULL);
+	expect(__LINE__, &p, 130, "1\tput\ta\t1\n2\tput\tb\t2\n3\tdel\ta\n",
+	       NULL);
 
 	/* a revision the ring no longer holds: a clear error, exit 3.  The
 	 * smallest ring (1024 events) wraps after 1100 puts. */
@@ -986,6 +1264,43 @@ static void test_watch(void)
 	EXPECT(3, "", "no longer holds the changes after revision 1", "-r",
 	       "wrap", "watch", "--since", "1");
 	hw_stop(&h);
+}
+
+/* ---- shmregd's command line (when shmregd is built) ---- */
+
+/* Usage errors exit 2 and name the program by its short name; the version
+ * is shmregctl's (both CMake's PROJECT_VERSION). */
+static void test_shmregd_cli(void)
+{
+	const char *shmregd = getenv("SHMREGD"), *saved = ctl;
+	char ver[64];
+	struct proc p;
+
+	if (!shmregd || !*shmregd)
+		return;
+	RUN(&p, "--version");
+	CHECK(p.status == 0 && strncmp(p.o.p, "shmregctl ", 10) == 0,
+	      "--version: '%s'", p.o.p);
+	snprintf(ver, sizeof(ver), "shmregd %s", p.o.p + 10);
+	proc_free(&p);
+	ctl = shmregd;
+	EXPECT(0, ver, NULL, "--version");
+	EXPECT(2, "", "shmregd: --registry bad/name: not a registry name: "
+	       "1..200 letters, digits, '.', '_' or '-', not starting with "
+	       "'.'; or an absolute path", "-r", "bad/name");
+	EXPECT(2, "", "not a registry name", "-r", ".hidden");
+	RUN(&p, "--bogus");
+	CHECK(p.status == 2 && strcmp(p.e.p, "shmregd: unknown option "
+				      "'--bogus' (see --help)\n") == 0,
+	      "shmregd --bogus: %d '%s'", p.status, p.e.p);
+	proc_free(&p);
+	EXPECT(2, "", "shmregd: option '--socket' needs an argument",
+	       "-r", "x", "--socket");
+	RUN(&p, "--help");
+	CHECK(p.status == 0 && strncmp(p.o.p, "Usage: shmregd ", 15) == 0,
+	      "shmregd --help: '%s'", p.o.p);
+	proc_free(&p);
+	ctl = saved;
 }
 
 /* ---- the daemon path (when shmregd is built) ---- */
@@ -1006,7 +1321,8 @@ static bool socket_answers(const char *path)
 static void test_daemon(void)
 {
 	const char *shmregd = getenv("SHMREGD");
-	char sock[PATH_MAX + 16], want[PATH_MAX + 32], since[32];
+	char sock[PATH_MAX + 16], want[2 * PATH_MAX], since[PATH_MAX + 32];
+	struct stat sst;
 	long long rev;
 	int64_t deadline;
 	struct proc p;
@@ -1075,13 +1391,77 @@ static void test_daemon(void)
 	kill(p.pid, SIGINT);
 	proc_finish(&p);
 	snprintf(want, sizeof(want), "%lld\tdel\teph\n", rev + 1);
-	expect(__LINE__, &p, 0, want, NULL);
+	expect(__LINE__, &p, 130, want, NULL);
 
-	/* behind a live daemon that does not answer on the socket we name,
-	 * an embedded write is refused clearly */
+	/* del --prefix through the daemon: one request per key */
+	EXPECT(0, NULL, NULL, "-r", "dm", "put", "pre/a", "1");
+	EXPECT(0, NULL, NULL, "-r", "dm", "put", "pre/b", "2");
+	RUN(&p, "-r", "dm", "--json", "del", "--prefix", "pre/");
+	CHECK(p.status == 0, "del --prefix via daemon: %d %s", p.status, p.e.p);
+	py_check(__LINE__, p.o.p,
+		 "import json,sys\n"
+		 "d=json.loads(sys.stdin.read())\n"
+		 "assert d['prefix']=='pre/' and d['deleted']==2 and "
+		 "d['via']=='daemon' and d['revision']>0, d\n");
+	proc_free(&p);
+	EXPECT(0, "", NULL, "-r", "dm", "list", "pre/");
+	rev += 4;
+
+	/* a daemon that does not serve the registry: an error that says
+	 * so, not a new registry written behind its back */
+	snprintf(want, sizeof(want), "shmregctl: the daemon on %s does not "
+		 "serve registry notserved\n", sock);
+	EXPECT(3, "", want, "-r", "notserved", "put", "x", "y");
+	snprintf(since, sizeof(since), "%s/shmreg.notserved", dir);
+	CHECK(stat(since, &sst) < 0 && errno == ENOENT, "put created %s",
+	      since);
+	EXPECT(3, "", want, "-r", "notserved", "ping");
+
+	/* ping and daemon-stats */
+	RUN(&p, "-r", "dm", "ping");
+	snprintf(want, sizeof(want), "registry dm on %s: revision %lld, "
+		 "round trip ", sock, rev + 1);
+	CHECK(p.status == 0 && strncmp(p.o.p, want, strlen(want)) == 0 &&
+	      strstr(p.o.p, " us\n"), "ping: %d '%s' %s", p.status, p.o.p,
+	      p.e.p);
+	proc_free(&p);
+	RUN(&p, "-r", "dm", "--json", "ping");
+	CHECK(p.status == 0, "ping --json: %d %s", p.status, p.e.p);
+	py_check(__LINE__, p.o.p,
+		 "import json,sys\n"
+		 "d=json.loads(sys.stdin.read())\n"
+		 "assert d['registry']=='dm' and d['revision']>0 and "
+		 "d['rtt_ns']>0 and d['socket'].endswith('/d.sock'), d\n");
+	proc_free(&p);
+	RUN(&p, "-r", "dm", "daemon-stats");
+	CHECK(p.status == 0 &&
+	      strncmp(p.o.p, "registry        dm\n", 19) == 0 &&
+	      strstr(p.o.p, "\nconnections     1\n") &&
+	      strstr(p.o.p, "\nin_buffered     "), "daemon-stats: %d '%s' %s",
+	      p.status, p.o.p, p.e.p);
+	proc_free(&p);
+	RUN(&p, "-r", "dm", "daemon-stats", "--json");
+	CHECK(p.status == 0, "daemon-stats --json: %d %s", p.status, p.e.p);
+	py_check(__LINE__, p.o.p,
+		 "import json,sys\n"
+		 "d=json.loads(sys.stdin.read())\n"
+		 "assert d['connections']==1 and d['requests']>=5 and "
+		 "d['refused']==0 and 'over_budget' in d, d\n");
+	proc_free(&p);
+	/* the daemon holds the registry: rm-registry refuses */
+	snprintf(want, sizeof(want), "registry dm has a writer (pid %d)",
+		 (int)d);
+	EXPECT(3, "", want, "rm-registry", "dm");
+
+	/* behind a live daemon, with no socket named and none on the
+	 * default path, an embedded write is refused clearly */
+	unsetenv("SHMREG_SOCKET");
+	EXPECT(3, "", "has a writer", "-r", "dm", "put", "x", "y");
+	/* and a named socket that nothing serves is an error of its own */
 	snprintf(want, sizeof(want), "%s/no-daemon.sock", dir);
 	setenv("SHMREG_SOCKET", want, 1);
-	EXPECT(3, "", "has a writer", "-r", "dm", "put", "x", "y");
+	EXPECT(3, "", "no daemon answers on", "-r", "dm", "put", "x", "y");
+	unsetenv("SHMREG_SOCKET");
 
 	kill(d, SIGTERM);
 	CHECK(waitpid(d, &st, 0) == d, "waitpid shmregd");
@@ -1112,10 +1492,12 @@ int main(void)
 		CHECK(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
 		setenv("SHMREG_DIR", dir, 1);
 	}
-	/* no real daemon may answer, and the default registry is ours */
-	snprintf(sock, sizeof(sock), "%s/no-daemon.sock", dir);
-	setenv("SHMREG_SOCKET", sock, 1);
-	unsetenv("XDG_RUNTIME_DIR");
+	/* no real daemon may answer, and the default registry is ours: the
+	 * default socket is $XDG_RUNTIME_DIR/shmreg.sock, which nothing
+	 * serves (a named socket, $SHMREG_SOCKET, must answer) */
+	(void)sock;
+	unsetenv("SHMREG_SOCKET");
+	setenv("XDG_RUNTIME_DIR", dir, 1);
 	setenv("SHMREG_REGISTRY", "ctl", 1);
 
 	test_usage();
@@ -1124,8 +1506,14 @@ int main(void)
 	test_list_and_escaping();
 	test_put_options();
 	test_second_writer();
+	test_durations();
+	test_get_put_habits();
+	test_del_prefix();
+	test_write_path();
+	test_rm_registry();
 	test_await();
 	test_watch();
+	test_shmregd_cli();
 	test_daemon();
 	fprintf(stderr, "ctl: all passed\n");
 	return 0;

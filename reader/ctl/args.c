@@ -3,37 +3,53 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ctl.h"
+#include "paths.h"
 #include "validate.h"
 
-/* 2^63 ns is about 292 years: refuse more whole seconds than that. */
-#define SECONDS_MAX INT64_C(9000000000)
+/* 2^63 ns is about 292 years: refuse longer durations than this. */
+#define DURATION_MAX_NS INT64_C(9000000000000000000)
 
-int parse_seconds(const char *s, int64_t *ns)
+int parse_duration(const char *s, int64_t *ns)
 {
-	int64_t whole = 0, frac = 0, scale = 1000000000;
+	unsigned __int128 whole = 0, frac = 0, scale = 1000000000, unit, v;
 	const char *p = s;
 	int digits = 0;
 
 	for (; *p >= '0' && *p <= '9'; p++, digits++) {
-		whole = whole * 10 + (*p - '0');
-		if (whole > SECONDS_MAX)
+		whole = whole * 10 + (unsigned)(*p - '0');
+		if (whole > DURATION_MAX_NS)
 			return -ERANGE;
 	}
 	if (*p == '.') {
-		/* digits past the ninth are below a nanosecond: ignored */
+		/* frac is in billionths of the unit; digits past the ninth
+		 * are below a nanosecond of a second: ignored */
 		for (p++; *p >= '0' && *p <= '9'; p++, digits++) {
 			if (scale > 1) {
 				scale /= 10;
-				frac += (*p - '0') * scale;
+				frac += (unsigned)(*p - '0') * scale;
 			}
 		}
 	}
-	if (*p || digits == 0)
+	if (digits == 0)
 		return -EINVAL;
-	*ns = whole * 1000000000 + frac;
+	if (!*p || strcmp(p, "s") == 0)
+		unit = 1000000000;
+	else if (strcmp(p, "ms") == 0)
+		unit = 1000000;
+	else if (strcmp(p, "m") == 0)
+		unit = UINT64_C(60000000000);
+	else if (strcmp(p, "h") == 0)
+		unit = UINT64_C(3600000000000);
+	else
+		return -EINVAL;
+	v = whole * unit + frac * unit / 1000000000;
+	if (v > DURATION_MAX_NS)
+		return -ERANGE;
+	*ns = (int64_t)v;
 	return 0;
 }
 
@@ -79,7 +95,7 @@ int check_key(const char *key, size_t klen)
 	return 0;
 }
 
-ssize_t read_stdin_value(char **out)
+ssize_t read_fd_value(int fd, char **out)
 {
 	size_t len = 0, cap = 4096;
 	char *buf = malloc(cap), *nb;
@@ -103,7 +119,7 @@ ssize_t read_stdin_value(char **out)
 			}
 			buf = nb;
 		}
-		n = read(STDIN_FILENO, buf + len, cap - len);
+		n = read(fd, buf + len, cap - len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -124,19 +140,24 @@ ssize_t read_stdin_value(char **out)
 	return (ssize_t)len;
 }
 
-int ctl_open(struct ctl *c, shmreg_t **r, bool absent_is_notfound)
+int ctl_bad_name(const char *name)
+{
+	return ctl_usage("'%s' is not a registry name: 1..%u letters, digits, "
+			 "'.', '_' or '-', not starting with '.'; or an "
+			 "absolute path", name, SHMREG_NAME_MAX);
+}
+
+int ctl_open(struct ctl *c, shmreg_t **r)
 {
 	int ret = shmreg_open(c->registry, 0, r);
 
 	if (ret == 0)
 		return 0;
 	if (ret == -ENOENT)
-		return ctl_say(absent_is_notfound ? CTL_NOTFOUND : CTL_ERROR,
-			       "registry %s does not exist", c->registry);
+		return ctl_say(CTL_NOTFOUND, "registry %s does not exist",
+			       c->registry);
 	if (ret == -EINVAL)
-		return ctl_usage("'%s' is not a registry name (letters, "
-				 "digits, '.', '_', '-'; or an absolute path)",
-				 c->registry);
+		return ctl_bad_name(c->registry);
 	if (ret == -EPROTO)
 		return ctl_say(CTL_ERROR, "registry %s: not a shmreg registry "
 			       "of this version (or truncated)", c->registry);
@@ -177,4 +198,57 @@ ssize_t ctl_get_alloc(shmreg_t *r, const char *key, size_t klen, char **val,
 	}
 	free(buf);
 	return -EAGAIN;
+}
+
+const char *ctl_socket_path(const struct ctl *c, char *buf, size_t cap)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+	/* the library's rule (shmreg_connect), to name the socket tried */
+	if (c->socket)
+		snprintf(buf, cap, "%s", c->socket);
+	else if (xdg && *xdg == '/')
+		snprintf(buf, cap, "%s/shmreg.sock", xdg);
+	else
+		snprintf(buf, cap, "/run/shmreg/shmreg.sock");
+	return buf;
+}
+
+int ctl_connect(struct ctl *c, shmreg_client_t **out, bool quiet_absent)
+{
+	char sock[PATH_MAX];
+	struct stat st;
+	int ret;
+
+	/* the name first, so that -EINVAL below can only be the socket's */
+	ret = shm_resolve_path(c->registry, sock, sizeof(sock));
+	if (ret == -EINVAL)
+		return ctl_bad_name(c->registry);
+	ret = shmreg_connect(c->socket, c->registry, out);
+	if (ret == 0)
+		return 0;
+	ctl_socket_path(c, sock, sizeof(sock));
+	if (ret == -ENOENT || ret == -ECONNREFUSED) {
+		/* a listening socket that answers -ENOENT is a daemon that
+		 * does not serve this registry: always worth saying */
+		if (ret == -ENOENT && stat(sock, &st) == 0 &&
+		    S_ISSOCK(st.st_mode))
+			return ctl_say(CTL_ERROR, "the daemon on %s does not "
+				       "serve registry %s", sock, c->registry);
+		if (quiet_absent)
+			return -ENOENT;
+		return ctl_say(CTL_ERROR, "no daemon answers on %s%s", sock,
+			       ret == -ENOENT ? " (no such socket)" :
+			       " (nothing listens)");
+	}
+	if (ret == -EINVAL && c->socket)
+		return ctl_usage("--socket: '%s' is too long for a unix socket "
+				 "path", c->socket);
+	if (ret == -EINVAL)
+		return ctl_bad_name(c->registry);
+	if (ret == -EACCES)
+		return ctl_say(CTL_ERROR, "the daemon on %s refused this user: "
+			       "no write access to registry %s through it",
+			       sock, c->registry);
+	return ctl_fail(sock, -ret);
 }

@@ -11,6 +11,11 @@
  * than we copy it; stop after this many, as ctl_get_alloc() does. */
 #define AWAIT_TRIES 16
 
+/* shmreg_await() resumes an interrupted wait, so a signal alone never ends
+ * it: waiting in slices bounds how long SIGINT/SIGTERM take (as in
+ * cmd_watch.c). */
+#define AWAIT_SLICE_NS (250 * 1000 * 1000)
+
 int cmd_await(struct ctl *c)
 {
 	const char *key = c->argv[0];
@@ -30,6 +35,7 @@ int cmd_await(struct ctl *c)
 	ret = ctl_reg_open(c, &reg);
 	if (ret)
 		return ret;
+	ctl_catch_signals();
 	if (c->timeout_ns >= 0)
 		deadline = shm_deadline_ns(shm_monotonic_ns(), c->timeout_ns);
 	buf = malloc(cap + 1);
@@ -45,14 +51,23 @@ int cmd_await(struct ctl *c)
 	 * writers that come and go.
 	 */
 	for (;;) {
+		if (ctl_stopping()) {
+			n = -EINTR;
+			break;
+		}
 		if (reg.r) {
-			if (deadline >= 0) {
+			left = AWAIT_SLICE_NS;
+			if (deadline >= 0 &&
+			    deadline - shm_monotonic_ns() < left) {
 				left = deadline - shm_monotonic_ns();
 				if (left < 0)
 					left = 0;
 			}
 			n = shmreg_await(reg.r, key, klen, buf, cap, &info,
 					 left);
+			if (n == -ETIMEDOUT &&
+			    (deadline < 0 || shm_monotonic_ns() < deadline))
+				continue;
 			if (n >= 0 && (size_t)n <= cap)
 				break;
 			if (n >= 0) {
@@ -82,8 +97,9 @@ int cmd_await(struct ctl *c)
 					"one\n", c->registry);
 			}
 		}
-		if (ctl_reg_wait(&reg, deadline, false) < 0) {
-			n = -ETIMEDOUT;
+		ret = ctl_reg_wait(&reg, deadline, true);
+		if (ret < 0) {
+			n = ret == -EINTR ? -EINTR : -ETIMEDOUT;
 			break;
 		}
 	}
@@ -91,6 +107,8 @@ int cmd_await(struct ctl *c)
 
 	if (n >= 0)
 		ret = print_entry(c, key, klen, buf, (size_t)n, &info);
+	else if (n == -EINTR)
+		ret = ctl_stop_status(); /* as watch: 128 + the signal */
 	else if (n == -ETIMEDOUT)
 		ret = ctl_say(CTL_NOTFOUND, "%s: not found within the timeout",
 			      key);

@@ -1,22 +1,19 @@
 /* SPDX-License-Identifier: MIT */
-/* cmd_del.c - shmregctl del KEY: delete one entry. */
+/* cmd_del.c - shmregctl del KEY | --prefix P: delete entries. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
+#include "validate.h"
 
-int cmd_del(struct ctl *c)
+static int del_one(struct ctl *c, const char *key, size_t klen)
 {
-	const char *key = c->argv[0];
-	size_t klen = strlen(key);
 	struct ctl_writer *w;
 	int64_t rev;
 	int ret;
 
-	ret = check_key(key, klen);
-	if (ret)
-		return ret;
 	ret = ctl_writer_open(c, false, &w);
 	if (ret)
 		return ret;
@@ -34,4 +31,136 @@ int cmd_del(struct ctl *c)
 	}
 	ctl_writer_close(w);
 	return ret;
+}
+
+/* The keys under the prefix, collected before any delete: deleting while
+ * shmreg_list walks would be a walk of a changing index. */
+struct keys {
+	char **k;
+	size_t *len;
+	size_t n, cap;
+};
+
+static int collect(const void *key, size_t klen, const void *val,
+		   size_t vlen, const shmreg_info_t *info, void *arg)
+{
+	struct keys *ks = arg;
+	char *copy;
+
+	(void)val;
+	(void)vlen;
+	(void)info;
+	if (ks->n == ks->cap) {
+		size_t cap = ks->cap ? ks->cap * 2 : 64;
+		char **k = realloc(ks->k, cap * sizeof(*k));
+		size_t *len;
+
+		if (!k)
+			return -ENOMEM;
+		ks->k = k;
+		len = realloc(ks->len, cap * sizeof(*len));
+		if (!len)
+			return -ENOMEM;
+		ks->len = len;
+		ks->cap = cap;
+	}
+	copy = malloc(klen + 1);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, key, klen);
+	copy[klen] = '\0';
+	ks->k[ks->n] = copy;
+	ks->len[ks->n++] = klen;
+	return 0;
+}
+
+/*
+ * Every key under @prefix.  Embedded, the deletes are one batch: one
+ * commit, so a reader sees all of them or none.  Through the daemon there
+ * is no batch request yet, so each delete is its own request and a reader
+ * may see some gone and others not (docs/cli.md).  A key deleted by
+ * someone else meanwhile is skipped, not an error.
+ */
+static int del_prefix(struct ctl *c, const char *prefix)
+{
+	size_t plen = strlen(prefix), done = 0;
+	struct keys ks = { 0 };
+	struct ctl_writer *w;
+	uint64_t last = 0;
+	shmreg_t *r;
+	ssize_t n;
+	int ret;
+
+	if (plen == 0)
+		return ctl_usage("del --prefix: an empty prefix would delete "
+				 "everything; name one");
+	if (shm_check_prefix(prefix, plen) < 0)
+		return ctl_usage("a prefix is at most %u bytes",
+				 SHMREG_KEY_MAX);
+	ret = ctl_open(c, &r);
+	if (ret)
+		return ret;
+	n = shmreg_list(r, prefix, plen, collect, &ks);
+	shmreg_close(r);
+	if (n < 0) {
+		ret = ctl_fail("del --prefix", (int)-n);
+		goto out;
+	}
+	ret = ctl_writer_open(c, false, &w);
+	if (ret)
+		goto out;
+	ctl_writer_batch(w, true);
+	for (size_t i = 0; i < ks.n; i++) {
+		int64_t rev = ctl_writer_del(w, ks.k[i], ks.len[i]);
+
+		if (rev == -ENOENT)
+			continue;
+		if (rev <= 0) {
+			ret = ctl_fail(ks.k[i], rev ? (int)-rev : EPROTO);
+			break;
+		}
+		last = (uint64_t)rev;
+		done++;
+	}
+	ctl_writer_batch(w, false);
+	if (ret == CTL_OK) {
+		if (c->json) {
+			fputc('{', stdout);
+			json_bytes_member(stdout, "prefix", prefix, plen);
+			printf(",\"deleted\":%zu,\"revision\":%" PRIu64
+			       ",\"via\":\"%s\"}\n", done, last,
+			       ctl_writer_via(w));
+		} else {
+			printf("%zu\n", done);
+		}
+		if (!done)
+			ret = ctl_say(CTL_NOTFOUND, "no key starts with %s",
+				      prefix);
+	}
+	ctl_writer_close(w);
+out:
+	for (size_t i = 0; i < ks.n; i++)
+		free(ks.k[i]);
+	free(ks.k);
+	free(ks.len);
+	return ret;
+}
+
+int cmd_del(struct ctl *c)
+{
+	const char *key;
+	int ret;
+
+	if (c->given & OPT_PREFIX) {
+		if (c->argc)
+			return ctl_usage("del: a KEY and --prefix: choose one");
+		return del_prefix(c, c->prefix);
+	}
+	if (!c->argc)
+		return ctl_usage("del: missing argument (KEY or --prefix P)");
+	key = c->argv[0];
+	ret = check_key(key, strlen(key));
+	if (ret)
+		return ret;
+	return del_one(c, key, strlen(key));
 }

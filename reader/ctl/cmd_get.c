@@ -35,7 +35,7 @@ int cmd_get(struct ctl *c)
 	ret = check_key(key, klen);
 	if (ret)
 		return ret;
-	ret = ctl_open(c, &r, true);
+	ret = ctl_open(c, &r);
 	if (ret)
 		return ret;
 	n = ctl_get_alloc(r, key, klen, &val, &info);

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* cmd_put.c - shmregctl put KEY VALUE|-: store one entry. */
+/* cmd_put.c - shmregctl put KEY VALUE|-|--file F: store one entry. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl.h"
 
@@ -14,7 +16,7 @@ int cmd_put(struct ctl *c)
 	size_t klen = strlen(key);
 	shmreg_put_opts_t opts;
 	struct ctl_writer *w;
-	char *val = c->argv[1], *owned = NULL;
+	char *val = c->argc > 1 ? c->argv[1] : NULL, *owned = NULL;
 	size_t vlen;
 	int64_t rev;
 	int ret;
@@ -22,15 +24,30 @@ int cmd_put(struct ctl *c)
 	ret = check_key(key, klen);
 	if (ret)
 		return ret;
-	if (strcmp(val, "-") == 0) {
-		ssize_t n = read_stdin_value(&owned);
+	if (c->file && val)
+		return ctl_usage("put: a VALUE and --file: choose one");
+	if (!c->file && !val)
+		return ctl_usage("put: missing argument (VALUE, '-' or "
+				 "--file FILE)");
+	if (c->file || strcmp(val, "-") == 0) {
+		const char *from = c->file ? c->file : "standard input";
+		int fd = STDIN_FILENO;
+		ssize_t n;
 
+		if (c->file) {
+			fd = open(c->file, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				return ctl_fail(c->file, errno);
+		}
+		n = read_fd_value(fd, &owned);
+		if (c->file)
+			close(fd);
 		if (n == -E2BIG)
-			return ctl_say(CTL_ERROR, "value on standard input is "
-				       "over the %u MiB limit",
+			return ctl_say(CTL_ERROR, "value in %s is over the %u "
+				       "MiB limit", from,
 				       SHMREG_VALUE_MAX >> 20);
 		if (n < 0)
-			return ctl_fail("reading standard input", (int)-n);
+			return ctl_fail(from, (int)-n);
 		val = owned;
 		vlen = (size_t)n;
 	} else {

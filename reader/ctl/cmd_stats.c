@@ -21,7 +21,7 @@ int cmd_stats(struct ctl *c)
 	shmreg_t *r;
 	int ret;
 
-	ret = ctl_open(c, &r, false);
+	ret = ctl_open(c, &r);
 	if (ret)
 		return ret;
 	ret = shmreg_stats(r, &st);

@@ -2,6 +2,7 @@
 /* cmd_watch.c - shmregctl watch [PREFIX]: print changes until interrupted. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
@@ -15,20 +16,50 @@
  */
 #define WATCH_SLICE_NS (250 * 1000 * 1000)
 
-static void print_event(struct ctl *c, const shmreg_event_t *ev)
+/*
+ * An event carries the key, not the value: the value printed is read from
+ * the registry now.  When the key's mod_rev is still the event's revision
+ * that is exactly the value put; when it has been replaced or deleted
+ * since, the put's value is gone, and the line says so instead.
+ */
+static void print_event(struct ctl *c, shmreg_t *r, const shmreg_event_t *ev)
 {
 	const char *type = ev->type == SHMREG_EVENT_PUT ? "put" :
 			   ev->type == SHMREG_EVENT_DEL ? "del" : "unknown";
+	shmreg_info_t info;
+	char *val = NULL;
+	ssize_t n = -ENOENT;
+	bool current;
 
+	if (ev->type == SHMREG_EVENT_PUT)
+		n = ctl_get_alloc(r, ev->key, ev->klen, &val, &info);
+	current = n >= 0 && info.mod_rev == ev->rev;
 	if (c->json) {
 		printf("{\"rev\":%" PRIu64 ",\"type\":\"%s\",", ev->rev, type);
 		json_bytes_member(stdout, "key", ev->key, ev->klen);
+		if (ev->type == SHMREG_EVENT_PUT && current) {
+			fputc(',', stdout);
+			json_bytes_member(stdout, "value", val, (size_t)n);
+		} else if (ev->type == SHMREG_EVENT_PUT && n >= 0) {
+			printf(",\"superseded_by\":%" PRIu64, info.mod_rev);
+		} else if (ev->type == SHMREG_EVENT_PUT) {
+			fputs(",\"superseded_by\":null", stdout);
+		}
 		fputs("}\n", stdout);
 	} else {
 		printf("%" PRIu64 "\t%s\t", ev->rev, type);
 		human_bytes(stdout, ev->key, ev->klen);
+		if (ev->type == SHMREG_EVENT_PUT && current) {
+			fputc('\t', stdout);
+			human_bytes(stdout, val, (size_t)n);
+		} else if (ev->type == SHMREG_EVENT_PUT && n >= 0) {
+			printf("\t(replaced at rev %" PRIu64 ")", info.mod_rev);
+		} else if (ev->type == SHMREG_EVENT_PUT) {
+			fputs("\t(deleted since)", stdout);
+		}
 		fputc('\n', stdout);
 	}
+	free(val);
 }
 
 static int too_old(uint64_t from, shmreg_t *r)
@@ -116,7 +147,7 @@ int cmd_watch(struct ctl *c)
 			goto out;
 		}
 		last = ev.rev;
-		print_event(c, &ev);
+		print_event(c, reg.r, &ev);
 		/* one event, one line, now: a script reads them as they
 		 * come; a closed pipe or a full disk ends the watch */
 		if (ctl_flush(CTL_OK) != CTL_OK || ctl_output_failed()) {
@@ -124,7 +155,9 @@ int cmd_watch(struct ctl *c)
 			goto out;
 		}
 	}
-	ret = CTL_OK; /* SIGINT or SIGTERM: the normal end */
+	/* SIGINT or SIGTERM: the normal end, reported as a shell reports a
+	 * process the signal killed (the same as await) */
+	ret = ctl_stop_status();
 out:
 	shmreg_watch_close(w);
 	ctl_reg_close(&reg);

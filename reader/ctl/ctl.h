@@ -29,12 +29,28 @@
 #define OPT_TIMEOUT   0x10u
 #define OPT_SINCE     0x20u
 #define OPT_RAW       0x40u
+#define OPT_VALUE_ONLY 0x80u  /* get --print-value-only */
+#define OPT_FILE      0x100u  /* put --file */
+#define OPT_PREFIX    0x200u  /* list/del --prefix */
+#define OPT_KEYS_ONLY 0x400u  /* list --keys-only */
+#define OPT_LIMIT     0x800u  /* list --limit */
+#define OPT_LAST      OPT_LIMIT
+
+/* -w/--output: how list renders (the other commands: json or not). */
+enum ctl_output {
+	OUT_TABLE,              /* default: aligned columns under a header */
+	OUT_SIMPLE,             /* tab-separated, no header (cut, awk) */
+	OUT_JSON,               /* one JSON object per line (--json) */
+};
 
 /* The parsed command line. */
 struct ctl {
 	const char *registry;   /* --registry, $SHMREG_REGISTRY, "default" */
-	const char *socket;     /* --socket, NULL: the library's default */
-	bool json;              /* --json */
+	const char *socket;     /* --socket or $SHMREG_SOCKET; NULL: none */
+	bool socket_explicit;   /* the user named a socket: it must answer */
+	bool json;              /* --json or -w json */
+	enum ctl_output output; /* -w/--output */
+	int embedded;           /* --embedded 1, --no-embedded -1, else 0 */
 
 	unsigned given;         /* OPT_* seen on the command line */
 	pid_t owner_pid;        /* --owner */
@@ -42,6 +58,9 @@ struct ctl {
 	uint64_t expect_rev;    /* --expect-rev (SHMREG_REV_ABSENT: "absent") */
 	int64_t timeout_ns;     /* --timeout; -1 when not given (forever) */
 	uint64_t since_rev;     /* --since */
+	const char *file;       /* --file */
+	const char *prefix;     /* --prefix */
+	uint64_t limit;         /* --limit */
 
 	const char *cmd;        /* subcommand name */
 	int argc;               /* positional arguments after the subcommand */
@@ -56,6 +75,9 @@ int cmd_list(struct ctl *c);
 int cmd_stats(struct ctl *c);
 int cmd_await(struct ctl *c);
 int cmd_watch(struct ctl *c);
+int cmd_ping(struct ctl *c);
+int cmd_daemon_stats(struct ctl *c);
+int cmd_rm_registry(struct ctl *c);
 
 /* ---- errors (main.c) ---- */
 
@@ -69,10 +91,11 @@ int ctl_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- argument parsing (args.c) ---- */
 
-/* Decimal seconds with an optional fraction ("2", "0.25"), at most about
- * 292 years so that nanoseconds fit an int64_t.  Returns 0, -EINVAL (not a
- * number) or -ERANGE (more seconds than that). */
-int parse_seconds(const char *s, int64_t *ns);
+/* A duration: a decimal number with an optional fraction and an optional
+ * unit, ms, s, m or h ("2", "0.25", "500ms", "1.5m", "2h"; no unit:
+ * seconds), at most about 292 years so that nanoseconds fit an int64_t.
+ * Returns 0, -EINVAL (not a duration) or -ERANGE (longer than that). */
+int parse_duration(const char *s, int64_t *ns);
 /* A decimal unsigned integer without sign or junk.  0 or -EINVAL/-ERANGE. */
 int parse_u64(const char *s, uint64_t *out);
 /* A process id > 0.  Returns 0 or -EINVAL. */
@@ -80,17 +103,29 @@ int parse_pid(const char *s, pid_t *out);
 /* Check a key given on the command line: 1..SHMREG_KEY_MAX bytes.  Prints
  * the usage error and returns CTL_USAGE, or returns 0. */
 int check_key(const char *key, size_t klen);
-/* Read all of standard input (a value for "put KEY -"), at most
+/* Read all of @fd (a value for "put KEY -" or --file), at most
  * SHMREG_VALUE_MAX bytes.  Returns the length and a malloc'ed buffer in *out
  * (never NULL on success), -E2BIG when longer, or -errno. */
-ssize_t read_stdin_value(char **out);
+ssize_t read_fd_value(int fd, char **out);
 
 /* ---- reading (args.c) ---- */
 
+/* "'NAME' is not a registry name (the rule)" as a usage error. */
+int ctl_bad_name(const char *name);
+
 /* Open the registry named on the command line, printing any error.
- * Returns 0, or the exit code to return (CTL_NOTFOUND when
- * @absent_is_notfound and the registry does not exist, else CTL_ERROR). */
-int ctl_open(struct ctl *c, shmreg_t **r, bool absent_is_notfound);
+ * Returns 0, or the exit code to return (CTL_NOTFOUND when the registry
+ * does not exist: the same for every command, docs/cli.md). */
+int ctl_open(struct ctl *c, shmreg_t **r);
+
+/* The socket a connection goes to: --socket, $SHMREG_SOCKET or the
+ * library's default, for messages.  Returns @buf. */
+const char *ctl_socket_path(const struct ctl *c, char *buf, size_t cap);
+/* Connect to the daemon for @c's registry; on failure print one line
+ * saying which socket did not answer or does not serve the registry, and
+ * return the exit code.  @quiet_absent: return -ENOENT without a message
+ * when no daemon is there at all (the caller falls back). */
+int ctl_connect(struct ctl *c, shmreg_client_t **out, bool quiet_absent);
 
 /* Copy @key's value into a malloc'ed buffer of the right size, retrying (a
  * bounded number of times) while a concurrent put makes it grow.  Returns
@@ -133,7 +168,8 @@ bool ctl_output_failed(void);
 /* ---- writing (write.c) ---- */
 
 /* A write path: a connection to the daemon serving the registry, or, when
- * none answers, a short-lived embedded writer. */
+ * no socket was named and none answers (or --embedded), a short-lived
+ * embedded writer. */
 struct ctl_writer;
 
 /* Open a write path for @c's registry.  @create: an embedded writer may
@@ -144,6 +180,9 @@ int64_t ctl_writer_put(struct ctl_writer *w, const void *key, size_t klen,
 		       const void *val, size_t vlen,
 		       const shmreg_put_opts_t *opts);
 int64_t ctl_writer_del(struct ctl_writer *w, const void *key, size_t klen);
+/* Group the changes between begin and end into one commit (embedded
+ * writer; through the daemon each change stays its own request). */
+void ctl_writer_batch(struct ctl_writer *w, bool begin);
 /* True when writes go to shmregd. */
 bool ctl_writer_is_daemon(const struct ctl_writer *w);
 /* "daemon" or "embedded" */
@@ -185,5 +224,8 @@ void ctl_reg_close(struct ctl_reg *reg);
 void ctl_catch_signals(void);
 /* True once SIGINT or SIGTERM arrived. */
 bool ctl_stopping(void);
+/* The exit status after a stop signal: 128 + its number, as a shell
+ * reports a process that signal killed (130 SIGINT, 143 SIGTERM). */
+int ctl_stop_status(void);
 
 #endif /* SHMREG_CTL_H */

@@ -87,9 +87,7 @@ int ctl_reg_open(struct ctl *c, struct ctl_reg *reg)
 	memset(reg, 0, sizeof(*reg));
 	ret = shm_resolve_path(c->registry, reg->path, sizeof(reg->path));
 	if (ret == -EINVAL)
-		return ctl_usage("'%s' is not a registry name (letters, "
-				 "digits, '.', '_', '-'; or an absolute path)",
-				 c->registry);
+		return ctl_bad_name(c->registry);
 	if (ret < 0)
 		return ctl_fail(c->registry, -ret);
 	note_file(reg);
@@ -98,7 +96,7 @@ int ctl_reg_open(struct ctl *c, struct ctl_reg *reg)
 		reg->rev = shmreg_revision(reg->r);
 	if (ret == 0 || ret == -ENOENT)
 		return 0; /* absent: reg->r stays NULL, the caller may wait */
-	return ctl_open(c, &reg->r, false);
+	return ctl_open(c, &reg->r);
 }
 
 /* A new file is at the path: map it instead.  Returns 0, or -errno when it

@@ -20,51 +20,141 @@ struct ctl_cmd {
 	unsigned opts;      /* OPT_* accepted */
 	int min_args;       /* positional arguments after the name */
 	int max_args;
+	const char *help;   /* "shmregctl NAME --help" */
 };
 
+static int cmd_help(struct ctl *c);
+
 static const struct ctl_cmd commands[] = {
-	{ "get",   cmd_get,   OPT_RAW, 1, 1 },
-	{ "put",   cmd_put,   OPT_OWNER | OPT_TTL | OPT_EXPECT | OPT_EPHEMERAL,
-	  2, 2 },
-	{ "del",   cmd_del,   0, 1, 1 },
-	{ "list",  cmd_list,  0, 0, 1 },
-	{ "stats", cmd_stats, 0, 0, 0 },
-	{ "await", cmd_await, OPT_TIMEOUT | OPT_RAW, 1, 1 },
-	{ "watch", cmd_watch, OPT_SINCE, 0, 1 },
+	{ "get", cmd_get, OPT_RAW | OPT_VALUE_ONLY, 1, 1,
+"Usage: shmregctl get KEY [--raw] [--print-value-only]\n"
+"\n"
+"Print KEY's value and a newline; exit 1 when KEY is absent.\n"
+"\n"
+"  --raw                the value's exact bytes, no newline\n"
+"  --print-value-only   the value only (the default without --json;\n"
+"                       accepted for etcdctl users)\n"
+"  -j, --json           one JSON object: key, value, revisions, owner, ttl\n" },
+	{ "put", cmd_put, OPT_OWNER | OPT_TTL | OPT_EXPECT | OPT_EPHEMERAL |
+	  OPT_FILE, 1, 2,
+"Usage: shmregctl put KEY VALUE|- [OPTIONS]\n"
+"       shmregctl put KEY --file FILE [OPTIONS]\n"
+"\n"
+"Store VALUE under KEY (\"-\": read it from stdin) and print the revision.\n"
+"A VALUE that starts with '-' goes after \"--\": put KEY -- -5.\n"
+"\n"
+"  --file FILE          the value is FILE's contents\n"
+"  --owner PID          remove the entry when process PID exits (shmregd)\n"
+"  --ttl DURATION       expire after DURATION (30, 1.5, 500ms, 5s, 1m, 2h)\n"
+"  --expect-rev REV|absent\n"
+"                       store only if mod_rev is REV (or the key is absent)\n"
+"  --ephemeral          remove the entry when this connection ends\n"
+"                       (shmregd)\n" },
+	{ "del", cmd_del, OPT_PREFIX, 0, 1,
+"Usage: shmregctl del KEY\n"
+"       shmregctl del --prefix PREFIX\n"
+"\n"
+"Delete KEY and print the revision; exit 1 when KEY is absent.\n"
+"\n"
+"  --prefix PREFIX      delete every key that starts with PREFIX; prints\n"
+"                       the number of keys deleted (exit 1: none)\n"
+"\n"
+"-r after del is not --registry: put -r NAME before the command.\n" },
+	{ "list", cmd_list, OPT_PREFIX | OPT_KEYS_ONLY | OPT_LIMIT, 0, 1,
+"Usage: shmregctl list [PREFIX|PATTERN] [OPTIONS]\n"
+"\n"
+"List the entries under PREFIX, or whose key matches the glob PATTERN\n"
+"(* ? [...]; '*' does not cross '/': 'svc/*/primary'), sorted by key.\n"
+"\n"
+"  --prefix PREFIX      the same as the positional PREFIX\n"
+"  --keys-only          one key per line\n"
+"  --limit N            the first N entries (in key order)\n"
+"  -w, --output FORMAT  table (default: a header, aligned columns),\n"
+"                       simple (key<TAB>value<TAB>mod_rev), json\n" },
+	{ "stats", cmd_stats, 0, 0, 0,
+"Usage: shmregctl stats\n"
+"\n"
+"Print the registry segment's counters (see daemon-stats for shmregd's).\n" },
+	{ "await", cmd_await, OPT_TIMEOUT | OPT_RAW, 1, 1,
+"Usage: shmregctl await KEY [--timeout DURATION] [--raw]\n"
+"\n"
+"Wait until KEY exists, then print it as get does.  Exit 1 on timeout,\n"
+"128 + the signal on SIGINT/SIGTERM.\n"
+"\n"
+"  --timeout DURATION   give up after DURATION (30, 0.5, 500ms, 1m, 2h)\n"
+"  --raw                the value's exact bytes, no newline\n" },
+	{ "watch", cmd_watch, OPT_SINCE, 0, 1,
+"Usage: shmregctl watch [PREFIX] [--since REV]\n"
+"\n"
+"Print every put and delete under PREFIX with the value put, until\n"
+"SIGINT/SIGTERM (exit 128 + the signal).\n"
+"\n"
+"  --since REV          first replay the changes after revision REV\n" },
+	{ "ping", cmd_ping, 0, 0, 0,
+"Usage: shmregctl ping\n"
+"\n"
+"Ask the daemon serving the registry for its revision (a round trip that\n"
+"changes nothing).  Exit 3 when no daemon answers or serves the registry.\n" },
+	{ "daemon-stats", cmd_daemon_stats, 0, 0, 0,
+"Usage: shmregctl daemon-stats\n"
+"\n"
+"Print the counters of the daemon serving the registry (connections,\n"
+"requests, owners, ...).  Exit 3 when no daemon answers.\n" },
+	{ "rm-registry", cmd_rm_registry, 0, 1, 1,
+"Usage: shmregctl rm-registry NAME\n"
+"\n"
+"Remove registry NAME's files (segment, lock and wait file).  Refused\n"
+"(exit 3) while a writer holds it; exit 1 when it does not exist.\n" },
+	{ "help", cmd_help, 0, 0, 1,
+"Usage: shmregctl help [COMMAND]\n"
+"\n"
+"Show the help of COMMAND, or the list of commands.\n" },
 };
 
 static const char usage_text[] =
-"usage: shmregctl [OPTIONS] COMMAND [ARGS]\n"
+"Usage: shmregctl [OPTIONS] COMMAND [ARGS]\n"
 "\n"
 "Read and write a shmreg registry.\n"
 "\n"
 "Commands:\n"
-"  get KEY [--raw]            print KEY's value\n"
-"  put KEY VALUE|- [--owner PID] [--ttl S] [--expect-rev REV|absent]\n"
-"                  [--ephemeral]\n"
-"                             store VALUE (\"-\": read it from stdin)\n"
-"  del KEY                    delete KEY\n"
-"  list [PREFIX]              one line per entry: key, value bytes, mod_rev\n"
+"  get KEY [--raw] [--print-value-only]\n"
+"                             print KEY's value\n"
+"  put KEY VALUE|-|--file F [--owner PID] [--ttl D]\n"
+"          [--expect-rev REV|absent] [--ephemeral]\n"
+"                             store a value (\"-\": read it from stdin)\n"
+"  del KEY | --prefix P       delete KEY, or every key under P\n"
+"  list [PREFIX|PATTERN] [--keys-only] [--limit N] [-w FORMAT]\n"
+"                             the entries, sorted: key, value, mod_rev\n"
 "  stats                      registry counters\n"
-"  await KEY [--timeout S] [--raw]\n"
+"  await KEY [--timeout D] [--raw]\n"
 "                             wait until KEY exists, print its value\n"
 "  watch [PREFIX] [--since REV]\n"
 "                             print puts and deletes until interrupted\n"
+"  ping                       round trip to the registry's daemon\n"
+"  daemon-stats               the daemon's counters\n"
+"  rm-registry NAME           remove a registry no writer holds\n"
+"  help [COMMAND]             a command's options (or: COMMAND --help)\n"
 "\n"
 "Options:\n"
-"  -r, --registry NAME  registry name or absolute path\n"
+"  -r, --registry NAME  registry name or absolute path, before the command\n"
 "                       (default: $SHMREG_REGISTRY, else \"default\")\n"
 "  -j, --json           JSON output (one object per line)\n"
-"      --socket PATH    shmregd socket for put/del (default: $SHMREG_SOCKET,\n"
+"  -w, --output FORMAT  table, simple or json (list)\n"
+"      --socket PATH    shmregd socket (default: $SHMREG_SOCKET,\n"
 "                       $XDG_RUNTIME_DIR/shmreg.sock, /run/shmreg/shmreg.sock)\n"
+"      --embedded       write as an embedded writer, not through shmregd\n"
+"      --no-embedded    write through shmregd only\n"
 "  -h, --help           show this help\n"
 "  -V, --version        show the version\n"
 "\n"
-"put and del go through the daemon serving the registry; when none answers,\n"
-"shmregctl opens the registry as a short-lived embedded writer.\n"
+"A duration D is a number of seconds or has a unit: 500ms, 5s, 1m, 2h.\n"
+"put and del go through the daemon serving the registry.  Without --socket\n"
+"or $SHMREG_SOCKET, when no daemon answers, shmregctl opens the registry as\n"
+"a short-lived embedded writer (and says so on stderr).\n"
 "\n"
-"Exit status: 0 found/done, 1 not found (or await timed out), 2 usage error,\n"
-"3 any other error.  See shmregctl(1).\n";
+"Exit status: 0 found/done, 1 not found (a key, a registry, await timed\n"
+"out), 2 usage error, 3 any other error, 128+N ended by signal N.\n"
+"See shmregctl(1).\n";
 
 int ctl_fail(const char *what, int err)
 {
@@ -84,6 +174,9 @@ int ctl_say(int code, const char *fmt, ...)
 	return code;
 }
 
+/* The command being parsed, so that a usage error points at its help. */
+static const char *usage_cmd;
+
 int ctl_usage(const char *fmt, ...)
 {
 	va_list ap;
@@ -92,7 +185,12 @@ int ctl_usage(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fputs("\nTry 'shmregctl --help' for more information.\n", stderr);
+	if (usage_cmd)
+		fprintf(stderr, "\nTry 'shmregctl %s --help' for more "
+			"information.\n", usage_cmd);
+	else
+		fputs("\nTry 'shmregctl --help' for more information.\n",
+		      stderr);
 	return CTL_USAGE;
 }
 
@@ -121,12 +219,32 @@ bool ctl_stopping(void)
 	return stop_signal != 0;
 }
 
+int ctl_stop_status(void)
+{
+	return 128 + stop_signal;
+}
+
 static const struct ctl_cmd *find_cmd(const char *name)
 {
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(commands[i].name, name) == 0)
 			return &commands[i];
 	return NULL;
+}
+
+static int cmd_help(struct ctl *c)
+{
+	const struct ctl_cmd *cmd;
+
+	if (!c->argc) {
+		fputs(usage_text, stdout);
+		return CTL_OK;
+	}
+	cmd = find_cmd(c->argv[0]);
+	if (!cmd)
+		return ctl_usage("help: unknown command '%s'", c->argv[0]);
+	fputs(cmd->help, stdout);
+	return CTL_OK;
 }
 
 enum {
@@ -138,14 +256,24 @@ enum {
 	LO_TIMEOUT,
 	LO_SINCE,
 	LO_RAW,
+	LO_VALUE_ONLY,
+	LO_FILE,
+	LO_PREFIX,
+	LO_KEYS_ONLY,
+	LO_LIMIT,
+	LO_EMBEDDED,
+	LO_NO_EMBEDDED,
 };
 
 static const struct option long_opts[] = {
 	{ "registry",   required_argument, NULL, 'r' },
 	{ "json",       no_argument,       NULL, 'j' },
+	{ "output",     required_argument, NULL, 'w' },
 	{ "help",       no_argument,       NULL, 'h' },
 	{ "version",    no_argument,       NULL, 'V' },
 	{ "socket",     required_argument, NULL, LO_SOCKET },
+	{ "embedded",   no_argument,       NULL, LO_EMBEDDED },
+	{ "no-embedded", no_argument,      NULL, LO_NO_EMBEDDED },
 	{ "owner",      required_argument, NULL, LO_OWNER },
 	{ "ttl",        required_argument, NULL, LO_TTL },
 	{ "expect-rev", required_argument, NULL, LO_EXPECT },
@@ -153,6 +281,11 @@ static const struct option long_opts[] = {
 	{ "timeout",    required_argument, NULL, LO_TIMEOUT },
 	{ "since",      required_argument, NULL, LO_SINCE },
 	{ "raw",        no_argument,       NULL, LO_RAW },
+	{ "print-value-only", no_argument, NULL, LO_VALUE_ONLY },
+	{ "file",       required_argument, NULL, LO_FILE },
+	{ "prefix",     required_argument, NULL, LO_PREFIX },
+	{ "keys-only",  no_argument,       NULL, LO_KEYS_ONLY },
+	{ "limit",      required_argument, NULL, LO_LIMIT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -160,15 +293,39 @@ static const struct option long_opts[] = {
 static const char *opt_name(unsigned bit)
 {
 	switch (bit) {
-	case OPT_OWNER:     return "--owner";
-	case OPT_TTL:       return "--ttl";
-	case OPT_EXPECT:    return "--expect-rev";
-	case OPT_EPHEMERAL: return "--ephemeral";
-	case OPT_TIMEOUT:   return "--timeout";
-	case OPT_SINCE:     return "--since";
-	case OPT_RAW:       return "--raw";
+	case OPT_OWNER:      return "--owner";
+	case OPT_TTL:        return "--ttl";
+	case OPT_EXPECT:     return "--expect-rev";
+	case OPT_EPHEMERAL:  return "--ephemeral";
+	case OPT_TIMEOUT:    return "--timeout";
+	case OPT_SINCE:      return "--since";
+	case OPT_RAW:        return "--raw";
+	case OPT_VALUE_ONLY: return "--print-value-only";
+	case OPT_FILE:       return "--file";
+	case OPT_PREFIX:     return "--prefix";
+	case OPT_KEYS_ONLY:  return "--keys-only";
+	case OPT_LIMIT:      return "--limit";
 	}
 	return "?";
+}
+
+/* An unknown option that is a negative number ("put temp -5") was most
+ * likely meant as a value: say how to pass one. */
+static int unknown_option(const char *arg)
+{
+	if (arg[0] == '-' && ((arg[1] >= '0' && arg[1] <= '9') ||
+			      (arg[1] == '.' && arg[2] >= '0' &&
+			       arg[2] <= '9')))
+		return ctl_usage("unknown option '%s' (a value that starts "
+				 "with '-' goes after \"--\": shmregctl put "
+				 "KEY -- %s)", arg, arg);
+	return ctl_usage("unknown option '%s'", arg);
+}
+
+static int duration_usage(const char *opt, const char *arg)
+{
+	return ctl_usage("%s: not a duration (seconds, or a number with a "
+			 "unit: 500ms, 5s, 1m, 2h): '%s'", opt, arg);
 }
 
 /* File scope so that an early return from main() leaves it reachable (no
@@ -180,12 +337,20 @@ int main(int argc, char **argv)
 	struct ctl c;
 	const struct ctl_cmd *cmd;
 	int npos = 0, opt, err, rc;
+	bool help = false, w_given = false;
+	const char *env;
 
 	memset(&c, 0, sizeof(c));
 	c.timeout_ns = -1;
 	c.registry = getenv("SHMREG_REGISTRY");
 	if (!c.registry || !*c.registry)
 		c.registry = "default";
+	/* $SHMREG_SOCKET names a socket as --socket does: it must answer */
+	env = getenv("SHMREG_SOCKET");
+	if (env && *env) {
+		c.socket = env;
+		c.socket_explicit = true;
+	}
 
 	/* argc + 1 slots hold every positional argument and a NULL */
 	pos = calloc((size_t)argc + 1, sizeof(*pos));
@@ -198,13 +363,25 @@ int main(int argc, char **argv)
 	 * instead of permuting argv, whatever POSIXLY_CORRECT says; "--"
 	 * ends the options, so a value that starts with '-' can follow it. */
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "-:r:jhV", long_opts,
+	while ((opt = getopt_long(argc, argv, "-:r:jw:hV", long_opts,
 				  NULL)) != -1) {
 		switch (opt) {
 		case 1:
 			pos[npos++] = optarg;
+			if (npos == 1 && find_cmd(optarg))
+				usage_cmd = optarg;
 			break;
 		case 'r':
+			/* "del -r a/" is rm -r's habit: after del, -r would
+			 * be a recursive delete, which is not --registry */
+			if (npos > 0 && strcmp(pos[0], "del") == 0 &&
+			    strcmp(argv[optind - 2], "-r") == 0)
+				return ctl_usage("del: -r after the command is "
+						 "not --registry; name the "
+						 "registry before it "
+						 "(shmregctl -r NAME del KEY), "
+						 "and delete a prefix with "
+						 "del --prefix P");
 			if (!*optarg)
 				return ctl_usage("--registry needs a name");
 			c.registry = optarg;
@@ -212,14 +389,35 @@ int main(int argc, char **argv)
 		case 'j':
 			c.json = true;
 			break;
+		case 'w':
+			w_given = true;
+			if (strcmp(optarg, "json") == 0)
+				c.output = OUT_JSON;
+			else if (strcmp(optarg, "simple") == 0)
+				c.output = OUT_SIMPLE;
+			else if (strcmp(optarg, "table") == 0)
+				c.output = OUT_TABLE;
+			else
+				return ctl_usage("--output: want table, simple "
+						 "or json: '%s'", optarg);
+			break;
 		case 'h':
-			fputs(usage_text, stdout);
-			return ctl_flush(CTL_OK);
+			help = true;
+			break;
 		case 'V':
 			printf("shmregctl %s\n", SHMREG_CTL_VERSION);
 			return ctl_flush(CTL_OK);
 		case LO_SOCKET:
+			if (!*optarg)
+				return ctl_usage("--socket needs a path");
 			c.socket = optarg;
+			c.socket_explicit = true;
+			break;
+		case LO_EMBEDDED:
+			c.embedded = 1;
+			break;
+		case LO_NO_EMBEDDED:
+			c.embedded = -1;
 			break;
 		case LO_OWNER:
 			if (parse_pid(optarg, &c.owner_pid))
@@ -228,7 +426,7 @@ int main(int argc, char **argv)
 			c.given |= OPT_OWNER;
 			break;
 		case LO_TTL:
-			rc = parse_seconds(optarg, &c.ttl_ns);
+			rc = parse_duration(optarg, &c.ttl_ns);
 			/* the library would refuse it (-EINVAL): say why */
 			if (rc == -ERANGE ||
 			    (rc == 0 && c.ttl_ns > SHMREG_TTL_MAX_NS))
@@ -237,9 +435,12 @@ int main(int argc, char **argv)
 						 (long long)(SHMREG_TTL_MAX_NS /
 							     1000000000),
 						 optarg);
-			if (rc < 0 || c.ttl_ns <= 0)
-				return ctl_usage("--ttl: not a positive number "
-						 "of seconds: '%s'", optarg);
+			if (rc < 0)
+				return duration_usage("--ttl", optarg);
+			if (c.ttl_ns <= 0)
+				return ctl_usage("--ttl: must be more than 0 "
+						 "(leave it out for no "
+						 "expiry): '%s'", optarg);
 			c.given |= OPT_TTL;
 			break;
 		case LO_EXPECT:
@@ -256,9 +457,8 @@ int main(int argc, char **argv)
 			c.given |= OPT_EPHEMERAL;
 			break;
 		case LO_TIMEOUT:
-			if (parse_seconds(optarg, &c.timeout_ns))
-				return ctl_usage("--timeout: not a number of "
-						 "seconds: '%s'", optarg);
+			if (parse_duration(optarg, &c.timeout_ns))
+				return duration_usage("--timeout", optarg);
 			c.given |= OPT_TIMEOUT;
 			break;
 		case LO_SINCE:
@@ -270,28 +470,70 @@ int main(int argc, char **argv)
 		case LO_RAW:
 			c.given |= OPT_RAW;
 			break;
+		case LO_VALUE_ONLY:
+			c.given |= OPT_VALUE_ONLY;
+			break;
+		case LO_FILE:
+			c.file = optarg;
+			c.given |= OPT_FILE;
+			break;
+		case LO_PREFIX:
+			c.prefix = optarg;
+			c.given |= OPT_PREFIX;
+			break;
+		case LO_KEYS_ONLY:
+			c.given |= OPT_KEYS_ONLY;
+			break;
+		case LO_LIMIT:
+			if (parse_u64(optarg, &c.limit) || c.limit == 0)
+				return ctl_usage("--limit: not a count > 0: "
+						 "'%s'", optarg);
+			c.given |= OPT_LIMIT;
+			break;
 		case ':':
 			return ctl_usage("option '%s' needs an argument",
 					 argv[optind - 1]);
 		default:
-			if (optopt > 0 && optopt < 256)
-				return ctl_usage("unknown option '-%c'", optopt);
-			return ctl_usage("unknown option '%s'",
-					 argv[optind - 1]);
+			if (optopt > 0 && optopt < 256) {
+				char o[3] = { '-', (char)optopt, '\0' };
+
+				/* "-5": the whole argument, for the hint */
+				if (optopt >= '0' && optopt <= '9')
+					return unknown_option(argv[optind - 1]);
+				return unknown_option(o);
+			}
+			return unknown_option(argv[optind - 1]);
 		}
 	}
 	while (optind < argc)
 		pos[npos++] = argv[optind++];
 
+	if (help) {
+		cmd = npos ? find_cmd(pos[0]) : NULL;
+		fputs(cmd ? cmd->help : usage_text, stdout);
+		return ctl_flush(CTL_OK);
+	}
 	if (npos == 0)
 		return ctl_usage("no command given");
 	cmd = find_cmd(pos[0]);
 	if (!cmd)
 		return ctl_usage("unknown command '%s'", pos[0]);
-	for (unsigned bit = 1; bit <= OPT_RAW; bit <<= 1)
+	for (unsigned bit = 1; bit <= OPT_LAST; bit <<= 1)
 		if ((c.given & bit) && !(cmd->opts & bit))
 			return ctl_usage("%s does not take %s", cmd->name,
 					 opt_name(bit));
+	if (w_given && c.output == OUT_JSON)
+		c.json = true;
+	else if (w_given && c.json)
+		return ctl_usage("--json and --output %s: choose one",
+				 c.output == OUT_SIMPLE ? "simple" : "table");
+	else if (c.json)
+		c.output = OUT_JSON;
+	if (c.json && (c.given & OPT_RAW))
+		return ctl_usage("--raw and --json: choose one (--raw prints "
+				 "the value's bytes, --json an object)");
+	if (c.json && (c.given & OPT_VALUE_ONLY))
+		return ctl_usage("--print-value-only and --json: choose one");
 	if (npos - 1 < cmd->min_args)
 		return ctl_usage("%s: missing argument", cmd->name);
 	if (npos - 1 > cmd->max_args)

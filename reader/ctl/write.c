@@ -12,19 +12,24 @@
 #include "shmreg_writer.h"
 
 /*
- * How it works.  put and del first ask the daemon: shmreg_connect() with
- * --socket (or the library's default socket) for this registry.  -ENOENT
- * (no socket there, or the daemon does not serve this registry) and
- * -ECONNREFUSED (a stale socket file, nobody listening) mean "no daemon
- * here", and only these fall back to a short-lived embedded writer: any
- * other error (-EACCES from the daemon, say) is the daemon's answer and is
- * reported, since writing behind a live daemon's back is not possible
- * anyway (it holds the writer lock) and would hide the real reason.
+ * How it works.  Writes never create a registry by surprise:
+ *
+ * - A socket the user named (--socket, $SHMREG_SOCKET) must answer and
+ *   serve the registry; otherwise the command fails (exit 3) saying which,
+ *   because a typo there would otherwise silently write to a new registry
+ *   behind the daemon's back.
+ * - With no socket named, the library's default socket is tried; when no
+ *   daemon is there (-ENOENT, -ECONNREFUSED), and only then, shmregctl
+ *   opens the registry as a short-lived embedded writer and says so on
+ *   stderr (human mode).  A daemon on the default socket that does not
+ *   serve the registry is reported, for the same reason as a typo.
+ * - --embedded skips the daemon; --no-embedded never falls back.
  *
  * The embedded writer takes the registry's writer lock for the duration of
- * one command.  When another process holds it (-EBUSY), there is a writer
- * that is not a daemon we could reach: say which pid, from the segment
- * header, so the user knows what to stop or which socket to name.
+ * one command, taking the registry over (in place after a clean close).
+ * When another process holds it (-EBUSY), there is a writer that is not a
+ * daemon we could reach: say which pid, from the segment header, so the
+ * user knows what to stop or which socket to name.
  */
 struct ctl_writer {
 	shmreg_client_t *client;
@@ -50,52 +55,45 @@ static int busy_message(struct ctl *c)
 int ctl_writer_open(struct ctl *c, bool create, struct ctl_writer **out)
 {
 	struct ctl_writer *cw = calloc(1, sizeof(*cw));
+	char path[PATH_MAX], sock[PATH_MAX];
 	shmreg_t *r;
 	int ret;
 
-	char path[PATH_MAX];
-
 	if (!cw)
 		return ctl_fail("write", ENOMEM);
-	/* the name first, so that -EINVAL below can only be the socket's */
 	ret = shm_resolve_path(c->registry, path, sizeof(path));
 	if (ret < 0) {
 		free(cw);
 		if (ret == -EINVAL)
-			return ctl_usage("'%s' is not a registry name (letters, "
-					 "digits, '.', '_', '-'; or an absolute "
-					 "path)", c->registry);
+			return ctl_bad_name(c->registry);
 		return ctl_fail(c->registry, -ret);
 	}
 
-	ret = shmreg_connect(c->socket, c->registry, &cw->client);
-	if (ret == 0) {
-		*out = cw;
-		return 0;
-	}
-	if (ret != -ENOENT && ret != -ECONNREFUSED) {
-		free(cw);
-		if (ret == -EINVAL && c->socket)
-			return ctl_usage("--socket: '%s' is too long for a unix "
-					 "socket path", c->socket);
-		if (ret == -EACCES)
-			return ctl_say(CTL_ERROR, "the daemon socket refused "
-				       "this user: no write access to registry "
-				       "%s through it", c->registry);
-		return ctl_fail(c->socket ? c->socket : "daemon socket", -ret);
+	if (c->embedded <= 0) {
+		ret = ctl_connect(c, &cw->client,
+				  !c->socket_explicit && c->embedded == 0);
+		if (ret == 0) {
+			*out = cw;
+			return 0;
+		}
+		if (ret != -ENOENT) {
+			free(cw);
+			return ret;
+		}
 	}
 
 	if (c->given & OPT_EPHEMERAL) {
 		free(cw);
 		return ctl_say(CTL_ERROR, "--ephemeral needs shmregd: an "
 			       "ephemeral entry lives as long as the client "
-			       "connection, and no daemon socket answered "
-			       "for registry %s", c->registry);
+			       "connection, and %s for registry %s",
+			       c->embedded > 0 ? "--embedded skips the daemon" :
+			       "no daemon socket answered", c->registry);
 	}
 
 	/* A delete must not create the registry it deletes from. */
 	if (!create) {
-		ret = ctl_open(c, &r, true);
+		ret = ctl_open(c, &r);
 		if (ret) {
 			free(cw);
 			return ret;
@@ -105,6 +103,11 @@ int ctl_writer_open(struct ctl *c, bool create, struct ctl_writer **out)
 
 	ret = shmreg_writer_open(c->registry, NULL, &cw->w);
 	if (ret == 0) {
+		if (!c->json && c->embedded == 0)
+			fprintf(stderr, "shmregctl: note: no daemon on %s; "
+				"writing registry %s as an embedded writer\n",
+				ctl_socket_path(c, sock, sizeof(sock)),
+				c->registry);
 		*out = cw;
 		return 0;
 	}
@@ -112,12 +115,21 @@ int ctl_writer_open(struct ctl *c, bool create, struct ctl_writer **out)
 	if (ret == -EBUSY)
 		return busy_message(c);
 	if (ret == -EINVAL)
-		return ctl_usage("'%s' is not a registry name (letters, "
-				 "digits, '.', '_', '-'; or an absolute path)",
-				 c->registry);
+		return ctl_bad_name(c->registry);
 	fprintf(stderr, "shmregctl: opening registry %s for writing: %s\n",
 		c->registry, strerror(-ret));
 	return CTL_ERROR;
+}
+
+void ctl_writer_batch(struct ctl_writer *w, bool begin)
+{
+	/* the daemon has no batch request yet: one request per change */
+	if (!w->w)
+		return;
+	if (begin)
+		shmreg_writer_batch_begin(w->w);
+	else
+		shmreg_writer_batch_end(w->w);
 }
 
 int64_t ctl_writer_put(struct ctl_writer *w, const void *key, size_t klen,

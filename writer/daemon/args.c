@@ -12,6 +12,11 @@
 
 #include "daemon.h"
 
+/* The project's version (CMake's PROJECT_VERSION), as shmregctl prints. */
+#ifndef SHMREGD_VERSION
+#define SHMREGD_VERSION "unknown"
+#endif
+
 static const char usage[] =
 "Usage: shmregd --registry NAME [--registry NAME ...] [options]\n"
 "\n"
@@ -158,6 +163,24 @@ static const struct option longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* The rule of shm/paths.c (which the daemon does not link): checked here
+ * so that a bad name is a usage error (exit 2), not a failed open. */
+static bool name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (s[0] == '/')
+		return true;
+	if (n == 0 || n > SHMREG_NAME_MAX || s[0] == '.')
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' ||
+		      *s == '-'))
+			return false;
+	return true;
+}
+
 static int bad(const char *opt, const char *arg, const char *why)
 {
 	fprintf(stderr, "shmregd: %s %s: %s (see --help)\n", opt, arg, why);
@@ -182,15 +205,23 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 	o->ready_fd = -1;
 	o->verbose = D_INFO;
 
-	while ((c = getopt_long(argc, argv, "r:s:m:u:g:vqhV", longopts,
+	/* getopt's own messages name the binary by its full path: ours use
+	 * the short name and point at --help */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":r:s:m:u:g:vqhV", longopts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			if (o->nreg == D_MAX_REGISTRIES)
 				return bad("--registry", optarg,
 					   "too many registries");
-			if (!*optarg || strlen(optarg) > PROTO_NAME_MAX)
-				return bad("--registry", optarg, "bad name");
+			if (!*optarg || strlen(optarg) > PROTO_NAME_MAX ||
+			    !name_ok(optarg))
+				return bad("--registry", optarg,
+					   "not a registry name: 1..200 "
+					   "letters, digits, '.', '_' or '-', "
+					   "not starting with '.'; or an "
+					   "absolute path");
 			for (unsigned i = 0; i < o->nreg; i++)
 				if (!strcmp(o->registry[i], optarg))
 					return bad("--registry", optarg,
@@ -291,11 +322,19 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 			fputs(usage, stdout);
 			return 0 + 1;
 		case 'V':
-			printf("shmregd %d.%d\n", SHMREG_VERSION_MAJOR,
-			       SHMREG_VERSION_MINOR);
+			printf("shmregd %s\n", SHMREGD_VERSION);
 			return 0 + 1;
+		case ':':
+			fprintf(stderr, "shmregd: option '%s' needs an "
+				"argument (see --help)\n", argv[optind - 1]);
+			return 2 + 1;
 		default:
-			fputs("shmregd: see --help\n", stderr);
+			if (optopt > 0 && optopt < 256)
+				fprintf(stderr, "shmregd: unknown option '-%c' "
+					"(see --help)\n", optopt);
+			else
+				fprintf(stderr, "shmregd: unknown option '%s' "
+					"(see --help)\n", argv[optind - 1]);
 			return 2 + 1;
 		}
 	}

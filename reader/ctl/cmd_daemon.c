@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/* cmd_daemon.c - shmregctl ping, daemon-stats: ask the registry's shmregd. */
+#include <inttypes.h>
+#include <limits.h>
+#include <string.h>
+
+#include "clock.h"
+#include "ctl.h"
+
+int cmd_ping(struct ctl *c)
+{
+	char sock[PATH_MAX];
+	shmreg_client_t *cl;
+	int64_t t0, rtt, rev;
+	int ret;
+
+	ret = ctl_connect(c, &cl, false);
+	if (ret)
+		return ret;
+	t0 = shm_monotonic_ns();
+	rev = shmreg_ping(cl);
+	rtt = shm_monotonic_ns() - t0;
+	shmreg_disconnect(cl);
+	if (rev < 0)
+		return ctl_fail("ping", (int)-rev);
+	ctl_socket_path(c, sock, sizeof(sock));
+	if (c->json) {
+		fputc('{', stdout);
+		json_bytes_member(stdout, "registry", c->registry,
+				  strlen(c->registry));
+		fputc(',', stdout);
+		json_bytes_member(stdout, "socket", sock, strlen(sock));
+		printf(",\"revision\":%" PRId64 ",\"rtt_ns\":%" PRId64 "}\n",
+		       rev, rtt);
+	} else {
+		printf("registry %s on %s: revision %" PRId64 ", round trip "
+		       "%" PRId64 " us\n", c->registry, sock, rev,
+		       rtt / 1000);
+	}
+	return CTL_OK;
+}
+
+/* Name and value of every counter, in shmreg_daemon_stats_t's order. */
+#define DS_FIELDS(X)                                                         \
+	X(connections) X(requests) X(owners) X(ephemeral) X(closed_bad)     \
+	X(refused) X(stalled) X(out_highwater) X(pauses) X(owner_deletes)    \
+	X(idle_closed) X(over_budget) X(in_buffered)
+
+int cmd_daemon_stats(struct ctl *c)
+{
+	shmreg_daemon_stats_t ds;
+	char sock[PATH_MAX];
+	shmreg_client_t *cl;
+	int ret;
+
+	ret = ctl_connect(c, &cl, false);
+	if (ret)
+		return ret;
+	ret = shmreg_client_stats(cl, NULL, &ds);
+	shmreg_disconnect(cl);
+	if (ret < 0)
+		return ctl_fail("daemon-stats", -ret);
+	ctl_socket_path(c, sock, sizeof(sock));
+	if (c->json) {
+		fputc('{', stdout);
+		json_bytes_member(stdout, "registry", c->registry,
+				  strlen(c->registry));
+		fputc(',', stdout);
+		json_bytes_member(stdout, "socket", sock, strlen(sock));
+#define X(f) printf(",\"" #f "\":%" PRIu64, ds.f);
+		DS_FIELDS(X)
+#undef X
+		fputs("}\n", stdout);
+		return CTL_OK;
+	}
+	printf("%-15s %s\n", "registry", c->registry);
+	printf("%-15s %s\n", "socket", sock);
+#define X(f) printf("%-15s %" PRIu64 "\n", #f, ds.f);
+	DS_FIELDS(X)
+#undef X
+	return CTL_OK;
+}
