@@ -57,7 +57,7 @@ state() { # NAME [as nobody]: the state line of shmregctl stats
 }
 
 # 4: nobody's registry, made before root's daemon ever ran
-nobody "$SHMREGCTL" -r pre put config/admin attacker >/dev/null ||
+nobody "$SHMREGCTL" -r pre --embedded put config/admin attacker >/dev/null ||
 	fail "nobody could not create its registry"
 timeout 10 "$SHMREGD" -r pre -s "$SHMREG_SOCKET" 2>"$scratch/d.err"
 rc=$?
@@ -67,7 +67,7 @@ grep -q "refusing $dir/shmreg.pre.lock: owned by uid 65534" \
 grep -q "Operation not permitted" "$scratch/d.err" ||
 	fail "no EPERM in: $(cat "$scratch/d.err")"
 [ ! -S "$SHMREG_SOCKET" ] || fail "shmregd left its socket"
-out=$("$SHMREGCTL" -r pre put k v 2>&1)
+out=$("$SHMREGCTL" -r pre --embedded put k v 2>&1)
 rc=$?
 [ $rc != 0 ] && [[ $out == *"owned by uid 65534"* ]] ||
 	fail "root's embedded put on nobody's files: $rc: $out"
