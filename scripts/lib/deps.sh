@@ -4,6 +4,7 @@
 #
 #   shmreg_deps build   compiler, CMake, pkg-config, liburing, xxHash
 #   shmreg_deps test    build + g++ (install test), python3 (JSON checks),
+#                       zsh (the completion test),
 #                       clang and its fuzzer runtime (fuzz preset),
 #                       liblmdb (the benchmarks build with the tests)
 #   shmreg_deps bench   test + redis-server/redis-tools (peer benchmarks)
@@ -12,7 +13,7 @@
 # 1 after naming what is missing when it cannot install.
 
 SHMREG_PKGS_BUILD="build-essential cmake pkg-config liburing-dev libxxhash-dev"
-SHMREG_PKGS_TEST="$SHMREG_PKGS_BUILD g++ clang liblmdb-dev python3"
+SHMREG_PKGS_TEST="$SHMREG_PKGS_BUILD g++ clang liblmdb-dev python3 zsh"
 SHMREG_PKGS_BENCH="$SHMREG_PKGS_TEST redis-server redis-tools"
 
 # Print the packages among "$@" that dpkg does not list as installed.
