@@ -51,16 +51,35 @@ int shmreg_writer_open(const char *name, const shmreg_writer_opts_t *opts,
 		       shmreg_writer_t **out);
 
 /*
- * Insert or replace @key.  Returns the new revision (> 0), or
+ * Insert or replace @key, with the attributes of opts->attrs (replacing
+ * any it had; none when opts->nattrs is 0).  Returns the new revision
+ * (> 0), or
  *   -EINVAL  NULL writer/key, empty key, NULL val with vlen > 0, bad flags,
- *            negative owner_pid, ttl_ns < 0 or > SHMREG_TTL_MAX_NS
- *   -E2BIG   klen > SHMREG_KEY_MAX or vlen > SHMREG_VALUE_MAX
+ *            negative owner_pid, ttl_ns < 0 or > SHMREG_TTL_MAX_NS, a bad
+ *            attribute (NULL attrs with nattrs > 0, a NULL or empty
+ *            name, '=' in a name, a NULL value)
+ *   -E2BIG   klen > SHMREG_KEY_MAX or vlen > SHMREG_VALUE_MAX, nattrs >
+ *            SHMREG_ATTRS_MAX, a name or value over its limit
  *   -EEXIST  opts->expect_rev given and the entry's mod_rev differs
  *   -ENOMEM -ENOSPC  growing the registry failed; nothing stored is lost
  */
 int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key, size_t klen,
 			  const void *val, size_t vlen,
 			  const shmreg_put_opts_t *opts);
+
+/*
+ * Replace @key's attributes with the @nattrs (0..SHMREG_ATTRS_MAX) of
+ * @attrs, keeping its value, expiry, owner and flags: one new revision and
+ * one change event, as a put.  Returns the new revision, or
+ *   -ENOENT  no such key
+ *   -EINVAL  NULL writer/key, empty key, NULL attrs with nattrs > 0, a
+ *            NULL or empty name, a name with '=', a NULL value
+ *   -E2BIG   klen, nattrs, a name or a value over its limit
+ *   -ENOMEM -ENOSPC  growing the registry failed; nothing changed
+ */
+int64_t shmreg_writer_set_attrs(shmreg_writer_t *w, const void *key,
+				size_t klen, const shmreg_attr_t *attrs,
+				uint32_t nattrs);
 
 /* Delete @key.  Returns the new revision, or -ENOENT when absent (no
  * revision is used, no event is emitted), -EINVAL, -E2BIG. */

@@ -70,6 +70,23 @@ const void *owner_list_key(const struct owner_list *l, size_t i, size_t *klen);
 void owner_list_free(struct owner_list *l);
 void owners_free(struct owners *o);
 
+/* ---- attribute index bookkeeping (attrs.c) ---- */
+
+/* Where each entry hash sits in each pair's posting array: the writer's
+ * private map from (pair hash, entry hash) to the element's position, so
+ * that removing an entry from a pair is O(1) (swap with the last).  refs
+ * counts the entries with that key hash carrying the pair (more than one
+ * only when two keys share an XXH3-64); 0 marks an empty cell. */
+struct apos {
+	uint64_t phash, ehash;
+	uint32_t pos, refs;
+};
+
+struct apos_map {
+	struct apos *tab;
+	size_t cap, n;              /* cap: a power of two, or 0 */
+};
+
 /* ---- the writer ---- */
 
 struct notify;
@@ -94,6 +111,13 @@ struct shmreg_writer {
 	shmreg_t *reader;          /* lazily opened (shmreg_writer_reader) */
 	uint8_t *scratch;          /* handoff copy buffer */
 	size_t scratch_cap;
+	uint64_t attr_pairs;       /* occupied attribute index slots */
+	uint64_t attr_cap_min;     /* attribute index slots the next
+	                            * handoff gives at least */
+	struct apos_map apos;
+	bool keep_expiry;          /* shmreg_writer_set_attrs: the put keeps
+	                            * keep_expires_at instead of a new TTL */
+	int64_t keep_expires_at;
 };
 
 /* ---- segment files (segment.c) ---- */
@@ -152,6 +176,41 @@ int entry_build(struct shmreg_writer *w, struct shm_slot *s, const void *key,
 		size_t klen, const void *val, size_t vlen, uint64_t hash);
 void entry_release(struct shmreg_writer *w, const struct shm_slot *s);
 
+/* ---- attributes (attrs.c) ---- */
+
+/* Build the slot of an entry with attributes: a SHM_KIND_RICH object
+ * holding key, value and the @alen attribute bytes @enc (@nattrs
+ * "name\0value\0" pairs).  Returns 0, -ENOSPC or -E2BIG. */
+int attrs_entry_build_raw(struct shmreg_writer *w, struct shm_slot *s,
+			  const void *key, size_t klen, const void *val,
+			  size_t vlen, uint64_t hash, const uint8_t *enc,
+			  uint32_t alen, uint32_t nattrs);
+/* The same from public attributes (checked by the caller). */
+int attrs_entry_build(struct shmreg_writer *w, struct shm_slot *s,
+		      const void *key, size_t klen, const void *val,
+		      size_t vlen, uint64_t hash, const shmreg_attr_t *attrs,
+		      uint32_t nattrs);
+/* Before a put of @nattrs attributes: grow (hand off) so that the commit
+ * finds room for the entry's object, its postings and new pair slots.
+ * Returns 0, or -ENOMEM/-ENOSPC (nothing changed). */
+int attrs_reserve(struct shmreg_writer *w, size_t klen, size_t vlen,
+		  const shmreg_attr_t *attrs, uint32_t nattrs);
+/* Inside a commit: the entry with key hash @ehash goes from slot image
+ * @old (NULL: absent) to @new (NULL: removed); update the postings of
+ * the pairs that differ.  Both objects must still be in the arena. */
+void attrs_update(struct shmreg_writer *w, const struct shm_slot *old,
+		  const struct shm_slot *new, uint64_t ehash);
+/* The attribute bytes of a slot of the writer's segment, bounds-checked:
+ * 0 and *@a, *@alen, *@nattrs (0 pairs for an entry without attributes),
+ * or -EPROTO. */
+int attrs_of_slot(const struct shm_map *m, const struct shm_slot *s,
+		  const uint8_t **a, uint32_t *alen, uint32_t *nattrs);
+/* Rebuild the position map of an adopted segment's attribute index and
+ * check it against the entries.  Returns 0, or -EAGAIN when they do not
+ * agree (the caller recovers by copying) or -ENOMEM. */
+int attrs_adopt(struct shmreg_writer *w);
+void apos_free(struct apos_map *p);
+
 /* ---- change ring (ring.c) ---- */
 
 void ring_append(struct shmreg_writer *w, uint64_t rev, uint32_t op,
@@ -170,6 +229,9 @@ uint64_t index_cap_for(uint64_t entries);
  * current segment is untouched and stays in service. */
 int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	    uint64_t arena_size);
+/* Smallest attribute index (a power of two >= 8) for @pairs at the load
+ * limit. */
+uint64_t attr_cap_for(uint64_t pairs);
 
 /* ---- commits (writer.c) ---- */
 void commit_begin(struct shmreg_writer *w);

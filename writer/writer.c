@@ -156,7 +156,7 @@ void entry_release(struct shmreg_writer *w, const struct shm_slot *s)
 {
 	struct shm_ext_ref ref;
 
-	if (s->kind != SHM_KIND_EXTERN)
+	if (s->kind == SHM_KIND_INLINE)
 		return;
 	memcpy(&ref, s->data, sizeof(ref));
 	w->arena_live -= ref.obj_size;
@@ -184,6 +184,8 @@ void commit_end(struct shmreg_writer *w, uint64_t rev)
 	atomic_store_explicit(&h->arena_live, w->arena_live,
 			      memory_order_relaxed);
 	atomic_store_explicit(&h->owned, w->owned, memory_order_relaxed);
+	atomic_store_explicit(&h->attr_pairs, w->attr_pairs,
+			      memory_order_relaxed);
 	if (rev) {
 		w->revision = rev;
 		/* publishes the commit's slots and ring record; pairs with
@@ -250,6 +252,7 @@ static void remove_at(struct shmreg_writer *w, uint64_t i,
 {
 	commit_begin(w);
 	index_remove(w, i);
+	attrs_update(w, old, NULL, hash);
 	entry_release(w, old);
 	w->entries--;
 	w->bytes_used -= old->klen + old->vlen;
@@ -260,6 +263,17 @@ static void remove_at(struct shmreg_writer *w, uint64_t i,
 	commit_end(w, rev);
 	if (rev && w->notify)
 		notify_key(w->notify, hash);
+}
+
+/* The entry's slot and object: with attributes, a rich object. */
+static int build_opts(struct shmreg_writer *w, struct shm_slot *ns,
+		      const void *key, size_t klen, const void *val,
+		      size_t vlen, uint64_t hash, const shmreg_put_opts_t *opts)
+{
+	if (opts->nattrs)
+		return attrs_entry_build(w, ns, key, klen, val, vlen, hash,
+					 opts->attrs, opts->nattrs);
+	return entry_build(w, ns, key, klen, val, vlen, hash);
 }
 
 /*
@@ -365,20 +379,26 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 		if (rc < 0)
 			return rc;
 	}
+	if (opts->nattrs) {
+		rc = attrs_reserve(w, klen, vlen, opts->attrs, opts->nattrs);
+		if (rc < 0)
+			return rc;
+	}
 
 	rev = w->revision + 1;
 	/* the header words; entry_build fills (and zero-pads) the data */
 	memset(&ns, 0, offsetof(struct shm_slot, data));
 	ns.mod_rev = rev;
 	ns.create_rev = exists ? old.create_rev : rev;
-	ns.expires_at_ns = shm_ttl_deadline_ns(opts->ttl_ns);
+	ns.expires_at_ns = w->keep_expiry ? w->keep_expires_at
+					  : shm_ttl_deadline_ns(opts->ttl_ns);
 	ns.owner_pid = opts->owner_pid;
 	ns.flags = (uint8_t)opts->flags;
-	rc = entry_build(w, &ns, key, klen, val, vlen, hash);
+	rc = build_opts(w, &ns, key, klen, val, vlen, hash, opts);
 	if (rc == -ENOSPC) {
 		rc = grow_arena(w, alloc_class_size(SHM_OBJ_HDR + klen + vlen));
 		if (rc == 0)
-			rc = entry_build(w, &ns, key, klen, val, vlen, hash);
+			rc = build_opts(w, &ns, key, klen, val, vlen, hash, opts);
 	}
 	if (rc < 0)
 		return rc;
@@ -396,6 +416,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 
 	commit_begin(w);
 	index_write(w, i, &ns);
+	attrs_update(w, at >= 0 ? &old : NULL, &ns, hash);
 	if (at >= 0) {
 		entry_release(w, &old);
 		w->bytes_used -= old.klen + old.vlen;
@@ -520,6 +541,12 @@ static void survey(const struct shm_map *m, uint64_t *entries,
 		(*entries)++;
 		if (s.kind == SHM_KIND_EXTERN)
 			*arena += alloc_class_size(SHM_OBJ_HDR + s.klen + s.vlen);
+		/* a rich object and its postings: at most this much */
+		if (s.kind == SHM_KIND_RICH)
+			*arena += alloc_class_size(SHM_OBJ_HDR + SHM_RICH_HDR +
+						   s.klen + s.vlen +
+						   SHM_ATTR_BYTES_MAX) +
+				  SHMREG_ATTRS_MAX * 32;
 	}
 }
 
@@ -591,6 +618,7 @@ static void writer_free(struct shmreg_writer *w)
 		close(w->lock_fd);
 	alloc_free_all(&w->alloc);
 	owners_free(&w->owners);
+	apos_free(&w->apos);
 	free(w->scratch);
 	free(w);
 }
