@@ -17,7 +17,7 @@
 
 #define NKEYS     256
 #define NATTRS    8           /* model attributes per entry, at most */
-#define STEPS     3000
+#define STEPS     6000
 #define NREADERS  2
 
 static const char *const zones[] = { "a", "b", "c", "d" };
@@ -157,8 +157,11 @@ static int collect_cb(const void *key, size_t klen, const void *val,
 	(void)val;
 	(void)vlen;
 	(void)info;
-	if (klen != 8 || sscanf((const char *)key + 4, "%4u", &i) != 1 ||
-	    i >= NKEYS) {
+	char digits[5] = { 0 };
+
+	if (klen == 8)
+		memcpy(digits, (const char *)key + 4, 4);
+	if (klen != 8 || sscanf(digits, "%4u", &i) != 1 || i >= NKEYS) {
 		c->bad++;
 		return 0;
 	}
@@ -492,6 +495,7 @@ int main(void)
 		TC_EQ(sh->bad[i], 0, "inconsistent answers");
 		finds += sh->finds[i];
 		snaps += sh->snaps[i];
+		tc_child_free(rd[i]);
 	}
 	TC_CHECK(finds >= 500, "only %lu finds", finds);
 	TC_CHECK(snaps >= 500, "only %lu validated snapshots", snaps);
