@@ -10,7 +10,8 @@
  * through every read-only call of the API: stats, revision, list (all, by
  * prefix, stopped early), get of keys that the list found plus keys
  * derived from the input, get_attrs of those keys and find by the pairs
- * it reports (inside a read_begin/read_validate pair), the change stream (watch from as far back as the
+ * it reports and their children (inside a read_begin/read_validate
+ * pair), the change stream (watch from as far back as the
  * ring reaches), and await / watch_key with a zero timeout, which never
  * blocks.  Nothing may crash, read out of bounds (ASan), hit undefined
  * behaviour (UBSan) or loop without bound (libFuzzer's -timeout), and every
@@ -297,6 +298,26 @@ static void fz_find(shmreg_t *r, const shmreg_attr_t *m, unsigned n,
 	fz_fail("shmreg_find", ret);
 }
 
+/* The children of a key, all and stopped after the first. */
+static void fz_children(shmreg_t *r, const void *key, size_t klen)
+{
+	for (size_t stop = 0; stop < 2; stop++) {
+		struct fz_find f = { .stop_at = stop };
+		ssize_t ret = shmreg_children(r, key, klen, fz_find_cb, &f);
+
+		if (ret >= 0) {
+			if ((size_t)ret != f.seen || (stop && f.seen > stop))
+				fz_fail("shmreg_children count", ret);
+			continue;
+		}
+		switch (-ret) {
+		case EINVAL: case E2BIG: case EPROTO: case ENOMEM: case EAGAIN:
+			continue;
+		}
+		fz_fail("shmreg_children", ret);
+	}
+}
+
 static void fz_attrs(shmreg_t *r, const void *key, size_t klen)
 {
 	static char buf[SHMREG_ATTRS_MAX *
@@ -347,6 +368,7 @@ static void fz_attrs(shmreg_t *r, const void *key, size_t klen)
 		if (nm)
 			fz_find(r, m, nm, 1);
 	}
+	fz_children(r, key, klen);
 	rc = shmreg_read_validate(r, tok);
 	if (rc != 0 && rc != -EAGAIN)
 		fz_fail("shmreg_read_validate", rc);
@@ -473,6 +495,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < k->n; i++)
 		fz_attrs(r, k->key[i], k->klen[i]);
 	fz_attrs(r, "svc/gpu0", 8);
+	fz_attrs(r, "cat", 3);
+	fz_attrs(r, "cat/books", 9);
 	{
 		static const shmreg_attr_t seeds[] = {
 			{ "capability", "gpu" }, { "node", "n1" },

@@ -331,9 +331,18 @@ int main(int argc, char **argv)
 			CHECK(shmreg_writer_del(w, key, strlen(key)) > 0, "del");
 		}
 		put_num(w, 1, 8);
+		/* a catalog tree: a root, two children, a grandchild */
+		put(w, "cat", "root", 4, NULL);
+		o = (shmreg_put_opts_t){ .parent = "cat", .parent_len = 3 };
+		put(w, "cat/books", "b", 1, &o);
+		put(w, "cat/music", big, 200, &o);
+		o = (shmreg_put_opts_t){ .parent = "cat/books",
+					 .parent_len = 9, .attrs = bad,
+					 .nattrs = 1 };
+		put(w, "cat/books/sf", "s", 1, &o);
 		save("attrs", "seg-attrs");
 		shmreg_writer_close(w);
-		verify("seg-attrs", 7, SHMREG_STATE_DEAD, "svc/gpu0",
+		verify("seg-attrs", 11, SHMREG_STATE_DEAD, "svc/gpu0",
 		       "10.0.0.1:80", 11);
 	}
 

@@ -26,7 +26,9 @@
  *   -ENOBUFS     a pipelined client's request queue is full: reap first
  *   -ENOMEM      out of memory
  *   -EOPNOTSUPP  the operation is not supported on this path (attributes
- *                through the daemon client)
+ *                or parents through the daemon client)
+ *   -ENOTEMPTY   the entry has children (delete the subtree instead)
+ *   -ELOOP       the parent given is the entry itself or below it
  *
  * Thread safety: a shmreg_t may be used by many threads at once.  Fork
  * safety: a shmreg_t opened before fork() keeps working in every child
@@ -96,6 +98,10 @@ typedef struct shmreg_put_opts {
 	const shmreg_attr_t *attrs; /* the entry's attributes (nattrs of
 	                             * them); a put replaces them all */
 	uint32_t nattrs;      /* 0..SHMREG_ATTRS_MAX */
+	const void *parent;   /* parent entry's key, NULL = none; it must
+	                       * exist (-ENOENT).  Re-putting with another
+	                       * parent moves the entry (and its subtree) */
+	size_t   parent_len;
 } shmreg_put_opts_t;
 
 /* Longest TTL a put accepts: 100 years of 365 days, in ns.  A longer one
@@ -193,6 +199,20 @@ ssize_t shmreg_list(shmreg_t *r, const void *prefix, size_t plen,
  */
 ssize_t shmreg_find(shmreg_t *r, const shmreg_attr_t *match, unsigned nmatch,
 		    shmreg_list_fn fn, void *arg);
+
+/*
+ * Report the direct children of @key (the entries put with it as
+ * opts.parent), each at most once, calling @fn as shmreg_list does with a
+ * validated copy of a version of the child that had @key as its parent.
+ * Lock-free, not a snapshot; the cost grows with the children, not with
+ * the registry.  @key need not exist (then there are none).
+ *
+ * Returns the number of entries passed to @fn (counting the one whose
+ * callback stopped the call), @fn's negative return when it aborted, or
+ *   -EINVAL -E2BIG -EAGAIN -EPROTO -ENOMEM as shmreg_find
+ */
+ssize_t shmreg_children(shmreg_t *r, const void *key, size_t klen,
+			shmreg_list_fn fn, void *arg);
 
 /*
  * Copy @key's attributes into @buf as consecutive "name\0value\0" pairs
@@ -344,8 +364,9 @@ int shmreg_connect(const char *socket_path, const char *registry,
  *   -EINVAL -E2BIG       bad argument or size (as shmreg_writer_put: a
  *                        ttl_ns over SHMREG_TTL_MAX_NS is -EINVAL; the
  *                        client refuses it before sending)
- *   -EOPNOTSUPP          opts->nattrs > 0: this version's protocol does
- *                        not carry attributes (use the embedded writer)
+ *   -EOPNOTSUPP          opts->nattrs > 0 or opts->parent: this
+ *                        version's protocol carries neither (use the
+ *                        embedded writer)
  *   -ESRCH               opts->owner_pid does not exist
  *   -EEXIST              compare-and-set failed (expect_rev did not match)
  *   -EACCES              this uid/gid may not write

@@ -52,8 +52,11 @@ int shmreg_writer_open(const char *name, const shmreg_writer_opts_t *opts,
 
 /*
  * Insert or replace @key, with the attributes of opts->attrs (replacing
- * any it had; none when opts->nattrs is 0).  Returns the new revision
- * (> 0), or
+ * any it had; none when opts->nattrs is 0) and the parent opts->parent
+ * (none when NULL; a re-put with another parent moves the entry with its
+ * subtree).  Returns the new revision (> 0), or
+ *   -ENOENT  opts->parent does not exist
+ *   -ELOOP   opts->parent is @key itself or one of its descendants
  *   -EINVAL  NULL writer/key, empty key, NULL val with vlen > 0, bad flags,
  *            negative owner_pid, ttl_ns < 0 or > SHMREG_TTL_MAX_NS, a bad
  *            attribute (NULL attrs with nattrs > 0, a NULL or empty
@@ -82,13 +85,25 @@ int64_t shmreg_writer_set_attrs(shmreg_writer_t *w, const void *key,
 				uint32_t nattrs);
 
 /* Delete @key.  Returns the new revision, or -ENOENT when absent (no
- * revision is used, no event is emitted), -EINVAL, -E2BIG. */
+ * revision is used, no event is emitted), -ENOTEMPTY when it has children
+ * (nothing changes: see shmreg_writer_del_tree), -EINVAL, -E2BIG. */
 int64_t shmreg_writer_del(shmreg_writer_t *w, const void *key, size_t klen);
 
 /*
+ * Delete @key and every descendant of it (children, their children, ...)
+ * in one commit: snapshot readers see the whole subtree or none of it.
+ * Each removed entry gets its own revision and delete event.  Returns how
+ * many entries were removed (>= 1), or -ENOENT (no such key), -EINVAL,
+ * -E2BIG, -ENOMEM (nothing changed).
+ */
+int64_t shmreg_writer_del_tree(shmreg_writer_t *w, const void *key,
+			       size_t klen);
+
+/*
  * Delete, in one commit, every entry owned by process @pid (put with
- * opts.owner_pid == pid).  Returns the number of entries removed (0 when
- * none), or -EINVAL.  The commit is atomic for snapshot readers.
+ * opts.owner_pid == pid) together with its descendants.  Returns the
+ * number of entries removed (0 when none), or -EINVAL.  The commit is
+ * atomic for snapshot readers.
  */
 int64_t shmreg_writer_del_owner(shmreg_writer_t *w, pid_t pid);
 

@@ -370,7 +370,7 @@ int client_check_put(const void *key, size_t klen, const void *val,
 
 	/* The wire protocol does not carry attributes yet: refuse them
 	 * rather than drop them. */
-	if (rc == 0 && opts && opts->nattrs)
+	if (rc == 0 && opts && (opts->nattrs || opts->parent))
 		rc = -EOPNOTSUPP;
 	return rc;
 }

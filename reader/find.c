@@ -59,8 +59,11 @@ struct hit {
 
 struct find {
 	const struct shm_map *m;
-	const shmreg_attr_t *match;
+	const shmreg_attr_t *match;   /* find: the pairs */
 	unsigned nmatch;
+	const uint8_t *pkey;          /* children: the parent's key */
+	size_t pklen;
+	uint8_t parent[SHMREG_KEY_MAX];
 	size_t nlen[SHMREG_ATTRS_MAX], vlen[SHMREG_ATTRS_MAX];
 	uint8_t attrs[SHM_ATTR_BYTES_MAX];
 	struct hit *hits;
@@ -136,11 +139,18 @@ static int walk_once(struct find *f, uint64_t eh)
 		    grow((void **)&f->hits, &f->hits_cap, f->nhits + 1,
 			 sizeof(*f->hits)) < 0)
 			return -ENOMEM;
+		uint32_t plen;
+
 		rc = shm_rich_read(m, &s, f->bytes + off, f->bytes + off + s.klen,
-				   s.vlen, f->attrs, sizeof(f->attrs), &alen);
+				   s.vlen, f->attrs, sizeof(f->attrs), &alen,
+				   f->parent, &plen);
 		if (rc < 0)
 			return rc;
-		if (!carries_all(f, alen) || kept(f, off, s.klen))
+		if (f->pkey ? plen != f->pklen ||
+				      memcmp(f->parent, f->pkey, plen) != 0
+			    : !carries_all(f, alen))
+			continue;
+		if (kept(f, off, s.klen))
 			continue;
 		f->hits[f->nhits].slot = s;
 		f->hits[f->nhits].off = off;
@@ -182,7 +192,7 @@ static int cmp_u64(const void *a, const void *b)
 
 static ssize_t find_run(struct find *f, shmreg_list_fn fn, void *arg)
 {
-	uint64_t ph[SHMREG_ATTRS_MAX], *post = NULL;
+	uint64_t ph[SHMREG_ATTRS_MAX + 1], *post = NULL;
 	struct shm_pair p;
 	unsigned best = 0;
 	uint64_t best_count = UINT64_MAX;
@@ -190,6 +200,9 @@ static ssize_t find_run(struct find *f, shmreg_list_fn fn, void *arg)
 	size_t n = 0;
 	int rc;
 
+	/* children: the parent's pseudo-pair is the only list to read */
+	if (f->pkey)
+		ph[0] = shm_parent_hash(f->pkey, f->pklen);
 	for (unsigned i = 0; i < f->nmatch; i++) {
 		ph[i] = shm_pair_hash(f->match[i].name, f->nlen[i],
 				      f->match[i].value, f->vlen[i]);
@@ -270,6 +283,31 @@ SHMREG_EXPORT ssize_t shmreg_find(shmreg_t *r, const shmreg_attr_t *match,
 	return rc;
 }
 
+SHMREG_EXPORT ssize_t shmreg_children(shmreg_t *r, const void *key,
+				      size_t klen, shmreg_list_fn fn,
+				      void *arg)
+{
+	struct find *f;
+	ssize_t rc;
+
+	if (!r || !fn)
+		return -EINVAL;
+	rc = shm_check_key(key, klen);
+	if (rc < 0)
+		return rc;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->m = reader_map(r);
+	f->pkey = key;
+	f->pklen = klen;
+	rc = find_run(f, fn, arg);
+	free(f->hits);
+	free(f->bytes);
+	free(f);
+	return rc;
+}
+
 SHMREG_EXPORT ssize_t shmreg_get_attrs(shmreg_t *r, const void *key,
 				       size_t klen, void *buf, size_t cap)
 {
@@ -300,7 +338,8 @@ SHMREG_EXPORT ssize_t shmreg_get_attrs(shmreg_t *r, const void *key,
 			return 0; /* no attributes */
 		/* the object may have been replaced since the slot copy:
 		 * shm_rich_read checks it is this version, else look again */
-		rc = shm_rich_read(m, &slot, NULL, NULL, 0, buf, cap, &alen);
+		rc = shm_rich_read(m, &slot, NULL, NULL, 0, buf, cap, &alen,
+				   NULL, NULL);
 		if (rc == 0)
 			return alen;
 		if (rc != -EAGAIN)

@@ -29,6 +29,13 @@
 uint64_t shm_pair_hash(const char *name, size_t nlen, const char *value,
 		       size_t vlen);
 
+/* The identity of "the children of @key" in the attribute index: the
+ * XXH3-64 of the key with seed SHM_PARENT_SEED, kept in the pair slots
+ * beside the name=value pairs (a parent's children are the entries that
+ * carry it as a pseudo-pair).  Part of the format. */
+#define SHM_PARENT_SEED UINT64_C(0x746e65726170) /* "parent" */
+uint64_t shm_parent_hash(const void *key, size_t klen);
+
 /* Is @a (@alen bytes) exactly @nattrs well-formed "name\0value\0" pairs
  * within the limits of validate.h?  Bounded by @alen. */
 bool shm_attrs_wellformed(const uint8_t *a, size_t alen, uint32_t nattrs);
@@ -47,8 +54,9 @@ static inline uint64_t shm_obj_key_off(uint8_t kind)
  * Read the attributes of the entry whose validated slot copy is @s (a
  * sane SHM_KIND_RICH slot): min(alen, @cap) bytes into @buf, the full
  * length in *@alen.  With @key non-NULL also its key (SHMREG_KEY_MAX
- * bytes of room) and min(vlen, @vcap) value bytes into @val, all of one
- * version of the object.  Returns 0; -EAGAIN when the object was being
+ * bytes of room) and min(vlen, @vcap) value bytes into @val; with
+ * @parent non-NULL its parent key (SHMREG_KEY_MAX bytes of room) and its
+ * length in *@plen (0: none); all of one version of the object.  Returns 0; -EAGAIN when the object was being
  * rewritten or is no longer this version of the entry (re-read the slot);
  * -EPROTO when it is corrupt (lengths that do not fit its block, or
  * attribute bytes that are not well-formed: only when the whole block was
@@ -56,7 +64,7 @@ static inline uint64_t shm_obj_key_off(uint8_t kind)
  */
 int shm_rich_read(const struct shm_map *m, const struct shm_slot *s,
 		  void *key, void *val, size_t vcap, void *buf, size_t cap,
-		  uint32_t *alen);
+		  uint32_t *alen, void *parent, uint32_t *plen);
 
 /*
  * Find the pair @hash and copy its slot into *@out under its seqcount;

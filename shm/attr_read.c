@@ -56,6 +56,11 @@ uint64_t shm_pair_hash(const char *name, size_t nlen, const char *value,
 	return shm_hash(buf, nlen + 1 + vlen);
 }
 
+uint64_t shm_parent_hash(const void *key, size_t klen)
+{
+	return XXH3_64bits_withSeed(key, klen, SHM_PARENT_SEED);
+}
+
 /* Length of the NUL-terminated string at @p within @room bytes, or
  * SIZE_MAX when no NUL lies inside. */
 static size_t str_in(const uint8_t *p, size_t room)
@@ -107,7 +112,7 @@ bool shm_attrs_have(const uint8_t *a, size_t alen, const char *name,
 
 int shm_rich_read(const struct shm_map *m, const struct shm_slot *s,
 		  void *key, void *val, size_t vcap, void *buf, size_t cap,
-		  uint32_t *alen)
+		  uint32_t *alen, void *parent, uint32_t *plen)
 {
 	struct {
 		struct shm_obj o;
@@ -131,8 +136,9 @@ int shm_rich_read(const struct shm_map *m, const struct shm_slot *s,
 	 * the slot's klen and vlen fit the block (shm_slot_sane), and the
 	 * attribute bytes must fit what is left of it */
 	need = SHM_OBJ_HDR + SHM_RICH_HDR + (uint64_t)s->klen + s->vlen +
-	       h.r.alen;
-	if (need > ref.obj_size || h.r.alen > SHM_ATTR_BYTES_MAX) {
+	       h.r.alen + h.r.plen;
+	if (need > ref.obj_size || h.r.alen > SHM_ATTR_BYTES_MAX ||
+	    h.r.plen > SHMREG_KEY_MAX) {
 		if (seq_read_retry((const _Atomic uint32_t *)o, s0))
 			return -EAGAIN;
 		return -EPROTO;
@@ -145,6 +151,9 @@ int shm_rich_read(const struct shm_map *m, const struct shm_slot *s,
 		shm_copy_wide(val, m->base + data + s->klen, n);
 	if (an)
 		shm_copy_wide(buf, m->base + data + s->klen + s->vlen, an);
+	if (parent && h.r.plen)
+		shm_copy_wide(parent, m->base + data + s->klen + s->vlen +
+					      h.r.alen, h.r.plen);
 	if (seq_read_retry((const _Atomic uint32_t *)o, s0))
 		return -EAGAIN;
 	/* a stable object that is not this version of this entry: freed and
@@ -152,10 +161,13 @@ int shm_rich_read(const struct shm_map *m, const struct shm_slot *s,
 	if (h.o.mod_rev != s->mod_rev || h.o.klen != s->klen ||
 	    h.o.vlen != s->vlen || shm_tag(h.o.hash) != s->tag)
 		return -EAGAIN;
-	if (h.r.nattrs == 0 || h.r.nattrs > SHMREG_ATTRS_MAX ||
+	if (h.r.nattrs > SHMREG_ATTRS_MAX ||
+	    (h.r.nattrs == 0 && (h.r.alen || !h.r.plen)) ||
 	    (an == h.r.alen && !shm_attrs_wellformed(buf, an, h.r.nattrs)))
 		return -EPROTO;
 	*alen = h.r.alen;
+	if (plen)
+		*plen = h.r.plen;
 	return 0;
 }
 

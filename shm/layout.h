@@ -225,19 +225,22 @@ struct shm_obj {
 };
 
 /*
- * Object header extension of a SHM_KIND_RICH entry: the object is
+ * Object header extension of a SHM_KIND_RICH entry (one with attributes,
+ * a parent, or both): the object is
  *
- *   shm_obj | shm_rich | key | value | attributes (alen bytes)
+ *   shm_obj | shm_rich | key | value | attributes (alen) | parent (plen)
  *
- * and the attributes are nattrs consecutive "name\0value\0" pairs (the
- * bytes shmreg_get_attrs returns), name 1..SHMREG_ATTR_NAME_MAX bytes
- * without '=', value 0..SHMREG_ATTR_VALUE_MAX bytes.  Guarded by the
- * object's seq like the rest of the object.
+ * The attributes are nattrs consecutive "name\0value\0" pairs (the bytes
+ * shmreg_get_attrs returns), name 1..SHMREG_ATTR_NAME_MAX bytes without
+ * '=', value 0..SHMREG_ATTR_VALUE_MAX bytes; the parent is the parent
+ * entry's key (0 bytes: none).  nattrs == 0 requires alen == 0 and
+ * plen > 0.  Guarded by the object's seq like the rest of the object.
  */
 struct shm_rich {
 	uint32_t alen;             /* attribute bytes */
-	uint32_t nattrs;           /* 1..SHMREG_ATTRS_MAX pairs */
-	uint64_t pad;
+	uint32_t nattrs;           /* 0..SHMREG_ATTRS_MAX pairs */
+	uint32_t plen;             /* parent key bytes, 0..SHMREG_KEY_MAX */
+	uint32_t pad;
 };
 
 /*

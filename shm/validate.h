@@ -88,7 +88,8 @@ static inline int shm_check_attrs(const shmreg_attr_t *attrs, size_t n)
 }
 
 /* Put options (NULL: the defaults): known flags only, owner_pid >= 0,
- * 0 <= ttl_ns <= SHMREG_TTL_MAX_NS and valid attributes.  The TTL bound keeps the deadline,
+ * 0 <= ttl_ns <= SHMREG_TTL_MAX_NS, valid attributes, and a parent key
+ * of 1..SHMREG_KEY_MAX bytes or none (NULL, 0).  The TTL bound keeps the deadline,
  * now + ttl_ns, representable (int64 ns) for the next century; an
  * unchecked ttl_ns near INT64_MAX overflowed it into the past: a put that
  * succeeded but whose entry was never visible. */
@@ -100,6 +101,10 @@ static inline int shm_check_put_opts(const shmreg_put_opts_t *opts)
 		return -EINVAL;
 	if (opts->ttl_ns < 0 || opts->ttl_ns > SHMREG_TTL_MAX_NS)
 		return -EINVAL;
+	if (!opts->parent != !opts->parent_len)
+		return -EINVAL; /* NULL with a length, or an empty key */
+	if (opts->parent_len > SHMREG_KEY_MAX)
+		return -E2BIG;
 	return shm_check_attrs(opts->attrs, opts->nattrs);
 }
 

@@ -166,14 +166,22 @@ static uint32_t attrs_encode(const shmreg_attr_t *attrs, uint32_t n,
 	return (uint32_t)pos;
 }
 
-/* The distinct pair hashes of well-formed attribute bytes, into @out
- * (SHMREG_ATTRS_MAX of room); returns how many. */
-static unsigned pair_set(const uint8_t *a, uint32_t alen, uint64_t *out)
+/* Pair hashes an entry may be listed under: its attributes' and its
+ * parent's pseudo-pair. */
+#define ENTRY_PAIRS (SHMREG_ATTRS_MAX + 1)
+
+/* The distinct pair hashes of well-formed attribute bytes and of the
+ * parent pseudo-pair (@plen 0: none), into @out (ENTRY_PAIRS of room);
+ * returns how many. */
+static unsigned pair_set(const uint8_t *a, uint32_t alen, const void *parent,
+			 uint32_t plen, uint64_t *out)
 {
 	unsigned k = 0;
 	size_t pos = 0;
 
-	while (pos < alen && k < SHMREG_ATTRS_MAX) {
+	if (plen)
+		out[k++] = shm_parent_hash(parent, plen);
+	while (pos < alen && k < ENTRY_PAIRS) {
 		const char *name = (const char *)a + pos;
 		size_t nl = strlen(name);
 		const char *val = name + nl + 1;
@@ -191,14 +199,15 @@ static unsigned pair_set(const uint8_t *a, uint32_t alen, uint64_t *out)
 }
 
 int attrs_of_slot(const struct shm_map *m, const struct shm_slot *s,
-		  const uint8_t **a, uint32_t *alen, uint32_t *nattrs)
+		  const uint8_t **a, uint32_t *alen, uint32_t *nattrs,
+		  const uint8_t **parent, uint32_t *plen)
 {
 	struct shm_ext_ref ref;
 	const struct shm_rich *r;
 	uint64_t data;
 
-	*a = NULL;
-	*alen = *nattrs = 0;
+	*a = *parent = NULL;
+	*alen = *nattrs = *plen = 0;
 	if (s->kind != SHM_KIND_RICH)
 		return 0;
 	memcpy(&ref, s->data, sizeof(ref));
@@ -207,20 +216,25 @@ int attrs_of_slot(const struct shm_map *m, const struct shm_slot *s,
 	    !shm_in_arena(&m->g, ref.obj_off, ref.obj_size))
 		return -EPROTO;
 	r = (const struct shm_rich *)(m->base + ref.obj_off + SHM_OBJ_HDR);
-	if (r->alen > ref.obj_size - data ||
+	if (r->alen > ref.obj_size - data || r->plen > SHMREG_KEY_MAX ||
+	    r->plen > ref.obj_size - data - r->alen ||
+	    (r->nattrs == 0 && (r->alen || !r->plen)) ||
 	    !shm_attrs_wellformed(m->base + ref.obj_off + data, r->alen,
 				  r->nattrs))
 		return -EPROTO;
 	*a = m->base + ref.obj_off + data;
 	*alen = r->alen;
 	*nattrs = r->nattrs;
+	*parent = *a + r->alen;
+	*plen = r->plen;
 	return 0;
 }
 
 int attrs_entry_build_raw(struct shmreg_writer *w, struct shm_slot *s,
 			  const void *key, size_t klen, const void *val,
 			  size_t vlen, uint64_t hash, const uint8_t *enc,
-			  uint32_t alen, uint32_t nattrs)
+			  uint32_t alen, uint32_t nattrs, const void *parent,
+			  uint32_t plen)
 {
 	struct shm_ext_ref ref;
 	struct shm_obj *o;
@@ -233,7 +247,8 @@ int attrs_entry_build_raw(struct shmreg_writer *w, struct shm_slot *s,
 	s->klen = (uint16_t)klen;
 	s->vlen = (uint32_t)vlen;
 	memset(s->data, 0, sizeof(s->data));
-	size = alloc_class_size(SHM_OBJ_HDR + SHM_RICH_HDR + klen + vlen + alen);
+	size = alloc_class_size(SHM_OBJ_HDR + SHM_RICH_HDR + klen + vlen +
+				alen + plen);
 	if (!size)
 		return -E2BIG;
 	rc = alloc_block(&w->alloc, &w->map.g, size, &off);
@@ -248,13 +263,15 @@ int attrs_entry_build_raw(struct shmreg_writer *w, struct shm_slot *s,
 		struct shm_rich r;
 	} h = { .o = { .klen = (uint32_t)klen, .vlen = (uint32_t)vlen,
 		       .mod_rev = s->mod_rev, .hash = hash },
-		.r = { .alen = alen, .nattrs = nattrs } };
+		.r = { .alen = alen, .nattrs = nattrs, .plen = plen } };
 	shm_store_words((uint8_t *)o + 8, (uint8_t *)&h + 8,
 			SHM_OBJ_HDR + SHM_RICH_HDR - 8);
 	shm_store_wide(data, key, klen);
 	if (vlen)
 		shm_store_wide(data + klen, val, vlen);
 	shm_store_wide(data + klen + vlen, enc, alen);
+	if (plen)
+		shm_store_wide(data + klen + vlen + alen, parent, plen);
 	seq_write_end(&o->seq);
 	s->kind = SHM_KIND_RICH;
 	ref.obj_off = off;
@@ -266,14 +283,15 @@ int attrs_entry_build_raw(struct shmreg_writer *w, struct shm_slot *s,
 
 int attrs_entry_build(struct shmreg_writer *w, struct shm_slot *s,
 		      const void *key, size_t klen, const void *val,
-		      size_t vlen, uint64_t hash, const shmreg_attr_t *attrs,
-		      uint32_t nattrs)
+		      size_t vlen, uint64_t hash,
+		      const shmreg_put_opts_t *opts)
 {
 	uint8_t enc[SHM_ATTR_BYTES_MAX];
-	uint32_t alen = attrs_encode(attrs, nattrs, enc);
+	uint32_t alen = attrs_encode(opts->attrs, opts->nattrs, enc);
 
 	return attrs_entry_build_raw(w, s, key, klen, val, vlen, hash, enc,
-				     alen, nattrs);
+				     alen, opts->nattrs, opts->parent,
+				     (uint32_t)opts->parent_len);
 }
 
 /* ---- pair slots ---- */
@@ -514,18 +532,36 @@ static void post_del(struct shmreg_writer *w, uint64_t ph, uint64_t eh)
 		post_free(w, old_off, old_size);
 }
 
+/* The pair hashes a slot of the writer's segment is listed under. */
+static unsigned slot_pairs(const struct shm_map *m, const struct shm_slot *s,
+			   uint64_t *out)
+{
+	const uint8_t *a, *parent;
+	uint32_t alen, nattrs, plen;
+
+	if (attrs_of_slot(m, s, &a, &alen, &nattrs, &parent, &plen) < 0 || !a)
+		return 0;
+	return pair_set(a, alen, parent, plen, out);
+}
+
+const struct shm_pair *attrs_pair(const struct shm_map *m, uint64_t ph)
+{
+	uint64_t free_slot;
+	int64_t at = pair_find(m, ph, &free_slot);
+
+	return at < 0 ? NULL : shm_pair_at(m, (uint64_t)at);
+}
+
 void attrs_update(struct shmreg_writer *w, const struct shm_slot *old,
 		  const struct shm_slot *new, uint64_t ehash)
 {
-	uint64_t po[SHMREG_ATTRS_MAX], pn[SHMREG_ATTRS_MAX];
+	uint64_t po[ENTRY_PAIRS], pn[ENTRY_PAIRS];
 	unsigned no = 0, nn = 0;
-	const uint8_t *a;
-	uint32_t alen, nattrs;
 
-	if (old && attrs_of_slot(&w->map, old, &a, &alen, &nattrs) == 0 && a)
-		no = pair_set(a, alen, po);
-	if (new && attrs_of_slot(&w->map, new, &a, &alen, &nattrs) == 0 && a)
-		nn = pair_set(a, alen, pn);
+	if (old)
+		no = slot_pairs(&w->map, old, po);
+	if (new)
+		nn = slot_pairs(&w->map, new, pn);
 	for (unsigned i = 0; i < no; i++) {
 		bool kept = false;
 
@@ -556,17 +592,18 @@ uint64_t attr_cap_for(uint64_t pairs)
 }
 
 int attrs_reserve(struct shmreg_writer *w, size_t klen, size_t vlen,
-		  const shmreg_attr_t *attrs, uint32_t nattrs)
+		  const shmreg_put_opts_t *opts)
 {
 	uint8_t enc[SHM_ATTR_BYTES_MAX];
-	uint64_t ph[SHMREG_ATTRS_MAX], need, fresh = 0;
-	uint32_t alen = attrs_encode(attrs, nattrs, enc);
-	unsigned np = pair_set(enc, alen, ph);
+	uint64_t ph[ENTRY_PAIRS], need, fresh = 0;
+	uint32_t alen = attrs_encode(opts->attrs, opts->nattrs, enc);
+	unsigned np = pair_set(enc, alen, opts->parent,
+			       (uint32_t)opts->parent_len, ph);
 	bool probe_full = false;
 	int rc;
 
 	need = alloc_class_size(SHM_OBJ_HDR + SHM_RICH_HDR + klen + vlen +
-				alen);
+				alen + opts->parent_len);
 	for (unsigned i = 0; i < np; i++) {
 		uint64_t free_slot;
 		int64_t at = pair_find(&w->map, ph[i], &free_slot);
@@ -646,16 +683,16 @@ int attrs_adopt(struct shmreg_writer *w)
 	/* pass 2: every entry claims its pairs (bounded by index_cap) */
 	for (uint64_t i = 0; i < m->g.index_cap; i++) {
 		const struct shm_slot *s = shm_slot_at(m, i);
-		uint64_t ph[SHMREG_ATTRS_MAX];
-		const uint8_t *a;
-		uint32_t alen, nattrs;
+		uint64_t ph[ENTRY_PAIRS];
+		const uint8_t *a, *parent;
+		uint32_t alen, nattrs, plen;
 		unsigned np;
 
 		if (s->klen == 0 || s->kind != SHM_KIND_RICH)
 			continue;
-		if (attrs_of_slot(m, s, &a, &alen, &nattrs) < 0)
+		if (attrs_of_slot(m, s, &a, &alen, &nattrs, &parent, &plen) < 0)
 			goto fail;
-		np = pair_set(a, alen, ph);
+		np = pair_set(a, alen, parent, plen, ph);
 		for (unsigned k = 0; k < np; k++) {
 			struct apos *c = apos_find(
 				&w->apos, ph[k],
@@ -691,7 +728,9 @@ SHMREG_EXPORT int64_t shmreg_writer_set_attrs(shmreg_writer_t *w,
 {
 	struct shm_slot old;
 	shmreg_put_opts_t opts = { 0 };
-	const uint8_t *v;
+	const uint8_t *v, *a, *parent;
+	uint8_t pkey[SHMREG_KEY_MAX];
+	uint32_t alen, na, plen;
 	uint64_t hash;
 	int64_t at, rc;
 	void *val = NULL;
@@ -729,6 +768,14 @@ SHMREG_EXPORT int64_t shmreg_writer_set_attrs(shmreg_writer_t *w,
 		if (!val)
 			return -ENOMEM;
 		memcpy(val, v, old.vlen);
+	}
+	/* the parent stays (copied: the put may hand off) */
+	if (attrs_of_slot(&w->map, &old, &a, &alen, &na, &parent, &plen) < 0)
+		return -EPROTO;
+	if (plen) {
+		memcpy(pkey, parent, plen);
+		opts.parent = pkey;
+		opts.parent_len = plen;
 	}
 	opts.owner_pid = old.owner_pid;
 	opts.flags = old.flags;

@@ -124,11 +124,12 @@ static int copy_own(struct shmreg_writer *w, const struct shm_map *src)
 			if (rc < 0)
 				return rc;
 		} else if (s->kind == SHM_KIND_RICH) {
-			const uint8_t *a;
-			uint32_t alen, nattrs;
+			const uint8_t *a, *parent;
+			uint32_t alen, nattrs, plen;
 
 			/* bounds-checked: the segment may be an adopted one */
-			rc = attrs_of_slot(src, s, &a, &alen, &nattrs);
+			rc = attrs_of_slot(src, s, &a, &alen, &nattrs, &parent,
+					   &plen);
 			if (rc < 0)
 				return rc;
 			memcpy(&ref, s->data, sizeof(ref));
@@ -137,7 +138,7 @@ static int copy_own(struct shmreg_writer *w, const struct shm_map *src)
 						   o + s->klen, s->vlen,
 						   (uint64_t)s->hash_hi << 32 |
 							   s->tag,
-						   a, alen, nattrs);
+						   a, alen, nattrs, parent, plen);
 			if (rc < 0)
 				return rc;
 		}
@@ -155,7 +156,8 @@ static int copy_own(struct shmreg_writer *w, const struct shm_map *src)
 /* Insert one validated entry of a segment taken over after a crash. */
 static int copy_entry(struct shmreg_writer *w, const struct shm_slot *old,
 		      const uint8_t *key, const uint8_t *val,
-		      const uint8_t *attrs, uint32_t alen, uint32_t nattrs)
+		      const uint8_t *attrs, uint32_t alen, uint32_t nattrs,
+		      const uint8_t *parent, uint32_t plen)
 {
 	uint64_t hash = shm_hash(key, old->klen);
 	struct shm_slot ns, dup;
@@ -184,10 +186,10 @@ static int copy_entry(struct shmreg_writer *w, const struct shm_slot *old,
 	ns.expires_at_ns = old->expires_at_ns;
 	ns.owner_pid = old->owner_pid;
 	ns.flags = old->flags;
-	if (alen) {
+	if (old->kind == SHM_KIND_RICH) {
 		rc = attrs_entry_build_raw(w, &ns, key, old->klen, val,
 					   old->vlen, hash, attrs, alen,
-					   nattrs);
+					   nattrs, parent, plen);
 	} else {
 		rc = entry_build(w, &ns, key, old->klen, val, old->vlen, hash);
 	}
@@ -202,7 +204,7 @@ static int copy_entry(struct shmreg_writer *w, const struct shm_slot *old,
 		if (rc < 0)
 			return rc;
 	}
-	if (alen)
+	if (ns.kind == SHM_KIND_RICH)
 		attrs_update(w, NULL, &ns, hash);
 	if (old->owner_pid > 0)
 		(void)owners_add(&w->owners, old->owner_pid, key, old->klen,
@@ -225,8 +227,8 @@ static int copy_validated(struct shmreg_writer *w, const struct shm_map *src)
 {
 	for (uint64_t i = 0; i < src->g.index_cap; i++) {
 		struct shm_slot s;
-		uint8_t *key, *attrs, *val;
-		uint32_t alen, nattrs;
+		uint8_t *key, *attrs, *val, *parent;
+		uint32_t alen, nattrs, plen;
 		int rc;
 
 		/* a slot that will not validate or makes no sense is
@@ -234,25 +236,28 @@ static int copy_validated(struct shmreg_writer *w, const struct shm_map *src)
 		if (shm_slot_copy(src, i, &s) < 0 || s.klen == 0 ||
 		    !shm_slot_sane(src, &s))
 			continue;
-		rc = scratch_reserve(w, SHMREG_KEY_MAX + SHM_ATTR_BYTES_MAX +
-					(size_t)s.vlen);
+		rc = scratch_reserve(w, 2 * SHMREG_KEY_MAX +
+					SHM_ATTR_BYTES_MAX + (size_t)s.vlen);
 		if (rc < 0)
 			return rc;
 		key = w->scratch;
-		attrs = key + SHMREG_KEY_MAX;
+		parent = key + SHMREG_KEY_MAX;
+		attrs = parent + SHMREG_KEY_MAX;
 		val = attrs + SHM_ATTR_BYTES_MAX;
-		alen = nattrs = 0;
+		alen = nattrs = plen = 0;
 		if (s.kind == SHM_KIND_RICH) {
-			/* key, value and attributes of one version, all
-			 * validated (shm/attr_read.c) */
+			/* key, value, attributes and parent of one version,
+			 * all validated (shm/attr_read.c) */
 			if (shm_rich_read(src, &s, key, val, s.vlen, attrs,
-					  SHM_ATTR_BYTES_MAX, &alen) < 0)
+					  SHM_ATTR_BYTES_MAX, &alen, parent,
+					  &plen) < 0)
 				continue;
 			nattrs = count_pairs(attrs, alen);
 		} else if (shm_entry_read(src, &s, key, val, s.vlen) < 0) {
 			continue;
 		}
-		rc = copy_entry(w, &s, key, val, attrs, alen, nattrs);
+		rc = copy_entry(w, &s, key, val, attrs, alen, nattrs, parent,
+				plen);
 		if (rc < 0 && rc != -EPROTO)
 			return rc;
 	}

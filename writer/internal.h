@@ -184,32 +184,56 @@ void entry_release(struct shmreg_writer *w, const struct shm_slot *s);
 int attrs_entry_build_raw(struct shmreg_writer *w, struct shm_slot *s,
 			  const void *key, size_t klen, const void *val,
 			  size_t vlen, uint64_t hash, const uint8_t *enc,
-			  uint32_t alen, uint32_t nattrs);
-/* The same from public attributes (checked by the caller). */
+			  uint32_t alen, uint32_t nattrs, const void *parent,
+			  uint32_t plen);
+/* The same from put options with attributes or a parent (checked by the
+ * caller). */
 int attrs_entry_build(struct shmreg_writer *w, struct shm_slot *s,
 		      const void *key, size_t klen, const void *val,
-		      size_t vlen, uint64_t hash, const shmreg_attr_t *attrs,
-		      uint32_t nattrs);
-/* Before a put of @nattrs attributes: grow (hand off) so that the commit
- * finds room for the entry's object, its postings and new pair slots.
- * Returns 0, or -ENOMEM/-ENOSPC (nothing changed). */
+		      size_t vlen, uint64_t hash,
+		      const shmreg_put_opts_t *opts);
+/* Before a put with attributes or a parent: grow (hand off) so that the
+ * commit finds room for the entry's object, its postings and new pair
+ * slots.  Returns 0, or -ENOMEM/-ENOSPC (nothing changed). */
 int attrs_reserve(struct shmreg_writer *w, size_t klen, size_t vlen,
-		  const shmreg_attr_t *attrs, uint32_t nattrs);
+		  const shmreg_put_opts_t *opts);
 /* Inside a commit: the entry with key hash @ehash goes from slot image
  * @old (NULL: absent) to @new (NULL: removed); update the postings of
  * the pairs that differ.  Both objects must still be in the arena. */
 void attrs_update(struct shmreg_writer *w, const struct shm_slot *old,
 		  const struct shm_slot *new, uint64_t ehash);
-/* The attribute bytes of a slot of the writer's segment, bounds-checked:
- * 0 and *@a, *@alen, *@nattrs (0 pairs for an entry without attributes),
- * or -EPROTO. */
+/* The attribute bytes and parent key of a slot of the writer's segment,
+ * bounds-checked: 0 and *@a, *@alen, *@nattrs, *@parent, *@plen (none
+ * for an entry that is not rich), or -EPROTO. */
 int attrs_of_slot(const struct shm_map *m, const struct shm_slot *s,
-		  const uint8_t **a, uint32_t *alen, uint32_t *nattrs);
+		  const uint8_t **a, uint32_t *alen, uint32_t *nattrs,
+		  const uint8_t **parent, uint32_t *plen);
+/* Pair slot of pair hash @ph in the writer's segment, or NULL. */
+const struct shm_pair *attrs_pair(const struct shm_map *m, uint64_t ph);
+
+/* ---- trees (tree.c) ---- */
+
+/* May @key get the parent @parent?  0, -ENOENT (no such parent), -ELOOP
+ * (the parent is @key or below it), -EPROTO. */
+int tree_check_parent(struct shmreg_writer *w, const void *key, size_t klen,
+		      const void *parent, size_t plen);
+/* Does @key have children? */
+bool tree_has_children(struct shmreg_writer *w, const void *key,
+		       size_t klen);
+/* Inside a commit: remove @key and its descendants (each its own
+ * revision and delete event).  Returns how many, or -ENOMEM (nothing
+ * removed). */
+int64_t tree_remove(struct shmreg_writer *w, const void *key, size_t klen);
 /* Rebuild the position map of an adopted segment's attribute index and
  * check it against the entries.  Returns 0, or -EAGAIN when they do not
  * agree (the caller recovers by copying) or -ENOMEM. */
 int attrs_adopt(struct shmreg_writer *w);
 void apos_free(struct apos_map *p);
+
+/* Remove the entry at slot @i (validated copy @old) as revision @rev, or
+ * silently (rev 0: expired), in a commit of its own or the caller's. */
+void remove_at(struct shmreg_writer *w, uint64_t i, const struct shm_slot *old,
+	       const void *key, size_t klen, uint64_t hash, uint64_t rev);
 
 /* ---- change ring (ring.c) ---- */
 

@@ -246,7 +246,7 @@ bool writer_owns(void *ctx, pid_t pid, const void *key, size_t klen)
 
 /* Remove the entry at slot @i (a validated copy in @old) as revision @rev,
  * or silently (rev 0: an expired entry nobody can see any more). */
-static void remove_at(struct shmreg_writer *w, uint64_t i,
+void remove_at(struct shmreg_writer *w, uint64_t i,
 		      const struct shm_slot *old, const void *key, size_t klen,
 		      uint64_t hash, uint64_t rev)
 {
@@ -270,9 +270,9 @@ static int build_opts(struct shmreg_writer *w, struct shm_slot *ns,
 		      const void *key, size_t klen, const void *val,
 		      size_t vlen, uint64_t hash, const shmreg_put_opts_t *opts)
 {
-	if (opts->nattrs)
+	if (opts->nattrs || opts->parent)
 		return attrs_entry_build(w, ns, key, klen, val, vlen, hash,
-					 opts->attrs, opts->nattrs);
+					 opts);
 	return entry_build(w, ns, key, klen, val, vlen, hash);
 }
 
@@ -379,8 +379,14 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 		if (rc < 0)
 			return rc;
 	}
-	if (opts->nattrs) {
-		rc = attrs_reserve(w, klen, vlen, opts->attrs, opts->nattrs);
+	if (opts->parent) {
+		rc = tree_check_parent(w, key, klen, opts->parent,
+				       opts->parent_len);
+		if (rc < 0)
+			return rc;
+	}
+	if (opts->nattrs || opts->parent) {
+		rc = attrs_reserve(w, klen, vlen, opts);
 		if (rc < 0)
 			return rc;
 	}
@@ -457,6 +463,8 @@ SHMREG_EXPORT int64_t shmreg_writer_del(shmreg_writer_t *w, const void *key,
 		remove_at(w, (uint64_t)at, &old, key, klen, hash, 0);
 		return -ENOENT;
 	}
+	if (tree_has_children(w, key, klen))
+		return -ENOTEMPTY;
 	rev = w->revision + 1;
 	remove_at(w, (uint64_t)at, &old, key, klen, hash, rev);
 	return (int64_t)rev;
@@ -482,6 +490,16 @@ SHMREG_EXPORT int64_t shmreg_writer_del_owner(shmreg_writer_t *w, pid_t pid)
 
 		if (at < 0 || old.owner_pid != pid)
 			continue; /* stale: deleted or re-owned since */
+		if (!shm_expired(&old) && tree_has_children(w, key, klen)) {
+			/* the entry and its subtree, in this commit */
+			int64_t n = tree_remove(w, key, klen);
+
+			if (n > 0) {
+				removed += n;
+				continue;
+			}
+			/* -ENOMEM: at least the owned entry goes */
+		}
 		remove_at(w, (uint64_t)at, &old, key, klen, hash,
 			  shm_expired(&old) ? 0 : w->revision + 1);
 		removed++;
