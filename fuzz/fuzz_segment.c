@@ -301,15 +301,19 @@ static void fz_find(shmreg_t *r, const shmreg_attr_t *m, unsigned n,
 /* The children of a key, all and stopped after the first. */
 static void fz_children(shmreg_t *r, const void *key, size_t klen)
 {
-	for (size_t stop = 0; stop < 2; stop++) {
+	/* stopped after the first only when there was more than one: a
+	 * segment that spends the retry budget costs each call 320 backoffs */
+	for (size_t stop = 0, more = 1; stop < 2 && more; stop++) {
 		struct fz_find f = { .stop_at = stop };
 		ssize_t ret = shmreg_children(r, key, klen, fz_find_cb, &f);
 
 		if (ret >= 0) {
 			if ((size_t)ret != f.seen || (stop && f.seen > stop))
 				fz_fail("shmreg_children count", ret);
+			more = ret > 1;
 			continue;
 		}
+		more = 0;
 		switch (-ret) {
 		case EINVAL: case E2BIG: case EPROTO: case ENOMEM: case EAGAIN:
 			continue;
@@ -330,9 +334,12 @@ static void fz_attrs(shmreg_t *r, const void *key, size_t klen)
 	unsigned nm = 0;
 	int rc;
 
-	(void)shmreg_get_attrs(r, key, klen, NULL, 0);
-	(void)shmreg_get_attrs(r, key, klen, small, sizeof(small));
 	n = shmreg_get_attrs(r, key, klen, buf, sizeof(buf));
+	/* truncated, and sized only: only for entries that have some */
+	if (n > 0) {
+		(void)shmreg_get_attrs(r, key, klen, small, sizeof(small));
+		(void)shmreg_get_attrs(r, key, klen, NULL, 0);
+	}
 	if (n < 0) {
 		switch (-n) {
 		case ENOENT: case EINVAL: case E2BIG: case EAGAIN:
@@ -496,14 +503,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_attrs(r, k->key[i], k->klen[i]);
 	fz_attrs(r, "svc/gpu0", 8);
 	fz_attrs(r, "cat", 3);
-	fz_attrs(r, "cat/books", 9);
 	{
 		static const shmreg_attr_t seeds[] = {
 			{ "capability", "gpu" }, { "node", "n1" },
 			{ "health", "ok" }, { "zone", "" },
 		};
 
-		fz_find(r, seeds, 1, 0);
 		fz_find(r, seeds, 3, 0);
 		fz_find(r, seeds + 3, 1, 2);
 	}

@@ -55,6 +55,7 @@ int shmreg_writer_open(const char *name, const shmreg_writer_opts_t *opts,
  * any it had; none when opts->nattrs is 0) and the parent opts->parent
  * (none when NULL; a re-put with another parent moves the entry with its
  * subtree).  Returns the new revision (> 0), or
+ *   -ESRCH   opts->owner_pid names no process (it would never be reaped)
  *   -ENOENT  opts->parent does not exist
  *   -ELOOP   opts->parent is @key itself or one of its descendants
  *   -EINVAL  NULL writer/key, empty key, NULL val with vlen > 0, bad flags,
@@ -106,6 +107,28 @@ int64_t shmreg_writer_del_tree(shmreg_writer_t *w, const void *key,
  * atomic for snapshot readers.
  */
 int64_t shmreg_writer_del_owner(shmreg_writer_t *w, pid_t pid);
+
+/*
+ * Owner processes, driven by the host's event loop: the descriptor
+ * shmreg_writer_owner_fd() returns becomes readable (POLLIN) when a
+ * process that owns entries (opts.owner_pid) exits; then call
+ * shmreg_writer_reap_owners(), which removes each exited owner's entries
+ * and their subtrees (one commit per owner) without blocking.
+ *
+ *	struct pollfd p = { .fd = shmreg_writer_owner_fd(w), .events = POLLIN };
+ *	for (;;) {
+ *		poll(&p, 1, -1);              // with the host's other fds
+ *		if (p.revents & POLLIN)
+ *			shmreg_writer_reap_owners(w);
+ *	}
+ *
+ * owner_fd returns the descriptor (owned by @w: do not close or read it;
+ * the same one on every call), or -EINVAL, -EMFILE, -ENFILE, -ENOMEM.
+ * reap_owners returns the number of entries removed (0 when no owner
+ * exited, or owner_fd was never called), or -EINVAL.
+ */
+int shmreg_writer_owner_fd(shmreg_writer_t *w);
+int64_t shmreg_writer_reap_owners(shmreg_writer_t *w);
 
 /*
  * Group the changes made until the matching shmreg_writer_batch_end() into

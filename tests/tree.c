@@ -55,8 +55,17 @@ static int64_t put_under(shmreg_writer_t *w, const char *key,
 	return shmreg_writer_put(w, key, strlen(key), "v", 1, &o);
 }
 
+static int idle(struct tc_child *c, void *arg)
+{
+	(void)arg;
+	tc_set_role(c->name);
+	tc_wait_parent(c, 60000);
+	return 0;
+}
+
 static void semantics(shmreg_writer_t *w, shmreg_t *r)
 {
+	struct tc_child *owner = tc_spawn("owner", idle, NULL);
 	shmreg_attr_t a = { "kind", "dir" };
 	char buf[64];
 
@@ -90,10 +99,13 @@ static void semantics(shmreg_writer_t *w, shmreg_t *r)
 	TC_EQ(shmreg_writer_del_tree(w, "a/b", 3), 2, "del_tree of two");
 	TC_EQ(shmreg_writer_del_tree(w, "a/b", 3), -ENOENT, "again");
 	/* an owner's exit takes its subtrees, whoever owns the children */
-	TC_CHECK(put_under(w, "o", NULL, 4242) > 0, "owned root");
+	TC_CHECK(put_under(w, "o", NULL, owner->pid) > 0, "owned root");
 	TC_CHECK(put_under(w, "o/1", "o", 0) > 0, "unowned child");
 	TC_CHECK(put_under(w, "o/1/1", "o/1", 0) > 0, "grandchild");
-	TC_EQ(shmreg_writer_del_owner(w, 4242), 3, "owner subtree");
+	TC_EQ(shmreg_writer_del_owner(w, owner->pid), 3, "owner subtree");
+	tc_tell(owner, 'x');
+	tc_child_join(owner, 10000);
+	tc_child_free(owner);
 	TC_EQ(shmreg_get(r, "o/1/1", 5, NULL, 0, NULL), -ENOENT, "gone");
 	TC_CHECK(shmreg_writer_del(w, "x", 1) > 0, "x");
 	TC_EQ(w->entries, 0, "entries left");

@@ -69,6 +69,24 @@ size_t owner_list_len(const struct owner_list *l);
 const void *owner_list_key(const struct owner_list *l, size_t i, size_t *klen);
 void owner_list_free(struct owner_list *l);
 void owners_free(struct owners *o);
+/* The pidfd watching @pid's list (-1: none or no list); give the list one
+ * (false: no list, or it has one: the caller closes @fd). */
+int owners_pidfd(struct owners *o, pid_t pid);
+bool owners_set_pidfd(struct owners *o, pid_t pid, int fd);
+/* @pid was gone when it was to be watched: reap it on the next round. */
+void owners_mark_dead(struct owners *o, pid_t pid);
+pid_t owners_next_dead(struct owners *o);
+void owners_each(struct owners *o, void (*fn)(void *ctx, pid_t pid),
+		 void *ctx);
+
+/* ---- owner liveness (reap.c) ---- */
+
+/* Is @pid alive?  0, or -ESRCH. */
+int owner_check(struct shmreg_writer *w, pid_t pid);
+/* After a put made @pid an owner: watch it when the host asked for
+ * shmreg_writer_owner_fd(). */
+void owner_watch(struct shmreg_writer *w, pid_t pid);
+void owner_close(struct shmreg_writer *w);
 
 /* ---- attribute index bookkeeping (attrs.c) ---- */
 
@@ -115,6 +133,8 @@ struct shmreg_writer {
 	uint64_t attr_cap_min;     /* attribute index slots the next
 	                            * handoff gives at least */
 	struct apos_map apos;
+	int owner_ep;              /* epoll set of owner pidfds, or -1 */
+	int owner_ev;              /* eventfd in it: an owner found dead */
 	bool keep_expiry;          /* shmreg_writer_set_attrs: the put keeps
 	                            * keep_expires_at instead of a new TTL */
 	int64_t keep_expires_at;

@@ -367,6 +367,13 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	}
 	if (!opts)
 		opts = &defaults;
+	/* a dead owner's entry would never be removed (set_attrs keeps the
+	 * owner it has) */
+	if (opts->owner_pid > 0 && !w->keep_expiry) {
+		rc = owner_check(w, opts->owner_pid);
+		if (rc < 0)
+			return rc;
+	}
 	gen = w->map.generation;
 	at = index_lookup(w, key, klen, hash, &old, &i);
 	exists = at >= 0 && !shm_expired(&old);
@@ -437,8 +444,9 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	if (w->notify)
 		notify_key(w->notify, hash);
 	if (opts->owner_pid > 0 && !(at >= 0 && old.owner_pid == opts->owner_pid))
-		(void)owners_add(&w->owners, opts->owner_pid, key, klen,
-				 writer_owns, w);
+		if (owners_add(&w->owners, opts->owner_pid, key, klen,
+			       writer_owns, w) == 0)
+			owner_watch(w, opts->owner_pid);
 	return (int64_t)rev;
 }
 
@@ -636,6 +644,7 @@ static void writer_free(struct shmreg_writer *w)
 		close(w->lock_fd);
 	alloc_free_all(&w->alloc);
 	owners_free(&w->owners);
+	owner_close(w);
 	apos_free(&w->apos);
 	free(w->scratch);
 	free(w);
@@ -653,7 +662,7 @@ SHMREG_EXPORT int shmreg_writer_open(const char *name,
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	w->lock_fd = w->seg_fd = -1;
+	w->lock_fd = w->seg_fd = w->owner_ep = w->owner_ev = -1;
 	if (opts)
 		w->opts = *opts;
 	rc = check_opts(&w->opts);
