@@ -562,14 +562,8 @@ void attrs_update(struct shmreg_writer *w, const struct shm_slot *old,
 		no = slot_pairs(&w->map, old, po);
 	if (new)
 		nn = slot_pairs(&w->map, new, pn);
-	for (unsigned i = 0; i < no; i++) {
-		bool kept = false;
-
-		for (unsigned j = 0; j < nn; j++)
-			kept |= po[i] == pn[j];
-		if (!kept)
-			post_del(w, po[i], ehash);
-	}
+	/* additions first: they take the blocks attrs_reserve() made room
+	 * for, before a removal's optional shrink could take that room */
 	for (unsigned j = 0; j < nn; j++) {
 		bool had = false;
 
@@ -578,6 +572,14 @@ void attrs_update(struct shmreg_writer *w, const struct shm_slot *old,
 		/* reserved by attrs_reserve(): cannot fail */
 		if (!had)
 			(void)post_add(w, pn[j], ehash);
+	}
+	for (unsigned i = 0; i < no; i++) {
+		bool kept = false;
+
+		for (unsigned j = 0; j < nn; j++)
+			kept |= po[i] == pn[j];
+		if (!kept)
+			post_del(w, po[i], ehash);
 	}
 }
 
