@@ -3,12 +3,15 @@
  * shmreg_get_attrs the entry's attributes), while two reader processes
  * check that every find result carries the pairs asked for and that,
  * inside validated snapshots, get_attrs agrees with the value; then churn
- * of one attribute value must not grow the segment, and deleting
- * everything leaves no pair, posting or arena byte behind. */
+ * of one attribute value must not grow the segment, deleting everything
+ * leaves no pair, posting or arena byte behind, and the index survives an
+ * in-place adoption and a takeover after a writer that died. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "shmreg.h"
 #include "shmreg_writer.h"
@@ -535,6 +538,51 @@ int main(void)
 	TC_CHECK(shmreg_writer_del(w, "svc/0000", 8) > 0, "del after adopt");
 	model[0].live = false;
 	check_query(r, &(shmreg_attr_t){ "zone", model[1].value[0] }, 1, 0);
+	shmreg_stats_t gs0, gs1;
+
+	TC_EQ(shmreg_stats(r, &gs0), 0, "stats");
+	shmreg_writer_close(w);
+
+	/* a writer that dies without closing: the next one recovers by
+	 * copying through the validating reader path (handoff.c
+	 * copy_validated), which must rebuild the index */
+	{
+		pid_t pid = fork();
+
+		TC_CHECK(pid >= 0, "fork");
+		if (pid == 0) {
+			shmreg_writer_t *cw;
+
+			if (shmreg_writer_open("attrs", &wo, &cw) < 0)
+				_exit(1);
+			for (unsigned i = 2; i < 40; i++) {
+				random_attrs(&model[i], &rs);
+				put_model(cw, i, false);
+			}
+			_exit(0); /* no close: state stays OPEN */
+		}
+		int st;
+
+		TC_EQ(waitpid(pid, &st, 0), pid, "waitpid");
+		TC_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child");
+	}
+	/* the child's model changes happened in its copy of the model:
+	 * replay them here with the same seed state */
+	for (unsigned i = 2; i < 40; i++) {
+		random_attrs(&model[i], &rs);
+		model[i].live = true;
+	}
+	TC_EQ(shmreg_writer_open("attrs", &wo, &w), 0, "takeover");
+	r = shmreg_writer_reader(w);
+	TC_EQ(shmreg_stats(r, &gs1), 0, "stats");
+	TC_EQ(gs1.generation, gs0.generation + 1, "recovered by a copy");
+	for (unsigned z = 0; z < 4; z++) {
+		shmreg_attr_t q = { "zone", zones[z] };
+
+		check_query(r, &q, 1, STEPS + 2);
+	}
+	for (unsigned i = 0; i < 40; i++)
+		check_attrs(r, i);
 	shmreg_writer_close(w);
 	tc_log("%d steps checked against the model; %lu finds and %lu "
 	       "snapshots by the readers", STEPS, finds, snaps);

@@ -158,6 +158,10 @@ static int stop_at_first(void *ctx, const uint8_t *ckey, size_t cklen)
 bool tree_has_children(struct shmreg_writer *w, const void *key,
 		       size_t klen)
 {
+	/* no pair at all (a registry without attributes or parents): no
+	 * probe of the attribute index on every delete */
+	if (w->attr_pairs == 0)
+		return false;
 	return each_child(w, key, klen, stop_at_first, NULL) != 0;
 }
 
