@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * find.c - shmreg_find and shmreg_get_attrs: entries by attribute, and an
- * entry's attributes.
+ * find.c - shmreg_find, shmreg_children and shmreg_get_attrs: entries by
+ * attribute or by parent, and an entry's attributes.  (Children are the
+ * entries listed under the parent's pseudo-pair, writer/tree.c: the same
+ * walk, kept when the object's parent key is the one asked for.)
  *
  * How a find works.
  *
@@ -103,7 +105,8 @@ static bool kept(const struct find *f, size_t off, size_t klen)
 {
 	for (size_t k = 0; k < f->nhits; k++)
 		if (f->hits[k].slot.klen == klen &&
-		    memcmp(f->bytes + f->hits[k].off, f->bytes + off, klen) == 0)
+		    memcmp(f->bytes + f->hits[k].off, f->bytes + off,
+			   klen) == 0)
 			return true;
 	return false;
 }
@@ -113,8 +116,8 @@ static bool kept(const struct find *f, size_t off, size_t klen)
 static int walk_once(struct find *f, uint64_t eh)
 {
 	const struct shm_map *m = f->m;
-	uint64_t bound = m->g.index_cap <= SHM_PROBE_LIMIT ? m->g.index_cap
-							   : SHM_PROBE_LIMIT + 1;
+	uint64_t bound = m->g.index_cap <= SHM_PROBE_LIMIT ?
+				 m->g.index_cap : SHM_PROBE_LIMIT + 1;
 	uint64_t i = shm_home(&m->g, eh);
 
 	f->nhits = f->nbytes = 0;
@@ -141,9 +144,9 @@ static int walk_once(struct find *f, uint64_t eh)
 			return -ENOMEM;
 		uint32_t plen;
 
-		rc = shm_rich_read(m, &s, f->bytes + off, f->bytes + off + s.klen,
-				   s.vlen, f->attrs, sizeof(f->attrs), &alen,
-				   f->parent, &plen);
+		rc = shm_rich_read(m, &s, f->bytes + off,
+				   f->bytes + off + s.klen, s.vlen, f->attrs,
+				   sizeof(f->attrs), &alen, f->parent, &plen);
 		if (rc < 0)
 			return rc;
 		if (f->pkey ? plen != f->pklen ||

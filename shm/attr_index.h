@@ -56,7 +56,8 @@ static inline uint64_t shm_obj_key_off(uint8_t kind)
  * length in *@alen.  With @key non-NULL also its key (SHMREG_KEY_MAX
  * bytes of room) and min(vlen, @vcap) value bytes into @val; with
  * @parent non-NULL its parent key (SHMREG_KEY_MAX bytes of room) and its
- * length in *@plen (0: none); all of one version of the object.  Returns 0; -EAGAIN when the object was being
+ * length in *@plen (0: none); all of one version of the object.
+ * Returns 0; -EAGAIN when the object was being
  * rewritten or is no longer this version of the entry (re-read the slot);
  * -EPROTO when it is corrupt (lengths that do not fit its block, or
  * attribute bytes that are not well-formed: only when the whole block was

@@ -54,7 +54,8 @@ static size_t value_of(const struct mentry *e, unsigned i, char *buf)
 	size_t n = 0;
 
 	for (unsigned a = 0; a < e->n; a++)
-		n += (size_t)sprintf(buf + n, "%s=%s;", e->name[a], e->value[a]);
+		n += (size_t)sprintf(buf + n, "%s=%s;", e->name[a],
+				     e->value[a]);
 	/* every third entry out of line */
 	if (i % 3 == 0) {
 		memset(buf + n, '.', 120);

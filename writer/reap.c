@@ -57,7 +57,8 @@ static void signal_dead(struct shmreg_writer *w, pid_t pid)
 
 void owner_watch(struct shmreg_writer *w, pid_t pid)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)pid };
+	struct epoll_event ev = { .events = EPOLLIN,
+				  .data.u64 = (uint64_t)pid };
 	int fd;
 
 	if (w->owner_ep < 0 || owners_pidfd(&w->owners, pid) >= 0)

@@ -109,8 +109,8 @@ static int each_child(struct shmreg_writer *w, const void *key, size_t klen,
 {
 	const struct shm_map *m = &w->map;
 	const struct shm_pair *p = attrs_pair(m, shm_parent_hash(key, klen));
-	uint64_t bound = m->g.index_cap <= SHM_PROBE_LIMIT ? m->g.index_cap
-							   : SHM_PROBE_LIMIT + 1;
+	uint64_t bound = m->g.index_cap <= SHM_PROBE_LIMIT ?
+				 m->g.index_cap : SHM_PROBE_LIMIT + 1;
 
 	if (!p || p->arr_off % SHM_OBJ_ALIGN ||
 	    !shm_in_arena(&m->g, p->arr_off, p->arr_size) ||
@@ -133,7 +133,8 @@ static int each_child(struct shmreg_writer *w, const void *key, size_t klen,
 			if (s->tag != shm_tag(eh) ||
 			    s->hash_hi != shm_hash_hi(eh) ||
 			    s->kind != SHM_KIND_RICH || shm_expired(s) ||
-			    attrs_of_slot(m, s, &a, &alen, &na, &par, &pl) < 0 ||
+			    attrs_of_slot(m, s, &a, &alen, &na, &par,
+					  &pl) < 0 ||
 			    pl != klen || memcmp(par, key, klen) != 0)
 				continue;
 			ck = rich_key(m, s);
