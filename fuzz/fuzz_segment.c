@@ -9,7 +9,9 @@
  * written to a file of its own, opened with shmreg_open(), and read
  * through every read-only call of the API: stats, revision, list (all, by
  * prefix, stopped early), get of keys that the list found plus keys
- * derived from the input, the change stream (watch from as far back as the
+ * derived from the input, get_attrs of those keys and find by the pairs
+ * it reports and their children (inside a read_begin/read_validate
+ * pair), the change stream (watch from as far back as the
  * ring reaches), and await / watch_key with a zero timeout, which never
  * blocks.  Nothing may crash, read out of bounds (ASan), hit undefined
  * behaviour (UBSan) or loop without bound (libFuzzer's -timeout), and every
@@ -252,6 +254,133 @@ static void fz_watch(shmreg_t *r, uint64_t back, const void *prefix,
 	(void)sink;
 }
 
+/* The attribute reads: get_attrs of a key (truncated, whole, and sized
+ * only), then find by every pair it reported and by pairs of the corpus's
+ * shape, all inside a snapshot pair whose verdict must be 0 or -EAGAIN. */
+struct fz_find {
+	size_t seen;
+	size_t stop_at;
+};
+
+static int fz_find_cb(const void *key, size_t klen, const void *val,
+		      size_t vlen, const shmreg_info_t *info, void *arg)
+{
+	struct fz_find *f = arg;
+	volatile uint8_t sink = 0;
+
+	if (klen < 1 || klen > SHMREG_KEY_MAX || vlen > SHMREG_VALUE_MAX)
+		fz_fail("shmreg_find callback lengths", (long long)klen);
+	for (size_t i = 0; i < klen; i++)
+		sink ^= ((const uint8_t *)key)[i];
+	for (size_t i = 0; i < vlen; i++)
+		sink ^= ((const uint8_t *)val)[i];
+	sink ^= (uint8_t)info->mod_rev;
+	(void)sink;
+	f->seen++;
+	return f->stop_at && f->seen >= f->stop_at ? 1 : 0;
+}
+
+static void fz_find(shmreg_t *r, const shmreg_attr_t *m, unsigned n,
+		    size_t stop_at)
+{
+	struct fz_find f = { .stop_at = stop_at };
+	ssize_t ret = shmreg_find(r, m, n, fz_find_cb, &f);
+
+	if (ret >= 0) {
+		if ((size_t)ret != f.seen || (stop_at && f.seen > stop_at))
+			fz_fail("shmreg_find count", ret);
+		return;
+	}
+	switch (-ret) {
+	case EPROTO: case ENOMEM: case EAGAIN:
+		return;
+	}
+	fz_fail("shmreg_find", ret);
+}
+
+/* The children of a key, all and stopped after the first. */
+static void fz_children(shmreg_t *r, const void *key, size_t klen)
+{
+	/* stopped after the first only when there was more than one: a
+	 * segment that spends the retry budget costs each call 320 backoffs */
+	for (size_t stop = 0, more = 1; stop < 2 && more; stop++) {
+		struct fz_find f = { .stop_at = stop };
+		ssize_t ret = shmreg_children(r, key, klen, fz_find_cb, &f);
+
+		if (ret >= 0) {
+			if ((size_t)ret != f.seen || (stop && f.seen > stop))
+				fz_fail("shmreg_children count", ret);
+			more = ret > 1;
+			continue;
+		}
+		more = 0;
+		switch (-ret) {
+		case EINVAL: case E2BIG: case EPROTO: case ENOMEM: case EAGAIN:
+			continue;
+		}
+		fz_fail("shmreg_children", ret);
+	}
+}
+
+static void fz_attrs(shmreg_t *r, const void *key, size_t klen)
+{
+	static char buf[SHMREG_ATTRS_MAX *
+			(SHMREG_ATTR_NAME_MAX + SHMREG_ATTR_VALUE_MAX + 2)];
+	char small[8];
+	shmreg_attr_t m[SHMREG_ATTRS_MAX];
+	uint64_t tok = shmreg_read_begin(r);
+	ssize_t n;
+	size_t pos = 0;
+	unsigned nm = 0;
+	int rc;
+
+	n = shmreg_get_attrs(r, key, klen, buf, sizeof(buf));
+	/* truncated, and sized only: only for entries that have some */
+	if (n > 0) {
+		(void)shmreg_get_attrs(r, key, klen, small, sizeof(small));
+		(void)shmreg_get_attrs(r, key, klen, NULL, 0);
+	}
+	if (n < 0) {
+		switch (-n) {
+		case ENOENT: case EINVAL: case E2BIG: case EAGAIN:
+		case EOWNERDEAD: case EPROTO:
+			break;
+		default:
+			fz_fail("shmreg_get_attrs", n);
+		}
+	} else if ((size_t)n > sizeof(buf)) {
+		fz_fail("shmreg_get_attrs length", n);
+	} else {
+		/* whole pairs of NUL-terminated strings, as promised */
+		while (pos < (size_t)n && nm < SHMREG_ATTRS_MAX) {
+			size_t a = strnlen(buf + pos, (size_t)n - pos), b;
+
+			if (pos + a >= (size_t)n)
+				fz_fail("shmreg_get_attrs: unterminated name",
+					(long long)pos);
+			b = strnlen(buf + pos + a + 1, (size_t)n - pos - a - 1);
+			if (pos + a + 1 + b >= (size_t)n)
+				fz_fail("shmreg_get_attrs: unterminated value",
+					(long long)pos);
+			m[nm].name = buf + pos;
+			m[nm].value = buf + pos + a + 1;
+			nm++;
+			pos += a + b + 2;
+		}
+		if (pos != (size_t)n)
+			fz_fail("shmreg_get_attrs: trailing bytes",
+				(long long)(n - (ssize_t)pos));
+		for (unsigned i = 0; i < nm; i++)
+			fz_find(r, &m[i], 1, 0);
+		if (nm)
+			fz_find(r, m, nm, 1);
+	}
+	fz_children(r, key, klen);
+	rc = shmreg_read_validate(r, tok);
+	if (rc != 0 && rc != -EAGAIN)
+		fz_fail("shmreg_read_validate", rc);
+}
+
 /* await and watch_key with a zero timeout: a decision, never a wait. */
 static void fz_await(shmreg_t *r, const void *key, size_t klen)
 {
@@ -368,6 +497,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (k->n)
 		fz_await(r, k->key[0], k->klen[0]);
 	fz_await(r, "key:000000000001", 16);
+
+	/* Attributes: of the listed keys and of the corpus's shape. */
+	for (size_t i = 0; i < k->n; i++)
+		fz_attrs(r, k->key[i], k->klen[i]);
+	fz_attrs(r, "svc/gpu0", 8);
+	fz_attrs(r, "cat", 3);
+	{
+		static const shmreg_attr_t seeds[] = {
+			{ "capability", "gpu" }, { "node", "n1" },
+			{ "health", "ok" }, { "zone", "" },
+		};
+
+		fz_find(r, seeds, 3, 0);
+		fz_find(r, seeds + 3, 1, 2);
+	}
 
 	/* Argument checks must hold on any segment. */
 	if (shmreg_get(r, "", 0, NULL, 0, NULL) != -EINVAL)

@@ -304,6 +304,53 @@ int main(int argc, char **argv)
 		verify("seg-closed", 5, SHMREG_STATE_CLOSED, "ext/0", big, 200);
 	}
 
+	/* attrs: entries with attributes (inline-sized and extern values,
+	 * a repeated name, an empty value), pairs shared by several entries
+	 * so posting arrays grow and shrink, and an attribute change and a
+	 * delete that free postings and a pair slot */
+	if ((w = open_writer("attrs"))) {
+		static const shmreg_attr_t gpu[] = {
+			{ "capability", "gpu" }, { "capability", "inference" },
+			{ "node", "n1" }, { "health", "ok" }, { "zone", "" } };
+		static const shmreg_attr_t cpu[] = {
+			{ "capability", "cpu" }, { "node", "n2" },
+			{ "health", "ok" } };
+		static const shmreg_attr_t bad[] = { { "health", "bad" } };
+
+		o = (shmreg_put_opts_t){ .attrs = gpu, .nattrs = 5 };
+		put(w, "svc/gpu0", "10.0.0.1:80", 11, &o);
+		put(w, "svc/gpu1", big, 500, &o);
+		o = (shmreg_put_opts_t){ .attrs = cpu, .nattrs = 3 };
+		for (int i = 0; i < 9; i++) {
+			char key[32];
+
+			snprintf(key, sizeof(key), "svc/cpu%d", i);
+			put(w, key, "10.0.1.1:80", 11, &o);
+		}
+		CHECK(shmreg_writer_set_attrs(w, "svc/cpu3", 8, bad, 1) > 0,
+		      "set_attrs");
+		for (int i = 4; i < 9; i++) {
+			char key[32];
+
+			snprintf(key, sizeof(key), "svc/cpu%d", i);
+			CHECK(shmreg_writer_del(w, key, strlen(key)) > 0, "del");
+		}
+		put_num(w, 1, 8);
+		/* a catalog tree: a root, two children, a grandchild */
+		put(w, "cat", "root", 4, NULL);
+		o = (shmreg_put_opts_t){ .parent = "cat", .parent_len = 3 };
+		put(w, "cat/books", "b", 1, &o);
+		put(w, "cat/music", big, 200, &o);
+		o = (shmreg_put_opts_t){ .parent = "cat/books",
+					 .parent_len = 9, .attrs = bad,
+					 .nattrs = 1 };
+		put(w, "cat/books/sf", "s", 1, &o);
+		save("attrs", "seg-attrs");
+		shmreg_writer_close(w);
+		verify("seg-attrs", 11, SHMREG_STATE_DEAD, "svc/gpu0",
+		       "10.0.0.1:80", 11);
+	}
+
 	/* ring: more changes than the ring holds (1024), over few keys,
 	 * so the ring has wrapped and its key byte ring too */
 	if ((w = open_writer("ring"))) {

@@ -25,6 +25,10 @@
  *   -ETIMEDOUT   a wait ran out of time
  *   -ENOBUFS     a pipelined client's request queue is full: reap first
  *   -ENOMEM      out of memory
+ *   -EOPNOTSUPP  the operation is not supported on this path (attributes
+ *                or parents through the daemon client)
+ *   -ENOTEMPTY   the entry has children (delete the subtree instead)
+ *   -ELOOP       the parent given is the entry itself or below it
  *
  * Thread safety: a shmreg_t may be used by many threads at once.  Fork
  * safety: a shmreg_t opened before fork() keeps working in every child
@@ -66,6 +70,21 @@ typedef struct shmreg_info {
 	uint32_t vlen;          /* full value length */
 } shmreg_info_t;
 
+/*
+ * An attribute of an entry: a name=value pair that shmreg_find looks
+ * entries up by.  @name is a C string of 1..SHMREG_ATTR_NAME_MAX bytes
+ * without '='; @value a C string of 0..SHMREG_ATTR_VALUE_MAX bytes.  A
+ * name may repeat on one entry (capability=gpu, capability=inference).
+ */
+typedef struct shmreg_attr {
+	const char *name;
+	const char *value;
+} shmreg_attr_t;
+
+#define SHMREG_ATTR_NAME_MAX  64u
+#define SHMREG_ATTR_VALUE_MAX 256u
+#define SHMREG_ATTRS_MAX      16  /* attributes per entry */
+
 /* Options of a put; the all-zero value means defaults.  The same struct
  * serves the embedded writer and the client. */
 typedef struct shmreg_put_opts {
@@ -76,6 +95,13 @@ typedef struct shmreg_put_opts {
 	uint64_t expect_rev;  /* compare-and-set: put only if the entry's
 	                       * mod_rev equals this; 0 = unconditional.
 	                       * SHMREG_REV_ABSENT: put only if absent. */
+	const shmreg_attr_t *attrs; /* the entry's attributes (nattrs of
+	                             * them); a put replaces them all */
+	uint32_t nattrs;      /* 0..SHMREG_ATTRS_MAX */
+	const void *parent;   /* parent entry's key, NULL = none; it must
+	                       * exist (-ENOENT).  Re-putting with another
+	                       * parent moves the entry (and its subtree) */
+	size_t   parent_len;
 } shmreg_put_opts_t;
 
 /* Longest TTL a put accepts: 100 years of 365 days, in ns.  A longer one
@@ -155,6 +181,72 @@ typedef int (*shmreg_list_fn)(const void *key, size_t klen,
 			      const shmreg_info_t *info, void *arg);
 ssize_t shmreg_list(shmreg_t *r, const void *prefix, size_t plen,
 		    shmreg_list_fn fn, void *arg);
+
+/*
+ * Report every entry that carries all @nmatch (1..SHMREG_ATTRS_MAX)
+ * name=value pairs of @match (AND), each at most once, calling @fn with a
+ * validated copy of its key and value as shmreg_list does: the copy @fn
+ * gets is of a version of the entry that carried every pair asked for.
+ * Lock-free; not a snapshot (see shmreg_read_begin): an entry changed
+ * during the call is reported at most once, as it was before or after.
+ * The cost grows with the number of entries carrying the rarest of the
+ * pairs, not with the registry.
+ *
+ * Returns the number of entries passed to @fn (counting the one whose
+ * callback stopped the call), @fn's negative return when it aborted, or
+ *   -EINVAL  NULL handle, fn or match, nmatch 0, a NULL or empty name,
+ *            a name with '=', a NULL value
+ *   -E2BIG   nmatch > SHMREG_ATTRS_MAX, a name or value over its limit
+ *   -EAGAIN  the writer kept changing the rarest pair; retry
+ *   -EPROTO  the segment is corrupt
+ *   -ENOMEM  out of memory
+ */
+ssize_t shmreg_find(shmreg_t *r, const shmreg_attr_t *match, unsigned nmatch,
+		    shmreg_list_fn fn, void *arg);
+
+/*
+ * Report the direct children of @key (the entries put with it as
+ * opts.parent), each at most once, calling @fn as shmreg_list does with a
+ * validated copy of a version of the child that had @key as its parent.
+ * Lock-free, not a snapshot; the cost grows with the children, not with
+ * the registry.  @key need not exist (then there are none).
+ *
+ * Returns the number of entries passed to @fn (counting the one whose
+ * callback stopped the call), @fn's negative return when it aborted, or
+ *   -EINVAL -E2BIG -EAGAIN -EPROTO -ENOMEM as shmreg_find
+ */
+ssize_t shmreg_children(shmreg_t *r, const void *key, size_t klen,
+			shmreg_list_fn fn, void *arg);
+
+/*
+ * Copy @key's attributes into @buf as consecutive "name\0value\0" pairs
+ * (in the order they were put), at most @cap bytes of them.
+ *
+ * Returns the bytes all of them take (0 for an entry without attributes;
+ * larger than @cap means truncated: call again with that much), or
+ *   -ENOENT -EINVAL -E2BIG -EAGAIN -EOWNERDEAD -EPROTO as shmreg_get
+ */
+ssize_t shmreg_get_attrs(shmreg_t *r, const void *key, size_t klen,
+			 void *buf, size_t cap);
+
+/*
+ * Snapshot reads: is what a group of reads saw one committed state?
+ *
+ *	do {
+ *		tok = shmreg_read_begin(r);
+ *		... shmreg_get, shmreg_get_attrs, shmreg_find, shmreg_list ...
+ *	} while (shmreg_read_validate(r, tok) == -EAGAIN);
+ *
+ * shmreg_read_begin returns a token (waiting out a commit in progress,
+ * boundedly).  shmreg_read_validate returns 0 when every read made between
+ * the two saw one and the same committed state (a batch all or nothing,
+ * entries and attribute index alike, also across a segment handoff), or
+ *   -EAGAIN  a commit or a handoff came between: discard and read again
+ *   -EINVAL  NULL handle
+ * Lock-free; reads outside a begin/validate pair cost what they always do.
+ */
+uint64_t shmreg_read_begin(shmreg_t *r);
+int shmreg_read_validate(shmreg_t *r, uint64_t token);
 
 /* Registry state in shmreg_stats_t.state */
 #define SHMREG_STATE_OPEN    1 /* a writer serves the registry */
@@ -276,6 +368,9 @@ int shmreg_connect(const char *socket_path, const char *registry,
  *   -EINVAL -E2BIG       bad argument or size (as shmreg_writer_put: a
  *                        ttl_ns over SHMREG_TTL_MAX_NS is -EINVAL; the
  *                        client refuses it before sending)
+ *   -EOPNOTSUPP          opts->nattrs > 0 or opts->parent: this
+ *                        version's protocol carries neither (use the
+ *                        embedded writer)
  *   -ESRCH               opts->owner_pid does not exist
  *   -EEXIST              compare-and-set failed (expect_rev did not match)
  *   -EACCES              this uid/gid may not write

@@ -67,10 +67,19 @@ int shmreg_writer_open(const char *name, const shmreg_writer_opts_t *opts,
 		       shmreg_writer_t **out);
 
 /*
- * Insert or replace @key.  Returns the new revision (> 0), or
+ * Insert or replace @key, with the attributes of opts->attrs (replacing
+ * any it had; none when opts->nattrs is 0) and the parent opts->parent
+ * (none when NULL; a re-put with another parent moves the entry with its
+ * subtree).  Returns the new revision (> 0), or
+ *   -ESRCH   opts->owner_pid names no process (it would never be reaped)
+ *   -ENOENT  opts->parent does not exist
+ *   -ELOOP   opts->parent is @key itself or one of its descendants
  *   -EINVAL  NULL writer/key, empty key, NULL val with vlen > 0, bad flags,
- *            negative owner_pid, ttl_ns < 0 or > SHMREG_TTL_MAX_NS
- *   -E2BIG   klen > SHMREG_KEY_MAX or vlen > SHMREG_VALUE_MAX
+ *            negative owner_pid, ttl_ns < 0 or > SHMREG_TTL_MAX_NS, a bad
+ *            attribute (NULL attrs with nattrs > 0, a NULL or empty
+ *            name, '=' in a name, a NULL value)
+ *   -E2BIG   klen > SHMREG_KEY_MAX or vlen > SHMREG_VALUE_MAX, nattrs >
+ *            SHMREG_ATTRS_MAX, a name or value over its limit
  *   -EEXIST  opts->expect_rev given and the entry's mod_rev differs
  *   -ENOMEM -ENOSPC  growing the registry failed; nothing stored is lost
  *   -EIO     growing failed: no unguessable temporary name could be made
@@ -79,16 +88,64 @@ int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key, size_t klen,
 			  const void *val, size_t vlen,
 			  const shmreg_put_opts_t *opts);
 
+/*
+ * Replace @key's attributes with the @nattrs (0..SHMREG_ATTRS_MAX) of
+ * @attrs, keeping its value, expiry, owner and flags: one new revision and
+ * one change event, as a put.  Returns the new revision, or
+ *   -ENOENT  no such key
+ *   -EINVAL  NULL writer/key, empty key, NULL attrs with nattrs > 0, a
+ *            NULL or empty name, a name with '=', a NULL value
+ *   -E2BIG   klen, nattrs, a name or a value over its limit
+ *   -ENOMEM -ENOSPC  growing the registry failed; nothing changed
+ */
+int64_t shmreg_writer_set_attrs(shmreg_writer_t *w, const void *key,
+				size_t klen, const shmreg_attr_t *attrs,
+				uint32_t nattrs);
+
 /* Delete @key.  Returns the new revision, or -ENOENT when absent (no
- * revision is used, no event is emitted), -EINVAL, -E2BIG. */
+ * revision is used, no event is emitted), -ENOTEMPTY when it has children
+ * (nothing changes: see shmreg_writer_del_tree), -EINVAL, -E2BIG. */
 int64_t shmreg_writer_del(shmreg_writer_t *w, const void *key, size_t klen);
 
 /*
+ * Delete @key and every descendant of it (children, their children, ...)
+ * in one commit: snapshot readers see the whole subtree or none of it.
+ * Each removed entry gets its own revision and delete event.  Returns how
+ * many entries were removed (>= 1), or -ENOENT (no such key), -EINVAL,
+ * -E2BIG, -ENOMEM (nothing changed).
+ */
+int64_t shmreg_writer_del_tree(shmreg_writer_t *w, const void *key,
+			       size_t klen);
+
+/*
  * Delete, in one commit, every entry owned by process @pid (put with
- * opts.owner_pid == pid).  Returns the number of entries removed (0 when
- * none), or -EINVAL.  The commit is atomic for snapshot readers.
+ * opts.owner_pid == pid) together with its descendants.  Returns the
+ * number of entries removed (0 when none), or -EINVAL.  The commit is
+ * atomic for snapshot readers.
  */
 int64_t shmreg_writer_del_owner(shmreg_writer_t *w, pid_t pid);
+
+/*
+ * Owner processes, driven by the host's event loop: the descriptor
+ * shmreg_writer_owner_fd() returns becomes readable (POLLIN) when a
+ * process that owns entries (opts.owner_pid) exits; then call
+ * shmreg_writer_reap_owners(), which removes each exited owner's entries
+ * and their subtrees (one commit per owner) without blocking.
+ *
+ *	struct pollfd p = { .fd = shmreg_writer_owner_fd(w), .events = POLLIN };
+ *	for (;;) {
+ *		poll(&p, 1, -1);              // with the host's other fds
+ *		if (p.revents & POLLIN)
+ *			shmreg_writer_reap_owners(w);
+ *	}
+ *
+ * owner_fd returns the descriptor (owned by @w: do not close or read it;
+ * the same one on every call), or -EINVAL, -EMFILE, -ENFILE, -ENOMEM.
+ * reap_owners returns the number of entries removed (0 when no owner
+ * exited, or owner_fd was never called), or -EINVAL.
+ */
+int shmreg_writer_owner_fd(shmreg_writer_t *w);
+int64_t shmreg_writer_reap_owners(shmreg_writer_t *w);
 
 /*
  * Group the changes made until the matching shmreg_writer_batch_end() into

@@ -366,7 +366,13 @@ void shmreg_disconnect(shmreg_client_t *c)
 int client_check_put(const void *key, size_t klen, const void *val,
 		     size_t vlen, const shmreg_put_opts_t *opts)
 {
-	return shm_check_put(key, klen, val, vlen, opts);
+	int rc = shm_check_put(key, klen, val, vlen, opts);
+
+	/* The wire protocol does not carry attributes yet: refuse them
+	 * rather than drop them. */
+	if (rc == 0 && opts && (opts->nattrs || opts->parent))
+		rc = -EOPNOTSUPP;
+	return rc;
 }
 
 int client_check_del(const void *key, size_t klen)

@@ -29,6 +29,9 @@ struct shm_geom {
 	uint64_t ring_events;
 	uint64_t ring_key_off;     /* = ring_off + ring_events * SHM_RING_REC */
 	uint64_t ring_key_bytes;
+	uint64_t attr_off;         /* attribute index (64-byte aligned) */
+	uint64_t attr_cap;         /* pair slots, a power of two */
+	unsigned attr_shift;       /* 64 - log2(attr_cap) */
 	uint64_t arena_off;
 	uint64_t arena_size;
 };
@@ -45,10 +48,11 @@ struct shm_map {
 };
 
 /* Compute the geometry of a new segment: @index_cap slots, @ring_events
- * records (power of two), @arena_size bytes.  Returns 0 or -EINVAL/-E2BIG
- * on absurd sizes. */
+ * records (power of two), @attr_cap attribute index slots (power of two,
+ * >= 8), @arena_size bytes.  Returns 0 or -EINVAL/-E2BIG on absurd
+ * sizes. */
 int shm_geom_plan(struct shm_geom *g, uint64_t index_cap, uint64_t ring_events,
-		  uint64_t arena_size);
+		  uint64_t attr_cap, uint64_t arena_size);
 
 /* Validate the header at @base (of @size mapped bytes): magic, version,
  * sizes, and that every region lies inside the mapping without overlap.
@@ -82,6 +86,25 @@ static inline struct shm_ring_rec *shm_ring_at(const struct shm_map *m,
 	return (struct shm_ring_rec *)(m->base + m->g.ring_off +
 				       (rev & (m->g.ring_events - 1)) *
 					       (uint64_t)SHM_RING_REC);
+}
+
+/* Home slot of a pair hash in the attribute index, and the slot after
+ * @i (wrapping). */
+static inline uint64_t shm_pair_home(const struct shm_geom *g, uint64_t hash)
+{
+	return hash >> g->attr_shift;
+}
+
+static inline uint64_t shm_pair_next(const struct shm_geom *g, uint64_t i)
+{
+	return (i + 1) & (g->attr_cap - 1);
+}
+
+static inline struct shm_pair *shm_pair_at(const struct shm_map *m,
+					   uint64_t i)
+{
+	return (struct shm_pair *)(m->base + m->g.attr_off +
+				   i * (uint64_t)SHM_PAIR_SIZE);
 }
 
 /* Is [off, off + len) inside the arena?  Overflow-safe. */

@@ -15,8 +15,14 @@
  *   +-----------------+ ring_off
  *   | change ring     |  ring_events records of 32 B
  *   | ring key bytes  |  ring_key_bytes bytes (keys of the ring records)
+ *   +-----------------+ attr_off   (64-byte aligned)
+ *   | attribute index |  attr_cap pair slots of 32 B, a power of two (open
+ *   |                 |  addressing, linear probing, backward shift): one
+ *   |                 |  per distinct name=value pair, each pointing to
+ *   |                 |  the pair's posting array in the arena
  *   +-----------------+ arena_off
- *   | object arena    |  out-of-line objects, size classes, FIFO reuse
+ *   | object arena    |  out-of-line objects and posting arrays, size
+ *   |                 |  classes, FIFO reuse
  *   +-----------------+ segment_size
  *
  * The geometry (every *_off and size) is fixed when the segment is created
@@ -43,7 +49,7 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 
 /* "shmreg" 0x00 0x5e as little-endian bytes; byte-swapped on the other order */
 #define SHM_MAGIC        UINT64_C(0x5e00676572686d73)
-#define SHM_VERSION      2u
+#define SHM_VERSION      3u
 #define SHM_HEADER_SIZE  4096u
 #define SHM_LINE         64u
 
@@ -52,6 +58,8 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 #define SHM_OBJ_HDR      32u
 #define SHM_OBJ_ALIGN    16u
 #define SHM_RING_REC     32u
+#define SHM_PAIR_SIZE    32u   /* attribute index slot */
+#define SHM_RICH_HDR     16u   /* after shm_obj in a SHM_KIND_RICH object */
 
 /* Index load limit: the writer grows before entries exceed 3/4 of the slots.
  * The index has a power-of-two size, so after a doubling it is 3/8 full and
@@ -75,6 +83,8 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 /* shm_slot.kind */
 #define SHM_KIND_INLINE  1u    /* key then value in slot.data */
 #define SHM_KIND_EXTERN  2u    /* slot.data holds a shm_ext_ref */
+#define SHM_KIND_RICH    3u    /* slot.data holds a shm_ext_ref to an object
+                                * with attributes (shm_obj + shm_rich) */
 
 /* ring record op */
 #define SHM_OP_PUT 1u
@@ -113,10 +123,10 @@ struct shm_hdr {
 	                            * since boot, /proc/PID/stat field 22):
 	                            * the pid test of shm/liveness.h */
 	int64_t  created_ns;       /* CLOCK_REALTIME at creation */
-	uint64_t lock_dev;         /* st_dev and st_ino of the lock file the */
-	uint64_t lock_ino;         /* writer locked; 0: unknown.  A reader
-	                            * finding another file at SEGMENT.lock
-	                            * knows it is not the writer's lock */
+	uint64_t attr_off;         /* first attribute index slot */
+	uint64_t attr_cap;         /* attribute index slots: a power of two
+	                            * >= 8; a pair's home slot is its hash's
+	                            * top log2(attr_cap) bits */
 
 	/* commit line: written on every commit */
 	_Atomic uint32_t commit_seq;   /* seqcount over a whole commit (batch):
@@ -128,7 +138,11 @@ struct shm_hdr {
 	_Atomic uint64_t revision;     /* last committed revision; stored with
 	                                * release after the commit's slots and
 	                                * ring record */
-	uint8_t  pad2[SHM_LINE - 16];
+	_Atomic uint32_t attr_shift_seq; /* shift_seq of the attribute index:
+	                                  * odd around every move of a pair
+	                                  * slot (writer/attrs.c) */
+	uint32_t pad2a;
+	uint8_t  pad2[SHM_LINE - 24];
 
 	/* stats line: written by the writer on commits, read by shmreg_stats;
 	 * also what a writer adopting a cleanly closed segment in place
@@ -139,7 +153,8 @@ struct shm_hdr {
 	_Atomic uint64_t arena_bump;   /* arena bytes handed out so far */
 	_Atomic uint64_t arena_live;   /* block bytes of live arena objects */
 	_Atomic uint64_t owned;        /* live entries with an owner pid */
-	uint8_t  pad3[SHM_LINE - 40];
+	_Atomic uint64_t attr_pairs;   /* occupied attribute index slots */
+	uint8_t  pad3[SHM_LINE - 48];
 
 	/* ring line: the change ring's reservation cursor */
 	_Atomic uint64_t ring_key_reserved; /* key byte ring bytes reserved so
@@ -159,6 +174,13 @@ struct shm_hdr {
 	_Atomic uint64_t undo_slot;
 	uint8_t  pad5[SHM_LINE - 8];
 	_Atomic uint64_t undo_data[SHM_SLOT_SIZE / 8];
+
+	/* writer identity line: written when a writer creates or adopts the
+	 * segment (segment_claim), read by readers that test liveness */
+	uint64_t lock_dev;         /* st_dev and st_ino of the lock file the */
+	uint64_t lock_ino;         /* writer locked; 0: unknown.  A reader
+	                            * finding another file at SEGMENT.lock
+	                            * knows it is not the writer's lock */
 };
 
 /*
@@ -210,6 +232,49 @@ struct shm_obj {
 };
 
 /*
+ * Object header extension of a SHM_KIND_RICH entry (one with attributes,
+ * a parent, or both): the object is
+ *
+ *   shm_obj | shm_rich | key | value | attributes (alen) | parent (plen)
+ *
+ * The attributes are nattrs consecutive "name\0value\0" pairs (the bytes
+ * shmreg_get_attrs returns), name 1..SHMREG_ATTR_NAME_MAX bytes without
+ * '=', value 0..SHMREG_ATTR_VALUE_MAX bytes; the parent is the parent
+ * entry's key (0 bytes: none).  nattrs == 0 requires alen == 0 and
+ * plen > 0.  Guarded by the object's seq like the rest of the object.
+ */
+struct shm_rich {
+	uint32_t alen;             /* attribute bytes */
+	uint32_t nattrs;           /* 0..SHMREG_ATTRS_MAX pairs */
+	uint32_t plen;             /* parent key bytes, 0..SHMREG_KEY_MAX */
+	uint32_t pad;
+};
+
+/*
+ * Attribute index slot: one distinct name=value pair (by the XXH3-64 of
+ * the bytes "name=value"), or empty (count == 0).  Guarded by its own
+ * seqcount, which also guards the first count elements of its posting
+ * array: the writer appends to the array, and removes by moving the last
+ * element into the hole, inside a write section of this slot.
+ *
+ * The posting array is an arena block of arr_size bytes (a size class):
+ * a shm_obj header (seq, hash = the pair's hash; written under the
+ * block's own seq whenever the block is taken for an array, so a reader
+ * of the block's previous object retries), then arr_size / 8 - 4 u64
+ * elements, each the XXH3-64 of the key of an entry carrying the pair.
+ * A hash appears once per array even when two keys share it; readers
+ * check every candidate entry's own attributes, so a shared hash (of
+ * keys or of pairs) costs a look, never a wrong answer.
+ */
+struct shm_pair {
+	_Atomic uint32_t seq;
+	uint32_t count;            /* elements; 0 = empty slot */
+	uint64_t hash;             /* XXH3-64 of "name=value" */
+	uint64_t arr_off;          /* posting block, from segment start */
+	uint64_t arr_size;         /* its block size */
+};
+
+/*
  * Change ring record for revision rev, at index rev & (ring_events - 1).
  * rev doubles as the record's seqcount: 0 while being written, then rev.
  * The key lives in the key byte ring at key_pos & (ring_key_bytes - 1),
@@ -231,7 +296,17 @@ _Static_assert(sizeof(struct shm_obj) == SHM_OBJ_HDR, "object header");
 _Static_assert(offsetof(struct shm_obj, klen) == 8, "object fields after word 0");
 _Static_assert(sizeof(struct shm_ring_rec) == SHM_RING_REC, "ring record");
 _Static_assert(offsetof(struct shm_hdr, arena_size) == 72, "identity layout");
-_Static_assert(offsetof(struct shm_hdr, lock_ino) == 120, "identity layout");
+_Static_assert(offsetof(struct shm_hdr, attr_cap) == 2 * SHM_LINE - 8,
+	       "attribute geometry ends the identity lines");
+_Static_assert(offsetof(struct shm_hdr, attr_shift_seq) == 2 * SHM_LINE + 16,
+	       "commit line");
+_Static_assert(offsetof(struct shm_hdr, attr_pairs) == 3 * SHM_LINE + 40,
+	       "stats line");
+_Static_assert(sizeof(struct shm_rich) == SHM_RICH_HDR, "rich header");
+_Static_assert(sizeof(struct shm_pair) == SHM_PAIR_SIZE, "pair slot");
+_Static_assert((SHM_OBJ_HDR + SHM_RICH_HDR) % 8 == 0, "rich key aligned");
+_Static_assert(offsetof(struct shm_hdr, lock_dev) == 8 * SHM_LINE,
+	       "writer identity line");
 _Static_assert(offsetof(struct shm_hdr, commit_seq) == 2 * SHM_LINE, "commit line");
 _Static_assert(offsetof(struct shm_hdr, entries) == 3 * SHM_LINE, "stats line");
 _Static_assert(offsetof(struct shm_hdr, ring_key_reserved) == 4 * SHM_LINE,

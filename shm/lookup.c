@@ -40,6 +40,7 @@
 #include <sched.h>
 #include <string.h>
 
+#include "attr_index.h"
 #include "clock.h"
 #include "hash.h"
 #include "lookup.h"
@@ -97,12 +98,13 @@ bool shm_slot_sane(const struct shm_map *m, const struct shm_slot *s)
 		return false;
 	if (s->kind == SHM_KIND_INLINE)
 		return (uint32_t)s->klen + s->vlen <= SHM_SLOT_INLINE;
-	if (s->kind == SHM_KIND_EXTERN) {
+	if (s->kind == SHM_KIND_EXTERN || s->kind == SHM_KIND_RICH) {
 		struct shm_ext_ref ref;
 
 		memcpy(&ref, s->data, sizeof(ref));
 		return (ref.obj_off % SHM_OBJ_ALIGN) == 0 &&
-		       ref.obj_size >= SHM_OBJ_HDR + s->klen + (uint64_t)s->vlen &&
+		       ref.obj_size >= shm_obj_key_off(s->kind) + s->klen +
+					       (uint64_t)s->vlen &&
 		       shm_in_arena(&m->g, ref.obj_off, ref.obj_size);
 	}
 	return false;
@@ -136,9 +138,11 @@ int shm_entry_read(const struct shm_map *m, const struct shm_slot *s,
 	/* The slot said where the object is and how long its key and value
 	 * are; the block is inside the arena (shm_slot_sane), so these copies
 	 * stay in bounds whatever the object's own header says. */
-	shm_copy_wide(key, (const uint8_t *)o + SHM_OBJ_HDR, s->klen);
+	shm_copy_wide(key, (const uint8_t *)o + shm_obj_key_off(s->kind),
+		      s->klen);
 	if (n)
-		shm_copy_wide(buf, (const uint8_t *)o + SHM_OBJ_HDR + s->klen, n);
+		shm_copy_wide(buf, (const uint8_t *)o + shm_obj_key_off(s->kind) +
+					   s->klen, n);
 	if (seq_read_retry(&o->seq, s0))
 		return -EAGAIN;
 	/* A stable object that is not this version of this entry was freed

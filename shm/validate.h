@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "clock.h"
 #include "shmreg.h"
@@ -48,8 +49,47 @@ static inline int shm_check_value(const void *val, size_t vlen)
 	return vlen > SHMREG_VALUE_MAX ? -E2BIG : 0;
 }
 
-/* Put options (NULL: the defaults): known flags only, owner_pid >= 0 and
- * 0 <= ttl_ns <= SHMREG_TTL_MAX_NS.  The TTL bound keeps the deadline,
+/* Bytes of an entry's attributes as stored and as shmreg_get_attrs
+ * returns them ("name\0value\0" pairs), at most. */
+#define SHM_ATTR_BYTES_MAX \
+	(SHMREG_ATTRS_MAX * (SHMREG_ATTR_NAME_MAX + SHMREG_ATTR_VALUE_MAX + 2))
+
+/* One attribute: a name of 1..SHMREG_ATTR_NAME_MAX bytes without '=' and
+ * a value of 0..SHMREG_ATTR_VALUE_MAX bytes, both non-NULL C strings. */
+static inline int shm_check_attr(const shmreg_attr_t *a)
+{
+	size_t n, v;
+
+	if (!a->name || !a->value)
+		return -EINVAL;
+	n = strnlen(a->name, SHMREG_ATTR_NAME_MAX + 1);
+	v = strnlen(a->value, SHMREG_ATTR_VALUE_MAX + 1);
+	if (n == 0 || memchr(a->name, '=', n))
+		return -EINVAL;
+	return n > SHMREG_ATTR_NAME_MAX || v > SHMREG_ATTR_VALUE_MAX ? -E2BIG
+								      : 0;
+}
+
+/* @n attributes at @attrs (NULL only if @n is 0), at most
+ * SHMREG_ATTRS_MAX of them. */
+static inline int shm_check_attrs(const shmreg_attr_t *attrs, size_t n)
+{
+	if (n > SHMREG_ATTRS_MAX)
+		return -E2BIG;
+	if (n && !attrs)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		int rc = shm_check_attr(&attrs[i]);
+
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Put options (NULL: the defaults): known flags only, owner_pid >= 0,
+ * 0 <= ttl_ns <= SHMREG_TTL_MAX_NS, valid attributes, and a parent key
+ * of 1..SHMREG_KEY_MAX bytes or none (NULL, 0).  The TTL bound keeps the deadline,
  * now + ttl_ns, representable (int64 ns) for the next century; an
  * unchecked ttl_ns near INT64_MAX overflowed it into the past: a put that
  * succeeded but whose entry was never visible. */
@@ -61,7 +101,11 @@ static inline int shm_check_put_opts(const shmreg_put_opts_t *opts)
 		return -EINVAL;
 	if (opts->ttl_ns < 0 || opts->ttl_ns > SHMREG_TTL_MAX_NS)
 		return -EINVAL;
-	return 0;
+	if (!opts->parent != !opts->parent_len)
+		return -EINVAL; /* NULL with a length, or an empty key */
+	if (opts->parent_len > SHMREG_KEY_MAX)
+		return -E2BIG;
+	return shm_check_attrs(opts->attrs, opts->nattrs);
 }
 
 /* Every argument of a put, in the order the errors are reported. */

@@ -30,6 +30,7 @@
  * without a bounds check (writer/index.c slot_key, entry_release).
  */
 #include <errno.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -59,7 +60,10 @@ static bool adoptable(const struct shmreg_writer *w, const struct shm_map *m)
 	       atomic_load_explicit(&h->arena_bump, memory_order_relaxed) <=
 		       m->g.arena_size &&
 	       atomic_load_explicit(&h->arena_live, memory_order_relaxed) <=
-		       m->g.arena_size;
+		       m->g.arena_size &&
+	       atomic_load_explicit(&h->attr_pairs, memory_order_relaxed) *
+			       SHM_LOAD_DEN <=
+		       m->g.attr_cap * SHM_LOAD_NUM;
 }
 
 /* Rebuild the owner lists: one pass over the index, only when some entry
@@ -87,6 +91,14 @@ int writer_adopt(struct shmreg_writer *w, struct shm_map *m, int fd)
 	if (!adoptable(w, m))
 		return -EAGAIN;
 	w->map = *m;
+	/* the attribute index stays where it is; only the writer's map of
+	 * posting positions is rebuilt (and checked against the entries:
+	 * a disagreement is recovered by copying) */
+	if (atomic_load_explicit(&h->attr_pairs, memory_order_relaxed) &&
+	    attrs_adopt(w) < 0) {
+		memset(&w->map, 0, sizeof(w->map));
+		return -EAGAIN;
+	}
 	w->seg_fd = fd;
 	w->revision = atomic_load_explicit(&h->revision, memory_order_acquire);
 	if (w->revision > WRITER_REV_MAX)

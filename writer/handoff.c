@@ -41,6 +41,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "attr_index.h"
 #include "internal.h"
 #include "hash.h"
 #include "lookup.h"
@@ -48,6 +49,7 @@
 #include "ring.h"
 #include "ring_read.h"
 #include "seqcount.h"
+#include "validate.h"
 
 uint64_t index_cap_for(uint64_t entries)
 {
@@ -122,17 +124,41 @@ static int copy_own(struct shmreg_writer *w, const struct shm_map *src)
 							  s->tag);
 			if (rc < 0)
 				return rc;
+		} else if (s->kind == SHM_KIND_RICH) {
+			const uint8_t *a, *parent;
+			uint32_t alen, nattrs, plen;
+
+			/* bounds-checked: the segment may be an adopted one */
+			rc = attrs_of_slot(src, s, &a, &alen, &nattrs, &parent,
+					   &plen);
+			if (rc < 0)
+				return rc;
+			memcpy(&ref, s->data, sizeof(ref));
+			o = src->base + ref.obj_off + SHM_OBJ_HDR + SHM_RICH_HDR;
+			rc = attrs_entry_build_raw(w, &ns, o, s->klen,
+						   o + s->klen, s->vlen,
+						   (uint64_t)s->hash_hi << 32 |
+							   s->tag,
+						   a, alen, nattrs, parent, plen);
+			if (rc < 0)
+				return rc;
 		}
 		rc = place(w, &ns);
 		if (rc < 0)
 			return rc;
+		/* the new segment's attribute index, built as it fills */
+		if (ns.kind == SHM_KIND_RICH)
+			attrs_update(w, NULL, &ns, (uint64_t)ns.hash_hi << 32 |
+							   ns.tag);
 	}
 	return 0;
 }
 
 /* Insert one validated entry of a segment taken over after a crash. */
 static int copy_entry(struct shmreg_writer *w, const struct shm_slot *old,
-		      const uint8_t *key, const uint8_t *val)
+		      const uint8_t *key, const uint8_t *val,
+		      const uint8_t *attrs, uint32_t alen, uint32_t nattrs,
+		      const uint8_t *parent, uint32_t plen)
 {
 	uint64_t hash = shm_hash(key, old->klen);
 	struct shm_slot ns, dup;
@@ -148,6 +174,7 @@ static int copy_entry(struct shmreg_writer *w, const struct shm_slot *old,
 	if (at >= 0) {
 		if (dup.mod_rev >= old->mod_rev)
 			return 0;
+		attrs_update(w, &dup, NULL, hash);
 		entry_release(w, &dup);
 		w->entries--;
 		w->bytes_used -= dup.klen + dup.vlen;
@@ -160,7 +187,13 @@ static int copy_entry(struct shmreg_writer *w, const struct shm_slot *old,
 	ns.expires_at_ns = old->expires_at_ns;
 	ns.owner_pid = old->owner_pid;
 	ns.flags = old->flags;
-	rc = entry_build(w, &ns, key, old->klen, val, old->vlen, hash);
+	if (old->kind == SHM_KIND_RICH) {
+		rc = attrs_entry_build_raw(w, &ns, key, old->klen, val,
+					   old->vlen, hash, attrs, alen,
+					   nattrs, parent, plen);
+	} else {
+		rc = entry_build(w, &ns, key, old->klen, val, old->vlen, hash);
+	}
 	if (rc < 0)
 		return rc;
 	if (at >= 0) {
@@ -172,10 +205,22 @@ static int copy_entry(struct shmreg_writer *w, const struct shm_slot *old,
 		if (rc < 0)
 			return rc;
 	}
+	if (ns.kind == SHM_KIND_RICH)
+		attrs_update(w, NULL, &ns, hash);
 	if (old->owner_pid > 0)
 		(void)owners_add(&w->owners, old->owner_pid, key, old->klen,
 				 writer_owns, w);
 	return 0;
+}
+
+/* Pairs in well-formed attribute bytes (two strings each). */
+static uint32_t count_pairs(const uint8_t *a, uint32_t alen)
+{
+	uint32_t strings = 0;
+
+	for (uint32_t i = 0; i < alen; i++)
+		strings += a[i] == 0;
+	return strings / 2;
 }
 
 /* Takeover after a crash: copy every entry that validates. */
@@ -183,7 +228,8 @@ static int copy_validated(struct shmreg_writer *w, const struct shm_map *src)
 {
 	for (uint64_t i = 0; i < src->g.index_cap; i++) {
 		struct shm_slot s;
-		uint8_t *key;
+		uint8_t *key, *attrs, *val, *parent;
+		uint32_t alen, nattrs, plen;
 		int rc;
 
 		/* a slot that will not validate or makes no sense is
@@ -191,13 +237,28 @@ static int copy_validated(struct shmreg_writer *w, const struct shm_map *src)
 		if (shm_slot_copy(src, i, &s) < 0 || s.klen == 0 ||
 		    !shm_slot_sane(src, &s))
 			continue;
-		rc = scratch_reserve(w, SHMREG_KEY_MAX + (size_t)s.vlen);
+		rc = scratch_reserve(w, 2 * SHMREG_KEY_MAX +
+					SHM_ATTR_BYTES_MAX + (size_t)s.vlen);
 		if (rc < 0)
 			return rc;
 		key = w->scratch;
-		if (shm_entry_read(src, &s, key, key + SHMREG_KEY_MAX, s.vlen) < 0)
+		parent = key + SHMREG_KEY_MAX;
+		attrs = parent + SHMREG_KEY_MAX;
+		val = attrs + SHM_ATTR_BYTES_MAX;
+		alen = nattrs = plen = 0;
+		if (s.kind == SHM_KIND_RICH) {
+			/* key, value, attributes and parent of one version,
+			 * all validated (shm/attr_read.c) */
+			if (shm_rich_read(src, &s, key, val, s.vlen, attrs,
+					  SHM_ATTR_BYTES_MAX, &alen, parent,
+					  &plen) < 0)
+				continue;
+			nattrs = count_pairs(attrs, alen);
+		} else if (shm_entry_read(src, &s, key, val, s.vlen) < 0) {
 			continue;
-		rc = copy_entry(w, &s, key, key + SHMREG_KEY_MAX);
+		}
+		rc = copy_entry(w, &s, key, val, attrs, alen, nattrs, parent,
+				plen);
 		if (rc < 0 && rc != -EPROTO)
 			return rc;
 	}
@@ -245,7 +306,16 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	uint32_t old_state = 0;
 	int fd, rc;
 
-	rc = shm_geom_plan(&g, index_cap, w->opts.ring_events, arena_size);
+	uint64_t attr_cap = attr_cap_for(w->attr_pairs);
+	struct apos_map saved_apos = w->apos;
+	uint64_t saved_pairs = w->attr_pairs;
+
+	if (src && src->g.attr_cap > attr_cap)
+		attr_cap = src->g.attr_cap;
+	if (w->attr_cap_min > attr_cap)
+		attr_cap = w->attr_cap_min;
+	rc = shm_geom_plan(&g, index_cap, w->opts.ring_events, attr_cap,
+			   arena_size);
 	if (rc < 0)
 		return rc == -E2BIG ? -ENOMEM : rc;
 	if (src)
@@ -261,6 +331,9 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	w->map = fresh;
 	w->entries = w->bytes_used = w->arena_live = w->key_reserved = 0;
 	w->owned = 0;
+	/* the attribute index is rebuilt as the entries are copied */
+	memset(&w->apos, 0, sizeof(w->apos));
+	w->attr_pairs = 0;
 	rc = !from.base ? 0 : own ? copy_own(w, &from) : copy_validated(w, &from);
 	if (rc < 0)
 		goto fail;
@@ -281,6 +354,8 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	atomic_store_explicit(&h->arena_bump, w->alloc.bump, memory_order_relaxed);
 	atomic_store_explicit(&h->arena_live, w->arena_live, memory_order_relaxed);
 	atomic_store_explicit(&h->owned, w->owned, memory_order_relaxed);
+	atomic_store_explicit(&h->attr_pairs, w->attr_pairs,
+			      memory_order_relaxed);
 	/* Retire the old segment *before* the rename: a writer killed
 	 * between the two must not leave a segment that is no longer at the
 	 * name but still says OPEN, which its readers would never leave.
@@ -312,6 +387,7 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	}
 	w->seg_fd = fd;
 	alloc_free_all(&saved);
+	apos_free(&saved_apos);
 	return 0;
 
 fail:
@@ -328,5 +404,8 @@ fail_published:
 	w->arena_live = saved_live;
 	w->owned = saved_owned;
 	w->key_reserved = saved_reserved;
+	apos_free(&w->apos);
+	w->apos = saved_apos;
+	w->attr_pairs = saved_pairs;
 	return rc;
 }

@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "attr_index.h"
 #include "internal.h"
 #include "slot_write.h"
 #include "hash.h"
@@ -51,9 +52,10 @@ static const uint8_t *slot_key(const struct shm_map *m,
 	if (s->kind == SHM_KIND_INLINE)
 		return s->klen <= SHM_SLOT_INLINE ? s->data : NULL;
 	memcpy(&ref, s->data, sizeof(ref));
-	if (!shm_in_arena(&m->g, ref.obj_off, SHM_OBJ_HDR + (uint64_t)s->klen))
+	if (!shm_in_arena(&m->g, ref.obj_off,
+			  shm_obj_key_off(s->kind) + (uint64_t)s->klen))
 		return NULL;
-	return m->base + ref.obj_off + SHM_OBJ_HDR;
+	return m->base + ref.obj_off + shm_obj_key_off(s->kind);
 }
 
 /* Slots a walk from a home may visit (see SHM_PROBE_LIMIT). */

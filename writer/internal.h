@@ -69,6 +69,41 @@ size_t owner_list_len(const struct owner_list *l);
 const void *owner_list_key(const struct owner_list *l, size_t i, size_t *klen);
 void owner_list_free(struct owner_list *l);
 void owners_free(struct owners *o);
+/* The pidfd watching @pid's list (-1: none or no list); give the list one
+ * (false: no list, or it has one: the caller closes @fd). */
+int owners_pidfd(struct owners *o, pid_t pid);
+bool owners_set_pidfd(struct owners *o, pid_t pid, int fd);
+/* @pid was gone when it was to be watched: reap it on the next round. */
+void owners_mark_dead(struct owners *o, pid_t pid);
+pid_t owners_next_dead(struct owners *o);
+void owners_each(struct owners *o, void (*fn)(void *ctx, pid_t pid),
+		 void *ctx);
+
+/* ---- owner liveness (reap.c) ---- */
+
+/* Is @pid alive?  0, or -ESRCH. */
+int owner_check(struct shmreg_writer *w, pid_t pid);
+/* After a put made @pid an owner: watch it when the host asked for
+ * shmreg_writer_owner_fd(). */
+void owner_watch(struct shmreg_writer *w, pid_t pid);
+void owner_close(struct shmreg_writer *w);
+
+/* ---- attribute index bookkeeping (attrs.c) ---- */
+
+/* Where each entry hash sits in each pair's posting array: the writer's
+ * private map from (pair hash, entry hash) to the element's position, so
+ * that removing an entry from a pair is O(1) (swap with the last).  refs
+ * counts the entries with that key hash carrying the pair (more than one
+ * only when two keys share an XXH3-64); 0 marks an empty cell. */
+struct apos {
+	uint64_t phash, ehash;
+	uint32_t pos, refs;
+};
+
+struct apos_map {
+	struct apos *tab;
+	size_t cap, n;              /* cap: a power of two, or 0 */
+};
 
 /* ---- the writer ---- */
 
@@ -99,6 +134,15 @@ struct shmreg_writer {
 	shmreg_t *reader;          /* lazily opened (shmreg_writer_reader) */
 	uint8_t *scratch;          /* handoff copy buffer */
 	size_t scratch_cap;
+	uint64_t attr_pairs;       /* occupied attribute index slots */
+	uint64_t attr_cap_min;     /* attribute index slots the next
+	                            * handoff gives at least */
+	struct apos_map apos;
+	int owner_ep;              /* epoll set of owner pidfds, or -1 */
+	int owner_ev;              /* eventfd in it: an owner found dead */
+	bool keep_expiry;          /* shmreg_writer_set_attrs: the put keeps
+	                            * keep_expires_at instead of a new TTL */
+	int64_t keep_expires_at;
 };
 
 /* ---- segment files (segment.c) ---- */
@@ -158,6 +202,65 @@ int entry_build(struct shmreg_writer *w, struct shm_slot *s, const void *key,
 		size_t klen, const void *val, size_t vlen, uint64_t hash);
 void entry_release(struct shmreg_writer *w, const struct shm_slot *s);
 
+/* ---- attributes (attrs.c) ---- */
+
+/* Build the slot of an entry with attributes: a SHM_KIND_RICH object
+ * holding key, value and the @alen attribute bytes @enc (@nattrs
+ * "name\0value\0" pairs).  Returns 0, -ENOSPC or -E2BIG. */
+int attrs_entry_build_raw(struct shmreg_writer *w, struct shm_slot *s,
+			  const void *key, size_t klen, const void *val,
+			  size_t vlen, uint64_t hash, const uint8_t *enc,
+			  uint32_t alen, uint32_t nattrs, const void *parent,
+			  uint32_t plen);
+/* The same from put options with attributes or a parent (checked by the
+ * caller). */
+int attrs_entry_build(struct shmreg_writer *w, struct shm_slot *s,
+		      const void *key, size_t klen, const void *val,
+		      size_t vlen, uint64_t hash,
+		      const shmreg_put_opts_t *opts);
+/* Before a put with attributes or a parent: grow (hand off) so that the
+ * commit finds room for the entry's object, its postings and new pair
+ * slots.  Returns 0, or -ENOMEM/-ENOSPC (nothing changed). */
+int attrs_reserve(struct shmreg_writer *w, size_t klen, size_t vlen,
+		  const shmreg_put_opts_t *opts);
+/* Inside a commit: the entry with key hash @ehash goes from slot image
+ * @old (NULL: absent) to @new (NULL: removed); update the postings of
+ * the pairs that differ.  Both objects must still be in the arena. */
+void attrs_update(struct shmreg_writer *w, const struct shm_slot *old,
+		  const struct shm_slot *new, uint64_t ehash);
+/* The attribute bytes and parent key of a slot of the writer's segment,
+ * bounds-checked: 0 and *@a, *@alen, *@nattrs, *@parent, *@plen (none
+ * for an entry that is not rich), or -EPROTO. */
+int attrs_of_slot(const struct shm_map *m, const struct shm_slot *s,
+		  const uint8_t **a, uint32_t *alen, uint32_t *nattrs,
+		  const uint8_t **parent, uint32_t *plen);
+/* Pair slot of pair hash @ph in the writer's segment, or NULL. */
+const struct shm_pair *attrs_pair(const struct shm_map *m, uint64_t ph);
+
+/* ---- trees (tree.c) ---- */
+
+/* May @key get the parent @parent?  0, -ENOENT (no such parent), -ELOOP
+ * (the parent is @key or below it), -EPROTO. */
+int tree_check_parent(struct shmreg_writer *w, const void *key, size_t klen,
+		      const void *parent, size_t plen);
+/* Does @key have children? */
+bool tree_has_children(struct shmreg_writer *w, const void *key,
+		       size_t klen);
+/* Inside a commit: remove @key and its descendants (each its own
+ * revision and delete event).  Returns how many, or -ENOMEM (nothing
+ * removed). */
+int64_t tree_remove(struct shmreg_writer *w, const void *key, size_t klen);
+/* Rebuild the position map of an adopted segment's attribute index and
+ * check it against the entries.  Returns 0, or -EAGAIN when they do not
+ * agree (the caller recovers by copying) or -ENOMEM. */
+int attrs_adopt(struct shmreg_writer *w);
+void apos_free(struct apos_map *p);
+
+/* Remove the entry at slot @i (validated copy @old) as revision @rev, or
+ * silently (rev 0: expired), in a commit of its own or the caller's. */
+void remove_at(struct shmreg_writer *w, uint64_t i, const struct shm_slot *old,
+	       const void *key, size_t klen, uint64_t hash, uint64_t rev);
+
 /* ---- change ring: ring_append() in writer/ring.h ---- */
 
 /* ---- growth and takeover (handoff.c) ---- */
@@ -173,6 +276,9 @@ uint64_t index_cap_for(uint64_t entries);
  * current segment is untouched and stays in service. */
 int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	    uint64_t arena_size);
+/* Smallest attribute index (a power of two >= 8) for @pairs at the load
+ * limit. */
+uint64_t attr_cap_for(uint64_t pairs);
 
 
 #endif /* WRITER_INTERNAL_H */

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -22,6 +23,9 @@ struct owner_list {
 	pid_t pid;
 	size_t len, cap;
 	size_t compacted;         /* len after the last compaction */
+	int pidfd;                /* watched by shmreg_writer_owner_fd, or
+	                           * -1 (reap.c) */
+	bool dead;                /* found gone when it was to be watched */
 	struct {
 		uint8_t *key;
 		size_t klen;
@@ -98,6 +102,7 @@ int owners_add(struct owners *o, pid_t pid, const void *key, size_t klen,
 		if (!l)
 			return -ENOMEM;
 		l->pid = pid;
+		l->pidfd = -1;
 		*pp = l;
 		o->count++;
 	}
@@ -149,10 +154,56 @@ const void *owner_list_key(const struct owner_list *l, size_t i, size_t *klen)
 	return l->keys[i].key;
 }
 
+int owners_pidfd(struct owners *o, pid_t pid)
+{
+	struct owner_list *l = o->nbuckets ? *find(o, pid) : NULL;
+
+	return l ? l->pidfd : -1;
+}
+
+bool owners_set_pidfd(struct owners *o, pid_t pid, int fd)
+{
+	struct owner_list *l = o->nbuckets ? *find(o, pid) : NULL;
+
+	if (!l || l->pidfd >= 0)
+		return false;
+	l->pidfd = fd;
+	return true;
+}
+
+void owners_mark_dead(struct owners *o, pid_t pid)
+{
+	struct owner_list *l = o->nbuckets ? *find(o, pid) : NULL;
+
+	if (l)
+		l->dead = true;
+}
+
+pid_t owners_next_dead(struct owners *o)
+{
+	for (size_t b = 0; b < o->nbuckets; b++)
+		for (struct owner_list *l = o->buckets[b]; l; l = l->next)
+			if (l->dead)
+				return l->pid;
+	return 0;
+}
+
+void owners_each(struct owners *o, void (*fn)(void *ctx, pid_t pid),
+		 void *ctx)
+{
+	/* collect first: @fn may change the lists' fields, not the chains */
+	for (size_t b = 0; b < o->nbuckets; b++)
+		for (struct owner_list *l = o->buckets[b]; l; l = l->next)
+			fn(ctx, l->pid);
+}
+
 void owner_list_free(struct owner_list *l)
 {
 	if (!l)
 		return;
+	/* closing the pidfd also takes it out of the epoll set */
+	if (l->pidfd >= 0)
+		close(l->pidfd);
 	for (size_t i = 0; i < l->len; i++)
 		free(l->keys[i].key);
 	free(l->keys);

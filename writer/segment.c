@@ -340,6 +340,8 @@ int segment_create(struct shmreg_writer *w, const struct shm_geom *g,
 	h->ring_off = g->ring_off;
 	h->ring_events = (uint32_t)g->ring_events;
 	h->ring_key_bytes = (uint32_t)g->ring_key_bytes;
+	h->attr_off = g->attr_off;
+	h->attr_cap = g->attr_cap;
 	h->arena_off = g->arena_off;
 	h->arena_size = g->arena_size;
 	h->generation = generation;

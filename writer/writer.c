@@ -32,6 +32,7 @@
 #include "lookup.h"
 #include "notify.h"
 #include "paths.h"
+#include "commit.h"
 #include "ring.h"
 #include "slot_write.h"
 #include "seqcount.h"
@@ -158,7 +159,7 @@ void entry_release(struct shmreg_writer *w, const struct shm_slot *s)
 {
 	struct shm_ext_ref ref;
 
-	if (s->kind != SHM_KIND_EXTERN)
+	if (s->kind == SHM_KIND_INLINE)
 		return;
 	memcpy(&ref, s->data, sizeof(ref));
 	w->arena_live -= ref.obj_size;
@@ -168,33 +169,6 @@ void entry_release(struct shmreg_writer *w, const struct shm_slot *s)
 
 /* ---- commits ---- */
 
-static inline void commit_begin(struct shmreg_writer *w)
-{
-	if (w->batch_depth++ == 0)
-		seq_write_begin(&w->map.hdr->commit_seq);
-}
-
-static inline void commit_end(struct shmreg_writer *w, uint64_t rev)
-{
-	struct shm_hdr *h = w->map.hdr;
-
-	atomic_store_explicit(&h->entries, w->entries, memory_order_relaxed);
-	atomic_store_explicit(&h->bytes_used, w->bytes_used,
-			      memory_order_relaxed);
-	atomic_store_explicit(&h->arena_bump, w->alloc.bump,
-			      memory_order_relaxed);
-	atomic_store_explicit(&h->arena_live, w->arena_live,
-			      memory_order_relaxed);
-	atomic_store_explicit(&h->owned, w->owned, memory_order_relaxed);
-	if (rev) {
-		w->revision = rev;
-		/* publishes the commit's slots and ring record; pairs with
-		 * the acquire load in shmreg_revision() and the watchers */
-		atomic_store_explicit(&h->revision, rev, memory_order_release);
-	}
-	if (--w->batch_depth == 0)
-		seq_write_end(&h->commit_seq);
-}
 
 SHMREG_EXPORT int shmreg_writer_batch_begin(shmreg_writer_t *w)
 {
@@ -246,12 +220,13 @@ bool writer_owns(void *ctx, pid_t pid, const void *key, size_t klen)
 
 /* Remove the entry at slot @i (a validated copy in @old) as revision @rev,
  * or silently (rev 0: an expired entry nobody can see any more). */
-static void remove_at(struct shmreg_writer *w, uint64_t i,
+void remove_at(struct shmreg_writer *w, uint64_t i,
 		      const struct shm_slot *old, const void *key, size_t klen,
 		      uint64_t hash, uint64_t rev)
 {
 	commit_begin(w);
 	index_remove(w, i);
+	attrs_update(w, old, NULL, hash);
 	entry_release(w, old);
 	w->entries--;
 	w->bytes_used -= old->klen + old->vlen;
@@ -262,6 +237,17 @@ static void remove_at(struct shmreg_writer *w, uint64_t i,
 	commit_end(w, rev);
 	if (rev && w->notify)
 		notify_key(w->notify, hash);
+}
+
+/* The entry's slot and object: with attributes, a rich object. */
+static int build_opts(struct shmreg_writer *w, struct shm_slot *ns,
+		      const void *key, size_t klen, const void *val,
+		      size_t vlen, uint64_t hash, const shmreg_put_opts_t *opts)
+{
+	if (opts->nattrs || opts->parent)
+		return attrs_entry_build(w, ns, key, klen, val, vlen, hash,
+					 opts);
+	return entry_build(w, ns, key, klen, val, vlen, hash);
 }
 
 /*
@@ -354,6 +340,13 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	}
 	if (!opts)
 		opts = &defaults;
+	/* a dead owner's entry would never be removed (set_attrs keeps the
+	 * owner it has) */
+	if (opts->owner_pid > 0 && !w->keep_expiry) {
+		rc = owner_check(w, opts->owner_pid);
+		if (rc < 0)
+			return rc;
+	}
 	gen = w->map.generation;
 	at = index_lookup(w, key, klen, hash, &old, &i);
 	exists = at >= 0 && !shm_expired(&old);
@@ -366,20 +359,32 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 		if (rc < 0)
 			return rc;
 	}
+	if (opts->parent) {
+		rc = tree_check_parent(w, key, klen, opts->parent,
+				       opts->parent_len);
+		if (rc < 0)
+			return rc;
+	}
+	if (opts->nattrs || opts->parent) {
+		rc = attrs_reserve(w, klen, vlen, opts);
+		if (rc < 0)
+			return rc;
+	}
 
 	rev = w->revision + 1;
 	/* the header words; entry_build fills (and zero-pads) the data */
 	shm_zero_fixed(&ns, offsetof(struct shm_slot, data));
 	ns.mod_rev = rev;
 	ns.create_rev = exists ? old.create_rev : rev;
-	ns.expires_at_ns = shm_ttl_deadline_ns(opts->ttl_ns);
+	ns.expires_at_ns = w->keep_expiry ? w->keep_expires_at
+					  : shm_ttl_deadline_ns(opts->ttl_ns);
 	ns.owner_pid = opts->owner_pid;
 	ns.flags = (uint8_t)opts->flags;
-	rc = entry_build(w, &ns, key, klen, val, vlen, hash);
+	rc = build_opts(w, &ns, key, klen, val, vlen, hash, opts);
 	if (rc == -ENOSPC) {
 		rc = grow_arena(w, alloc_class_size(SHM_OBJ_HDR + klen + vlen));
 		if (rc == 0)
-			rc = entry_build(w, &ns, key, klen, val, vlen, hash);
+			rc = build_opts(w, &ns, key, klen, val, vlen, hash, opts);
 	}
 	if (rc < 0)
 		return rc;
@@ -397,6 +402,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 
 	commit_begin(w);
 	index_write(w, i, &ns);
+	attrs_update(w, at >= 0 ? &old : NULL, &ns, hash);
 	if (at >= 0) {
 		entry_release(w, &old);
 		w->bytes_used -= old.klen + old.vlen;
@@ -411,8 +417,9 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	if (w->notify)
 		notify_key(w->notify, hash);
 	if (opts->owner_pid > 0 && !(at >= 0 && old.owner_pid == opts->owner_pid))
-		(void)owners_add(&w->owners, opts->owner_pid, key, klen,
-				 writer_owns, w);
+		if (owners_add(&w->owners, opts->owner_pid, key, klen,
+			       writer_owns, w) == 0)
+			owner_watch(w, opts->owner_pid);
 	return (int64_t)rev;
 }
 
@@ -437,6 +444,8 @@ SHMREG_EXPORT int64_t shmreg_writer_del(shmreg_writer_t *w, const void *key,
 		remove_at(w, (uint64_t)at, &old, key, klen, hash, 0);
 		return -ENOENT;
 	}
+	if (tree_has_children(w, key, klen))
+		return -ENOTEMPTY;
 	rev = w->revision + 1;
 	remove_at(w, (uint64_t)at, &old, key, klen, hash, rev);
 	return (int64_t)rev;
@@ -462,6 +471,16 @@ SHMREG_EXPORT int64_t shmreg_writer_del_owner(shmreg_writer_t *w, pid_t pid)
 
 		if (at < 0 || old.owner_pid != pid)
 			continue; /* stale: deleted or re-owned since */
+		if (!shm_expired(&old) && tree_has_children(w, key, klen)) {
+			/* the entry and its subtree, in this commit */
+			int64_t n = tree_remove(w, key, klen);
+
+			if (n > 0) {
+				removed += n;
+				continue;
+			}
+			/* -ENOMEM: at least the owned entry goes */
+		}
 		remove_at(w, (uint64_t)at, &old, key, klen, hash,
 			  shm_expired(&old) ? 0 : w->revision + 1);
 		removed++;
@@ -521,6 +540,12 @@ static void survey(const struct shm_map *m, uint64_t *entries,
 		(*entries)++;
 		if (s.kind == SHM_KIND_EXTERN)
 			*arena += alloc_class_size(SHM_OBJ_HDR + s.klen + s.vlen);
+		/* a rich object and its postings: at most this much */
+		if (s.kind == SHM_KIND_RICH)
+			*arena += alloc_class_size(SHM_OBJ_HDR + SHM_RICH_HDR +
+						   s.klen + s.vlen +
+						   SHM_ATTR_BYTES_MAX) +
+				  SHMREG_ATTRS_MAX * 32;
 	}
 }
 
@@ -592,6 +617,8 @@ static void writer_free(struct shmreg_writer *w)
 		close(w->lock_fd);
 	alloc_free_all(&w->alloc);
 	owners_free(&w->owners);
+	owner_close(w);
+	apos_free(&w->apos);
 	free(w->scratch);
 	free(w);
 }
@@ -608,7 +635,7 @@ SHMREG_EXPORT int shmreg_writer_open(const char *name,
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	w->lock_fd = w->seg_fd = -1;
+	w->lock_fd = w->seg_fd = w->owner_ep = w->owner_ev = -1;
 	if (opts)
 		w->opts = *opts;
 	rc = check_opts(&w->opts);

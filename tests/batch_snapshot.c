@@ -1,0 +1,167 @@
+/* Description: batch atomicity for snapshot readers: a token moves
+ * between 200 keys, one batch per move (its old holder cleared, its new
+ * one set), with handoffs to larger segments inside some of the batches;
+ * two reader processes count the holders of the token inside
+ * shmreg_read_begin/shmreg_read_validate and must count exactly one in
+ * every validated snapshot. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shmreg.h"
+#include "shmreg_writer.h"
+#include "common/tc.h"
+
+#define NKEYS    200
+#define NREADERS 2
+#define MOVES    6000
+
+struct shared {
+	_Atomic int stop;
+	_Atomic unsigned long snaps[NREADERS], bad[NREADERS], tries[NREADERS];
+	_Atomic unsigned long torn[NREADERS]; /* refused, and not one holder:
+	                                        * what validation caught */
+};
+
+static void key_of(unsigned i, char *k)
+{
+	snprintf(k, 32, "tok/%03u", i);
+}
+
+static int reader(struct tc_child *c, void *arg)
+{
+	struct shared *sh = arg;
+	unsigned id = c->name[6] - '0';
+	shmreg_t *r = NULL;
+
+	tc_set_role(c->name);
+	for (int t = 0; t < 2000 && shmreg_open("batch", 0, &r) < 0; t++)
+		tc_wait_parent(c, 5);
+	TC_CHECK(r, "open");
+	tc_post(c, 'R');
+	while (!atomic_load(&sh->stop)) {
+		uint64_t tok = shmreg_read_begin(r);
+		unsigned holders = 0, absent = 0;
+
+		for (unsigned i = 0; i < NKEYS; i++) {
+			char k[32], v[4];
+			ssize_t n;
+
+			key_of(i, k);
+			n = shmreg_get(r, k, strlen(k), v, sizeof(v), NULL);
+			if (n == 1 && v[0] == '1')
+				holders++;
+			else if (n != 1)
+				absent++;
+		}
+		atomic_fetch_add(&sh->tries[id], 1);
+		if (shmreg_read_validate(r, tok) != 0) {
+			if (holders != 1 || absent)
+				atomic_fetch_add(&sh->torn[id], 1);
+			continue;
+		}
+		atomic_fetch_add(&sh->snaps[id], 1);
+		if (holders != 1 || absent) {
+			tc_log("validated snapshot with %u holders, %u absent",
+			       holders, absent);
+			atomic_fetch_add(&sh->bad[id], 1);
+		}
+	}
+	shmreg_close(r);
+	return 0;
+}
+
+static void put(shmreg_writer_t *w, const char *k, const char *v)
+{
+	int64_t rev = shmreg_writer_put(w, k, strlen(k), v, strlen(v), NULL);
+
+	TC_CHECK(rev > 0, "put %s: %lld", k, (long long)rev);
+}
+
+int main(void)
+{
+	shmreg_writer_opts_t wo = { .flags = SHMREG_WRITER_TRUNCATE,
+				    .initial_entries = 256 };
+	struct shared *sh;
+	struct tc_child *rd[NREADERS];
+	shmreg_writer_t *w;
+	shmreg_stats_t st;
+	uint64_t rs;
+	unsigned holder = 0, fill = 0;
+	unsigned long snaps = 0;
+	uint64_t gen0;
+
+	tc_init("batch_snapshot", 120);
+	tc_dir();
+	rs = tc_seed();
+	sh = tc_shared(sizeof(*sh));
+	for (unsigned i = 0; i < NREADERS; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "reader%u", i);
+		rd[i] = tc_spawn(name, reader, sh);
+	}
+	TC_EQ(shmreg_writer_open("batch", &wo, &w), 0, "writer open");
+	/* the initial state, in one batch too */
+	TC_EQ(shmreg_writer_batch_begin(w), 0, "batch");
+	for (unsigned i = 0; i < NKEYS; i++) {
+		char k[32];
+
+		key_of(i, k);
+		put(w, k, i == holder ? "1" : "0");
+	}
+	TC_EQ(shmreg_writer_batch_end(w), 0, "batch end");
+	TC_EQ(shmreg_stats(shmreg_writer_reader(w), &st), 0, "stats");
+	gen0 = st.generation;
+	for (unsigned i = 0; i < NREADERS; i++)
+		tc_expect(rd[i], 'R', 20000);
+
+	for (int m = 0; m < MOVES; m++) {
+		unsigned next = (unsigned)tc_range(&rs, 0, NKEYS - 1);
+		char k[32];
+		uint64_t t0;
+
+		TC_EQ(shmreg_writer_batch_begin(w), 0, "batch");
+		key_of(holder, k);
+		put(w, k, "0");
+		/* every 1000th move grows the index inside the batch: the
+		 * snapshot must hold across the handoff */
+		if (m % 1000 == 999) {
+			for (unsigned f = 0; f < 400; f++, fill++) {
+				char fk[32];
+
+				snprintf(fk, sizeof(fk), "fill/%06u", fill);
+				put(w, fk, "f");
+			}
+		}
+		key_of(next, k);
+		put(w, k, "1");
+		TC_EQ(shmreg_writer_batch_end(w), 0, "batch end");
+		holder = next;
+		/* leave the readers a window now and then */
+		t0 = tc_now_ns();
+		while (tc_now_ns() - t0 < 30000)
+			;
+	}
+	TC_EQ(shmreg_stats(shmreg_writer_reader(w), &st), 0, "stats");
+	atomic_store(&sh->stop, 1);
+	for (unsigned i = 0; i < NREADERS; i++) {
+		tc_child_join(rd[i], 30000);
+		tc_log("reader%u: %lu validated snapshots of %lu, %lu wrong; "
+		       "%lu refused ones counted another number", i,
+		       sh->snaps[i], sh->tries[i], sh->bad[i], sh->torn[i]);
+		TC_EQ(sh->bad[i], 0, "validated snapshots without one holder");
+		TC_CHECK(sh->snaps[i] >= 200, "reader%u: only %lu validated "
+			 "snapshots", i, sh->snaps[i]);
+		snaps += sh->snaps[i];
+		tc_child_free(rd[i]);
+	}
+	tc_log("%d moves, %llu handoffs, %lu validated snapshots", MOVES,
+	       (unsigned long long)(st.generation - gen0), snaps);
+	TC_CHECK(st.generation - gen0 >= 3, "only %llu handoffs",
+		 (unsigned long long)(st.generation - gen0));
+	shmreg_writer_close(w);
+	return 0;
+}
