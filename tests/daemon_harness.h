@@ -7,6 +7,8 @@
 #ifndef TESTS_DAEMON_HARNESS_H
 #define TESTS_DAEMON_HARNESS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -48,5 +50,31 @@ shmreg_t *dh_open(struct dh *h);
 /* Wait up to @timeout_ms for @key to be absent (watch_key, then a get to
  * confirm).  Returns 0 or -ETIMEDOUT. */
 int dh_wait_gone(shmreg_t *r, const char *key, int timeout_ms);
+
+/* The daemon's stats, through a connection of their own (fails the test
+ * on error). */
+shmreg_daemon_stats_t dh_stats(struct dh *h);
+
+/* ---- raw connections: the wire protocol (shm/proto.h) by hand ---- */
+
+struct proto_reply;
+
+/* A socket connected to the daemon, nothing sent (fails the test on
+ * error). */
+int dh_raw_connect(const struct dh *h);
+
+/* Send all @len bytes of @buf on @fd (fails the test on error). */
+void dh_send_all(int fd, const void *buf, size_t len);
+
+/* Read one reply frame from @fd into @buf (PROTO_REPLY_MAX bytes), decoded
+ * into @rep, within 10 s, never reading past it.  Returns false on EOF (or
+ * a reset) before any byte of it; fails the test on a malformed reply, EOF
+ * inside one, or none in time. */
+bool dh_read_reply(int fd, struct proto_reply *rep, uint8_t *buf);
+
+/* Whether the daemon has closed @fd: false when it is not readable within
+ * @timeout_ms, true when it reads EOF or a reset; data fails the test
+ * ("@what: got ..."). */
+bool dh_closed(int fd, int timeout_ms, const char *what);
 
 #endif /* TESTS_DAEMON_HARNESS_H */
