@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -173,6 +174,29 @@ shmreg_daemon_stats_t dh_stats(struct dh *h)
 	TC_EQ(shmreg_client_stats(c, NULL, &ds), 0, "stats");
 	shmreg_disconnect(c);
 	return ds;
+}
+
+void dh_need_root(const char *why)
+{
+	if (geteuid() != 0) {
+		tc_log("SKIP: needs root to %s", why);
+		exit(TC_SKIP);
+	}
+}
+
+void dh_reg_in_dir(struct dh *h, const char *name)
+{
+	snprintf(h->regpath, sizeof(h->regpath), "%s/%s", h->dir, name);
+	h->reg = h->regpath;
+}
+
+void dh_become(uid_t uid, gid_t gid)
+{
+	TC_CHECK(setgroups(0, &gid) == 0, "setgroups: %s", strerror(errno));
+	TC_CHECK(setresgid(gid, gid, gid) == 0, "setresgid: %s",
+		 strerror(errno));
+	TC_CHECK(setresuid(uid, uid, uid) == 0, "setresuid: %s",
+		 strerror(errno));
 }
 
 int dh_raw_connect(const struct dh *h)

@@ -19,6 +19,7 @@ struct dh {
 	char dir[64];         /* private directory of the socket */
 	char sock[128];       /* socket path */
 	const char *reg;      /* registry name */
+	char regpath[160];    /* the registry, when dh_reg_in_dir put it */
 };
 
 /* Make the socket directory (mode 0755, so other uids can reach the
@@ -54,6 +55,21 @@ int dh_wait_gone(shmreg_t *r, const char *key, int timeout_ms);
 /* The daemon's stats, through a connection of their own (fails the test
  * on error). */
 shmreg_daemon_stats_t dh_stats(struct dh *h);
+
+/* ---- other uids ---- */
+
+/* Skip the test (exit 77) unless it runs as root, which it needs "to
+ * @why". */
+void dh_need_root(const char *why);
+
+/* Name the registry @name in the socket directory (h->reg points to
+ * h->regpath then): mode 0755, so another uid reaches it whatever the
+ * modes of the build tree are. */
+void dh_reg_in_dir(struct dh *h, const char *name);
+
+/* In a child running as root: become @uid / @gid, with no supplementary
+ * groups (fails the test on error). */
+void dh_become(uid_t uid, gid_t gid);
 
 /* ---- raw connections: the wire protocol (shm/proto.h) by hand ---- */
 
