@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "shmreg.h"
+#include "fuzz_tmp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -48,7 +49,6 @@ struct fz_keys {
 	size_t stop_at;  /* 0: never stop */
 };
 
-static char fz_dir[PATH_MAX];
 static char fz_path[PATH_MAX + 16];
 
 static void fz_fail(const char *what, long long got)
@@ -58,67 +58,10 @@ static void fz_fail(const char *what, long long got)
 	abort();
 }
 
-static void fz_cleanup(void)
+/* At exit (fuzz_tmp.h): the input file goes, then the directory. */
+static void fz_unlink(void)
 {
-	if (fz_path[0])
-		unlink(fz_path);
-	if (fz_dir[0])
-		rmdir(fz_dir);
-}
-
-/* A private directory, made once per process and reused for every input:
- * $SHMREG_FUZZ_TMP, else the test's $SHMREG_DIR, else /dev/shm (a tmpfs,
- * like real segments), else /tmp. */
-static int fz_setup(void)
-{
-	const char *bases[4] = { getenv("SHMREG_FUZZ_TMP"),
-				 getenv("SHMREG_DIR"), "/dev/shm", "/tmp" };
-
-	if (fz_dir[0])
-		return 0;
-	for (size_t i = 0; i < 4; i++) {
-		if (!bases[i] || bases[i][0] != '/')
-			continue;
-		if ((size_t)snprintf(fz_dir, sizeof(fz_dir),
-				     "%s/shmreg-fuzz.XXXXXX", bases[i]) >=
-		    sizeof(fz_dir))
-			continue;
-		if (mkdtemp(fz_dir)) {
-			snprintf(fz_path, sizeof(fz_path), "%s/shmreg.fuzz",
-				 fz_dir);
-			atexit(fz_cleanup);
-			return 0;
-		}
-	}
-	fz_dir[0] = '\0';
-	return -1;
-}
-
-/* Write the input as a fresh file.  Unlink first rather than truncate: a
- * file that is still mapped must never shrink under its mapping (SIGBUS),
- * and a new inode guarantees that nothing of the previous input remains. */
-static int fz_write(const uint8_t *data, size_t size)
-{
-	int fd;
-
 	unlink(fz_path);
-	fd = open(fz_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	while (size) {
-		ssize_t n = write(fd, data, size);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			close(fd);
-			return -1;
-		}
-		data += n;
-		size -= (size_t)n;
-	}
-	close(fd);
-	return 0;
 }
 
 static int fz_list_cb(const void *key, size_t klen, const void *val,
@@ -417,7 +360,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ssize_t ret;
 	int rc;
 
-	if (fz_setup() < 0 || fz_write(data, size) < 0) {
+	if (fz_tmp_setup("shmreg-fuzz", "shmreg.fuzz", fz_path,
+			 sizeof(fz_path), fz_unlink) < 0 ||
+	    fz_write(fz_path, 0600, data, size) < 0) {
 		/* Not a finding about the library: no space or no tmp dir. */
 		perror("fuzz_segment: cannot write the input file");
 		abort();

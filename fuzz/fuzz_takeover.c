@@ -29,6 +29,7 @@
 
 #include "shmreg.h"
 #include "shmreg_writer.h"
+#include "fuzz_tmp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -41,9 +42,10 @@ static const shmreg_writer_opts_t fz_opts = {
 	.initial_entries = 8, .initial_arena = 4096, .ring_events = 1024,
 };
 
-static char fz_dir[PATH_MAX];
 static char fz_seg[PATH_MAX + 16];
 
+/* Before each input, and at exit (fuzz_tmp.h): the files of the registry
+ * go (then, at exit, the directory). */
 static void fz_unlink_all(void)
 {
 	static const char *const sfx[] = { "", ".wait", ".lock" };
@@ -53,56 +55,6 @@ static void fz_unlink_all(void)
 		snprintf(p, sizeof(p), "%s%s", fz_seg, sfx[i]);
 		unlink(p);
 	}
-}
-
-static void fz_cleanup(void)
-{
-	if (fz_dir[0]) {
-		fz_unlink_all();
-		rmdir(fz_dir);
-	}
-}
-
-static int fz_setup(void)
-{
-	const char *bases[4] = { getenv("SHMREG_FUZZ_TMP"),
-				 getenv("SHMREG_DIR"), "/dev/shm", "/tmp" };
-
-	if (fz_dir[0])
-		return 0;
-	for (size_t i = 0; i < 4; i++) {
-		if (!bases[i] || bases[i][0] != '/')
-			continue;
-		if ((size_t)snprintf(fz_dir, sizeof(fz_dir),
-				     "%s/shmreg-fuzzt.XXXXXX", bases[i]) >=
-		    sizeof(fz_dir))
-			continue;
-		if (mkdtemp(fz_dir))
-			break;
-		fz_dir[0] = 0;
-	}
-	if (!fz_dir[0])
-		return -1;
-	snprintf(fz_seg, sizeof(fz_seg), "%s/seg", fz_dir);
-	atexit(fz_cleanup);
-	return 0;
-}
-
-static void fz_write(const char *path, const uint8_t *data, size_t size)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	size_t off = 0;
-
-	if (fd < 0)
-		abort();
-	while (off < size) {
-		ssize_t n = write(fd, data + off, size - off);
-
-		if (n <= 0)
-			abort();
-		off += (size_t)n;
-	}
-	close(fd);
 }
 
 static void fz_fail(const char *what, long long got)
@@ -177,15 +129,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t seg_len = sep ? (size_t)(sep - data) : size;
 	int rc;
 
-	if (fz_setup() < 0)
+	if (fz_tmp_setup("shmreg-fuzzt", "seg", fz_seg, sizeof(fz_seg),
+			 fz_unlink_all) < 0)
 		abort();
 	fz_unlink_all();
-	fz_write(fz_seg, data, seg_len);
+	if (fz_write(fz_seg, 0644, data, seg_len) < 0)
+		abort();
 	if (sep) {
 		size_t off = seg_len + strlen(FZ_SEP);
 
 		snprintf(wait, sizeof(wait), "%s.wait", fz_seg);
-		fz_write(wait, data + off, size - off);
+		if (fz_write(wait, 0644, data + off, size - off) < 0)
+			abort();
 	}
 	rc = shmreg_writer_open(fz_seg, &fz_opts, &w);
 	if (rc < 0) {

@@ -30,63 +30,28 @@
 
 #include "../writer/notify.h"
 #include "wait_layout.h"
+#include "fuzz_tmp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char fz_dir[PATH_MAX];
 static char fz_seg[PATH_MAX + 16], fz_wait[PATH_MAX + 32];
 
-static void fz_cleanup(void)
+/* At exit (fuzz_tmp.h): the wait file goes, then the directory. */
+static void fz_unlink(void)
 {
 	if (fz_wait[0])
 		unlink(fz_wait);
-	if (fz_dir[0])
-		rmdir(fz_dir);
 }
 
-/* A private directory per process: $SHMREG_FUZZ_TMP, $SHMREG_DIR,
- * /dev/shm (a tmpfs, like real registries), else /tmp. */
+/* The private directory (fuzz_tmp.h) and the registry path in it. */
 static int fz_setup(void)
 {
-	const char *bases[4] = { getenv("SHMREG_FUZZ_TMP"),
-				 getenv("SHMREG_DIR"), "/dev/shm", "/tmp" };
-
-	if (fz_dir[0])
-		return 0;
-	for (size_t i = 0; i < 4; i++) {
-		if (!bases[i] || bases[i][0] != '/')
-			continue;
-		if ((size_t)snprintf(fz_dir, sizeof(fz_dir),
-				     "%s/shmreg-fuzzw.XXXXXX", bases[i]) >=
-		    sizeof(fz_dir))
-			continue;
-		if (mkdtemp(fz_dir))
-			break;
-		fz_dir[0] = 0;
-	}
-	if (!fz_dir[0])
+	if (fz_tmp_setup("shmreg-fuzzw", "seg", fz_seg, sizeof(fz_seg),
+			 fz_unlink) < 0)
 		return -1;
-	snprintf(fz_seg, sizeof(fz_seg), "%s/seg", fz_dir);
-	snprintf(fz_wait, sizeof(fz_wait), "%s.wait", fz_seg);
-	atexit(fz_cleanup);
+	if (!fz_wait[0])
+		snprintf(fz_wait, sizeof(fz_wait), "%s.wait", fz_seg);
 	return 0;
-}
-
-static void fz_write(const uint8_t *data, size_t size)
-{
-	int fd = open(fz_wait, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	size_t off = 0;
-
-	if (fd < 0)
-		abort();
-	while (off < size) {
-		ssize_t n = write(fd, data + off, size - off);
-
-		if (n <= 0)
-			abort();
-		off += (size_t)n;
-	}
-	close(fd);
 }
 
 /* A hash whose top bits pick wait slot @slot (shm_wait_slot_of). */
@@ -101,9 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct notify *n = NULL;
 	int rc;
 
-	if (fz_setup() < 0)
+	if (fz_setup() < 0 || fz_write(fz_wait, 0600, data, size) < 0)
 		abort();
-	fz_write(data, size);
 	rc = notify_open(&n, fz_seg, 0600);
 	if (rc < 0) {
 		/* a regular file of ours, whatever its bytes, is adopted:

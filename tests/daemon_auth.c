@@ -18,7 +18,6 @@
 #define EXTRA_GID 4242
 
 static struct dh h;
-static char regpath[160];
 
 struct who {
 	uid_t uid;
@@ -98,18 +97,17 @@ static uint64_t refused(void)
  * of the build tree are. */
 static void set_reg(int phase)
 {
-	snprintf(regpath, sizeof(regpath), "%s/reg%d", h.dir, phase);
+	char name[16];
+
+	snprintf(name, sizeof(name), "reg%d", phase);
+	dh_reg_in_dir(&h, name);
 }
 
 int main(void)
 {
 	tc_init("daemon_auth", 90);
-	if (geteuid() != 0) {
-		tc_log("SKIP: needs root to run a client under another uid");
-		return TC_SKIP;
-	}
+	dh_need_root("run a client under another uid");
 	dh_init(&h, NULL);
-	h.reg = regpath;
 
 	/* default: only the daemon's own uid writes; mode 0644 lets
 	 * everyone read */

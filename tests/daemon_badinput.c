@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/tc.h"
@@ -83,68 +82,12 @@ static void good_progress(int n, const char *during)
 
 /* ---- raw connections ---- */
 
-static int raw_connect(void)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	TC_CHECK(fd >= 0, "socket");
-	strcpy(sa.sun_path, h.sock);
-	TC_CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
-		 "connect: %s", strerror(errno));
-	return fd;
-}
-
-static void send_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		TC_CHECK(n > 0, "send: %s", strerror(errno));
-		p += n;
-		len -= (size_t)n;
-	}
-}
-
-/* Read one reply frame (within 10 s).  Returns false on EOF before any
- * byte of it. */
-static bool read_reply(int fd, struct proto_reply *rep, uint8_t *buf)
-{
-	size_t got = 0;
-
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t n, want;
-
-		want = proto_decode_reply(buf, got, rep);
-		TC_CHECK(want >= 0, "malformed reply from the daemon");
-		if (want > 0)
-			return true;
-		TC_EQ(poll(&p, 1, 10000), 1, "reply in time");
-		/* read no further than the frame: the length is known once
-		 * the header is in */
-		want = got < PROTO_REPLY_HDR_SIZE ? PROTO_REPLY_HDR_SIZE
-						  : proto_get_u32(buf);
-		n = recv(fd, buf + got, (size_t)want - got, 0);
-		if (n == 0 || (n < 0 && errno == ECONNRESET)) {
-			TC_CHECK(got == 0, "EOF inside a reply");
-			return false;
-		}
-		TC_CHECK(n > 0, "recv: %s", strerror(errno));
-		got += (size_t)n;
-	}
-}
-
 static void expect_reply(int fd, uint8_t op, uint64_t id, int status)
 {
 	uint8_t buf[PROTO_REPLY_MAX];
 	struct proto_reply rep;
 
-	TC_CHECK(read_reply(fd, &rep, buf), "a reply (op %u id %llu)", op,
+	TC_CHECK(dh_read_reply(fd, &rep, buf), "a reply (op %u id %llu)", op,
 		 (unsigned long long)id);
 	TC_EQ(rep.op, op, "reply op");
 	TC_EQ(rep.id, id, "reply id");
@@ -154,25 +97,8 @@ static void expect_reply(int fd, uint8_t op, uint64_t id, int status)
 /* The daemon closes the connection: EOF (or a reset) within 10 s. */
 static void expect_eof(int fd)
 {
-	uint8_t b;
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	ssize_t n;
-
-	TC_EQ(poll(&p, 1, 10000), 1, "connection closed in time");
-	n = recv(fd, &b, 1, 0);
-	TC_CHECK(n == 0 || (n < 0 && errno == ECONNRESET),
-		 "connection closed, got %zd (%s)", n,
-		 n < 0 ? strerror(errno) : "data");
-}
-
-static shmreg_daemon_stats_t dstats(void)
-{
-	shmreg_client_t *c = dh_connect(&h);
-	shmreg_daemon_stats_t ds;
-
-	TC_EQ(shmreg_client_stats(c, NULL, &ds), 0, "stats");
-	shmreg_disconnect(c);
-	return ds;
+	TC_CHECK(dh_closed(fd, 10000, "connection closed"),
+		 "connection closed in time");
 }
 
 static size_t hello(uint8_t *buf, uint64_t id, const char *name)
@@ -186,14 +112,14 @@ static size_t hello(uint8_t *buf, uint64_t id, const char *name)
 static void frame_error(const char *what, const uint8_t *frame, size_t len,
 			uint8_t op, uint64_t id, int status)
 {
-	uint64_t bad = dstats().closed_bad;
-	int fd = raw_connect();
+	uint64_t bad = dh_stats(&h).closed_bad;
+	int fd = dh_raw_connect(&h);
 
-	send_all(fd, frame, len);
+	dh_send_all(fd, frame, len);
 	expect_reply(fd, op, id, status);
 	expect_eof(fd);
 	close(fd);
-	TC_EQ(dstats().closed_bad, bad + 1, what);
+	TC_EQ(dh_stats(&h).closed_bad, bad + 1, what);
 	good_progress(20, what);
 }
 
@@ -252,17 +178,17 @@ static void test_frames(void)
 		uint8_t two[64];
 		size_t a = proto_encode_simple(two, sizeof(two), 1,
 					       PROTO_OP_PING);
-		uint64_t bad = dstats().closed_bad;
-		int fd = raw_connect();
+		uint64_t bad = dh_stats(&h).closed_bad;
+		int fd = dh_raw_connect(&h);
 
 		proto_encode_simple(two + a, sizeof(two) - a, 2, PROTO_OP_PING);
 		two[a + 5] = 0x77;
-		send_all(fd, two, 2 * PROTO_HDR_SIZE);
+		dh_send_all(fd, two, 2 * PROTO_HDR_SIZE);
 		expect_reply(fd, PROTO_OP_PING, 1, 0);
 		expect_reply(fd, PROTO_OP_PING, 2, -EPROTO);
 		expect_eof(fd);
 		close(fd);
-		TC_EQ(dstats().closed_bad, bad + 1, "second frame bad");
+		TC_EQ(dh_stats(&h).closed_bad, bad + 1, "second frame bad");
 	}
 }
 
@@ -274,38 +200,38 @@ static void test_truncated(void)
 	uint8_t f[256];
 	size_t n = proto_encode_put(f, sizeof(f), 21, "key", 3, "value", 5,
 				    NULL);
-	uint64_t bad = dstats().closed_bad;
+	uint64_t bad = dh_stats(&h).closed_bad;
 	uint8_t rbuf[PROTO_REPLY_MAX];
 	struct proto_reply rep;
 	int fd;
 
-	fd = raw_connect();
-	send_all(fd, f, n - 2);
+	fd = dh_raw_connect(&h);
+	dh_send_all(fd, f, n - 2);
 	shutdown(fd, SHUT_WR);
 	expect_reply(fd, PROTO_OP_PUT, 21, -EBADMSG);
 	expect_eof(fd);
 	close(fd);
 
-	fd = raw_connect();
-	send_all(fd, f, 10); /* not even a header */
+	fd = dh_raw_connect(&h);
+	dh_send_all(fd, f, 10); /* not even a header */
 	shutdown(fd, SHUT_WR);
-	TC_CHECK(read_reply(fd, &rep, rbuf), "reply to a partial header");
+	TC_CHECK(dh_read_reply(fd, &rep, rbuf), "reply to a partial header");
 	TC_EQ(rep.id, 0, "no id to echo");
 	TC_EQ(rep.status, -EBADMSG, "partial header");
 	expect_eof(fd);
 	close(fd);
-	TC_EQ(dstats().closed_bad, bad + 2, "truncated frames counted");
+	TC_EQ(dh_stats(&h).closed_bad, bad + 2, "truncated frames counted");
 	TC_EQ(shmreg_get(r, "key", 3, NULL, 0, NULL), -ENOENT,
 	      "a truncated put wrote nothing");
 
 	/* disconnects mid-frame: a header promising 16 MiB, then gone */
 	for (int i = 0; i < 10; i++) {
-		fd = raw_connect();
+		fd = dh_raw_connect(&h);
 		proto_encode_put(f, sizeof(f), 30, "key", 3, NULL, 0, NULL);
 		proto_put_u32(f, PROTO_FRAME_MAX);
 		proto_put_u32(f + PROTO_HDR_SIZE + 4, PROTO_FRAME_MAX -
 			      PROTO_HDR_SIZE - PROTO_PUT_FIXED - 3);
-		send_all(fd, f, 100);
+		dh_send_all(fd, f, 100);
 		close(fd);
 	}
 	good_progress(20, "after disconnects mid-frame");
@@ -321,16 +247,16 @@ static void test_random(void)
 	for (int round = 0; round < 30; round++) {
 		uint8_t rbuf[PROTO_REPLY_MAX];
 		struct proto_reply rep;
-		int fd = raw_connect();
+		int fd = dh_raw_connect(&h);
 
 		for (size_t i = 0; i < sizeof(junk); i += 8) {
 			uint64_t v = tc_rand(&seed);
 
 			memcpy(junk + i, &v, 8);
 		}
-		send_all(fd, junk, sizeof(junk));
+		dh_send_all(fd, junk, sizeof(junk));
 		shutdown(fd, SHUT_WR);
-		TC_CHECK(read_reply(fd, &rep, rbuf), "reply to junk");
+		TC_CHECK(dh_read_reply(fd, &rep, rbuf), "reply to junk");
 		TC_CHECK(rep.status == -EMSGSIZE || rep.status == -EPROTO ||
 			 rep.status == -EOPNOTSUPP || rep.status == -EBADMSG,
 			 "junk status %d", rep.status);
@@ -345,48 +271,50 @@ static void test_requests(void)
 {
 	uint8_t f[2048], big[SHMREG_KEY_MAX + 1];
 	shmreg_put_opts_t o = { 0 };
-	int fd = raw_connect();
+	int fd = dh_raw_connect(&h);
 	size_t n;
 
 	memset(big, 'b', sizeof(big));
-	send_all(fd, f, hello(f, 1, "not-served"));
+	dh_send_all(fd, f, hello(f, 1, "not-served"));
 	expect_reply(fd, PROTO_OP_HELLO, 1, -ENOENT);
-	send_all(fd, f, proto_encode_put(f, sizeof(f), 2, "k", 1, "v", 1,
-					 NULL));
+	dh_send_all(fd, f, proto_encode_put(f, sizeof(f), 2, "k", 1, "v", 1,
+					    NULL));
 	expect_reply(fd, PROTO_OP_PUT, 2, -ENOTCONN);
-	send_all(fd, f, proto_encode_del(f, sizeof(f), 3, "k", 1));
+	dh_send_all(fd, f, proto_encode_del(f, sizeof(f), 3, "k", 1));
 	expect_reply(fd, PROTO_OP_DEL, 3, -ENOTCONN);
-	send_all(fd, f, hello(f, 4, h.reg));
+	dh_send_all(fd, f, hello(f, 4, h.reg));
 	expect_reply(fd, PROTO_OP_HELLO, 4, 0);
-	send_all(fd, f, hello(f, 5, h.reg));
+	dh_send_all(fd, f, hello(f, 5, h.reg));
 	expect_reply(fd, PROTO_OP_HELLO, 5, -EISCONN);
-	send_all(fd, f, hello(f, 6, ""));
+	dh_send_all(fd, f, hello(f, 6, ""));
 	expect_reply(fd, PROTO_OP_HELLO, 6, -EINVAL);
-	send_all(fd, f, proto_encode_put(f, sizeof(f), 7, "", 0, "v", 1,
-					 NULL));
+	dh_send_all(fd, f, proto_encode_put(f, sizeof(f), 7, "", 0, "v", 1,
+					    NULL));
 	expect_reply(fd, PROTO_OP_PUT, 7, -EINVAL);
-	send_all(fd, f, proto_encode_put(f, sizeof(f), 8, big, sizeof(big),
-					 "v", 1, NULL));
+	dh_send_all(fd, f, proto_encode_put(f, sizeof(f), 8, big, sizeof(big),
+					    "v", 1, NULL));
 	expect_reply(fd, PROTO_OP_PUT, 8, -E2BIG);
 	o.flags = 0x40;
-	send_all(fd, f, proto_encode_put(f, sizeof(f), 9, "k", 1, "v", 1, &o));
+	dh_send_all(fd, f, proto_encode_put(f, sizeof(f), 9, "k", 1, "v", 1,
+					    &o));
 	expect_reply(fd, PROTO_OP_PUT, 9, -EINVAL);
 	o = (shmreg_put_opts_t){ .owner_pid = -1 };
-	send_all(fd, f, proto_encode_put(f, sizeof(f), 10, "k", 1, "v", 1,
-					 &o));
+	dh_send_all(fd, f, proto_encode_put(f, sizeof(f), 10, "k", 1, "v", 1,
+					    &o));
 	expect_reply(fd, PROTO_OP_PUT, 10, -EINVAL);
 	o = (shmreg_put_opts_t){ .ttl_ns = -1 };
-	send_all(fd, f, proto_encode_put(f, sizeof(f), 11, "k", 1, "v", 1,
-					 &o));
+	dh_send_all(fd, f, proto_encode_put(f, sizeof(f), 11, "k", 1, "v", 1,
+					    &o));
 	expect_reply(fd, PROTO_OP_PUT, 11, -EINVAL);
-	send_all(fd, f, proto_encode_del(f, sizeof(f), 12, "", 0));
+	dh_send_all(fd, f, proto_encode_del(f, sizeof(f), 12, "", 0));
 	expect_reply(fd, PROTO_OP_DEL, 12, -EINVAL);
 	/* ids need not be sequential on the wire: they are echoed */
 	n = proto_encode_put(f, sizeof(f), 0xfeedfacecafebeefull, "k", 1, "v",
 			     1, NULL);
-	send_all(fd, f, n);
+	dh_send_all(fd, f, n);
 	expect_reply(fd, PROTO_OP_PUT, 0xfeedfacecafebeefull, 0);
-	send_all(fd, f, proto_encode_simple(f, sizeof(f), 13, PROTO_OP_PING));
+	dh_send_all(fd, f, proto_encode_simple(f, sizeof(f), 13,
+					       PROTO_OP_PING));
 	expect_reply(fd, PROTO_OP_PING, 13, 0);
 	close(fd);
 }
@@ -407,7 +335,7 @@ static void test_put_limits(void)
 	shmreg_completion_t cq;
 	shmreg_info_t info;
 	uint64_t id = 100;
-	int fd = raw_connect();
+	int fd = dh_raw_connect(&h);
 
 	for (size_t i = 0; i < sizeof(bad_ttl) / sizeof(bad_ttl[0]); i++) {
 		o = (shmreg_put_opts_t){ .ttl_ns = bad_ttl[i] };
@@ -421,27 +349,27 @@ static void test_put_limits(void)
 	      "the refused put_async queued nothing");
 	TC_CHECK(shmreg_ping(c) >= 0, "the client connection is fine");
 
-	send_all(fd, f, hello(f, 1, h.reg));
+	dh_send_all(fd, f, hello(f, 1, h.reg));
 	expect_reply(fd, PROTO_OP_HELLO, 1, 0);
 	for (size_t i = 0; i < sizeof(bad_ttl) / sizeof(bad_ttl[0]); i++) {
 		o = (shmreg_put_opts_t){ .ttl_ns = bad_ttl[i] };
-		send_all(fd, f, proto_encode_put(f, sizeof(f), ++id, "ttl", 3,
-						 "v", 1, &o));
+		dh_send_all(fd, f, proto_encode_put(f, sizeof(f), ++id,
+						    "ttl", 3, "v", 1, &o));
 		expect_reply(fd, PROTO_OP_PUT, id, -EINVAL);
 	}
 	TC_EQ(shmreg_get(r, "ttl", 3, buf, sizeof(buf), NULL), -ENOENT,
 	      "a refused put stored nothing");
 	/* the same connection goes on: the limit itself is accepted */
 	o = (shmreg_put_opts_t){ .ttl_ns = SHMREG_TTL_MAX_NS };
-	send_all(fd, f, proto_encode_put(f, sizeof(f), ++id, "ttl", 3, "v", 1,
-					 &o));
+	dh_send_all(fd, f, proto_encode_put(f, sizeof(f), ++id, "ttl", 3, "v",
+					    1, &o));
 	expect_reply(fd, PROTO_OP_PUT, id, 0);
 	TC_EQ(shmreg_get(r, "ttl", 3, buf, sizeof(buf), &info), 1,
 	      "a put with the longest TTL is visible");
 	TC_CHECK(info.expires_at_ns > SHMREG_TTL_MAX_NS,
 		 "expires_at_ns %lld", (long long)info.expires_at_ns);
-	send_all(fd, f, proto_encode_simple(f, sizeof(f), ++id,
-					    PROTO_OP_PING));
+	dh_send_all(fd, f, proto_encode_simple(f, sizeof(f), ++id,
+					       PROTO_OP_PING));
 	expect_reply(fd, PROTO_OP_PING, id, 0);
 	close(fd);
 	shmreg_disconnect(c);
@@ -455,17 +383,17 @@ static void test_put_limits(void)
  * short of that keeps it stuck for good. */
 static void test_never_reads(void)
 {
-	shmreg_daemon_stats_t before = dstats(), after;
+	shmreg_daemon_stats_t before = dh_stats(&h), after;
 	uint8_t f[256], rbuf[PROTO_REPLY_MAX];
 	struct proto_reply rep;
 	size_t flen = 0, foff = 0, sent = 0;
 	bool served = false;
 	struct pollfd p;
-	int fd = raw_connect();
+	int fd = dh_raw_connect(&h);
 	uint64_t id = 1;
 
-	send_all(fd, f, hello(f, id++, h.reg));
-	TC_CHECK(read_reply(fd, &rep, rbuf) && rep.status == 0, "hello");
+	dh_send_all(fd, f, hello(f, id++, h.reg));
+	TC_CHECK(dh_read_reply(fd, &rep, rbuf) && rep.status == 0, "hello");
 	TC_CHECK(fcntl(fd, F_SETFL, O_NONBLOCK) == 0, "nonblock");
 	for (;;) {
 		ssize_t n;
@@ -489,7 +417,7 @@ static void test_never_reads(void)
 			 strerror(errno));
 		/* our socket is full: once the daemon has paused us, the
 		 * others must still be served */
-		if (!served && dstats().pauses > before.pauses) {
+		if (!served && dh_stats(&h).pauses > before.pauses) {
 			good_progress(50, "while a client does not read");
 			served = true;
 		}
@@ -503,7 +431,7 @@ static void test_never_reads(void)
 	TC_CHECK(sent < (4u << 20), "took %zu bytes from a client that does "
 		 "not read", sent);
 	close(fd);
-	after = dstats();
+	after = dh_stats(&h);
 	TC_CHECK(after.pauses > before.pauses, "receive paused");
 	TC_EQ(after.stalled, before.stalled + 1, "closed as stalled");
 	TC_CHECK(after.out_highwater <= (64u << 10) + PROTO_REPLY_MAX,
@@ -539,7 +467,7 @@ int main(void)
 	__atomic_store_n(stop_good, 1, __ATOMIC_RELEASE);
 	tc_child_join(good, 30000);
 	tc_child_free(good);
-	ds = dstats();
+	ds = dh_stats(&h);
 	tc_log("daemon: %llu requests, %llu connections closed for bad "
 	       "frames, %llu stalled, %llu pauses",
 	       (unsigned long long)ds.requests,

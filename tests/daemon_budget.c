@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/tc.h"
@@ -41,54 +40,13 @@ static struct cli cl[NCLI];
 static uint8_t prefix[NCLI][PREFIX];
 static uint8_t zeros[CHUNK];
 
-static int raw_connect(void)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	TC_CHECK(fd >= 0, "socket");
-	strcpy(sa.sun_path, h.sock);
-	TC_CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
-		 "connect: %s", strerror(errno));
-	return fd;
-}
-
-static void send_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		TC_CHECK(n > 0, "send: %s", strerror(errno));
-		p += n;
-		len -= (size_t)n;
-	}
-}
-
 /* Blocking read of one reply (10 s at most). */
 static void read_reply(int fd, uint64_t id, int32_t status)
 {
 	uint8_t buf[PROTO_REPLY_MAX];
 	struct proto_reply rep;
-	size_t got = 0;
 
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t n = proto_decode_reply(buf, got, &rep);
-
-		TC_CHECK(n >= 0, "malformed reply");
-		if (n > 0)
-			break;
-		TC_EQ(poll(&p, 1, 10000), 1, "reply in time");
-		n = recv(fd, buf + got, got < PROTO_REPLY_HDR_SIZE ?
-			 PROTO_REPLY_HDR_SIZE - got : proto_get_u32(buf) - got,
-			 0);
-		TC_CHECK(n > 0, "recv: %s", n < 0 ? strerror(errno) : "EOF");
-		got += (size_t)n;
-	}
+	TC_CHECK(dh_read_reply(fd, &rep, buf), "recv: EOF");
 	TC_EQ(rep.id, id, "reply id");
 	TC_EQ(rep.status, status, "reply status");
 }
@@ -135,16 +93,6 @@ static uint64_t rss_of(pid_t pid)
 	return kb << 10;
 }
 
-static shmreg_daemon_stats_t dstats(void)
-{
-	shmreg_daemon_stats_t ds;
-	shmreg_client_t *c = dh_connect(&h);
-
-	TC_EQ(shmreg_client_stats(c, NULL, &ds), 0, "stats");
-	shmreg_disconnect(c);
-	return ds;
-}
-
 static unsigned replied(void)
 {
 	unsigned n = 0;
@@ -182,8 +130,8 @@ int main(void)
 		size_t n = proto_encode_hello(hello, sizeof(hello), 1, h.reg,
 					      strlen(h.reg));
 
-		cl[i].fd = raw_connect();
-		send_all(cl[i].fd, hello, n);
+		cl[i].fd = dh_raw_connect(&h);
+		dh_send_all(cl[i].fd, hello, n);
 		read_reply(cl[i].fd, 1, 0);
 		/* a PUT of key bNN and a SHMREG_VALUE_MAX value */
 		proto_put_u32(p, FRAME);
@@ -263,7 +211,7 @@ int main(void)
 
 		if (replied() == NCLI)
 			break;
-		if (replied() == NCLI - 1 && dstats().in_buffered >= FRAME)
+		if (replied() == NCLI - 1 && dh_stats(&h).in_buffered >= FRAME)
 			break;
 		TC_CHECK(tc_now_ns() < deadline,
 			 "only %u of %d frames answered", replied(), NCLI);
@@ -286,7 +234,7 @@ int main(void)
 	rss = rss_of(h.pid);
 	if (rss > rss_max)
 		rss_max = rss;
-	ds = dstats();
+	ds = dh_stats(&h);
 	tc_log("%u of %d frames fitted; over_budget %llu, in_buffered %llu; "
 	       "RSS %llu MiB at start, %llu MiB at most (bound %llu MiB)",
 	       fitted, NCLI, (unsigned long long)ds.over_budget,
@@ -318,7 +266,7 @@ int main(void)
 
 		proto_encode_simple(last + 1, PROTO_HDR_SIZE, 3,
 				    PROTO_OP_PING);
-		send_all(cl[i].fd, last, sizeof(last));
+		dh_send_all(cl[i].fd, last, sizeof(last));
 		if (!cl[i].replied)
 			read_reply(cl[i].fd, 2, 0);
 		read_reply(cl[i].fd, 3, 0);
@@ -328,7 +276,7 @@ int main(void)
 
 	/* the budget comes back as the connections close */
 	deadline = tc_now_ns() + 10ull * 1000000000;
-	while ((ds = dstats()).connections > 1 || ds.in_buffered) {
+	while ((ds = dh_stats(&h)).connections > 1 || ds.in_buffered) {
 		TC_CHECK(tc_now_ns() < deadline, "in_buffered %llu with %llu "
 			 "connections, 10 s after the clients left",
 			 (unsigned long long)ds.in_buffered,

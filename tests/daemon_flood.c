@@ -7,7 +7,6 @@
  * refused client that asks still learns -EACCES; the daemon closes every
  * refused connection by itself.  Needs root; skips otherwise. */
 #include <errno.h>
-#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,18 +25,6 @@
 #define MAXCONN 64
 
 static struct dh h;
-static char regpath[160];
-
-static void become_nobody(void)
-{
-	gid_t g = NOBODY;
-
-	TC_CHECK(setgroups(0, &g) == 0, "setgroups: %s", strerror(errno));
-	TC_CHECK(setresgid(NOBODY, NOBODY, NOBODY) == 0, "setresgid: %s",
-		 strerror(errno));
-	TC_CHECK(setresuid(NOBODY, NOBODY, NOBODY) == 0, "setresuid: %s",
-		 strerror(errno));
-}
 
 /* uid 65534: FLOOD connections that send nothing; report once all are
  * connected, then (told 'x') wait for the daemon to close each one. */
@@ -52,7 +39,7 @@ static int flood(struct tc_child *self, void *arg)
 	/* as root still: room for FLOOD descriptors */
 	TC_CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit: %s",
 		 strerror(errno));
-	become_nobody();
+	dh_become(NOBODY, NOBODY);
 	for (int i = 0; i < FLOOD; i++) {
 		struct sockaddr_un sa = { .sun_family = AF_UNIX };
 		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -106,7 +93,7 @@ static int asker(struct tc_child *self, void *arg)
 
 	(void)self;
 	(void)arg;
-	become_nobody();
+	dh_become(NOBODY, NOBODY);
 	TC_EQ(shmreg_connect(h.sock, h.reg, &c), -EACCES,
 	      "connect as uid 65534 during the flood");
 	return 0;
@@ -123,14 +110,9 @@ int main(void)
 	int ret;
 
 	tc_init("daemon_flood", 120);
-	if (geteuid() != 0) {
-		tc_log("SKIP: needs root to run the flood under another uid");
-		return TC_SKIP;
-	}
+	dh_need_root("run the flood under another uid");
 	dh_init(&h, NULL);
-	/* in the 0755 socket directory: the other uid reaches it */
-	snprintf(regpath, sizeof(regpath), "%s/reg", h.dir);
-	h.reg = regpath;
+	dh_reg_in_dir(&h, "reg");
 	dh_start(&h, args);
 
 	fl = tc_spawn("flood", flood, NULL);

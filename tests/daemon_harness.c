@@ -3,18 +3,22 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/tc.h"
 #include "daemon_harness.h"
+#include "proto.h"
 
 void dh_init(struct dh *h, const char *reg)
 {
@@ -160,4 +164,106 @@ int dh_wait_gone(shmreg_t *r, const char *key, int timeout_ms)
 		TC_CHECK(ret == 0 || ret == -ETIMEDOUT, "watch_key %s: %s",
 			 key, strerror(-ret));
 	}
+}
+
+shmreg_daemon_stats_t dh_stats(struct dh *h)
+{
+	shmreg_client_t *c = dh_connect(h);
+	shmreg_daemon_stats_t ds;
+
+	TC_EQ(shmreg_client_stats(c, NULL, &ds), 0, "stats");
+	shmreg_disconnect(c);
+	return ds;
+}
+
+void dh_need_root(const char *why)
+{
+	if (geteuid() != 0) {
+		tc_log("SKIP: needs root to %s", why);
+		exit(TC_SKIP);
+	}
+}
+
+void dh_reg_in_dir(struct dh *h, const char *name)
+{
+	snprintf(h->regpath, sizeof(h->regpath), "%s/%s", h->dir, name);
+	h->reg = h->regpath;
+}
+
+void dh_become(uid_t uid, gid_t gid)
+{
+	TC_CHECK(setgroups(0, &gid) == 0, "setgroups: %s", strerror(errno));
+	TC_CHECK(setresgid(gid, gid, gid) == 0, "setresgid: %s",
+		 strerror(errno));
+	TC_CHECK(setresuid(uid, uid, uid) == 0, "setresuid: %s",
+		 strerror(errno));
+}
+
+int dh_raw_connect(const struct dh *h)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	TC_CHECK(fd >= 0, "socket");
+	strcpy(sa.sun_path, h->sock);
+	TC_CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
+		 "connect: %s", strerror(errno));
+	return fd;
+}
+
+void dh_send_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		TC_CHECK(n > 0, "send: %s", strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+bool dh_read_reply(int fd, struct proto_reply *rep, uint8_t *buf)
+{
+	size_t got = 0;
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n, want;
+
+		want = proto_decode_reply(buf, got, rep);
+		TC_CHECK(want >= 0, "malformed reply from the daemon");
+		if (want > 0)
+			return true;
+		TC_EQ(poll(&p, 1, 10000), 1, "reply in time");
+		/* read no further than the frame: the length is known once
+		 * the header is in */
+		want = got < PROTO_REPLY_HDR_SIZE ? PROTO_REPLY_HDR_SIZE
+						  : proto_get_u32(buf);
+		n = recv(fd, buf + got, (size_t)want - got, 0);
+		if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+			TC_CHECK(got == 0, "EOF inside a reply");
+			return false;
+		}
+		TC_CHECK(n > 0, "recv: %s", strerror(errno));
+		got += (size_t)n;
+	}
+}
+
+bool dh_closed(int fd, int timeout_ms, const char *what)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c;
+	ssize_t n;
+
+	if (poll(&p, 1, timeout_ms) != 1)
+		return false;
+	n = recv(fd, &c, 1, MSG_DONTWAIT);
+	TC_CHECK(n == 0 || (n < 0 && errno == ECONNRESET),
+		 "%s: got %zd (%s)", what, n,
+		 n < 0 ? strerror(errno) : "data");
+	return true;
 }

@@ -7,6 +7,8 @@
 #ifndef TESTS_DAEMON_HARNESS_H
 #define TESTS_DAEMON_HARNESS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -17,6 +19,7 @@ struct dh {
 	char dir[64];         /* private directory of the socket */
 	char sock[128];       /* socket path */
 	const char *reg;      /* registry name */
+	char regpath[160];    /* the registry, when dh_reg_in_dir put it */
 };
 
 /* Make the socket directory (mode 0755, so other uids can reach the
@@ -48,5 +51,46 @@ shmreg_t *dh_open(struct dh *h);
 /* Wait up to @timeout_ms for @key to be absent (watch_key, then a get to
  * confirm).  Returns 0 or -ETIMEDOUT. */
 int dh_wait_gone(shmreg_t *r, const char *key, int timeout_ms);
+
+/* The daemon's stats, through a connection of their own (fails the test
+ * on error). */
+shmreg_daemon_stats_t dh_stats(struct dh *h);
+
+/* ---- other uids ---- */
+
+/* Skip the test (exit 77) unless it runs as root, which it needs "to
+ * @why". */
+void dh_need_root(const char *why);
+
+/* Name the registry @name in the socket directory (h->reg points to
+ * h->regpath then): mode 0755, so another uid reaches it whatever the
+ * modes of the build tree are. */
+void dh_reg_in_dir(struct dh *h, const char *name);
+
+/* In a child running as root: become @uid / @gid, with no supplementary
+ * groups (fails the test on error). */
+void dh_become(uid_t uid, gid_t gid);
+
+/* ---- raw connections: the wire protocol (shm/proto.h) by hand ---- */
+
+struct proto_reply;
+
+/* A socket connected to the daemon, nothing sent (fails the test on
+ * error). */
+int dh_raw_connect(const struct dh *h);
+
+/* Send all @len bytes of @buf on @fd (fails the test on error). */
+void dh_send_all(int fd, const void *buf, size_t len);
+
+/* Read one reply frame from @fd into @buf (PROTO_REPLY_MAX bytes), decoded
+ * into @rep, within 10 s, never reading past it.  Returns false on EOF (or
+ * a reset) before any byte of it; fails the test on a malformed reply, EOF
+ * inside one, or none in time. */
+bool dh_read_reply(int fd, struct proto_reply *rep, uint8_t *buf);
+
+/* Whether the daemon has closed @fd: false when it is not readable within
+ * @timeout_ms, true when it reads EOF or a reset; data fails the test
+ * ("@what: got ..."). */
+bool dh_closed(int fd, int timeout_ms, const char *what);
 
 #endif /* TESTS_DAEMON_HARNESS_H */

@@ -11,8 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/tc.h"
@@ -21,34 +19,6 @@
 #define IDLE_MS 1000
 
 static struct dh h;
-
-static int raw_connect(void)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	TC_CHECK(fd >= 0, "socket");
-	strcpy(sa.sun_path, h.sock);
-	TC_CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
-		 "connect: %s", strerror(errno));
-	return fd;
-}
-
-/* The daemon closed @fd: EOF or reset, without data. */
-static bool closed_now(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	char c;
-	ssize_t n;
-
-	if (poll(&p, 1, 0) != 1)
-		return false;
-	n = recv(fd, &c, 1, MSG_DONTWAIT);
-	TC_CHECK(n == 0 || (n < 0 && errno == ECONNRESET),
-		 "idle connection: got %zd (%s)", n,
-		 n < 0 ? strerror(errno) : "data");
-	return true;
-}
 
 int main(void)
 {
@@ -69,7 +39,7 @@ int main(void)
 	TC_CHECK(shmreg_put(owner, "eph", 3, "v", 1, &eo) > 0, "ephemeral put");
 	r = dh_open(&h);
 	t0 = tc_now_ns();
-	raw = raw_connect();
+	raw = dh_raw_connect(&h);
 	hello_only = dh_connect(&h);
 
 	/* ping every 20 ms until the raw connection is closed, then for
@@ -83,7 +53,7 @@ int main(void)
 			 (unsigned long long)pings, strerror((int)-rev));
 		pings++;
 		now = tc_now_ns();
-		if (!closed_at && closed_now(raw)) {
+		if (!closed_at && dh_closed(raw, 0, "idle connection")) {
 			closed_at = now;
 			deadline = now + 2ull * IDLE_MS * 1000000;
 		}

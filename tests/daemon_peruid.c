@@ -5,7 +5,6 @@
  * its own 8 and every put gets a revision; once 65534's connections close
  * its slots are free again.  Needs root; skips otherwise. */
 #include <errno.h>
-#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,20 +20,16 @@
 #define TRIES 20
 
 static struct dh h;
-static char regpath[160];
 
 /* uid 65534: try TRIES connections, keep those that succeed until told,
  * then close them and check that PER_UID fit again. */
 static int greedy(struct tc_child *self, void *arg)
 {
 	shmreg_client_t *c[TRIES];
-	gid_t g = NOBODY;
 	int ok = 0, b;
 
 	(void)arg;
-	TC_CHECK(setgroups(0, &g) == 0, "setgroups: %s", strerror(errno));
-	TC_CHECK(setresgid(NOBODY, NOBODY, NOBODY) == 0, "setresgid");
-	TC_CHECK(setresuid(NOBODY, NOBODY, NOBODY) == 0, "setresuid");
+	dh_become(NOBODY, NOBODY);
 	for (int i = 0; i < TRIES; i++) {
 		int ret = shmreg_connect(h.sock, h.reg, &c[ok]);
 
@@ -85,13 +80,9 @@ int main(void)
 	int ret;
 
 	tc_init("daemon_peruid", 90);
-	if (geteuid() != 0) {
-		tc_log("SKIP: needs root to run a client under another uid");
-		return TC_SKIP;
-	}
+	dh_need_root("run a client under another uid");
 	dh_init(&h, NULL);
-	snprintf(regpath, sizeof(regpath), "%s/reg", h.dir);
-	h.reg = regpath;
+	dh_reg_in_dir(&h, "reg");
 	dh_start(&h, args);
 
 	k = tc_spawn("greedy", greedy, NULL);
