@@ -501,7 +501,7 @@ static void test_usage(void)
 
 	EXPECT(2, "", "no command", "--json");
 	EXPECT(2, "", "unknown command 'frobnicate'", "frobnicate");
-	EXPECT(2, "", "unknown command 'find'", "find", "x");
+	EXPECT(2, "", "not NAME=VALUE: 'x'", "find", "x");
 	EXPECT(2, "", "get: missing argument", "get");
 	EXPECT(2, "", "unexpected argument 'b'", "get", "a", "b");
 	EXPECT(2, "", "stats does not take --timeout", "stats", "--timeout",
@@ -596,7 +596,8 @@ static void test_usage(void)
 
 	RUN(&p, "--help");
 	CHECK(p.status == 0 && strstr(p.o.p, "Usage: shmregctl") &&
-	      strstr(p.o.p, "watch [PREFIX]") && !strstr(p.o.p, "find"),
+	      strstr(p.o.p, "watch [PREFIX]") &&
+	      strstr(p.o.p, "find NAME=VALUE"),
 	      "--help: %d '%s'", p.status, p.o.p);
 	proc_free(&p);
 	/* COMMAND --help and help COMMAND: that command's help, not the
@@ -990,6 +991,39 @@ static void test_del_prefix(void)
 	       "--prefix", "a");
 	EXPECT(1, "0\n", "no key starts with a/", "-r", "dp", "del",
 	       "--prefix", "a/");
+}
+
+/* The data model from the command line: put --attr/--parent, find,
+ * attrs, children, del of a parent and del --recursive. */
+static void test_data_model(void)
+{
+	EXPECT(0, "1\n", NULL, "-r", "dm", "put", "svc/a", "10.0.0.1",
+	       "--attr", "capability=gpu", "--attr", "node=a");
+	EXPECT(0, "2\n", NULL, "-r", "dm", "put", "svc/b", "10.0.0.2",
+	       "--attr", "capability=cpu", "--attr", "node=a");
+	EXPECT(0, "3\n", NULL, "-r", "dm", "put", "svc/b/x", "child",
+	       "--parent", "svc/b");
+	EXPECT(0, "svc/a\t10.0.0.1\t1\nsvc/b\t10.0.0.2\t2\n", NULL, "-r",
+	       "dm", "-w", "simple", "find", "node=a");
+	EXPECT(0, "svc/a\t10.0.0.1\t1\n", NULL, "-r", "dm", "-w", "simple",
+	       "find", "node=a", "capability=gpu");
+	EXPECT(1, "", NULL, "-r", "dm", "find", "node=z");
+	EXPECT(2, "", "not NAME=VALUE", "-r", "dm", "find", "node");
+	EXPECT(0, "capability=gpu\nnode=a\n", NULL, "-r", "dm", "attrs",
+	       "svc/a");
+	EXPECT(0, "{\"key\":\"svc/a\",\"attrs\":[[\"capability\","
+	       "\"gpu\"],[\"node\",\"a\"]]}\n", NULL, "-r", "dm", "--json",
+	       "attrs", "svc/a");
+	EXPECT(1, "", "not found", "-r", "dm", "attrs", "svc/none");
+	EXPECT(0, "svc/b/x\tchild\t3\n", NULL, "-r", "dm", "-w", "simple",
+	       "children", "svc/b");
+	EXPECT(3, "", "the parent nope does not exist", "-r", "dm", "put",
+	       "x", "y", "--parent", "nope");
+	EXPECT(3, "", "has children", "-r", "dm", "del", "svc/b");
+	EXPECT(0, "2\n", NULL, "-r", "dm", "del", "svc/b", "--recursive");
+	EXPECT(0, "svc/a\n", NULL, "-r", "dm", "list", "--keys-only");
+	EXPECT(1, "", "not found", "-r", "dm", "del", "svc/b", "--recursive");
+	EXPECT(2, "", "--attr", "-r", "dm", "get", "svc/a", "--attr", "a=b");
 }
 
 /* Writes never create a registry by surprise (a mistyped socket). */
@@ -1509,6 +1543,7 @@ int main(void)
 	test_durations();
 	test_get_put_habits();
 	test_del_prefix();
+	test_data_model();
 	test_write_path();
 	test_rm_registry();
 	test_await();

@@ -23,11 +23,44 @@ static int del_one(struct ctl *c, const char *key, size_t klen)
 		ret = CTL_OK;
 	} else if (rev == -ENOENT) {
 		ret = ctl_say(CTL_NOTFOUND, "%s: not found", key);
+	} else if (rev == -ENOTEMPTY) {
+		ret = ctl_say(CTL_ERROR, "%s: has children: delete them first, "
+			      "or the whole tree with del --recursive", key);
 	} else if (rev == 0) {
 		/* SHMREG_NEVER: a delete returns a revision > 0 or -errno */
 		ret = ctl_say(CTL_ERROR, "%s: delete returned no revision", key);
 	} else {
 		ret = ctl_fail(key, (int)-rev);
+	}
+	ctl_writer_close(w);
+	return ret;
+}
+
+/* del --recursive KEY: the tree in one commit; prints how many. */
+static int del_tree(struct ctl *c, const char *key, size_t klen)
+{
+	struct ctl_writer *w;
+	int64_t n;
+	int ret;
+
+	ret = ctl_writer_open(c, false, &w);
+	if (ret)
+		return ret;
+	n = ctl_writer_del_tree(w, key, klen);
+	if (n > 0) {
+		if (c->json)
+			printf("{\"deleted\":%lld}\n", (long long)n);
+		else
+			printf("%lld\n", (long long)n);
+		ret = ctl_flush(CTL_OK);
+	} else if (n == -ENOENT || n == 0) {
+		ret = ctl_say(CTL_NOTFOUND, "%s: not found", key);
+	} else if (n == -EOPNOTSUPP) {
+		ret = ctl_say(CTL_ERROR, "%s: the daemon has no tree delete; "
+			      "write with --embedded, or delete the "
+			      "children first", key);
+	} else {
+		ret = ctl_fail(key, (int)-n);
 	}
 	ctl_writer_close(w);
 	return ret;
@@ -154,6 +187,9 @@ int cmd_del(struct ctl *c)
 	if (c->given & OPT_PREFIX) {
 		if (c->argc)
 			return ctl_usage("del: a KEY and --prefix: choose one");
+		if (c->given & OPT_RECURSIVE)
+			return ctl_usage("del: --prefix or --recursive: choose "
+					 "one");
 		return del_prefix(c, c->prefix);
 	}
 	if (!c->argc)
@@ -162,5 +198,7 @@ int cmd_del(struct ctl *c)
 	ret = check_key(key, strlen(key));
 	if (ret)
 		return ret;
+	if (c->given & OPT_RECURSIVE)
+		return del_tree(c, key, strlen(key));
 	return del_one(c, key, strlen(key));
 }

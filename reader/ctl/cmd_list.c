@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* cmd_list.c - shmregctl list [PREFIX|PATTERN]: the entries, sorted. */
+/* cmd_list.c - shmregctl list, find and children: entries, sorted. */
 #include <errno.h>
 #include <fnmatch.h>
 #include <inttypes.h>
@@ -10,10 +10,11 @@
 #include "validate.h"
 
 /*
- * The walk (shmreg_list) goes in index order, which is no order a person
- * or a diff can use, so list collects the matching entries, sorts them by
- * key (bytewise, as memcmp), then prints.  That holds a copy of what it
- * prints in memory, which is bounded by the registry's own size.
+ * The walks (shmreg_list, shmreg_find, shmreg_children) go in index order,
+ * which is no order a person or a diff can use, so these commands collect
+ * the matching entries, sort them by key (bytewise, as memcmp), then print
+ * them, all three the same way (ctl_listing).  That holds a copy of what
+ * they print in memory, which is bounded by the registry's own size.
  */
 struct entry {
 	char *key;              /* NUL-terminated copy (for fnmatch) */
@@ -154,38 +155,21 @@ static void print_entries(struct ctl *c, struct entry *e, size_t n)
 	}
 }
 
-int cmd_list(struct ctl *c)
+int ctl_listing(struct ctl *c, const char *what, ctl_walk_fn walk,
+		const void *warg, const char *pattern, bool empty_is_absent)
 {
-	const char *arg = c->argc ? c->argv[0] : NULL;
-	struct walk wk = { .c = c };
-	char prefix[SHMREG_KEY_MAX + 1];
-	size_t plen;
+	struct walk wk = { .c = c, .pattern = pattern };
 	shmreg_t *r;
 	ssize_t n;
 	int ret;
 
-	if (arg && (c->given & OPT_PREFIX))
-		return ctl_usage("list: a PREFIX and --prefix: choose one");
-	if (!arg)
-		arg = (c->given & OPT_PREFIX) ? c->prefix : "";
-	/* a glob walks the prefix before its first special character */
-	plen = strcspn(arg, "*?[");
-	if (arg[plen] && !(c->given & OPT_PREFIX))
-		wk.pattern = arg;
-	else
-		plen = strlen(arg);
-	if (shm_check_prefix(arg, plen) < 0)
-		return ctl_usage("a prefix is at most %u bytes", SHMREG_KEY_MAX);
-	memcpy(prefix, arg, plen);
-	prefix[plen] = '\0';
-
 	ret = ctl_open(c, &r);
 	if (ret)
 		return ret;
-	n = shmreg_list(r, prefix, plen, collect, &wk);
+	n = walk(r, warg, collect, &wk);
 	shmreg_close(r);
 	if (n < 0) {
-		ret = ctl_fail("list", (int)-n);
+		ret = ctl_fail(what, (int)-n);
 	} else {
 		/* qsort's base must not be NULL, even for no entries */
 		if (wk.n)
@@ -194,7 +178,7 @@ int cmd_list(struct ctl *c)
 			print_entries(c, wk.e, (size_t)c->limit);
 		else
 			print_entries(c, wk.e, wk.n);
-		ret = CTL_OK;
+		ret = wk.n || !empty_is_absent ? CTL_OK : CTL_NOTFOUND;
 	}
 	for (size_t i = 0; i < wk.n; i++) {
 		free(wk.e[i].key);
@@ -202,4 +186,36 @@ int cmd_list(struct ctl *c)
 	}
 	free(wk.e);
 	return ret;
+}
+
+static ssize_t walk_prefix(shmreg_t *r, const void *arg, shmreg_list_fn fn,
+			   void *fnarg)
+{
+	const char *prefix = arg;
+
+	return shmreg_list(r, prefix, strlen(prefix), fn, fnarg);
+}
+
+int cmd_list(struct ctl *c)
+{
+	const char *arg = c->argc ? c->argv[0] : NULL;
+	char prefix[SHMREG_KEY_MAX + 1];
+	const char *pattern = NULL;
+	size_t plen;
+
+	if (arg && (c->given & OPT_PREFIX))
+		return ctl_usage("list: a PREFIX and --prefix: choose one");
+	if (!arg)
+		arg = (c->given & OPT_PREFIX) ? c->prefix : "";
+	/* a glob walks the prefix before its first special character */
+	plen = strcspn(arg, "*?[");
+	if (arg[plen] && !(c->given & OPT_PREFIX))
+		pattern = arg;
+	else
+		plen = strlen(arg);
+	if (shm_check_prefix(arg, plen) < 0)
+		return ctl_usage("a prefix is at most %u bytes", SHMREG_KEY_MAX);
+	memcpy(prefix, arg, plen);
+	prefix[plen] = '\0';
+	return ctl_listing(c, "list", walk_prefix, prefix, pattern, false);
 }

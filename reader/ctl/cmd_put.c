@@ -60,6 +60,12 @@ int cmd_put(struct ctl *c)
 	opts.expect_rev = c->expect_rev;
 	if (c->given & OPT_EPHEMERAL)
 		opts.flags |= SHMREG_EPHEMERAL;
+	opts.attrs = c->nattrs ? c->attrs : NULL;
+	opts.nattrs = c->nattrs;
+	if (c->parent) {
+		opts.parent = c->parent;
+		opts.parent_len = strlen(c->parent);
+	}
 
 	ret = ctl_writer_open(c, true, &w);
 	if (ret) {
@@ -92,6 +98,16 @@ report:
 	} else if (rev == -EEXIST) {
 		ret = ctl_say(CTL_ERROR, "%s: not stored: its mod_rev is not "
 			      "%" PRIu64 " (--expect-rev)", key, c->expect_rev);
+	} else if (rev == -ENOENT && c->parent) {
+		ret = ctl_say(CTL_ERROR, "%s: not stored: the parent %s does "
+			      "not exist", key, c->parent);
+	} else if (rev == -ELOOP) {
+		ret = ctl_say(CTL_ERROR, "%s: not stored: the parent %s is the "
+			      "key or below it", key, c->parent);
+	} else if (rev == -EOPNOTSUPP) {
+		ret = ctl_say(CTL_ERROR, "%s: not stored: the daemon takes no "
+			      "attributes or parent yet; write with "
+			      "--embedded", key);
 	} else if (rev == -ESRCH) {
 		ret = ctl_say(CTL_ERROR, "%s: not stored: owner pid %d does not "
 			      "exist", key, (int)c->owner_pid);

@@ -34,7 +34,10 @@
 #define OPT_PREFIX    0x200u  /* list/del --prefix */
 #define OPT_KEYS_ONLY 0x400u  /* list --keys-only */
 #define OPT_LIMIT     0x800u  /* list --limit */
-#define OPT_LAST      OPT_LIMIT
+#define OPT_ATTR      0x1000u /* put --attr NAME=VALUE (repeatable) */
+#define OPT_PARENT    0x2000u /* put --parent KEY */
+#define OPT_RECURSIVE 0x4000u /* del --recursive */
+#define OPT_LAST      OPT_RECURSIVE
 
 /* -w/--output: how list renders (the other commands: json or not). */
 enum ctl_output {
@@ -61,11 +64,25 @@ struct ctl {
 	const char *file;       /* --file */
 	const char *prefix;     /* --prefix */
 	uint64_t limit;         /* --limit */
+	shmreg_attr_t attrs[SHMREG_ATTRS_MAX]; /* --attr, in order */
+	char *attr_bufs[SHMREG_ATTRS_MAX];     /* their storage */
+	unsigned nattrs;
+	const char *parent;     /* --parent */
 
 	const char *cmd;        /* subcommand name */
 	int argc;               /* positional arguments after the subcommand */
 	char **argv;
 };
+
+/* A walk that reports entries to @fn (shmreg_list, shmreg_find, ...), its
+ * own argument in @arg. */
+typedef ssize_t (*ctl_walk_fn)(shmreg_t *r, const void *arg,
+			       shmreg_list_fn fn, void *fnarg);
+/* Collect what @walk reports (only keys matching the glob @pattern, when
+ * not NULL), sort by key and print as list does (cmd_list.c).  Returns the
+ * exit code: CTL_NOTFOUND for no entry when @empty_is_absent. */
+int ctl_listing(struct ctl *c, const char *what, ctl_walk_fn walk,
+		const void *arg, const char *pattern, bool empty_is_absent);
 
 /* Subcommands: one file each (cmd_<name>.c). */
 int cmd_get(struct ctl *c);
@@ -78,6 +95,9 @@ int cmd_watch(struct ctl *c);
 int cmd_ping(struct ctl *c);
 int cmd_daemon_stats(struct ctl *c);
 int cmd_rm_registry(struct ctl *c);
+int cmd_find(struct ctl *c);
+int cmd_children(struct ctl *c);
+int cmd_attrs(struct ctl *c);
 
 /* ---- errors (main.c) ---- */
 
@@ -107,6 +127,12 @@ int check_key(const char *key, size_t klen);
  * SHMREG_VALUE_MAX bytes.  Returns the length and a malloc'ed buffer in *out
  * (never NULL on success), -E2BIG when longer, or -errno. */
 ssize_t read_fd_value(int fd, char **out);
+
+/* "NAME=VALUE" into *@a (pointing into a malloc'ed copy returned in
+ * *@buf, the caller's to free), checked as the library checks attributes.
+ * Returns 0, or prints the usage error and returns CTL_USAGE
+ * (cmd_find.c). */
+int ctl_parse_attr(const char *arg, shmreg_attr_t *a, char **buf);
 
 /* ---- reading (args.c) ---- */
 
@@ -180,6 +206,10 @@ int64_t ctl_writer_put(struct ctl_writer *w, const void *key, size_t klen,
 		       const void *val, size_t vlen,
 		       const shmreg_put_opts_t *opts);
 int64_t ctl_writer_del(struct ctl_writer *w, const void *key, size_t klen);
+/* @key and every entry below it in one commit: how many were removed, or
+ * -errno (-EOPNOTSUPP through a daemon that has no tree delete yet). */
+int64_t ctl_writer_del_tree(struct ctl_writer *w, const void *key,
+			    size_t klen);
 /* Group the changes between begin and end into one commit (embedded
  * writer; through the daemon each change stays its own request). */
 void ctl_writer_batch(struct ctl_writer *w, bool begin);

@@ -36,7 +36,7 @@ static const struct ctl_cmd commands[] = {
 "                       accepted for etcdctl users)\n"
 "  -j, --json           one JSON object: key, value, revisions, owner, ttl\n" },
 	{ "put", cmd_put, OPT_OWNER | OPT_TTL | OPT_EXPECT | OPT_EPHEMERAL |
-	  OPT_FILE, 1, 2,
+	  OPT_FILE | OPT_ATTR | OPT_PARENT, 1, 2,
 "Usage: shmregctl put KEY VALUE|- [OPTIONS]\n"
 "       shmregctl put KEY --file FILE [OPTIONS]\n"
 "\n"
@@ -49,13 +49,20 @@ static const struct ctl_cmd commands[] = {
 "  --expect-rev REV|absent\n"
 "                       store only if mod_rev is REV (or the key is absent)\n"
 "  --ephemeral          remove the entry when this connection ends\n"
-"                       (shmregd)\n" },
-	{ "del", cmd_del, OPT_PREFIX, 0, 1,
-"Usage: shmregctl del KEY\n"
+"                       (shmregd)\n"
+"  --attr NAME=VALUE    an attribute (repeatable, at most 16; find looks\n"
+"                       entries up by them); a put replaces them all\n"
+"  --parent KEY         the entry's parent, which must exist (children\n"
+"                       lists it; del --recursive KEY removes it too)\n" },
+	{ "del", cmd_del, OPT_PREFIX | OPT_RECURSIVE, 0, 1,
+"Usage: shmregctl del KEY [--recursive]\n"
 "       shmregctl del --prefix PREFIX\n"
 "\n"
-"Delete KEY and print the revision; exit 1 when KEY is absent.\n"
+"Delete KEY and print the revision; exit 1 when KEY is absent, 3 (not\n"
+"empty) when it has children and --recursive was not given.\n"
 "\n"
+"  --recursive          KEY and every entry below it (put --parent), in\n"
+"                       one commit; prints how many were removed\n"
 "  --prefix PREFIX      delete every key that starts with PREFIX; prints\n"
 "                       the number of keys deleted (exit 1: none)\n"
 "\n"
@@ -71,6 +78,26 @@ static const struct ctl_cmd commands[] = {
 "  --limit N            the first N entries (in key order)\n"
 "  -w, --output FORMAT  table (default: a header, aligned columns),\n"
 "                       simple (key<TAB>value<TAB>mod_rev), json\n" },
+	{ "find", cmd_find, OPT_LIMIT, 1, (int)SHMREG_ATTRS_MAX,
+"Usage: shmregctl find NAME=VALUE [NAME=VALUE...] [OPTIONS]\n"
+"\n"
+"List the entries that carry every NAME=VALUE pair (attributes, from put\n"
+"--attr), sorted by key, as list does; exit 1 when none does.\n"
+"\n"
+"  --limit N            the first N entries (in key order)\n"
+"  -w, --output FORMAT  table (default), simple or json, as for list\n" },
+	{ "children", cmd_children, OPT_LIMIT, 1, 1,
+"Usage: shmregctl children KEY [OPTIONS]\n"
+"\n"
+"List the entries put with --parent KEY, sorted by key, as list does.\n"
+"\n"
+"  --limit N            the first N entries (in key order)\n"
+"  -w, --output FORMAT  table (default), simple or json, as for list\n" },
+	{ "attrs", cmd_attrs, 0, 1, 1,
+"Usage: shmregctl attrs KEY\n"
+"\n"
+"Print KEY's attributes, one NAME=VALUE per line (--json: one object with\n"
+"an \"attrs\" array of [name, value] pairs); exit 1 when KEY is absent.\n" },
 	{ "stats", cmd_stats, 0, 0, 0,
 "Usage: shmregctl stats\n"
 "\n"
@@ -125,6 +152,9 @@ static const char usage_text[] =
 "  del KEY | --prefix P       delete KEY, or every key under P\n"
 "  list [PREFIX|PATTERN] [--keys-only] [--limit N] [-w FORMAT]\n"
 "                             the entries, sorted: key, value, mod_rev\n"
+"  find NAME=VALUE...         the entries carrying every pair\n"
+"  children KEY               the entries put with --parent KEY\n"
+"  attrs KEY                  KEY's attributes\n"
 "  stats                      registry counters\n"
 "  await KEY [--timeout D] [--raw]\n"
 "                             wait until KEY exists, print its value\n"
@@ -261,6 +291,9 @@ enum {
 	LO_PREFIX,
 	LO_KEYS_ONLY,
 	LO_LIMIT,
+	LO_ATTR,
+	LO_PARENT,
+	LO_RECURSIVE,
 	LO_EMBEDDED,
 	LO_NO_EMBEDDED,
 };
@@ -286,6 +319,9 @@ static const struct option long_opts[] = {
 	{ "prefix",     required_argument, NULL, LO_PREFIX },
 	{ "keys-only",  no_argument,       NULL, LO_KEYS_ONLY },
 	{ "limit",      required_argument, NULL, LO_LIMIT },
+	{ "attr",       required_argument, NULL, LO_ATTR },
+	{ "parent",     required_argument, NULL, LO_PARENT },
+	{ "recursive",  no_argument,       NULL, LO_RECURSIVE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -305,6 +341,9 @@ static const char *opt_name(unsigned bit)
 	case OPT_PREFIX:     return "--prefix";
 	case OPT_KEYS_ONLY:  return "--keys-only";
 	case OPT_LIMIT:      return "--limit";
+	case OPT_ATTR:       return "--attr";
+	case OPT_PARENT:     return "--parent";
+	case OPT_RECURSIVE:  return "--recursive";
 	}
 	return "?";
 }
@@ -489,6 +528,26 @@ int main(int argc, char **argv)
 				return ctl_usage("--limit: not a count > 0: "
 						 "'%s'", optarg);
 			c.given |= OPT_LIMIT;
+			break;
+		case LO_ATTR:
+			if (c.nattrs == SHMREG_ATTRS_MAX)
+				return ctl_usage("--attr: at most %u per entry",
+						 SHMREG_ATTRS_MAX);
+			rc = ctl_parse_attr(optarg, &c.attrs[c.nattrs],
+					    &c.attr_bufs[c.nattrs]);
+			if (rc)
+				return rc;
+			c.nattrs++;
+			c.given |= OPT_ATTR;
+			break;
+		case LO_PARENT:
+			if (check_key(optarg, strlen(optarg)))
+				return CTL_USAGE;
+			c.parent = optarg;
+			c.given |= OPT_PARENT;
+			break;
+		case LO_RECURSIVE:
+			c.given |= OPT_RECURSIVE;
 			break;
 		case ':':
 			return ctl_usage("option '%s' needs an argument",

@@ -148,6 +148,14 @@ int64_t ctl_writer_del(struct ctl_writer *w, const void *key, size_t klen)
 	return shmreg_writer_del(w->w, key, klen);
 }
 
+int64_t ctl_writer_del_tree(struct ctl_writer *w, const void *key,
+			    size_t klen)
+{
+	if (w->client)
+		return -EOPNOTSUPP;
+	return shmreg_writer_del_tree(w->w, key, klen);
+}
+
 bool ctl_writer_is_daemon(const struct ctl_writer *w)
 {
 	return w->client != NULL;

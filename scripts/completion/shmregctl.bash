@@ -27,8 +27,8 @@ _shmregctl()
 		cword=$COMP_CWORD
 	fi
 
-	local cmds="get put del list stats await watch ping daemon-stats
-		rm-registry help"
+	local cmds="get put del list find children attrs stats await watch
+		ping daemon-stats rm-registry help"
 	local global="--registry --json --output --socket --embedded
 		--no-embedded --help --version"
 	local cmd="" reg=() i
@@ -40,7 +40,8 @@ _shmregctl()
 			reg=(--registry "${words[i + 1]}")
 			i=$((i + 1)) ;;
 		--socket | --owner | --ttl | --expect-rev | --timeout | \
-		--since | --file | --prefix | --limit | -w | --output)
+		--since | --file | --prefix | --limit | -w | --output | \
+		--attr | --parent)
 			i=$((i + 1)) ;;
 		-*) ;;
 		*) [ -n "$cmd" ] || cmd=${words[i]} ;;
@@ -60,15 +61,17 @@ _shmregctl()
 	--expect-rev)
 		COMPREPLY=($(compgen -W "absent" -- "$cur"))
 		return ;;
-	--owner | --ttl | --timeout | --since | --limit | --prefix)
+	--owner | --ttl | --timeout | --since | --limit | --prefix | --attr)
 		return ;;
 	esac
 
 	local opts=""
 	case $cmd in
 	get) opts="--raw --print-value-only" ;;
-	put) opts="--file --owner --ttl --expect-rev --ephemeral" ;;
-	del) opts="--prefix" ;;
+	put) opts="--file --owner --ttl --expect-rev --ephemeral --attr
+		--parent" ;;
+	del) opts="--prefix --recursive" ;;
+	find | children) opts="--limit --output" ;;
 	list) opts="--prefix --keys-only --limit --output" ;;
 	await) opts="--timeout --raw" ;;
 	watch) opts="--since" ;;
