@@ -1026,6 +1026,29 @@ static void test_data_model(void)
 	EXPECT(2, "", "--attr", "-r", "dm", "get", "svc/a", "--attr", "a=b");
 }
 
+/* health: served, closed, dead, absent. */
+static void test_health(void)
+{
+	struct hw h;
+	char want[128];
+
+	EXPECT(1, "", "registry hl does not exist", "-r", "hl", "health");
+	hw_start(&h, "hl", 0);
+	hw_put(&h, "k", "v");
+	snprintf(want, sizeof(want), "registry hl: served by pid %d at "
+		 "revision 1\n", (int)h.pid);
+	EXPECT(0, want, NULL, "-r", "hl", "health");
+	kill(h.pid, SIGKILL);
+	CHECK(waitpid(h.pid, NULL, 0) == h.pid, "waitpid helper");
+	kids_del(h.pid);
+	close(h.cmd);
+	close(h.res);
+	EXPECT(3, "", "died", "-r", "hl", "health");
+	/* an embedded put takes it over, and closes it */
+	EXPECT(0, "2\n", NULL, "-r", "hl", "--embedded", "put", "k2", "v");
+	EXPECT(3, "", "closed by its writer", "-r", "hl", "health");
+}
+
 /* Writes never create a registry by surprise (a mistyped socket). */
 static void test_write_path(void)
 {
@@ -1544,6 +1567,7 @@ int main(void)
 	test_get_put_habits();
 	test_del_prefix();
 	test_data_model();
+	test_health();
 	test_write_path();
 	test_rm_registry();
 	test_await();

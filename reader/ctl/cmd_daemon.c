@@ -80,3 +80,54 @@ int cmd_daemon_stats(struct ctl *c)
 #undef X
 	return CTL_OK;
 }
+
+/*
+ * shmregctl health: is the registry served?  Exit 0 and one line when a
+ * live writer serves it (and, when a socket was named with --socket or
+ * $SHMREG_SOCKET, when that daemon answers a ping); otherwise exit 3 with
+ * one line saying why: the writer died, the registry was closed, or the
+ * daemon does not answer.  An absent registry is exit 1, as for every
+ * command.  The state comes from the segment (shmreg_stats: the lock and
+ * pid tests), so it needs no daemon for an embedded writer's registry.
+ */
+int cmd_health(struct ctl *c)
+{
+	shmreg_stats_t st;
+	shmreg_t *r;
+	int ret;
+
+	ret = ctl_open(c, &r);
+	if (ret)
+		return ret;
+	ret = shmreg_stats(r, &st);
+	shmreg_close(r);
+	if (ret < 0)
+		return ctl_fail(c->registry, -ret);
+	if (st.state == SHMREG_STATE_DEAD)
+		return ctl_say(CTL_ERROR, "registry %s: its writer (pid %d) "
+			       "died; the next writer takes it over",
+			       c->registry, (int)st.writer_pid);
+	if (st.state == SHMREG_STATE_CLOSED)
+		return ctl_say(CTL_ERROR, "registry %s: closed by its writer "
+			       "(readable, nobody writes it)", c->registry);
+	if (c->socket_explicit) {
+		shmreg_client_t *cl;
+		int64_t rev;
+
+		ret = ctl_connect(c, &cl, false);
+		if (ret)
+			return ret;
+		rev = shmreg_ping(cl);
+		shmreg_disconnect(cl);
+		if (rev < 0)
+			return ctl_fail("ping", (int)-rev);
+	}
+	if (c->json)
+		printf("{\"registry\":\"%s\",\"state\":\"open\","
+		       "\"writer_pid\":%d,\"revision\":%" PRIu64 "}\n",
+		       c->registry, (int)st.writer_pid, st.revision);
+	else
+		printf("registry %s: served by pid %d at revision %" PRIu64
+		       "\n", c->registry, (int)st.writer_pid, st.revision);
+	return ctl_flush(CTL_OK);
+}

@@ -98,6 +98,7 @@ int cmd_rm_registry(struct ctl *c);
 int cmd_find(struct ctl *c);
 int cmd_children(struct ctl *c);
 int cmd_attrs(struct ctl *c);
+int cmd_health(struct ctl *c);
 
 /* ---- errors (main.c) ---- */
 

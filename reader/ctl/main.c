@@ -117,6 +117,13 @@ static const struct ctl_cmd commands[] = {
 "SIGINT/SIGTERM (exit 128 + the signal).\n"
 "\n"
 "  --since REV          first replay the changes after revision REV\n" },
+	{ "health", cmd_health, 0, 0, 0,
+"Usage: shmregctl health\n"
+"\n"
+"Exit 0 and say so when a live writer serves the registry (and, with\n"
+"--socket or $SHMREG_SOCKET, when that daemon answers); exit 3 with one\n"
+"line saying why not: the writer died, the registry was closed, or the\n"
+"daemon does not answer.  Exit 1: no such registry.\n" },
 	{ "ping", cmd_ping, 0, 0, 0,
 "Usage: shmregctl ping\n"
 "\n"
@@ -155,6 +162,7 @@ static const char usage_text[] =
 "  find NAME=VALUE...         the entries carrying every pair\n"
 "  children KEY               the entries put with --parent KEY\n"
 "  attrs KEY                  KEY's attributes\n"
+"  health                     is a live writer serving the registry\n"
 "  stats                      registry counters\n"
 "  await KEY [--timeout D] [--raw]\n"
 "                             wait until KEY exists, print its value\n"
