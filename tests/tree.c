@@ -203,7 +203,8 @@ int main(void)
 			char gk[32];
 
 			node_key(gk, c, g);
-			TC_CHECK(put_under(w, gk, k, 0) > 0, "grandchild");
+			int64_t gr = put_under(w, gk, k, 0);
+			TC_CHECK(gr > 0, "grandchild: %lld", (long long)gr);
 		}
 	}
 	TC_EQ(shmreg_writer_batch_end(w), 0, "batch end");
