@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Description: the data model through shmregd: puts with attributes and a
  * parent, set_attrs, del (-ENOTEMPTY) and del_tree from a client, seen by a
- * reader with find, get_attrs and children; the daemon's argument checks of
+ * reader with find, get_attrs and children; an ephemeral parent leaving
+ * with its subtree; the daemon's argument checks of
  * PUTX and SETATTRS frames from a raw connection. */
 #include <errno.h>
 #include <stdio.h>
@@ -98,6 +99,22 @@ static void test_model(shmreg_t *r, shmreg_client_t *c)
 	TC_EQ(shmreg_ping(c), (int64_t)shmreg_revision(r), "ping");
 }
 
+/* A connection's ephemeral entry goes with its subtree when it closes,
+ * even with a child another connection put under it. */
+static void test_ephemeral_tree(shmreg_t *r, shmreg_client_t *c)
+{
+	shmreg_client_t *e = dh_connect(&h);
+	shmreg_put_opts_t o = { .flags = SHMREG_EPHEMERAL };
+	char buf[8];
+
+	TC_CHECK(shmreg_put(e, "eph", 3, "v", 1, &o) > 0, "ephemeral parent");
+	TC_CHECK(put(c, "eph/c", "eph", NULL, 0) > 0, "child of it");
+	shmreg_disconnect(e);
+	TC_EQ(dh_wait_gone(r, "eph", 5000), 0, "parent gone");
+	TC_EQ(shmreg_get(r, "eph/c", 5, buf, sizeof(buf), NULL),
+	      (ssize_t)-ENOENT, "child gone with it");
+}
+
 /* A raw frame the client would have refused: the daemon checks it too,
  * answers, and keeps the connection. */
 static void test_raw(void)
@@ -140,6 +157,7 @@ int main(void)
 	c = dh_connect(&h);
 
 	test_model(r, c);
+	test_ephemeral_tree(r, c);
 	test_raw();
 
 	shmreg_disconnect(c);
