@@ -2,7 +2,7 @@
 /* Description: the data model through shmregd: puts with attributes and a
  * parent, set_attrs, del (-ENOTEMPTY) and del_tree from a client, seen by a
  * reader with find, get_attrs and children; an ephemeral parent leaving
- * with its subtree; the daemon's argument checks of
+ * with its subtree; the pipelined put; the daemon's argument checks of
  * PUTX and SETATTRS frames from a raw connection. */
 #include <errno.h>
 #include <stdio.h>
@@ -115,6 +115,35 @@ static void test_ephemeral_tree(shmreg_t *r, shmreg_client_t *c)
 	      (ssize_t)-ENOENT, "child gone with it");
 }
 
+/* The pipelined put shares the encoder: attributes and a parent too. */
+static void test_async(shmreg_t *r, shmreg_client_t *c)
+{
+	shmreg_attr_t a[] = { { "kind", "async" } };
+	shmreg_put_opts_t o = { .attrs = a, .nattrs = 1 };
+	shmreg_put_opts_t child = { .parent = "as", .parent_len = 2 };
+	shmreg_completion_t cq[2];
+	char buf[64];
+	int got = 0, cnt = 0;
+
+	TC_CHECK(shmreg_put_async(c, "as", 2, "1", 1, &o) > 0, "async put");
+	TC_CHECK(shmreg_put_async(c, "as/c", 4, "2", 1, &child) > 0,
+		 "async child");
+	while (got < 2) {
+		int n = shmreg_client_wait(c, cq + got, 2 - got, -1);
+
+		TC_CHECK(n > 0, "wait: %d", n);
+		got += n;
+	}
+	TC_CHECK(cq[0].result > 0 && cq[1].result == cq[0].result + 1,
+		 "async results %lld %lld", (long long)cq[0].result,
+		 (long long)cq[1].result);
+	TC_EQ(shmreg_get_attrs(r, "as", 2, buf, sizeof(buf)),
+	      (ssize_t)sizeof("kind\0async"), "async attrs");
+	TC_EQ(shmreg_children(r, "as", 2, count_fn, &cnt), (ssize_t)1,
+	      "async child there");
+	TC_EQ(shmreg_del_tree(c, "as", 2), 2, "cleanup");
+}
+
 /* A raw frame the client would have refused: the daemon checks it too,
  * answers, and keeps the connection. */
 static void test_raw(void)
@@ -158,6 +187,7 @@ int main(void)
 
 	test_model(r, c);
 	test_ephemeral_tree(r, c);
+	test_async(r, c);
 	test_raw();
 
 	shmreg_disconnect(c);
