@@ -72,9 +72,33 @@ static void reencode_request(const uint8_t *f, size_t n,
 				       q->u.put.key, q->u.put.klen,
 				       q->u.put.val, q->u.put.vlen, &o);
 		break;
+	case PROTO_OP_PUTX:
+		/* more pairs than are kept cannot be re-encoded from them */
+		if (q->u.put.attrs.n > SHMREG_ATTRS_MAX)
+			return;
+		proto_put_opts(q, &o);
+		if (q->u.put.key != f + PROTO_HDR_SIZE + PROTO_PUTX_FIXED)
+			FAIL("putx pointers outside the frame");
+		got = proto_encode_putx(scratch, sizeof(scratch), q->id,
+					q->u.put.key, q->u.put.klen,
+					q->u.put.val, q->u.put.vlen, &o);
+		break;
+	case PROTO_OP_SETATTRS:
+		if (q->u.setattrs.attrs.n > SHMREG_ATTRS_MAX)
+			return;
+		got = proto_encode_setattrs(scratch, sizeof(scratch), q->id,
+					    q->u.setattrs.key,
+					    q->u.setattrs.klen,
+					    q->u.setattrs.attrs.a,
+					    q->u.setattrs.attrs.n);
+		break;
 	case PROTO_OP_DEL:
 		got = proto_encode_del(scratch, sizeof(scratch), q->id,
 				       q->u.del.key, q->u.del.klen);
+		break;
+	case PROTO_OP_DELTREE:
+		got = proto_encode_deltree(scratch, sizeof(scratch), q->id,
+					   q->u.del.key, q->u.del.klen);
 		break;
 	case PROTO_OP_PING:
 	case PROTO_OP_STATS:

@@ -25,8 +25,7 @@
  *   -ETIMEDOUT   a wait ran out of time
  *   -ENOBUFS     a pipelined client's request queue is full: reap first
  *   -ENOMEM      out of memory
- *   -EOPNOTSUPP  the operation is not supported on this path (attributes
- *                or parents through the daemon client)
+ *   -EOPNOTSUPP  the operation is not supported on this path
  *   -ENOTEMPTY   the entry has children (delete the subtree instead)
  *   -ELOOP       the parent given is the entry itself or below it
  *
@@ -368,9 +367,11 @@ int shmreg_connect(const char *socket_path, const char *registry,
  *   -EINVAL -E2BIG       bad argument or size (as shmreg_writer_put: a
  *                        ttl_ns over SHMREG_TTL_MAX_NS is -EINVAL; the
  *                        client refuses it before sending)
- *   -EOPNOTSUPP          opts->nattrs > 0 or opts->parent: this
- *                        version's protocol carries neither (use the
- *                        embedded writer)
+ *   -ENOENT              opts->parent does not exist
+ *   -ELOOP               opts->parent is @key itself or below it
+ *   -EOPNOTSUPP          (with a parent or attributes only) the daemon
+ *                        predates the PUTX op; it closed the
+ *                        connection: upgrade shmregd (docs/protocol.md)
  *   -ESRCH               opts->owner_pid does not exist
  *   -EEXIST              compare-and-set failed (expect_rev did not match)
  *   -EACCES              this uid/gid may not write
@@ -383,9 +384,28 @@ int64_t shmreg_put(shmreg_client_t *c, const void *key, size_t klen,
 		   const void *val, size_t vlen,
 		   const shmreg_put_opts_t *opts);
 
-/* Delete @key.  Returns the new revision, -ENOENT when absent (nothing
- * changes), or the errors of shmreg_put. */
+/* Delete @key.  Returns the new revision, -ENOENT when absent, -ENOTEMPTY
+ * when it has children (nothing changes in either case: delete the
+ * subtree with shmreg_del_tree), or the errors of shmreg_put. */
 int64_t shmreg_del(shmreg_client_t *c, const void *key, size_t klen);
+
+/*
+ * Replace @key's attributes with the @nattrs (0..SHMREG_ATTRS_MAX) of
+ * @attrs, keeping its value, expiry, owner and flags: one new revision, as
+ * shmreg_writer_set_attrs.  Returns the new revision, or -ENOENT (no such
+ * key), -EINVAL/-E2BIG (as shmreg_writer_set_attrs; refused before
+ * sending), or the connection errors of shmreg_put.
+ */
+int64_t shmreg_set_attrs(shmreg_client_t *c, const void *key, size_t klen,
+			 const shmreg_attr_t *attrs, uint32_t nattrs);
+
+/*
+ * Delete @key and all its descendants in one commit (snapshot readers see
+ * all of the subtree or none), as shmreg_writer_del_tree.  Returns how
+ * many entries were removed (>= 1), or -ENOENT (no such key), -EINVAL,
+ * -E2BIG, or the connection errors of shmreg_put.
+ */
+int64_t shmreg_del_tree(shmreg_client_t *c, const void *key, size_t klen);
 
 /* Close the connection (entries put with SHMREG_EPHEMERAL on it are
  * removed by the daemon) and free @c.  Unreaped asynchronous requests are

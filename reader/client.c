@@ -366,13 +366,14 @@ void shmreg_disconnect(shmreg_client_t *c)
 int client_check_put(const void *key, size_t klen, const void *val,
 		     size_t vlen, const shmreg_put_opts_t *opts)
 {
-	int rc = shm_check_put(key, klen, val, vlen, opts);
+	return shm_check_put(key, klen, val, vlen, opts);
+}
 
-	/* The wire protocol does not carry attributes yet: refuse them
-	 * rather than drop them. */
-	if (rc == 0 && opts && (opts->nattrs || opts->parent))
-		rc = -EOPNOTSUPP;
-	return rc;
+/* A put with a parent or attributes goes as PUTX; any other as PUT, which
+ * every daemon of protocol version 1 knows. */
+static bool put_extended(const shmreg_put_opts_t *opts)
+{
+	return opts && (opts->nattrs || opts->parent_len);
 }
 
 int client_check_del(const void *key, size_t klen)
@@ -407,12 +408,20 @@ int64_t client_enqueue_put(shmreg_client_t *c, const void *key, size_t klen,
 		return c->err;
 	if (limited && c->outstanding >= c->depth)
 		return -ENOBUFS;
-	len = proto_encode_put(NULL, 0, 0, NULL, klen, NULL, vlen, opts);
+	if (put_extended(opts))
+		len = proto_encode_putx(NULL, 0, 0, NULL, klen, NULL, vlen,
+					opts);
+	else
+		len = proto_encode_put(NULL, 0, 0, NULL, klen, NULL, vlen,
+				       opts);
 	p = client_out_reserve(c, len);
 	if (!p)
 		return -ENOMEM;
 	id = c->next_id++;
-	proto_encode_put(p, len, id, key, klen, val, vlen, opts);
+	if (put_extended(opts))
+		proto_encode_putx(p, len, id, key, klen, val, vlen, opts);
+	else
+		proto_encode_put(p, len, id, key, klen, val, vlen, opts);
 	return (int64_t)id;
 }
 
@@ -457,6 +466,63 @@ int64_t shmreg_del(shmreg_client_t *c, const void *key, size_t klen)
 	int64_t id = client_enqueue_del(c, key, klen, false);
 
 	return id < 0 ? id : sync_result(c, (uint64_t)id);
+}
+
+SHMREG_EXPORT
+int64_t shmreg_set_attrs(shmreg_client_t *c, const void *key, size_t klen,
+			 const shmreg_attr_t *attrs, uint32_t nattrs)
+{
+	size_t len;
+	uint8_t *p;
+	uint64_t id;
+	int ret;
+
+	if (!c)
+		return -EINVAL;
+	ret = shm_check_key(key, klen);
+	if (ret == 0)
+		ret = shm_check_attrs(attrs, nattrs);
+	if (ret)
+		return ret;
+	if (c->err)
+		return c->err;
+	len = proto_encode_setattrs(NULL, 0, 0, NULL, klen, attrs, nattrs);
+	p = client_out_reserve(c, len);
+	if (!p)
+		return -ENOMEM;
+	id = c->next_id++;
+	proto_encode_setattrs(p, len, id, key, klen, attrs, nattrs);
+	return sync_result(c, id);
+}
+
+SHMREG_EXPORT
+int64_t shmreg_del_tree(shmreg_client_t *c, const void *key, size_t klen)
+{
+	size_t len;
+	uint8_t *p;
+	uint64_t id;
+	int ret;
+
+	if (!c)
+		return -EINVAL;
+	ret = shm_check_key(key, klen);
+	if (ret)
+		return ret;
+	if (c->err)
+		return c->err;
+	len = proto_encode_deltree(NULL, 0, 0, NULL, klen);
+	p = client_out_reserve(c, len);
+	if (!p)
+		return -ENOMEM;
+	id = c->next_id++;
+	proto_encode_deltree(p, len, id, key, klen);
+	ret = sync_wait(c, id);
+	if (ret < 0)
+		return ret;
+	if (c->sync_status < 0)
+		return c->sync_status;
+	/* proto_decode_reply() checked the body's length */
+	return (int64_t)proto_get_u64(c->sync_body);
 }
 
 static int simple_call(shmreg_client_t *c, uint8_t op)

@@ -40,6 +40,12 @@
  *   PUT   request: u32 klen, u32 vlen, i32 owner_pid, u32 flags,
  *                  i64 ttl_ns, u64 expect_rev, key, value
  *   DEL   request: u32 klen, u32 reserved(0), key
+ *   PUTX  request: PUT's 32 fixed bytes, u32 plen, u32 alen, key, value,
+ *                  parent (plen bytes), attrs (alen bytes: "name\0value\0"
+ *                  pairs, the layout shmreg_get_attrs returns)
+ *   SETATTRS request: u32 klen, u32 alen, key, attrs (as PUTX)
+ *   DELTREE  request: u32 klen, u32 reserved(0), key
+ *            reply:   u64 removed (on success)
  *   PING  request: empty
  *   STATS request: empty
  *         reply:   u32 nfields, u32 reserved, u64 field[nfields]
@@ -64,19 +70,33 @@
 #define PROTO_OP_DEL   3u
 #define PROTO_OP_PING  4u
 #define PROTO_OP_STATS 5u
+#define PROTO_OP_PUTX     6u  /* a put with a parent and/or attributes */
+#define PROTO_OP_SETATTRS 7u
+#define PROTO_OP_DELTREE  8u
+#define PROTO_OP_LAST     PROTO_OP_DELTREE
 
 /* fixed part of each request body */
 #define PROTO_HELLO_FIXED 8u
 #define PROTO_PUT_FIXED   32u
 #define PROTO_DEL_FIXED   8u
+#define PROTO_PUTX_FIXED  40u
+#define PROTO_SETATTRS_FIXED 8u
 #define PROTO_HELLO_REPLY 16u
+#define PROTO_DELTREE_REPLY 8u
+
+/* Largest attribute block: SHMREG_ATTRS_MAX pairs of the longest name and
+ * value, each NUL-terminated (validate.h's SHM_ATTR_BYTES_MAX). */
+#define PROTO_ATTR_BYTES_MAX \
+	(SHMREG_ATTRS_MAX * (SHMREG_ATTR_NAME_MAX + SHMREG_ATTR_VALUE_MAX + 2))
 
 /* Largest registry name in a HELLO: a name or an absolute path. */
 #define PROTO_NAME_MAX 4096u
 
-/* Largest request frame: a PUT of the largest key and value. */
+/* Largest request frame: a PUTX of the largest key, value, parent and
+ * attributes. */
 #define PROTO_FRAME_MAX \
-	(PROTO_HDR_SIZE + PROTO_PUT_FIXED + SHMREG_KEY_MAX + SHMREG_VALUE_MAX)
+	(PROTO_HDR_SIZE + PROTO_PUTX_FIXED + 2 * SHMREG_KEY_MAX + \
+	 SHMREG_VALUE_MAX + PROTO_ATTR_BYTES_MAX)
 
 /* Largest reply frame a client accepts (STATS is the largest today). */
 #define PROTO_REPLY_MAX 4096u
@@ -117,6 +137,16 @@ enum proto_stat {
 
 #define PROTO_STATS_BODY (8u + 8u * PROTO_STAT_NFIELDS)
 
+/* Decoded attributes: up to SHMREG_ATTRS_MAX pointers to the NUL-terminated
+ * strings of the frame; n is SHMREG_ATTRS_MAX + 1 when the block held more
+ * pairs (proto_check_request answers -E2BIG). */
+struct proto_attrs {
+	uint32_t n;
+	uint32_t blen;              /* bytes of the block */
+	const uint8_t *block;
+	shmreg_attr_t a[SHMREG_ATTRS_MAX];
+};
+
 /* A decoded request.  Pointers point into the buffer given to the decoder
  * and are valid as long as it is. */
 struct proto_req {
@@ -139,11 +169,19 @@ struct proto_req {
 			uint32_t flags;
 			int64_t  ttl_ns;
 			uint64_t expect_rev;
-		} put;
+			const uint8_t *parent;  /* PUTX only, NULL if plen 0 */
+			uint32_t plen;
+			struct proto_attrs attrs;
+		} put;                          /* PUT and PUTX */
 		struct {
 			const uint8_t *key;
 			uint32_t klen;
-		} del;
+		} del;                          /* DEL and DELTREE */
+		struct {
+			const uint8_t *key;
+			uint32_t klen;
+			struct proto_attrs attrs;
+		} setattrs;
 	} u;
 };
 
@@ -168,7 +206,8 @@ struct proto_reply {
  *   -EPROTO      version is not PROTO_VERSION
  *   -EOPNOTSUPP  unknown op
  *   -EBADMSG     reserved bits set, or a body that does not match its op's
- *                layout (lengths that do not add up)
+ *                layout (lengths that do not add up, an attribute block
+ *                that is not whole NUL-terminated name/value pairs)
  * The header is checked as soon as its 16 bytes are there, before the body
  * arrives, so garbage is refused without waiting for a length it made up.
  * Once PROTO_HDR_SIZE bytes are available req->op and req->id are filled
@@ -183,11 +222,16 @@ ssize_t proto_decode_request(const void *buf, size_t len, size_t max_frame,
  * reply and leave the connection open.  Returns 0 or
  *   -EINVAL  empty key, unknown put flags (SHM_PUT_FLAGS), negative
  *            owner_pid, ttl_ns < 0 or > SHMREG_TTL_MAX_NS, empty hello
- *            name (the checks of shm/validate.h, as the embedded writer)
- *   -E2BIG   key over SHMREG_KEY_MAX, value over SHMREG_VALUE_MAX, hello
- *            name over PROTO_NAME_MAX
+ *            name, an empty attribute name or one with '=' (the checks
+ *            of shm/validate.h, as the embedded writer)
+ *   -E2BIG   key or parent over SHMREG_KEY_MAX, value over
+ *            SHMREG_VALUE_MAX, hello name over PROTO_NAME_MAX, more than
+ *            SHMREG_ATTRS_MAX attributes, a name or value over its limit
  */
 int proto_check_request(const struct proto_req *req);
+
+/* The put options of a decoded PUT or PUTX (pointing into the request). */
+void proto_put_opts(const struct proto_req *req, shmreg_put_opts_t *o);
 
 /*
  * Decode the reply frame at the start of @buf.  Returns its length, 0 when
@@ -211,6 +255,17 @@ size_t proto_encode_put(void *buf, size_t cap, uint64_t id,
 			const shmreg_put_opts_t *opts);
 size_t proto_encode_del(void *buf, size_t cap, uint64_t id,
 			const void *key, size_t klen);
+/* PUTX carries opts->parent and opts->attrs too (attributes already
+ * checked with shm_check_attrs: their strings are bounded). */
+size_t proto_encode_putx(void *buf, size_t cap, uint64_t id,
+			 const void *key, size_t klen,
+			 const void *val, size_t vlen,
+			 const shmreg_put_opts_t *opts);
+size_t proto_encode_setattrs(void *buf, size_t cap, uint64_t id,
+			     const void *key, size_t klen,
+			     const shmreg_attr_t *attrs, size_t nattrs);
+size_t proto_encode_deltree(void *buf, size_t cap, uint64_t id,
+			    const void *key, size_t klen);
 size_t proto_encode_simple(void *buf, size_t cap, uint64_t id, uint8_t op);
 
 /* Reply header with @blen body bytes to follow; the caller writes the body

@@ -317,17 +317,15 @@ static void do_put(struct conn *c, const struct proto_req *q)
 {
 	struct daemon *d = c->d;
 	struct reg *r = c->reg;
-	shmreg_put_opts_t o = {
-		.owner_pid = q->u.put.owner_pid,
-		.flags = q->u.put.flags,
-		.ttl_ns = q->u.put.ttl_ns,
-		.expect_rev = q->u.put.expect_rev,
-	};
-	bool eph = o.flags & SHMREG_EPHEMERAL;
+	shmreg_put_opts_t o;
+	bool eph;
 	pid_t old;
 	int64_t ret;
 	int err;
 
+	/* PUT and PUTX: a PUT's parent and attributes are none */
+	proto_put_opts(q, &o);
+	eph = o.flags & SHMREG_EPHEMERAL;
 	if (!r) {
 		reply_err(c, q, -ENOTCONN);
 		return;
@@ -389,6 +387,50 @@ static void do_del(struct conn *c, const struct proto_req *q)
 	} else {
 		reply_err(c, q, ret < 0 ? (int)ret : -EPROTO);
 	}
+}
+
+static void do_setattrs(struct conn *c, const struct proto_req *q)
+{
+	int64_t ret;
+
+	if (!c->reg) {
+		reply_err(c, q, -ENOTCONN);
+		return;
+	}
+	ret = shmreg_writer_set_attrs(c->reg->w, q->u.setattrs.key,
+				      q->u.setattrs.klen, q->u.setattrs.attrs.a,
+				      q->u.setattrs.attrs.n);
+	if (ret > 0)
+		reply(c, q->op, q->id, 0, (uint64_t)ret, NULL, 0);
+	else
+		reply_err(c, q, ret < 0 ? (int)ret : -EPROTO);
+}
+
+/* The subtree's owner and connection bookkeeping: the root's is settled
+ * here; a descendant's stale record is harmless (its delete on owner exit
+ * or connection close finds nothing: -ENOENT). */
+static void do_deltree(struct conn *c, const struct proto_req *q)
+{
+	struct reg *r = c->reg;
+	uint8_t body[PROTO_DELTREE_REPLY];
+	int64_t ret;
+	pid_t old;
+
+	if (!r) {
+		reply_err(c, q, -ENOTCONN);
+		return;
+	}
+	old = owner_of(c->d, r, q->u.del.key, q->u.del.klen);
+	ret = shmreg_writer_del_tree(r->w, q->u.del.key, q->u.del.klen);
+	if (ret > 0 || ret == -ENOENT)
+		eph_after_del(c->d, r, q->u.del.key, q->u.del.klen);
+	if (ret <= 0) {
+		reply_err(c, q, ret < 0 ? (int)ret : -EPROTO);
+		return;
+	}
+	owner_ref(c->d, old, -1);
+	proto_put_u64(body, (uint64_t)ret);
+	reply(c, q->op, q->id, 0, reg_rev(c), body, sizeof(body));
 }
 
 static void do_stats(struct conn *c, const struct proto_req *q)
@@ -453,10 +495,17 @@ static void handle_request(struct conn *c, const struct proto_req *q)
 		do_hello(c, q);
 		break;
 	case PROTO_OP_PUT:
+	case PROTO_OP_PUTX:
 		do_put(c, q);
 		break;
 	case PROTO_OP_DEL:
 		do_del(c, q);
+		break;
+	case PROTO_OP_SETATTRS:
+		do_setattrs(c, q);
+		break;
+	case PROTO_OP_DELTREE:
+		do_deltree(c, q);
 		break;
 	case PROTO_OP_PING:
 		reply(c, q->op, q->id, 0, reg_rev(c), NULL, 0);

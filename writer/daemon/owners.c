@@ -436,9 +436,16 @@ void eph_conn_closed(struct conn *c)
 	shmreg_writer_batch_begin(r->w);
 	while ((e = c->eph_head)) {
 		struct eph **pp;
+		int64_t gone;
 
-		if (shmreg_writer_del(r->w, e->key, e->klen) > 0) {
-			n++;
+		/* with its descendants, as an owner's entries go when the
+		 * owner exits: a plain delete of an entry with children is
+		 * -ENOTEMPTY, and the entry would outlive its connection.
+		 * A descendant's own records (another connection's, an
+		 * owner's count) go stale and find nothing later. */
+		gone = shmreg_writer_del_tree(r->w, e->key, e->klen);
+		if (gone > 0) {
+			n += (unsigned long long)gone;
 			owner_ref(c->d, e->owner_pid, -1);
 		}
 		pp = eph_slot(r, e->hash, e->key, e->klen);
