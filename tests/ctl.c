@@ -997,33 +997,33 @@ static void test_del_prefix(void)
  * attrs, children, del of a parent and del --recursive. */
 static void test_data_model(void)
 {
-	EXPECT(0, "1\n", NULL, "-r", "dm", "put", "svc/a", "10.0.0.1",
+	EXPECT(0, "1\n", NULL, "-r", "dmod", "put", "svc/a", "10.0.0.1",
 	       "--attr", "capability=gpu", "--attr", "node=a");
-	EXPECT(0, "2\n", NULL, "-r", "dm", "put", "svc/b", "10.0.0.2",
+	EXPECT(0, "2\n", NULL, "-r", "dmod", "put", "svc/b", "10.0.0.2",
 	       "--attr", "capability=cpu", "--attr", "node=a");
-	EXPECT(0, "3\n", NULL, "-r", "dm", "put", "svc/b/x", "child",
+	EXPECT(0, "3\n", NULL, "-r", "dmod", "put", "svc/b/x", "child",
 	       "--parent", "svc/b");
 	EXPECT(0, "svc/a\t10.0.0.1\t1\nsvc/b\t10.0.0.2\t2\n", NULL, "-r",
-	       "dm", "-w", "simple", "find", "node=a");
-	EXPECT(0, "svc/a\t10.0.0.1\t1\n", NULL, "-r", "dm", "-w", "simple",
+	       "dmod", "-w", "simple", "find", "node=a");
+	EXPECT(0, "svc/a\t10.0.0.1\t1\n", NULL, "-r", "dmod", "-w", "simple",
 	       "find", "node=a", "capability=gpu");
-	EXPECT(1, "", NULL, "-r", "dm", "find", "node=z");
-	EXPECT(2, "", "not NAME=VALUE", "-r", "dm", "find", "node");
-	EXPECT(0, "capability=gpu\nnode=a\n", NULL, "-r", "dm", "attrs",
+	EXPECT(1, "", NULL, "-r", "dmod", "find", "node=z");
+	EXPECT(2, "", "not NAME=VALUE", "-r", "dmod", "find", "node");
+	EXPECT(0, "capability=gpu\nnode=a\n", NULL, "-r", "dmod", "attrs",
 	       "svc/a");
 	EXPECT(0, "{\"key\":\"svc/a\",\"attrs\":[[\"capability\","
-	       "\"gpu\"],[\"node\",\"a\"]]}\n", NULL, "-r", "dm", "--json",
+	       "\"gpu\"],[\"node\",\"a\"]]}\n", NULL, "-r", "dmod", "--json",
 	       "attrs", "svc/a");
-	EXPECT(1, "", "not found", "-r", "dm", "attrs", "svc/none");
-	EXPECT(0, "svc/b/x\tchild\t3\n", NULL, "-r", "dm", "-w", "simple",
+	EXPECT(1, "", "not found", "-r", "dmod", "attrs", "svc/none");
+	EXPECT(0, "svc/b/x\tchild\t3\n", NULL, "-r", "dmod", "-w", "simple",
 	       "children", "svc/b");
-	EXPECT(3, "", "the parent nope does not exist", "-r", "dm", "put",
+	EXPECT(3, "", "the parent nope does not exist", "-r", "dmod", "put",
 	       "x", "y", "--parent", "nope");
-	EXPECT(3, "", "has children", "-r", "dm", "del", "svc/b");
-	EXPECT(0, "2\n", NULL, "-r", "dm", "del", "svc/b", "--recursive");
-	EXPECT(0, "svc/a\n", NULL, "-r", "dm", "list", "--keys-only");
-	EXPECT(1, "", "not found", "-r", "dm", "del", "svc/b", "--recursive");
-	EXPECT(2, "", "--attr", "-r", "dm", "get", "svc/a", "--attr", "a=b");
+	EXPECT(3, "", "has children", "-r", "dmod", "del", "svc/b");
+	EXPECT(0, "2\n", NULL, "-r", "dmod", "del", "svc/b", "--recursive");
+	EXPECT(0, "svc/a\n", NULL, "-r", "dmod", "list", "--keys-only");
+	EXPECT(1, "", "not found", "-r", "dmod", "del", "svc/b", "--recursive");
+	EXPECT(2, "", "--attr", "-r", "dmod", "get", "svc/a", "--attr", "a=b");
 }
 
 /* health: served, closed, dead, absent. */
@@ -1430,6 +1430,19 @@ static void test_daemon(void)
 	proc_free(&p);
 	EXPECT(1, "", "dk: not found", "-r", "dm", "--socket", sock, "del",
 	       "dk");
+	/* the data model through the daemon: attributes, a parent, find,
+	 * a refused plain delete of a parent, a tree delete */
+	EXPECT(0, NULL, NULL, "-r", "dm", "--socket", sock, "put", "t/p",
+	       "P", "--attr", "role=parent");
+	EXPECT(0, NULL, NULL, "-r", "dm", "--socket", sock, "put", "t/p/c",
+	       "C", "--parent", "t/p", "--attr", "role=child");
+	EXPECT(0, "t/p/c\n", NULL, "-r", "dm", "--keys-only", "find",
+	       "role=child");
+	EXPECT(3, "", "has children", "-r", "dm", "--socket", sock, "del",
+	       "t/p");
+	EXPECT(0, "2\n", NULL, "-r", "dm", "--socket", sock, "del", "t/p",
+	       "--recursive");
+	EXPECT(1, "", NULL, "-r", "dm", "find", "role=child");
 
 	/* the default socket is $SHMREG_SOCKET.  An ephemeral entry lives
 	 * as long as shmregctl's connection: its delete event follows the

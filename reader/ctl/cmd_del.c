@@ -56,9 +56,8 @@ static int del_tree(struct ctl *c, const char *key, size_t klen)
 	} else if (n == -ENOENT || n == 0) {
 		ret = ctl_say(CTL_NOTFOUND, "%s: not found", key);
 	} else if (n == -EOPNOTSUPP) {
-		ret = ctl_say(CTL_ERROR, "%s: the daemon has no tree delete; "
-			      "write with --embedded, or delete the "
-			      "children first", key);
+		ret = ctl_say(CTL_ERROR, "%s: this daemon is too old for a "
+			      "tree delete; delete the children first", key);
 	} else {
 		ret = ctl_fail(key, (int)-n);
 	}

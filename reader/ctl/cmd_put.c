@@ -105,9 +105,8 @@ report:
 		ret = ctl_say(CTL_ERROR, "%s: not stored: the parent %s is the "
 			      "key or below it", key, c->parent);
 	} else if (rev == -EOPNOTSUPP) {
-		ret = ctl_say(CTL_ERROR, "%s: not stored: the daemon takes no "
-			      "attributes or parent yet; write with "
-			      "--embedded", key);
+		ret = ctl_say(CTL_ERROR, "%s: not stored: this daemon is too "
+			      "old for attributes or a parent", key);
 	} else if (rev == -ESRCH) {
 		ret = ctl_say(CTL_ERROR, "%s: not stored: owner pid %d does not "
 			      "exist", key, (int)c->owner_pid);

@@ -208,7 +208,7 @@ int64_t ctl_writer_put(struct ctl_writer *w, const void *key, size_t klen,
 		       const shmreg_put_opts_t *opts);
 int64_t ctl_writer_del(struct ctl_writer *w, const void *key, size_t klen);
 /* @key and every entry below it in one commit: how many were removed, or
- * -errno (-EOPNOTSUPP through a daemon that has no tree delete yet). */
+ * -errno (-EOPNOTSUPP from a daemon of a version without tree deletes). */
 int64_t ctl_writer_del_tree(struct ctl_writer *w, const void *key,
 			    size_t klen);
 /* Group the changes between begin and end into one commit (embedded

@@ -78,19 +78,21 @@ static const struct ctl_cmd commands[] = {
 "  --limit N            the first N entries (in key order)\n"
 "  -w, --output FORMAT  table (default: a header, aligned columns),\n"
 "                       simple (key<TAB>value<TAB>mod_rev), json\n" },
-	{ "find", cmd_find, OPT_LIMIT, 1, (int)SHMREG_ATTRS_MAX,
+	{ "find", cmd_find, OPT_LIMIT | OPT_KEYS_ONLY, 1, (int)SHMREG_ATTRS_MAX,
 "Usage: shmregctl find NAME=VALUE [NAME=VALUE...] [OPTIONS]\n"
 "\n"
 "List the entries that carry every NAME=VALUE pair (attributes, from put\n"
 "--attr), sorted by key, as list does; exit 1 when none does.\n"
 "\n"
+"  --keys-only          one key per line\n"
 "  --limit N            the first N entries (in key order)\n"
 "  -w, --output FORMAT  table (default), simple or json, as for list\n" },
-	{ "children", cmd_children, OPT_LIMIT, 1, 1,
+	{ "children", cmd_children, OPT_LIMIT | OPT_KEYS_ONLY, 1, 1,
 "Usage: shmregctl children KEY [OPTIONS]\n"
 "\n"
 "List the entries put with --parent KEY, sorted by key, as list does.\n"
 "\n"
+"  --keys-only          one key per line\n"
 "  --limit N            the first N entries (in key order)\n"
 "  -w, --output FORMAT  table (default), simple or json, as for list\n" },
 	{ "attrs", cmd_attrs, 0, 1, 1,

@@ -152,7 +152,7 @@ int64_t ctl_writer_del_tree(struct ctl_writer *w, const void *key,
 			    size_t klen)
 {
 	if (w->client)
-		return -EOPNOTSUPP;
+		return shmreg_del_tree(w->client, key, klen);
 	return shmreg_writer_del_tree(w->w, key, klen);
 }
 

@@ -71,7 +71,7 @@ _shmregctl()
 	put) opts="--file --owner --ttl --expect-rev --ephemeral --attr
 		--parent" ;;
 	del) opts="--prefix --recursive" ;;
-	find | children) opts="--limit --output" ;;
+	find | children) opts="--keys-only --limit --output" ;;
 	list) opts="--prefix --keys-only --limit --output" ;;
 	await) opts="--timeout --raw" ;;
 	watch) opts="--since" ;;
