@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -113,6 +114,132 @@ static void file_mode(const char *name, mode_t want)
 	TC_EQ((unsigned)(st.st_mode & 07777), (unsigned)want, p);
 }
 
+/*
+ * A bad tree at start: shmregd must exit 1 before serving, its log naming
+ * @file and @why.  Run on its own registry and socket, in a tree @bad of
+ * its own.
+ */
+static void bad_start(const char *bad, const char *file, const char *why)
+{
+	const char *bin = getenv("SHMREGD");
+	char reg[64], sock[128], out[300], buf[4096], want[600];
+	ssize_t n;
+	pid_t pid;
+	int st, fd;
+
+	snprintf(reg, sizeof(reg), "loadbad.%d", (int)getpid());
+	snprintf(sock, sizeof(sock), "%s/bad.sock", h.dir);
+	snprintf(out, sizeof(out), "%s.badlog", top);
+	pid = fork();
+	TC_CHECK(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+		execl(bin, bin, "--registry", reg, "--truncate", "--socket",
+		      sock, "--load", bad, (char *)NULL);
+		_exit(127);
+	}
+	/* bounded: a daemon that started after all is killed, not waited
+	 * for */
+	for (uint64_t end = now_ms() + 10000;;) {
+		pid_t w = waitpid(pid, &st, WNOHANG);
+
+		TC_CHECK(w >= 0, "waitpid: %s", strerror(errno));
+		if (w == pid)
+			break;
+		if (now_ms() >= end) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			TC_CHECK(0, "shmregd on %s started: want exit 1", file);
+		}
+		usleep(5000);
+	}
+	TC_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1,
+		 "shmregd on %s: status 0x%x, want exit 1", file, st);
+	fd = open(out, O_RDONLY | O_CLOEXEC);
+	TC_CHECK(fd >= 0, "open %s", out);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	snprintf(want, sizeof(want), "%s/%s: %s", bad, file, why);
+	TC_CHECK(strstr(buf, want), "log lacks \"%s\":\n%s", want, buf);
+	unlink(out);
+}
+
+/* The refusals at start, each in a tree of its own under @top. */
+static void bad_trees(void)
+{
+	char d[400], p[600];
+	char *big;
+	int fd;
+
+	snprintf(d, sizeof(d), "%s.bad1", top);
+	TC_CHECK(mkdir(d, 0755) == 0, "mkdir");
+	snprintf(p, sizeof(p), "%s/link", d);
+	TC_CHECK(symlink("/etc/passwd", p) == 0, "symlink");
+	bad_start(d, "link", "a symbolic link (not followed)");
+	unlink(p);
+
+	snprintf(p, sizeof(p), "%s/fifo", d);
+	TC_CHECK(mkfifo(p, 0600) == 0, "mkfifo");
+	bad_start(d, "fifo", "not a regular file");
+	unlink(p);
+
+	snprintf(p, sizeof(p), "%s/x.attrs", d);
+	tc_write_file(p, "a=b\n", 4);
+	bad_start(d, "x.attrs", "attributes of no file");
+	unlink(p);
+
+	snprintf(p, sizeof(p), "%s/x", d);
+	tc_write_file(p, "v", 1);
+	snprintf(p, sizeof(p), "%s/x.attrs", d);
+	{
+		char many[400] = "";
+
+		for (int i = 0; i <= SHMREG_ATTRS_MAX; i++)
+			snprintf(many + strlen(many),
+				 sizeof(many) - strlen(many), "a%d=v\n", i);
+		tc_write_file(p, many, strlen(many));
+	}
+	bad_start(d, "x.attrs", "line 17: too many attributes");
+	unlink(p);
+
+	/* a file one byte over SHMREG_VALUE_MAX (sparse: no memory) */
+	snprintf(p, sizeof(p), "%s/x", d);
+	fd = open(p, O_WRONLY | O_TRUNC);
+	TC_CHECK(fd >= 0 && ftruncate(fd, SHMREG_VALUE_MAX + 1) == 0,
+		 "ftruncate");
+	close(fd);
+	bad_start(d, "x", "larger than SHMREG_VALUE_MAX");
+	unlink(p);
+
+	/* a key over SHMREG_KEY_MAX: a name of 255 bytes in nested dirs */
+	big = malloc(SHMREG_KEY_MAX + 600);
+	TC_CHECK(big, "malloc");
+	snprintf(big, SHMREG_KEY_MAX + 600, "%s", d);
+	for (int i = 0; i < 5; i++) {
+		size_t l = strlen(big);
+
+		big[l] = '/';
+		memset(big + l + 1, 'k', 250);
+		big[l + 251] = '\0';
+		if (i < 4)
+			TC_CHECK(mkdir(big, 0755) == 0, "mkdir long");
+	}
+	tc_write_file(big, "v", 1);
+	{
+		/* the directory path is cut in the middle in the log */
+		char *rel = big + strlen(d) + 1, *last = strrchr(rel, '/');
+
+		*last = '\0';
+		snprintf(p, sizeof(p), "%.40s...%s/%s", rel,
+			 rel + strlen(rel) - 40, last + 1);
+		bad_start(d, p, "key longer than SHMREG_KEY_MAX");
+	}
+	free(big);
+}
+
 int main(void)
 {
 	static const char skill_attrs[] = "kind\0skill\0lang\0en\0";
@@ -137,6 +264,7 @@ int main(void)
 	put_file("top", "T");
 
 	dh_init(&h, "load");
+	bad_trees();
 	snprintf(regb, sizeof(regb), "load-b.%d", (int)getpid());
 	/* the daemon's log into a file of our own, to find its messages */
 	saved = dup(2);

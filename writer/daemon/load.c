@@ -49,10 +49,20 @@ struct walk {
 	size_t errcap;
 };
 
+/* The message names the file; a directory path over 80 bytes is cut in
+ * the middle ("first 40.../last 40"), so that the name and the reason fit
+ * in one log line (512 bytes). */
 static int werr(struct walk *w, const char *name, const char *why, int ret)
 {
-	snprintf(w->err, w->errcap, "%s%s%s: %s", w->rel,
-		 *w->rel && name ? "/" : "", name ? name : "", why);
+	size_t rl = strlen(w->rel);
+	const char *sep = rl && name ? "/" : "";
+
+	if (rl > 80)
+		snprintf(w->err, w->errcap, "%.40s...%s%s%s: %s", w->rel,
+			 w->rel + rl - 40, sep, name ? name : "", why);
+	else
+		snprintf(w->err, w->errcap, "%s%s%s: %s", w->rel, sep,
+			 name ? name : "", why);
 	return ret;
 }
 
@@ -488,12 +498,12 @@ int load_registry(struct daemon *d, struct reg *r)
 
 	ret = load_read(dir, &s, err, sizeof(err));
 	if (ret < 0) {
-		d_log(D_ERR, "registry %s: --load %s: %s", r->name, dir, err);
+		d_log(D_ERR, "registry %s: --load: %s", r->name, err);
 		return ret;
 	}
 	ret = load_apply(d, r, s, err, sizeof(err));
 	if (ret < 0) {
-		d_log(D_ERR, "registry %s: --load %s: %s", r->name, dir, err);
+		d_log(D_ERR, "registry %s: --load: %s", r->name, err);
 		return ret;
 	}
 	d_log(D_INFO, "registry %s: loaded %s: %s", r->name, dir, err);
