@@ -39,6 +39,11 @@ int attrs_parse(const char *buf, size_t len, struct attrs_parsed *out,
 			ll--;
 		if (memchr(p, '\0', ll))
 			return fail(line, why, ln, "NUL byte", -EINVAL);
+		/* only the one before the newline is a line ending; another
+		 * would make "v\r" and "v" the same line once written back */
+		if (memchr(p, '\r', ll))
+			return fail(line, why, ln, "carriage return inside "
+				    "a line", -EINVAL);
 		if (ll == 0 || p[0] == '#')
 			continue;
 		eq = memchr(p, '=', ll);
