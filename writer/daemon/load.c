@@ -499,11 +499,16 @@ int load_registry(struct daemon *d, struct reg *r)
 	ret = load_read(dir, &s, err, sizeof(err));
 	if (ret < 0) {
 		d_log(D_ERR, "registry %s: --load: %s", r->name, err);
+		d_log(D_ERR, "registry %s: --load: nothing applied, contents "
+		      "unchanged", r->name);
 		return ret;
 	}
 	ret = load_apply(d, r, s, err, sizeof(err));
 	if (ret < 0) {
 		d_log(D_ERR, "registry %s: --load: %s", r->name, err);
+		d_log(D_ERR, "registry %s: --load: applied in part (revision "
+		      "%llu)", r->name,
+		      (unsigned long long)shmreg_writer_revision(r->w));
 		return ret;
 	}
 	d_log(D_INFO, "registry %s: loaded %s: %s", r->name, dir, err);
@@ -512,11 +517,11 @@ int load_registry(struct daemon *d, struct reg *r)
 
 void load_reload_all(struct daemon *d)
 {
+	/* load_registry logs its own errors: a reload never stops the
+	 * daemon */
 	for (unsigned i = 0; i < d->nreg; i++)
-		if (d->reg[i].ro->load_dir &&
-		    load_registry(d, &d->reg[i]) < 0)
-			d_log(D_ERR, "registry %s: reload failed, contents "
-			      "unchanged", d->reg[i].name);
+		if (d->reg[i].ro->load_dir)
+			(void)load_registry(d, &d->reg[i]);
 }
 
 void load_free_all(struct daemon *d)
