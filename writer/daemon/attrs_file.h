@@ -34,8 +34,9 @@ struct attrs_parsed {
  * starts with '#' is skipped.  A name may repeat, as on any entry.
  *
  * Returns 0, or -EINVAL (a malformed line: no '=', an empty name, a NUL
- * byte, a '\r' other than one just before the newline), -E2BIG (a name or value over its limit, more than
- * SHMREG_ATTRS_MAX attributes, or @len over ATTRS_FILE_MAX).  On error
+ * byte, a '\r' other than one just before the newline), -E2BIG (a
+ * name or value over its limit, more than SHMREG_ATTRS_MAX attributes, or
+ * @len over ATTRS_FILE_MAX).  On error
  * *@line is the 1-based line at fault (0 for the whole file) and *@why a
  * static string saying what is wrong.
  */
