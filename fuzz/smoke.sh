@@ -20,5 +20,8 @@ cp -r "$corpus/." "$work/corpus"
 mkdir -p "$artifacts"
 
 set -x
+# -error_exitcode=1: libFuzzer's default for a crash is 77, which ctest
+# takes for "skipped" (SKIP_RETURN_CODE): a crash must fail the test
 "$fuzzer" -max_total_time="$time" -timeout=5 -rss_limit_mb=2048 \
+	-error_exitcode=1 -timeout_exitcode=1 \
 	-print_final_stats=1 -artifact_prefix="$artifacts/" "$work/corpus"

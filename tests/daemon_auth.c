@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/tc.h"
@@ -57,6 +58,56 @@ static int as_user(struct tc_child *self, void *arg)
 		shmreg_close(r);
 	}
 	return 0;
+}
+
+/* Registries side by side: a second registry, B, with options of its own. */
+static char regb[200];
+
+struct side {
+	int want_a, want_b;   /* connect results on A (h.reg) and B */
+	int want_open_b;
+};
+
+static int as_nobody_side(struct tc_child *self, void *arg)
+{
+	const struct side *s = arg;
+	const char *regs[2] = { h.reg, regb };
+	const int want[2] = { s->want_a, s->want_b };
+	shmreg_t *r = NULL;
+	int ret;
+
+	(void)self;
+	dh_become(NOBODY, NOBODY);
+	for (int i = 0; i < 2; i++) {
+		shmreg_client_t *c = NULL;
+
+		ret = shmreg_connect(h.sock, regs[i], &c);
+		TC_EQ(ret, want[i], regs[i]);
+		if (ret == 0) {
+			TC_CHECK(shmreg_put(c, "side", 4, "x", 1, NULL) > 0,
+				 "put on %s", regs[i]);
+			shmreg_disconnect(c);
+		}
+	}
+	ret = shmreg_open(regb, 0, &r);
+	TC_EQ(ret, s->want_open_b, "open B as nobody");
+	shmreg_close(r);
+	return 0;
+}
+
+static void side_by_side(const char *const *a, struct side s)
+{
+	struct tc_child *k;
+	shmreg_client_t *c = NULL;
+
+	dh_start(&h, a);
+	/* root is on both lists */
+	TC_EQ(shmreg_connect(h.sock, regb, &c), 0, "root on B");
+	shmreg_disconnect(c);
+	k = tc_spawn("nobody", as_nobody_side, &s);
+	tc_child_join(k, 30000);
+	tc_child_free(k);
+	TC_EQ(dh_stop(&h, SIGTERM), 0, "daemon exit");
 }
 
 static void run_as(struct who w)
@@ -145,6 +196,50 @@ int main(void)
 		run_as((struct who){ NOBODY, NOBODY, 0, -EACCES, 0 });
 		TC_EQ(refused(), 1, "one refusal");
 		TC_EQ(dh_stop(&h, SIGTERM), 0, "daemon exit");
+	}
+
+	/* two registries, each with its own --mode and allow list: B is
+	 * 0640 (nobody may not read it) and admits root only */
+	snprintf(regb, sizeof(regb), "%s/regB", h.dir);
+	{
+		static const char *a[] = {
+			"--allow-uid", "0", "--allow-uid", "65534",
+			"--mode", "0644", "--registry", regb, "--mode", "0640",
+			"--allow-uid", "0", NULL
+		};
+		struct stat st;
+
+		set_reg(4);
+		/* nobody is refused on B, where it is not listed.  On A it
+		 * is refused too for now: a connection is admitted only
+		 * when every registry admits it, until HELLO checks the
+		 * registry's own lists (auth_reg); then want_a becomes 0 */
+		side_by_side(a, (struct side){ -EACCES, -EACCES, -EACCES });
+		TC_CHECK(stat(regb, &st) == 0 && (st.st_mode & 07777) == 0640,
+			 "B's mode");
+		TC_CHECK(stat(h.reg, &st) == 0 && (st.st_mode & 07777) == 0644,
+			 "A's mode");
+	}
+	{
+		/* nobody listed on both (B's own list, A's the default):
+		 * writes to both; B's 0604 lets it read */
+		static const char *a[] = {
+			"--registry", regb, "--mode", "0604",
+			"--allow-uid", "0", "--allow-uid", "65534", NULL
+		};
+		static const char *b[] = {
+			"--allow-uid", "0", "--allow-uid", "65534", NULL
+		};
+		const char *all[16];
+		int n = 0;
+
+		for (int i = 0; b[i]; i++)
+			all[n++] = b[i];
+		for (int i = 0; a[i]; i++)
+			all[n++] = a[i];
+		all[n] = NULL;
+		set_reg(5);
+		side_by_side(all, (struct side){ 0, 0, 0 });
 	}
 
 	dh_cleanup(&h);

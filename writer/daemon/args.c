@@ -18,7 +18,8 @@
 #endif
 
 static const char usage[] =
-"Usage: shmregd --registry NAME [--registry NAME ...] [options]\n"
+"Usage: shmregd [options] --registry NAME [registry options]\n"
+"               [--registry NAME [registry options] ...]\n"
 "\n"
 "Serve shmreg registries: own them as their one writer and apply the\n"
 "writes that clients send over a Unix stream socket.  Runs in the\n"
@@ -31,13 +32,15 @@ static const char usage[] =
 "                          $XDG_RUNTIME_DIR/shmreg.sock, else\n"
 "                          /run/shmreg/shmreg.sock)\n"
 "  -m, --mode MODE         file mode of the registry segments, octal\n"
-"                          (default 0644): who may read\n"
+"                          (default 0644): who may read  [*]\n"
 "      --socket-mode MODE  file mode of the socket (default 0666; who may\n"
 "                          write is decided by --allow-uid/--allow-gid)\n"
 "  -u, --allow-uid UID     uid (or user name) allowed to write\n"
-"                          (repeatable; default: the daemon's own uid)\n"
+"                          (repeatable; default: the daemon's own uid)  [*]\n"
 "  -g, --allow-gid GID     gid (or group name) allowed to write, as primary\n"
-"                          or supplementary group (repeatable)\n"
+"                          or supplementary group (repeatable)  [*]\n"
+"  -l, --load DIR          fill the registry from the files under DIR at\n"
+"                          start, again on SIGHUP (only after --registry)\n"
 "      --max-connections N open connections of allowed writers at most\n"
 "                          (default 1024; refused peers do not count)\n"
 "      --max-connections-per-uid N\n"
@@ -61,7 +64,12 @@ static const char usage[] =
 "  -v, --verbose           log connections (twice: every error reply)\n"
 "  -q, --quiet             log errors only\n"
 "  -h, --help              this text\n"
-"  -V, --version           print the version\n";
+"  -V, --version           print the version\n"
+"\n"
+"[*] Registry options: written after a --registry, they apply to that\n"
+"registry only; before the first --registry, they are the defaults of\n"
+"every registry.  A registry's own --allow-uid/--allow-gid replace the\n"
+"default lists (both) for it.\n";
 
 static int parse_ulong(const char *s, int base, unsigned long max,
 		       unsigned long *out)
@@ -146,6 +154,7 @@ static const struct option longopts[] = {
 	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
 	{ "allow-uid", required_argument, NULL, 'u' },
 	{ "allow-gid", required_argument, NULL, 'g' },
+	{ "load", required_argument, NULL, 'l' },
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
 	{ "max-connections-per-uid", required_argument, NULL,
 	  OPT_MAX_PER_UID },
@@ -187,9 +196,23 @@ static int bad(const char *opt, const char *arg, const char *why)
 	return 2 + 1;
 }
 
+/* The allow lists an --allow-uid/--allow-gid adds to: the defaults before
+ * the first --registry, else the last registry's own (started empty). */
+static struct d_acl *cur_acl(struct d_opts *o)
+{
+	struct d_regopt *ro;
+
+	if (!o->nreg)
+		return &o->acl;
+	ro = &o->reg[o->nreg - 1];
+	ro->acl_set = true;
+	return &ro->acl;
+}
+
 int d_parse_args(int argc, char **argv, struct d_opts *o)
 {
 	bool sock_given = false;
+	struct d_acl *acl;
 	unsigned long v;
 	int c;
 
@@ -208,7 +231,7 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 	/* getopt's own messages name the binary by its full path: ours use
 	 * the short name and point at --help */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":r:s:m:u:g:vqhV", longopts,
+	while ((c = getopt_long(argc, argv, ":r:s:m:u:g:l:vqhV", longopts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'r':
@@ -223,10 +246,10 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 					   "not starting with '.'; or an "
 					   "absolute path");
 			for (unsigned i = 0; i < o->nreg; i++)
-				if (!strcmp(o->registry[i], optarg))
+				if (!strcmp(o->reg[i].name, optarg))
 					return bad("--registry", optarg,
 						   "given twice");
-			o->registry[o->nreg++] = optarg;
+			o->reg[o->nreg++].name = optarg;
 			break;
 		case 's':
 			if (strlen(optarg) >= sizeof(o->socket_path) ||
@@ -239,7 +262,12 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 		case 'm':
 			if (parse_ulong(optarg, 8, 07777, &v))
 				return bad("--mode", optarg, "not an octal mode");
-			o->seg_mode = (mode_t)v;
+			if (o->nreg) {
+				o->reg[o->nreg - 1].mode = (mode_t)v;
+				o->reg[o->nreg - 1].mode_set = true;
+			} else {
+				o->seg_mode = (mode_t)v;
+			}
 			break;
 		case OPT_SOCKET_MODE:
 			if (parse_ulong(optarg, 8, 0777, &v))
@@ -248,17 +276,30 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 			o->sock_mode = (mode_t)v;
 			break;
 		case 'u':
-			if (o->nuid == D_MAX_IDS)
+			acl = cur_acl(o);
+			if (acl->nuid == D_MAX_IDS)
 				return bad("--allow-uid", optarg, "too many");
-			if (parse_uid(optarg, &o->allow_uid[o->nuid++]))
+			if (parse_uid(optarg, &acl->uid[acl->nuid++]))
 				return bad("--allow-uid", optarg, "no such user");
 			break;
 		case 'g':
-			if (o->ngid == D_MAX_IDS)
+			acl = cur_acl(o);
+			if (acl->ngid == D_MAX_IDS)
 				return bad("--allow-gid", optarg, "too many");
-			if (parse_gid(optarg, &o->allow_gid[o->ngid++]))
+			if (parse_gid(optarg, &acl->gid[acl->ngid++]))
 				return bad("--allow-gid", optarg,
 					   "no such group");
+			break;
+		case 'l':
+			if (!o->nreg)
+				return bad("--load", optarg,
+					   "belongs after a --registry");
+			if (!*optarg)
+				return bad("--load", optarg, "empty path");
+			if (o->reg[o->nreg - 1].load_dir)
+				return bad("--load", optarg,
+					   "given twice for one registry");
+			o->reg[o->nreg - 1].load_dir = optarg;
 			break;
 		case OPT_MAX_CONNS:
 			if (parse_ulong(optarg, 10, 1u << 20, &v) || !v)
@@ -353,7 +394,15 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 		      stderr);
 		return 2 + 1;
 	}
-	if (!o->nuid && !o->ngid)
-		o->allow_uid[o->nuid++] = geteuid();
+	if (!o->acl.nuid && !o->acl.ngid)
+		o->acl.uid[o->acl.nuid++] = geteuid();
+	for (unsigned i = 0; i < o->nreg; i++) {
+		struct d_regopt *ro = &o->reg[i];
+
+		if (!ro->mode_set)
+			ro->mode = o->seg_mode;
+		if (!ro->acl_set)
+			ro->acl = o->acl;
+	}
 	return 0;
 }

@@ -18,17 +18,17 @@
  * mode (--mode) decides who may map it.
  */
 
-static bool gid_allowed(const struct d_opts *o, gid_t g)
+static bool gid_allowed(const struct d_acl *a, gid_t g)
 {
-	for (unsigned i = 0; i < o->ngid; i++)
-		if (o->allow_gid[i] == g)
+	for (unsigned i = 0; i < a->ngid; i++)
+		if (a->gid[i] == g)
 			return true;
 	return false;
 }
 
 /* Supplementary groups (SO_PEERGROUPS, Linux >= 4.13), so that
  * --allow-gid works like file group permissions do. */
-static bool groups_allowed(const struct d_opts *o, int fd)
+static bool groups_allowed(const struct d_acl *a, int fd)
 {
 	gid_t small[64], *g = small;
 	socklen_t len = sizeof(small);
@@ -48,15 +48,38 @@ static bool groups_allowed(const struct d_opts *o, int fd)
 		}
 	}
 	for (size_t i = 0; i < len / sizeof(gid_t) && !ok; i++)
-		ok = gid_allowed(o, g[i]);
+		ok = gid_allowed(a, g[i]);
 	if (g != small)
 		free(g);
 	return ok;
 }
 
+static bool acl_allows(const struct d_acl *a, const struct conn *c)
+{
+	for (unsigned i = 0; i < a->nuid; i++)
+		if (a->uid[i] == c->uid)
+			return true;
+	if (!a->ngid)
+		return false;
+	return gid_allowed(a, c->gid) || groups_allowed(a, c->fd);
+}
+
+bool auth_reg(const struct conn *c, const struct reg *r)
+{
+	return c->uid != (uid_t)-1 && acl_allows(&r->ro->acl, c);
+}
+
+/*
+ * Which registry the peer wants is known only at its HELLO.  Until HELLO
+ * checks auth_reg (conn.c, owned by the wire-protocol work), a peer is
+ * admitted here only when EVERY registry admits it: with differing lists
+ * that is stricter than asked (a uid allowed on one registry only is
+ * refused on all), never looser.  With one registry, or the same lists
+ * everywhere, it is exactly that registry's lists.  Once HELLO checks
+ * auth_reg this becomes "any registry admits it".
+ */
 bool auth_peer(struct daemon *d, struct conn *c)
 {
-	const struct d_opts *o = d->o;
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
 
@@ -69,10 +92,8 @@ bool auth_peer(struct daemon *d, struct conn *c)
 	c->uid = cr.uid;
 	c->gid = cr.gid;
 	c->pid = cr.pid;
-	for (unsigned i = 0; i < o->nuid; i++)
-		if (o->allow_uid[i] == cr.uid)
-			return true;
-	if (!o->ngid)
-		return false;
-	return gid_allowed(o, cr.gid) || groups_allowed(o, c->fd);
+	for (unsigned i = 0; i < d->o->nreg; i++)
+		if (!acl_allows(&d->o->reg[i].acl, c))
+			return false;
+	return d->o->nreg > 0;
 }

@@ -52,16 +52,33 @@
 #define D_IN_SMALL       (64u << 10)
 #define D_IN_RESERVE_DIV 8u
 
+/* Who may write (--allow-uid / --allow-gid). */
+struct d_acl {
+	uid_t uid[D_MAX_IDS];
+	unsigned nuid;
+	gid_t gid[D_MAX_IDS];
+	unsigned ngid;
+};
+
+/* One --registry and the options written after it (before the next
+ * --registry).  What it does not set comes from the defaults: the options
+ * written before the first --registry. */
+struct d_regopt {
+	const char *name;
+	mode_t mode;                /* --mode, segment files */
+	bool mode_set;
+	struct d_acl acl;           /* its own list replaces the default one */
+	bool acl_set;
+	const char *load_dir;       /* --load, or NULL */
+};
+
 struct d_opts {
-	const char *registry[D_MAX_REGISTRIES];
+	struct d_regopt reg[D_MAX_REGISTRIES];
 	unsigned nreg;
 	char socket_path[108];      /* sizeof(sun_path) */
-	mode_t seg_mode;            /* --mode, segment files */
+	mode_t seg_mode;            /* default --mode, segment files */
 	mode_t sock_mode;           /* --socket-mode */
-	uid_t allow_uid[D_MAX_IDS];
-	unsigned nuid;
-	gid_t allow_gid[D_MAX_IDS];
-	unsigned ngid;
+	struct d_acl acl;           /* default allow lists */
 	unsigned max_conns;
 	unsigned max_per_uid;       /* writers' connections per uid, 0 = no
 	                             * limit but max_conns */
@@ -99,8 +116,12 @@ extern int d_verbose;
 /* ---- per-registry state ---- */
 struct eph;
 
+struct load_set;
+
 struct reg {
 	const char *name;
+	const struct d_regopt *ro;  /* its options */
+	struct load_set *loaded;    /* what --load put there, or NULL */
 	shmreg_writer_t *w;
 	unsigned idx;               /* bit in owner.regmask */
 	/* connection-owned (SHMREG_EPHEMERAL) keys: key -> owning conn */
@@ -312,9 +333,27 @@ void eph_conn_closed(struct conn *c);
 int owner_adopt(struct daemon *d, struct reg *r);
 void eph_free_all(struct daemon *d);
 
+/* ---- load.c ---- */
+/* Read r->ro->load_dir whole into memory (every file, every .attrs parsed
+ * and checked against the limits) and only then apply it in one batch:
+ * files new or changed since what the registry holds are put, keys of
+ * the previous load whose files are gone are deleted, the rest is left
+ * alone.  A read error changes nothing; the log line names the file and
+ * the reason.  Returns 0 or -errno. */
+int load_registry(struct daemon *d, struct reg *r);
+/* SIGHUP: load_registry for every registry with --load; errors are
+ * logged, never fatal. */
+void load_reload_all(struct daemon *d);
+void load_free_all(struct daemon *d);
+
 /* ---- auth.c ---- */
 /* Read the peer's credentials into @c and decide whether it may use the
- * daemon.  Returns true when allowed. */
+ * daemon: whether any registry's allow lists admit it.  Returns true when
+ * allowed. */
 bool auth_peer(struct daemon *d, struct conn *c);
+/* Whether the peer of @c (auth_peer has read its credentials) may write
+ * to @r: that registry's own lists.  HELLO must check it and answer
+ * -EACCES when false. */
+bool auth_reg(const struct conn *c, const struct reg *r);
 
 #endif /* SHMREGD_DAEMON_H */

@@ -29,7 +29,7 @@
  *   - per connection, at most one send in flight, of the replies queued
  *     while the previous send ran (see conn.c);
  *   - one poll per watched owner pid (pidfd, POLLIN = the process exited);
- *   - one read of the signalfd (SIGTERM/SIGINT);
+ *   - one read of the signalfd (SIGTERM/SIGINT; SIGHUP reloads --load);
  *   - one timeout, the tick that finds stalled and idle connections,
  *     closes refused peers that never asked anything, and ends the
  *     shutdown drain.
@@ -155,6 +155,7 @@ int loop_init(struct daemon *d)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -errno;
 	d->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -272,6 +273,15 @@ static void on_signal(struct daemon *d, const struct io_uring_cqe *cqe)
 		if (n != (ssize_t)sizeof(d->siginfo))
 			break;
 		sig = (int)d->siginfo.ssi_signo;
+		if (sig == SIGHUP) {
+			/* --load again; only while running: a draining
+			 * daemon changes nothing more */
+			if (d->state == D_RUNNING) {
+				d_log(D_INFO, "SIGHUP: reloading");
+				load_reload_all(d);
+			}
+			continue;
+		}
 		if (d->state == D_RUNNING) {
 			d_log(D_INFO, "%s: finishing in-flight requests",
 			      strsignal(sig));

@@ -226,16 +226,16 @@ static void raise_nofile(void)
 
 static int open_registries(struct daemon *d)
 {
-	shmreg_writer_opts_t wo = {
-		.mode = d->o->seg_mode,
-		.flags = d->o->truncate ? SHMREG_WRITER_TRUNCATE : 0,
-	};
-
 	for (unsigned i = 0; i < d->o->nreg; i++) {
 		struct reg *r = &d->reg[i];
+		shmreg_writer_opts_t wo = {
+			.mode = d->o->reg[i].mode,
+			.flags = d->o->truncate ? SHMREG_WRITER_TRUNCATE : 0,
+		};
 		int ret;
 
-		r->name = d->o->registry[i];
+		r->ro = &d->o->reg[i];
+		r->name = r->ro->name;
 		r->idx = i;
 		ret = shmreg_writer_open(r->name, &wo, &r->w);
 		if (ret < 0) {
@@ -253,6 +253,14 @@ static int open_registries(struct daemon *d)
 		}
 		d_log(D_INFO, "registry %s open at revision %llu", r->name,
 		      (unsigned long long)shmreg_writer_revision(r->w));
+		/* a bad --load at start is fatal: a daemon serving a
+		 * registry without the contents it was told to load would
+		 * look healthy and be wrong */
+		if (r->ro->load_dir) {
+			ret = load_registry(d, r);
+			if (ret < 0)
+				return ret;
+		}
 	}
 	return 0;
 }
@@ -321,6 +329,7 @@ out:
 	conn_free_all(d);
 	eph_free_all(d);
 	owner_free_all(d);
+	load_free_all(d);
 	close_registries(d);
 	d_log(D_INFO, "exiting (%s)", status ? "error" : "clean");
 	return status;
