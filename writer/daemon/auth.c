@@ -70,13 +70,12 @@ bool auth_reg(const struct conn *c, const struct reg *r)
 }
 
 /*
- * Which registry the peer wants is known only at its HELLO.  Until HELLO
- * checks auth_reg (conn.c, owned by the wire-protocol work), a peer is
- * admitted here only when EVERY registry admits it: with differing lists
- * that is stricter than asked (a uid allowed on one registry only is
- * refused on all), never looser.  With one registry, or the same lists
- * everywhere, it is exactly that registry's lists.  Once HELLO checks
- * auth_reg this becomes "any registry admits it".
+ * Which registry the peer wants is known only at its HELLO, which checks
+ * that registry's own lists (auth_reg, in do_hello of conn.c).  At accept
+ * the peer is admitted when ANY registry admits it: a peer no registry
+ * admits is refused at once and never counts against the writers'
+ * connections; one admitted here but not by the registry it names is
+ * answered -EACCES at its HELLO and closed.
  */
 bool auth_peer(struct daemon *d, struct conn *c)
 {
@@ -93,7 +92,7 @@ bool auth_peer(struct daemon *d, struct conn *c)
 	c->gid = cr.gid;
 	c->pid = cr.pid;
 	for (unsigned i = 0; i < d->o->nreg; i++)
-		if (!acl_allows(&d->o->reg[i].acl, c))
-			return false;
-	return d->o->nreg > 0;
+		if (acl_allows(&d->o->reg[i].acl, c))
+			return true;
+	return false;
 }

@@ -306,6 +306,14 @@ static void do_hello(struct conn *c, const struct proto_req *q)
 		reply_err(c, q, -ENOENT);
 		return;
 	}
+	/* the registry's own allow lists (auth.c): a peer admitted at
+	 * accept for another registry may not write this one */
+	if (!auth_reg(c, c->reg)) {
+		c->reg = NULL;
+		reply_err(c, q, -EACCES);
+		c->closing = true;
+		return;
+	}
 	proto_put_u32(body, PROTO_FRAME_MAX);
 	proto_put_u32(body + 4, d->o->max_inflight);
 	proto_put_u32(body + 8, (uint32_t)getpid());
