@@ -93,16 +93,10 @@ int cmd_daemon_stats(struct ctl *c)
 int cmd_health(struct ctl *c)
 {
 	shmreg_stats_t st;
-	shmreg_t *r;
-	int ret;
+	int ret = ctl_read_stats(c, &st);
 
-	ret = ctl_open(c, &r);
 	if (ret)
 		return ret;
-	ret = shmreg_stats(r, &st);
-	shmreg_close(r);
-	if (ret < 0)
-		return ctl_fail(c->registry, -ret);
 	if (st.state == SHMREG_STATE_DEAD)
 		return ctl_say(CTL_ERROR, "registry %s: its writer (pid %d) "
 			       "died; the next writer takes it over",

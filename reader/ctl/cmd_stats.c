@@ -15,20 +15,26 @@ static const char *state_name(int state)
 	return "unknown";
 }
 
-int cmd_stats(struct ctl *c)
+int ctl_read_stats(struct ctl *c, shmreg_stats_t *st)
 {
-	shmreg_stats_t st;
 	shmreg_t *r;
 	int ret;
 
 	ret = ctl_open(c, &r);
 	if (ret)
 		return ret;
-	ret = shmreg_stats(r, &st);
+	ret = shmreg_stats(r, st);
 	shmreg_close(r);
-	if (ret < 0)
-		return ctl_fail("stats", -ret);
+	return ret < 0 ? ctl_fail(c->registry, -ret) : 0;
+}
 
+int cmd_stats(struct ctl *c)
+{
+	shmreg_stats_t st;
+	int ret = ctl_read_stats(c, &st);
+
+	if (ret)
+		return ret;
 	if (c->json) {
 		fputc('{', stdout);
 		json_bytes_member(stdout, "registry", c->registry,

@@ -99,6 +99,9 @@ int cmd_find(struct ctl *c);
 int cmd_children(struct ctl *c);
 int cmd_attrs(struct ctl *c);
 int cmd_health(struct ctl *c);
+/* The registry's shmreg_stats, printing any error: 0 or the exit code
+ * (cmd_stats.c). */
+int ctl_read_stats(struct ctl *c, shmreg_stats_t *st);
 
 /* ---- errors (main.c) ---- */
 
