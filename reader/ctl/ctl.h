@@ -65,7 +65,6 @@ struct ctl {
 	const char *prefix;     /* --prefix */
 	uint64_t limit;         /* --limit */
 	shmreg_attr_t attrs[SHMREG_ATTRS_MAX]; /* --attr, in order */
-	char *attr_bufs[SHMREG_ATTRS_MAX];     /* their storage */
 	unsigned nattrs;
 	const char *parent;     /* --parent */
 

@@ -377,9 +377,11 @@ static int duration_usage(const char *opt, const char *arg)
 			 "unit: 500ms, 5s, 1m, 2h): '%s'", opt, arg);
 }
 
-/* File scope so that an early return from main() leaves it reachable (no
- * leak report under LeakSanitizer); freed by the exit. */
+/* File scope so that an early return from main() leaves them reachable
+ * (no leak report under LeakSanitizer); freed by the exit.  attr_bufs: the
+ * storage of the --attr pairs in struct ctl. */
 static char **pos;
+static char *attr_bufs[SHMREG_ATTRS_MAX];
 
 int main(int argc, char **argv)
 {
@@ -544,7 +546,7 @@ int main(int argc, char **argv)
 				return ctl_usage("--attr: at most %u per entry",
 						 SHMREG_ATTRS_MAX);
 			rc = ctl_parse_attr(optarg, &c.attrs[c.nattrs],
-					    &c.attr_bufs[c.nattrs]);
+					    &attr_bufs[c.nattrs]);
 			if (rc)
 				return rc;
 			c.nattrs++;
