@@ -76,19 +76,7 @@ struct find {
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
-	size_t nc = *cap ? *cap : 16;
-	void *q;
-
-	if (need <= *cap)
-		return 0;
-	while (nc < need)
-		nc *= 2;
-	q = realloc(*p, nc * elem);
-	if (!q)
-		return -ENOMEM;
-	*p = q;
-	*cap = nc;
-	return 0;
+	return reader_grow(p, cap, need, elem, 16);
 }
 
 static bool carries_all(const struct find *f, uint32_t alen)

@@ -5,7 +5,9 @@
 #ifndef READER_INTERNAL_H
 #define READER_INTERNAL_H
 
+#include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -47,6 +49,26 @@ struct shm_map *reader_follow(shmreg_t *r, struct shm_map *seen);
 /* shmreg_get with the key's hash already computed (await reuses it). */
 ssize_t reader_get(shmreg_t *r, const void *key, size_t klen, uint64_t hash,
 		   void *buf, size_t cap, shmreg_info_t *info);
+
+/* Make the array *@p of *@cap elements of @elem bytes hold @need: double
+ * (from @first) until it does.  0 or -ENOMEM (the array unchanged). */
+static inline int reader_grow(void **p, size_t *cap, size_t need, size_t elem,
+			      size_t first)
+{
+	size_t nc = *cap ? *cap : first;
+	void *q;
+
+	if (need <= *cap)
+		return 0;
+	while (nc < need)
+		nc *= 2;
+	q = realloc(*p, nc * elem);
+	if (!q)
+		return -ENOMEM;
+	*p = q;
+	*cap = nc;
+	return 0;
+}
 
 /* Writer state for stats and waits: SHMREG_STATE_OPEN, _CLOSED or _DEAD. */
 int reader_writer_state(shmreg_t *r, const struct shm_map *m);

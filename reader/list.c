@@ -47,19 +47,7 @@ struct walk {
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
-	size_t nc = *cap ? *cap : 64;
-	void *q;
-
-	if (need <= *cap)
-		return 0;
-	while (nc < need)
-		nc *= 2;
-	q = realloc(*p, nc * elem);
-	if (!q)
-		return -ENOMEM;
-	*p = q;
-	*cap = nc;
-	return 0;
+	return reader_grow(p, cap, need, elem, 64);
 }
 
 /* Read one slot's entry into the walk's buffers if it matches the prefix.
