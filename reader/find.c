@@ -246,6 +246,21 @@ out:
 	return reported;
 }
 
+/* Run the walk that @f describes (a pair match or a parent key) on @r's
+ * current mapping, then free @f and its buffers. */
+static ssize_t find_once(shmreg_t *r, struct find *f, shmreg_list_fn fn,
+			 void *arg)
+{
+	ssize_t rc;
+
+	f->m = reader_map(r);
+	rc = find_run(f, fn, arg);
+	free(f->hits);
+	free(f->bytes);
+	free(f);
+	return rc;
+}
+
 SHMREG_EXPORT ssize_t shmreg_find(shmreg_t *r, const shmreg_attr_t *match,
 				  unsigned nmatch, shmreg_list_fn fn, void *arg)
 {
@@ -260,18 +275,13 @@ SHMREG_EXPORT ssize_t shmreg_find(shmreg_t *r, const shmreg_attr_t *match,
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
-	f->m = reader_map(r);
 	f->match = match;
 	f->nmatch = nmatch;
 	for (unsigned i = 0; i < nmatch; i++) {
 		f->nlen[i] = strlen(match[i].name);
 		f->vlen[i] = strlen(match[i].value);
 	}
-	rc = find_run(f, fn, arg);
-	free(f->hits);
-	free(f->bytes);
-	free(f);
-	return rc;
+	return find_once(r, f, fn, arg);
 }
 
 SHMREG_EXPORT ssize_t shmreg_children(shmreg_t *r, const void *key,
@@ -289,14 +299,9 @@ SHMREG_EXPORT ssize_t shmreg_children(shmreg_t *r, const void *key,
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
-	f->m = reader_map(r);
 	f->pkey = key;
 	f->pklen = klen;
-	rc = find_run(f, fn, arg);
-	free(f->hits);
-	free(f->bytes);
-	free(f);
-	return rc;
+	return find_once(r, f, fn, arg);
 }
 
 SHMREG_EXPORT ssize_t shmreg_get_attrs(shmreg_t *r, const void *key,
