@@ -2,19 +2,29 @@
 # deps.sh - install the Debian packages shmreg needs, quietly when they are
 # all there.  Sourced by scripts/run and scripts/test; needs bash.
 #
-#   shmreg_deps build   compiler, CMake, pkg-config, liburing, xxHash
+#   shmreg_deps build   compiler, CMake, pkg-config, liburing, xxHash,
+#                       libcurl + cJSON (shmregd's etcd mirror),
+#                       python3-dev (the Python module)
 #   shmreg_deps test    build + g++ (install test), python3 (JSON checks),
 #                       zsh (the completion test),
 #                       clang and its fuzzer runtime (fuzz preset),
-#                       liblmdb (the benchmarks build with the tests)
-#   shmreg_deps bench   test + redis-server/redis-tools (peer benchmarks)
+#                       liblmdb (the benchmarks build with the tests),
+#                       the real servers the tests start: nginx with the
+#                       Lua module, gunicorn, etcd; python3-lmdb,
+#                       python3-redis and redis-server (peers built into
+#                       the Python tests), python3-prometheus-client
+#                       (its parser checks /metrics)
+#   shmreg_deps bench   test + redis-tools, wrk (peer benchmarks)
 #
 # Returns 0 when everything is installed (installing it first when root),
 # 1 after naming what is missing when it cannot install.
 
-SHMREG_PKGS_BUILD="build-essential cmake pkg-config liburing-dev libxxhash-dev"
-SHMREG_PKGS_TEST="$SHMREG_PKGS_BUILD g++ clang liblmdb-dev python3 zsh"
-SHMREG_PKGS_BENCH="$SHMREG_PKGS_TEST redis-server redis-tools"
+SHMREG_PKGS_BUILD="build-essential cmake pkg-config liburing-dev libxxhash-dev
+	libcurl4-openssl-dev libcjson-dev python3-dev"
+SHMREG_PKGS_TEST="$SHMREG_PKGS_BUILD g++ clang liblmdb-dev python3 zsh
+	nginx-light libnginx-mod-http-lua gunicorn etcd-server etcd-client
+	python3-lmdb python3-redis redis-server python3-prometheus-client"
+SHMREG_PKGS_BENCH="$SHMREG_PKGS_TEST redis-tools wrk"
 
 # Print the packages among "$@" that dpkg does not list as installed.
 shmreg_missing_pkgs() {
