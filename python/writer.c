@@ -25,23 +25,25 @@ static PyObject *writer_new(PyTypeObject *type, PyObject *args,
 			    PyObject *kw)
 {
 	static char *kwlist[] = { "name", "truncate", "mode",
-				  "initial_entries", "initial_arena", NULL };
+				  "initial_entries", "initial_arena",
+				  "ring_events", NULL };
 	shmreg_writer_opts_t o = { 0 };
 	PyObject *name, *fs = NULL;
 	unsigned long long entries = 0, arena = 0;
-	unsigned int mode = 0;
+	unsigned int mode = 0, ring = 0;
 	int truncate = 0, ret;
 	pywriter_t *self;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$pIKK:Writer", kwlist,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$pIKKI:Writer", kwlist,
 					 &name, &truncate, &mode, &entries,
-					 &arena) ||
+					 &arena, &ring) ||
 	    !PyUnicode_FSConverter(name, &fs))
 		return NULL;
 	o.flags = truncate ? SHMREG_WRITER_TRUNCATE : 0;
 	o.mode = mode;
 	o.initial_entries = entries;
 	o.initial_arena = arena;
+	o.ring_events = ring;
 	self = (pywriter_t *)type->tp_alloc(type, 0);
 	if (!self) {
 		Py_DECREF(fs);
@@ -92,6 +94,10 @@ static int writer_ready(PyObject *o)
 static int64_t w_put(PyObject *o, const void *k, size_t kl, const void *v,
 		     size_t vl, const shmreg_put_opts_t *opts)
 {
+	/* an ephemeral entry belongs to a client connection, which the
+	 * embedded writer has not: nothing would ever remove it */
+	if (opts->flags & SHMREG_EPHEMERAL)
+		return -EINVAL;
 	return shmreg_writer_put(((pywriter_t *)o)->w, k, kl, v, vl, opts);
 }
 
@@ -209,13 +215,15 @@ static PyGetSetDef writer_getset[] = {
 
 PyDoc_STRVAR(writer_doc,
 "Writer(name, *, truncate=False, mode=0, initial_entries=0,\n"
-"       initial_arena=0)\n"
+"       initial_arena=0, ring_events=0)\n"
 "\n"
 "Own registry name and write it directly (no daemon): the embedded\n"
 "writer, for instance in a pre-fork server's master.  One writer per\n"
 "registry: a second one raises OSError(EBUSY).  truncate starts it\n"
 "empty; mode is the segment's file mode (0: 0o644); initial_entries and\n"
-"initial_arena size it up front (0: defaults; it grows on demand).\n"
+"initial_arena size it up front (0: defaults; it grows on demand);\n"
+"ring_events is how many changes watchers may lag behind (a power of\n"
+"two >= 1024; 0: 65536).\n"
 "put, delete and set_attrs are those of Client (ephemeral excepted).\n"
 "Use it from one thread at a time, in the process that opened it.");
 
