@@ -9,7 +9,10 @@
  * object exporting a contiguous buffer (bytearray, memoryview). */
 static int view(PyObject *o, pybytes_t *out, const char *what)
 {
-	memset(out, 0, sizeof(*out));
+	/* the fields pybytes_release reads; the Py_buffer (80 bytes) is
+	 * filled only when used: this runs on every get */
+	out->has_view = false;
+	out->owned = NULL;
 	if (PyBytes_Check(o)) {
 		out->p = PyBytes_AS_STRING(o);
 		out->len = PyBytes_GET_SIZE(o);
