@@ -135,7 +135,7 @@ static PyObject *lookup(pyreg_t *self, const pybytes_t *k, bool *absent)
 }
 
 PyDoc_STRVAR(get_doc,
-"get(key, default=None, /) -> bytes\n"
+"get(key, default=None) -> bytes\n"
 "\n"
 "The value of key (bytes, or str encoded as UTF-8), or default when the\n"
 "key is absent (or expired).  Lock-free: no system call, no lock.\n"
@@ -144,21 +144,33 @@ PyDoc_STRVAR(get_doc,
 "middle of changing it.");
 
 static PyObject *reg_get(pyreg_t *self, PyObject *const *args,
-			 Py_ssize_t nargs)
+			 Py_ssize_t nargs, PyObject *kwnames)
 {
-	PyObject *v;
+	Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+	PyObject *v, *dflt = Py_None;
 	pybytes_t k;
 	bool absent = false;
 
-	if (nargs < 1 || nargs > 2)
+	if (nargs < 1 || nargs + nkw > 2)
 		return PyErr_Format(PyExc_TypeError, "get() takes 1 or 2 "
-				    "arguments (%zd given)", nargs);
+				    "arguments (%zd given)", nargs + nkw);
+	if (nkw) {
+		/* the one keyword: default (args[nargs] is its value) */
+		if (PyUnicode_CompareWithASCIIString(
+			    PyTuple_GET_ITEM(kwnames, 0), "default") != 0)
+			return PyErr_Format(PyExc_TypeError, "get() got an "
+					    "unexpected keyword argument %R",
+					    PyTuple_GET_ITEM(kwnames, 0));
+		dflt = args[nargs];
+	} else if (nargs == 2) {
+		dflt = args[1];
+	}
 	if (pyreg_check_open(self) < 0 || pyarg_key(args[0], &k) < 0)
 		return NULL;
 	v = lookup(self, &k, &absent);
 	pybytes_release(&k);
 	if (absent)
-		return Py_NewRef(nargs > 1 ? args[1] : Py_None);
+		return Py_NewRef(dflt);
 	return v;
 }
 
@@ -224,8 +236,10 @@ static PyObject *reg_info(pyreg_t *self, PyObject *key)
 static int walk_add(const void *key, size_t klen, const void *val,
 		    size_t vlen, const shmreg_info_t *info, void *arg)
 {
-	PyObject *t = Py_BuildValue("(y#y#)", key, (Py_ssize_t)klen, val,
-				    (Py_ssize_t)vlen);
+	/* an empty value may come as NULL: never hand NULL to Python */
+	PyObject *t = Py_BuildValue("(NN)",
+		PyBytes_FromStringAndSize(key, (Py_ssize_t)klen),
+		PyBytes_FromStringAndSize(vlen ? val : "", (Py_ssize_t)vlen));
 	int ret = t ? PyList_Append(arg, t) : -1;
 
 	(void)info;
@@ -516,7 +530,8 @@ static PyObject *reg_repr(pyreg_t *self)
 }
 
 static PyMethodDef reg_methods[] = {
-	{ "get", (PyCFunction)(void (*)(void))reg_get, METH_FASTCALL, get_doc },
+	{ "get", (PyCFunction)(void (*)(void))reg_get,
+	  METH_FASTCALL | METH_KEYWORDS, get_doc },
 	{ "info", (PyCFunction)reg_info, METH_O, info_doc },
 	{ "list", (PyCFunction)(void (*)(void))reg_list,
 	  METH_VARARGS | METH_KEYWORDS, list_doc },

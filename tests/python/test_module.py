@@ -125,6 +125,12 @@ class TestRead(WriterCase):
         self.assertIsNone(self.r.get(b"missing"))
         self.assertEqual(self.r.get(b"missing", b"dflt"), b"dflt")
         self.assertEqual(self.r.get(b"missing", 7), 7)
+        self.assertEqual(self.r.get(b"missing", default=8), 8)
+        self.assertEqual(self.r.get(b"a", default=8), b"1")
+        with self.assertRaises(TypeError):
+            self.r.get(b"a", dflt=8)
+        with self.assertRaises(TypeError):
+            self.r.get(b"a", 1, default=8)
         with self.assertRaises(KeyError) as cm:
             self.r[b"missing"]
         self.assertEqual(cm.exception.args, (b"missing",))
