@@ -8,9 +8,11 @@
 set -euo pipefail
 fail() { echo "python_install: FAIL: $*" >&2; exit 1; }
 py=${SHMREG_PYTHON:?} bin=${SHMREG_BINARY_DIR:?}
+# a sanitized module needs its runtime preloaded into the interpreter
+run_py() { env ${SHMREG_PY_PRELOAD:+LD_PRELOAD=$SHMREG_PY_PRELOAD} "$py" "$@"; }
 dest=$PWD/destdir
-ver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-syspath=$("$py" -c 'import sys; print("\n".join(sys.path))')
+ver=$(run_py -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+syspath=$(run_py -c 'import sys; print("\n".join(sys.path))')
 
 for prefix in /usr /usr/local; do
 	case $prefix in
@@ -27,7 +29,7 @@ for prefix in /usr /usr/local; do
 	grep -qx "$dir" <<<"$syspath" ||
 		fail "$dir is not on $py's sys.path"
 	# from the installed directory only: nothing of the build tree
-	out=$(cd / && env -u PYTHONPATH PYTHONPATH="$dest$dir" "$py" -c '
+	out=$(cd / && PYTHONPATH="$dest$dir" run_py -c '
 import shmreg, sys
 w = shmreg.Writer("installed", truncate=True)
 w.put("k", b"from the installed module")
