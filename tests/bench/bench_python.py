@@ -13,7 +13,9 @@ same run (issue 12):
   (loop)     for key in order: pass        the interpreter's share of
                                            every figure above
 
-Every figure is ns per call from a Python loop over the same random key
+Every figure is ns per call (CPU time of the benchmark thread, so that
+time spent descheduled on a shared machine does not count; wall time for
+Redis, whose GET is a round trip) from a Python loop over the same random key
 order (a new one each run, its key objects made in access order), the
 median of --runs runs (the peers interleaved within each run).
 Targets: shmreg >= 3x faster than lmdb; shmreg within 2x of dict+copy.
@@ -178,12 +180,12 @@ class DictCopy:
         d = self.d
         self.get = lambda k: bytes(d[k])
 
-    def timed(self, order):
+    def timed(self, order, clock):
         d = self.d
-        t0 = time.perf_counter_ns()
+        t0 = clock()
         for k in order:
             bytes(d[k])
-        return time.perf_counter_ns() - t0
+        return clock() - t0
 
     def close(self):
         self.d = None
@@ -195,18 +197,18 @@ def free_port():
         return s.getsockname()[1]
 
 
-def timed(get, order):
-    t0 = time.perf_counter_ns()
+def timed(get, order, clock):
+    t0 = clock()
     for k in order:
         get(k)
-    return time.perf_counter_ns() - t0
+    return clock() - t0
 
 
-def empty_loop(order):
-    t0 = time.perf_counter_ns()
+def empty_loop(order, clock):
+    t0 = clock()
     for k in order:
         pass
-    return time.perf_counter_ns() - t0
+    return clock() - t0
 
 
 def check(store, n):
@@ -271,12 +273,18 @@ def main():
             for s in stores:
                 ops = order[:args.redis_ops] if isinstance(s, Redis) \
                     else order
+                # in-process calls: this thread's CPU time, which time
+                # spent descheduled on a busy machine does not inflate;
+                # a Redis GET is a round trip: wall time
+                clock = time.perf_counter_ns if isinstance(s, Redis) \
+                    else time.thread_time_ns
                 if isinstance(s, DictCopy):
-                    ns = s.timed(ops)
+                    ns = s.timed(ops, clock)
                 else:
-                    ns = timed(s.get, ops)
+                    ns = timed(s.get, ops, clock)
                 results[s.name].append(ns / len(ops))
-            results["loop"].append(empty_loop(order) / len(order))
+            results["loop"].append(empty_loop(order, time.thread_time_ns) /
+                                   len(order))
     finally:
         for s in stores:
             s.close()
