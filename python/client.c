@@ -13,14 +13,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "module.h"
 
 typedef struct {
 	PyObject_HEAD
 	shmreg_client_t *c;  /* NULL once closed */
-	pid_t pid;           /* the process that connected */
+	unsigned gen;        /* pyfork_generation when it connected */
 	PyObject *socket;    /* bytes (fs path) or None */
 	PyObject *registry;  /* bytes */
 	bool busy;
@@ -42,7 +41,7 @@ static int dial(pyclient_t *self)
 		return -1;
 	}
 	self->c = c;
-	self->pid = getpid();
+	self->gen = pyfork_generation;
 	return 0;
 }
 
@@ -107,7 +106,7 @@ static int client_ready(PyObject *o)
 				"this Client is in use by another thread");
 		return -1;
 	}
-	if (self->pid != getpid()) {
+	if (self->gen != pyfork_generation) {
 		shmreg_disconnect(self->c);  /* our copy of the fd only */
 		self->c = NULL;
 		return dial(self);

@@ -1,6 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* module.c - the Python module shmreg: its functions, types and constants. */
+#include <pthread.h>
+
 #include "module.h"
+
+unsigned pyfork_generation;
+
+static void forked_child(void)
+{
+	pyfork_generation++;
+}
 
 PyDoc_STRVAR(open_doc,
 "open(name) -> shmreg.Registry\n"
@@ -78,6 +87,11 @@ PyMODINIT_FUNC PyInit_shmreg(void)
 
 	if (!m)
 		return NULL;
+	/* once per process (m_size -1: the init runs once) */
+	if (pthread_atfork(NULL, NULL, forked_child) != 0) {
+		Py_DECREF(m);
+		return PyErr_NoMemory();
+	}
 	if (pyrecords_init() < 0 ||
 	    add_type(m, &pyreg_type, "Registry") < 0 ||
 	    add_type(m, &pywatch_type, "Watch") < 0 ||

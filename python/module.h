@@ -155,6 +155,17 @@ typedef int64_t (*pyblock_fn)(void *arg, int64_t slice_ns);
 int64_t pyblock_run(pyblock_fn fn, void *arg, int64_t timeout_ns,
 		    bool (*stopped)(void *arg), const char *what);
 
+/* ---- fork (module.c) ---- */
+
+/*
+ * Bumped in the child by a pthread_atfork handler at every fork(): an
+ * object that remembers the value it was made under knows, with one load
+ * and no getpid() system call per call, whether it now runs in a forked
+ * child.  Read and written with the GIL held (the handler runs in the
+ * child before any other thread exists there).
+ */
+extern unsigned pyfork_generation;
+
 /* ---- errors (errors.c) ---- */
 
 /* Set the exception for C API error @neg (< 0) of @what; returns NULL. */

@@ -10,14 +10,13 @@
  * close() in a child leaves the parent's registry open.
  */
 #include <errno.h>
-#include <unistd.h>
 
 #include "module.h"
 
 typedef struct {
 	PyObject_HEAD
 	shmreg_writer_t *w;  /* NULL once closed */
-	pid_t pid;           /* the process that opened it */
+	unsigned gen;        /* pyfork_generation when it was opened */
 	PyObject *name;
 } pywriter_t;
 
@@ -64,7 +63,7 @@ static PyObject *writer_new(PyTypeObject *type, PyObject *args,
 		Py_DECREF(self);
 		return NULL;
 	}
-	self->pid = getpid();
+	self->gen = pyfork_generation;
 	return (PyObject *)self;
 }
 
@@ -83,7 +82,7 @@ static int writer_ready(PyObject *o)
 		pyerr_closed("writer");
 		return -1;
 	}
-	if (self->pid != getpid()) {
+	if (self->gen != pyfork_generation) {
 		/* EBUSY: the registry already has a writer, the parent */
 		pyerr_errno(-EBUSY, "a forked child is not the writer");
 		return -1;
