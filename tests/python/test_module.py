@@ -599,6 +599,112 @@ class TestFork(WriterCase):
         self.assertEqual(self.r.stats()["state"], "open")
 
 
+class TestWriterDied(unittest.TestCase):
+    def test_waiters_see_eownerdead(self):
+        """A writer killed without closing: wait() and Watch.next() raise
+        OSError(EOWNERDEAD), stats() says "dead"."""
+        name = fresh_name()
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                w = shmreg.Writer(name, truncate=True)
+                w.put("k", b"v")
+                os.write(wfd, b"x")
+                time.sleep(60)          # until the parent kills it
+            finally:
+                os._exit(1)
+        os.close(wfd)
+        try:
+            self.assertEqual(os.read(rfd, 1), b"x")
+            r = shmreg.open(name)
+            wt = r.watch()
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            with self.assertRaises(OSError) as cm:
+                r.wait("never", timeout=20)
+            self.assertEqual(cm.exception.errno, errno.EOWNERDEAD)
+            with self.assertRaises(OSError) as cm:
+                wt.next(20)
+            self.assertEqual(cm.exception.errno, errno.EOWNERDEAD)
+            self.assertEqual(r.stats()["state"], "dead")
+            self.assertEqual(r["k"], b"v")      # the contents stay
+            wt.close()
+            r.close()
+        finally:
+            os.close(rfd)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+
+
+def as_nobody(fn):
+    """Run fn() in a forked child as uid/gid 65534; its exit code (0 when
+    fn returned True)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 2
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            code = 0 if fn() else 1
+        except BaseException as e:
+            print("as_nobody: %r" % e, file=sys.stderr)
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root to become another uid")
+class TestOtherUid(unittest.TestCase):
+    def test_open_of_an_unreadable_registry(self):
+        import tempfile
+        d = tempfile.mkdtemp(prefix="shmreg-py-uid-", dir="/tmp")
+        os.chmod(d, 0o755)
+        try:
+            secret = os.path.join(d, "shmreg.secret")
+            public = os.path.join(d, "shmreg.public")
+            with shmreg.Writer(secret, mode=0o600), \
+                    shmreg.Writer(public, mode=0o644) as wp:
+                wp.put("k", b"v")
+
+                def check():
+                    # the directory is reachable: the public one opens
+                    if shmreg.open(public)["k"] != b"v":
+                        return False
+                    try:
+                        shmreg.open(secret)
+                    except PermissionError as e:
+                        return e.errno == errno.EACCES
+                    return False
+                self.assertEqual(as_nobody(check), 0)
+        finally:
+            import shutil
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_daemon_refuses_another_uid(self):
+        name = fresh_name()
+        d = Daemon(name)
+        try:
+            os.chmod(d.dir, 0o755)
+
+            def check():
+                # refused at its first request: the HELLO of connect()
+                try:
+                    shmreg.connect(d.socket, name).put("k", b"")
+                except PermissionError as e:
+                    return e.errno == errno.EACCES
+                return False
+            self.assertEqual(as_nobody(check), 0)
+        finally:
+            d.stop()
+            d.cleanup()
+
+
 class TestClient(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
