@@ -12,7 +12,6 @@ static int view(PyObject *o, pybytes_t *out, const char *what)
 	/* the fields pybytes_release reads; the Py_buffer (80 bytes) is
 	 * filled only when used: this runs on every get */
 	out->has_view = false;
-	out->owned = NULL;
 	if (PyBytes_Check(o)) {
 		out->p = PyBytes_AS_STRING(o);
 		out->len = PyBytes_GET_SIZE(o);
@@ -39,7 +38,6 @@ void pybytes_release(pybytes_t *b)
 {
 	if (b->has_view)
 		PyBuffer_Release(&b->view);
-	Py_CLEAR(b->owned);
 	b->has_view = false;
 }
 

@@ -108,7 +108,6 @@ typedef struct {
 	const char *p;
 	Py_ssize_t len;
 	Py_buffer view;   /* held when the object exports a buffer */
-	PyObject *owned;  /* a reference to release (an encoded copy) */
 	bool has_view;
 } pybytes_t;
 
@@ -148,8 +147,8 @@ typedef int64_t (*pyblock_fn)(void *arg, int64_t slice_ns);
  * Run @fn in slices until it returns anything but -ETIMEDOUT or
  * @timeout_ns (< 0 forever) is spent, with the GIL released during each
  * slice; between slices, signal handlers run (Ctrl-C works) and
- * @stopped(@arg) (true once close() was called) is checked.  Returns @fn's result, -ETIMEDOUT,
- * or PYBLOCK_EXC with an exception set.
+ * @stopped(@arg) (true once close() was called) is checked.  Returns
+ * @fn's result, -ETIMEDOUT, or PYBLOCK_EXC with an exception set.
  */
 #define PYBLOCK_EXC INT64_MIN
 int64_t pyblock_run(pyblock_fn fn, void *arg, int64_t timeout_ns,
