@@ -263,7 +263,12 @@ struct daemon {
 #define D_TAG_PIDFD  4u
 #define D_TAG_SIGNAL 5u
 #define D_TAG_TICK   6u
+#define D_TAG_EXPIRY 7u         /* a registry's expiry timer (struct reg) */
 #define D_TAG_MASK   7u
+
+/* Expired entries one sweep chunk removes at most, between two rounds of
+ * request processing (about 1 us each: see loop.c, "Expiry"). */
+#define D_EXPIRE_CHUNK 256u
 
 static inline uint64_t d_ud(const void *p, unsigned tag)
 {

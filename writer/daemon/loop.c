@@ -32,7 +32,8 @@
  *   - one read of the signalfd (SIGTERM/SIGINT; SIGHUP reloads --load);
  *   - one timeout, the tick that finds stalled and idle connections,
  *     closes refused peers that never asked anything, and ends the
- *     shutdown drain.
+ *     shutdown drain;
+ *   - per registry, one poll of its expiry timer (see "Expiry" below).
  *
  * Requests are applied to the writer as they are decoded; the writer never
  * blocks on I/O (it writes shared memory), and nothing else in the loop
@@ -43,6 +44,15 @@
  *
  * The amount of work per iteration is bounded by the CQ ring: each CQE
  * carries at most one buffer (D_BUFSZ bytes) of input or one finished send.
+ *
+ * Expiry.  Each registry's shmreg_writer_expiry_fd() is a timerfd armed at
+ * the registry's next TTL deadline; its poll completing means entries are
+ * due, and the loop removes at most D_EXPIRE_CHUNK of them
+ * (shmreg_writer_expire) and polls again.  When more are due the timer is
+ * left armed in the past, so the new poll completes at once, but its CQE
+ * joins the next iteration's, after the requests already received: a
+ * million entries expiring together cost a client at most one chunk's
+ * pause per round trip, never the whole sweep.
  */
 
 #define SQ_ENTRIES 1024u
@@ -233,6 +243,44 @@ static void arm_tick(struct daemon *d)
 	io_uring_sqe_set_data64(sqe, d_ud(d, D_TAG_TICK));
 }
 
+static void arm_expiry(struct daemon *d, struct reg *r)
+{
+	int fd = shmreg_writer_expiry_fd(r->w);
+	struct io_uring_sqe *sqe;
+
+	if (fd < 0) {
+		/* its expired entries stay invisible, only not reclaimed */
+		d_log(D_ERR, "registry %s: no expiry timer: %s", r->name,
+		      strerror(-fd));
+		return;
+	}
+	sqe = d_sqe(d);
+	io_uring_prep_poll_add(sqe, fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, d_ud(r, D_TAG_EXPIRY));
+}
+
+static void on_expiry(struct daemon *d, struct reg *r,
+		      const struct io_uring_cqe *cqe)
+{
+	int64_t n;
+
+	if (d->state == D_DONE)
+		return;
+	if (cqe->res < 0 && cqe->res != -EINTR) {
+		d_log(D_ERR, "registry %s: expiry timer poll: %s", r->name,
+		      strerror(-cqe->res));
+		return;
+	}
+	n = shmreg_writer_expire(r->w, D_EXPIRE_CHUNK);
+	if (n < 0)
+		d_log_limited(D_ERR, "registry %s: expiry: %s", r->name,
+			      strerror((int)-n));
+	else if (n > 0)
+		d_log(D_TRACE, "registry %s: %lld expired entr%s removed",
+		      r->name, (long long)n, n == 1 ? "y" : "ies");
+	arm_expiry(d, r);
+}
+
 static void on_accept(struct daemon *d, const struct io_uring_cqe *cqe)
 {
 	int res = cqe->res;
@@ -370,6 +418,9 @@ static void dispatch(struct daemon *d, const struct io_uring_cqe *cqe)
 	case D_TAG_TICK:
 		on_tick(d);
 		break;
+	case D_TAG_EXPIRY:
+		on_expiry(d, p, cqe);
+		break;
 	default:
 		/* cancellations: their targets report for themselves */
 		break;
@@ -401,6 +452,8 @@ int loop_run(struct daemon *d)
 	arm_accept(d);
 	arm_signal(d);
 	arm_tick(d);
+	for (unsigned i = 0; i < d->nreg; i++)
+		arm_expiry(d, &d->reg[i]);
 
 	while (d->state != D_DONE) {
 		struct io_uring_cqe *cqe;
