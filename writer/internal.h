@@ -250,6 +250,11 @@ void attrs_update(struct shmreg_writer *w, const struct shm_slot *old,
 int attrs_of_slot(const struct shm_map *m, const struct shm_slot *s,
 		  const uint8_t **a, uint32_t *alen, uint32_t *nattrs,
 		  const uint8_t **parent, uint32_t *plen);
+/* Growth: copy the attribute index of the writer's own segment @src into
+ * its new one (w->map), each posting array into a block of the size it
+ * had, so the copy needs exactly the arena the source used and w->apos
+ * stays valid.  Returns 0, or -ENOSPC (the new arena is too small). */
+int attrs_copy_index(struct shmreg_writer *w, const struct shm_map *src);
 /* Pair slot of pair hash @ph in the writer's segment, or NULL. */
 const struct shm_pair *attrs_pair(const struct shm_map *m, uint64_t ph);
 
