@@ -3,8 +3,9 @@
  * embedded writer and taken over by the daemon (so the daemon's deadline
  * queue is rebuilt from the slots), is swept completely while a client
  * keeps doing put round trips: the p99.9 of the round trips during the
- * sweep stays under 50 ms (the figures before and during are printed, for
- * docs/benchmarks.md).  Then a client put and a shmregctl put with a TTL
+ * sweep stays under 50 ms and the slowest under 400 ms, less than the sweep
+ * takes whole (the figures before and during are printed; the benchmark is
+ * tests/bench/bench_expiry.c).  Then a client put and a shmregctl put with a TTL
  * expire on time and their delete events reach a watcher in order. */
 #include <errno.h>
 #include <signal.h>
@@ -22,6 +23,11 @@
 
 #define MS 1000000LL
 #define P999_BOUND_NS (50 * MS)
+/* One round trip may wait for the scheduler on a loaded machine (60 ms
+ * seen at a load average of 8 on 2 CPUs), never for the whole sweep
+ * (0.6 s for 1 M entries on an idle machine, so an unchunked sweep fails
+ * this, which p99.9 alone would not see: it is one round trip). */
+#define MAX_BOUND_NS  (400 * MS)
 
 static struct dh h;
 
@@ -130,6 +136,9 @@ static void sweep_under_load(uint64_t n)
 	TC_CHECK(quantile(during, nd, 0.999) < P999_BOUND_NS,
 		 "p99.9 during the sweep %.1f ms, bound %lld ms",
 		 quantile(during, nd, 0.999) / 1e6, P999_BOUND_NS / MS);
+	TC_CHECK(during[nd - 1] < (uint64_t)MAX_BOUND_NS,
+		 "a round trip of %.1f ms during the sweep, bound %lld ms",
+		 during[nd - 1] / 1e6, MAX_BOUND_NS / MS);
 	/* gone for good, not only invisible: sampled keys */
 	for (uint64_t i = 0, seed = tc_seed(); i < 1000; i++) {
 		char k[32];

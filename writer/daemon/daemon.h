@@ -128,6 +128,8 @@ struct reg {
 	struct eph **eph_tab;
 	size_t eph_mask;            /* buckets - 1 */
 	size_t eph_count;
+	bool expiry_due;            /* its expiry timer fired: sweep a chunk
+	                             * once this iteration's replies are sent */
 };
 
 /* ---- a growable byte buffer ---- */
@@ -252,6 +254,7 @@ struct daemon {
 	size_t nowners;
 	struct owner *own_released; /* waiting for their poll to end */
 	uint64_t eph_seed;
+	unsigned nexpiry_due;       /* registries with reg.expiry_due */
 	struct d_stats st;
 };
 

@@ -47,12 +47,13 @@
  *
  * Expiry.  Each registry's shmreg_writer_expiry_fd() is a timerfd armed at
  * the registry's next TTL deadline; its poll completing means entries are
- * due, and the loop removes at most D_EXPIRE_CHUNK of them
- * (shmreg_writer_expire) and polls again.  When more are due the timer is
- * left armed in the past, so the new poll completes at once, but its CQE
- * joins the next iteration's, after the requests already received: a
- * million entries expiring together cost a client at most one chunk's
- * pause per round trip, never the whole sweep.
+ * due.  The loop then removes at most D_EXPIRE_CHUNK of them
+ * (shmreg_writer_expire), but only after the replies of the iteration's
+ * requests have been submitted, so no reply waits for a chunk, and polls
+ * again.  When more are due the timer is left armed in the past, so the
+ * new poll completes at once, and its CQE joins the next iteration's with
+ * the requests received meanwhile: a million entries expiring together
+ * delay a request by at most the rest of one chunk, never the whole sweep.
  */
 
 #define SQ_ENTRIES 1024u
@@ -262,8 +263,6 @@ static void arm_expiry(struct daemon *d, struct reg *r)
 static void on_expiry(struct daemon *d, struct reg *r,
 		      const struct io_uring_cqe *cqe)
 {
-	int64_t n;
-
 	if (d->state == D_DONE)
 		return;
 	if (cqe->res < 0 && cqe->res != -EINTR) {
@@ -271,14 +270,33 @@ static void on_expiry(struct daemon *d, struct reg *r,
 		      strerror(-cqe->res));
 		return;
 	}
-	n = shmreg_writer_expire(r->w, D_EXPIRE_CHUNK);
-	if (n < 0)
-		d_log_limited(D_ERR, "registry %s: expiry: %s", r->name,
-			      strerror((int)-n));
-	else if (n > 0)
-		d_log(D_TRACE, "registry %s: %lld expired entr%s removed",
-		      r->name, (long long)n, n == 1 ? "y" : "ies");
-	arm_expiry(d, r);
+	/* swept by sweep_due(), after the replies */
+	if (!r->expiry_due)
+		d->nexpiry_due++;
+	r->expiry_due = true;
+}
+
+/* One chunk per registry whose timer fired, then poll its timer again. */
+static void sweep_due(struct daemon *d)
+{
+	for (unsigned i = 0; i < d->nreg; i++) {
+		struct reg *r = &d->reg[i];
+		int64_t n;
+
+		if (!r->expiry_due)
+			continue;
+		r->expiry_due = false;
+		d->nexpiry_due--;
+		n = shmreg_writer_expire(r->w, D_EXPIRE_CHUNK);
+		if (n < 0)
+			d_log_limited(D_ERR, "registry %s: expiry: %s",
+				      r->name, strerror((int)-n));
+		else if (n > 0)
+			d_log(D_TRACE, "registry %s: %lld expired entr%s "
+			      "removed", r->name, (long long)n,
+			      n == 1 ? "y" : "ies");
+		arm_expiry(d, r);
+	}
 }
 
 static void on_accept(struct daemon *d, const struct io_uring_cqe *cqe)
@@ -461,6 +479,12 @@ int loop_run(struct daemon *d)
 		int ret;
 
 		conn_flush_dirty(d);
+		if (d->nexpiry_due && d->state != D_DONE) {
+			/* the replies go out first, then the sweep's chunk
+			 * (one more io_uring_enter, only while sweeping) */
+			io_uring_submit(&d->ring);
+			sweep_due(d);
+		}
 		ret = io_uring_submit_and_wait(&d->ring, 1);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
 		    ret != -EBUSY && ret != -ETIME) {
