@@ -132,6 +132,9 @@ static void test_expire_tree(int fd)
 	TC_EQ(n, 0, "find reports an expired entry");
 	TC_EQ(shmreg_await(r, "a", 1, NULL, 0, NULL, 0), -ETIMEDOUT,
 	      "await of an expired entry");
+	n = 0;
+	TC_CHECK(shmreg_list(r, "a", 1, count_cb, &n) >= 0, "list");
+	TC_EQ(n, 0, "list reports an expired entry");
 	TC_EQ((int64_t)shmreg_revision(r), rev0, "revision before the sweep");
 
 	/* "a" alone is due: one removal, one event */
@@ -161,7 +164,8 @@ static void test_expire_tree(int fd)
 }
 
 /* A delete or a put meeting an expired entry removes it as the sweep
- * would: its own revision and delete event, its subtree with it. */
+ * would: its own revision and delete event, its subtree with it.  (Called
+ * before test_chunks, with nothing else due.) */
 static void test_meet_expired(void)
 {
 	shmreg_watch_t *wt;
@@ -185,7 +189,18 @@ static void test_meet_expired(void)
 	expect_event(wt, SHMREG_EVENT_PUT, "p", rev0 + 4);
 	TC_CHECK(shmreg_children(r, "p", 1, count_cb, &n) >= 0, "children");
 	TC_EQ(n, 0, "the new p inherits no child of the expired one");
-	TC_EQ(shmreg_writer_del(w, "p", 1), (int64_t)rev0 + 5, "del p");
+	/* an expired child is no child: not listed, no -ENOTEMPTY; the
+	 * sweep removes it later, with its event */
+	put_ttl("p/e", 50 * MS, "p", NULL, 0);
+	wait_past(deadline_of("p/e"));
+	n = 0;
+	TC_CHECK(shmreg_children(r, "p", 1, count_cb, &n) >= 0, "children");
+	TC_EQ(n, 0, "children lists an expired child");
+	TC_EQ(shmreg_writer_del(w, "p", 1), (int64_t)rev0 + 6, "del p");
+	expect_event(wt, SHMREG_EVENT_PUT, "p/e", rev0 + 5);
+	expect_event(wt, SHMREG_EVENT_DEL, "p", rev0 + 6);
+	TC_EQ(shmreg_writer_expire(w, 256), 1, "the orphaned expired child");
+	expect_event(wt, SHMREG_EVENT_DEL, "p/e", rev0 + 7);
 	shmreg_watch_close(wt);
 }
 

@@ -273,8 +273,10 @@ int64_t tree_remove_entry(struct shmreg_writer *w, const void *key,
 	struct shm_slot old;
 	int64_t at, n;
 
-	/* no pair in the registry: no trees, no subtree to collect */
-	if (w->attr_pairs) {
+	/* a leaf (always, without a pair in the registry) goes alone: no
+	 * subtree to collect */
+	if (w->attr_pairs &&
+	    each_child(w, key, klen, true, stop_at_first, NULL) != 0) {
 		n = tree_remove(w, key, klen);
 		if (n > 0)
 			return n;
