@@ -5,7 +5,8 @@
  * keeps doing put round trips: the p99.9 of the round trips during the
  * sweep stays under 50 ms and the slowest under 400 ms, less than the sweep
  * takes whole (the figures before and during are printed; the benchmark is
- * tests/bench/bench_expiry.c).  Then a client put and a shmregctl put with a TTL
+ * tests/bench/bench_expiry.c; under a sanitizer the bounds are not
+ * checked).  Then a client put and a shmregctl put with a TTL
  * expire on time and their delete events reach a watcher in order. */
 #include <errno.h>
 #include <signal.h>
@@ -133,12 +134,19 @@ static void sweep_under_load(uint64_t n)
 	TC_CHECK(nd >= 100, "only %zu round trips during the sweep", nd);
 	report("before the deadline", before, nb);
 	report("during the sweep", during, nd);
-	TC_CHECK(quantile(during, nd, 0.999) < P999_BOUND_NS,
-		 "p99.9 during the sweep %.1f ms, bound %lld ms",
-		 quantile(during, nd, 0.999) / 1e6, P999_BOUND_NS / MS);
-	TC_CHECK(during[nd - 1] < (uint64_t)MAX_BOUND_NS,
-		 "a round trip of %.1f ms during the sweep, bound %lld ms",
-		 during[nd - 1] / 1e6, MAX_BOUND_NS / MS);
+	/* under a sanitizer every removal costs ten times as much and the
+	 * latencies measure the sanitizer: printed, not asserted */
+	if (tc_sanitized()) {
+		tc_log("sanitized build: latency bounds not checked");
+	} else {
+		TC_CHECK(quantile(during, nd, 0.999) < P999_BOUND_NS,
+			 "p99.9 during the sweep %.1f ms, bound %lld ms",
+			 quantile(during, nd, 0.999) / 1e6,
+			 P999_BOUND_NS / MS);
+		TC_CHECK(during[nd - 1] < (uint64_t)MAX_BOUND_NS,
+			 "a round trip of %.1f ms during the sweep, bound "
+			 "%lld ms", during[nd - 1] / 1e6, MAX_BOUND_NS / MS);
+	}
 	/* gone for good, not only invisible: sampled keys */
 	for (uint64_t i = 0, seed = tc_seed(); i < 1000; i++) {
 		char k[32];
@@ -198,7 +206,7 @@ static void expect_del(shmreg_watch_t *wt, const char *k, int64_t deadline)
 
 static void events_through_daemon(void)
 {
-	shmreg_put_opts_t o = { .ttl_ns = 300 * MS };
+	shmreg_put_opts_t o = { .ttl_ns = 1000 * MS };
 	shmreg_client_t *c = dh_connect(&h);
 	shmreg_t *r = dh_open(&h);
 	shmreg_info_t ia, ib;
@@ -207,17 +215,24 @@ static void events_through_daemon(void)
 	TC_EQ(shmreg_watch_open(r, "t/", 2, shmreg_revision(r), &wt), 0,
 	      "watch");
 	TC_CHECK(shmreg_put(c, "t/client", 8, "v", 1, &o) > 0, "client put");
-	ctl_put_ttl("t/ctl", "500ms");
 	TC_EQ(shmreg_get(r, "t/client", 8, NULL, 0, &ia), 1, "t/client");
 	TC_CHECK(ia.expires_at_ns > 0, "client TTL lost on the wire");
-	if (shmreg_get(r, "t/ctl", 5, NULL, 0, &ib) == 1) {
+	/* a later deadline than the client's: its delete comes second */
+	ctl_put_ttl("t/ctl", "1500ms");
+	if (!getenv("SHMREGCTL")) {
+		expect_del(wt, "t/client", ia.expires_at_ns);
+	} else if (shmreg_get(r, "t/ctl", 5, NULL, 0, &ib) == 1) {
 		TC_CHECK(ib.expires_at_ns > ia.expires_at_ns,
 			 "shmregctl --ttl deadline");
 		expect_del(wt, "t/client", ia.expires_at_ns);
 		expect_del(wt, "t/ctl", ib.expires_at_ns);
 	} else {
-		TC_CHECK(!getenv("SHMREGCTL"), "t/ctl absent after its put");
+		/* shmregctl took longer than its TTL (a loaded machine, a
+		 * sanitizer): its deadline passed already, which only its
+		 * delete event can still show */
+		tc_log("t/ctl expired before it could be read");
 		expect_del(wt, "t/client", ia.expires_at_ns);
+		expect_del(wt, "t/ctl", ia.expires_at_ns);
 	}
 	shmreg_watch_close(wt);
 	shmreg_close(r);
