@@ -4,9 +4,10 @@
  * queue is rebuilt from the slots), is swept completely while a client
  * keeps doing put round trips: the p99.9 of the round trips during the
  * sweep stays under 50 ms and the slowest under 400 ms, less than the sweep
- * takes whole (the figures before and during are printed; the benchmark is
- * tests/bench/bench_expiry.c; under a sanitizer the bounds are not
- * checked).  Then a client put and a shmregctl put with a TTL
+ * takes whole (on a loaded machine: under multiples of the same figures
+ * before the deadline; see the bounds below).  The figures are printed; the
+ * benchmark is tests/bench/bench_expiry.c; under a sanitizer the bounds
+ * are not checked.  Then a client put and a shmregctl put with a TTL
  * expire on time and their delete events reach a watcher in order. */
 #include <errno.h>
 #include <signal.h>
@@ -23,12 +24,22 @@
 #include "daemon_harness.h"
 
 #define MS 1000000LL
+/*
+ * The bounds.  p99.9 during the sweep under 50 ms: chunks are short.  The
+ * slowest round trip under 400 ms: no round trip waits for the whole sweep
+ * (0.6 s for 1 M entries on an idle machine; an unchunked sweep fails
+ * this, which p99.9 alone would not see: it is one round trip).  On a
+ * loaded shared machine a round trip also waits for the scheduler, while
+ * the daemon is busy sweeping more than while it sleeps (p99.9 of 33 ms
+ * seen at a load average of 15 on 2 CPUs), so each bound is raised to a
+ * multiple of the same figure measured before the deadline, in the same
+ * run, when that is higher: what is checked is the sweep's effect, not
+ * the machine's load.
+ */
 #define P999_BOUND_NS (50 * MS)
-/* One round trip may wait for the scheduler on a loaded machine (60 ms
- * seen at a load average of 8 on 2 CPUs), never for the whole sweep
- * (0.6 s for 1 M entries on an idle machine, so an unchunked sweep fails
- * this, which p99.9 alone would not see: it is one round trip). */
+#define P999_LOAD_X   10
 #define MAX_BOUND_NS  (400 * MS)
+#define MAX_LOAD_X    2
 
 static struct dh h;
 
@@ -45,6 +56,11 @@ static uint64_t quantile(const uint64_t *s, size_t n, double q)
 	size_t i = (size_t)(q * (double)n);
 
 	return s[i < n ? i : n - 1];
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
 }
 
 static void report(const char *what, uint64_t *s, size_t n)
@@ -64,27 +80,48 @@ static uint64_t live_entries(shmreg_t *r)
 	return st.entries;
 }
 
-/* @n entries "e/NNNNNNN", each expiring at exactly @at (realtime). */
-static void fill(const char *reg, uint64_t n, int64_t at)
+/* Put entry "e/NNNNNNN" number @i, expiring at @at (CLOCK_REALTIME). */
+static void put_at(shmreg_writer_t *w, uint64_t i, int64_t at)
+{
+	shmreg_put_opts_t o = { .ttl_ns = at - shm_realtime_ns() };
+	char k[32];
+	int len = snprintf(k, sizeof(k), "e/%07llu", (unsigned long long)i);
+	int64_t rev;
+
+	TC_CHECK(o.ttl_ns > 0, "the fill took past the deadline at entry %llu",
+		 (unsigned long long)i);
+	rev = shmreg_writer_put(w, k, (size_t)len, "12345678", 8, &o);
+	TC_CHECK(rev > 0, "put %s: %lld", k, (long long)rev);
+}
+
+/*
+ * @n entries that all expire at one instant, as soon after the fill as the
+ * machine's load allows: the first 1% are put with a deadline far ahead and
+ * timed, which gives the deadline (twice the fill's expected time, plus
+ * 1 s for the daemon's start), then the rest and again the first 1% are
+ * put with it.  Returns the deadline.
+ */
+static int64_t fill(const char *reg, uint64_t n)
 {
 	shmreg_writer_opts_t wo = { .flags = SHMREG_WRITER_TRUNCATE,
 				    .initial_entries = n + 1024 };
+	uint64_t first = n / 100 + 1;
+	int64_t t0, at;
 	shmreg_writer_t *w;
-	char k[32];
+	int rc = shmreg_writer_open(reg, &wo, &w);
 
-	TC_EQ(shmreg_writer_open(reg, &wo, &w), 0, "writer open");
-	for (uint64_t i = 0; i < n; i++) {
-		shmreg_put_opts_t o = { .ttl_ns = at - shm_realtime_ns() };
-		int len = snprintf(k, sizeof(k), "e/%07llu",
-				   (unsigned long long)i);
-
-		TC_CHECK(o.ttl_ns > 0, "filling took past the deadline (%llu "
-			 "of %llu)", (unsigned long long)i,
-			 (unsigned long long)n);
-		TC_CHECK(shmreg_writer_put(w, k, (size_t)len, "12345678", 8,
-					   &o) > 0, "put %s", k);
-	}
+	TC_EQ(rc, 0, "writer open");
+	t0 = shm_realtime_ns();
+	for (uint64_t i = 0; i < first && i < n; i++)
+		put_at(w, i, t0 + 3600000LL * MS);
+	at = shm_realtime_ns();
+	at += 2 * (at - t0) * (int64_t)(n / first) + 1000 * MS;
+	for (uint64_t i = first; i < n; i++)
+		put_at(w, i, at);
+	for (uint64_t i = 0; i < first && i < n; i++)
+		put_at(w, i, at);
 	shmreg_writer_close(w);
+	return at;
 }
 
 static void sweep_under_load(uint64_t n)
@@ -98,10 +135,7 @@ static void sweep_under_load(uint64_t n)
 	shmreg_t *r;
 
 	TC_CHECK(before && during, "malloc");
-	/* room for 3 us per put while filling, then time for the daemon to
-	 * start and the client to measure a baseline */
-	at = t0 + 2000 * MS + (int64_t)n * 3000;
-	fill(h.reg, n, at);
+	at = fill(h.reg, n);
 	tc_log("filled %llu entries in %.2f s; all expire at +%.2f s",
 	       (unsigned long long)n, (shm_realtime_ns() - t0) / 1e9,
 	       (at - t0) / 1e9);
@@ -139,13 +173,17 @@ static void sweep_under_load(uint64_t n)
 	if (tc_sanitized()) {
 		tc_log("sanitized build: latency bounds not checked");
 	} else {
-		TC_CHECK(quantile(during, nd, 0.999) < P999_BOUND_NS,
-			 "p99.9 during the sweep %.1f ms, bound %lld ms",
-			 quantile(during, nd, 0.999) / 1e6,
-			 P999_BOUND_NS / MS);
-		TC_CHECK(during[nd - 1] < (uint64_t)MAX_BOUND_NS,
+		uint64_t p999 = max_u64(P999_BOUND_NS, P999_LOAD_X *
+					quantile(before, nb, 0.999));
+		uint64_t most = max_u64(MAX_BOUND_NS,
+					MAX_LOAD_X * before[nb - 1]);
+
+		TC_CHECK(quantile(during, nd, 0.999) < p999,
+			 "p99.9 during the sweep %.1f ms, bound %.1f ms",
+			 quantile(during, nd, 0.999) / 1e6, p999 / 1e6);
+		TC_CHECK(during[nd - 1] < most,
 			 "a round trip of %.1f ms during the sweep, bound "
-			 "%lld ms", during[nd - 1] / 1e6, MAX_BOUND_NS / MS);
+			 "%.1f ms", during[nd - 1] / 1e6, most / 1e6);
 	}
 	/* gone for good, not only invisible: sampled keys */
 	for (uint64_t i = 0, seed = tc_seed(); i < 1000; i++) {

@@ -5,8 +5,8 @@
  * instant are swept, in the same run, and the sweep's rate.
  *
  * Each run: an embedded writer fills a fresh registry with N entries of
- * 9-byte keys and 8-byte values, all with one absolute deadline a little
- * after the fill; shmregd takes the registry over (its deadline queue is
+ * 9-byte keys and 8-byte values, all with one absolute deadline about a
+ * second after the fill (the fill's first 1% times the rest); shmregd takes the registry over (its deadline queue is
  * rebuilt from the slots at start) and a client does put round trips, one
  * at a time, until the registry holds only its own key.  Round trips that
  * began before the deadline are the baseline ("before"), those that began
@@ -62,32 +62,53 @@ static void die(const char *what, int64_t rc)
 	exit(1);
 }
 
-static void fill(uint64_t n, int64_t at)
+/* Put entry "e/NNNNNNN" number @i, expiring at @at (CLOCK_REALTIME). */
+static void put_at(shmreg_writer_t *w, uint64_t i, int64_t at)
+{
+	shmreg_put_opts_t o = { .ttl_ns = at - realtime_ns() };
+	char k[32];
+	int len = snprintf(k, sizeof(k), "e/%07llu", (unsigned long long)i);
+	int64_t rev;
+
+	if (o.ttl_ns <= 0) {
+		fprintf(stderr, "bench_expiry: the fill took past the "
+			"deadline (a load spike)\n");
+		exit(1);
+	}
+	rev = shmreg_writer_put(w, k, (size_t)len, "12345678", 8, &o);
+	if (rev < 0)
+		die("put", rev);
+}
+
+/*
+ * @n entries that all expire at one instant, as soon after the fill as the
+ * machine's load allows: the first 1% are put with a deadline far ahead and
+ * timed, which gives the deadline (twice the fill's expected time, plus
+ * 1 s for the daemon's start), then the rest and again the first 1% are
+ * put with it.  Returns the deadline.
+ */
+static int64_t fill(const char *reg, uint64_t n)
 {
 	shmreg_writer_opts_t wo = { .flags = SHMREG_WRITER_TRUNCATE,
 				    .initial_entries = n + 1024 };
+	uint64_t first = n / 100 + 1;
+	int64_t t0, at;
 	shmreg_writer_t *w;
-	char k[32];
-	int rc = shmreg_writer_open("expb", &wo, &w);
+	int rc = shmreg_writer_open(reg, &wo, &w);
 
 	if (rc < 0)
 		die("writer open", rc);
-	for (uint64_t i = 0; i < n; i++) {
-		shmreg_put_opts_t o = { .ttl_ns = at - realtime_ns() };
-		int len = snprintf(k, sizeof(k), "e/%07llu",
-				   (unsigned long long)i);
-		int64_t rev;
-
-		if (o.ttl_ns <= 0) {
-			fprintf(stderr, "bench_expiry: the fill took past the "
-				"deadline\n");
-			exit(1);
-		}
-		rev = shmreg_writer_put(w, k, (size_t)len, "12345678", 8, &o);
-		if (rev < 0)
-			die("put", rev);
-	}
+	t0 = realtime_ns();
+	for (uint64_t i = 0; i < first && i < n; i++)
+		put_at(w, i, t0 + 3600000LL * MS);
+	at = realtime_ns();
+	at += 2 * (at - t0) * (int64_t)(n / first) + 1000 * MS;
+	for (uint64_t i = first; i < n; i++)
+		put_at(w, i, at);
+	for (uint64_t i = 0; i < first && i < n; i++)
+		put_at(w, i, at);
 	shmreg_writer_close(w);
+	return at;
 }
 
 static void start_daemon(const char *bin)
@@ -134,7 +155,7 @@ static void one_run(const char *bin, uint64_t n, struct run *out)
 	size_t cap = 8u << 20, nb = 0, nd = 0;
 	uint64_t *before = malloc(cap * sizeof(uint64_t));
 	uint64_t *during = malloc(cap * sizeof(uint64_t));
-	int64_t at = realtime_ns() + 1500 * MS + (int64_t)n * 3000, end;
+	int64_t at, end;
 	shmreg_client_t *c;
 	shmreg_stats_t st;
 	shmreg_t *r;
@@ -142,7 +163,7 @@ static void one_run(const char *bin, uint64_t n, struct run *out)
 
 	if (!before || !during)
 		exit(1);
-	fill(n, at);
+	at = fill("expb", n);
 	start_daemon(bin);
 	rc = shmreg_open("expb", 0, &r);
 	if (rc < 0)
