@@ -294,7 +294,8 @@ static void test_growth_takeover(void)
 	snprintf(k, sizeof(k), "grow/%03d", N - 1);
 	wait_past(deadline_of(k));
 	while (total < N) {
-		TC_CHECK(readable(fd, 2000), "taken over: fd not readable at %lld",
+		TC_CHECK(readable(fd, 2000), "taken over: fd not readable "
+			 "at %lld",
 			 (long long)total);
 		total += shmreg_writer_expire(w, 256);
 	}

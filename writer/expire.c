@@ -131,7 +131,11 @@ static void arm(struct expiry *x, bool force)
 
 	if (x->tfd < 0 || (at == x->armed && !force))
 		return;
-	/* deadlines are > 0 (a put's now + ttl); 0 disarms */
+	/* a put's deadline is now + ttl > 0, but an adopted segment's may be
+	 * anything: one at or before the epoch is due at once (1 ns; 0
+	 * would disarm, a negative value is refused) */
+	if (x->n && at <= 0)
+		at = 1;
 	its.it_value.tv_sec = at / 1000000000;
 	its.it_value.tv_nsec = at % 1000000000;
 	/* fails only for a bad descriptor or value, neither possible here */
@@ -252,7 +256,7 @@ static int64_t expire_hash(struct shmreg_writer *w, uint64_t hash, int64_t now)
 
 	/* each round removes an entry of the hash, or ends the loop */
 	for (;;) {
-		int64_t at = index_find_deadline(w, hash, 1, now), n;
+		int64_t at = index_find_deadline(w, hash, INT64_MIN, now), n;
 		const struct shm_slot *s;
 		const uint8_t *k;
 		size_t klen;
@@ -263,7 +267,7 @@ static int64_t expire_hash(struct shmreg_writer *w, uint64_t hash, int64_t now)
 		k = index_slot_key(&w->map, s);
 		klen = s->klen;
 		if (!k || klen > SHMREG_KEY_MAX)
-			return total; /* an adopted slot that fails its bounds */
+			return total; /* an adopted slot failing its bounds */
 		memcpy(key, k, klen);
 		n = tree_remove_entry(w, key, klen);
 		if (n <= 0)
@@ -315,7 +319,8 @@ SHMREG_EXPORT int64_t shmreg_writer_expire(shmreg_writer_t *w, unsigned max)
 		struct expiry_ent e = heap_pop(x);
 
 		/* the chunk is one commit: snapshot readers see it whole */
-		if (!open && index_find_deadline(w, e.hash, 1, now) >= 0) {
+		if (!open &&
+		    index_find_deadline(w, e.hash, INT64_MIN, now) >= 0) {
 			commit_begin(w);
 			open = true;
 		}

@@ -28,9 +28,9 @@
  * node's children appended as it is visited, then removed in reverse
  * order (leaves before their parents) inside one commit, each with its
  * own revision and delete event (an expired descendant too: watchers
- * learn that every removed key is gone).  Collection reads only the writer's own
- * segment (bounds-checked: it may be adopted) and changes nothing, so
- * running out of memory there changes nothing either.
+ * learn that every removed key is gone).  Collection reads only the
+ * writer's own segment (bounds-checked: it may be adopted) and changes
+ * nothing, so running out of memory there changes nothing either.
  *
  * Bounds.  The parent check walks at most entries + 1 ancestors.  The
  * collection visits each node of the subtree once (a node has one parent,

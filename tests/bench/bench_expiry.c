@@ -6,9 +6,9 @@
  *
  * Each run: an embedded writer fills a fresh registry with N entries of
  * 9-byte keys and 8-byte values, all with one absolute deadline about a
- * second after the fill (the fill's first 1% times the rest); shmregd takes the registry over (its deadline queue is
- * rebuilt from the slots at start) and a client does put round trips, one
- * at a time, until the registry holds only its own key.  Round trips that
+ * second after the fill (the fill's first 1% times the rest); shmregd
+ * takes the registry over (its deadline queue is rebuilt from the slots at
+ * start) and a client does put round trips, one at a time, until the registry holds only its own key.  Round trips that
  * began before the deadline are the baseline ("before"), those that began
  * after it and before the sweep ended are "during".  The figures are the
  * medians over --runs runs; the ratio during/before of p99.9 is the
@@ -257,8 +257,8 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--shmregd") && i + 1 < argc)
 			bin = argv[++i];
 		else {
-			fprintf(stderr, "usage: bench_expiry [--quick] [--runs N]"
-				" [--entries N] [--shmregd PATH]\n");
+			fprintf(stderr, "usage: bench_expiry [--quick] "
+				"[--runs N] [--entries N] [--shmregd PATH]\n");
 			return 2;
 		}
 	}
@@ -293,7 +293,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nruns; i++) {
 		one_run(bin, n, &runs[i]);
 		printf("run %d: before p50/p99/p99.9 %.0f/%.0f/%.0f ns (%zu), "
-		       "during %.0f/%.0f/%.0f ns max %.0f (%zu), sweep %.3f s\n",
+		       "during %.0f/%.0f/%.0f ns max %.0f (%zu), "
+		       "sweep %.3f s\n",
 		       i + 1, runs[i].b50, runs[i].b99, runs[i].b999,
 		       runs[i].nb, runs[i].d50, runs[i].d99, runs[i].d999,
 		       runs[i].dmax, runs[i].nd, runs[i].sweep_s);
