@@ -267,6 +267,7 @@ static void reply(struct conn *c, uint8_t op, uint64_t id, int32_t status,
 	c->out_q.len += len;
 	c->out_q.nrep++;
 	d->st.requests++;
+	metrics_count(c, op, status);
 	pend = pending_bytes(c);
 	if (pend > d->st.out_highwater)
 		d->st.out_highwater = pend;

@@ -20,6 +20,7 @@
 
 #include "shmreg_writer.h"
 #include "proto.h"
+#include "metrics.h"
 
 #define D_MAX_REGISTRIES 64     /* one bit each in owner.regmask */
 #define D_MAX_IDS        64     /* --allow-uid / --allow-gid entries */
@@ -91,6 +92,7 @@ struct d_opts {
 	uint64_t in_budget;         /* bytes of buffered partial input, all
 	                             * connections together */
 	int ready_fd;               /* -1 or an fd to write "READY\n" to */
+	const char *metrics_listen; /* --metrics-listen ADDR:PORT, or NULL */
 	bool truncate;
 	int verbose;                /* 0 errors, 1 info, 2 debug */
 };
@@ -128,6 +130,7 @@ struct reg {
 	struct eph **eph_tab;
 	size_t eph_mask;            /* buckets - 1 */
 	size_t eph_count;
+	struct reg_metrics m;       /* its requests (metrics.c) */
 };
 
 /* ---- a growable byte buffer ---- */
@@ -253,6 +256,7 @@ struct daemon {
 	struct owner *own_released; /* waiting for their poll to end */
 	uint64_t eph_seed;
 	struct d_stats st;
+	struct metrics_srv metrics; /* --metrics-listen (metrics_http.c) */
 };
 
 /* user_data tags, in the low bits of 8-byte aligned pointers */
@@ -263,6 +267,7 @@ struct daemon {
 #define D_TAG_PIDFD  4u
 #define D_TAG_SIGNAL 5u
 #define D_TAG_TICK   6u
+#define D_TAG_METRICS 7u  /* the HTTP endpoint and its connections */
 #define D_TAG_MASK   7u
 
 static inline uint64_t d_ud(const void *p, unsigned tag)
