@@ -26,6 +26,12 @@
  * M_HTTP_CONNS are open; a new one closes the oldest, so clients that
  * open connections and send nothing can delay a scrape, never stop it.
  *
+ * After the answer, the connection shuts its sending side and reads
+ * what the peer still sends, discarding it, until the peer closes (or the
+ * deadline): closing with unread input would reset the connection and
+ * could destroy the answer before the peer read it (the "lingering close"
+ * of HTTP servers).
+ *
  * A connection being closed while an SQE names it is shut down (the
  * kernel completes its recv or send) and freed once the last completion
  * came back (ops == 0), like the registry connections of conn.c.
@@ -34,6 +40,7 @@
 struct http_conn {
 	uint8_t kind;               /* M_KIND_CONN; first, see metrics.h */
 	bool dead;                  /* closed: freed when ops == 0 */
+	bool lingering;             /* answered: reading to EOF, see below */
 	int fd;
 	unsigned ops;               /* SQEs in flight naming it */
 	uint64_t deadline_ns;
@@ -291,10 +298,15 @@ static void hc_send_done(struct daemon *d, struct http_conn *h, int res)
 		return;
 	}
 	h->out_off += (size_t)res;
-	if (h->out_off < h->out_len)
+	if (h->out_off < h->out_len) {
 		hc_arm_send(d, h);
-	else
-		hc_close(d, h); /* Connection: close */
+		return;
+	}
+	/* Connection: close, lingering (see above) */
+	shutdown(h->fd, SHUT_WR);
+	h->lingering = true;
+	h->in_len = 0;
+	hc_arm_recv(d, h);
 }
 
 static void on_accept(struct daemon *d, const struct io_uring_cqe *cqe)
@@ -329,10 +341,16 @@ void metrics_cqe(struct daemon *d, void *p, const struct io_uring_cqe *cqe)
 	if (h->dead)
 		return; /* metrics_tick frees it */
 	/* one SQE at a time: the response is set only after the request */
-	if (h->out)
+	if (h->lingering) {
+		if (cqe->res <= 0)
+			hc_close(d, h);
+		else
+			hc_arm_recv(d, h); /* discarded: in_len stays 0 */
+	} else if (h->out) {
 		hc_send_done(d, h, cqe->res);
-	else
+	} else {
 		hc_recv_done(d, h, cqe->res);
+	}
 }
 
 static void free_zombies(struct metrics_srv *ms)

@@ -87,9 +87,11 @@ FIELD(g_pid, st->writer_pid)
 
 static const struct seg_family seg_families[] = {
 	{ "shmreg_entries", "gauge", "Live entries.", g_entries },
-	{ "shmreg_revision", "counter",
-	  "Last committed revision (one per commit: its rate is commits per "
-	  "second).", g_revision },
+	/* a gauge: it is an identifier (what a client waits for), which
+	 * happens never to decrease; its deriv() is commits per second */
+	{ "shmreg_revision", "gauge",
+	  "Last committed revision (one per commit, never decreasing).",
+	  g_revision },
 	{ "shmreg_used_bytes", "gauge",
 	  "Key and value bytes of the live entries.", g_used },
 	{ "shmreg_segment_bytes", "gauge", "Size of the segment file.",
