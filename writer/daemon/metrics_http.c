@@ -85,6 +85,32 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss,
 	return inet_pton(AF_INET, host, &in4->sin_addr) == 1 ? 0 : -EINVAL;
 }
 
+/* The address bound, port 0 resolved: what a client must use. */
+static void log_bound(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			const struct sockaddr_in6 *a = (void *)&ss;
+
+			inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+			port = ntohs(a->sin6_port);
+			d_log(D_INFO, "metrics on http://[%s]:%u/metrics",
+			      host, port);
+			return;
+		}
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(void *)&ss)
+					   ->sin_addr, host, sizeof(host));
+		port = ntohs(((const struct sockaddr_in *)(void *)&ss)
+				     ->sin_port);
+	}
+	d_log(D_INFO, "metrics on http://%s:%u/metrics", host, port);
+}
+
 int metrics_open(struct daemon *d)
 {
 	struct metrics_srv *ms = &d->metrics;
@@ -113,7 +139,7 @@ int metrics_open(struct daemon *d)
 		return ret;
 	}
 	ms->fd = fd;
-	d_log(D_INFO, "metrics on http://%s/metrics", d->o->metrics_listen);
+	log_bound(fd);
 	return 0;
 }
 
