@@ -281,7 +281,8 @@ typedef struct shmreg_stats {
 
 /* Fill *@st.  Returns 0, -EINVAL or -EPROTO.  Lock-free; never blocks (the
  * waiter count maps the wait file the first time, then walks its resident
- * pages: at most 128 KiB). */
+ * pages: at most 128 KiB, tens of gets' worth: for monitoring, not for a
+ * hot path). */
 int shmreg_stats(shmreg_t *r, shmreg_stats_t *st);
 
 /*
