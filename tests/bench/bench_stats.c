@@ -51,8 +51,9 @@ static pid_t daemon_pid;
 
 static void key_of(char *k, uint64_t i)
 {
-	char tmp[KLEN + 1];
+	char tmp[32];
 
+	/* i < 10^12: always KLEN characters */
 	snprintf(tmp, sizeof(tmp), "key:%012llu", (unsigned long long)i);
 	memcpy(k, tmp, KLEN);
 }
