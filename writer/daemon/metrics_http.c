@@ -220,7 +220,8 @@ static void hc_accept(struct daemon *d, int fd)
 		/* the oldest is the last: new connections go first */
 		for (old = ms->conns; old->next; old = old->next)
 			;
-		ms->http_bad++;
+		/* one that was answered already lost nothing */
+		ms->http_bad += !old->lingering;
 		hc_close(d, old);
 	}
 	h = calloc(1, sizeof(*h));
@@ -407,7 +408,7 @@ void metrics_tick(struct daemon *d, uint64_t now)
 	for (h = ms->conns; h; h = next) {
 		next = h->next;
 		if (now >= h->deadline_ns) {
-			ms->http_bad++;
+			ms->http_bad += !h->lingering;
 			hc_close(d, h);
 		}
 	}
