@@ -366,6 +366,9 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	atomic_store_explicit(&h->owned, w->owned, memory_order_relaxed);
 	atomic_store_explicit(&h->attr_pairs, w->attr_pairs,
 			      memory_order_relaxed);
+	atomic_store_explicit(&h->attr_postings, w->apos.n,
+			      memory_order_relaxed);
+	rate_publish(w, h);
 	/* Retire the old segment *before* the rename: a writer killed
 	 * between the two must not leave a segment that is no longer at the
 	 * name but still says OPEN, which its readers would never leave.

@@ -146,7 +146,20 @@ struct shmreg_writer {
 	bool keep_expiry;          /* shmreg_writer_set_attrs: the put keeps
 	                            * keep_expires_at instead of a new TTL */
 	int64_t keep_expires_at;
+	int64_t since_ns;          /* CLOCK_REALTIME of the first claim:
+	                            * hdr->writer_since_ns */
+	int64_t rate_ns[2];        /* our copy of the header's rate line */
+	uint64_t rate_rev[2];
 };
+
+/* ---- commit-rate samples (rate.c) ---- */
+
+/* After the commit of @rev: a new rate sample when the newer is at least
+ * SHM_RATE_NS old. */
+void rate_commit(struct shmreg_writer *w, uint64_t rev);
+/* Write our samples into @h (a handoff's new segment). */
+struct shm_hdr;
+void rate_publish(struct shmreg_writer *w, struct shm_hdr *h);
 
 /* ---- segment files (segment.c) ---- */
 

@@ -374,6 +374,7 @@ static void on_tick(struct daemon *d)
 
 	conn_check_stalls(d, now);
 	conn_check_idle(d, now);
+	metrics_tick(d, now);
 	if (d->state == D_DRAINING && now >= d->drain_deadline) {
 		if (d->nconns)
 			d_log(D_INFO, "drain timeout: closing %u connection%s",
@@ -404,6 +405,7 @@ void d_begin_drain(struct daemon *d)
 		io_uring_prep_cancel64(sqe, d_ud(d, D_TAG_ACCEPT), 0);
 		io_uring_sqe_set_data64(sqe, D_TAG_IGNORE);
 	}
+	metrics_stop(d);
 	for (c = d->conns; c; c = next) {
 		next = c->next;
 		conn_drain(c);
@@ -439,6 +441,9 @@ static void dispatch(struct daemon *d, const struct io_uring_cqe *cqe)
 	case D_TAG_EXPIRY:
 		on_expiry(d, p, cqe);
 		break;
+	case D_TAG_METRICS:
+		metrics_cqe(d, p, cqe);
+		break;
 	default:
 		/* cancellations: their targets report for themselves */
 		break;
@@ -468,6 +473,7 @@ static void free_zombies(struct daemon *d)
 int loop_run(struct daemon *d)
 {
 	arm_accept(d);
+	metrics_arm(d);
 	arm_signal(d);
 	arm_tick(d);
 	for (unsigned i = 0; i < d->nreg; i++)
