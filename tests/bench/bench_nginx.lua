@@ -72,9 +72,14 @@ local function shmreg_get(k) return reg:get(k) end
 local function dict_get(k) return dict:get(k) end
 local VALUE64 = string.rep("v", 64)
 local function noop_get(k) return k and VALUE64 end
+local function lookup_get(k)
+	return reg.lib.shmreg_lua_get(reg.h, k, #k, nil, 0, nil) == 64 and
+		VALUE64 or nil
+end
 
 function _M.shmreg() run(shmreg_get) end
 function _M.dict() run(dict_get) end
 function _M.noop() run(noop_get) end
+function _M.lookup() run(lookup_get) end
 
 return _M

@@ -14,7 +14,15 @@
 # peer, interleaved, and the table reports medians over the runs and the
 # ratios dict/shmreg of those medians.
 #
-# Usage: bench_nginx [--runs R] [--duration S] [--keys N] [--loop L] [--quick]
+# Every get returns a new Lua string (100 k distinct values), so part of
+# each peer's cost is the Lua VM's: the string and its share of garbage
+# collection, which grows with the live heap (here the 100 k key strings).
+# /lookup measures shmreg's lookup alone (no string), and --gc-pause sets
+# the collector's pause (LuaJIT's default, 200, unless given) to show how
+# much of both peers' cost is collection.
+#
+# Usage: bench_nginx [--runs R] [--duration S] [--keys N] [--loop L]
+#                    [--gc-pause P] [--quick]
 #   defaults: 5 runs of 5 s per peer and connection count, 100000 keys,
 #   loops of 1000.  --quick: 1 run of 1 s over 10000 keys (the ctest: it
 #   checks that everything runs and every value is right; its figures
@@ -27,16 +35,23 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${SHMREG_SOURCE_DIR:=$(cd "$here/../.." && pwd)}"
 : "${SHMREG_BINARY_DIR:?SHMREG_BINARY_DIR: the build tree}"
 
-runs=5 dur=5 nkeys=100000 loop=1000
+runs=5 dur=5 nkeys=100000 loop=1000 gcpause=200
 while [ $# -gt 0 ]; do
 	case $1 in
 	--runs) runs=$2; shift 2 ;;
 	--duration) dur=$2; shift 2 ;;
 	--keys) nkeys=$2; shift 2 ;;
 	--loop) loop=$2; shift 2 ;;
+	--gc-pause) gcpause=$2; shift 2 ;;
 	--quick) runs=1 dur=1 nkeys=10000; shift ;;
-	-h|--help) sed -n '3,26p' "$0"; exit 0 ;;
+	-h|--help) sed -n '3,34p' "$0"; exit 0 ;;
 	*) echo "bench_nginx: unknown argument $1" >&2; exit 2 ;;
+	esac
+done
+
+for v in "$runs" "$dur" "$nkeys" "$loop" "$gcpause"; do
+	case $v in
+	''|*[!0-9]*|0) echo "bench_nginx: '$v' is not a positive integer" >&2; exit 2 ;;
 	esac
 done
 
@@ -59,6 +74,7 @@ NGX_SUBST_LUADIR=$SHMREG_SOURCE_DIR/lua
 NGX_SUBST_BENCHDIR=$SHMREG_SOURCE_DIR/tests/bench
 NGX_SUBST_REGISTRY=$work/shmreg.bench
 NGX_SUBST_NKEYS=$nkeys
+NGX_SUBST_GCPAUSE=$gcpause
 NGX_SUBST_DICTSIZE=$((nkeys * 512 / 1024 / 1024 + 8))m
 nginx_start "$SHMREG_SOURCE_DIR/tests/bench/bench_nginx.conf.in"
 workers=$(pgrep -P "$NGX_PID" | sort -n)
@@ -111,12 +127,12 @@ measure() {
 	tail -1 "$work/results" | awk '{ printf "  %-6s %d conn: %7.1f ns CPU/get %7.1f ns wall/get  workers %s\n", $1, $2, $3, $4, $5 }'
 }
 
-echo "# bench_nginx: $nkeys keys (16 B, 64 B values), loops of $loop gets per request, $runs runs of ${dur}s per peer"
+echo "# bench_nginx: $nkeys keys (16 B, 64 B values), loops of $loop gets per request, $runs runs of ${dur}s per peer, Lua GC pause $gcpause"
 echo "# nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), workers $(echo $workers), wrk $(wrk -v 2>&1 | sed -n '1s/^wrk \([^ ]*\).*/\1/p'), $(nproc) CPUs"
 for r in $(seq "$runs"); do
 	echo "# run $r of $runs ($(date -u +%H:%M:%SZ), loadavg $(cut -d' ' -f1-3 /proc/loadavg))"
 	for conns in 1 8; do
-		for peer in noop shmreg dict; do
+		for peer in noop lookup shmreg dict; do
 			measure "$peer" "$conns"
 		done
 	done
@@ -133,7 +149,7 @@ import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 med = {}
 for conns in ("1", "8"):
-    for peer in ("noop", "shmreg", "dict"):
+    for peer in ("noop", "lookup", "shmreg", "dict"):
         sel = [r for r in rows if r[0] == peer and r[1] == conns]
         med[peer, conns] = (statistics.median(float(r[2]) for r in sel),
                             statistics.median(float(r[3]) for r in sel))
@@ -141,7 +157,7 @@ print()
 print("| connections | peer | CPU ns/get | wall ns/get | CPU ns/get net of /noop |")
 print("|---|---|---:|---:|---:|")
 for conns in ("1", "8"):
-    for peer in ("noop", "shmreg", "dict"):
+    for peer in ("noop", "lookup", "shmreg", "dict"):
         cpu, wall = med[peer, conns]
         net = cpu - med["noop", conns][0]
         print(f"| {conns} | {peer} | {cpu:.1f} | {wall:.1f} | "
