@@ -350,7 +350,8 @@ jit.off(walk)
 -- of them (default 1000; math.huge for no limit: the walk then grows with
 -- the registry, in one go, inside the worker's event loop).  Returns a list
 -- of {key = ..., value = ...} in no particular order, and true when it
--- stopped at @max; or nil and a message.
+-- stopped at @max (more may follow, or none: the walk ended there); or nil
+-- and a message.
 function Registry:list(prefix, max)
 	local h = handle(self)
 	prefix = prefix or ""

@@ -12,7 +12,7 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=servers.sh
 . "$here/servers.sh"
-lua_skip_checks
+lua_skip_checks tools
 
 fail() { echo "openresty_example: FAIL: $*"; exit 1; }
 

@@ -9,8 +9,9 @@
 # port to a parallel test is retried on a new one.
 #
 # Functions:
-#   lua_skip_checks           exit 77 unless nginx, its Lua module, curl and
-#                             an unsanitized libshmreg are there
+#   lua_skip_checks [tools]   exit 77 unless nginx, its Lua module, curl,
+#                             python3 and an unsanitized libshmreg are
+#                             there (and, with "tools", shmregd/shmregctl)
 #   shmregd_start REG...      start shmregd for the registries, wait for READY
 #   shmregd_stop              SIGTERM it and reap it
 #   nginx_start TEMPLATE      fill @PORT@, @PREFIX@, @MODULES@, @USER@ and
@@ -67,8 +68,11 @@ lua_skip_checks() {
 	done
 	command -v curl >/dev/null || { echo "SKIP: no curl"; exit 77; }
 	command -v python3 >/dev/null || { echo "SKIP: no python3"; exit 77; }
-	[ -n "${SHMREGD:-}" ] && [ -n "${SHMREGCTL:-}" ] ||
-		{ echo "SKIP: shmregd or shmregctl not built"; exit 77; }
+	if [ "${1:-}" = tools ] &&
+	   { [ -z "${SHMREGD:-}" ] || [ -z "${SHMREGCTL:-}" ]; }; then
+		echo "SKIP: shmregd or shmregctl not built"
+		exit 77
+	fi
 	_servers_tmp=$(mktemp -d /tmp/shmreg-lua.XXXXXX)
 	chmod 0755 "$_servers_tmp"
 	export SHMREG_SOCKET=$_servers_tmp/shmregd.sock
