@@ -169,10 +169,10 @@ local function handle(self)
 	return h
 end
 
-local function check_key(key, what)
+local function check_key(key, what, noun)
 	if type(key) ~= "string" then
-		error("resty.shmreg " .. what .. ": the key must be a string, not "
-		      .. type(key), 3)
+		error("resty.shmreg " .. what .. ": the " .. (noun or "key")
+		      .. " must be a string, not " .. type(key), 3)
 	end
 end
 
@@ -355,7 +355,7 @@ jit.off(walk)
 function Registry:list(prefix, max)
 	local h = handle(self)
 	prefix = prefix or ""
-	check_key(prefix, "list")
+	check_key(prefix, "list", "prefix")
 	return walk("shmreg_list", max, self.lib.shmreg_list, h, prefix, #prefix)
 end
 

@@ -152,6 +152,9 @@ local function t_list(reg)
 	eq(#everything, tonumber(ngx.var.arg_total), "list of everything")
 	local ok, e = pcall(reg.list, reg, "x", -1)
 	check(not ok and has(e, "max must be a number >= 0"), "list max -1", e)
+	ok, e = pcall(reg.list, reg, 5)
+	check(not ok and has(e, "list: the prefix must be a string, not number"),
+	      "list of a number", e)
 end
 
 local function t_find_children_attrs(reg)
