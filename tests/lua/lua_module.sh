@@ -5,7 +5,8 @@
 # of t_module.lua in the worker (GET /t): get, info, list, find, children,
 # attrs, revision, errors, the growing buffer, no allocation per get.  The
 # library is found by its soname through LD_LIBRARY_PATH (the build tree),
-# and that soname is the one the build gives libshmreg.
+# and that soname is the one the build gives libshmreg.  Then the README's
+# Lua example, as it is written there, must print what it says.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=servers.sh
@@ -22,7 +23,7 @@ got=$(readelf -d "$LUA_BUILD_LIB/libshmreg.so" |
 	fail "resty.shmreg loads '$want', the build's soname is '$got'"
 
 reg=luat
-shmregd_start "$reg"
+shmregd_start "$reg" demo
 put() { "$SHMREGCTL" -r "$reg" --no-embedded put "$@" >/dev/null ||
 	fail "shmregctl put $*"; }
 put svc/db 10.0.0.7:5432 --attr role=db --attr node=a
@@ -66,5 +67,31 @@ if grep -E '\[(error|crit|alert|emerg)\]|signal [0-9]+' \
 	fail "nginx logged errors"
 fi
 nginx_stop
+
+# The README's example: its init_by_lua line at http level, the location
+# in a server, against a "demo" registry holding its key.
+"$SHMREGCTL" -r demo --no-embedded put svc/db/primary 10.0.0.7:5432 \
+	>/dev/null || fail "put demo svc/db/primary"
+snippet=$(sed -n '/^## From nginx (Lua)/,/^## /p' "$SHMREG_SOURCE_DIR/README.md" |
+	sed -n '/^```nginx$/,/^```$/p' | sed '1d;$d')
+want=$(echo "$snippet" | sed -n 's/.*-- \([0-9.:]*\)$/\1/p')
+[ -n "$snippet" ] && [ -n "$want" ] || fail "README: no Lua example found"
+{
+	sed -n '1,/^http {/p' "$here/module.conf.in" | grep -v '^#'
+	echo '	access_log off;'
+	echo '	client_body_temp_path @PREFIX@/tmp/body;'
+	echo '	lua_package_path "@LUADIR@/?.lua;;";'
+	echo "$snippet" | sed -n 1p
+	echo '	server {'
+	echo '		listen 127.0.0.1:@PORT@;'
+	echo '		location = /ready { return 200 "ready\n"; }'
+	echo "$snippet" | sed 1d
+	echo '	}'
+	echo '}'
+} >"$PWD/readme.conf.in"
+nginx_start "$PWD/readme.conf.in"
+out=$(http_get /db) || fail "README example: GET /db"
+[ "$out" = "$want" ] || fail "README example printed '$out', want '$want'"
+nginx_stop
 shmregd_stop
-echo "lua_module: all passed"
+echo "lua_module: all passed (the README example printed $want)"
