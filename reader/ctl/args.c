@@ -7,50 +7,14 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "duration.h"
 #include "paths.h"
 #include "validate.h"
 
-/* 2^63 ns is about 292 years: refuse longer durations than this. */
-#define DURATION_MAX_NS INT64_C(9000000000000000000)
-
 int parse_duration(const char *s, int64_t *ns)
 {
-	unsigned __int128 whole = 0, frac = 0, scale = 1000000000, unit, v;
-	const char *p = s;
-	int digits = 0;
-
-	for (; *p >= '0' && *p <= '9'; p++, digits++) {
-		whole = whole * 10 + (unsigned)(*p - '0');
-		if (whole > DURATION_MAX_NS)
-			return -ERANGE;
-	}
-	if (*p == '.') {
-		/* frac is in billionths of the unit; digits past the ninth
-		 * are below a nanosecond of a second: ignored */
-		for (p++; *p >= '0' && *p <= '9'; p++, digits++) {
-			if (scale > 1) {
-				scale /= 10;
-				frac += (unsigned)(*p - '0') * scale;
-			}
-		}
-	}
-	if (digits == 0)
-		return -EINVAL;
-	if (!*p || strcmp(p, "s") == 0)
-		unit = 1000000000;
-	else if (strcmp(p, "ms") == 0)
-		unit = 1000000;
-	else if (strcmp(p, "m") == 0)
-		unit = UINT64_C(60000000000);
-	else if (strcmp(p, "h") == 0)
-		unit = UINT64_C(3600000000000);
-	else
-		return -EINVAL;
-	v = whole * unit + frac * unit / 1000000000;
-	if (v > DURATION_MAX_NS)
-		return -ERANGE;
-	*ns = (int64_t)v;
-	return 0;
+	/* plain numbers are seconds in shmregctl */
+	return shm_parse_duration(s, SHM_NS_PER_S, ns);
 }
 
 int parse_u64(const char *s, uint64_t *out)
