@@ -14,9 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/tc.h"
 #include "daemon_harness.h"
+#include "proto.h"
 
 #define NKEYS    200
 #define NREADERS 2
@@ -279,6 +281,95 @@ static void test_events(shmreg_client_t *c, shmreg_t *r)
 	shmreg_watch_close(w);
 }
 
+/* The byte layout docs/protocol.md gives for a BATCH, sent raw: it
+ * decodes, and is refused and then applied as documented. */
+static void test_doc_frame(shmreg_t *r)
+{
+	static const uint8_t doc[] = {
+		0x53, 0, 0, 0, 9, 1, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0,
+		2, 0, 0, 0, 0, 0, 0, 0,
+		3, 0, 0, 0, 9, 0, 0, 0,
+		1, 0, 0, 0, 0, 0, 0, 0, 'a',
+		2, 0, 0, 0, 0x22, 0, 0, 0,
+		1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		'b', '1',
+	};
+	uint8_t buf[PROTO_REPLY_MAX], hello[64];
+	struct proto_reply rep;
+	uint64_t rev0;
+	size_t n = proto_encode_hello(hello, sizeof(hello), 1, h.reg,
+				      strlen(h.reg));
+	int fd = dh_raw_connect(&h);
+
+	TC_EQ(sizeof(doc), 83, "the documented frame's length");
+	dh_send_all(fd, hello, n);
+	TC_CHECK(dh_read_reply(fd, &rep, buf), "hello reply");
+	TC_EQ(rep.status, 0, "hello");
+	rev0 = shmreg_revision(r);
+	/* "a" is absent: the delete at index 0 refuses the batch */
+	dh_send_all(fd, doc, sizeof(doc));
+	TC_CHECK(dh_read_reply(fd, &rep, buf), "batch reply");
+	TC_EQ(rep.status, -ENOENT, "documented batch without 'a'");
+	TC_EQ(rep.id, 9, "id");
+	TC_EQ(rep.blen, PROTO_BATCH_REPLY, "reply body");
+	TC_EQ(proto_get_u32(rep.body), 0, "failed_index");
+	TC_EQ(proto_get_u32(rep.body + 4), 0, "applied");
+	TC_EQ(rep.revision, rev0, "revision");
+	TC_CHECK(!has(r, "b"), "b put by a refused batch");
+	/* with "a" there: both applied, revisions rev0 + 2 and + 3 */
+	n = proto_encode_put(hello, sizeof(hello), 2, "a", 1, "x", 1, NULL);
+	dh_send_all(fd, hello, n);
+	TC_CHECK(dh_read_reply(fd, &rep, buf), "put reply");
+	TC_EQ(rep.revision, rev0 + 1, "put a");
+	dh_send_all(fd, doc, sizeof(doc));
+	TC_CHECK(dh_read_reply(fd, &rep, buf), "batch reply");
+	TC_EQ(rep.status, 0, "documented batch");
+	TC_EQ(rep.revision, rev0 + 3, "revision of the last change");
+	TC_EQ(proto_get_u32(rep.body), SHMREG_BATCH_NONE, "failed_index");
+	TC_EQ(proto_get_u32(rep.body + 4), 2, "applied");
+	TC_CHECK(!has(r, "a"), "a");
+	check_val(r, "b", "1");
+	close(fd);
+}
+
+static int reg_cb(const char *name, const shmreg_stats_t *st, void *arg)
+{
+	int *n = arg;
+
+	if (*n == 0) {
+		TC_CHECK(strcmp(name, "dbatch") == 0, "first registry %s", name);
+		TC_CHECK(st->entries > 0 && st->state == SHMREG_STATE_OPEN,
+			 "dbatch stats");
+	} else {
+		TC_CHECK(strcmp(name, "dbatch2") == 0, "second registry %s",
+			 name);
+		TC_EQ(st->entries, 0, "dbatch2 entries");
+		TC_EQ(st->revision, 0, "dbatch2 revision");
+	}
+	++*n;
+	return 0;
+}
+
+static void test_registries(shmreg_client_t *c)
+{
+	shmreg_client_t *none;
+	char msg[256];
+	int n = 0;
+
+	TC_EQ(shmreg_client_registries(c, reg_cb, &n), 2, "registries");
+	TC_EQ(n, 2, "reported");
+	TC_EQ(shmreg_connect(h.sock, NULL, &none), 0, "connect without");
+	n = 0;
+	TC_EQ(shmreg_client_registries(none, reg_cb, &n), 2, "registries");
+	TC_EQ(shmreg_client_reload(none, msg, sizeof(msg)), -ENOTCONN,
+	      "reload without a registry");
+	shmreg_disconnect(none);
+	TC_EQ(shmreg_client_reload(c, msg, sizeof(msg)), -ENOENT,
+	      "reload without --load");
+	TC_CHECK(strstr(msg, "has no --load"), "reload message: %s", msg);
+}
+
 /* ---- the token ---- */
 
 struct shared {
@@ -388,13 +479,15 @@ int main(void)
 	tc_init("daemon_batch", 150);
 	tc_dir();
 	dh_init(&h, "dbatch");
-	dh_start(&h, NULL);
+	dh_start(&h, (const char *const[]){ "--registry", "dbatch2", NULL });
 	c = dh_connect(&h);
 	r = dh_open(&h);
 	test_cas_middle(c, r);
 	test_trees(c, r);
 	test_errors(c, r);
 	test_events(c, r);
+	test_doc_frame(r);
+	test_registries(c);
 	test_token(c, r);
 	shmreg_disconnect(c);
 	shmreg_close(r);
