@@ -3,7 +3,8 @@
  * bench_batch.c - atomic batches through shmregd against the same puts
  * sent one by one, pipelined, in the same run: commits per second and
  * operations per second for batches of 10 and 100 puts (one batch in
- * flight: shmreg_batch_commit waits for its answer), and for single puts
+ * flight: shmreg_batch_commit waits for its answer; 1000 too, to show
+ * where the per-batch round trip stops mattering), and for single puts
  * at the daemon's full pipelining depth (each put its own commit).
  *
  * Every configuration runs RUNS times, interleaved (batch 10, batch 100,
@@ -112,8 +113,8 @@ int main(int argc, char **argv)
 {
 	const char *bin = NULL;
 	char dir[PATH_MAX], b[64];
-	double b10[RUNS], b100[RUNS], pipe_[RUNS];
-	double m10, m100, mp;
+	double b10[RUNS], b100[RUNS], b1000[RUNS], pipe_[RUNS];
+	double m10, m100, m1000, mp;
 	uint64_t n = 200000;
 	shmreg_client_t *c;
 	int cli_cpu, srv_cpu, runs = RUNS;
@@ -156,6 +157,7 @@ int main(int argc, char **argv)
 	for (int r = 0; r < runs; r++) {
 		b10[r] = (double)n / batches(c, n, 10);
 		b100[r] = (double)n / batches(c, n, 100);
+		b1000[r] = (double)n / batches(c, n, 1000);
 		pipe_[r] = (double)n / pipelined(c, n);
 	}
 	shmreg_disconnect(c);
@@ -163,6 +165,7 @@ int main(int argc, char **argv)
 	bench_rmtree(dir);
 	m10 = bench_median(b10, runs);
 	m100 = bench_median(b100, runs);
+	m1000 = bench_median(b1000, runs);
 	mp = bench_median(pipe_, runs);
 
 	bench_table_head("puts through shmregd: batches vs one by one "
@@ -171,6 +174,8 @@ int main(int argc, char **argv)
 	bench_rowf("batch of 10: puts/s", m10, "%.0f", "", -1);
 	bench_rowf("batch of 100: commits/s", m100 / 100, "%.0f", "", -1);
 	bench_rowf("batch of 100: puts/s", m100, "%.0f", "", -1);
+	bench_rowf("batch of 1000: commits/s", m1000 / 1000, "%.0f", "", -1);
+	bench_rowf("batch of 1000: puts/s", m1000, "%.0f", "", -1);
 	bench_rowf("pipelined single puts: commits/s = puts/s", mp, "%.0f",
 		   "", -1);
 	snprintf(b, sizeof(b), "%.2fx", m10 / mp);
@@ -181,6 +186,7 @@ int main(int argc, char **argv)
 	printf("# fig batch10_ops %.0f\n", m10);
 	printf("# fig batch100_commits %.0f\n", m100 / 100);
 	printf("# fig batch100_ops %.0f\n", m100);
+	printf("# fig batch1000_ops %.0f\n", m1000);
 	printf("# fig pipelined_ops %.0f\n", mp);
 	printf("# key: %.0f\n", m100);
 	if (failed)

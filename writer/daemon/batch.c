@@ -161,6 +161,12 @@ static void release_watches(struct daemon *d, const struct proto_req *q,
 
 /* ---- applying: what conn.c does for each single request ---- */
 
+static bool plain(const shmreg_put_opts_t *po)
+{
+	return !po->owner_pid && !po->flags && !po->ttl_ns && !po->expect_rev &&
+	       !po->nattrs && !po->parent;
+}
+
 static int64_t apply_put(struct daemon *d, struct reg *r, struct conn *c,
 			 const struct proto_req *o)
 {
@@ -172,8 +178,10 @@ static int64_t apply_put(struct daemon *d, struct reg *r, struct conn *c,
 	proto_put_opts(o, &po);
 	po.expect_rev = 0; /* decided by the dry run, on the same state */
 	old = owner_of(d, r, o->u.put.key, o->u.put.klen);
+	/* no option at all: NULL, the writer's fast path for a plain put */
 	ret = shmreg_writer_put(r->w, o->u.put.key, o->u.put.klen,
-				o->u.put.val, o->u.put.vlen, &po);
+				o->u.put.val, o->u.put.vlen,
+				plain(&po) ? NULL : &po);
 	if (ret <= 0) {
 		owner_ref(d, po.owner_pid, 0);
 		return ret < 0 ? ret : -EPROTO;

@@ -213,14 +213,16 @@ static int seg_state(struct sim *s, const void *key, size_t klen,
 	return 1;
 }
 
-/* The node of @key, made from the segment's state when new; @copy: the
- * key bytes are transient and are copied. */
+/* The node of @key, for an operation's effect; @copy: the key bytes are
+ * transient and are copied.  A new node needs nothing from the segment:
+ * every effect sets what it changes, and the one that keeps the parent
+ * (sim_touch) is only recorded for a key that exists, whose parent is
+ * then the segment's (parent_seg). */
 static int get_node(struct sim *s, const void *key, size_t klen, bool copy,
 		    struct node **out)
 {
 	uint64_t h = shm_hash(key, klen);
 	struct node *n = find(s, key, klen, h);
-	int rc;
 
 	if (n) {
 		*out = n;
@@ -230,10 +232,7 @@ static int get_node(struct sim *s, const void *key, size_t klen, bool copy,
 	if (!n)
 		return -ENOMEM;
 	memset(n, 0, sizeof(*n));
-	rc = seg_state(s, key, klen, &n->mod_rev);
-	if (rc < 0)
-		return rc;
-	n->exists = rc == 1;
+	n->exists = true;
 	n->parent_seg = true;
 	n->hash = h;
 	n->klen = (uint32_t)klen;
