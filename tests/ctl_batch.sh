@@ -114,6 +114,14 @@ case $err in *"unknown command 'frobnicate'"*) ;; *) fail "$err" ;; esac
 ctl --embedded batch </dev/null >/dev/null 2>&1 && fail "--embedded batch"
 out=$(printf 'put j 1\n' | ctl --json batch)
 [ "$out" = "{\"revision\":$(rev),\"operations\":1}" ] || fail "json: $out"
+# from a file, as the positional FILE
+printf 'put f1 1\nput f2 2\r\n' >"$scratch/ops.txt"
+out=$(ctl batch "$scratch/ops.txt")
+[ "$out" = "$(rev)" ] && [ "$(ctl get f2)" = 2 ] || fail "batch FILE: $out"
+set +e
+ctl batch "$scratch/none.txt" >/dev/null 2>&1; st=$?
+set -e
+[ "$st" = 3 ] || fail "batch of a missing file: exit $st"
 
 # 4. del --prefix: one commit through the daemon, children first
 printf 'put d/1 1\nput d/2 2\nput d/2/x x --parent d/2\nput d/3 3\n' |
