@@ -5,7 +5,8 @@
  * operations per second for batches of 10 and 100 puts (one batch in
  * flight: shmreg_batch_commit waits for its answer; 1000 too, to show
  * where the per-batch round trip stops mattering), and for single puts
- * at the daemon's full pipelining depth (each put its own commit).
+ * at the daemon's full pipelining depth (each put its own commit); and,
+ * for the round trip a batch pays, single synchronous puts.
  *
  * Every configuration runs RUNS times, interleaved (batch 10, batch 100,
  * pipelined, batch 10, ...) so that a load spike on this shared machine
@@ -78,6 +79,21 @@ static double batches(shmreg_client_t *c, uint64_t n, unsigned size)
 	return (double)(bench_now_ns() - t0) / 1e9;
 }
 
+/* @n single puts, each waiting for its answer: seconds taken. */
+static double synchronous(shmreg_client_t *c, uint64_t n)
+{
+	char k[KEY_LEN], v[VAL_LEN];
+	uint64_t t0 = bench_now_ns();
+
+	for (uint64_t i = 0; i < n; i++) {
+		key_of(k, i);
+		val_of(v, i);
+		if (shmreg_put(c, k, KEY_LEN, v, VAL_LEN, NULL) <= 0)
+			failed = 1;
+	}
+	return (double)(bench_now_ns() - t0) / 1e9;
+}
+
 /* @n single puts with the daemon's depth in flight: seconds taken. */
 static double pipelined(shmreg_client_t *c, uint64_t n)
 {
@@ -113,8 +129,8 @@ int main(int argc, char **argv)
 {
 	const char *bin = NULL;
 	char dir[PATH_MAX], b[64];
-	double b10[RUNS], b100[RUNS], b1000[RUNS], pipe_[RUNS];
-	double m10, m100, m1000, mp;
+	double b10[RUNS], b100[RUNS], b1000[RUNS], pipe_[RUNS], sync_[RUNS];
+	double m10, m100, m1000, mp, ms;
 	uint64_t n = 200000;
 	shmreg_client_t *c;
 	int cli_cpu, srv_cpu, runs = RUNS;
@@ -159,6 +175,8 @@ int main(int argc, char **argv)
 		b100[r] = (double)n / batches(c, n, 100);
 		b1000[r] = (double)n / batches(c, n, 1000);
 		pipe_[r] = (double)n / pipelined(c, n);
+		/* a tenth as many: one round trip each */
+		sync_[r] = (double)(n / 10) / synchronous(c, n / 10);
 	}
 	shmreg_disconnect(c);
 	bench_shmregd_stop(&srv);
@@ -167,6 +185,7 @@ int main(int argc, char **argv)
 	m100 = bench_median(b100, runs);
 	m1000 = bench_median(b1000, runs);
 	mp = bench_median(pipe_, runs);
+	ms = bench_median(sync_, runs);
 
 	bench_table_head("puts through shmregd: batches vs one by one "
 			 "(medians)");
@@ -178,6 +197,10 @@ int main(int argc, char **argv)
 	bench_rowf("batch of 1000: puts/s", m1000, "%.0f", "", -1);
 	bench_rowf("pipelined single puts: commits/s = puts/s", mp, "%.0f",
 		   "", -1);
+	bench_rowf("synchronous single puts: commits/s = puts/s", ms, "%.0f",
+		   "", -1);
+	snprintf(b, sizeof(b), "%.2fx", m10 / 10 / ms);
+	bench_row("commits/s, batch of 10 / synchronous put", b, "", -1);
 	snprintf(b, sizeof(b), "%.2fx", m10 / mp);
 	bench_row("puts/s, batch of 10 / pipelined", b, "", -1);
 	snprintf(b, sizeof(b), "%.2fx", m100 / mp);
@@ -187,6 +210,7 @@ int main(int argc, char **argv)
 	printf("# fig batch100_commits %.0f\n", m100 / 100);
 	printf("# fig batch100_ops %.0f\n", m100);
 	printf("# fig batch1000_ops %.0f\n", m1000);
+	printf("# fig sync_ops %.0f\n", ms);
 	printf("# fig pipelined_ops %.0f\n", mp);
 	printf("# key: %.0f\n", m100);
 	if (failed)
