@@ -126,7 +126,7 @@ static int dry_run(struct daemon *d, struct reg *r, const struct proto_req *q,
 
 	s = sim_new(shmreg_writer_reader(r->w), shmreg_writer_revision(r->w));
 	if (!s) {
-		*failed = 0;
+		*failed = PROTO_BATCH_NO_INDEX; /* about no one operation */
 		return -ENOMEM;
 	}
 	proto_batch_iter_init(&it, q);
