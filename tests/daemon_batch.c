@@ -7,7 +7,9 @@
  * keys are refused with their index; a whole batch is one commit (one
  * snapshot, consecutive revisions, one change event per operation); and a
  * token moved between 200 keys in daemon batches is counted exactly once
- * by two snapshot reader processes. */
+ * by two snapshot reader processes.  Raw frames: the bytes
+ * docs/protocol.md documents, an operation over a size limit (its index),
+ * one operation too many (refused whole, the connection goes on). */
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -333,6 +335,65 @@ static void test_doc_frame(shmreg_t *r)
 	close(fd);
 }
 
+/* What the client refuses before sending, sent raw: the daemon's own
+ * check of each operation names the one over its limit; a batch of more
+ * than SHMREG_BATCH_OPS_MAX operations is refused whole. */
+static void test_raw_limits(shmreg_t *r)
+{
+	char name[SHMREG_ATTR_NAME_MAX + 2];
+	shmreg_attr_t a = { name, "v" };
+	uint8_t buf[PROTO_REPLY_MAX], f[512];
+	struct proto_reply rep;
+	uint64_t rev0 = shmreg_revision(r);
+	size_t off = PROTO_HDR_SIZE + PROTO_BATCH_FIXED;
+	int fd = dh_raw_connect(&h);
+	size_t n = proto_encode_hello(f, sizeof(f), 1, h.reg, strlen(h.reg));
+
+	dh_send_all(fd, f, n);
+	TC_CHECK(dh_read_reply(fd, &rep, buf) && rep.status == 0, "hello");
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = 0;
+	off += proto_encode_batch_put(f + off, sizeof(f) - off, "lim/a", 5,
+				      "1", 1, NULL);
+	off += proto_encode_batch_setattrs(f + off, sizeof(f) - off, "lim/a",
+					   5, &a, 1);
+	TC_CHECK(off <= sizeof(f), "frame fits");
+	proto_encode_batch_hdr(f, sizeof(f), 2, off, 2);
+	dh_send_all(fd, f, off);
+	TC_CHECK(dh_read_reply(fd, &rep, buf), "batch reply");
+	TC_EQ(rep.status, -E2BIG, "attribute name over the limit");
+	TC_EQ(proto_get_u32(rep.body), 1, "failed_index");
+	TC_EQ(rep.revision, rev0, "revision");
+	TC_CHECK(!has(r, "lim/a"), "lim/a applied");
+	/* one operation past the maximum, each record whole: a request
+	 * error without a body; the connection goes on */
+	{
+		uint32_t nops = SHMREG_BATCH_OPS_MAX + 1;
+		size_t rec = proto_encode_batch_key(NULL, 0, PROTO_OP_DEL,
+						    "x", 1);
+		size_t len = PROTO_HDR_SIZE + PROTO_BATCH_FIXED + nops * rec;
+		uint8_t *big = malloc(len);
+
+		TC_CHECK(big, "malloc");
+		for (uint32_t i = 0; i < nops; i++)
+			proto_encode_batch_key(big + PROTO_HDR_SIZE +
+					       PROTO_BATCH_FIXED + i * rec,
+					       rec, PROTO_OP_DEL, "x", 1);
+		proto_encode_batch_hdr(big, len, 3, len, nops);
+		dh_send_all(fd, big, len);
+		free(big);
+		TC_CHECK(dh_read_reply(fd, &rep, buf), "batch reply");
+		TC_EQ(rep.status, -E2BIG, "too many operations");
+		TC_EQ(rep.blen, 0, "no body");
+		n = proto_encode_simple(f, sizeof(f), 4, PROTO_OP_PING);
+		dh_send_all(fd, f, n);
+		TC_CHECK(dh_read_reply(fd, &rep, buf), "ping reply");
+		TC_EQ(rep.status, 0, "ping after a refused batch");
+		TC_EQ(rep.revision, rev0, "revision");
+	}
+	close(fd);
+}
+
 static int reg_cb(const char *name, const shmreg_stats_t *st, void *arg)
 {
 	int *n = arg;
@@ -487,6 +548,7 @@ int main(void)
 	test_errors(c, r);
 	test_events(c, r);
 	test_doc_frame(r);
+	test_raw_limits(r);
 	test_registries(c);
 	test_token(c, r);
 	shmreg_disconnect(c);
