@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "proto.h"
+#include "batch_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -102,9 +103,17 @@ static void reencode_request(const uint8_t *f, size_t n,
 		break;
 	case PROTO_OP_PING:
 	case PROTO_OP_STATS:
+	case PROTO_OP_RELOAD:
 		got = proto_encode_simple(scratch, sizeof(scratch), q->id,
 					  q->op);
 		break;
+	case PROTO_OP_REGISTRIES:
+		got = proto_encode_registries(scratch, sizeof(scratch), q->id,
+					      q->u.registries.first);
+		break;
+	case PROTO_OP_BATCH:
+		bc_check_batch(f, n, q);
+		return;
 	default:
 		FAIL("decoded an unknown op %u", q->op);
 	}

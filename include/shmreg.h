@@ -373,7 +373,10 @@ void shmreg_watch_close(shmreg_watch_t *w);
  * Connect to the daemon at @socket_path (NULL: $SHMREG_SOCKET, else
  * $XDG_RUNTIME_DIR/shmreg.sock, else /run/shmreg/shmreg.sock) for registry
  * @registry.  Returns 0, -EINVAL, -ENOENT (no such socket or registry),
- * -ECONNREFUSED, -EACCES, -ENOMEM, -EPROTO.
+ * -ECONNREFUSED, -EACCES, -ENOMEM, -EPROTO.  @registry NULL selects none:
+ * such a connection serves shmreg_ping, shmreg_client_stats (the daemon's
+ * counters only) and shmreg_client_registries; writes on it fail with
+ * -ENOTCONN.
  */
 int shmreg_connect(const char *socket_path, const char *registry,
 		   shmreg_client_t **out);
@@ -526,6 +529,103 @@ unsigned shmreg_client_depth(shmreg_client_t *c);
  * shmreg_client_wait with timeout 0); -1 for NULL.  Do not read or write
  * it. */
 int shmreg_client_fd(shmreg_client_t *c);
+
+/* ----------------------------------------------------------------------
+ * Atomic batches: puts, deletes, attribute updates and tree deletes sent
+ * to shmregd in one request and applied all or nothing, in one commit.
+ *
+ *	shmreg_batch_t *b;
+ *	uint32_t failed;
+ *	shmreg_batch_begin(c, &b);
+ *	shmreg_batch_del(b, "token/3", 7);
+ *	shmreg_batch_put(b, "token/4", 7, "1", 1, &(shmreg_put_opts_t){
+ *				 .expect_rev = SHMREG_REV_ABSENT });
+ *	rev = shmreg_batch_commit(b, &failed);   // b is freed
+ *	if (rev < 0 && failed != SHMREG_BATCH_NONE)
+ *		... operation #failed would have failed with rev (-errno) ...
+ *
+ * The daemon checks every operation, in order, against the registry as
+ * the earlier operations of the batch leave it (a put may name a parent
+ * put earlier in the batch; a compare-and-set sees the batch's own
+ * earlier puts) before it writes anything.  If one would fail, none is
+ * applied, no revision is used, and the commit returns that operation's
+ * error with its index (0-based, in the order added) in *failed.
+ * Otherwise all are applied in one commit: a validated snapshot read
+ * (shmreg_read_begin) sees all of them or none.  Each change still gets
+ * its own revision and change event, as shmreg_del_tree's; the commit
+ * returns the last.  The one exception to "all or nothing" is a change the
+ * daemon could not foresee between its check and its write (an entry the
+ * batch relies on reaching its TTL, an owner process exiting, the
+ * registry failing to grow for lack of memory): docs/protocol.md, BATCH.
+ *
+ * Nothing is sent before shmreg_batch_commit.  A batch is used by one
+ * thread, with its connection, and holds at most SHMREG_BATCH_OPS_MAX
+ * operations and one request frame (about 16 MiB) of them.
+ */
+typedef struct shmreg_batch shmreg_batch_t;
+
+#define SHMREG_BATCH_OPS_MAX 65536u
+/* *failed of shmreg_batch_commit when no single operation failed */
+#define SHMREG_BATCH_NONE    UINT32_MAX
+
+/* Start a batch on @c.  Returns 0, -EINVAL, -ENOMEM. */
+int shmreg_batch_begin(shmreg_client_t *c, shmreg_batch_t **out);
+
+/*
+ * Add a put (every option of shmreg_put), a delete, an attribute update
+ * or a tree delete.  Each checks its arguments as the single call does.
+ * Returns 0, or -EINVAL/-E2BIG (a bad argument, as the single call; also
+ * -E2BIG when the batch would pass SHMREG_BATCH_OPS_MAX operations or one
+ * frame), -ENOMEM; on error the batch is unchanged and still usable.
+ */
+int shmreg_batch_put(shmreg_batch_t *b, const void *key, size_t klen,
+		     const void *val, size_t vlen,
+		     const shmreg_put_opts_t *opts);
+int shmreg_batch_del(shmreg_batch_t *b, const void *key, size_t klen);
+int shmreg_batch_set_attrs(shmreg_batch_t *b, const void *key, size_t klen,
+			   const shmreg_attr_t *attrs, uint32_t nattrs);
+int shmreg_batch_del_tree(shmreg_batch_t *b, const void *key, size_t klen);
+
+/*
+ * Send the batch, wait for the daemon's answer, and free @b.  Returns the
+ * revision of the batch's last change (the current revision for an empty
+ * batch), or the failing operation's error (the errors of shmreg_put,
+ * shmreg_del, shmreg_set_attrs and shmreg_del_tree: -EEXIST, -ENOENT,
+ * -ENOTEMPTY, -ELOOP, -ESRCH ...) with its index in *@failed (may be
+ * NULL), or an error of the whole request with *@failed =
+ * SHMREG_BATCH_NONE: -ENOTCONN (a connection without a registry), the
+ * connection errors of shmreg_put, -EINVAL (@b NULL).
+ */
+int64_t shmreg_batch_commit(shmreg_batch_t *b, uint32_t *failed);
+
+/* Free @b without sending anything.  NULL is allowed. */
+void shmreg_batch_abort(shmreg_batch_t *b);
+
+/*
+ * Ask the daemon to re-read the connection's registry's --load directory
+ * and replace what the previous load put there, in one all-or-nothing
+ * batch (as SIGHUP does).  Copies the daemon's one-line report (what was
+ * done, or which file failed and why) into @msg (NUL-terminated, cut to
+ * @cap; may be NULL).  Returns the registry's revision afterwards, or
+ * -ENOENT (the registry has no --load directory), the load's error (the
+ * registry unchanged: -EINVAL a malformed file, -E2BIG a file over a
+ * limit, -EACCES, -ENOTEMPTY a vanished file's entry has children ...),
+ * -ENOTCONN (no registry selected), or the connection errors of
+ * shmreg_put.
+ */
+int64_t shmreg_client_reload(shmreg_client_t *c, char *msg, size_t cap);
+
+/*
+ * Report every registry the daemon serves to @fn, with its entries,
+ * revision and state in @st (the other fields 0).  @fn returns 0 to go
+ * on, nonzero to stop.  Works on any connection (also one without a
+ * registry).  Returns how many were reported, -E2BIG (a name that does
+ * not fit a reply), -EINVAL, or the connection errors of shmreg_put.
+ */
+typedef int (*shmreg_registry_fn)(const char *name, const shmreg_stats_t *st,
+				  void *arg);
+ssize_t shmreg_client_registries(shmreg_client_t *c, shmreg_registry_fn fn,
+				 void *arg);
 
 #ifdef __cplusplus
 }

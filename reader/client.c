@@ -235,7 +235,7 @@ int client_pump(shmreg_client_t *c, enum client_until until,
 }
 
 /* Send the frame queued with id @id and wait for its reply. */
-static int sync_wait(shmreg_client_t *c, uint64_t id)
+int client_sync_wait(shmreg_client_t *c, uint64_t id)
 {
 	int ret;
 
@@ -276,10 +276,11 @@ int shmreg_connect(const char *path, const char *registry,
 	uint64_t id;
 	int fd, ret;
 
-	if (!registry || !out)
+	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	nlen = strlen(registry);
+	/* NULL: a connection to the daemon itself (shmreg_client_registries) */
+	nlen = registry ? strlen(registry) : 1;
 	if (!nlen || nlen > PROTO_NAME_MAX)
 		return -EINVAL;
 	ret = socket_path(path, sa.sun_path, sizeof(sa.sun_path));
@@ -313,14 +314,22 @@ int shmreg_connect(const char *path, const char *registry,
 	c->next_id = 1;
 	c->in_cap = IN_CAP;
 	c->in = malloc(c->in_cap);
+	if (!c->in) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	if (!registry) {
+		inflight = 1; /* no HELLO, no pipelining: one call at a time */
+		goto no_registry;
+	}
 	len = proto_encode_hello(NULL, 0, 0, NULL, nlen);
-	if (!c->in || !client_out_reserve(c, len)) {
+	if (!client_out_reserve(c, len)) {
 		ret = -ENOMEM;
 		goto fail;
 	}
 	id = c->next_id++;
 	proto_encode_hello(c->out, len, id, registry, nlen);
-	ret = sync_wait(c, id);
+	ret = client_sync_wait(c, id);
 	if (ret == 0)
 		ret = c->sync_status;
 	if (ret < 0)
@@ -334,6 +343,7 @@ int shmreg_connect(const char *path, const char *registry,
 		ret = -EPROTO;
 		goto fail;
 	}
+no_registry:
 	c->depth = inflight > 65536 ? 65536 : inflight;
 	c->cq = calloc(c->depth, sizeof(*c->cq));
 	if (!c->cq) {
@@ -383,7 +393,7 @@ int client_check_del(const void *key, size_t klen)
 
 static int64_t sync_result(shmreg_client_t *c, uint64_t id)
 {
-	int ret = sync_wait(c, id);
+	int ret = client_sync_wait(c, id);
 
 	if (ret < 0)
 		return ret;
@@ -516,7 +526,7 @@ int64_t shmreg_del_tree(shmreg_client_t *c, const void *key, size_t klen)
 		return -ENOMEM;
 	id = c->next_id++;
 	proto_encode_deltree(p, len, id, key, klen);
-	ret = sync_wait(c, id);
+	ret = client_sync_wait(c, id);
 	if (ret < 0)
 		return ret;
 	if (c->sync_status < 0)
@@ -539,7 +549,7 @@ static int simple_call(shmreg_client_t *c, uint8_t op)
 		return -ENOMEM;
 	id = c->next_id++;
 	proto_encode_simple(p, PROTO_HDR_SIZE, id, op);
-	return sync_wait(c, id);
+	return client_sync_wait(c, id);
 }
 
 SHMREG_EXPORT

@@ -59,6 +59,10 @@ enum client_until {
 int client_pump(shmreg_client_t *c, enum client_until until,
 		int64_t timeout_ns);
 
+/* Send what is queued and wait for the reply to request @id (it lands in
+ * c->sync_*).  Returns 0 or the connection's error. */
+int client_sync_wait(shmreg_client_t *c, uint64_t id);
+
 /* Reserve @n bytes at the end of the output queue.  NULL on -ENOMEM. */
 uint8_t *client_out_reserve(shmreg_client_t *c, size_t n);
 

@@ -65,6 +65,12 @@ const char *proto_op_name(unsigned op)
 		return "setattrs";
 	case PROTO_OP_DELTREE:
 		return "deltree";
+	case PROTO_OP_BATCH:
+		return "batch";
+	case PROTO_OP_RELOAD:
+		return "reload";
+	case PROTO_OP_REGISTRIES:
+		return "registries";
 	}
 	return "?";
 }
@@ -167,6 +173,84 @@ static int decode_setattrs(const uint8_t *b, uint64_t blen,
 			    &req->u.setattrs.attrs);
 }
 
+static int decode_body(const uint8_t *b, uint64_t blen, struct proto_req *req);
+
+/* The operations a BATCH may carry: the writes, nothing that selects or
+ * reports (HELLO, STATS ...) and no BATCH inside a BATCH. */
+static bool batch_op_ok(uint8_t op)
+{
+	return op == PROTO_OP_PUT || op == PROTO_OP_PUTX ||
+	       op == PROTO_OP_DEL || op == PROTO_OP_SETATTRS ||
+	       op == PROTO_OP_DELTREE;
+}
+
+/* One record at @p of the @left bytes still to walk: its operation in
+ * *@sub and its length, or -EBADMSG. */
+static int64_t decode_batch_rec(const uint8_t *p, uint32_t left,
+				struct proto_req *sub)
+{
+	uint32_t blen;
+	int rc;
+
+	memset(sub, 0, sizeof(*sub));
+	if (left < PROTO_BATCH_REC_HDR)
+		return -EBADMSG;
+	sub->op = p[0];
+	blen = proto_get_u32(p + 4);
+	if (!batch_op_ok(sub->op) || p[1] || p[2] || p[3] ||
+	    blen > left - PROTO_BATCH_REC_HDR)
+		return -EBADMSG;
+	rc = decode_body(p + PROTO_BATCH_REC_HDR, blen, sub);
+	if (rc < 0)
+		return -EBADMSG; /* a record that is not its op's layout */
+	return (int64_t)PROTO_BATCH_REC_HDR + blen;
+}
+
+/* The whole layout is checked here, once: nops records that fill the
+ * body exactly.  At most nops records are walked, and each takes at least
+ * PROTO_BATCH_REC_HDR + 8 bytes, so the walk is bounded by the frame. */
+static int decode_batch(const uint8_t *b, uint64_t blen, struct proto_req *req)
+{
+	struct proto_batch_iter it;
+	struct proto_req sub;
+	int rc;
+
+	if (blen < PROTO_BATCH_FIXED || proto_get_u32(b + 4) != 0)
+		return -EBADMSG;
+	req->u.batch.nops = proto_get_u32(b);
+	req->u.batch.recs = b + PROTO_BATCH_FIXED;
+	req->u.batch.rlen = (uint32_t)(blen - PROTO_BATCH_FIXED);
+	proto_batch_iter_init(&it, req);
+	while ((rc = proto_batch_next(&it, &sub)) > 0)
+		;
+	if (rc < 0 || it.left != 0)
+		return -EBADMSG;
+	return 0;
+}
+
+void proto_batch_iter_init(struct proto_batch_iter *it,
+			   const struct proto_req *batch)
+{
+	it->p = batch->u.batch.recs;
+	it->left = batch->u.batch.rlen;
+	it->ops_left = batch->u.batch.nops;
+}
+
+int proto_batch_next(struct proto_batch_iter *it, struct proto_req *sub)
+{
+	int64_t n;
+
+	if (it->ops_left == 0)
+		return 0;
+	n = decode_batch_rec(it->p, it->left, sub);
+	if (n < 0)
+		return (int)n;
+	it->p += n;
+	it->left -= (uint32_t)n;
+	it->ops_left--;
+	return 1;
+}
+
 /* The body of a frame whose header is valid: lengths must add up exactly
  * (a frame with slack bytes is as broken as one that is short: either way
  * the sender disagrees with us about the layout). */
@@ -192,11 +276,19 @@ static int decode_body(const uint8_t *b, uint64_t blen, struct proto_req *req)
 		return decode_bytes(b, blen, &req->u.del.key, &req->u.del.klen);
 	case PROTO_OP_PING:
 	case PROTO_OP_STATS:
+	case PROTO_OP_RELOAD:
 		return blen == 0 ? 0 : -EBADMSG;
 	case PROTO_OP_PUTX:
 		return decode_putx(b, blen, req);
 	case PROTO_OP_SETATTRS:
 		return decode_setattrs(b, blen, req);
+	case PROTO_OP_BATCH:
+		return decode_batch(b, blen, req);
+	case PROTO_OP_REGISTRIES:
+		if (blen != PROTO_REGISTRIES_FIXED || proto_get_u32(b + 4))
+			return -EBADMSG;
+		req->u.registries.first = proto_get_u32(b);
+		return 0;
 	}
 	return -EOPNOTSUPP;
 }
@@ -279,8 +371,12 @@ int proto_check_request(const struct proto_req *req)
 	case PROTO_OP_DEL:
 	case PROTO_OP_DELTREE:
 		return shm_check_key(req->u.del.key, req->u.del.klen);
+	case PROTO_OP_BATCH:
+		return req->u.batch.nops > PROTO_BATCH_OPS_MAX ? -E2BIG : 0;
 	case PROTO_OP_PING:
 	case PROTO_OP_STATS:
+	case PROTO_OP_RELOAD:
+	case PROTO_OP_REGISTRIES:
 		return 0;
 	}
 	return -EOPNOTSUPP;
@@ -327,7 +423,48 @@ ssize_t proto_decode_reply(const void *buf, size_t len,
 	if (rep->status == 0 && rep->op == PROTO_OP_DELTREE)
 		return rep->blen == PROTO_DELTREE_REPLY ? (ssize_t)rep->len
 							: -EPROTO;
+	if (rep->op == PROTO_OP_BATCH && rep->blen == PROTO_BATCH_REPLY)
+		return rep->len;
+	if (rep->op == PROTO_OP_RELOAD && rep->blen >= PROTO_RELOAD_FIXED)
+		return proto_get_u32(rep->body + 4) == 0 &&
+				       (uint64_t)proto_get_u32(rep->body) +
+						       PROTO_RELOAD_FIXED ==
+					       rep->blen
+			       ? (ssize_t)rep->len
+			       : -EPROTO;
+	if (rep->status == 0 && rep->op == PROTO_OP_REGISTRIES)
+		return proto_registries_check(rep) == 0 ? (ssize_t)rep->len
+							 : -EPROTO;
+	/* BATCH and RELOAD without a body: an error about no operation
+	 * (-ENOTCONN ...); a success always has one */
+	if (rep->status == 0 &&
+	    (rep->op == PROTO_OP_BATCH || rep->op == PROTO_OP_RELOAD))
+		return -EPROTO;
 	return rep->blen == 0 ? (ssize_t)rep->len : -EPROTO;
+}
+
+int proto_registries_check(const struct proto_reply *rep)
+{
+	uint32_t n, off = PROTO_REGISTRIES_FIXED;
+
+	if (rep->blen < PROTO_REGISTRIES_FIXED)
+		return -EPROTO;
+	n = proto_get_u32(rep->body + 4);
+	if (n > proto_get_u32(rep->body))
+		return -EPROTO;
+	/* n records, each at least PROTO_REGISTRY_REC bytes: bounded by
+	 * the reply's length */
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t nlen;
+
+		if (rep->blen - off < PROTO_REGISTRY_REC)
+			return -EPROTO;
+		nlen = proto_get_u32(rep->body + off + 20);
+		if (nlen == 0 || nlen > rep->blen - off - PROTO_REGISTRY_REC)
+			return -EPROTO;
+		off += PROTO_REGISTRY_REC + nlen;
+	}
+	return off == rep->blen ? 0 : -EPROTO;
 }
 
 static void put_hdr(uint8_t *p, uint32_t len, uint8_t op, uint64_t id)
@@ -340,7 +477,15 @@ static void put_hdr(uint8_t *p, uint32_t len, uint8_t op, uint64_t id)
 	proto_put_u64(p + 8, id);
 }
 
-/* The encoding side of decode_bytes(). */
+/* The encoding side of decode_bytes(): the body only. */
+static void bytes_body(uint8_t *p, const void *bytes, size_t n)
+{
+	proto_put_u32(p, (uint32_t)n);
+	proto_put_u32(p + 4, 0);
+	if (n)
+		memcpy(p + 8, bytes, n);
+}
+
 static size_t encode_bytes(void *buf, size_t cap, uint64_t id, uint8_t op,
 			   const void *bytes, size_t n)
 {
@@ -350,10 +495,7 @@ static size_t encode_bytes(void *buf, size_t cap, uint64_t id, uint8_t op,
 	if (len > cap)
 		return len;
 	put_hdr(p, (uint32_t)len, op, id);
-	proto_put_u32(p + PROTO_HDR_SIZE, (uint32_t)n);
-	proto_put_u32(p + PROTO_HDR_SIZE + 4, 0);
-	if (n)
-		memcpy(p + PROTO_HDR_SIZE + 8, bytes, n);
+	bytes_body(p + PROTO_HDR_SIZE, bytes, n);
 	return len;
 }
 
@@ -363,31 +505,49 @@ size_t proto_encode_hello(void *buf, size_t cap, uint64_t id,
 	return encode_bytes(buf, cap, id, PROTO_OP_HELLO, name, nlen);
 }
 
-size_t proto_encode_put(void *buf, size_t cap, uint64_t id,
-			const void *key, size_t klen,
-			const void *val, size_t vlen,
-			const shmreg_put_opts_t *opts)
-{
-	static const shmreg_put_opts_t none;
-	size_t len = PROTO_HDR_SIZE + PROTO_PUT_FIXED + klen + vlen;
-	uint8_t *p = buf;
+static const shmreg_put_opts_t no_opts;
 
-	if (len > cap)
-		return len;
-	if (!opts)
-		opts = &none;
-	put_hdr(p, (uint32_t)len, PROTO_OP_PUT, id);
-	p += PROTO_HDR_SIZE;
+/* PUT's 32 fixed bytes, also the start of PUTX's */
+static void put_fixed(uint8_t *p, size_t klen, size_t vlen,
+		      const shmreg_put_opts_t *opts)
+{
 	proto_put_u32(p, (uint32_t)klen);
 	proto_put_u32(p + 4, (uint32_t)vlen);
 	proto_put_u32(p + 8, (uint32_t)opts->owner_pid);
 	proto_put_u32(p + 12, opts->flags);
 	proto_put_u64(p + 16, (uint64_t)opts->ttl_ns);
 	proto_put_u64(p + 24, opts->expect_rev);
+}
+
+static size_t put_body_len(size_t klen, size_t vlen)
+{
+	return PROTO_PUT_FIXED + klen + vlen;
+}
+
+static void put_body(uint8_t *p, const void *key, size_t klen,
+		     const void *val, size_t vlen,
+		     const shmreg_put_opts_t *opts)
+{
+	put_fixed(p, klen, vlen, opts);
 	if (klen)
 		memcpy(p + PROTO_PUT_FIXED, key, klen);
 	if (vlen)
 		memcpy(p + PROTO_PUT_FIXED + klen, val, vlen);
+}
+
+size_t proto_encode_put(void *buf, size_t cap, uint64_t id,
+			const void *key, size_t klen,
+			const void *val, size_t vlen,
+			const shmreg_put_opts_t *opts)
+{
+	size_t len = PROTO_HDR_SIZE + put_body_len(klen, vlen);
+	uint8_t *p = buf;
+
+	if (len > cap)
+		return len;
+	put_hdr(p, (uint32_t)len, PROTO_OP_PUT, id);
+	put_body(p + PROTO_HDR_SIZE, key, klen, val, vlen,
+		 opts ? opts : &no_opts);
 	return len;
 }
 
@@ -419,30 +579,20 @@ static uint8_t *put_attrs(uint8_t *p, const shmreg_attr_t *attrs, size_t n)
 	return p;
 }
 
-size_t proto_encode_putx(void *buf, size_t cap, uint64_t id,
-			 const void *key, size_t klen,
-			 const void *val, size_t vlen,
-			 const shmreg_put_opts_t *opts)
+static size_t putx_body_len(size_t klen, size_t vlen,
+			    const shmreg_put_opts_t *opts)
 {
-	static const shmreg_put_opts_t none;
-	size_t alen, len;
-	uint8_t *p = buf;
+	return PROTO_PUTX_FIXED + klen + vlen + opts->parent_len +
+	       attrs_len(opts->attrs, opts->nattrs);
+}
 
-	if (!opts)
-		opts = &none;
-	alen = attrs_len(opts->attrs, opts->nattrs);
-	len = PROTO_HDR_SIZE + PROTO_PUTX_FIXED + klen + vlen +
-	      opts->parent_len + alen;
-	if (len > cap)
-		return len;
-	put_hdr(p, (uint32_t)len, PROTO_OP_PUTX, id);
-	p += PROTO_HDR_SIZE;
-	proto_put_u32(p, (uint32_t)klen);
-	proto_put_u32(p + 4, (uint32_t)vlen);
-	proto_put_u32(p + 8, (uint32_t)opts->owner_pid);
-	proto_put_u32(p + 12, opts->flags);
-	proto_put_u64(p + 16, (uint64_t)opts->ttl_ns);
-	proto_put_u64(p + 24, opts->expect_rev);
+static void putx_body(uint8_t *p, const void *key, size_t klen,
+		      const void *val, size_t vlen,
+		      const shmreg_put_opts_t *opts)
+{
+	size_t alen = attrs_len(opts->attrs, opts->nattrs);
+
+	put_fixed(p, klen, vlen, opts);
 	proto_put_u32(p + 32, (uint32_t)opts->parent_len);
 	proto_put_u32(p + 36, (uint32_t)alen);
 	p += PROTO_PUTX_FIXED;
@@ -455,27 +605,54 @@ size_t proto_encode_putx(void *buf, size_t cap, uint64_t id,
 	if (opts->parent_len)
 		memcpy(p, opts->parent, opts->parent_len);
 	put_attrs(p + opts->parent_len, opts->attrs, opts->nattrs);
+}
+
+size_t proto_encode_putx(void *buf, size_t cap, uint64_t id,
+			 const void *key, size_t klen,
+			 const void *val, size_t vlen,
+			 const shmreg_put_opts_t *opts)
+{
+	size_t len;
+	uint8_t *p = buf;
+
+	if (!opts)
+		opts = &no_opts;
+	len = PROTO_HDR_SIZE + putx_body_len(klen, vlen, opts);
+	if (len > cap)
+		return len;
+	put_hdr(p, (uint32_t)len, PROTO_OP_PUTX, id);
+	putx_body(p + PROTO_HDR_SIZE, key, klen, val, vlen, opts);
 	return len;
+}
+
+static size_t setattrs_body_len(size_t klen, const shmreg_attr_t *attrs,
+				size_t nattrs)
+{
+	return PROTO_SETATTRS_FIXED + klen + attrs_len(attrs, nattrs);
+}
+
+static void setattrs_body(uint8_t *p, const void *key, size_t klen,
+			  const shmreg_attr_t *attrs, size_t nattrs)
+{
+	proto_put_u32(p, (uint32_t)klen);
+	proto_put_u32(p + 4, (uint32_t)attrs_len(attrs, nattrs));
+	p += PROTO_SETATTRS_FIXED;
+	if (klen)
+		memcpy(p, key, klen);
+	put_attrs(p + klen, attrs, nattrs);
 }
 
 size_t proto_encode_setattrs(void *buf, size_t cap, uint64_t id,
 			     const void *key, size_t klen,
 			     const shmreg_attr_t *attrs, size_t nattrs)
 {
-	size_t alen = attrs_len(attrs, nattrs);
-	size_t len = PROTO_HDR_SIZE + PROTO_SETATTRS_FIXED + klen + alen;
+	size_t len = PROTO_HDR_SIZE + setattrs_body_len(klen, attrs, nattrs);
 	uint8_t *p = buf;
 
 	if (len > cap)
 		return len;
 	put_hdr(p, (uint32_t)len, PROTO_OP_SETATTRS, id);
-	p += PROTO_HDR_SIZE;
-	proto_put_u32(p, (uint32_t)klen);
-	proto_put_u32(p + 4, (uint32_t)alen);
-	p += PROTO_SETATTRS_FIXED;
-	if (klen)
-		memcpy(p, key, klen);
-	put_attrs(p + klen, attrs, nattrs);
+	setattrs_body(p + PROTO_HDR_SIZE, key, klen, attrs, nattrs);
 	return len;
 }
 
@@ -491,6 +668,91 @@ size_t proto_encode_simple(void *buf, size_t cap, uint64_t id, uint8_t op)
 		return PROTO_HDR_SIZE;
 	put_hdr(buf, PROTO_HDR_SIZE, op, id);
 	return PROTO_HDR_SIZE;
+}
+
+size_t proto_encode_registries(void *buf, size_t cap, uint64_t id,
+			       uint32_t first)
+{
+	size_t len = PROTO_HDR_SIZE + PROTO_REGISTRIES_FIXED;
+	uint8_t *p = buf;
+
+	if (len > cap)
+		return len;
+	put_hdr(p, (uint32_t)len, PROTO_OP_REGISTRIES, id);
+	proto_put_u32(p + PROTO_HDR_SIZE, first);
+	proto_put_u32(p + PROTO_HDR_SIZE + 4, 0);
+	return len;
+}
+
+/* ---- BATCH ---- */
+
+size_t proto_encode_batch_hdr(void *buf, size_t cap, uint64_t id,
+			      size_t len, uint32_t nops)
+{
+	uint8_t *p = buf;
+
+	if (PROTO_HDR_SIZE + PROTO_BATCH_FIXED > cap)
+		return PROTO_HDR_SIZE + PROTO_BATCH_FIXED;
+	put_hdr(p, (uint32_t)len, PROTO_OP_BATCH, id);
+	proto_put_u32(p + PROTO_HDR_SIZE, nops);
+	proto_put_u32(p + PROTO_HDR_SIZE + 4, 0);
+	return PROTO_HDR_SIZE + PROTO_BATCH_FIXED;
+}
+
+static void rec_hdr(uint8_t *p, uint8_t op, size_t blen)
+{
+	p[0] = op;
+	p[1] = p[2] = p[3] = 0;
+	proto_put_u32(p + 4, (uint32_t)blen);
+}
+
+size_t proto_encode_batch_put(void *buf, size_t cap, const void *key,
+			      size_t klen, const void *val, size_t vlen,
+			      const shmreg_put_opts_t *opts)
+{
+	bool x;
+	size_t blen;
+	uint8_t *p = buf;
+
+	if (!opts)
+		opts = &no_opts;
+	/* the choice the client makes for a single put (client.c) */
+	x = opts->nattrs || opts->parent_len;
+	blen = x ? putx_body_len(klen, vlen, opts) : put_body_len(klen, vlen);
+	if (PROTO_BATCH_REC_HDR + blen > cap)
+		return PROTO_BATCH_REC_HDR + blen;
+	rec_hdr(p, x ? PROTO_OP_PUTX : PROTO_OP_PUT, blen);
+	if (x)
+		putx_body(p + PROTO_BATCH_REC_HDR, key, klen, val, vlen, opts);
+	else
+		put_body(p + PROTO_BATCH_REC_HDR, key, klen, val, vlen, opts);
+	return PROTO_BATCH_REC_HDR + blen;
+}
+
+size_t proto_encode_batch_key(void *buf, size_t cap, uint8_t op,
+			      const void *key, size_t klen)
+{
+	size_t blen = 8 + klen;
+
+	if (PROTO_BATCH_REC_HDR + blen > cap)
+		return PROTO_BATCH_REC_HDR + blen;
+	rec_hdr(buf, op, blen);
+	bytes_body((uint8_t *)buf + PROTO_BATCH_REC_HDR, key, klen);
+	return PROTO_BATCH_REC_HDR + blen;
+}
+
+size_t proto_encode_batch_setattrs(void *buf, size_t cap, const void *key,
+				   size_t klen, const shmreg_attr_t *attrs,
+				   size_t nattrs)
+{
+	size_t blen = setattrs_body_len(klen, attrs, nattrs);
+
+	if (PROTO_BATCH_REC_HDR + blen > cap)
+		return PROTO_BATCH_REC_HDR + blen;
+	rec_hdr(buf, PROTO_OP_SETATTRS, blen);
+	setattrs_body((uint8_t *)buf + PROTO_BATCH_REC_HDR, key, klen, attrs,
+		      nattrs);
+	return PROTO_BATCH_REC_HDR + blen;
 }
 
 size_t proto_encode_reply(void *buf, size_t cap, uint8_t op, uint64_t id,

@@ -50,6 +50,19 @@
  *   STATS request: empty
  *         reply:   u32 nfields, u32 reserved, u64 field[nfields]
  *                  (PROTO_STAT_* indexes; a client ignores extra fields)
+ *   BATCH request: u32 nops, u32 reserved(0), then nops records
+ *                  {u8 op, u8 reserved[3] (0), u32 blen, body (blen
+ *                  bytes: the body of that op's own request)}; op is
+ *                  PUT, PUTX, DEL, SETATTRS or DELTREE
+ *         reply:   u32 failed_index, u32 applied (on success and on a
+ *                  per-operation error; empty for an error that is not
+ *                  about one operation, e.g. -ENOTCONN)
+ *   RELOAD request: empty
+ *          reply:   u32 msglen, u32 reserved, msg (any status; empty
+ *                   for -ENOTCONN)
+ *   REGISTRIES request: u32 first, u32 reserved(0)
+ *              reply:   u32 total, u32 n, then n records {u64 entries,
+ *                       u64 revision, u32 state, u32 nlen, name}
  */
 #ifndef SHM_PROTO_H
 #define SHM_PROTO_H
@@ -73,7 +86,11 @@
 #define PROTO_OP_PUTX     6u  /* a put with a parent and/or attributes */
 #define PROTO_OP_SETATTRS 7u
 #define PROTO_OP_DELTREE  8u
-#define PROTO_OP_LAST     PROTO_OP_DELTREE
+#define PROTO_OP_BATCH    9u  /* puts, deletes, ... applied all or nothing */
+/* 10 is SNAPSHOT (persistence) */
+#define PROTO_OP_RELOAD     11u /* re-read the registry's --load DIR */
+#define PROTO_OP_REGISTRIES 12u /* the registries the daemon serves */
+#define PROTO_OP_LAST     PROTO_OP_REGISTRIES
 
 /* fixed part of each request body */
 #define PROTO_HELLO_FIXED 8u
@@ -83,6 +100,18 @@
 #define PROTO_SETATTRS_FIXED 8u
 #define PROTO_HELLO_REPLY 16u
 #define PROTO_DELTREE_REPLY 8u
+#define PROTO_BATCH_FIXED   8u
+#define PROTO_BATCH_REC_HDR 8u
+#define PROTO_BATCH_REPLY   8u
+#define PROTO_RELOAD_FIXED  8u  /* reply: u32 msglen, u32 reserved */
+#define PROTO_REGISTRIES_FIXED 8u
+#define PROTO_REGISTRY_REC  24u /* reply record before its name */
+
+/* Most operations in one BATCH (a request-level -E2BIG past it): bounds
+ * the daemon's work and memory for one frame. */
+#define PROTO_BATCH_OPS_MAX SHMREG_BATCH_OPS_MAX
+/* failed_index of a BATCH reply whose error is about no single operation */
+#define PROTO_BATCH_NO_INDEX SHMREG_BATCH_NONE
 
 /* Largest attribute block: SHMREG_ATTRS_MAX pairs of the longest name and
  * value, each NUL-terminated (validate.h's SHM_ATTR_BYTES_MAX). */
@@ -189,6 +218,14 @@ struct proto_req {
 			uint32_t klen;
 			struct proto_attrs attrs;
 		} setattrs;
+		struct {
+			const uint8_t *recs;    /* the first record */
+			uint32_t rlen;          /* bytes of all records */
+			uint32_t nops;
+		} batch;
+		struct {
+			uint32_t first;
+		} registries;
 	} u;
 };
 
@@ -233,9 +270,29 @@ ssize_t proto_decode_request(const void *buf, size_t len, size_t max_frame,
  *            of shm/validate.h, as the embedded writer)
  *   -E2BIG   key or parent over SHMREG_KEY_MAX, value over
  *            SHMREG_VALUE_MAX, hello name over PROTO_NAME_MAX, more than
- *            SHMREG_ATTRS_MAX attributes, a name or value over its limit
+ *            SHMREG_ATTRS_MAX attributes, a name or value over its limit,
+ *            a BATCH of more than PROTO_BATCH_OPS_MAX operations
+ * A BATCH's operations are checked one by one by its executor (the reply
+ * names the one that fails), not here.
  */
 int proto_check_request(const struct proto_req *req);
+
+/*
+ * The operations of a decoded BATCH, in order.  proto_decode_request()
+ * has checked every record's layout already, so the iteration cannot fail
+ * on a frame it accepted; proto_batch_next() still answers -EBADMSG rather
+ * than read past the records.  @sub gets the op and its fields (len and id
+ * 0), as a request of its own would; check it with proto_check_request().
+ */
+struct proto_batch_iter {
+	const uint8_t *p;
+	uint32_t left;              /* record bytes not yet walked */
+	uint32_t ops_left;
+};
+void proto_batch_iter_init(struct proto_batch_iter *it,
+			   const struct proto_req *batch);
+/* 1 and the next operation in *@sub, 0 after the last, or -EBADMSG. */
+int proto_batch_next(struct proto_batch_iter *it, struct proto_req *sub);
 
 /* The put options of a decoded PUT or PUTX (pointing into the request). */
 void proto_put_opts(const struct proto_req *req, shmreg_put_opts_t *o);
@@ -247,6 +304,10 @@ void proto_put_opts(const struct proto_req *req, shmreg_put_opts_t *o);
  */
 ssize_t proto_decode_reply(const void *buf, size_t len,
 			   struct proto_reply *rep);
+
+/* The layout of a successful REGISTRIES reply's body (proto_decode_reply
+ * checks it): 0 or -EPROTO. */
+int proto_registries_check(const struct proto_reply *rep);
 
 /*
  * Encoders.  Each returns the frame's length and writes it to @buf only when
@@ -274,6 +335,27 @@ size_t proto_encode_setattrs(void *buf, size_t cap, uint64_t id,
 size_t proto_encode_deltree(void *buf, size_t cap, uint64_t id,
 			    const void *key, size_t klen);
 size_t proto_encode_simple(void *buf, size_t cap, uint64_t id, uint8_t op);
+size_t proto_encode_registries(void *buf, size_t cap, uint64_t id,
+			       uint32_t first);
+
+/*
+ * BATCH frames are built in two parts: the records, each encoded where it
+ * goes (like the encoders above, they return their length and write only
+ * when it fits), then the header, PROTO_HDR_SIZE + PROTO_BATCH_FIXED bytes
+ * in front of them, once the total length @len and count are known.  A
+ * put is a PUTX record when it has a parent or attributes, else a PUT one;
+ * @op of proto_encode_batch_key is PROTO_OP_DEL or PROTO_OP_DELTREE.
+ */
+size_t proto_encode_batch_hdr(void *buf, size_t cap, uint64_t id,
+			      size_t len, uint32_t nops);
+size_t proto_encode_batch_put(void *buf, size_t cap, const void *key,
+			      size_t klen, const void *val, size_t vlen,
+			      const shmreg_put_opts_t *opts);
+size_t proto_encode_batch_key(void *buf, size_t cap, uint8_t op,
+			      const void *key, size_t klen);
+size_t proto_encode_batch_setattrs(void *buf, size_t cap, const void *key,
+				   size_t klen, const shmreg_attr_t *attrs,
+				   size_t nattrs);
 
 /* Reply header with @blen body bytes to follow; the caller writes the body
  * at buf + PROTO_REPLY_HDR_SIZE. */

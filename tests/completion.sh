@@ -35,6 +35,8 @@ got=$(complete_words "$SHMREGCTL" "")
 [ "$(complete_words "$SHMREGCTL" dae)" = "daemon-stats " ] ||
 	fail "dae: $(complete_words "$SHMREGCTL" dae)"
 [ "$(complete_words "$SHMREGCTL" list -w s)" = "simple " ] || fail "-w s"
+[ "$(complete_words "$SHMREGCTL" reg)" = "registries " ] ||
+	fail "reg: $(complete_words "$SHMREGCTL" reg)"
 
 # registries in $SHMREG_DIR, and keys read from the one named
 "$SHMREGCTL" -r compl --embedded put svc/db/primary x >/dev/null

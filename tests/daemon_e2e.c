@@ -44,7 +44,13 @@ static void test_errors(void)
 	TC_CHECK(c == NULL, "no client on error");
 	snprintf(path, sizeof(path), "%s/nothing.sock", h.dir);
 	TC_EQ(shmreg_connect(path, h.reg, &c), -ENOENT, "no socket");
-	TC_EQ(shmreg_connect(h.sock, NULL, &c), -EINVAL, "NULL registry");
+	/* NULL selects no registry (shmreg_client_registries): writes on
+	 * such a connection are refused by the daemon */
+	TC_EQ(shmreg_connect(h.sock, NULL, &c), 0, "NULL registry");
+	TC_EQ(shmreg_put(c, "k", 1, "v", 1, NULL), -ENOTCONN,
+	      "put without a registry");
+	shmreg_disconnect(c);
+	TC_EQ(shmreg_connect(h.sock, "", &c), -EINVAL, "empty registry");
 
 	c = dh_connect(&h);
 	memset(big, 'k', sizeof(big));

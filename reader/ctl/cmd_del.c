@@ -106,12 +106,130 @@ static int collect(const void *key, size_t klen, const void *val,
 	return 0;
 }
 
+/* Deepest first: in reverse byte order a key comes before every key it
+ * is a prefix of ("a/b" before "a"), so the children of a path-named
+ * tree are deleted before their parent. */
+static int cmp_rev(const void *a, const void *b, void *arg)
+{
+	const struct keys *ks = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	size_t n = ks->len[i] < ks->len[j] ? ks->len[i] : ks->len[j];
+	int c = memcmp(ks->k[i], ks->k[j], n);
+
+	if (c == 0)
+		c = ks->len[i] < ks->len[j] ? -1 : ks->len[i] > ks->len[j];
+	return -c;
+}
+
+static void keys_free(struct keys *ks)
+{
+	for (size_t i = 0; i < ks->n; i++)
+		free(ks->k[i]);
+	free(ks->k);
+	free(ks->len);
+	memset(ks, 0, sizeof(*ks));
+}
+
+static int list_keys(struct ctl *c, const char *prefix, struct keys *ks)
+{
+	shmreg_t *r;
+	ssize_t n;
+	int ret = ctl_open(c, &r);
+
+	if (ret)
+		return ret;
+	n = shmreg_list(r, prefix, strlen(prefix), collect, ks);
+	shmreg_close(r);
+	return n < 0 ? ctl_fail("del --prefix", (int)-n) : CTL_OK;
+}
+
+/* Through the daemon: one BATCH of deletes, all or nothing.  A key listed
+ * but deleted by someone else before the batch arrives refuses it
+ * (-ENOENT): list and try again, a few times. */
+static int prefix_batch(struct ctl *c, struct ctl_writer *w,
+			const char *prefix, struct keys *ks, size_t *done,
+			uint64_t *last)
+{
+	for (int attempt = 0;; attempt++) {
+		size_t *order = malloc((ks->n ? ks->n : 1) * sizeof(*order));
+		shmreg_batch_t *b;
+		uint32_t failed;
+		int64_t rev;
+		int ret;
+
+		if (!order)
+			return ctl_fail("del --prefix", ENOMEM);
+		for (size_t i = 0; i < ks->n; i++)
+			order[i] = i;
+		qsort_r(order, ks->n, sizeof(*order), cmp_rev, ks);
+		ret = shmreg_batch_begin(ctl_writer_client(w), &b);
+		for (size_t i = 0; ret == 0 && i < ks->n; i++)
+			ret = shmreg_batch_del(b, ks->k[order[i]],
+					       ks->len[order[i]]);
+		if (ret < 0) {
+			shmreg_batch_abort(b);
+			free(order);
+			return ret == -E2BIG
+				? ctl_say(CTL_ERROR, "del --prefix %s: more keys "
+					  "than one batch holds (%u)", prefix,
+					  SHMREG_BATCH_OPS_MAX)
+				: ctl_fail("del --prefix", -ret);
+		}
+		rev = shmreg_batch_commit(b, &failed);
+		if (rev >= 0) {
+			free(order);
+			*done = ks->n;
+			*last = (uint64_t)rev;
+			return CTL_OK;
+		}
+		if (rev == -ENOENT && attempt < 3) {
+			free(order);
+			keys_free(ks);
+			ret = list_keys(c, prefix, ks);
+			if (ret)
+				return ret;
+			continue;
+		}
+		ret = failed < ks->n
+			? ctl_say(CTL_ERROR, "del --prefix %s: %s: %s%s; nothing "
+				  "was deleted", prefix, ks->k[order[failed]],
+				  strerror((int)-rev), rev == -ENOTEMPTY ?
+				  " (it has children outside the prefix, or "
+				  "not named below it)" : "")
+			: ctl_fail("del --prefix", (int)-rev);
+		free(order);
+		return ret;
+	}
+}
+
+/* Embedded: one writer batch, one commit.  A key deleted by someone else
+ * meanwhile is skipped, not an error. */
+static int prefix_embedded(struct ctl_writer *w, struct keys *ks,
+			   size_t *done, uint64_t *last)
+{
+	int ret = CTL_OK;
+
+	ctl_writer_batch(w, true);
+	for (size_t i = 0; i < ks->n; i++) {
+		int64_t rev = ctl_writer_del(w, ks->k[i], ks->len[i]);
+
+		if (rev == -ENOENT)
+			continue;
+		if (rev <= 0) {
+			ret = ctl_fail(ks->k[i], rev ? (int)-rev : EPROTO);
+			break;
+		}
+		*last = (uint64_t)rev;
+		(*done)++;
+	}
+	ctl_writer_batch(w, false);
+	return ret;
+}
+
 /*
- * Every key under @prefix.  Embedded, the deletes are one batch: one
- * commit, so a reader sees all of them or none.  Through the daemon there
- * is no batch request yet, so each delete is its own request and a reader
- * may see some gone and others not (docs/cli.md).  A key deleted by
- * someone else meanwhile is skipped, not an error.
+ * Every key under @prefix, in one commit: a reader sees all of them gone
+ * or none.  Through the daemon that is one BATCH (all or nothing);
+ * embedded, one writer batch.
  */
 static int del_prefix(struct ctl *c, const char *prefix)
 {
@@ -119,8 +237,6 @@ static int del_prefix(struct ctl *c, const char *prefix)
 	struct keys ks = { 0 };
 	struct ctl_writer *w;
 	uint64_t last = 0;
-	shmreg_t *r;
-	ssize_t n;
 	int ret;
 
 	if (plen == 0)
@@ -129,32 +245,16 @@ static int del_prefix(struct ctl *c, const char *prefix)
 	if (shm_check_prefix(prefix, plen) < 0)
 		return ctl_usage("a prefix is at most %u bytes",
 				 SHMREG_KEY_MAX);
-	ret = ctl_open(c, &r);
+	ret = list_keys(c, prefix, &ks);
 	if (ret)
-		return ret;
-	n = shmreg_list(r, prefix, plen, collect, &ks);
-	shmreg_close(r);
-	if (n < 0) {
-		ret = ctl_fail("del --prefix", (int)-n);
 		goto out;
-	}
 	ret = ctl_writer_open(c, false, &w);
 	if (ret)
 		goto out;
-	ctl_writer_batch(w, true);
-	for (size_t i = 0; i < ks.n; i++) {
-		int64_t rev = ctl_writer_del(w, ks.k[i], ks.len[i]);
-
-		if (rev == -ENOENT)
-			continue;
-		if (rev <= 0) {
-			ret = ctl_fail(ks.k[i], rev ? (int)-rev : EPROTO);
-			break;
-		}
-		last = (uint64_t)rev;
-		done++;
-	}
-	ctl_writer_batch(w, false);
+	if (ctl_writer_is_daemon(w))
+		ret = prefix_batch(c, w, prefix, &ks, &done, &last);
+	else
+		ret = prefix_embedded(w, &ks, &done, &last);
 	if (ret == CTL_OK) {
 		if (c->json) {
 			fputc('{', stdout);
@@ -171,10 +271,7 @@ static int del_prefix(struct ctl *c, const char *prefix)
 	}
 	ctl_writer_close(w);
 out:
-	for (size_t i = 0; i < ks.n; i++)
-		free(ks.k[i]);
-	free(ks.k);
-	free(ks.len);
+	keys_free(&ks);
 	return ret;
 }
 

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "shmreg.h"
+#include "numbers.h"
 
 /* Exit codes: a contract with scripts (docs/cli.md). */
 #define CTL_OK       0 /* found / done */
@@ -103,6 +104,9 @@ int cmd_find(struct ctl *c);
 int cmd_children(struct ctl *c);
 int cmd_attrs(struct ctl *c);
 int cmd_health(struct ctl *c);
+int cmd_batch(struct ctl *c);
+int cmd_reload(struct ctl *c);
+int cmd_registries(struct ctl *c);
 /* The registry's shmreg_stats, printing any error: 0 or the exit code
  * (cmd_stats.c). */
 int ctl_read_stats(struct ctl *c, shmreg_stats_t *st);
@@ -119,15 +123,7 @@ int ctl_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- argument parsing (args.c) ---- */
 
-/* A duration: a decimal number with an optional fraction and an optional
- * unit, ms, s, m or h ("2", "0.25", "500ms", "1.5m", "2h"; no unit:
- * seconds), at most about 292 years so that nanoseconds fit an int64_t.
- * Returns 0, -EINVAL (not a duration) or -ERANGE (longer than that). */
-int parse_duration(const char *s, int64_t *ns);
-/* A decimal unsigned integer without sign or junk.  0 or -EINVAL/-ERANGE. */
-int parse_u64(const char *s, uint64_t *out);
-/* A process id > 0.  Returns 0 or -EINVAL. */
-int parse_pid(const char *s, pid_t *out);
+/* parse_duration, parse_u64, parse_pid: numbers.h */
 /* Check a key given on the command line: 1..SHMREG_KEY_MAX bytes.  Prints
  * the usage error and returns CTL_USAGE, or returns 0. */
 int check_key(const char *key, size_t klen);
@@ -219,8 +215,11 @@ int64_t ctl_writer_del(struct ctl_writer *w, const void *key, size_t klen);
 int64_t ctl_writer_del_tree(struct ctl_writer *w, const void *key,
 			    size_t klen);
 /* Group the changes between begin and end into one commit (embedded
- * writer; through the daemon each change stays its own request). */
+ * writer; through the daemon each change stays its own request: build a
+ * shmreg_batch_t on ctl_writer_client() instead). */
 void ctl_writer_batch(struct ctl_writer *w, bool begin);
+/* The daemon connection, or NULL for an embedded writer. */
+shmreg_client_t *ctl_writer_client(const struct ctl_writer *w);
 /* True when writes go to shmregd. */
 bool ctl_writer_is_daemon(const struct ctl_writer *w);
 /* "daemon" or "embedded" */

@@ -148,6 +148,35 @@ static const struct ctl_cmd commands[] = {
 "\n"
 "Remove registry NAME's files (segment, lock and wait file).  Refused\n"
 "(exit 3) while a writer holds it; exit 1 when it does not exist.\n" },
+	{ "batch", cmd_batch, 0, 0, 1,
+"Usage: shmregctl batch [FILE|-]\n"
+"\n"
+"Apply the operations of FILE (default: stdin), one per line, through\n"
+"shmregd all or nothing, in one commit; print the last revision.  When one\n"
+"would fail, nothing is applied and the message names its line (exit 1\n"
+"for a missing key, 3 otherwise; 2 for a malformed line, nothing sent).\n"
+"\n"
+"  put KEY VALUE [--attr NAME=VALUE]... [--parent KEY] [--ttl D]\n"
+"                [--owner PID] [--expect-rev REV|absent] [--ephemeral]\n"
+"  del KEY\n"
+"  del --recursive KEY\n"
+"  attrs KEY [NAME=VALUE]...     replace KEY's attributes (none: clear)\n"
+"\n"
+"Words are separated by blanks; \"...\" quotes with escapes, '...' quotes\n"
+"literally; escapes \\\\ \\\" \\' \\n \\t \\r \\0 \\xHH and \\ (blank) write any\n"
+"byte.  Empty lines and lines starting with # are skipped.\n" },
+	{ "reload", cmd_reload, 0, 0, 0,
+"Usage: shmregctl reload\n"
+"\n"
+"Make the daemon re-read the registry's --load directory and apply the\n"
+"changes in one all-or-nothing batch (as SIGHUP).  Prints what was done;\n"
+"exit 3 with the file and the reason when anything failed (the registry\n"
+"is then unchanged).\n" },
+	{ "registries", cmd_registries, 0, 0, 0,
+"Usage: shmregctl registries [-w FORMAT]\n"
+"\n"
+"List the registries the daemon serves: name, entries, revision, state\n"
+"(open, closed, dead).  -w table (default), simple or json.\n" },
 	{ "help", cmd_help, 0, 0, 1,
 "Usage: shmregctl help [COMMAND]\n"
 "\n"
@@ -181,6 +210,10 @@ static const char usage_text[] =
 "  ping                       round trip to the registry's daemon\n"
 "  daemon-stats               the daemon's counters\n"
 "  rm-registry NAME           remove a registry no writer holds\n"
+"  batch [FILE]               operations from stdin, one per line, applied\n"
+"                             all or nothing through shmregd\n"
+"  reload                     the daemon re-reads the registry's --load DIR\n"
+"  registries                 the registries the daemon serves\n"
 "  help [COMMAND]             a command's options (or: COMMAND --help)\n"
 "\n"
 "Options:\n"

@@ -123,7 +123,8 @@ int ctl_writer_open(struct ctl *c, bool create, struct ctl_writer **out)
 
 void ctl_writer_batch(struct ctl_writer *w, bool begin)
 {
-	/* the daemon has no batch request yet: one request per change */
+	/* through the daemon, callers that need all or nothing build a
+	 * BATCH on ctl_writer_client() */
 	if (!w->w)
 		return;
 	if (begin)
@@ -154,6 +155,11 @@ int64_t ctl_writer_del_tree(struct ctl_writer *w, const void *key,
 	if (w->client)
 		return shmreg_del_tree(w->client, key, klen);
 	return shmreg_writer_del_tree(w->w, key, klen);
+}
+
+shmreg_client_t *ctl_writer_client(const struct ctl_writer *w)
+{
+	return w->client;
 }
 
 bool ctl_writer_is_daemon(const struct ctl_writer *w)

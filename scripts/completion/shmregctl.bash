@@ -28,7 +28,8 @@ _shmregctl()
 	fi
 
 	local cmds="get put del list find children attrs stats await watch
-		health ping daemon-stats rm-registry help"
+		health ping daemon-stats rm-registry batch reload registries
+		help"
 	local global="--registry --json --output --socket --embedded
 		--no-embedded --help --version"
 	local cmd="" reg=() i
@@ -77,6 +78,7 @@ _shmregctl()
 	await) opts="--timeout --raw" ;;
 	watch) opts="--since" ;;
 	stats) opts="--prometheus --watch --count" ;;
+	registries) opts="--output" ;;
 	"")
 		if [[ $cur == -* ]]; then
 			COMPREPLY=($(compgen -W "$global" -- "$cur"))
@@ -94,6 +96,8 @@ _shmregctl()
 		COMPREPLY=($(compgen -W "$cmds" -- "$cur")) ;;
 	rm-registry)
 		COMPREPLY=($(compgen -W "$(_shmregctl_registries)" -- "$cur")) ;;
+	batch)
+		COMPREPLY=($(compgen -f -- "$cur")) ;;
 	get | put | del | await | list | watch)
 		local IFS=$'\n'
 		COMPREPLY=($(compgen -W "$("${words[0]}" "${reg[@]}" list \

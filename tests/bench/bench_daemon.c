@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 
 #include "bench_common.h"
+#include "bench_shmregd.h"
 #include "shmreg.h"
 
 #define KEY_LEN   16
@@ -34,8 +35,7 @@
 
 static int quick;
 static int srv_cpu, cli_cpu;
-static char dir[PATH_MAX], sockdir[32], sock[64];
-static pid_t daemon_pid;
+static char dir[PATH_MAX];
 static int failed;
 
 static void key_of(char *k, uint64_t i)
@@ -129,48 +129,11 @@ static void pingpong(int n, double *p50, double *p99)
 
 /* ---- the daemon ---- */
 
-static void start_daemon(const char *bin)
-{
-	char fdarg[16], buf[8];
-	int p[2];
-
-	/* sun_path holds 108 bytes: the socket gets a short directory of
-	 * its own, whatever the registry's is */
-	strcpy(sockdir, "/tmp/shmregd-bench-XXXXXX");
-	if (!mkdtemp(sockdir))
-		exit(1);
-	snprintf(sock, sizeof(sock), "%s/d.sock", sockdir);
-	if (pipe(p) < 0)
-		exit(1);
-	snprintf(fdarg, sizeof(fdarg), "%d", p[1]);
-	daemon_pid = fork();
-	if (daemon_pid == 0) {
-		close(p[0]);
-		bench_pin(srv_cpu);
-		execl(bin, bin, "--registry", "bench", "--socket", sock,
-		      "--ready-fd", fdarg, "--truncate", "--quiet",
-		      (char *)NULL);
-		perror(bin);
-		_exit(127);
-	}
-	close(p[1]);
-	if (read(p[0], buf, 6) != 6 || memcmp(buf, "READY\n", 6)) {
-		fprintf(stderr, "bench_daemon: %s did not start\n", bin);
-		exit(1);
-	}
-	close(p[0]);
-}
+static struct bench_shmregd srv;
 
 static shmreg_client_t *client(void)
 {
-	shmreg_client_t *c;
-	int ret = shmreg_connect(sock, "bench", &c);
-
-	if (ret < 0) {
-		fprintf(stderr, "connect: %s\n", strerror(-ret));
-		exit(1);
-	}
-	return c;
+	return bench_shmregd_client(&srv);
 }
 
 static void roundtrip(int n, double *p50, double *p99, double *rps)
@@ -318,26 +281,6 @@ static void verify(uint64_t n)
 	shmreg_close(r);
 }
 
-static const char *find_shmregd(const char *arg)
-{
-	static char buf[PATH_MAX + 32];
-	const char *env = getenv("SHMREGD");
-	char self[PATH_MAX];
-	ssize_t n;
-
-	if (arg)
-		return arg;
-	if (env && *env)
-		return env;
-	/* build tree: <build>/tests/bench/bench_daemon -> <build>/bin */
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return "shmregd";
-	self[n] = 0;
-	snprintf(buf, sizeof(buf), "%s/../../bin/shmregd", dirname(self));
-	return buf;
-}
-
 int main(int argc, char **argv)
 {
 	const char *bin = NULL;
@@ -358,7 +301,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	bin = find_shmregd(bin);
+	bin = bench_find_shmregd(bin);
 	if (quick) {
 		np = 20000;
 		nrt = 2000;
@@ -378,7 +321,7 @@ int main(int argc, char **argv)
 	       "CPU %d, clients on CPU %d; %s\n", KEY_LEN, VAL_LEN, NKEYS,
 	       srv_cpu, cli_cpu, quick ? "quick (figures meaningless)" : "");
 	pingpong(nrt, &pp50, &pp99);
-	start_daemon(bin);
+	bench_shmregd_start(&srv, bin, "bench", srv_cpu);
 	roundtrip(nrt, &rt50, &rt99, &rtrps);
 	s = pipelined(0, np, 16);
 	r1_16 = (double)np / s;
@@ -390,10 +333,8 @@ int main(int argc, char **argv)
 	s = multi(4, n4, 0);
 	r4_max = (double)(n4 * 4) / s;
 
-	kill(daemon_pid, SIGTERM);
-	waitpid(daemon_pid, NULL, 0);
+	bench_shmregd_stop(&srv);
 	bench_rmtree(dir);
-	bench_rmtree(sockdir);
 
 	bench_table_head("shmregd put over the socket (server and clients "
 			 "pinned as above)");

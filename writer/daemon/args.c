@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "duration.h"
 
 /* The project's version (CMake's PROJECT_VERSION), as shmregctl prints. */
 #ifndef SHMREGD_VERSION
@@ -48,16 +49,16 @@ static const char usage[] =
 "                          no limit but --max-connections)\n"
 "      --max-inflight N    requests in flight per connection before the\n"
 "                          daemon stops reading it (default 1024)\n"
-"      --stall-timeout MS  close a connection that takes none of its\n"
-"                          replies for this long (default 30000)\n"
-"      --idle-timeout MS   close a connection that sends no request for\n"
+"      --stall-timeout D   close a connection that takes none of its\n"
+"                          replies for this long (default 30s)\n"
+"      --idle-timeout D    close a connection that sends no request for\n"
 "                          this long, unless it owns ephemeral entries\n"
-"                          (default 60000; 0 = never)\n"
+"                          (default 60s; 0 = never)\n"
 "      --input-budget MIB  buffered partial requests of all connections\n"
 "                          together, at most (default 256, at least 32);\n"
 "                          a frame that does not fit gets -EAGAIN\n"
-"      --drain-timeout MS  on shutdown, wait this long for clients to take\n"
-"                          their last replies (default 5000)\n"
+"      --drain-timeout D   on shutdown, wait this long for clients to take\n"
+"                          their last replies (default 5s)\n"
 "      --truncate          start the registries empty\n"
 "      --ready-fd FD       write \"READY\\n\" to FD once serving, then close\n"
 "                          it (systemd's NOTIFY_SOCKET is also honoured)\n"
@@ -69,10 +70,26 @@ static const char usage[] =
 "  -h, --help              this text\n"
 "  -V, --version           print the version\n"
 "\n"
+"A duration D is milliseconds, or a number with a unit: 500ms, 5s, 1m, 2h.\n"
+"\n"
 "[*] Registry options: written after a --registry, they apply to that\n"
 "registry only; before the first --registry, they are the defaults of\n"
 "every registry.  A registry's own --allow-uid/--allow-gid replace the\n"
 "default lists (both) for it.\n";
+
+#define DURATION_WANT "want milliseconds or a duration: 500ms, 5s, 1m, 2h"
+
+/* A timeout: plain numbers stay milliseconds (as before units came), at
+ * most a day; whole milliseconds or finer, as given. */
+static int parse_ms(const char *s, uint64_t *ns)
+{
+	int64_t v;
+
+	if (shm_parse_duration(s, SHM_NS_PER_MS, &v) || v > 86400 * SHM_NS_PER_S)
+		return -EINVAL;
+	*ns = (uint64_t)v;
+	return 0;
+}
 
 static int parse_ulong(const char *s, int base, unsigned long max,
 		       unsigned long *out)
@@ -325,22 +342,19 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 			o->max_inflight = (unsigned)v;
 			break;
 		case OPT_STALL:
-			if (parse_ulong(optarg, 10, 86400000, &v) || !v)
+			if (parse_ms(optarg, &o->stall_ns) || !o->stall_ns)
 				return bad("--stall-timeout", optarg,
-					   "want 1..86400000 ms");
-			o->stall_ns = v * 1000000ull;
+					   DURATION_WANT " (1ms .. 24h)");
 			break;
 		case OPT_DRAIN:
-			if (parse_ulong(optarg, 10, 86400000, &v))
+			if (parse_ms(optarg, &o->drain_ns))
 				return bad("--drain-timeout", optarg,
-					   "want 0..86400000 ms");
-			o->drain_ns = v * 1000000ull;
+					   DURATION_WANT " (0 .. 24h)");
 			break;
 		case OPT_IDLE:
-			if (parse_ulong(optarg, 10, 86400000, &v))
+			if (parse_ms(optarg, &o->idle_ns))
 				return bad("--idle-timeout", optarg,
-					   "want 0..86400000 ms");
-			o->idle_ns = v * 1000000ull;
+					   DURATION_WANT " (0 .. 24h)");
 			break;
 		case OPT_BUDGET:
 			/* at least 32 MiB: the largest frame must fit in

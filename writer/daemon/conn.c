@@ -278,6 +278,12 @@ static void reply(struct conn *c, uint8_t op, uint64_t id, int32_t status,
 	mark_dirty(c);
 }
 
+void conn_reply(struct conn *c, uint8_t op, uint64_t id, int32_t status,
+		uint64_t rev, const void *body, uint32_t blen)
+{
+	reply(c, op, id, status, rev, body, blen);
+}
+
 static void reply_err(struct conn *c, const struct proto_req *q, int err)
 {
 	reply(c, q->op, q->id, err, reg_rev(c), NULL, 0);
@@ -529,6 +535,15 @@ static void handle_request(struct conn *c, const struct proto_req *q)
 		break;
 	case PROTO_OP_STATS:
 		do_stats(c, q);
+		break;
+	case PROTO_OP_BATCH:
+		batch_request(c, q);
+		break;
+	case PROTO_OP_RELOAD:
+		admin_reload(c, q);
+		break;
+	case PROTO_OP_REGISTRIES:
+		admin_registries(c, q);
 		break;
 	default:
 		/* proto_decode_request() refuses unknown ops */

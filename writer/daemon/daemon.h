@@ -328,6 +328,9 @@ void conn_check_idle(struct daemon *d, uint64_t now);
 /* Drop a reference from a completed SQE; frees a dead conn at zero. */
 void conn_put(struct conn *c);
 void conn_free_all(struct daemon *d);
+/* Queue a reply to @c (for the request handlers outside conn.c). */
+void conn_reply(struct conn *c, uint8_t op, uint64_t id, int32_t status,
+		uint64_t rev, const void *body, uint32_t blen);
 
 /* ---- owners.c ---- */
 /* Make sure @pid is watched, and note that it may own entries in @r.
@@ -356,14 +359,39 @@ void eph_conn_closed(struct conn *c);
 int owner_adopt(struct daemon *d, struct reg *r);
 void eph_free_all(struct daemon *d);
 
+/* ---- batch.c ---- */
+struct batch_result {
+	int err;                    /* 0, or the failing operation's -errno */
+	uint32_t failed;            /* its index, PROTO_BATCH_NO_INDEX if none */
+	uint32_t applied;           /* operations applied: all, or 0 when the
+	                             * dry run refused the batch */
+	uint64_t rev;               /* the registry's revision afterwards */
+};
+/* Apply the decoded BATCH @q to @r all or nothing (how: batch.c).  @c is
+ * the connection that owns SHMREG_EPHEMERAL puts (NULL: the daemon's own
+ * batches, which have none). */
+void batch_run(struct daemon *d, struct reg *r, struct conn *c,
+	       const struct proto_req *q, struct batch_result *res);
+/* The BATCH request of @c: run it and reply. */
+void batch_request(struct conn *c, const struct proto_req *q);
+
+/* ---- admin.c ---- */
+/* RELOAD: load_registry() for the connection's registry; the reply says
+ * what was done or why nothing was. */
+void admin_reload(struct conn *c, const struct proto_req *q);
+/* REGISTRIES: the registries served, from index q->u.registries.first,
+ * as many as fit in one reply. */
+void admin_registries(struct conn *c, const struct proto_req *q);
+
 /* ---- load.c ---- */
 /* Read r->ro->load_dir whole into memory (every file, every .attrs parsed
- * and checked against the limits) and only then apply it in one batch:
- * files new or changed since what the registry holds are put, keys of
- * the previous load whose files are gone are deleted, the rest is left
- * alone.  A read error changes nothing; the log line names the file and
- * the reason.  Returns 0 or -errno. */
-int load_registry(struct daemon *d, struct reg *r);
+ * and checked against the limits) and only then apply it as one BATCH
+ * (all or nothing): files new or changed since what the registry holds
+ * are put, keys of the previous load whose files are gone are deleted,
+ * the rest is left alone.  Any error changes nothing; @msg (and the log
+ * line) names the file and the reason, or says what was done.  Returns 0
+ * or -errno. */
+int load_registry(struct daemon *d, struct reg *r, char *msg, size_t cap);
 /* SIGHUP: load_registry for every registry with --load; errors are
  * logged, never fatal. */
 void load_reload_all(struct daemon *d);

@@ -420,76 +420,164 @@ static bool in_set(const struct load_set *s, const struct load_ent *e)
 	return s && bsearch(e, s->e, s->n, sizeof(*s->e), cmp_ent);
 }
 
-static int load_apply(struct daemon *d, struct reg *r, struct load_set *s,
-	       char *err, size_t errcap)
+/* The load's changes as the records of one BATCH: a put for each file
+ * that is new or changed, a delete for each key of the previous load
+ * whose file is gone (and whose entry is still there: someone may have
+ * deleted it meanwhile, and a batch delete of an absent key would refuse
+ * the whole load).  The records go into one heap buffer, *@buf. */
+struct load_batch {
+	uint8_t *buf;
+	size_t len, cap;
+	uint32_t nops, puts, dels;
+};
+
+static int lb_reserve(struct load_batch *b, size_t n)
+{
+	size_t cap = b->cap ? b->cap : 4096;
+	uint8_t *p;
+
+	if (b->cap - b->len >= n)
+		return 0;
+	while (cap - b->len < n)
+		cap *= 2;
+	if (cap > UINT32_MAX)
+		return -E2BIG; /* the records' length is a u32 */
+	p = realloc(b->buf, cap);
+	if (!p)
+		return -ENOMEM;
+	b->buf = p;
+	b->cap = cap;
+	return 0;
+}
+
+static int lb_put(struct load_batch *b, const struct load_ent *e)
+{
+	shmreg_put_opts_t po = {
+		.attrs = e->attrs ? e->attrs->attr : NULL,
+		.nattrs = e->attrs ? e->attrs->n : 0,
+	};
+	size_t n = proto_encode_batch_put(NULL, 0, e->key, e->klen, e->val,
+					  e->vlen, &po);
+	int rc = lb_reserve(b, n);
+
+	if (rc < 0)
+		return rc;
+	proto_encode_batch_put(b->buf + b->len, n, e->key, e->klen, e->val,
+			       e->vlen, &po);
+	b->len += n;
+	b->nops++;
+	b->puts++;
+	return 0;
+}
+
+static int lb_del(struct load_batch *b, const struct load_ent *e)
+{
+	size_t n = proto_encode_batch_key(NULL, 0, PROTO_OP_DEL, e->key,
+					  e->klen);
+	int rc = lb_reserve(b, n);
+
+	if (rc < 0)
+		return rc;
+	proto_encode_batch_key(b->buf + b->len, n, PROTO_OP_DEL, e->key,
+			       e->klen);
+	b->len += n;
+	b->nops++;
+	b->dels++;
+	return 0;
+}
+
+static int load_build(struct reg *r, const struct load_set *s,
+		      struct load_batch *b)
 {
 	shmreg_t *rd = shmreg_writer_reader(r->w);
 	const struct load_set *old = r->loaded;
-	unsigned puts = 0, dels = 0;
-	int ret = 0;
+	int rc = 0;
 
-	shmreg_writer_batch_begin(r->w);
-	for (size_t i = 0; i < s->n && ret == 0; i++) {
-		const struct load_ent *e = &s->e[i];
-		shmreg_put_opts_t po = {
-			.attrs = e->attrs ? e->attrs->attr : NULL,
-			.nattrs = e->attrs ? e->attrs->n : 0,
-		};
-		int64_t rev;
-		pid_t prev;
-
-		if (same(rd, e))
-			continue;
-		/* a client's entry at a loaded key is taken over: it is
-		 * neither owned nor connection-owned any more */
-		prev = owner_of(d, r, e->key, e->klen);
-		rev = shmreg_writer_put(r->w, e->key, e->klen,
-					e->vlen ? e->val : "", e->vlen, &po);
-		if (rev < 0) {
-			ret = (int)rev;
-			snprintf(err, errcap, "%s: put: %s", e->key,
-				 strerror(-ret));
-			break;
-		}
-		eph_after_put(d, r, NULL, e->key, e->klen, false, 0);
-		owner_ref(d, prev, -1);
-		puts++;
-	}
-	for (size_t i = 0; old && i < old->n && ret == 0; i++) {
+	for (size_t i = 0; i < s->n && rc == 0; i++)
+		if (!same(rd, &s->e[i]))
+			rc = lb_put(b, &s->e[i]);
+	for (size_t i = 0; old && i < old->n && rc == 0; i++) {
 		const struct load_ent *e = &old->e[i];
-		int64_t rev;
-		pid_t prev;
 
-		if (in_set(s, e))
-			continue;
-		prev = owner_of(d, r, e->key, e->klen);
-		rev = shmreg_writer_del(r->w, e->key, e->klen);
-		if (rev == -ENOENT)
-			continue;   /* someone deleted it already */
-		if (rev < 0) {
-			ret = (int)rev;
-			snprintf(err, errcap, "%s: delete: %s", e->key,
-				 strerror(-ret));
-			break;
-		}
-		eph_after_del(d, r, e->key, e->klen);
-		owner_ref(d, prev, -1);
-		dels++;
+		if (!in_set(s, e) &&
+		    shmreg_get(rd, e->key, e->klen, NULL, 0, NULL) >= 0)
+			rc = lb_del(b, e);
 	}
-	shmreg_writer_batch_end(r->w);
-	/* after a failed put or delete what was applied stays (the writer
-	 * has no rollback); the set is taken anyway, so that the next
-	 * reload deletes what this one added */
-	load_set_free(r->loaded);
-	r->loaded = s;
-	if (ret == 0)
-		snprintf(err, errcap, "%zu files: %u put, %u deleted, "
-			 "revision %llu", s->n, puts, dels,
-			 (unsigned long long)shmreg_writer_revision(r->w));
-	return ret;
+	return rc;
 }
 
-int load_registry(struct daemon *d, struct reg *r)
+/* The key of operation @i of the batch, for the message. */
+static void op_key(const struct proto_req *q, uint32_t i, char *key,
+		   size_t cap, const char **what)
+{
+	struct proto_batch_iter it;
+	struct proto_req o;
+	const uint8_t *k = NULL;
+	size_t kl = 0;
+
+	proto_batch_iter_init(&it, q);
+	for (uint32_t n = 0; proto_batch_next(&it, &o) > 0; n++) {
+		if (n != i)
+			continue;
+		*what = o.op == PROTO_OP_DEL ? "delete" : "put";
+		k = o.op == PROTO_OP_DEL ? o.u.del.key : o.u.put.key;
+		kl = o.op == PROTO_OP_DEL ? o.u.del.klen : o.u.put.klen;
+		break;
+	}
+	/* loaded keys are paths: text, and no longer than a key */
+	snprintf(key, cap, "%.*s", (int)kl, k ? (const char *)k : "?");
+}
+
+static int load_apply(struct daemon *d, struct reg *r, struct load_set *s,
+		      char *err, size_t errcap)
+{
+	struct load_batch b = { 0 };
+	struct proto_req q = { .op = PROTO_OP_BATCH };
+	struct batch_result res;
+	char key[SHMREG_KEY_MAX + 1];
+	const char *what = "put";
+	int ret = load_build(r, s, &b);
+
+	if (ret < 0) {
+		snprintf(err, errcap, "%s", ret == -E2BIG ?
+			 "the changes do not fit one batch (4 GiB)" :
+			 "out of memory");
+		free(b.buf);
+		return ret;
+	}
+	q.u.batch.recs = b.buf;
+	q.u.batch.rlen = (uint32_t)b.len;
+	q.u.batch.nops = b.nops;
+	batch_run(d, r, NULL, &q, &res);
+	if (res.err) {
+		op_key(&q, res.failed, key, sizeof(key), &what);
+		snprintf(err, errcap, "%s: %s: %s%s", key, what,
+			 strerror(-res.err), res.applied ?
+			 " (when applied: the operations before it stay)" :
+			 "");
+		free(b.buf);
+		/* a refused batch changed nothing: the previous set is still
+		 * what the registry holds, and the next reload compares
+		 * against it; in the rare applied-in-part case (batch.c)
+		 * the new set is taken, so that the next reload deletes
+		 * what this one added */
+		if (res.applied == 0) {
+			load_set_free(s);
+			return res.err;
+		}
+		load_set_free(r->loaded);
+		r->loaded = s;
+		return res.err;
+	}
+	free(b.buf);
+	load_set_free(r->loaded);
+	r->loaded = s;
+	snprintf(err, errcap, "%zu files: %u put, %u deleted, revision %llu",
+		 s->n, b.puts, b.dels, (unsigned long long)res.rev);
+	return 0;
+}
+
+int load_registry(struct daemon *d, struct reg *r, char *msg, size_t cap)
 {
 	const char *dir = r->ro->load_dir;
 	struct load_set *s = NULL;
@@ -497,17 +585,14 @@ int load_registry(struct daemon *d, struct reg *r)
 	int ret;
 
 	ret = load_read(dir, &s, err, sizeof(err));
+	if (ret == 0)
+		ret = load_apply(d, r, s, err, sizeof(err));
+	if (msg)
+		snprintf(msg, cap, "%s", err);
 	if (ret < 0) {
 		d_log(D_ERR, "registry %s: --load: %s", r->name, err);
-		d_log(D_ERR, "registry %s: --load: nothing applied, contents "
-		      "unchanged", r->name);
-		return ret;
-	}
-	ret = load_apply(d, r, s, err, sizeof(err));
-	if (ret < 0) {
-		d_log(D_ERR, "registry %s: --load: %s", r->name, err);
-		d_log(D_ERR, "registry %s: --load: applied in part (revision "
-		      "%llu)", r->name,
+		d_log(D_ERR, "registry %s: --load: refused, now at revision "
+		      "%llu", r->name,
 		      (unsigned long long)shmreg_writer_revision(r->w));
 		return ret;
 	}
@@ -521,7 +606,7 @@ void load_reload_all(struct daemon *d)
 	 * daemon */
 	for (unsigned i = 0; i < d->nreg; i++)
 		if (d->reg[i].ro->load_dir)
-			(void)load_registry(d, &d->reg[i]);
+			(void)load_registry(d, &d->reg[i], NULL, 0);
 }
 
 void load_free_all(struct daemon *d)

@@ -257,7 +257,7 @@ static int open_registries(struct daemon *d)
 		 * registry without the contents it was told to load would
 		 * look healthy and be wrong */
 		if (r->ro->load_dir) {
-			ret = load_registry(d, r);
+			ret = load_registry(d, r, NULL, 0);
 			if (ret < 0)
 				return ret;
 		}
