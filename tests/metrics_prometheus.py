@@ -200,7 +200,22 @@ def check_http(port):
     return text
 
 
+def check_bad_listen():
+    """A --metrics-listen that is not ADDR:PORT is a usage error (2),
+    named, before anything is opened."""
+    for bad in ("nonsense", "127.0.0.1", "127.0.0.1:99999", "127.0.0.1:+80",
+                "localhost:9464", "::1:9464", "[::1]9464"):
+        # refused while parsing: the socket is never made
+        r = subprocess.run([SHMREGD, "--registry", REG, "--socket",
+                            "/nonexistent/bad.sock", "--metrics-listen", bad],
+                           capture_output=True, timeout=DEADLINE)
+        if r.returncode != 2 or b"--metrics-listen" not in r.stderr:
+            fail("--metrics-listen %s: exit %d, %r" % (bad, r.returncode,
+                                                       r.stderr))
+
+
 def main():
+    check_bad_listen()
     sockdir = tempfile.mkdtemp(prefix="shmreg-metrics-", dir="/tmp")
     os.environ["SHMREG_SOCKET"] = os.path.join(sockdir, "d.sock")
     p, port = start_daemon(sockdir)
