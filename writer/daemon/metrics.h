@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "d_tag.h"
 
 /* Request ops counted by number (the wire's op byte); any above is one
  * "other".  Errnos likewise. */
@@ -35,7 +36,7 @@ struct http_conn;
 /* The HTTP endpoint.  kind is the first field of it and of every
  * http_conn: the loop's one tag for both (D_TAG_METRICS) tells them apart
  * by it. */
-struct metrics_srv {
+struct D_TAGGED metrics_srv {
 	uint8_t kind;               /* M_KIND_LISTEN */
 	int fd;                     /* listening socket, -1: none */
 	bool armed;                 /* multishot accept in flight */

@@ -37,7 +37,7 @@
  * came back (ops == 0), like the registry connections of conn.c.
  */
 
-struct http_conn {
+struct D_TAGGED http_conn {
 	uint8_t kind;               /* M_KIND_CONN; first, see metrics.h */
 	bool dead;                  /* closed: freed when ops == 0 */
 	bool lingering;             /* answered: reading to EOF, see below */
