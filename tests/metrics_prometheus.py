@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-# Description: shmregd --metrics-listen and shmregctl stats --prometheus,
+# Description: shmregd --metrics-listen, shmregctl stats --prometheus and
+# stats --json,
 # read with the Prometheus project's own text parser
 # (python3-prometheus-client): every family has HELP and TYPE, counters end
 # in _total, and the values are exact: entries and revision after N puts,
 # requests_total by op and result and errors_total by errno after a known
 # series of requests.  The HTTP endpoint answers malformed, oversized and
 # other-method requests with their status, survives garbage and idle
-# connections, and still serves afterwards.
-import errno
+# connections, and still serves afterwards.  After the daemon stops, stats
+# --prometheus of the closed registry says so.
+import json
 import os
 import select
 import socket
@@ -198,21 +200,44 @@ def check_http(port):
     return text
 
 
+def check_bad_listen():
+    """A --metrics-listen that is not ADDR:PORT is a usage error (2),
+    named, before anything is opened."""
+    for bad in ("nonsense", "127.0.0.1", "127.0.0.1:99999", "127.0.0.1:+80",
+                "localhost:9464", "::1:9464", "[::1]9464"):
+        # refused while parsing: the socket is never made
+        r = subprocess.run([SHMREGD, "--registry", REG, "--socket",
+                            "/nonexistent/bad.sock", "--metrics-listen", bad],
+                           capture_output=True, timeout=DEADLINE)
+        if r.returncode != 2 or b"--metrics-listen" not in r.stderr:
+            fail("--metrics-listen %s: exit %d, %r" % (bad, r.returncode,
+                                                       r.stderr))
+
+
 def main():
+    check_bad_listen()
     sockdir = tempfile.mkdtemp(prefix="shmreg-metrics-", dir="/tmp")
     os.environ["SHMREG_SOCKET"] = os.path.join(sockdir, "d.sock")
     p, port = start_daemon(sockdir)
     try:
         for i in range(NPUTS):
-            ctl("--no-embedded", "put", "k%02d" % i, "value-%d" % i)
+            # the first two carry attributes: role=db twice, zone=a once
+            attrs = (["--attr", "role=db", "--attr", "zone=a"] if i == 0
+                     else ["--attr", "role=db"] if i == 1 else [])
+            ctl("--no-embedded", "put", "k%02d" % i, "value-%d" % i, *attrs)
         for i in range(NDELS):
             ctl("--no-embedded", "del", "absent%d" % i, ok=(1,))
         where = "GET /metrics"
         m = families(scrape(port), where)
         expect(m, "shmreg_entries", NPUTS, where, registry=REG)
         expect(m, "shmreg_revision", NPUTS, where, registry=REG)
-        expect(m, "shmreg_requests_total", NPUTS, where, registry=REG,
+        # puts with attributes go as PUTX
+        expect(m, "shmreg_requests_total", NPUTS - 2, where, registry=REG,
                op="put", result="ok")
+        expect(m, "shmreg_requests_total", 2, where, registry=REG,
+               op="putx", result="ok")
+        expect(m, "shmreg_attr_pairs", 2, where, registry=REG)
+        expect(m, "shmreg_attr_index_entries", 3, where, registry=REG)
         expect(m, "shmreg_requests_total", 0, where, registry=REG,
                op="put", result="error")
         expect(m, "shmreg_requests_total", NDELS, where, registry=REG,
@@ -252,6 +277,29 @@ def main():
                               "shmreg_waiters") and v != after[key]:
                 fail("%s: %s = %r, the daemon says %r" % (where, key[0],
                                                           v, after[key]))
+        expect(c, "shmreg_entries", NPUTS, where, registry=REG)
+
+        st = json.loads(ctl("--json", "stats"))
+        want = {"entries": NPUTS, "revision": NPUTS, "attr_pairs": 2,
+                "index_entries": 3, "owned": 0, "waiters": 0,
+                "state": "open", "writer_pid": p.pid}
+        for k, v in want.items():
+            if st.get(k) != v:
+                fail("stats --json: %s = %r, want %r" % (k, st.get(k), v))
+        if not st["uptime_s"] > 0 or st["writes_per_sec"] < 0:
+            fail("stats --json: uptime_s %r writes_per_sec %r"
+                 % (st["uptime_s"], st["writes_per_sec"]))
+
+        p.terminate()
+        if p.wait(timeout=DEADLINE) != 0:
+            fail("shmregd exit %d" % p.returncode)
+        where = "stats --prometheus, registry closed"
+        c = families(ctl("stats", "--prometheus"), where)
+        expect(c, "shmreg_writer_state", 1, where, registry=REG,
+               state="closed")
+        expect(c, "shmreg_writer_state", 0, where, registry=REG,
+               state="open")
+        expect(c, "shmreg_writer_uptime_seconds", 0, where, registry=REG)
         expect(c, "shmreg_entries", NPUTS, where, registry=REG)
     finally:
         if p.poll() is None:

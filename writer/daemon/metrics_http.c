@@ -65,6 +65,10 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss,
 	if (!colon)
 		return -EINVAL;
 	hlen = (size_t)(colon - spec);
+	/* digits only: strtoul alone would take "+80", " 80", "-0" */
+	if (strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+	    strlen(colon + 1) > 5)
+		return -EINVAL;
 	port = strtoul(colon + 1, &end, 10);
 	if (!colon[1] || *end || port > 65535 || hlen >= sizeof(host))
 		return -EINVAL;
