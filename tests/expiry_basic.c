@@ -273,6 +273,22 @@ static void test_waiter(int fd)
 	tc_child_free(c);
 }
 
+/* shmreg_writer_set_attrs keeps the entry's deadline, and the sweep
+ * still removes it then. */
+static void test_set_attrs(int fd)
+{
+	shmreg_attr_t a = { "health", "ok" };
+	int64_t d;
+
+	put_ttl("sa", 200 * MS, NULL, NULL, 0);
+	d = deadline_of("sa");
+	TC_CHECK(shmreg_writer_set_attrs(w, "sa", 2, &a, 1) > 0, "set_attrs");
+	TC_EQ(deadline_of("sa"), d, "set_attrs kept the deadline");
+	TC_CHECK(readable(fd, 5000), "fd for sa");
+	TC_EQ(shmreg_writer_expire(w, 256), 1, "expire sa");
+	TC_EQ(get("sa"), -ENOENT, "sa after the sweep");
+}
+
 /* A lease refreshed again and again (a put with a new TTL each time)
  * leaves a stale deadline per refresh: once they pile up, the descriptor
  * turns readable with nothing due and a few expire() calls (each bounded)
@@ -356,6 +372,7 @@ int main(void)
 	test_meet_expired();
 	test_chunks(fd);
 	test_waiter(fd);
+	test_set_attrs(fd);
 	test_refresh(fd);
 	test_growth_takeover();
 
