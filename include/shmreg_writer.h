@@ -174,6 +174,9 @@ int64_t shmreg_writer_reap_owners(shmreg_writer_t *w);
  * queue in the writer's memory, built by one scan of the registry on the
  * first call of either function: how a registry taken over from an earlier
  * writer gets its deadlines, which are absolute and stored in the entries).
+ * The queue keeps a deadline per put with a TTL; those of entries deleted
+ * or put again since are dropped by the same calls, in bounded steps (the
+ * descriptor is then readable with nothing due, and expire returns 0).
  * A host that never calls them pays nothing, and its expired entries stay
  * invisible until a put or delete of their key removes them.
  *

@@ -5,7 +5,8 @@
  * their descendants, each with a revision and a delete event in order
  * (leaves before parents), in chunks of at most @max with the descriptor
  * readable again while more are due; a watch_key waiter wakes when its key
- * is swept; a delete or a put meeting an expired entry removes it the same
+ * is swept; the stale deadlines of a lease refreshed many times are
+ * dropped in bounded steps; a delete or a put meeting an expired entry removes it the same
  * way; deadlines survive a growth handoff and a takeover by a new writer. */
 #include <errno.h>
 #include <poll.h>
@@ -272,6 +273,47 @@ static void test_waiter(int fd)
 	tc_child_free(c);
 }
 
+/* shmreg_writer_set_attrs keeps the entry's deadline, and the sweep
+ * still removes it then. */
+static void test_set_attrs(int fd)
+{
+	shmreg_attr_t a = { "health", "ok" };
+	int64_t d;
+
+	put_ttl("sa", 200 * MS, NULL, NULL, 0);
+	d = deadline_of("sa");
+	TC_CHECK(shmreg_writer_set_attrs(w, "sa", 2, &a, 1) > 0, "set_attrs");
+	TC_EQ(deadline_of("sa"), d, "set_attrs kept the deadline");
+	TC_CHECK(readable(fd, 5000), "fd for sa");
+	TC_EQ(shmreg_writer_expire(w, 256), 1, "expire sa");
+	TC_EQ(get("sa"), -ENOENT, "sa after the sweep");
+}
+
+/* A lease refreshed again and again (a put with a new TTL each time)
+ * leaves a stale deadline per refresh: once they pile up, the descriptor
+ * turns readable with nothing due and a few expire() calls (each bounded)
+ * drop them, removing nothing; the lease itself is kept. */
+static void test_refresh(int fd)
+{
+	enum { REFRESH = 20000 };
+	int calls = 0;
+
+	TC_CHECK(!readable(fd, 0), "fd readable before the refreshes");
+	for (int i = 0; i < REFRESH; i++)
+		put_ttl("lease", 3600000 * MS, NULL, NULL, 0);
+	TC_CHECK(readable(fd, 0), "no compaction after %d refreshes",
+		 REFRESH);
+	while (readable(fd, 0)) {
+		TC_EQ(shmreg_writer_expire(w, 256), 0, "a compaction step");
+		/* 512 elements examined per call at most */
+		TC_CHECK(++calls <= (REFRESH + 4096) / 512 + 2,
+			 "compaction never ends");
+	}
+	TC_CHECK(calls >= 2, "compaction done in %d call", calls);
+	TC_EQ(get("lease"), 1, "the lease");
+	TC_EQ(shmreg_writer_del(w, "lease", 5) > 0, 1, "del lease");
+}
+
 /* Deadlines are kept by growth (slots move) and a new writer's takeover
  * (the queue is rebuilt from the slots). */
 static void test_growth_takeover(void)
@@ -330,6 +372,8 @@ int main(void)
 	test_meet_expired();
 	test_chunks(fd);
 	test_waiter(fd);
+	test_set_attrs(fd);
+	test_refresh(fd);
 	test_growth_takeover();
 
 	shmreg_writer_close(w);

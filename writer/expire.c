@@ -16,9 +16,14 @@
  * one element (O(log n)); nothing is removed from the heap when the entry
  * is deleted or put again: the element goes stale, and the sweep drops it
  * when it reaches the top, finding no entry of that hash due.  Stale
- * elements whose deadlines lie far ahead are dropped by a compaction when
- * the heap has doubled since the last one (each element is checked against
- * the index: O(heap) once per doubling, amortised O(1) per put).  Keying by
+ * elements whose deadlines lie far ahead (a lease refreshed with a new TTL
+ * leaves one per refresh) are dropped by a compaction pass once the heap
+ * has doubled since the last one: each element is checked against the
+ * index, a stale one taken out of the heap.  The pass runs inside
+ * shmreg_writer_expire(), at most COMPACT_STEP elements per call, the timer
+ * made readable at once while it lasts, so it never pauses the host for
+ * longer than a chunk (O(heap) per doubling: amortised O(1) per put).
+ * Keying by
  * hash, not slot, keeps the heap valid across growth handoffs (slots move,
  * hashes and deadlines do not).  The heap is built on the first call of
  * shmreg_writer_expiry_fd() or shmreg_writer_expire(), by one scan of the
@@ -36,9 +41,9 @@
  * serving whatever else is ready: chunks interleave with requests.
  *
  * Bounds.  One call removes at most @max entries plus the subtree of the
- * last one (a subtree goes in one commit, whatever its size), and pops at
- * most 2 * @max + 64 heap elements (stale ones included), each O(log n)
- * plus one probe path.
+ * last one (a subtree goes in one commit, whatever its size), pops at most
+ * 2 * @max + 64 heap elements (stale ones included), and examines at most
+ * COMPACT_STEP more, each O(log n) plus one probe path.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -53,7 +58,8 @@
 #include "internal.h"
 #include "lookup.h"
 
-#define COMPACT_MIN 4096u /* no compaction below this many stale */
+#define COMPACT_MIN  4096u /* no compaction below this many stale */
+#define COMPACT_STEP 512u  /* elements a compaction examines per call */
 
 /* ---- the heap ---- */
 
@@ -113,6 +119,16 @@ static struct expiry_ent heap_pop(struct expiry *x)
 	return top;
 }
 
+/* Take element @i out of the heap (the last one moves into its place). */
+static void heap_remove(struct expiry *x, size_t i)
+{
+	x->heap[i] = x->heap[--x->n];
+	if (i < x->n) {
+		sift_down(x->heap, x->n, i);
+		sift_up(x->heap, i);
+	}
+}
+
 static void heapify(struct expiry *x)
 {
 	for (size_t i = x->n / 2; i-- > 0;)
@@ -131,6 +147,9 @@ static void arm(struct expiry *x, bool force)
 
 	if (x->tfd < 0 || (at == x->armed && !force))
 		return;
+	/* a compaction pass under way: come back at once */
+	if (x->compacting)
+		at = 1;
 	/* a put's deadline is now + ttl > 0, but an adopted segment's may be
 	 * anything: one at or before the epoch is due at once (1 ns; 0
 	 * would disarm, a negative value is refused) */
@@ -160,17 +179,24 @@ static bool live(struct shmreg_writer *w, const struct expiry_ent *e)
 	return index_find_deadline(w, e->hash, e->at, e->at) >= 0;
 }
 
-static void compact(struct shmreg_writer *w)
+/* One step of a compaction pass: examine up to COMPACT_STEP elements from
+ * the cursor on, taking the stale ones out.  Each examination advances the
+ * cursor or shrinks the heap, so a pass ends.  (An element moved in before
+ * the cursor by heap_remove escapes this pass, not the next one.) */
+static void compact_step(struct shmreg_writer *w)
 {
 	struct expiry *x = &w->expiry;
-	size_t keep = 0;
 
-	for (size_t i = 0; i < x->n; i++)
-		if (live(w, &x->heap[i]))
-			x->heap[keep++] = x->heap[i];
-	x->n = keep;
-	heapify(x);
-	x->compacted = keep;
+	for (unsigned k = 0; k < COMPACT_STEP && x->cursor < x->n; k++) {
+		if (live(w, &x->heap[x->cursor]))
+			x->cursor++;
+		else
+			heap_remove(x, x->cursor);
+	}
+	if (x->cursor >= x->n) {
+		x->compacting = false;
+		x->compacted = x->n;
+	}
 }
 
 /* The deadlines of every entry in the segment: one scan of the slots. */
@@ -216,14 +242,18 @@ void expiry_note(struct shmreg_writer *w, int64_t at, uint64_t hash)
 
 	if (!x->active)
 		return;
-	if (x->n >= 2 * x->compacted + COMPACT_MIN)
-		compact(w);
+	if (!x->compacting && x->n >= 2 * x->compacted + COMPACT_MIN) {
+		/* run by the next shmreg_writer_expire calls */
+		x->compacting = true;
+		x->cursor = 0;
+		arm(x, true);
+	}
 	if (heap_push(x, at, hash) < 0) {
 		/* out of memory: the entry is still invisible at its
 		 * deadline; it is swept once the heap is rebuilt (the
 		 * next call of shmreg_writer_expire after a failed push
 		 * rebuilds it) */
-		x->active = false;
+		x->active = x->compacting = false;
 		free(x->heap);
 		x->heap = NULL;
 		x->n = x->cap = 0;
@@ -328,6 +358,8 @@ SHMREG_EXPORT int64_t shmreg_writer_expire(shmreg_writer_t *w, unsigned max)
 	}
 	if (open)
 		commit_end(w, 0);
+	if (x->compacting)
+		compact_step(w);
 	arm(x, true);
 	return removed;
 }

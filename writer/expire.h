@@ -23,6 +23,8 @@ struct expiry {
 	struct expiry_ent *heap;   /* binary min-heap on at */
 	size_t n, cap;
 	size_t compacted;          /* n after the last rebuild or compaction */
+	size_t cursor;             /* next element a compaction examines */
+	bool compacting;           /* a compaction pass is under way */
 	bool active;               /* built: puts push their deadlines */
 	int tfd;                   /* timerfd (CLOCK_REALTIME), or -1 */
 	int64_t armed;             /* deadline it is armed for, 0 = none */

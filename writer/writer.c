@@ -422,8 +422,10 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	commit_end(w, rev);
 	if (w->notify)
 		notify_key(w->notify, hash);
-	/* set_attrs keeps the deadline the queue already has */
-	if (ns.expires_at_ns && !w->keep_expiry)
+	/* a deadline new for this key (not one kept by set_attrs, which the
+	 * queue has already; a replay's imposed one is new) */
+	if (ns.expires_at_ns &&
+	    !(at >= 0 && old.expires_at_ns == ns.expires_at_ns))
 		expiry_note(w, ns.expires_at_ns, hash);
 	if (opts->owner_pid > 0 && !(at >= 0 && old.owner_pid == opts->owner_pid))
 		if (owners_add(&w->owners, opts->owner_pid, key, klen,

@@ -20,6 +20,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/wait.h>
 
@@ -62,38 +63,34 @@ static void die(const char *what, int64_t rc)
 	exit(1);
 }
 
-/* Put entry "e/NNNNNNN" number @i, expiring at @at (CLOCK_REALTIME). */
-static void put_at(shmreg_writer_t *w, uint64_t i, int64_t at)
+/* Put entry "e/NNNNNNN" number @i, expiring at @at (CLOCK_REALTIME).
+ * False when @at has passed already. */
+static bool put_at(shmreg_writer_t *w, uint64_t i, int64_t at)
 {
 	shmreg_put_opts_t o = { .ttl_ns = at - realtime_ns() };
 	char k[32];
 	int len = snprintf(k, sizeof(k), "e/%07llu", (unsigned long long)i);
 	int64_t rev;
 
-	if (o.ttl_ns <= 0) {
-		fprintf(stderr, "bench_expiry: the fill took past the "
-			"deadline (a load spike)\n");
-		exit(1);
-	}
+	if (o.ttl_ns <= 0)
+		return false;
 	rev = shmreg_writer_put(w, k, (size_t)len, "12345678", 8, &o);
 	if (rev < 0)
 		die("put", rev);
+	return true;
 }
 
-/*
- * @n entries that all expire at one instant, as soon after the fill as the
- * machine's load allows: the first 1% are put with a deadline far ahead and
- * timed, which gives the deadline (twice the fill's expected time, plus
- * 1 s for the daemon's start), then the rest and again the first 1% are
- * put with it.  Returns the deadline.
- */
-static int64_t fill(const char *reg, uint64_t n)
+/* One try of fill(): the deadline @factor times the fill's expected time
+ * after its first 1%, plus 1 s for the daemon's start; 0 when the fill
+ * ran past it anyway (the load rose). */
+static int64_t fill_try(const char *reg, uint64_t n, int64_t factor)
 {
 	shmreg_writer_opts_t wo = { .flags = SHMREG_WRITER_TRUNCATE,
 				    .initial_entries = n + 1024 };
 	uint64_t first = n / 100 + 1;
 	int64_t t0, at;
 	shmreg_writer_t *w;
+	bool ok = true;
 	int rc = shmreg_writer_open(reg, &wo, &w);
 
 	if (rc < 0)
@@ -102,13 +99,36 @@ static int64_t fill(const char *reg, uint64_t n)
 	for (uint64_t i = 0; i < first && i < n; i++)
 		put_at(w, i, t0 + 3600000LL * MS);
 	at = realtime_ns();
-	at += 2 * (at - t0) * (int64_t)(n / first) + 1000 * MS;
-	for (uint64_t i = first; i < n; i++)
-		put_at(w, i, at);
-	for (uint64_t i = 0; i < first && i < n; i++)
-		put_at(w, i, at);
+	at += factor * (at - t0) * (int64_t)(n / first) + 1000 * MS;
+	for (uint64_t i = first; ok && i < n; i++)
+		ok = put_at(w, i, at);
+	for (uint64_t i = 0; ok && i < first && i < n; i++)
+		ok = put_at(w, i, at);
 	shmreg_writer_close(w);
-	return at;
+	return ok ? at : 0;
+}
+
+/*
+ * @n entries that all expire at one instant, as soon after the fill as the
+ * machine's load allows: the first 1% are put with a deadline far ahead and
+ * timed, which gives the deadline, then the rest and again the first 1% are
+ * put with it.  When a rise of the load made the fill overrun it, the fill
+ * starts over (the registry is truncated) with twice the margin.  Returns
+ * the deadline.
+ */
+static int64_t fill(const char *reg, uint64_t n)
+{
+	for (int64_t factor = 2;; factor *= 2) {
+		int64_t at = fill_try(reg, n, factor);
+
+		if (at)
+			return at;
+		if (factor > 32) {
+			fprintf(stderr, "bench_expiry: the fill kept running past "
+				"its deadline (a machine too loaded)\n");
+			exit(1);
+		}
+	}
 }
 
 static void start_daemon(const char *bin)
