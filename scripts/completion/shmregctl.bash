@@ -42,7 +42,7 @@ _shmregctl()
 			i=$((i + 1)) ;;
 		--socket | --owner | --ttl | --expect-rev | --timeout | \
 		--since | --file | --prefix | --limit | -w | --output | \
-		--attr | --parent)
+		--attr | --parent | --watch | --count)
 			i=$((i + 1)) ;;
 		-*) ;;
 		*) [ -n "$cmd" ] || cmd=${words[i]} ;;
@@ -62,7 +62,8 @@ _shmregctl()
 	--expect-rev)
 		COMPREPLY=($(compgen -W "absent" -- "$cur"))
 		return ;;
-	--owner | --ttl | --timeout | --since | --limit | --prefix | --attr)
+	--owner | --ttl | --timeout | --since | --limit | --prefix | --attr | \
+	--watch | --count)
 		return ;;
 	esac
 
@@ -77,6 +78,7 @@ _shmregctl()
 	await) opts="--timeout --raw" ;;
 	watch) opts="--since" ;;
 	registries) opts="--output" ;;
+	stats) opts="--prometheus --watch --count" ;;
 	"")
 		if [[ $cur == -* ]]; then
 			COMPREPLY=($(compgen -W "$global" -- "$cur"))

@@ -62,6 +62,9 @@ static const char usage[] =
 "      --truncate          start the registries empty\n"
 "      --ready-fd FD       write \"READY\\n\" to FD once serving, then close\n"
 "                          it (systemd's NOTIFY_SOCKET is also honoured)\n"
+"      --metrics-listen ADDR:PORT\n"
+"                          serve Prometheus metrics at GET /metrics on\n"
+"                          this TCP address (127.0.0.1:9464, [::1]:9464)\n"
 "  -v, --verbose           log connections (twice: every error reply)\n"
 "  -q, --quiet             log errors only\n"
 "  -h, --help              this text\n"
@@ -162,6 +165,7 @@ enum {
 	OPT_BUDGET,
 	OPT_TRUNCATE,
 	OPT_READY_FD,
+	OPT_METRICS,
 };
 
 static const struct option longopts[] = {
@@ -182,6 +186,7 @@ static const struct option longopts[] = {
 	{ "input-budget", required_argument, NULL, OPT_BUDGET },
 	{ "truncate", no_argument, NULL, OPT_TRUNCATE },
 	{ "ready-fd", required_argument, NULL, OPT_READY_FD },
+	{ "metrics-listen", required_argument, NULL, OPT_METRICS },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -366,6 +371,13 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 			if (parse_ulong(optarg, 10, INT_MAX, &v))
 				return bad("--ready-fd", optarg, "not an fd");
 			o->ready_fd = (int)v;
+			break;
+		case OPT_METRICS:
+			if (!metrics_parse_listen(optarg))
+				return bad("--metrics-listen", optarg,
+					   "want ADDR:PORT, e.g. "
+					   "127.0.0.1:9464 or [::1]:9464");
+			o->metrics_listen = optarg;
 			break;
 		case 'v':
 			o->verbose++;
