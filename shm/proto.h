@@ -132,6 +132,9 @@ enum proto_stat {
 	                           /* connections closed for --idle-timeout */
 	PROTO_STAT_OVER_BUDGET,    /* frames refused for --input-budget */
 	PROTO_STAT_IN_BUFFERED,    /* bytes buffered for partial input now */
+	PROTO_STAT_MIRROR_STALE,   /* etcd mirror: CLOCK_REALTIME ns since its
+	                            * watch is down (stale), 0 = live or not
+	                            * a mirror */
 	PROTO_STAT_NFIELDS
 };
 

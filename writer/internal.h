@@ -143,7 +143,19 @@ struct shmreg_writer {
 	bool keep_expiry;          /* shmreg_writer_set_attrs: the put keeps
 	                            * keep_expires_at instead of a new TTL */
 	int64_t keep_expires_at;
+	/* a mirror's revisions (revision.c): while hold_rev != 0 every
+	 * change is revision hold_rev and its ring record SHM_OP_MANY;
+	 * slot_mod_rev/slot_create_rev, when nonzero, are what the next
+	 * put stores in its slot instead of its commit revision */
+	uint64_t hold_rev;
+	uint64_t slot_mod_rev, slot_create_rev;
 };
+
+/* The revision the next change commits as (see revision.c). */
+static inline uint64_t writer_next_rev(const struct shmreg_writer *w)
+{
+	return w->hold_rev ? w->hold_rev : w->revision + 1;
+}
 
 /* ---- segment files (segment.c) ---- */
 

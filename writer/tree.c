@@ -255,7 +255,7 @@ int64_t tree_remove(struct shmreg_writer *w, const void *key, size_t klen)
 			continue;
 		gone = shm_expired(&old);
 		remove_at(w, (uint64_t)at, &old, k, l.len[i], hash,
-			  gone ? 0 : w->revision + 1);
+			  gone ? 0 : writer_next_rev(w));
 		removed += !gone;
 	}
 	commit_end(w, 0);

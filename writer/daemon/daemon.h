@@ -20,6 +20,7 @@
 
 #include "shmreg_writer.h"
 #include "proto.h"
+#include "mirror/mirror.h"
 
 #define D_MAX_REGISTRIES 64     /* one bit each in owner.regmask */
 #define D_MAX_IDS        64     /* --allow-uid / --allow-gid entries */
@@ -70,6 +71,7 @@ struct d_regopt {
 	struct d_acl acl;           /* its own list replaces the default one */
 	bool acl_set;
 	const char *load_dir;       /* --load, or NULL */
+	struct d_mirror_opts mirror; /* --etcd ...: mirror.urls or NULL */
 };
 
 struct d_opts {
@@ -128,6 +130,7 @@ struct reg {
 	struct eph **eph_tab;
 	size_t eph_mask;            /* buckets - 1 */
 	size_t eph_count;
+	struct mirror *mirror;      /* --etcd: the registry mirrors etcd */
 };
 
 /* ---- a growable byte buffer ---- */
@@ -153,6 +156,8 @@ struct conn {
 	bool dirty;                 /* on d->dirty: has output to send */
 	bool sending;               /* a send of out_s is in flight */
 	bool rd_eof;                /* the peer shut its side down */
+	bool mirror_wait;           /* a write forwarded to etcd is not
+	                             * answered yet: decode nothing more */
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
@@ -263,6 +268,7 @@ struct daemon {
 #define D_TAG_PIDFD  4u
 #define D_TAG_SIGNAL 5u
 #define D_TAG_TICK   6u
+#define D_TAG_MIRROR 7u          /* an etcd mirror's eventfd (mirror/) */
 #define D_TAG_MASK   7u
 
 static inline uint64_t d_ud(const void *p, unsigned tag)
@@ -302,6 +308,12 @@ void conn_check_stalls(struct daemon *d, uint64_t now);
 /* Timer: close idle writers (--idle-timeout) and refused peers that did not
  * send their first request in D_REFUSE_NS.  Bounded work per call. */
 void conn_check_idle(struct daemon *d, uint64_t now);
+/* The etcd mirror (mirror/mirror.c): @c waits for a forwarded write (it
+ * decodes nothing more and holds a reference), and its answer: the reply
+ * (@count: DELTREE's body), then decoding goes on. */
+void conn_mirror_wait(struct conn *c);
+void conn_mirror_done(struct conn *c, uint8_t op, uint64_t id, int status,
+		      uint64_t rev, uint64_t count);
 /* Drop a reference from a completed SQE; frees a dead conn at zero. */
 void conn_put(struct conn *c);
 void conn_free_all(struct daemon *d);

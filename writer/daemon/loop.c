@@ -308,6 +308,7 @@ static void on_tick(struct daemon *d)
 
 	conn_check_stalls(d, now);
 	conn_check_idle(d, now);
+	mirror_tick(d, now);
 	if (d->state == D_DRAINING && now >= d->drain_deadline) {
 		if (d->nconns)
 			d_log(D_INFO, "drain timeout: closing %u connection%s",
@@ -369,6 +370,9 @@ static void dispatch(struct daemon *d, const struct io_uring_cqe *cqe)
 		break;
 	case D_TAG_TICK:
 		on_tick(d);
+		break;
+	case D_TAG_MIRROR:
+		mirror_cqe(d, p, cqe->res, cqe->flags & IORING_CQE_F_MORE);
 		break;
 	default:
 		/* cancellations: their targets report for themselves */

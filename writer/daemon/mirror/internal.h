@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/* internal.h - the mirror's pieces: queue, threads, loop-side apply. */
+#ifndef SHMREGD_MIRROR_INTERNAL_H
+#define SHMREGD_MIRROR_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "decode.h"
+#include "http.h"
+#include "mirror.h"
+
+/* Messages from the threads to the loop. */
+enum mmsg_kind {
+	MM_RESYNC,      /* rng: the whole prefix at rng.header_rev */
+	MM_EVENTS,      /* ev/nev: every event of revision rev */
+	MM_STATE,       /* up: the watch is (not) connected */
+	MM_REPLY,       /* a forwarded write's answer */
+};
+
+struct mmsg {
+	enum mmsg_kind kind;
+	struct mmsg *next;
+	uint64_t rev;
+	struct mrange rng;          /* MM_RESYNC: kvs of every page */
+	struct mev *ev;             /* MM_EVENTS */
+	size_t nev;
+	bool up;                    /* MM_STATE */
+	struct mjob *job;           /* MM_REPLY */
+};
+
+/* A client's write on its way to etcd and back. */
+enum mjob_op { MJ_PUT, MJ_DEL };
+struct mjob {
+	struct mjob *next;
+	enum mjob_op op;
+	struct conn *c;             /* holds a reference (c->ops) */
+	uint8_t req_op;             /* the wire op and id to answer */
+	uint64_t id;
+	uint8_t *key, *val;         /* with the prefix: etcd's key */
+	size_t klen, vlen;
+	uint64_t expect_rev;        /* 0, a revision or SHMREG_REV_ABSENT */
+	uint64_t deadline_ns;       /* d_now_ns() bound of the whole write */
+	/* the answer (request thread) */
+	int status;
+	uint64_t rev;
+	uint64_t deleted;
+	struct mjob *wnext;         /* waiting for rev to be applied */
+	struct mmsg reply;          /* the MM_REPLY that brings it back */
+};
+
+struct mirror {
+	struct reg *r;
+	struct daemon *d;
+	const struct d_mirror_opts *o;
+	char **urls;                /* split --etcd, malloc'd */
+	unsigned nurl;
+	uint8_t *prefix;
+	size_t plen;
+	char *prefix_b64, *end_b64; /* the watched range, base64 */
+	atomic_bool stop;
+	int efd;                    /* eventfd: the loop's wake-up */
+	bool polling;
+	/* thread -> loop */
+	pthread_mutex_t mu;
+	struct mmsg *head, *tail;
+	/* loop -> request thread */
+	pthread_mutex_t jmu;
+	pthread_cond_t jcv;
+	struct mjob *jhead, *jtail;
+	pthread_t watch_thr, req_thr;
+	bool watch_started, req_started;
+	uint64_t start_rev;         /* the segment's revision at start */
+	/* loop side */
+	struct mjob *waiting;       /* acknowledged, revision not applied */
+	uint64_t stale_since;       /* realtime ns, 0: connected */
+	struct mirror *next;
+};
+
+void mq_push(struct mirror *m, struct mmsg *msg);
+void mmsg_free(struct mmsg *msg);
+
+/* watch.c: the watch thread's body. */
+void *mirror_watch_main(void *arg);
+/* req.c: the request thread's body. */
+void *mirror_req_main(void *arg);
+/* apply.c (loop thread): one message into the registry. */
+void mirror_apply(struct mirror *m, struct mmsg *msg);
+
+#endif /* SHMREGD_MIRROR_INTERNAL_H */

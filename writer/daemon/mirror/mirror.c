@@ -1,0 +1,436 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mirror.c - a mirrored registry's life: start and stop its threads, take
+ * their messages in the loop (the queue's ordering argument is in
+ * mirror.h), and forward clients' writes.
+ *
+ * A forwarded write is answered only when etcd acknowledged it and the
+ * registry has applied its revision (which arrives through the watch), so
+ * a client reads its own write on this host as soon as it has the answer.
+ * A write whose revision does not arrive within --etcd-timeout is answered
+ * -ETIMEDOUT (it is in etcd; the mirror shows it once the watch recovers).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "../daemon.h"
+#include "clock.h"
+#include "internal.h"
+
+static struct mirror *mirrors;
+
+void mmsg_free(struct mmsg *msg)
+{
+	if (msg->kind == MM_RESYNC)
+		mdec_range_free(&msg->rng);
+	for (size_t i = 0; i < msg->nev; i++)
+		mkv_free(&msg->ev[i].kv);
+	free(msg->ev);
+	if (msg->kind != MM_REPLY)
+		free(msg);
+}
+
+void mq_push(struct mirror *m, struct mmsg *msg)
+{
+	uint64_t one = 1;
+
+	msg->next = NULL;
+	pthread_mutex_lock(&m->mu);
+	if (m->tail)
+		m->tail->next = msg;
+	else
+		m->head = msg;
+	m->tail = msg;
+	/* releases the message's stores; pairs with the lock in
+	 * mirror_cqe() */
+	pthread_mutex_unlock(&m->mu);
+	/* after the unlock: a loop woken by it finds the message linked */
+	if (write(m->efd, &one, sizeof(one)) < 0) {
+		/* EAGAIN only: the counter is nonzero, a wake-up pending */
+	}
+}
+
+static void arm_poll(struct daemon *d, struct mirror *m)
+{
+	struct io_uring_sqe *sqe;
+
+	if (m->polling)
+		return;
+	sqe = d_sqe(d);
+	io_uring_prep_poll_multishot(sqe, m->efd, POLLIN);
+	io_uring_sqe_set_data64(sqe, d_ud(m, D_TAG_MIRROR));
+	m->polling = true;
+}
+
+/* "a,b,c" into m->urls, each without a trailing '/'. */
+static int split_urls(struct mirror *m, const char *s)
+{
+	unsigned n = 1;
+
+	for (const char *p = s; *p; p++)
+		n += *p == ',';
+	m->urls = calloc(n, sizeof(*m->urls));
+	if (!m->urls)
+		return -ENOMEM;
+	while (*s) {
+		const char *e = strchr(s, ',');
+		size_t len = e ? (size_t)(e - s) : strlen(s);
+
+		while (len && s[len - 1] == '/')
+			len--;
+		if (len) {
+			m->urls[m->nurl] = strndup(s, len);
+			if (!m->urls[m->nurl])
+				return -ENOMEM;
+			m->nurl++;
+		}
+		if (!e)
+			break;
+		s = e + 1;
+	}
+	return m->nurl ? 0 : -EINVAL;
+}
+
+/* The watched range: [prefix, prefix with its last byte + 1), base64. */
+static int set_range(struct mirror *m)
+{
+	size_t n = m->plen;
+	uint8_t *end = malloc(n ? n : 1);
+
+	if (!end)
+		return -ENOMEM;
+	memcpy(end, m->prefix, n);
+	while (n && end[n - 1] == 0xff)
+		n--;
+	if (n)
+		end[n - 1]++;
+	else
+		end[n++] = 0; /* "\0": every key after the prefix */
+	m->prefix_b64 = malloc(mdec_b64_len(m->plen) + 1);
+	m->end_b64 = malloc(mdec_b64_len(n) + 1);
+	if (!m->prefix_b64 || !m->end_b64) {
+		free(end);
+		return -ENOMEM;
+	}
+	mdec_b64_encode(m->prefix, m->plen, m->prefix_b64);
+	mdec_b64_encode(end, n, m->end_b64);
+	free(end);
+	return 0;
+}
+
+static void mirror_free(struct mirror *m)
+{
+	for (unsigned i = 0; i < m->nurl; i++)
+		free(m->urls[i]);
+	free(m->urls);
+	free(m->prefix);
+	free(m->prefix_b64);
+	free(m->end_b64);
+	if (m->efd >= 0)
+		close(m->efd);
+	pthread_mutex_destroy(&m->mu);
+	pthread_mutex_destroy(&m->jmu);
+	pthread_cond_destroy(&m->jcv);
+	free(m);
+}
+
+int mirror_start(struct daemon *d, struct reg *r)
+{
+	struct mirror *m = calloc(1, sizeof(*m));
+	int rc;
+
+	if (!m)
+		return -ENOMEM;
+	m->r = r;
+	m->d = d;
+	m->o = &r->ro->mirror;
+	m->efd = -1;
+	pthread_mutex_init(&m->mu, NULL);
+	pthread_mutex_init(&m->jmu, NULL);
+	pthread_cond_init(&m->jcv, NULL);
+	m->plen = strlen(m->o->prefix);
+	m->prefix = (uint8_t *)strdup(m->o->prefix);
+	rc = m->prefix ? split_urls(m, m->o->urls) : -ENOMEM;
+	if (rc == 0)
+		rc = set_range(m);
+	if (rc == 0) {
+		m->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (m->efd < 0)
+			rc = -errno;
+	}
+	if (rc < 0) {
+		d_log(D_ERR, "registry %s: etcd mirror: %s", r->name,
+		      strerror(-rc));
+		mirror_free(m);
+		return rc;
+	}
+	/* resume from what the segment holds; an empty one ranges first */
+	m->start_rev = shmreg_writer_revision(r->w);
+	m->stale_since = (uint64_t)shm_realtime_ns();
+	r->mirror = m;
+	arm_poll(d, m);
+	rc = pthread_create(&m->watch_thr, NULL, mirror_watch_main, m);
+	if (rc == 0) {
+		m->watch_started = true;
+		rc = pthread_create(&m->req_thr, NULL, mirror_req_main, m);
+		m->req_started = rc == 0;
+	}
+	m->next = mirrors;
+	mirrors = m;
+	if (rc) {
+		d_log(D_ERR, "registry %s: etcd mirror threads: %s", r->name,
+		      strerror(rc));
+		return -rc;
+	}
+	d_log(D_INFO, "registry %s mirrors etcd prefix '%s' (%u member%s), "
+	      "from revision %llu", r->name, m->o->prefix, m->nurl,
+	      m->nurl == 1 ? "" : "s", (unsigned long long)m->start_rev);
+	return 0;
+}
+
+static void answer(struct mirror *m, struct mjob *j)
+{
+	struct conn *c = j->c;
+
+	(void)m;
+	conn_mirror_done(c, j->req_op, j->id, j->status, j->rev, j->deleted);
+	free(j->key);
+	free(j->val);
+	free(j);
+}
+
+/* Answer the waiting writes whose revision the registry has now. */
+static void release_waiting(struct mirror *m)
+{
+	uint64_t cur = shmreg_writer_revision(m->r->w);
+	struct mjob **pp = &m->waiting;
+
+	while (*pp) {
+		struct mjob *j = *pp;
+
+		if (j->rev > cur) {
+			pp = &j->wnext;
+			continue;
+		}
+		*pp = j->wnext;
+		answer(m, j);
+	}
+}
+
+static void take_reply(struct mirror *m, struct mjob *j)
+{
+	if (j->status == 0 && j->rev > shmreg_writer_revision(m->r->w)) {
+		j->wnext = m->waiting;
+		m->waiting = j;
+		return;
+	}
+	answer(m, j);
+}
+
+void mirror_cqe(struct daemon *d, struct mirror *m, int res, bool more)
+{
+	struct mmsg *list, *next;
+	uint64_t v;
+
+	if (!more)
+		m->polling = false;
+	if (res < 0 && res != -ECANCELED)
+		d_log_limited(D_ERR, "registry %s: etcd mirror poll: %s",
+			      m->r->name, strerror(-res));
+	/* reset the counter first: a message linked after the take below
+	 * writes it again (see mq_push) */
+	if (read(m->efd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: nothing new since the last take */
+	}
+	/* pairs with the unlock in mq_push() */
+	pthread_mutex_lock(&m->mu);
+	list = m->head;
+	m->head = m->tail = NULL;
+	pthread_mutex_unlock(&m->mu);
+	/* bounded by what the threads queued since the last wake-up */
+	for (; list; list = next) {
+		next = list->next;
+		switch (list->kind) {
+		case MM_STATE:
+			if (list->up && m->stale_since) {
+				m->stale_since = 0;
+				d_log(D_INFO, "registry %s: etcd watch "
+				      "connected", m->r->name);
+			} else if (!list->up && !m->stale_since) {
+				m->stale_since = (uint64_t)shm_realtime_ns();
+				d_log(D_ERR, "registry %s: etcd unreachable: "
+				      "serving the last state (stale)",
+				      m->r->name);
+			}
+			break;
+		case MM_REPLY:
+			take_reply(m, list->job);
+			break;
+		default:
+			mirror_apply(m, list);
+			break;
+		}
+		mmsg_free(list);
+	}
+	release_waiting(m);
+	if (d->state != D_DONE)
+		arm_poll(d, m);
+}
+
+void mirror_tick(struct daemon *d, uint64_t now)
+{
+	(void)d;
+	for (struct mirror *m = mirrors; m; m = m->next) {
+		struct mjob **pp = &m->waiting;
+
+		/* bounded by the writes in flight: one per connection */
+		while (*pp) {
+			struct mjob *j = *pp;
+
+			if (now < j->deadline_ns) {
+				pp = &j->wnext;
+				continue;
+			}
+			*pp = j->wnext;
+			j->status = -ETIMEDOUT;
+			answer(m, j);
+		}
+	}
+}
+
+void mirror_stop_all(struct daemon *d)
+{
+	(void)d;
+	while (mirrors) {
+		struct mirror *m = mirrors;
+		struct mjob *j;
+
+		mirrors = m->next;
+		atomic_store_explicit(&m->stop, true, memory_order_relaxed);
+		pthread_mutex_lock(&m->jmu);
+		pthread_cond_broadcast(&m->jcv);
+		pthread_mutex_unlock(&m->jmu);
+		if (m->watch_started)
+			pthread_join(m->watch_thr, NULL);
+		if (m->req_started)
+			pthread_join(m->req_thr, NULL);
+		/* the threads are gone: what they left is ours alone */
+		for (struct mmsg *msg = m->head, *n; msg; msg = n) {
+			n = msg->next;
+			if (msg->kind == MM_REPLY)
+				take_reply(m, msg->job);
+			mmsg_free(msg);
+		}
+		while ((j = m->jhead)) {
+			m->jhead = j->next;
+			j->status = -ESHUTDOWN;
+			answer(m, j);
+		}
+		while ((j = m->waiting)) {
+			m->waiting = j->wnext;
+			j->status = -ESHUTDOWN;
+			answer(m, j);
+		}
+		m->r->mirror = NULL;
+		mirror_free(m);
+	}
+}
+
+uint64_t mirror_stale_since(const struct reg *r)
+{
+	return r->mirror ? r->mirror->stale_since : 0;
+}
+
+/* ---- forwarding ---- */
+
+bool mirror_owns(const struct conn *c, const struct proto_req *q)
+{
+	if (!c->reg || !c->reg->mirror)
+		return false;
+	switch (q->op) {
+	case PROTO_OP_PUT:
+	case PROTO_OP_PUTX:
+	case PROTO_OP_DEL:
+	case PROTO_OP_DELTREE:
+	case PROTO_OP_SETATTRS:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static uint8_t *with_prefix(const struct mirror *m, const uint8_t *k,
+			    size_t klen)
+{
+	uint8_t *p = malloc(m->plen + klen);
+
+	if (p) {
+		memcpy(p, m->prefix, m->plen);
+		memcpy(p + m->plen, k, klen);
+	}
+	return p;
+}
+
+void mirror_forward(struct conn *c, const struct proto_req *q)
+{
+	struct mirror *m = c->reg->mirror;
+	struct mjob *j;
+	const uint8_t *key;
+	size_t klen;
+
+	/* what etcd holds as plain keys: no attributes, parents, owners,
+	 * connection ownership or TTL (docs/multi-host.md) */
+	if (q->op == PROTO_OP_SETATTRS ||
+	    ((q->op == PROTO_OP_PUT || q->op == PROTO_OP_PUTX) &&
+	     (q->u.put.attrs.n || q->u.put.plen || q->u.put.owner_pid ||
+	      q->u.put.flags || q->u.put.ttl_ns))) {
+		conn_mirror_done(c, q->op, q->id, -EOPNOTSUPP, 0, 0);
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		conn_mirror_done(c, q->op, q->id, -ENOMEM, 0, 0);
+		return;
+	}
+	if (q->op == PROTO_OP_PUT || q->op == PROTO_OP_PUTX) {
+		j->op = MJ_PUT;
+		key = q->u.put.key;
+		klen = q->u.put.klen;
+		j->expect_rev = q->u.put.expect_rev;
+		j->vlen = q->u.put.vlen;
+		j->val = malloc(j->vlen ? j->vlen : 1);
+		if (j->val && j->vlen)
+			memcpy(j->val, q->u.put.val, j->vlen);
+	} else {
+		j->op = MJ_DEL;
+		key = q->u.del.key;
+		klen = q->u.del.klen;
+		j->val = malloc(1);
+	}
+	j->key = with_prefix(m, key, klen);
+	j->klen = m->plen + klen;
+	if (!j->key || !j->val) {
+		free(j->key);
+		free(j->val);
+		free(j);
+		conn_mirror_done(c, q->op, q->id, -ENOMEM, 0, 0);
+		return;
+	}
+	j->c = c;
+	j->req_op = q->op;
+	j->id = q->id;
+	j->deadline_ns = d_now_ns() + m->o->timeout_ns;
+	conn_mirror_wait(c);
+	pthread_mutex_lock(&m->jmu);
+	if (m->jtail)
+		m->jtail->next = j;
+	else
+		m->jhead = j;
+	m->jtail = j;
+	pthread_cond_signal(&m->jcv);
+	pthread_mutex_unlock(&m->jmu);
+}
