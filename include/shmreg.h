@@ -431,6 +431,10 @@ typedef struct shmreg_daemon_stats {
 	uint64_t idle_closed;    /* connections closed for --idle-timeout */
 	uint64_t over_budget;    /* requests refused for --input-budget */
 	uint64_t in_buffered;    /* bytes buffered for partial requests now */
+	uint64_t mirror_stale;   /* etcd mirror (docs/multi-host.md): the
+	                          * CLOCK_REALTIME ns since which its watch is
+	                          * down and reads serve the last state; 0 =
+	                          * live, or not a mirror */
 } shmreg_daemon_stats_t;
 
 /* Fill *@st with the registry's stats (as shmreg_stats would) and *@ds with

@@ -125,6 +125,10 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 grep -q "etcd unreachable" "$scratch/A.err" || fail "A does not say stale"
+stale() { # NAME: daemon-stats' mirror_stale
+	sctl "$1" -j daemon-stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["mirror_stale"])'
+}
+[ "$(stale A)" -gt 0 ] || fail "A: daemon-stats mirror_stale is 0 with etcd down"
 
 # --- etcd back: the mirrors catch up ---
 for i in 1 2 3; do start_member "$i"; done
@@ -138,6 +142,7 @@ done
 	fail "B: no catch-up"
 converge A "etcd back"
 converge B "etcd back"
+[ "$(stale A)" = 0 ] || fail "A: still stale with etcd back"
 
 stop_mirror A
 stop_mirror B

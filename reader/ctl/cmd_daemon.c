@@ -44,7 +44,7 @@ int cmd_ping(struct ctl *c)
 #define DS_FIELDS(X)                                                         \
 	X(connections) X(requests) X(owners) X(ephemeral) X(closed_bad)     \
 	X(refused) X(stalled) X(out_highwater) X(pauses) X(owner_deletes)    \
-	X(idle_closed) X(over_budget) X(in_buffered)
+	X(idle_closed) X(over_budget) X(in_buffered) X(mirror_stale)
 
 int cmd_daemon_stats(struct ctl *c)
 {
