@@ -68,6 +68,9 @@ static const char usage[] =
 "      --etcd-stall-timeout MS\n"
 "                          reconnect a watch that receives nothing for\n"
 "                          this long (default 10000)\n"
+"      --etcd-lease-ttl S  TTL of the etcd lease of each owner (a pid or\n"
+"                          a connection), kept alive while it lives\n"
+"                          (default 5, at least 2)\n"
 "      --truncate          start the registries empty\n"
 "      --ready-fd FD       write \"READY\\n\" to FD once serving, then close\n"
 "                          it (systemd's NOTIFY_SOCKET is also honoured)\n"
@@ -159,6 +162,7 @@ enum {
 	OPT_ETCD_PREFIX,
 	OPT_ETCD_TIMEOUT,
 	OPT_ETCD_STALL,
+	OPT_ETCD_LEASE_TTL,
 };
 
 static const struct option longopts[] = {
@@ -183,6 +187,7 @@ static const struct option longopts[] = {
 	{ "etcd-prefix", required_argument, NULL, OPT_ETCD_PREFIX },
 	{ "etcd-timeout", required_argument, NULL, OPT_ETCD_TIMEOUT },
 	{ "etcd-stall-timeout", required_argument, NULL, OPT_ETCD_STALL },
+	{ "etcd-lease-ttl", required_argument, NULL, OPT_ETCD_LEASE_TTL },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -374,10 +379,11 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 		case OPT_ETCD:
 		case OPT_ETCD_PREFIX:
 		case OPT_ETCD_TIMEOUT:
-		case OPT_ETCD_STALL: {
+		case OPT_ETCD_STALL:
+		case OPT_ETCD_LEASE_TTL: {
 			static const char *const names[] = {
 				"--etcd", "--etcd-prefix", "--etcd-timeout",
-				"--etcd-stall-timeout" };
+				"--etcd-stall-timeout", "--etcd-lease-ttl" };
 			const char *nm = names[c - OPT_ETCD];
 			struct d_mirror_opts *mo;
 
@@ -395,6 +401,12 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 				if (!*optarg)
 					return bad(nm, optarg, "empty prefix");
 				mo->prefix = optarg;
+			} else if (c == OPT_ETCD_LEASE_TTL) {
+				/* etcd's minimum TTL is 2 s (default timings) */
+				if (parse_ulong(optarg, 10, 86400, &v) || v < 2)
+					return bad(nm, optarg,
+						   "want 2..86400 s");
+				mo->lease_ttl_s = (unsigned)v;
 			} else {
 				if (parse_ulong(optarg, 10, 3600000, &v) || !v)
 					return bad(nm, optarg,
@@ -471,6 +483,8 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 			ro->mirror.timeout_ns = 2000ull * 1000000;
 		if (!ro->mirror.stall_ns)
 			ro->mirror.stall_ns = 10000ull * 1000000;
+		if (!ro->mirror.lease_ttl_s)
+			ro->mirror.lease_ttl_s = 5;
 	}
 	return 0;
 }

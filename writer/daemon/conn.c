@@ -1005,6 +1005,7 @@ void conn_kill(struct conn *c, const char *why)
 	/* the connection's entries go in one commit, before anything else
 	 * can observe the connection as closed */
 	eph_conn_closed(c);
+	mirror_conn_closed(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else

@@ -158,6 +158,8 @@ struct conn {
 	bool rd_eof;                /* the peer shut its side down */
 	bool mirror_wait;           /* a write forwarded to etcd is not
 	                             * answered yet: decode nothing more */
+	bool mirror_eph;            /* put SHMREG_EPHEMERAL keys in etcd:
+	                             * its lease is revoked at close */
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;

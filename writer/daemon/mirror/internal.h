@@ -31,8 +31,11 @@ struct mmsg {
 	struct mjob *job;           /* MM_REPLY */
 };
 
-/* A client's write on its way to etcd and back. */
-enum mjob_op { MJ_PUT, MJ_DEL };
+/* A client's write on its way to etcd and back, or (MJ_REVOKE, no conn)
+ * the end of an owner: its lease is revoked. */
+enum mjob_op { MJ_PUT, MJ_DEL, MJ_REVOKE };
+/* Who owns a put's key: one etcd lease per owner (req.c). */
+enum mowner_kind { MO_NONE, MO_PID, MO_CONN };
 struct mjob {
 	struct mjob *next;
 	enum mjob_op op;
@@ -42,6 +45,9 @@ struct mjob {
 	uint8_t *key, *val;         /* with the prefix: etcd's key */
 	size_t klen, vlen;
 	uint64_t expect_rev;        /* 0, a revision or SHMREG_REV_ABSENT */
+	enum mowner_kind owner;     /* MJ_PUT: attach to this owner's lease;
+	                             * MJ_REVOKE: the owner that ended */
+	uint64_t owner_id;          /* the pid, or the connection's serial */
 	uint64_t deadline_ns;       /* d_now_ns() bound of the whole write */
 	/* the answer (request thread) */
 	int status;
@@ -70,6 +76,7 @@ struct mirror {
 	pthread_mutex_t jmu;
 	pthread_cond_t jcv;
 	struct mjob *jhead, *jtail;
+	int64_t lease_ttl_s;        /* --etcd-lease-ttl */
 	pthread_t watch_thr, req_thr;
 	bool watch_started, req_started;
 	uint64_t start_rev;         /* the segment's revision at start */
@@ -86,6 +93,8 @@ void mmsg_free(struct mmsg *msg);
 void *mirror_watch_main(void *arg);
 /* req.c: the request thread's body. */
 void *mirror_req_main(void *arg);
+/* Queue a job for the request thread (loop thread). */
+void mirror_job_push(struct mirror *m, struct mjob *j);
 /* apply.c (loop thread): one message into the registry. */
 void mirror_apply(struct mirror *m, struct mmsg *msg);
 

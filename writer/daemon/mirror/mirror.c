@@ -151,7 +151,16 @@ int mirror_start(struct daemon *d, struct reg *r)
 	m->efd = -1;
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_mutex_init(&m->jmu, NULL);
-	pthread_cond_init(&m->jcv, NULL);
+	{
+		/* the request thread's keepalive deadlines are monotonic */
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&m->jcv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	m->lease_ttl_s = r->ro->mirror.lease_ttl_s;
 	m->plen = strlen(m->o->prefix);
 	m->prefix = (uint8_t *)strdup(m->o->prefix);
 	rc = m->prefix ? split_urls(m, m->o->urls) : -ENOMEM;
@@ -197,7 +206,9 @@ static void answer(struct mirror *m, struct mjob *j)
 	struct conn *c = j->c;
 
 	(void)m;
-	conn_mirror_done(c, j->req_op, j->id, j->status, j->rev, j->deleted);
+	if (c)
+		conn_mirror_done(c, j->req_op, j->id, j->status, j->rev,
+				 j->deleted);
 	free(j->key);
 	free(j->val);
 	free(j);
@@ -223,7 +234,7 @@ static void release_waiting(struct mirror *m)
 
 static void take_reply(struct mirror *m, struct mjob *j)
 {
-	if (j->status == 0 && j->rev > shmreg_writer_revision(m->r->w)) {
+	if (j->c && j->status == 0 && j->rev > shmreg_writer_revision(m->r->w)) {
 		j->wnext = m->waiting;
 		m->waiting = j;
 		return;
@@ -382,22 +393,44 @@ void mirror_forward(struct conn *c, const struct proto_req *q)
 	const uint8_t *key;
 	size_t klen;
 
-	/* what etcd holds as plain keys: no attributes, parents, owners,
-	 * connection ownership or TTL (docs/multi-host.md) */
+	bool put = q->op == PROTO_OP_PUT || q->op == PROTO_OP_PUTX;
+
+	/* what etcd holds as plain keys, perhaps with a lease: no
+	 * attributes, parents or TTL (docs/multi-host.md) */
 	if (q->op == PROTO_OP_SETATTRS ||
-	    ((q->op == PROTO_OP_PUT || q->op == PROTO_OP_PUTX) &&
-	     (q->u.put.attrs.n || q->u.put.plen || q->u.put.owner_pid ||
-	      q->u.put.flags || q->u.put.ttl_ns))) {
+	    (put && (q->u.put.attrs.n || q->u.put.plen || q->u.put.ttl_ns ||
+		     (q->u.put.flags & ~SHMREG_EPHEMERAL)))) {
 		conn_mirror_done(c, q->op, q->id, -EOPNOTSUPP, 0, 0);
 		return;
+	}
+	/* a pid owner is watched before its key exists in etcd: if it
+	 * exits meanwhile, the revoke is queued after this put */
+	if (put && q->u.put.owner_pid) {
+		int err = q->u.put.flags & SHMREG_EPHEMERAL
+				  ? -EINVAL /* one owner per lease */
+				  : owner_watch(c->d, q->u.put.owner_pid,
+						c->reg);
+
+		if (err < 0) {
+			conn_mirror_done(c, q->op, q->id, err, 0, 0);
+			return;
+		}
 	}
 	j = calloc(1, sizeof(*j));
 	if (!j) {
 		conn_mirror_done(c, q->op, q->id, -ENOMEM, 0, 0);
 		return;
 	}
-	if (q->op == PROTO_OP_PUT || q->op == PROTO_OP_PUTX) {
+	if (put) {
 		j->op = MJ_PUT;
+		if (q->u.put.owner_pid) {
+			j->owner = MO_PID;
+			j->owner_id = (uint64_t)q->u.put.owner_pid;
+		} else if (q->u.put.flags & SHMREG_EPHEMERAL) {
+			j->owner = MO_CONN;
+			j->owner_id = c->serial;
+			c->mirror_eph = true;
+		}
 		key = q->u.put.key;
 		klen = q->u.put.klen;
 		j->expect_rev = q->u.put.expect_rev;
@@ -425,6 +458,14 @@ void mirror_forward(struct conn *c, const struct proto_req *q)
 	j->id = q->id;
 	j->deadline_ns = d_now_ns() + m->o->timeout_ns;
 	conn_mirror_wait(c);
+	mirror_job_push(m, j);
+}
+
+void mirror_job_push(struct mirror *m, struct mjob *j)
+{
+	j->next = NULL;
+	/* the unlock publishes the job; pairs with the lock in
+	 * mirror_req_main() */
 	pthread_mutex_lock(&m->jmu);
 	if (m->jtail)
 		m->jtail->next = j;
@@ -433,4 +474,36 @@ void mirror_forward(struct conn *c, const struct proto_req *q)
 	m->jtail = j;
 	pthread_cond_signal(&m->jcv);
 	pthread_mutex_unlock(&m->jmu);
+}
+
+/* An owner ended: revoke its lease (if it has one; the request thread
+ * knows).  Out of memory here leaves the lease alive (logged) until this
+ * daemon ends; then its TTL removes the keys. */
+static void owner_revoke(struct mirror *m, enum mowner_kind kind, uint64_t id)
+{
+	struct mjob *j = calloc(1, sizeof(*j));
+
+	if (!j) {
+		d_log(D_ERR, "registry %s: out of memory revoking an owner's "
+		      "lease", m->r->name);
+		return;
+	}
+	j->op = MJ_REVOKE;
+	j->owner = kind;
+	j->owner_id = id;
+	j->deadline_ns = d_now_ns() + m->o->timeout_ns;
+	mirror_job_push(m, j);
+}
+
+void mirror_pid_exited(struct reg *r, pid_t pid)
+{
+	if (r->mirror)
+		owner_revoke(r->mirror, MO_PID, (uint64_t)pid);
+}
+
+void mirror_conn_closed(struct conn *c)
+{
+	if (c->mirror_eph && c->reg && c->reg->mirror)
+		owner_revoke(c->reg->mirror, MO_CONN, c->serial);
+	c->mirror_eph = false;
 }

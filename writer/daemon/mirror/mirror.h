@@ -26,6 +26,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct daemon;
 struct reg;
@@ -41,6 +42,7 @@ struct d_mirror_opts {
 	uint64_t stall_ns;          /* --etcd-stall-timeout: a watch that
 	                             * receives nothing for this long is
 	                             * reconnected */
+	unsigned lease_ttl_s;       /* --etcd-lease-ttl: owners' leases */
 };
 
 /* Start the registry's mirror (its threads begin at once).  Returns 0 or
@@ -59,6 +61,11 @@ void mirror_tick(struct daemon *d, uint64_t now);
  * not decode further requests until then. */
 bool mirror_owns(const struct conn *c, const struct proto_req *q);
 void mirror_forward(struct conn *c, const struct proto_req *q);
+
+/* An owner ended: pid @pid exited (owners.c), or connection @c closed
+ * (conn.c).  Its etcd lease is revoked, so etcd deletes its keys. */
+void mirror_pid_exited(struct reg *r, pid_t pid);
+void mirror_conn_closed(struct conn *c);
 
 /* Health: realtime ns since the watch is not connected (0: connected). */
 uint64_t mirror_stale_since(const struct reg *r);

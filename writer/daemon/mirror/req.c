@@ -1,22 +1,48 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * req.c - the request thread: clients' writes, one at a time, to etcd.
+ * req.c - the request thread: clients' writes, one at a time, to etcd, and
+ * the owners' leases.
  *
- * A plain put is /v3/kv/put; a put with expect_rev is a txn comparing the
- * key's mod_revision (or, for SHMREG_REV_ABSENT, its create_revision with
- * 0: absent), whose failure is the local -EEXIST; a delete is
- * /v3/kv/deleterange of the one key, and deleting nothing is -ENOENT (etcd
- * uses no revision for it, as the local writer does not).  Each job is
- * bounded by its deadline (--etcd-timeout): a member that does not answer
- * is -ETIMEDOUT, no member reachable -EAGAIN.
+ * Writes.  A plain put is /v3/kv/put; a put with expect_rev is a txn
+ * comparing the key's mod_revision (or, for SHMREG_REV_ABSENT, its
+ * create_revision with 0: absent), whose failure is the local -EEXIST; a
+ * delete is /v3/kv/deleterange of the one key, and deleting nothing is
+ * -ENOENT (etcd uses no revision for it, as the local writer does not).
+ * Each job is bounded by its deadline (--etcd-timeout): a member that does
+ * not answer is -ETIMEDOUT, no member reachable -EAGAIN.
+ *
+ * Owners.  Each owner (a pid, or a connection for SHMREG_EPHEMERAL) gets
+ * one etcd lease, granted at its first put with --etcd-lease-ttl and kept
+ * here, in this thread only (so the table needs no lock).  Between jobs
+ * the thread sends every lease a keepalive each TTL/3; when the owner ends
+ * the loop queues MJ_REVOKE, which revokes the lease at once, and etcd
+ * deletes its keys on every host.  Jobs run in queue order, so an owner's
+ * revoke always follows its puts.  If this daemon dies, the keepalives stop
+ * and etcd deletes the keys after the TTL.  A lease etcd no longer knows
+ * (expired while etcd was unreachable) is granted anew at the next put.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../daemon.h"
 #include "internal.h"
+
+struct mlease {
+	enum mowner_kind kind;
+	uint64_t id;
+	int64_t lease;
+	struct mlease *next;
+};
+
+struct rstate {
+	struct mirror *m;
+	struct hclient hc;
+	struct mlease *leases;      /* this thread's only */
+	int64_t next_keepalive_ms;
+};
 
 static char *b64(const uint8_t *p, size_t n)
 {
@@ -27,10 +53,91 @@ static char *b64(const uint8_t *p, size_t n)
 	return s;
 }
 
-/* The request body of @j, malloc'd, and the gateway path in *@path. */
-static char *job_body(const struct mjob *j, const char **path)
+static struct mlease **lease_slot(struct rstate *rs, enum mowner_kind kind,
+				  uint64_t id)
+{
+	struct mlease **pp;
+
+	/* bounded by the owners with keys in etcd through this daemon */
+	for (pp = &rs->leases; *pp; pp = &(*pp)->next)
+		if ((*pp)->kind == kind && (*pp)->id == id)
+			break;
+	return pp;
+}
+
+/* A call whose reply needs only its HTTP status and body. */
+static int call(struct rstate *rs, const char *path, const char *body,
+		long timeout_ms, struct hbuf *out)
+{
+	int st = hclient_post(&rs->hc, path, body, timeout_ms, out);
+
+	if (st < 0)
+		return st == -ECANCELED ? -ESHUTDOWN : st;
+	if (st != 200) {
+		int code = mdec_error_code(out->p, out->len);
+
+		hbuf_free(out);
+		/* 14 Unavailable, 4 DeadlineExceeded: the cluster has no
+		 * leader right now; 5 NotFound (a lease); anything else is
+		 * a request etcd refused */
+		return code == 14 ? -EAGAIN : code == 4 ? -ETIMEDOUT
+		     : code == 5 ? -ENOENT : -EIO;
+	}
+	return 0;
+}
+
+/* The owner's lease, granted when it has none.  Returns the id or -errno. */
+static int64_t lease_of(struct rstate *rs, enum mowner_kind kind, uint64_t id,
+			long timeout_ms)
+{
+	struct mlease **pp = lease_slot(rs, kind, id), *l;
+	struct hbuf out;
+	char body[64];
+	int64_t lid, ttl;
+	int rc;
+
+	if (*pp)
+		return (*pp)->lease;
+	snprintf(body, sizeof(body), "{\"TTL\":\"%lld\"}",
+		 (long long)rs->m->lease_ttl_s);
+	rc = call(rs, "/v3/lease/grant", body, timeout_ms, &out);
+	if (rc < 0)
+		return rc;
+	rc = mdec_lease(out.p, out.len, &lid, &ttl);
+	hbuf_free(&out);
+	if (rc < 0 || lid <= 0 || ttl <= 0)
+		return -EIO;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM; /* the lease expires on its own */
+	l->kind = kind;
+	l->id = id;
+	l->lease = lid;
+	l->next = rs->leases;
+	rs->leases = l;
+	if (rs->next_keepalive_ms < http_now_ms())
+		rs->next_keepalive_ms = http_now_ms() +
+					(int64_t)rs->m->lease_ttl_s * 1000 / 3;
+	return lid;
+}
+
+static void lease_forget(struct rstate *rs, enum mowner_kind kind,
+			 uint64_t id)
+{
+	struct mlease **pp = lease_slot(rs, kind, id), *l = *pp;
+
+	if (l) {
+		*pp = l->next;
+		free(l);
+	}
+}
+
+/* The request body of write @j (a put with lease @lease, 0 = none),
+ * malloc'd, and the gateway path in *@path. */
+static char *job_body(const struct mjob *j, int64_t lease, const char **path)
 {
 	char *k = b64(j->key, j->klen), *v = NULL, *body = NULL;
+	char lf[48] = "";
 	size_t n;
 
 	if (!k)
@@ -39,6 +146,9 @@ static char *job_body(const struct mjob *j, const char **path)
 		v = b64(j->val, j->vlen);
 		if (!v)
 			goto out;
+		if (lease)
+			snprintf(lf, sizeof(lf), ",\"lease\":\"%lld\"",
+				 (long long)lease);
 	}
 	n = strlen(k) * 2 + (v ? strlen(v) : 0) + 256;
 	body = malloc(n);
@@ -49,7 +159,8 @@ static char *job_body(const struct mjob *j, const char **path)
 		snprintf(body, n, "{\"key\":\"%s\"}", k);
 	} else if (!j->expect_rev) {
 		*path = "/v3/kv/put";
-		snprintf(body, n, "{\"key\":\"%s\",\"value\":\"%s\"}", k, v);
+		snprintf(body, n, "{\"key\":\"%s\",\"value\":\"%s\"%s}", k, v,
+			 lf);
 	} else {
 		bool absent = j->expect_rev == SHMREG_REV_ABSENT;
 
@@ -57,10 +168,11 @@ static char *job_body(const struct mjob *j, const char **path)
 		snprintf(body, n, "{\"compare\":[{\"key\":\"%s\",\"target\":"
 			 "\"%s\",\"result\":\"EQUAL\",\"%s\":\"%llu\"}],"
 			 "\"success\":[{\"request_put\":{\"key\":\"%s\","
-			 "\"value\":\"%s\"}}]}", k,
+			 "\"value\":\"%s\"%s}}]}", k,
 			 absent ? "CREATE" : "MOD",
 			 absent ? "create_revision" : "mod_revision",
-			 absent ? 0ull : (unsigned long long)j->expect_rev, k, v);
+			 absent ? 0ull : (unsigned long long)j->expect_rev, k,
+			 v, lf);
 	}
 out:
 	free(k);
@@ -68,66 +180,133 @@ out:
 	return body;
 }
 
-static void run_job(struct hclient *hc, struct mjob *j)
+static long left_ms(const struct mjob *j)
+{
+	uint64_t now = d_now_ns();
+
+	return j->deadline_ns > now ? (long)((j->deadline_ns - now) / 1000000)
+				    : 0;
+}
+
+/* One try of write @j; -ENOENT from a put means "lease not found". */
+static int try_write(struct rstate *rs, struct mjob *j)
 {
 	const char *path = NULL;
-	char *body = job_body(j, &path);
-	uint64_t now = d_now_ns();
-	long left_ms = j->deadline_ns > now
-			       ? (long)((j->deadline_ns - now) / 1000000) : 0;
 	struct hbuf out;
-	int64_t rev = 0, deleted = 0;
+	int64_t rev = 0, deleted = 0, lease = 0;
 	bool ok = false;
-	int st;
+	char *body;
+	int rc;
 
-	if (!body) {
-		j->status = -ENOMEM;
-		return;
+	if (left_ms(j) <= 0)
+		return -ETIMEDOUT;
+	if (j->op == MJ_PUT && j->owner != MO_NONE) {
+		lease = lease_of(rs, j->owner, j->owner_id, left_ms(j));
+		if (lease < 0)
+			return lease == -ENOENT ? -EIO : (int)lease;
 	}
-	if (left_ms <= 0) {
-		free(body);
-		j->status = -ETIMEDOUT;
-		return;
-	}
-	st = hclient_post(hc, path, body, left_ms, &out);
+	body = job_body(j, lease, &path);
+	if (!body)
+		return -ENOMEM;
+	rc = call(rs, path, body, left_ms(j), &out);
 	free(body);
-	if (st < 0) {
-		j->status = st == -ECANCELED ? -ESHUTDOWN : st;
-		return;
-	}
-	if (st != 200) {
-		int code = mdec_error_code(out.p, out.len);
-
-		/* 14 Unavailable, 4 DeadlineExceeded: the cluster has no
-		 * leader right now; anything else is a request etcd refused */
-		j->status = code == 14 ? -EAGAIN : code == 4 ? -ETIMEDOUT
-							    : -EIO;
-		hbuf_free(&out);
-		return;
-	}
-	if (mdec_write(out.p, out.len, &rev, j->op == MJ_DEL ? &deleted : NULL,
-		       j->op == MJ_PUT && j->expect_rev ? &ok : NULL) < 0) {
-		hbuf_free(&out);
-		j->status = -EIO;
-		return;
-	}
+	if (rc < 0)
+		return rc;
+	rc = mdec_write(out.p, out.len, &rev, j->op == MJ_DEL ? &deleted : NULL,
+			j->op == MJ_PUT && j->expect_rev ? &ok : NULL);
 	hbuf_free(&out);
+	if (rc < 0)
+		return -EIO;
 	if (j->op == MJ_DEL && deleted == 0)
-		j->status = -ENOENT;
-	else if (j->op == MJ_PUT && j->expect_rev && !ok)
-		j->status = -EEXIST;
-	else
-		j->status = 0;
+		return -ENOENT;
+	if (j->op == MJ_PUT && j->expect_rev && !ok)
+		return -EEXIST;
 	j->rev = (uint64_t)rev;
 	j->deleted = (uint64_t)deleted;
+	return 0;
+}
+
+static void run_write(struct rstate *rs, struct mjob *j)
+{
+	int rc = try_write(rs, j);
+
+	if (rc == -ENOENT && j->op == MJ_PUT) {
+		/* the owner's lease expired (etcd was unreachable longer
+		 * than its TTL): a new one, once */
+		lease_forget(rs, j->owner, j->owner_id);
+		rc = try_write(rs, j);
+		if (rc == -ENOENT)
+			rc = -EIO;
+	}
+	j->status = rc;
+}
+
+static void run_revoke(struct rstate *rs, struct mjob *j)
+{
+	struct mlease **pp = lease_slot(rs, j->owner, j->owner_id);
+	struct hbuf out;
+	char body[64];
+	int rc;
+
+	j->status = 0;
+	if (!*pp)
+		return; /* it never put anything in etcd */
+	snprintf(body, sizeof(body), "{\"ID\":\"%lld\"}",
+		 (long long)(*pp)->lease);
+	rc = call(rs, "/v3/lease/revoke", body, left_ms(j), &out);
+	if (rc == 0)
+		hbuf_free(&out);
+	/* failed (etcd unreachable): the lease is no longer kept alive, so
+	 * etcd deletes the keys at its TTL instead */
+	if (rc < 0 && rc != -ENOENT)
+		d_log(D_ERR, "registry %s: revoking the lease of an owner: %s "
+		      "(its keys go at the lease TTL)", rs->m->r->name,
+		      strerror(-rc));
+	lease_forget(rs, j->owner, j->owner_id);
+	j->status = rc == -ENOENT ? 0 : rc;
+}
+
+/* Every lease's keepalive, when due. */
+static void keepalive(struct rstate *rs)
+{
+	long ttl_ms = (long)rs->m->lease_ttl_s * 1000;
+	struct mlease **pp = &rs->leases;
+
+	if (!rs->leases || http_now_ms() < rs->next_keepalive_ms)
+		return;
+	rs->next_keepalive_ms = http_now_ms() + ttl_ms / 3;
+	while (*pp) {
+		struct mlease *l = *pp;
+		struct hbuf out;
+		char body[64];
+		int64_t id, ttl = 1;
+		int rc;
+
+		snprintf(body, sizeof(body), "{\"ID\":\"%lld\"}",
+			 (long long)l->lease);
+		rc = call(rs, "/v3/lease/keepalive", body, ttl_ms / 3, &out);
+		if (rc == 0) {
+			if (mdec_lease(out.p, out.len, &id, &ttl) < 0)
+				ttl = 1; /* garbage: try again next round */
+			hbuf_free(&out);
+		}
+		if (rc == 0 && ttl <= 0) {
+			/* expired: etcd has deleted its keys; a new put of
+			 * the owner grants a new lease */
+			*pp = l->next;
+			free(l);
+			continue;
+		}
+		pp = &l->next;
+	}
 }
 
 void *mirror_req_main(void *arg)
 {
 	struct mirror *m = arg;
-	struct hclient hc;
+	struct rstate rs = { .m = m };
 
-	if (hclient_init(&hc, m->urls, m->nurl, &m->stop) < 0)
+	if (hclient_init(&rs.hc, m->urls, m->nurl, &m->stop) < 0)
 		return NULL;
 	for (;;) {
 		struct mjob *j;
@@ -135,8 +314,22 @@ void *mirror_req_main(void *arg)
 
 		pthread_mutex_lock(&m->jmu);
 		while (!m->jhead &&
-		       !atomic_load_explicit(&m->stop, memory_order_relaxed))
-			pthread_cond_wait(&m->jcv, &m->jmu);
+		       !atomic_load_explicit(&m->stop, memory_order_relaxed)) {
+			struct timespec ts;
+			int64_t due = rs.next_keepalive_ms;
+
+			if (!rs.leases) {
+				pthread_cond_wait(&m->jcv, &m->jmu);
+				continue;
+			}
+			if (http_now_ms() >= due)
+				break;
+			/* the condvar's clock is CLOCK_MONOTONIC (mirror.c),
+			 * as http_now_ms() */
+			ts.tv_sec = due / 1000;
+			ts.tv_nsec = (due % 1000) * 1000000;
+			pthread_cond_timedwait(&m->jcv, &m->jmu, &ts);
+		}
 		j = m->jhead;
 		if (j) {
 			m->jhead = j->next;
@@ -144,17 +337,29 @@ void *mirror_req_main(void *arg)
 				m->jtail = NULL;
 		}
 		pthread_mutex_unlock(&m->jmu);
-		if (!j)
+		if (atomic_load_explicit(&m->stop, memory_order_relaxed) &&
+		    !j)
 			break; /* stopping, nothing left */
+		keepalive(&rs);
+		if (!j)
+			continue;
 		if (atomic_load_explicit(&m->stop, memory_order_relaxed))
 			j->status = -ESHUTDOWN;
+		else if (j->op == MJ_REVOKE)
+			run_revoke(&rs, j);
 		else
-			run_job(&hc, j);
+			run_write(&rs, j);
 		msg = &j->reply; /* allocated with the job: always sent */
 		msg->kind = MM_REPLY;
 		msg->job = j;
 		mq_push(m, msg);
 	}
-	hclient_free(&hc);
+	while (rs.leases) {
+		struct mlease *l = rs.leases;
+
+		rs.leases = l->next;
+		free(l);
+	}
+	hclient_free(&rs.hc);
 	return NULL;
 }

@@ -204,8 +204,10 @@ static int handle_message(struct wstate *ws, const char *p, size_t n)
 	int rc = mdec_watch(p, n, &w);
 
 	if (rc < 0) {
-		d_log_limited(D_ERR, "etcd mirror: bad watch message (%s); "
-			      "reconnecting", strerror(-rc));
+		/* d_log, not d_log_limited (whose state is the loop
+		 * thread's): bounded by the reconnect backoff anyway */
+		d_log(D_ERR, "registry %s: bad etcd watch message (%s); "
+		      "reconnecting", ws->m->r->name, strerror(-rc));
 		return rc;
 	}
 	switch (w.kind) {
@@ -217,9 +219,9 @@ static int handle_message(struct wstate *ws, const char *p, size_t n)
 		break;
 	case MW_CANCELED:
 		if (w.compact_rev > 0) {
-			d_log(D_INFO, "etcd mirror: revision %llu compacted "
-			      "(compact revision %lld): resyncing",
-			      (unsigned long long)ws->next,
+			d_log(D_INFO, "registry %s: etcd revision %llu "
+			      "compacted (compact revision %lld): resyncing",
+			      ws->m->r->name, (unsigned long long)ws->next,
 			      (long long)w.compact_rev);
 			ws->compacted = true;
 		}
@@ -324,10 +326,9 @@ static void do_watch(struct wstate *ws)
 	cc = curl_easy_perform(ws->hc.h);
 	free(body);
 	if (!atomic_load_explicit(&m->stop, memory_order_relaxed))
-		d_log_limited(D_INFO, "etcd mirror: watch on %s ended: %s",
-			      m->urls[ws->hc.cur],
-			      ws->err ? strerror(-ws->err)
-				      : curl_easy_strerror(cc));
+		d_log(D_INFO, "registry %s: etcd watch on %s ended: %s",
+		      m->r->name, m->urls[ws->hc.cur],
+		      ws->err ? strerror(-ws->err) : curl_easy_strerror(cc));
 }
 
 void *mirror_watch_main(void *arg)
@@ -338,7 +339,8 @@ void *mirror_watch_main(void *arg)
 	bool up = true;
 
 	if (hclient_init(&ws.hc, m->urls, m->nurl, &m->stop) < 0) {
-		d_log(D_ERR, "etcd mirror: out of memory");
+		d_log(D_ERR, "registry %s: etcd mirror: out of memory",
+		      m->r->name);
 		return NULL;
 	}
 	ws.next = m->start_rev + 1;
