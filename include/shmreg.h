@@ -334,7 +334,8 @@ int shmreg_watch_open(shmreg_t *r, const void *prefix, size_t plen,
  *   -ETIMEDOUT   no event in time
  *   -ERANGE      the watcher fell behind the change ring; events were lost.
  *                Resync: note shmreg_revision(), list, and open a new watch
- *                from that revision.
+ *                from that revision.  (A registry that mirrors etcd says
+ *                so too at a revision that changed several keys at once.)
  *   -ESHUTDOWN -EOWNERDEAD -EINVAL
  */
 int shmreg_watch_next(shmreg_watch_t *w, shmreg_event_t *ev,
