@@ -9,7 +9,8 @@
 # duplicates nothing; a compaction past a stopped mirror's revision makes
 # the restarted one resync; with every member stopped reads go on, writes
 # fail within --etcd-timeout and the daemon reports stale, and once etcd is
-# back the mirrors catch up.  Skips without etcd.
+# back the mirrors catch up; a stalled member (SIGSTOP) is left for another
+# by the watch's low-speed timeout.  Skips without etcd.
 . "$(dirname "$0")/mirror_lib.sh"
 
 start_cluster
@@ -144,10 +145,34 @@ converge A "etcd back"
 converge B "etcd back"
 [ "$(stale A)" = 0 ] || fail "A: still stale with etcd back"
 
+# --- a stalled member: SIGSTOP keeps its TCP connections open but sends
+# nothing, not even progress notifications; the watch's low-speed timeout
+# (--etcd-stall-timeout 3000) must notice and fail over ---
+start_mirror C "$(ep 2),$(ep 1),$(ep 3)"
+converge C "third mirror"
+kill -STOP "${epid[2]}"
+t0=$(date +%s%N)
+for _ in $(seq 20); do
+	etcdctl --endpoints="$(ep 1),$(ep 3)" --command-timeout=2s \
+		put /t/stall s >/dev/null 2>&1 && break
+done
+[ "$("$SHMREGCTL" -r C await stall --timeout 15s)" = s ] ||
+	fail "C: a stalled member is not detected"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+grep -q "etcd watch on $(ep 2) ended" "$scratch/C.err" ||
+	fail "C did not leave the stalled member"
+kill -CONT "${epid[2]}"
+echo "stalled member: C caught up after $ms ms"
+converge C "after the stall"
+converge A "after the stall"
+
 stop_mirror A
 stop_mirror B
+stop_mirror C
 if [ "$fails" != 0 ]; then
-	for f in A.err B.err; do echo "== $f"; tail -20 "$scratch/$f"; done
+	for f in A.err B.err C.err; do
+		echo "== $f"; tail -20 "$scratch/$f"
+	done
 	exit 1
 fi
 echo "PASS"
