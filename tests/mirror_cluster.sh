@@ -112,6 +112,12 @@ converge A "restart, resumed"
 [ "$(grep -c "resynced from etcd" "$scratch/A.err")" = "$n" ] ||
 	fail "A resynced on a restart it could resume"
 
+# --truncate would keep the revision going, below etcd's range: refused
+"$SHMREGD" -r T -s "$scratch/T.sock" --truncate --etcd "$(ep 1)" \
+	--etcd-prefix /t/ 2>"$scratch/T.err"
+[ $? = 2 ] || fail "--truncate with --etcd is not a usage error"
+grep -q "cannot --truncate" "$scratch/T.err" || fail "no reason for it"
+
 # --- etcd stopped entirely ---
 for i in 1 2 3; do stop_member "$i"; done
 [ "$("$SHMREGCTL" -r A get h3)" = z ] || fail "A: reads stop with etcd down"

@@ -68,7 +68,8 @@ ep() { # I: client URL of member I
 }
 all_eps="" 
 ectl() { # etcdctl against every member
-	etcdctl --endpoints="$all_eps" --command-timeout=5s "$@"
+	etcdctl --endpoints="$all_eps" --dial-timeout=2s --command-timeout=3s \
+		"$@"
 }
 start_cluster() {
 	local try ports i
@@ -145,8 +146,8 @@ for l in sys.stdin:
 }
 # Wait (10 s at most) until registry NAME equals etcd's range exactly.
 converge() { # NAME WHAT
-	local e m
-	for _ in $(seq 100); do
+	local e m end=$((SECONDS + 10))
+	while [ "$SECONDS" -lt "$end" ]; do
 		e=$(etcd_view) && m=$(mirror_view "$1") && [ "$e" = "$m" ] &&
 			return 0
 		sleep 0.1

@@ -30,6 +30,7 @@
 /* Commit NOP records for w->revision + 1 .. @to (> w->revision). */
 static void skip_to(struct shmreg_writer *w, uint64_t to)
 {
+	static const uint8_t nokey; /* a NOP has no key; memcpy wants one */
 	uint64_t from = w->revision + 1;
 	uint64_t n = w->map.g.ring_events;
 
@@ -38,7 +39,7 @@ static void skip_to(struct shmreg_writer *w, uint64_t to)
 		from = to - n + 1;
 	commit_begin(w);
 	for (uint64_t r = from; r <= to; r++)
-		ring_append(w, r, SHM_OP_NOP, NULL, 0, 0);
+		ring_append(w, r, SHM_OP_NOP, &nokey, 0, 0);
 	commit_end(w, to);
 }
 

@@ -302,7 +302,7 @@ static void start_daemon(const char *bin)
 	if (daemon_pid == 0) {
 		close(p[0]);
 		execl(bin, bin, "--registry", "benchm", "--socket", sock,
-		      "--ready-fd", fdarg, "--truncate", "--quiet",
+		      "--ready-fd", fdarg, "--quiet",
 		      "--etcd", all, "--etcd-prefix", "/b/", (char *)NULL);
 		perror(bin);
 		_exit(127);

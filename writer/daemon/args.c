@@ -474,6 +474,15 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 				ro->name);
 			return 2 + 1;
 		}
+		if (ro->mirror.urls && o->truncate) {
+			/* truncating keeps the revision going, and a mirror's
+			 * revisions are etcd's: it could not take etcd's
+			 * range at a revision below its own */
+			fprintf(stderr, "shmregd: registry %s: a mirror of "
+				"etcd cannot --truncate; remove the registry "
+				"instead (see --help)\n", ro->name);
+			return 2 + 1;
+		}
 		if (ro->mirror.urls && ro->load_dir) {
 			fprintf(stderr, "shmregd: registry %s: a mirror of "
 				"etcd cannot --load (see --help)\n", ro->name);

@@ -176,8 +176,9 @@ static void apply_resync(struct mirror *m, struct mmsg *msg)
 		/* etcd is behind the registry: another cluster, or one
 		 * restored from a backup.  Serving it would mix histories. */
 		d_log(D_ERR, "registry %s: etcd's revision %llu is not above "
-		      "the registry's %llu: not resyncing (start with "
-		      "--truncate to take this cluster)", m->r->name,
+		      "the registry's %llu: not resyncing (remove the "
+		      "registry, shmregctl rm-registry, to mirror this "
+		      "cluster)", m->r->name,
 		      (unsigned long long)msg->rev,
 		      (unsigned long long)shmreg_writer_revision(w));
 		return;

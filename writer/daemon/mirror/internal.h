@@ -80,6 +80,8 @@ struct mirror {
 	pthread_t watch_thr, req_thr;
 	bool watch_started, req_started;
 	uint64_t start_rev;         /* the segment's revision at start */
+	bool range_first;           /* the segment is empty: range, then
+	                             * watch (else resume the watch) */
 	/* loop side */
 	struct mjob *waiting;       /* acknowledged, revision not applied */
 	uint64_t stale_since;       /* realtime ns, 0: connected */

@@ -177,8 +177,16 @@ int mirror_start(struct daemon *d, struct reg *r)
 		mirror_free(m);
 		return rc;
 	}
-	/* resume from what the segment holds; an empty one ranges first */
+	/* resume from what the segment holds; an empty one (new, or
+	 * --truncate, which keeps the revision going) ranges first */
 	m->start_rev = shmreg_writer_revision(r->w);
+	{
+		shmreg_stats_t st;
+
+		m->range_first = m->start_rev == 0 ||
+			shmreg_stats(shmreg_writer_reader(r->w), &st) < 0 ||
+			st.entries == 0;
+	}
 	m->stale_since = (uint64_t)shm_realtime_ns();
 	r->mirror = m;
 	arm_poll(d, m);

@@ -344,7 +344,7 @@ void *mirror_watch_main(void *arg)
 		return NULL;
 	}
 	ws.next = m->start_rev + 1;
-	ws.need_range = m->start_rev == 0;
+	ws.need_range = m->range_first;
 	while (!atomic_load_explicit(&m->stop, memory_order_relaxed)) {
 		if (ws.need_range) {
 			int rc = do_range(&ws);
