@@ -116,9 +116,15 @@ start_mirror() { # NAME URLS [shmregd options...]: serve registry NAME
 	fail "shmregd $name did not start"; cat "$scratch/$name.err"
 	exit 1
 }
-stop_mirror() { # NAME [SIGNAL]
+stop_mirror() { # NAME [SIGNAL]: a clean stop must exit 0 (sanitizers)
+	local rc
 	kill "-${2:-TERM}" "${dpid[$1]}" 2>/dev/null
 	wait "${dpid[$1]}" 2>/dev/null
+	rc=$?
+	if [ "${2:-TERM}" = TERM ] && [ "$rc" != 0 ]; then
+		fail "shmregd $1 exited with status $rc"
+		tail -30 "$scratch/$1.err"
+	fi
 }
 sctl() { # NAME ARGS...: shmregctl on registry NAME through its daemon
 	local name=$1

@@ -89,6 +89,7 @@ struct mirror {
 };
 
 void mq_push(struct mirror *m, struct mmsg *msg);
+/* Free a message other than MM_REPLY (which is part of its job). */
 void mmsg_free(struct mmsg *msg);
 
 /* watch.c: the watch thread's body. */

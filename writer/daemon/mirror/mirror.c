@@ -30,8 +30,7 @@ void mmsg_free(struct mmsg *msg)
 	for (size_t i = 0; i < msg->nev; i++)
 		mkv_free(&msg->ev[i].kv);
 	free(msg->ev);
-	if (msg->kind != MM_REPLY)
-		free(msg);
+	free(msg);
 }
 
 void mq_push(struct mirror *m, struct mmsg *msg)
@@ -287,8 +286,10 @@ void mirror_cqe(struct daemon *d, struct mirror *m, int res, bool more)
 			}
 			break;
 		case MM_REPLY:
+			/* the message is part of the job, which this may
+			 * free: nothing of it is touched afterwards */
 			take_reply(m, list->job);
-			break;
+			continue;
 		default:
 			mirror_apply(m, list);
 			break;
@@ -341,8 +342,9 @@ void mirror_stop_all(struct daemon *d)
 		for (struct mmsg *msg = m->head, *n; msg; msg = n) {
 			n = msg->next;
 			if (msg->kind == MM_REPLY)
-				take_reply(m, msg->job);
-			mmsg_free(msg);
+				take_reply(m, msg->job); /* frees msg */
+			else
+				mmsg_free(msg);
 		}
 		while ((j = m->jhead)) {
 			m->jhead = j->next;
