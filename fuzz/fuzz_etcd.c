@@ -5,7 +5,8 @@
  * bytes.  Every byte etcd (or whatever answers at its URL) sends reaches
  * it: watch stream messages, range pages, write and lease replies.
  *
- * The first byte picks the decoder, the rest is the reply.  Beyond "no
+ * The first byte picks the decoder, the rest is the reply (or, for 5, the
+ * value of an attribute sidecar key).  Beyond "no
  * crash, no out-of-bounds read, no leak, no undefined behaviour":
  *   - an error is -EPROTO or -ENOMEM and leaves nothing allocated;
  *   - what decodes is what the mirror relies on: every kv has a key and a
@@ -64,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0)
 		return 0;
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0: {
 		struct mwatch w;
 
@@ -118,10 +119,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(id >= 0 && ttl >= -1);
 		break;
 	}
-	default:
+	case 4:
 		rc = mdec_error_code(p, n);
 		CHECK(rc >= 0 && rc <= 255);
 		break;
+	default: {
+		shmreg_attr_t a[SHMREG_ATTRS_MAX];
+
+		rc = mdec_attrs((const uint8_t *)p, n, a, SHMREG_ATTRS_MAX);
+		CHECK(rc == -EPROTO || (rc >= 0 && rc <= SHMREG_ATTRS_MAX));
+		for (int i = 0; i < rc; i++) {
+			/* terminated inside the input, names not empty */
+			CHECK(a[i].name[0] != 0);
+			CHECK((const char *)a[i].value + strlen(a[i].value) <
+			      p + n);
+		}
+		break;
+	}
 	}
 	return 0;
 }

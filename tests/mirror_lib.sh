@@ -132,14 +132,17 @@ sctl() { # NAME ARGS...: shmregctl on registry NAME through its daemon
 	"$SHMREGCTL" -r "$name" --socket "$scratch/$name.sock" "$@"
 }
 
-# etcd's range of /t/ and the registry's contents as "key value mod create"
-# lines, sorted: what the mirror must equal.
+# etcd's range of /t/ (without shmreg's own .shmreg/ keys) and the
+# registry's contents as "key value mod create" lines, sorted: what the
+# mirror must equal.
 etcd_view() {
 	ectl get --prefix /t/ -w json | python3 -c '
 import base64, json, sys
 d = json.load(sys.stdin)
 for kv in d.get("kvs", []):
     k = base64.b64decode(kv["key"]).decode()[3:]
+    if k.startswith(".shmreg/"):
+        continue  # attribute sidecars: no entries of their own
     v = base64.b64decode(kv.get("value", "")).decode()
     print(k, v, kv["mod_revision"], kv["create_revision"])' | sort
 }

@@ -475,3 +475,32 @@ int mdec_error_code(const char *json, size_t len)
 	cJSON_Delete(root);
 	return code > 255 ? 0 : (int)code;
 }
+
+/* ---- attribute sidecars ---- */
+
+int mdec_attrs(const uint8_t *p, size_t n, shmreg_attr_t *a, unsigned max)
+{
+	size_t off = 0;
+	unsigned k = 0;
+
+	/* bounded by n: each round consumes at least two bytes */
+	while (off < n) {
+		const uint8_t *name = p + off, *val, *z;
+
+		z = memchr(name, 0, n - off);
+		if (!z || z == name || k == max)
+			return -EPROTO;
+		off = (size_t)(z - p) + 1;
+		if (off >= n)
+			return -EPROTO; /* a name without its value */
+		val = p + off;
+		z = memchr(val, 0, n - off);
+		if (!z)
+			return -EPROTO;
+		off = (size_t)(z - p) + 1;
+		a[k].name = (const char *)name;
+		a[k].value = (const char *)val;
+		k++;
+	}
+	return (int)k;
+}

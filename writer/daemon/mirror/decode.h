@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shmreg.h"
+
 /* Revisions and lease ids above this are refused (the writer's limit). */
 #define MDEC_REV_MAX ((int64_t)(INT64_MAX - (int64_t)UINT32_MAX))
 /* Largest key / value accepted from etcd (decoded bytes); bigger ones are
@@ -72,6 +74,12 @@ int mdec_lease(const char *json, size_t len, int64_t *id, int64_t *ttl);
 /* An error reply {"error":..,"code":N} or {"code":N,"message":..}: the
  * gRPC code, or 0 when the reply is not an error. */
 int mdec_error_code(const char *json, size_t len);
+
+/* The value of an attribute sidecar key (docs/multi-host.md): @n bytes of
+ * "name\0value\0" pairs, at most @max of them, into @a (pointing into
+ * @p).  Returns the number of pairs, or -EPROTO (not whole pairs, an empty
+ * name, too many).  The writer checks names and values further. */
+int mdec_attrs(const uint8_t *p, size_t n, shmreg_attr_t *a, unsigned max);
 
 void mdec_watch_free(struct mwatch *w);
 void mdec_range_free(struct mrange *r);

@@ -33,7 +33,7 @@ struct mmsg {
 
 /* A client's write on its way to etcd and back, or (MJ_REVOKE, no conn)
  * the end of an owner: its lease is revoked. */
-enum mjob_op { MJ_PUT, MJ_DEL, MJ_REVOKE };
+enum mjob_op { MJ_PUT, MJ_DEL, MJ_SETATTRS, MJ_REVOKE };
 /* Who owns a put's key: one etcd lease per owner (req.c). */
 enum mowner_kind { MO_NONE, MO_PID, MO_CONN };
 struct mjob {
@@ -44,6 +44,13 @@ struct mjob {
 	uint64_t id;
 	uint8_t *key, *val;         /* with the prefix: etcd's key */
 	size_t klen, vlen;
+	uint8_t *skey;              /* its attribute sidecar key */
+	size_t sklen;
+	uint8_t *attrs;             /* the sidecar's value (MJ_PUT with
+	                             * attributes, MJ_SETATTRS), or NULL */
+	size_t alen;
+	bool sidecar;               /* MJ_PUT: write (attrs) or delete the
+	                             * sidecar in the same txn */
 	uint64_t expect_rev;        /* 0, a revision or SHMREG_REV_ABSENT */
 	enum mowner_kind owner;     /* MJ_PUT: attach to this owner's lease;
 	                             * MJ_REVOKE: the owner that ended */
@@ -56,6 +63,12 @@ struct mjob {
 	struct mjob *wnext;         /* waiting for rev to be applied */
 	struct mmsg reply;          /* the MM_REPLY that brings it back */
 };
+
+/* The reserved sub-prefix of a mirrored prefix: etcd keys P + MIRROR_META
+ * are shmreg's own (attribute sidecars: P + MIRROR_ATTRS + key), never
+ * entries; local keys starting with it are refused. */
+#define MIRROR_META  ".shmreg/"
+#define MIRROR_ATTRS ".shmreg/attrs/"
 
 struct mirror {
 	struct reg *r;

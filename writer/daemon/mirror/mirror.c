@@ -218,6 +218,8 @@ static void answer(struct mirror *m, struct mjob *j)
 				 j->deleted);
 	free(j->key);
 	free(j->val);
+	free(j->skey);
+	free(j->attrs);
 	free(j);
 }
 
@@ -384,32 +386,53 @@ bool mirror_owns(const struct conn *c, const struct proto_req *q)
 	}
 }
 
-static uint8_t *with_prefix(const struct mirror *m, const uint8_t *k,
-			    size_t klen)
+static uint8_t *dup_bytes(const void *p, size_t n)
 {
-	uint8_t *p = malloc(m->plen + klen);
+	uint8_t *q = malloc(n ? n : 1);
 
-	if (p) {
-		memcpy(p, m->prefix, m->plen);
-		memcpy(p + m->plen, k, klen);
-	}
-	return p;
+	if (q && n)
+		memcpy(q, p, n);
+	return q;
+}
+
+static bool reserved(const uint8_t *k, size_t klen)
+{
+	size_t n = strlen(MIRROR_META);
+
+	return klen >= n && !memcmp(k, MIRROR_META, n);
+}
+
+/* Whether local @key has attributes now (the sidecar must then go with a
+ * put without any). */
+static bool has_attrs(struct reg *r, const uint8_t *key, size_t klen)
+{
+	char one;
+
+	return shmreg_get_attrs(shmreg_writer_reader(r->w), key, klen, &one,
+				0) > 0;
 }
 
 void mirror_forward(struct conn *c, const struct proto_req *q)
 {
 	struct mirror *m = c->reg->mirror;
-	struct mjob *j;
+	bool put = q->op == PROTO_OP_PUT || q->op == PROTO_OP_PUTX;
+	const struct proto_attrs *pa = NULL;
 	const uint8_t *key;
+	struct mjob *j;
 	size_t klen;
 
-	bool put = q->op == PROTO_OP_PUT || q->op == PROTO_OP_PUTX;
-
-	/* what etcd holds as plain keys, perhaps with a lease: no
-	 * attributes, parents or TTL (docs/multi-host.md) */
-	if (q->op == PROTO_OP_SETATTRS ||
-	    (put && (q->u.put.attrs.n || q->u.put.plen || q->u.put.ttl_ns ||
-		     (q->u.put.flags & ~SHMREG_EPHEMERAL)))) {
+	key = put ? q->u.put.key : q->op == PROTO_OP_SETATTRS
+		  ? q->u.setattrs.key : q->u.del.key;
+	klen = put ? q->u.put.klen : q->op == PROTO_OP_SETATTRS
+		   ? q->u.setattrs.klen : q->u.del.klen;
+	if (reserved(key, klen)) {
+		conn_mirror_done(c, q->op, q->id, -EINVAL, 0, 0);
+		return;
+	}
+	/* what etcd holds: keys with attribute sidecars, perhaps under a
+	 * lease; no parents or TTLs (docs/multi-host.md) */
+	if (put && (q->u.put.plen || q->u.put.ttl_ns ||
+		    (q->u.put.flags & ~SHMREG_EPHEMERAL))) {
 		conn_mirror_done(c, q->op, q->id, -EOPNOTSUPP, 0, 0);
 		return;
 	}
@@ -441,28 +464,39 @@ void mirror_forward(struct conn *c, const struct proto_req *q)
 			j->owner_id = c->serial;
 			c->mirror_eph = true;
 		}
-		key = q->u.put.key;
-		klen = q->u.put.klen;
 		j->expect_rev = q->u.put.expect_rev;
 		j->vlen = q->u.put.vlen;
-		j->val = malloc(j->vlen ? j->vlen : 1);
-		if (j->val && j->vlen)
-			memcpy(j->val, q->u.put.val, j->vlen);
+		j->val = dup_bytes(q->u.put.val, j->vlen);
+		pa = &q->u.put.attrs;
+		j->sidecar = pa->n || has_attrs(c->reg, key, klen);
+	} else if (q->op == PROTO_OP_SETATTRS) {
+		j->op = MJ_SETATTRS;
+		pa = &q->u.setattrs.attrs;
 	} else {
 		j->op = MJ_DEL;
-		key = q->u.del.key;
-		klen = q->u.del.klen;
-		j->val = malloc(1);
 	}
-	j->key = with_prefix(m, key, klen);
+	if (pa && pa->n) {
+		j->alen = pa->blen;
+		j->attrs = dup_bytes(pa->block, pa->blen);
+	}
+	j->key = malloc(m->plen + klen);
 	j->klen = m->plen + klen;
-	if (!j->key || !j->val) {
+	j->sklen = m->plen + strlen(MIRROR_ATTRS) + klen;
+	j->skey = malloc(j->sklen);
+	if (!j->key || !j->skey || (put && !j->val) || (j->alen && !j->attrs)) {
 		free(j->key);
+		free(j->skey);
 		free(j->val);
+		free(j->attrs);
 		free(j);
 		conn_mirror_done(c, q->op, q->id, -ENOMEM, 0, 0);
 		return;
 	}
+	memcpy(j->key, m->prefix, m->plen);
+	memcpy(j->key + m->plen, key, klen);
+	memcpy(j->skey, m->prefix, m->plen);
+	memcpy(j->skey + m->plen, MIRROR_ATTRS, strlen(MIRROR_ATTRS));
+	memcpy(j->skey + m->plen + strlen(MIRROR_ATTRS), key, klen);
 	j->c = c;
 	j->req_op = q->op;
 	j->id = q->id;

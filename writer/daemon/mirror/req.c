@@ -3,11 +3,13 @@
  * req.c - the request thread: clients' writes, one at a time, to etcd, and
  * the owners' leases.
  *
- * Writes.  A plain put is /v3/kv/put; a put with expect_rev is a txn
- * comparing the key's mod_revision (or, for SHMREG_REV_ABSENT, its
- * create_revision with 0: absent), whose failure is the local -EEXIST; a
- * delete is /v3/kv/deleterange of the one key, and deleting nothing is
- * -ENOENT (etcd uses no revision for it, as the local writer does not).
+ * Writes (job_body() has each one's request).  A plain put is /v3/kv/put;
+ * a put with expect_rev is a txn comparing the key's mod_revision (or, for
+ * SHMREG_REV_ABSENT, its create_revision with 0: absent), whose failure is
+ * the local -EEXIST; attributes live in the key's sidecar, written or
+ * deleted in the same txn; a delete is a txn deleting key and sidecar if
+ * the key exists, and -ENOENT when it does not (etcd uses no revision for
+ * it, as the local writer does not).
  * Each job is bounded by its deadline (--etcd-timeout): a member that does
  * not answer is -ETIMEDOUT, no member reachable -EAGAIN.
  *
@@ -22,6 +24,7 @@
  * (expired while etcd was unreachable) is granted anew at the next put.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,52 +135,122 @@ static void lease_forget(struct rstate *rs, enum mowner_kind kind,
 	}
 }
 
+/* A growable request body. */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void sb_add(struct sbuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void sb_add(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p ? b->p + b->len : NULL,
+			      b->p ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = true;
+			return;
+		}
+		if (b->p && b->len + (size_t)n < b->cap) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = b->cap ? b->cap : 256;
+
+		while (cap <= b->len + (size_t)n)
+			cap *= 2;
+		char *q = realloc(b->p, cap);
+
+		if (!q) {
+			b->oom = true;
+			return;
+		}
+		b->p = q;
+		b->cap = cap;
+	}
+}
+
 /* The request body of write @j (a put with lease @lease, 0 = none),
- * malloc'd, and the gateway path in *@path. */
+ * malloc'd, and the gateway path in *@path.
+ *
+ *   put, nothing else:      kv/put
+ *   put otherwise:          txn [compare expect_rev]
+ *                               success: put key, put or delete sidecar
+ *   set_attrs:              txn compare key exists
+ *                               success: put key keeping value and lease
+ *                                        (a new mod_revision, as locally),
+ *                                        put or delete sidecar
+ *   delete:                 txn compare key exists
+ *                               success: delete key, delete sidecar */
 static char *job_body(const struct mjob *j, int64_t lease, const char **path)
 {
-	char *k = b64(j->key, j->klen), *v = NULL, *body = NULL;
+	char *k = b64(j->key, j->klen), *v = NULL, *sk = NULL, *a = NULL;
 	char lf[48] = "";
-	size_t n;
+	struct sbuf b = { 0 };
 
-	if (!k)
-		return NULL;
-	if (j->op == MJ_PUT) {
+	if (j->op == MJ_PUT)
 		v = b64(j->val, j->vlen);
-		if (!v)
-			goto out;
-		if (lease)
-			snprintf(lf, sizeof(lf), ",\"lease\":\"%lld\"",
-				 (long long)lease);
-	}
-	n = strlen(k) * 2 + (v ? strlen(v) : 0) + 256;
-	body = malloc(n);
-	if (!body)
+	if (j->op != MJ_PUT || j->sidecar)
+		sk = b64(j->skey, j->sklen);
+	if (j->attrs)
+		a = b64(j->attrs, j->alen);
+	if (!k || (j->op == MJ_PUT && !v) ||
+	    ((j->op != MJ_PUT || j->sidecar) && !sk) || (j->attrs && !a))
 		goto out;
-	if (j->op == MJ_DEL) {
-		*path = "/v3/kv/deleterange";
-		snprintf(body, n, "{\"key\":\"%s\"}", k);
-	} else if (!j->expect_rev) {
+	if (lease)
+		snprintf(lf, sizeof(lf), ",\"lease\":\"%lld\"",
+			 (long long)lease);
+	if (j->op == MJ_PUT && !j->expect_rev && !j->sidecar) {
 		*path = "/v3/kv/put";
-		snprintf(body, n, "{\"key\":\"%s\",\"value\":\"%s\"%s}", k, v,
-			 lf);
-	} else {
-		bool absent = j->expect_rev == SHMREG_REV_ABSENT;
-
-		*path = "/v3/kv/txn";
-		snprintf(body, n, "{\"compare\":[{\"key\":\"%s\",\"target\":"
-			 "\"%s\",\"result\":\"EQUAL\",\"%s\":\"%llu\"}],"
-			 "\"success\":[{\"request_put\":{\"key\":\"%s\","
-			 "\"value\":\"%s\"%s}}]}", k,
-			 absent ? "CREATE" : "MOD",
-			 absent ? "create_revision" : "mod_revision",
-			 absent ? 0ull : (unsigned long long)j->expect_rev, k,
-			 v, lf);
+		sb_add(&b, "{\"key\":\"%s\",\"value\":\"%s\"%s}", k, v, lf);
+		goto out;
 	}
+	*path = "/v3/kv/txn";
+	sb_add(&b, "{\"compare\":[");
+	if (j->op != MJ_PUT)
+		sb_add(&b, "{\"key\":\"%s\",\"target\":\"CREATE\",\"result\":"
+		       "\"GREATER\",\"create_revision\":\"0\"}", k);
+	else if (j->expect_rev == SHMREG_REV_ABSENT)
+		sb_add(&b, "{\"key\":\"%s\",\"target\":\"CREATE\",\"result\":"
+		       "\"EQUAL\",\"create_revision\":\"0\"}", k);
+	else if (j->expect_rev)
+		sb_add(&b, "{\"key\":\"%s\",\"target\":\"MOD\",\"result\":"
+		       "\"EQUAL\",\"mod_revision\":\"%llu\"}", k,
+		       (unsigned long long)j->expect_rev);
+	sb_add(&b, "],\"success\":[");
+	if (j->op == MJ_DEL)
+		sb_add(&b, "{\"request_delete_range\":{\"key\":\"%s\"}}", k);
+	else if (j->op == MJ_SETATTRS)
+		sb_add(&b, "{\"request_put\":{\"key\":\"%s\",\"ignore_value\":"
+		       "true,\"ignore_lease\":true}}", k);
+	else
+		sb_add(&b, "{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\""
+		       "%s}}", k, v, lf);
+	if (sk && a)
+		sb_add(&b, ",{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\""
+		       "%s}}", sk, a, lf);
+	else if (sk)
+		sb_add(&b, ",{\"request_delete_range\":{\"key\":\"%s\"}}", sk);
+	sb_add(&b, "]}");
 out:
 	free(k);
 	free(v);
-	return body;
+	free(sk);
+	free(a);
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
 }
 
 static long left_ms(const struct mjob *j)
@@ -193,7 +266,7 @@ static int try_write(struct rstate *rs, struct mjob *j)
 {
 	const char *path = NULL;
 	struct hbuf out;
-	int64_t rev = 0, deleted = 0, lease = 0;
+	int64_t rev = 0, lease = 0;
 	bool ok = false;
 	char *body;
 	int rc;
@@ -212,17 +285,18 @@ static int try_write(struct rstate *rs, struct mjob *j)
 	free(body);
 	if (rc < 0)
 		return rc;
-	rc = mdec_write(out.p, out.len, &rev, j->op == MJ_DEL ? &deleted : NULL,
-			j->op == MJ_PUT && j->expect_rev ? &ok : NULL);
+	rc = mdec_write(out.p, out.len, &rev, NULL,
+			!strcmp(path, "/v3/kv/txn") ? &ok : NULL);
 	hbuf_free(&out);
 	if (rc < 0)
 		return -EIO;
-	if (j->op == MJ_DEL && deleted == 0)
-		return -ENOENT;
-	if (j->op == MJ_PUT && j->expect_rev && !ok)
-		return -EEXIST;
+	/* a txn's compare failed: for a put its expect_rev, for a delete or
+	 * set_attrs the key's existence (etcd used no revision for it) */
+	if (!strcmp(path, "/v3/kv/txn") && !ok)
+		return j->op == MJ_PUT ? -EEXIST : -ENOENT;
 	j->rev = (uint64_t)rev;
-	j->deleted = (uint64_t)deleted;
+	j->deleted = 1; /* DELTREE's count: a mirror's keys have no
+	                 * children */
 	return 0;
 }
 
