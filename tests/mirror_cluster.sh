@@ -136,6 +136,9 @@ stale() { # NAME: daemon-stats' mirror_stale
 	sctl "$1" -j daemon-stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["mirror_stale"])'
 }
 [ "$(stale A)" -gt 0 ] || fail "A: daemon-stats mirror_stale is 0 with etcd down"
+h=$(sctl A health 2>&1)
+[ $? = 3 ] || fail "A: health exits 0 with etcd down"
+case $h in *"stale since"*) ;; *) fail "A: health says '$h'" ;; esac
 
 # --- etcd back: the mirrors catch up ---
 for i in 1 2 3; do start_member "$i"; done
@@ -150,6 +153,7 @@ done
 converge A "etcd back"
 converge B "etcd back"
 [ "$(stale A)" = 0 ] || fail "A: still stale with etcd back"
+sctl A health >/dev/null || fail "A: health not ok with etcd back"
 
 # --- a stalled member: SIGSTOP keeps its TCP connections open but sends
 # nothing, not even progress notifications; the watch's low-speed timeout
