@@ -366,10 +366,13 @@ void *mirror_watch_main(void *arg)
 		}
 		ws.compacted = false;
 		do_watch(&ws);
-		if (ws.created) {
+		if (ws.created)
 			up = true;
+		/* only a stream that ended cleanly resets the backoff: one
+		 * that fails after its creation (a member that answers
+		 * garbage) must not make us reconnect, and log, at once */
+		if (ws.created && !ws.err)
 			backoff = 0;
-		}
 		if (atomic_load_explicit(&m->stop, memory_order_relaxed))
 			break;
 		if (ws.compacted) {
