@@ -131,6 +131,9 @@ int hclient_post(struct hclient *c, const char *path, const char *body,
 		hbuf_free(out);
 		if (cc == CURLE_ABORTED_BY_CALLBACK)
 			return -ECANCELED;
+		/* the next try, and the next request, go to the next
+		 * member: this one refused, failed or stalled */
+		c->cur = (c->cur + 1) % c->nurl;
 		if (cc == CURLE_OPERATION_TIMEDOUT) {
 			timed_out = true;
 			/* sent, perhaps applied: do not resend a request that
@@ -139,7 +142,6 @@ int hclient_post(struct hclient *c, const char *path, const char *body,
 			if (http_now_ms() >= deadline)
 				break;
 		}
-		c->cur = (c->cur + 1) % c->nurl;
 	}
 	return timed_out ? -ETIMEDOUT : -EAGAIN;
 }
