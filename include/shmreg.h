@@ -264,9 +264,25 @@ typedef struct shmreg_stats {
 	uint64_t ring_capacity;  /* change-ring events kept */
 	pid_t    writer_pid;
 	int      state;          /* SHMREG_STATE_* */
+	/* Appended in 0.1 (the data-model stats); only ever appended to.
+	 * Each is 0 when the segment's writer predates it. */
+	uint64_t attr_pairs;     /* distinct name=value pairs indexed */
+	uint64_t attr_capacity;  /* attribute index slots */
+	uint64_t index_entries;  /* attribute index postings: one per entry
+	                          * and distinct pair it carries */
+	uint64_t owned;          /* live entries bound to an owner pid */
+	uint64_t waiters;        /* threads blocked in await or watch, from
+	                          * the wait file: a hint (a waiter killed
+	                          * while blocked stays counted) */
+	double   writes_per_sec; /* commits per second over the last 1-2 s
+	                          * (longer, and falling, when idle) */
+	uint64_t uptime_ns;      /* since the writer opened the registry */
 } shmreg_stats_t;
 
-/* Fill *@st.  Returns 0, -EINVAL or -EPROTO.  Lock-free. */
+/* Fill *@st.  Returns 0, -EINVAL or -EPROTO.  Lock-free; never blocks (the
+ * waiter count maps the wait file the first time, then walks its resident
+ * pages: at most 128 KiB, tens of gets' worth: for monitoring, not for a
+ * hot path). */
 int shmreg_stats(shmreg_t *r, shmreg_stats_t *st);
 
 /*

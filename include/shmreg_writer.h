@@ -103,15 +103,17 @@ int64_t shmreg_writer_set_attrs(shmreg_writer_t *w, const void *key,
 				uint32_t nattrs);
 
 /* Delete @key.  Returns the new revision, or -ENOENT when absent (no
- * revision is used, no event is emitted), -ENOTEMPTY when it has children
- * (nothing changes: see shmreg_writer_del_tree), -EINVAL, -E2BIG. */
+ * revision is used, no event is emitted; an entry whose TTL passed is
+ * absent, and is removed now as shmreg_writer_expire() would, with its
+ * delete event), -ENOTEMPTY when it has children (nothing changes: see
+ * shmreg_writer_del_tree), -EINVAL, -E2BIG. */
 int64_t shmreg_writer_del(shmreg_writer_t *w, const void *key, size_t klen);
 
 /*
  * Delete @key and every descendant of it (children, their children, ...)
  * in one commit: snapshot readers see the whole subtree or none of it.
- * Each removed entry gets its own revision and delete event.  Returns how
- * many entries were removed (>= 1), or -ENOENT (no such key), -EINVAL,
+ * Each removed entry gets its own revision and delete event (an expired
+ * descendant too).  Returns how many entries were removed (>= 1), or -ENOENT (no such key), -EINVAL,
  * -E2BIG, -ENOMEM (nothing changed).
  */
 int64_t shmreg_writer_del_tree(shmreg_writer_t *w, const void *key,
@@ -146,6 +148,42 @@ int64_t shmreg_writer_del_owner(shmreg_writer_t *w, pid_t pid);
  */
 int shmreg_writer_owner_fd(shmreg_writer_t *w);
 int64_t shmreg_writer_reap_owners(shmreg_writer_t *w);
+
+/*
+ * Expiry, driven by the host's event loop.  An entry put with opts.ttl_ns
+ * is invisible to every reader from its deadline on; these two calls
+ * remove it (reclaim its memory, give watchers its delete event, take its
+ * descendants with it).  The descriptor shmreg_writer_expiry_fd() returns
+ * is a timerfd that becomes readable (POLLIN) when an entry's deadline has
+ * passed; then call shmreg_writer_expire(), which removes up to @max
+ * expired entries (plus the descendants of the last: a subtree goes whole)
+ * in one commit, each with its own revision and delete event, and returns
+ * without blocking.  When more are due than @max, the descriptor is
+ * readable again at once, so the host serves its other descriptors between
+ * chunks: a bounded pause per call (about 1 us per entry; 256 is a good
+ * @max), however many expire together.
+ *
+ *	struct pollfd p = { .fd = shmreg_writer_expiry_fd(w), .events = POLLIN };
+ *	for (;;) {
+ *		poll(&p, 1, -1);              // with the host's other fds
+ *		if (p.revents & POLLIN)
+ *			shmreg_writer_expire(w, 256);
+ *	}
+ *
+ * Finding due entries costs what is removed, not the registry (a deadline
+ * queue in the writer's memory, built by one scan of the registry on the
+ * first call of either function: how a registry taken over from an earlier
+ * writer gets its deadlines, which are absolute and stored in the entries).
+ * A host that never calls them pays nothing, and its expired entries stay
+ * invisible until a put or delete of their key removes them.
+ *
+ * expiry_fd returns the descriptor (owned by @w: do not close it; the same
+ * one on every call), or -EINVAL, -EMFILE, -ENFILE, -ENOMEM.  expire
+ * returns the number of entries removed (0 when none is due), or -EINVAL,
+ * -ENOMEM.
+ */
+int shmreg_writer_expiry_fd(shmreg_writer_t *w);
+int64_t shmreg_writer_expire(shmreg_writer_t *w, unsigned max);
 
 /*
  * Group the changes made until the matching shmreg_writer_batch_end() into

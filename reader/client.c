@@ -585,6 +585,13 @@ int shmreg_client_stats(shmreg_client_t *c, shmreg_stats_t *st,
 		st->ring_capacity = f[PROTO_STAT_RING_CAPACITY];
 		st->writer_pid = (pid_t)f[PROTO_STAT_WRITER_PID];
 		st->state = (int)f[PROTO_STAT_STATE];
+		st->attr_pairs = f[PROTO_STAT_ATTR_PAIRS];
+		st->attr_capacity = f[PROTO_STAT_ATTR_CAPACITY];
+		st->index_entries = f[PROTO_STAT_INDEX_ENTRIES];
+		st->owned = f[PROTO_STAT_OWNED];
+		st->waiters = f[PROTO_STAT_WAITERS];
+		st->writes_per_sec = (double)f[PROTO_STAT_WRITES_MILLI] / 1000.0;
+		st->uptime_ns = f[PROTO_STAT_UPTIME_NS];
 	}
 	if (ds) {
 		ds->connections = f[PROTO_STAT_CONNECTIONS];

@@ -353,6 +353,36 @@ ssize_t wait_until(shmreg_t *r, const void *key, size_t klen,
 	return res;
 }
 
+/* Sum the waiter counts, skipping pages that are not resident: nobody
+ * registered there (a registration writes the page), and reading a tmpfs
+ * hole would allocate it.  Bounded by SHM_WAIT_SLOTS, a compile-time
+ * constant; each count is a u32, so the sum cannot overflow. */
+uint64_t waitfile_count_waiters(shmreg_t *r)
+{
+	enum { PAGE = 4096, NPAGES = SHM_WAIT_FILE_SIZE / PAGE };
+	const uint32_t per_page = PAGE / SHM_WAIT_SLOT_SIZE;
+	struct waitfile *wf = waitfile_get(r);
+	unsigned char vec[NPAGES];
+	uint64_t n;
+
+	_Static_assert(SHM_WAIT_FILE_SIZE % PAGE == 0 &&
+		       SHM_WAIT_HDR_SIZE == PAGE, "wait file in whole pages");
+	if (!wf)
+		return 0;
+	if (mincore(wf->base, SHM_WAIT_FILE_SIZE, vec) < 0)
+		memset(vec, 1, sizeof(vec)); /* cannot tell: read them all */
+	n = atomic_load_explicit(&wf->hdr->global.waiters,
+				 memory_order_relaxed);
+	for (uint32_t pg = 1; pg < NPAGES; pg++) {
+		if (!(vec[pg] & 1))
+			continue;
+		for (uint32_t i = (pg - 1) * per_page; i < pg * per_page; i++)
+			n += atomic_load_explicit(&wf->slots[i].waiters,
+						  memory_order_relaxed);
+	}
+	return n;
+}
+
 #ifdef SHMREG_TEST_HOOKS
 uint64_t waitfile_debug_wakeups(void)
 {

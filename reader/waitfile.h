@@ -52,6 +52,12 @@ typedef bool (*wait_check_fn)(shmreg_t *r, void *arg, ssize_t *res);
 ssize_t wait_until(shmreg_t *r, const void *key, size_t klen,
 		   int64_t timeout_ns, wait_check_fn check, void *arg);
 
+/* Waiters registered in @r's wait file now (key slots and the change
+ * stream's): a hint, as the counts are (shm/wait_layout.h); 0 when there is
+ * no wait file this process can map.  Reads only pages the writer or a
+ * waiter ever touched (mincore), so it never backs new tmpfs pages. */
+uint64_t waitfile_count_waiters(shmreg_t *r);
+
 /* ---- test hooks: only in the test library (SHMREG_TEST_HOOKS) ---- */
 
 /* Number of times a futex wait of this process returned because its word

@@ -11,6 +11,9 @@
  *   shm_monotonic_coarse_ns() CLOCK_MONOTONIC_COARSE: the same at tick
  *                             resolution (a few ms), for rate limits on
  *                             paths where a full clock read would cost
+ *   shm_realtime_coarse_ns()  CLOCK_REALTIME_COARSE: what the segment
+ *                             records on every commit (rate samples),
+ *                             at tick resolution
  *
  * int64 nanoseconds last until the year 2262.  clock_gettime cannot fail
  * for these clocks on Linux (they always exist, the pointer is valid), so
@@ -43,6 +46,11 @@ static inline int64_t shm_monotonic_ns(void)
 static inline int64_t shm_monotonic_coarse_ns(void)
 {
 	return shm_clock_ns(CLOCK_MONOTONIC_COARSE);
+}
+
+static inline int64_t shm_realtime_coarse_ns(void)
+{
+	return shm_clock_ns(CLOCK_REALTIME_COARSE);
 }
 
 /* @base + @rel for @rel >= 0, saturating at INT64_MAX instead of

@@ -158,7 +158,13 @@ struct shm_hdr {
 	_Atomic uint64_t arena_live;   /* block bytes of live arena objects */
 	_Atomic uint64_t owned;        /* live entries with an owner pid */
 	_Atomic uint64_t attr_pairs;   /* occupied attribute index slots */
-	uint8_t  pad3[SHM_LINE - 48];
+	_Atomic uint64_t attr_postings; /* posting elements of the attribute
+	                                 * index (one per entry and distinct
+	                                 * pair it carries); 0 in a segment
+	                                 * last committed to by a writer older
+	                                 * than this field.  Advisory: nothing
+	                                 * is sized from it */
+	uint8_t  pad3[SHM_LINE - 56];
 
 	/* ring line: the change ring's reservation cursor */
 	_Atomic uint64_t ring_key_reserved; /* key byte ring bytes reserved so
@@ -185,7 +191,28 @@ struct shm_hdr {
 	uint64_t lock_ino;         /* writer locked; 0: unknown.  A reader
 	                            * finding another file at SEGMENT.lock
 	                            * knows it is not the writer's lock */
+	_Atomic int64_t writer_since_ns; /* CLOCK_REALTIME when the writer
+	                            * process opened (or adopted) the
+	                            * registry; kept across handoffs, so
+	                            * now - this is the writer's uptime.  0:
+	                            * unknown (an older writer) */
+	uint8_t  pad6[SHM_LINE - 24];
+
+	/* rate line: two samples (time, revision) of the commit stream, taken
+	 * by the writer at a commit at most once per SHM_RATE_NS and guarded
+	 * by rate_seq (shm/seqcount.h); [1] is the newer.  Readers derive
+	 * commits per second from them (reader/stats.c); all 0: no sample
+	 * yet.  Written on at most one commit per SHM_RATE_NS, so it costs
+	 * readers no coherence traffic on the hot path. */
+	_Atomic uint32_t rate_seq;
+	uint32_t pad7;
+	_Atomic int64_t  rate_ns[2];  /* CLOCK_REALTIME_COARSE of the sample */
+	_Atomic uint64_t rate_rev[2]; /* the revision committed then */
 };
+
+/* Interval between two rate samples (the shortest interval a rate is
+ * computed over). */
+#define SHM_RATE_NS 1000000000LL
 
 /*
  * Index slot: one entry, or empty (klen == 0).  Guarded by its own seqcount
@@ -317,6 +344,11 @@ _Static_assert(offsetof(struct shm_hdr, ring_key_reserved) == 4 * SHM_LINE,
 	       "ring line");
 _Static_assert(offsetof(struct shm_hdr, undo_slot) == 5 * SHM_LINE, "undo line");
 _Static_assert(offsetof(struct shm_hdr, undo_data) == 6 * SHM_LINE, "undo data");
+_Static_assert(offsetof(struct shm_hdr, attr_postings) == 3 * SHM_LINE + 48,
+	       "stats line");
+_Static_assert(offsetof(struct shm_hdr, writer_since_ns) == 8 * SHM_LINE + 16,
+	       "writer identity line");
+_Static_assert(offsetof(struct shm_hdr, rate_seq) == 9 * SHM_LINE, "rate line");
 _Static_assert(sizeof(struct shm_hdr) <= SHM_HEADER_SIZE, "header fits a page");
 
 #endif /* SHM_LAYOUT_H */

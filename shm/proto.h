@@ -132,6 +132,13 @@ enum proto_stat {
 	                           /* connections closed for --idle-timeout */
 	PROTO_STAT_OVER_BUDGET,    /* frames refused for --input-budget */
 	PROTO_STAT_IN_BUFFERED,    /* bytes buffered for partial input now */
+	PROTO_STAT_ATTR_PAIRS,     /* shmreg_stats_t.attr_pairs ... */
+	PROTO_STAT_ATTR_CAPACITY,
+	PROTO_STAT_INDEX_ENTRIES,
+	PROTO_STAT_OWNED,
+	PROTO_STAT_WAITERS,
+	PROTO_STAT_WRITES_MILLI,   /* writes_per_sec * 1000, rounded */
+	PROTO_STAT_UPTIME_NS,      /* ... shmreg_stats_t.uptime_ns */
 	PROTO_STAT_MIRROR_STALE,   /* etcd mirror: CLOCK_REALTIME ns since its
 	                            * watch is down (stale), 0 = live or not
 	                            * a mirror */

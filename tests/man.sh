@@ -5,7 +5,8 @@
 # carries the
 # header's #include and its exact prototype; no page documents a function
 # that no longer exists; shmreg.3 lists every function; and every page
-# formats without a warning (from groff; from man when groff is missing).
+# formats without a warning (from groff; from man when groff is missing);
+# and every long option of shmregd and shmregctl is in their man pages.
 #
 # Usage: man.sh [SOURCE_DIR]   (default: $SHMREG_SOURCE_DIR, set by ctest)
 # Exit 0 pass, 1 fail, 77 skip (only when there is nothing to check at all).
@@ -220,6 +221,34 @@ if [ $have_groff = 0 ]; then
 		echo "neither groff nor man is installed: formatting not checked"
 	fi
 	echo "groff is not installed: prototypes not compared"
+fi
+
+# Every long option the programs' help texts name is in their man page
+# (written there as \-\-name).  Needs the built programs (ctest sets
+# SHMREGD and SHMREGCTL); without them, said and skipped.
+opts_in_page() { # PAGE: the options on stdin must all be in it
+	local page=$1 o e
+	while read -r o; do
+		e=$(printf '%s' "$o" | sed 's/-/\\\\-/g')
+		grep -q -- "$e" "$page" ||
+			fail "$(basename "$page"): option $o is not documented"
+	done
+}
+long_opts() { grep -o -- '--[a-z][a-z-]*' | sort -u; }
+if [ -n "${SHMREGD:-}" ] && [ -x "$SHMREGD" ]; then
+	# (process substitution: fail must count in this shell)
+	opts_in_page "$mandir/shmregd.8" < <("$SHMREGD" --help | long_opts)
+else
+	echo "SHMREGD not set: shmregd's options not checked"
+fi
+if [ -n "${SHMREGCTL:-}" ] && [ -x "$SHMREGCTL" ]; then
+	cmds=$("$SHMREGCTL" help | sed -n '/^Commands:/,/^$/p' |
+	       sed -n 's/^  \([a-z-][a-z-]*\).*/\1/p')
+	[ -n "$cmds" ] || fail "no commands in shmregctl help"
+	opts_in_page "$mandir/shmregctl.1" < <({ "$SHMREGCTL" help
+		for c in $cmds; do "$SHMREGCTL" help "$c"; done; } | long_opts)
+else
+	echo "SHMREGCTL not set: shmregctl's options not checked"
 fi
 
 if [ $fails -ne 0 ]; then

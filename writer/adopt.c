@@ -27,7 +27,7 @@
  * writer/segment.c), but nothing read
  * here is used unchecked: each counter is compared with the geometry, and
  * the writer's own code never follows an offset of a slot it did not write
- * without a bounds check (writer/index.c slot_key, entry_release).
+ * without a bounds check (writer/index.c index_slot_key, entry_release).
  */
 #include <errno.h>
 #include <string.h>

@@ -380,6 +380,39 @@ static int post_move(struct shmreg_writer *w, struct shm_pair *c, uint64_t n,
 	return 0;
 }
 
+int attrs_copy_index(struct shmreg_writer *w, const struct shm_map *src)
+{
+	for (uint64_t i = 0; i < src->g.attr_cap; i++) {
+		const struct shm_pair *p = shm_pair_at(src, i);
+		struct shm_pair c, *d;
+		uint64_t free_slot;
+		int rc;
+
+		if (p->count == 0)
+			continue;
+		memcpy(&c, p, sizeof(c));
+		/* one slot per pair hash in the source, and the new index
+		 * is at least as large: a full probe path is a hash flood */
+		if (pair_find(&w->map, c.hash, &free_slot) >= 0 ||
+		    free_slot == UINT64_MAX)
+			return -ENOSPC;
+		/* the same block size, the elements in the same order: the
+		 * position map (w->apos) stays exact */
+		rc = post_block(w, c.hash, p->arr_size, &c.arr_off);
+		if (rc < 0)
+			return rc;
+		shm_store_wide((void *)post_elems(&w->map, c.arr_off),
+			       (const void *)post_elems(src, p->arr_off),
+			       (size_t)c.count * 8);
+		d = shm_pair_at(&w->map, free_slot);
+		seq_write_begin(&d->seq);
+		pair_store(d, &c);
+		seq_write_end(&d->seq);
+		w->attr_pairs++;
+	}
+	return 0;
+}
+
 /* Remove the (now empty) pair slot @i by backward shift. */
 static void pair_remove(struct shmreg_writer *w, uint64_t i)
 {

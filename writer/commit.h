@@ -30,14 +30,19 @@ static inline void commit_end(struct shmreg_writer *w, uint64_t rev)
 	atomic_store_explicit(&h->owned, w->owned, memory_order_relaxed);
 	atomic_store_explicit(&h->attr_pairs, w->attr_pairs,
 			      memory_order_relaxed);
+	atomic_store_explicit(&h->attr_postings, w->apos.n,
+			      memory_order_relaxed);
 	if (rev) {
 		w->revision = rev;
 		/* publishes the commit's slots and ring record; pairs with
 		 * the acquire load in shmreg_revision() and the watchers */
 		atomic_store_explicit(&h->revision, rev, memory_order_release);
 	}
-	if (--w->batch_depth == 0)
+	if (--w->batch_depth == 0) {
 		seq_write_end(&h->commit_seq);
+		/* a batch's revision: the last one its operations stored */
+		rate_commit(w, w->revision);
+	}
 }
 
 #endif /* WRITER_COMMIT_H */

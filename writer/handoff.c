@@ -146,12 +146,19 @@ static int copy_own(struct shmreg_writer *w, const struct shm_map *src)
 		rc = place(w, &ns);
 		if (rc < 0)
 			return rc;
-		/* the new segment's attribute index, built as it fills */
-		if (ns.kind == SHM_KIND_RICH)
-			attrs_update(w, NULL, &ns, (uint64_t)ns.hash_hi << 32 |
-							   ns.tag);
 	}
-	return 0;
+	/*
+	 * The attribute index is copied whole, not rebuilt by an
+	 * attrs_update() per entry: that regrew every posting array from its
+	 * smallest block, leaving each outgrown block behind in the new
+	 * arena (the copy cannot reuse them: other size classes, and the
+	 * FIFO's quarantine), so a copy could need the posting bytes several
+	 * times over.  An index growth keeps the arena's size, and with live
+	 * data near it such a copy failed with -ENOSPC: a put refused while
+	 * the registry could still grow (issue 9, tests/attrs_growth.c).
+	 * Copied as they are, the arrays take exactly what they took.
+	 */
+	return attrs_copy_index(w, src);
 }
 
 /* Insert one validated entry of a segment taken over after a crash. */
@@ -331,8 +338,11 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	w->map = fresh;
 	w->entries = w->bytes_used = w->arena_live = w->key_reserved = 0;
 	w->owned = 0;
-	/* the attribute index is rebuilt as the entries are copied */
-	memset(&w->apos, 0, sizeof(w->apos));
+	/* the attribute index: copied from the writer's own segment with
+	 * its position map as it is (copy_own), else rebuilt as the entries
+	 * are copied */
+	if (!own)
+		memset(&w->apos, 0, sizeof(w->apos));
 	w->attr_pairs = 0;
 	rc = !from.base ? 0 : own ? copy_own(w, &from) : copy_validated(w, &from);
 	if (rc < 0)
@@ -356,6 +366,9 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	atomic_store_explicit(&h->owned, w->owned, memory_order_relaxed);
 	atomic_store_explicit(&h->attr_pairs, w->attr_pairs,
 			      memory_order_relaxed);
+	atomic_store_explicit(&h->attr_postings, w->apos.n,
+			      memory_order_relaxed);
+	rate_publish(w, h);
 	/* Retire the old segment *before* the rename: a writer killed
 	 * between the two must not leave a segment that is no longer at the
 	 * name but still says OPEN, which its readers would never leave.
@@ -387,7 +400,8 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	}
 	w->seg_fd = fd;
 	alloc_free_all(&saved);
-	apos_free(&saved_apos);
+	if (!own)
+		apos_free(&saved_apos);
 	return 0;
 
 fail:
@@ -404,8 +418,10 @@ fail_published:
 	w->arena_live = saved_live;
 	w->owned = saved_owned;
 	w->key_reserved = saved_reserved;
-	apos_free(&w->apos);
-	w->apos = saved_apos;
+	if (!own) {
+		apos_free(&w->apos);
+		w->apos = saved_apos;
+	}
 	w->attr_pairs = saved_pairs;
 	return rc;
 }

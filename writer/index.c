@@ -34,18 +34,12 @@
 #include "hash.h"
 #include "seqcount.h"
 
-/* The full hash of an entry, from the two halves its slot keeps. */
-static inline uint64_t slot_hash(const struct shm_slot *s)
-{
-	return (uint64_t)s->hash_hi << 32 | s->tag;
-}
-
 /* The key bytes of a slot, or NULL when an extern reference leaves the
  * arena.  The writer's own slots always pass; the check is for a segment
  * adopted in place (writer/adopt.c), whose bytes the writer did not write
  * itself and so never follows unchecked. */
-static const uint8_t *slot_key(const struct shm_map *m,
-			       const struct shm_slot *s)
+const uint8_t *index_slot_key(const struct shm_map *m,
+			      const struct shm_slot *s)
 {
 	struct shm_ext_ref ref;
 
@@ -85,7 +79,7 @@ int64_t index_lookup(struct shmreg_writer *w, const void *key, size_t klen,
 		}
 		if (slot_hash(s) != hash || s->klen != klen)
 			continue;
-		k = slot_key(m, s);
+		k = index_slot_key(m, s);
 		if (k && (klen <= SHM_SLOT_INLINE ? shm_small_eq(k, key, klen)
 						   : memcmp(k, key, klen) == 0)) {
 			/* the header words and an extern reference: all that
@@ -105,6 +99,24 @@ int64_t index_find(struct shmreg_writer *w, const void *key, size_t klen,
 	uint64_t free_slot;
 
 	return index_lookup(w, key, klen, hash, copy, &free_slot);
+}
+
+int64_t index_find_deadline(struct shmreg_writer *w, uint64_t hash,
+			    int64_t lo, int64_t hi)
+{
+	const struct shm_map *m = &w->map;
+	uint64_t i = shm_home(&m->g, hash), bound = walk_bound(m);
+
+	for (uint64_t d = 0; d < bound; d++, i = shm_next(&m->g, i)) {
+		const struct shm_slot *s = shm_slot_at(m, i);
+
+		if (s->klen == 0)
+			break;
+		if (slot_hash(s) == hash && s->expires_at_ns != 0 &&
+		    s->expires_at_ns >= lo && s->expires_at_ns <= hi)
+			return (int64_t)i;
+	}
+	return -1;
 }
 
 int index_free_slot(struct shmreg_writer *w, uint64_t hash, uint64_t *slot)

@@ -13,7 +13,9 @@
 #include <sys/types.h>
 
 #include "shmreg_writer.h"
+#include "expire.h"
 #include "geometry.h"
+#include "layout.h"
 
 #define SHMREG_EXPORT __attribute__((visibility("default")))
 
@@ -140,9 +142,14 @@ struct shmreg_writer {
 	struct apos_map apos;
 	int owner_ep;              /* epoll set of owner pidfds, or -1 */
 	int owner_ev;              /* eventfd in it: an owner found dead */
+	struct expiry expiry;      /* deadlines of TTL entries (expire.c) */
 	bool keep_expiry;          /* shmreg_writer_set_attrs: the put keeps
 	                            * keep_expires_at instead of a new TTL */
 	int64_t keep_expires_at;
+	int64_t since_ns;          /* CLOCK_REALTIME of the first claim:
+	                            * hdr->writer_since_ns */
+	int64_t rate_ns[2];        /* our copy of the header's rate line */
+	uint64_t rate_rev[2];
 	/* a mirror's revisions (revision.c): while hold_rev != 0 every
 	 * change is revision hold_rev and its ring record SHM_OP_MANY;
 	 * slot_mod_rev/slot_create_rev, when nonzero, are what the next
@@ -156,6 +163,16 @@ static inline uint64_t writer_next_rev(const struct shmreg_writer *w)
 {
 	return w->hold_rev ? w->hold_rev : w->revision + 1;
 }
+
+
+/* ---- commit-rate samples (rate.c) ---- */
+
+/* After the commit of @rev: a new rate sample when the newer is at least
+ * SHM_RATE_NS old. */
+void rate_commit(struct shmreg_writer *w, uint64_t rev);
+/* Write our samples into @h (a handoff's new segment). */
+struct shm_hdr;
+void rate_publish(struct shmreg_writer *w, struct shm_hdr *h);
 
 /* ---- segment files (segment.c) ---- */
 
@@ -200,6 +217,19 @@ int64_t index_find(struct shmreg_writer *w, const void *key, size_t klen,
 /* First empty slot on @hash's probe path, in *@slot.  Returns 0, or
  * -ENOSPC when none lies within SHM_PROBE_LIMIT slots of the home. */
 int index_free_slot(struct shmreg_writer *w, uint64_t hash, uint64_t *slot);
+/* First slot on @hash's probe path holding an entry of that hash with a
+ * deadline (expires_at_ns != 0) in [@lo, @hi], or -1 (the expiry sweep). */
+int64_t index_find_deadline(struct shmreg_writer *w, uint64_t hash,
+			    int64_t lo, int64_t hi);
+/* The key bytes of a slot of @m, or NULL when an extern reference leaves
+ * the arena (a segment adopted in place is never followed unchecked). */
+const uint8_t *index_slot_key(const struct shm_map *m,
+			      const struct shm_slot *s);
+/* The full hash of an entry, from the two halves its slot keeps. */
+static inline uint64_t slot_hash(const struct shm_slot *s)
+{
+	return (uint64_t)s->hash_hi << 32 | s->tag;
+}
 /* index_write(): writer/slot_write.h */
 /* Remove the entry at slot @i by backward shift. */
 void index_remove(struct shmreg_writer *w, uint64_t i);
@@ -246,6 +276,11 @@ void attrs_update(struct shmreg_writer *w, const struct shm_slot *old,
 int attrs_of_slot(const struct shm_map *m, const struct shm_slot *s,
 		  const uint8_t **a, uint32_t *alen, uint32_t *nattrs,
 		  const uint8_t **parent, uint32_t *plen);
+/* Growth: copy the attribute index of the writer's own segment @src into
+ * its new one (w->map), each posting array into a block of the size it
+ * had, so the copy needs exactly the arena the source used and w->apos
+ * stays valid.  Returns 0, or -ENOSPC (the new arena is too small). */
+int attrs_copy_index(struct shmreg_writer *w, const struct shm_map *src);
 /* Pair slot of pair hash @ph in the writer's segment, or NULL. */
 const struct shm_pair *attrs_pair(const struct shm_map *m, uint64_t ph);
 
@@ -258,18 +293,24 @@ int tree_check_parent(struct shmreg_writer *w, const void *key, size_t klen,
 /* Does @key have children? */
 bool tree_has_children(struct shmreg_writer *w, const void *key,
 		       size_t klen);
-/* Inside a commit: remove @key and its descendants (each its own
- * revision and delete event).  Returns how many, or -ENOMEM (nothing
- * removed). */
+/* Inside a commit: remove @key and its descendants, expired ones too
+ * (each its own revision and delete event).  Returns how many, or
+ * -ENOMEM (nothing removed). */
 int64_t tree_remove(struct shmreg_writer *w, const void *key, size_t klen);
+/* tree_remove(), or when collecting the subtree runs out of memory, the
+ * entry alone: what an owner's exit and an expiry remove.  Returns how
+ * many went (0: no such key). */
+int64_t tree_remove_entry(struct shmreg_writer *w, const void *key,
+			  size_t klen);
 /* Rebuild the position map of an adopted segment's attribute index and
  * check it against the entries.  Returns 0, or -EAGAIN when they do not
  * agree (the caller recovers by copying) or -ENOMEM. */
 int attrs_adopt(struct shmreg_writer *w);
 void apos_free(struct apos_map *p);
 
-/* Remove the entry at slot @i (validated copy @old) as revision @rev, or
- * silently (rev 0: expired), in a commit of its own or the caller's. */
+/* Remove the entry at slot @i (validated copy @old) as revision @rev, with
+ * its delete event (rev 0: silently, with no revision), in a commit of its
+ * own or the caller's. */
 void remove_at(struct shmreg_writer *w, uint64_t i, const struct shm_slot *old,
 	       const void *key, size_t klen, uint64_t hash, uint64_t rev);
 

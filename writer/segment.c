@@ -275,6 +275,12 @@ void segment_claim(struct shmreg_writer *w, struct shm_hdr *h)
 
 	h->writer_pid = getpid();
 	h->writer_start = shm_proc_start(0, NULL);
+	/* the first claim starts the uptime; a handoff's new segment
+	 * carries it on */
+	if (!w->since_ns)
+		w->since_ns = shm_realtime_ns();
+	atomic_store_explicit(&h->writer_since_ns, w->since_ns,
+			      memory_order_relaxed);
 	/* which lock file is ours: a reader finding another one at the name
 	 * knows it tells nothing about us (shm/liveness.h) */
 	h->lock_dev = h->lock_ino = 0;

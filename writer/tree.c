@@ -17,17 +17,20 @@
  * Invariants the writer keeps: a parent exists when a child is put under
  * it (-ENOENT), no entry is its own ancestor (-ELOOP: the check walks up
  * from the new parent), and an entry with children is not deleted alone
- * (-ENOTEMPTY; shmreg_writer_del_tree takes the subtree).  Expiry does not
- * cascade: an expired parent's children stay, and are children of a key
- * that is absent until it is put again.
+ * (-ENOTEMPTY; shmreg_writer_del_tree takes the subtree).  Expired
+ * children do not count for -ENOTEMPTY (readers no longer see them), but
+ * a subtree removal takes them too, expired or not, with their own
+ * descendants; and an entry removed because it expired takes its subtree
+ * with it (writer/expire.c), so no entry outlives its parent's removal.
  *
  * How a subtree is removed.  Breadth first and iteratively (no recursion,
  * so no depth limit): the keys are collected into one heap list, each
  * node's children appended as it is visited, then removed in reverse
  * order (leaves before their parents) inside one commit, each with its
- * own revision and delete event.  Collection reads only the writer's own
- * segment (bounds-checked: it may be adopted) and changes nothing, so
- * running out of memory there changes nothing either.
+ * own revision and delete event (an expired descendant too: watchers
+ * learn that every removed key is gone).  Collection reads only the
+ * writer's own segment (bounds-checked: it may be adopted) and changes
+ * nothing, so running out of memory there changes nothing either.
  *
  * Bounds.  The parent check walks at most entries + 1 ancestors.  The
  * collection visits each node of the subtree once (a node has one parent,
@@ -102,11 +105,12 @@ int tree_check_parent(struct shmreg_writer *w, const void *key, size_t klen,
 }
 
 /* Call @fn for each child of @key (its key bytes, in the segment) until
- * it returns nonzero; returns that, or 0. */
+ * it returns nonzero; returns that, or 0.  Expired children only when
+ * @expired_too. */
 typedef int (*child_fn)(void *ctx, const uint8_t *ckey, size_t cklen);
 
 static int each_child(struct shmreg_writer *w, const void *key, size_t klen,
-		      child_fn fn, void *ctx)
+		      bool expired_too, child_fn fn, void *ctx)
 {
 	const struct shm_map *m = &w->map;
 	const struct shm_pair *p = attrs_pair(m, shm_parent_hash(key, klen));
@@ -133,7 +137,8 @@ static int each_child(struct shmreg_writer *w, const void *key, size_t klen,
 				break;
 			if (s->tag != shm_tag(eh) ||
 			    s->hash_hi != shm_hash_hi(eh) ||
-			    s->kind != SHM_KIND_RICH || shm_expired(s) ||
+			    s->kind != SHM_KIND_RICH ||
+			    (!expired_too && shm_expired(s)) ||
 			    attrs_of_slot(m, s, &a, &alen, &na, &par,
 					  &pl) < 0 ||
 			    pl != klen || memcmp(par, key, klen) != 0)
@@ -164,7 +169,7 @@ bool tree_has_children(struct shmreg_writer *w, const void *key,
 	 * probe of the attribute index on every delete */
 	if (w->attr_pairs == 0)
 		return false;
-	return each_child(w, key, klen, stop_at_first, NULL) != 0;
+	return each_child(w, key, klen, false, stop_at_first, NULL) != 0;
 }
 
 /* The subtree's keys, breadth first: key i is bytes[off[i]..+len[i]). */
@@ -237,7 +242,7 @@ int64_t tree_remove(struct shmreg_writer *w, const void *key, size_t klen)
 
 		/* a copy: appending may move the list's bytes */
 		memcpy(node, l.bytes + l.off[i], nl);
-		rc = each_child(w, node, nl, keylist_add, &l);
+		rc = each_child(w, node, nl, true, keylist_add, &l);
 	}
 	if (rc < 0) {
 		keylist_free(&l);
@@ -249,18 +254,39 @@ int64_t tree_remove(struct shmreg_writer *w, const void *key, size_t klen)
 		uint64_t hash = shm_hash(k, l.len[i]);
 		struct shm_slot old;
 		int64_t at = index_find(w, k, l.len[i], hash, &old);
-		bool gone;
 
 		if (at < 0)
 			continue;
-		gone = shm_expired(&old);
 		remove_at(w, (uint64_t)at, &old, k, l.len[i], hash,
-			  gone ? 0 : writer_next_rev(w));
-		removed += !gone;
+			  writer_next_rev(w));
+		removed++;
 	}
 	commit_end(w, 0);
 	keylist_free(&l);
 	return removed;
+}
+
+int64_t tree_remove_entry(struct shmreg_writer *w, const void *key,
+			  size_t klen)
+{
+	uint64_t hash = shm_hash(key, klen);
+	struct shm_slot old;
+	int64_t at, n;
+
+	/* a leaf (always, without a pair in the registry) goes alone: no
+	 * subtree to collect */
+	if (w->attr_pairs &&
+	    each_child(w, key, klen, true, stop_at_first, NULL) != 0) {
+		n = tree_remove(w, key, klen);
+		if (n > 0)
+			return n;
+		/* -ENOMEM collecting the subtree: at least the entry goes */
+	}
+	at = index_find(w, key, klen, hash, &old);
+	if (at < 0)
+		return 0;
+	remove_at(w, (uint64_t)at, &old, key, klen, hash, writer_next_rev(w));
+	return 1;
 }
 
 SHMREG_EXPORT int64_t shmreg_writer_del_tree(shmreg_writer_t *w,

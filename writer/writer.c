@@ -218,8 +218,8 @@ bool writer_owns(void *ctx, pid_t pid, const void *key, size_t klen)
 	       s.owner_pid == pid;
 }
 
-/* Remove the entry at slot @i (a validated copy in @old) as revision @rev,
- * or silently (rev 0: an expired entry nobody can see any more). */
+/* Remove the entry at slot @i (a validated copy in @old) as revision @rev
+ * with its delete event, or silently (rev 0). */
 void remove_at(struct shmreg_writer *w, uint64_t i,
 		      const struct shm_slot *old, const void *key, size_t klen,
 		      uint64_t hash, uint64_t rev)
@@ -348,9 +348,15 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 		if (rc < 0)
 			return rc;
 	}
-	gen = w->map.generation;
 	at = index_lookup(w, key, klen, hash, &old, &i);
-	exists = at >= 0 && !shm_expired(&old);
+	if (at >= 0 && shm_expired(&old)) {
+		/* the expired entry leaves as the sweep would take it (its
+		 * delete event, its subtree), then the put inserts anew */
+		tree_remove_entry(w, key, klen);
+		at = index_lookup(w, key, klen, hash, &old, &i);
+	}
+	gen = w->map.generation;
+	exists = at >= 0;
 	if (opts->expect_rev == SHMREG_REV_ABSENT ? exists
 	    : opts->expect_rev && (!exists || old.mod_rev != opts->expect_rev))
 		return -EEXIST;
@@ -418,6 +424,9 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	commit_end(w, rev);
 	if (w->notify)
 		notify_key(w->notify, hash);
+	/* set_attrs keeps the deadline the queue already has */
+	if (ns.expires_at_ns && !w->keep_expiry)
+		expiry_note(w, ns.expires_at_ns, hash);
 	if (opts->owner_pid > 0 && !(at >= 0 && old.owner_pid == opts->owner_pid))
 		if (owners_add(&w->owners, opts->owner_pid, key, klen,
 			       writer_owns, w) == 0)
@@ -443,7 +452,9 @@ SHMREG_EXPORT int64_t shmreg_writer_del(shmreg_writer_t *w, const void *key,
 	if (at < 0)
 		return -ENOENT;
 	if (shm_expired(&old)) {
-		remove_at(w, (uint64_t)at, &old, key, klen, hash, 0);
+		/* absent for the caller; the expiry it was waiting for
+		 * happens now (its own revisions and delete events) */
+		tree_remove_entry(w, key, klen);
 		return -ENOENT;
 	}
 	if (tree_has_children(w, key, klen))
@@ -473,19 +484,8 @@ SHMREG_EXPORT int64_t shmreg_writer_del_owner(shmreg_writer_t *w, pid_t pid)
 
 		if (at < 0 || old.owner_pid != pid)
 			continue; /* stale: deleted or re-owned since */
-		if (!shm_expired(&old) && tree_has_children(w, key, klen)) {
-			/* the entry and its subtree, in this commit */
-			int64_t n = tree_remove(w, key, klen);
-
-			if (n > 0) {
-				removed += n;
-				continue;
-			}
-			/* -ENOMEM: at least the owned entry goes */
-		}
-		remove_at(w, (uint64_t)at, &old, key, klen, hash,
-			  shm_expired(&old) ? 0 : writer_next_rev(w));
-		removed++;
+		/* the entry and its subtree, in this commit */
+		removed += tree_remove_entry(w, key, klen);
 	}
 	commit_end(w, 0);
 	owner_list_free(l);
@@ -621,6 +621,7 @@ static void writer_free(struct shmreg_writer *w)
 	owners_free(&w->owners);
 	owner_close(w);
 	apos_free(&w->apos);
+	expiry_free(w);
 	free(w->scratch);
 	free(w);
 }
@@ -638,6 +639,7 @@ SHMREG_EXPORT int shmreg_writer_open(const char *name,
 	if (!w)
 		return -ENOMEM;
 	w->lock_fd = w->seg_fd = w->owner_ep = w->owner_ev = -1;
+	w->expiry.tfd = -1;
 	if (opts)
 		w->opts = *opts;
 	rc = check_opts(&w->opts);

@@ -141,10 +141,19 @@ int cmd_health(struct ctl *c)
 	}
 	if (c->json)
 		printf("{\"registry\":\"%s\",\"state\":\"open\","
-		       "\"writer_pid\":%d,\"revision\":%" PRIu64 "}\n",
-		       c->registry, (int)st.writer_pid, st.revision);
+		       "\"writer_pid\":%d,\"revision\":%" PRIu64
+		       ",\"uptime_s\":%.3f,\"writes_per_sec\":%.3f"
+		       ",\"entries\":%" PRIu64 ",\"waiters\":%" PRIu64 "}\n",
+		       c->registry, (int)st.writer_pid, st.revision,
+		       (double)st.uptime_ns / 1e9, st.writes_per_sec,
+		       st.entries, st.waiters);
 	else
+		/* the first line is what scripts match; the second is for
+		 * the person looking */
 		printf("registry %s: served by pid %d at revision %" PRIu64
-		       "\n", c->registry, (int)st.writer_pid, st.revision);
+		       "\n  up %.1f s, %.1f writes/s, %" PRIu64 " entries, %"
+		       PRIu64 " waiters\n", c->registry, (int)st.writer_pid,
+		       st.revision, (double)st.uptime_ns / 1e9,
+		       st.writes_per_sec, st.entries, st.waiters);
 	return ctl_flush(CTL_OK);
 }

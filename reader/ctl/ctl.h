@@ -37,7 +37,10 @@
 #define OPT_ATTR      0x1000u /* put --attr NAME=VALUE (repeatable) */
 #define OPT_PARENT    0x2000u /* put --parent KEY */
 #define OPT_RECURSIVE 0x4000u /* del --recursive */
-#define OPT_LAST      OPT_RECURSIVE
+#define OPT_PROMETHEUS 0x8000u /* stats --prometheus */
+#define OPT_WATCH     0x10000u /* stats --watch INTERVAL */
+#define OPT_COUNT     0x20000u /* stats --watch: --count N refreshes */
+#define OPT_LAST      OPT_COUNT
 
 /* -w/--output: how list renders (the other commands: json or not). */
 enum ctl_output {
@@ -67,6 +70,8 @@ struct ctl {
 	shmreg_attr_t attrs[SHMREG_ATTRS_MAX]; /* --attr, in order */
 	unsigned nattrs;
 	const char *parent;     /* --parent */
+	int64_t watch_ns;       /* stats --watch interval */
+	uint64_t count;         /* stats --count (0: until interrupted) */
 
 	const char *cmd;        /* subcommand name */
 	int argc;               /* positional arguments after the subcommand */

@@ -100,10 +100,17 @@ static const struct ctl_cmd commands[] = {
 "\n"
 "Print KEY's attributes, one NAME=VALUE per line (--json: one object with\n"
 "an \"attrs\" array of [name, value] pairs); exit 1 when KEY is absent.\n" },
-	{ "stats", cmd_stats, 0, 0, 0,
-"Usage: shmregctl stats\n"
+	{ "stats", cmd_stats, OPT_PROMETHEUS | OPT_WATCH | OPT_COUNT, 0, 0,
+"Usage: shmregctl stats [--prometheus | --watch INTERVAL [--count N]]\n"
 "\n"
-"Print the registry segment's counters (see daemon-stats for shmregd's).\n" },
+"Print the registry segment's counters (see daemon-stats for shmregd's).\n"
+"\n"
+"  --prometheus         in the Prometheus text format, as shmregd's\n"
+"                       /metrics has them (node_exporter's textfile\n"
+"                       collector)\n"
+"  --watch INTERVAL     a line of counters and rates every INTERVAL\n"
+"                       (1, 0.5, 500ms), until interrupted\n"
+"  --count N            with --watch: stop after N lines\n" },
 	{ "await", cmd_await, OPT_TIMEOUT | OPT_RAW, 1, 1,
 "Usage: shmregctl await KEY [--timeout DURATION] [--raw]\n"
 "\n"
@@ -165,7 +172,8 @@ static const char usage_text[] =
 "  children KEY               the entries put with --parent KEY\n"
 "  attrs KEY                  KEY's attributes\n"
 "  health                     is a live writer serving the registry\n"
-"  stats                      registry counters\n"
+"  stats [--prometheus | --watch INTERVAL [--count N]]\n"
+"                             registry counters (live with --watch)\n"
 "  await KEY [--timeout D] [--raw]\n"
 "                             wait until KEY exists, print its value\n"
 "  watch [PREFIX] [--since REV]\n"
@@ -304,6 +312,9 @@ enum {
 	LO_ATTR,
 	LO_PARENT,
 	LO_RECURSIVE,
+	LO_PROMETHEUS,
+	LO_WATCH,
+	LO_COUNT,
 	LO_EMBEDDED,
 	LO_NO_EMBEDDED,
 };
@@ -332,6 +343,9 @@ static const struct option long_opts[] = {
 	{ "attr",       required_argument, NULL, LO_ATTR },
 	{ "parent",     required_argument, NULL, LO_PARENT },
 	{ "recursive",  no_argument,       NULL, LO_RECURSIVE },
+	{ "prometheus", no_argument,       NULL, LO_PROMETHEUS },
+	{ "watch",      required_argument, NULL, LO_WATCH },
+	{ "count",      required_argument, NULL, LO_COUNT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -354,6 +368,9 @@ static const char *opt_name(unsigned bit)
 	case OPT_ATTR:       return "--attr";
 	case OPT_PARENT:     return "--parent";
 	case OPT_RECURSIVE:  return "--recursive";
+	case OPT_PROMETHEUS: return "--prometheus";
+	case OPT_WATCH:      return "--watch";
+	case OPT_COUNT:      return "--count";
 	}
 	return "?";
 }
@@ -560,6 +577,24 @@ int main(int argc, char **argv)
 			break;
 		case LO_RECURSIVE:
 			c.given |= OPT_RECURSIVE;
+			break;
+		case LO_PROMETHEUS:
+			c.given |= OPT_PROMETHEUS;
+			break;
+		case LO_WATCH:
+			/* 10 ms at least: a refresh is a few microseconds of
+			 * work, a shorter interval only measures noise */
+			if (parse_duration(optarg, &c.watch_ns) ||
+			    c.watch_ns < 10000000)
+				return ctl_usage("--watch: not an interval of "
+						 "at least 10ms: '%s'", optarg);
+			c.given |= OPT_WATCH;
+			break;
+		case LO_COUNT:
+			if (parse_u64(optarg, &c.count) || c.count == 0)
+				return ctl_usage("--count: not a count > 0: "
+						 "'%s'", optarg);
+			c.given |= OPT_COUNT;
 			break;
 		case ':':
 			return ctl_usage("option '%s' needs an argument",

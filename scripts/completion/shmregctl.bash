@@ -41,7 +41,7 @@ _shmregctl()
 			i=$((i + 1)) ;;
 		--socket | --owner | --ttl | --expect-rev | --timeout | \
 		--since | --file | --prefix | --limit | -w | --output | \
-		--attr | --parent)
+		--attr | --parent | --watch | --count)
 			i=$((i + 1)) ;;
 		-*) ;;
 		*) [ -n "$cmd" ] || cmd=${words[i]} ;;
@@ -61,7 +61,8 @@ _shmregctl()
 	--expect-rev)
 		COMPREPLY=($(compgen -W "absent" -- "$cur"))
 		return ;;
-	--owner | --ttl | --timeout | --since | --limit | --prefix | --attr)
+	--owner | --ttl | --timeout | --since | --limit | --prefix | --attr | \
+	--watch | --count)
 		return ;;
 	esac
 
@@ -75,6 +76,7 @@ _shmregctl()
 	list) opts="--prefix --keys-only --limit --output" ;;
 	await) opts="--timeout --raw" ;;
 	watch) opts="--since" ;;
+	stats) opts="--prometheus --watch --count" ;;
 	"")
 		if [[ $cur == -* ]]; then
 			COMPREPLY=($(compgen -W "$global" -- "$cur"))

@@ -74,6 +74,9 @@ static const char usage[] =
 "      --truncate          start the registries empty\n"
 "      --ready-fd FD       write \"READY\\n\" to FD once serving, then close\n"
 "                          it (systemd's NOTIFY_SOCKET is also honoured)\n"
+"      --metrics-listen ADDR:PORT\n"
+"                          serve Prometheus metrics at GET /metrics on\n"
+"                          this TCP address (127.0.0.1:9464, [::1]:9464)\n"
 "  -v, --verbose           log connections (twice: every error reply)\n"
 "  -q, --quiet             log errors only\n"
 "  -h, --help              this text\n"
@@ -158,6 +161,7 @@ enum {
 	OPT_BUDGET,
 	OPT_TRUNCATE,
 	OPT_READY_FD,
+	OPT_METRICS,
 	OPT_ETCD,
 	OPT_ETCD_PREFIX,
 	OPT_ETCD_TIMEOUT,
@@ -183,6 +187,7 @@ static const struct option longopts[] = {
 	{ "input-budget", required_argument, NULL, OPT_BUDGET },
 	{ "truncate", no_argument, NULL, OPT_TRUNCATE },
 	{ "ready-fd", required_argument, NULL, OPT_READY_FD },
+	{ "metrics-listen", required_argument, NULL, OPT_METRICS },
 	{ "etcd", required_argument, NULL, OPT_ETCD },
 	{ "etcd-prefix", required_argument, NULL, OPT_ETCD_PREFIX },
 	{ "etcd-timeout", required_argument, NULL, OPT_ETCD_TIMEOUT },
@@ -375,6 +380,13 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 			if (parse_ulong(optarg, 10, INT_MAX, &v))
 				return bad("--ready-fd", optarg, "not an fd");
 			o->ready_fd = (int)v;
+			break;
+		case OPT_METRICS:
+			if (!metrics_parse_listen(optarg))
+				return bad("--metrics-listen", optarg,
+					   "want ADDR:PORT, e.g. "
+					   "127.0.0.1:9464 or [::1]:9464");
+			o->metrics_listen = optarg;
 			break;
 		case OPT_ETCD:
 		case OPT_ETCD_PREFIX:

@@ -267,6 +267,7 @@ static void reply(struct conn *c, uint8_t op, uint64_t id, int32_t status,
 	c->out_q.len += len;
 	c->out_q.nrep++;
 	d->st.requests++;
+	metrics_count(c, op, status);
 	pend = pending_bytes(c);
 	if (pend > d->st.out_highwater)
 		d->st.out_highwater = pend;
@@ -467,6 +468,14 @@ static void do_stats(struct conn *c, const struct proto_req *q)
 		f[PROTO_STAT_RING_CAPACITY] = st.ring_capacity;
 		f[PROTO_STAT_WRITER_PID] = (uint64_t)st.writer_pid;
 		f[PROTO_STAT_STATE] = (uint64_t)st.state;
+		f[PROTO_STAT_ATTR_PAIRS] = st.attr_pairs;
+		f[PROTO_STAT_ATTR_CAPACITY] = st.attr_capacity;
+		f[PROTO_STAT_INDEX_ENTRIES] = st.index_entries;
+		f[PROTO_STAT_OWNED] = st.owned;
+		f[PROTO_STAT_WAITERS] = st.waiters;
+		f[PROTO_STAT_WRITES_MILLI] =
+			(uint64_t)(st.writes_per_sec * 1000.0 + 0.5);
+		f[PROTO_STAT_UPTIME_NS] = st.uptime_ns;
 	}
 	for (unsigned i = 0; i < d->nreg; i++)
 		eph += d->reg[i].eph_count;

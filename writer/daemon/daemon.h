@@ -20,6 +20,8 @@
 
 #include "shmreg_writer.h"
 #include "proto.h"
+#include "d_tag.h"
+#include "metrics.h"
 #include "mirror/mirror.h"
 
 #define D_MAX_REGISTRIES 64     /* one bit each in owner.regmask */
@@ -93,6 +95,7 @@ struct d_opts {
 	uint64_t in_budget;         /* bytes of buffered partial input, all
 	                             * connections together */
 	int ready_fd;               /* -1 or an fd to write "READY\n" to */
+	const char *metrics_listen; /* --metrics-listen ADDR:PORT, or NULL */
 	bool truncate;
 	int verbose;                /* 0 errors, 1 info, 2 debug */
 };
@@ -120,7 +123,7 @@ struct eph;
 
 struct load_set;
 
-struct reg {
+struct D_TAGGED reg {
 	const char *name;
 	const struct d_regopt *ro;  /* its options */
 	struct load_set *loaded;    /* what --load put there, or NULL */
@@ -130,6 +133,9 @@ struct reg {
 	struct eph **eph_tab;
 	size_t eph_mask;            /* buckets - 1 */
 	size_t eph_count;
+	bool expiry_due;            /* its expiry timer fired: sweep a chunk
+	                             * once this iteration's replies are sent */
+	struct reg_metrics m;       /* its requests (metrics.c) */
 	struct mirror *mirror;      /* --etcd: the registry mirrors etcd */
 };
 
@@ -144,7 +150,7 @@ struct dbuf {
 
 struct daemon;
 
-struct conn {
+struct D_TAGGED conn {
 	struct daemon *d;
 	int fd;
 	unsigned ops;               /* SQEs in flight naming this conn */
@@ -184,7 +190,7 @@ struct conn {
 };
 
 /* A process whose exit removes its entries. */
-struct owner {
+struct D_TAGGED owner {
 	pid_t pid;
 	int pidfd;
 	uint64_t regmask;           /* registries it may own entries in */
@@ -224,7 +230,7 @@ struct clist {
 
 enum d_state { D_RUNNING, D_DRAINING, D_DONE };
 
-struct daemon {
+struct D_TAGGED daemon {
 	struct io_uring ring;
 	struct d_opts *o;
 	struct reg reg[D_MAX_REGISTRIES];
@@ -259,10 +265,15 @@ struct daemon {
 	size_t nowners;
 	struct owner *own_released; /* waiting for their poll to end */
 	uint64_t eph_seed;
+	unsigned nexpiry_due;       /* registries with reg.expiry_due */
 	struct d_stats st;
+	struct metrics_srv metrics; /* --metrics-listen (metrics_http.c) */
 };
 
-/* user_data tags, in the low bits of 8-byte aligned pointers */
+/* user_data tags, in the low four bits of the pointer to the object a
+ * completion is for.  Every tagged type is declared D_TAGGED (16-byte
+ * aligned; malloc's alignment on x86-64 and arm64 glibc), checked below and
+ * beside each type outside this header. */
 #define D_TAG_IGNORE 0u
 #define D_TAG_ACCEPT 1u
 #define D_TAG_RECV   2u
@@ -270,8 +281,21 @@ struct daemon {
 #define D_TAG_PIDFD  4u
 #define D_TAG_SIGNAL 5u
 #define D_TAG_TICK   6u
-#define D_TAG_MIRROR 7u          /* an etcd mirror's eventfd (mirror/) */
-#define D_TAG_MASK   7u
+#define D_TAG_EXPIRY 7u         /* a registry's expiry timer (struct reg) */
+#define D_TAG_METRICS 8u  /* the HTTP endpoint and its connections */
+#define D_TAG_MIRROR 9u   /* an etcd mirror's eventfd (struct mirror,
+                           * aligned in mirror/internal.h) */
+#define D_TAG_MASK   15u
+_Static_assert(_Alignof(struct daemon) > D_TAG_MASK &&
+	       _Alignof(struct conn) > D_TAG_MASK &&
+	       _Alignof(struct reg) > D_TAG_MASK &&
+	       _Alignof(struct owner) > D_TAG_MASK &&
+	       _Alignof(struct metrics_srv) > D_TAG_MASK,
+	       "a tagged object's low bits must be free for its tag");
+
+/* Expired entries one sweep chunk removes at most, between two rounds of
+ * request processing (about 1 us each: see loop.c, "Expiry"). */
+#define D_EXPIRE_CHUNK 256u
 
 static inline uint64_t d_ud(const void *p, unsigned tag)
 {

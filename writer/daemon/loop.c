@@ -32,7 +32,8 @@
  *   - one read of the signalfd (SIGTERM/SIGINT; SIGHUP reloads --load);
  *   - one timeout, the tick that finds stalled and idle connections,
  *     closes refused peers that never asked anything, and ends the
- *     shutdown drain.
+ *     shutdown drain;
+ *   - per registry, one poll of its expiry timer (see "Expiry" below).
  *
  * Requests are applied to the writer as they are decoded; the writer never
  * blocks on I/O (it writes shared memory), and nothing else in the loop
@@ -43,6 +44,16 @@
  *
  * The amount of work per iteration is bounded by the CQ ring: each CQE
  * carries at most one buffer (D_BUFSZ bytes) of input or one finished send.
+ *
+ * Expiry.  Each registry's shmreg_writer_expiry_fd() is a timerfd armed at
+ * the registry's next TTL deadline; its poll completing means entries are
+ * due.  The loop then removes at most D_EXPIRE_CHUNK of them
+ * (shmreg_writer_expire), but only after the replies of the iteration's
+ * requests have been submitted, so no reply waits for a chunk, and polls
+ * again.  When more are due the timer is left armed in the past, so the
+ * new poll completes at once, and its CQE joins the next iteration's with
+ * the requests received meanwhile: a million entries expiring together
+ * delay a request by at most the rest of one chunk, never the whole sweep.
  */
 
 #define SQ_ENTRIES 1024u
@@ -233,6 +244,61 @@ static void arm_tick(struct daemon *d)
 	io_uring_sqe_set_data64(sqe, d_ud(d, D_TAG_TICK));
 }
 
+static void arm_expiry(struct daemon *d, struct reg *r)
+{
+	int fd = shmreg_writer_expiry_fd(r->w);
+	struct io_uring_sqe *sqe;
+
+	if (fd < 0) {
+		/* its expired entries stay invisible, only not reclaimed */
+		d_log(D_ERR, "registry %s: no expiry timer: %s", r->name,
+		      strerror(-fd));
+		return;
+	}
+	sqe = d_sqe(d);
+	io_uring_prep_poll_add(sqe, fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, d_ud(r, D_TAG_EXPIRY));
+}
+
+static void on_expiry(struct daemon *d, struct reg *r,
+		      const struct io_uring_cqe *cqe)
+{
+	if (d->state == D_DONE)
+		return;
+	if (cqe->res < 0 && cqe->res != -EINTR) {
+		d_log(D_ERR, "registry %s: expiry timer poll: %s", r->name,
+		      strerror(-cqe->res));
+		return;
+	}
+	/* swept by sweep_due(), after the replies */
+	if (!r->expiry_due)
+		d->nexpiry_due++;
+	r->expiry_due = true;
+}
+
+/* One chunk per registry whose timer fired, then poll its timer again. */
+static void sweep_due(struct daemon *d)
+{
+	for (unsigned i = 0; i < d->nreg; i++) {
+		struct reg *r = &d->reg[i];
+		int64_t n;
+
+		if (!r->expiry_due)
+			continue;
+		r->expiry_due = false;
+		d->nexpiry_due--;
+		n = shmreg_writer_expire(r->w, D_EXPIRE_CHUNK);
+		if (n < 0)
+			d_log_limited(D_ERR, "registry %s: expiry: %s",
+				      r->name, strerror((int)-n));
+		else if (n > 0)
+			d_log(D_TRACE, "registry %s: %lld expired entr%s "
+			      "removed", r->name, (long long)n,
+			      n == 1 ? "y" : "ies");
+		arm_expiry(d, r);
+	}
+}
+
 static void on_accept(struct daemon *d, const struct io_uring_cqe *cqe)
 {
 	int res = cqe->res;
@@ -308,6 +374,7 @@ static void on_tick(struct daemon *d)
 
 	conn_check_stalls(d, now);
 	conn_check_idle(d, now);
+	metrics_tick(d, now);
 	mirror_tick(d, now);
 	if (d->state == D_DRAINING && now >= d->drain_deadline) {
 		if (d->nconns)
@@ -339,6 +406,7 @@ void d_begin_drain(struct daemon *d)
 		io_uring_prep_cancel64(sqe, d_ud(d, D_TAG_ACCEPT), 0);
 		io_uring_sqe_set_data64(sqe, D_TAG_IGNORE);
 	}
+	metrics_stop(d);
 	for (c = d->conns; c; c = next) {
 		next = c->next;
 		conn_drain(c);
@@ -370,6 +438,12 @@ static void dispatch(struct daemon *d, const struct io_uring_cqe *cqe)
 		break;
 	case D_TAG_TICK:
 		on_tick(d);
+		break;
+	case D_TAG_EXPIRY:
+		on_expiry(d, p, cqe);
+		break;
+	case D_TAG_METRICS:
+		metrics_cqe(d, p, cqe);
 		break;
 	case D_TAG_MIRROR:
 		mirror_cqe(d, p, cqe->res, cqe->flags & IORING_CQE_F_MORE);
@@ -403,8 +477,11 @@ static void free_zombies(struct daemon *d)
 int loop_run(struct daemon *d)
 {
 	arm_accept(d);
+	metrics_arm(d);
 	arm_signal(d);
 	arm_tick(d);
+	for (unsigned i = 0; i < d->nreg; i++)
+		arm_expiry(d, &d->reg[i]);
 
 	while (d->state != D_DONE) {
 		struct io_uring_cqe *cqe;
@@ -412,6 +489,12 @@ int loop_run(struct daemon *d)
 		int ret;
 
 		conn_flush_dirty(d);
+		if (d->nexpiry_due && d->state != D_DONE) {
+			/* the replies go out first, then the sweep's chunk
+			 * (one more io_uring_enter, only while sweeping) */
+			io_uring_submit(&d->ring);
+			sweep_due(d);
+		}
 		ret = io_uring_submit_and_wait(&d->ring, 1);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
 		    ret != -EBUSY && ret != -ETIME) {

@@ -296,6 +296,7 @@ int main(int argc, char **argv)
 	d->listen_fd = -1;
 	d->sig_fd = -1;
 	d->sock_lock_fd = -1;
+	d->metrics.fd = -1;
 	/* replies go out with MSG_NOSIGNAL; this covers the log and the
 	 * ready fd */
 	signal(SIGPIPE, SIG_IGN);
@@ -315,6 +316,9 @@ int main(int argc, char **argv)
 	if (ret < 0)
 		goto out;
 	ret = open_socket(d);
+	if (ret < 0)
+		goto out;
+	ret = metrics_open(d);
 	if (ret < 0)
 		goto out;
 	d_log(D_INFO, "serving %u registr%s on %s (pid %d)", d->nreg,
@@ -337,6 +341,7 @@ out:
 	/* its threads first: they may still queue answers for connections */
 	mirror_stop_all(d);
 	loop_exit(d);
+	metrics_free(d);
 	conn_free_all(d);
 	eph_free_all(d);
 	owner_free_all(d);

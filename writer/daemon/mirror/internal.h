@@ -11,6 +11,7 @@
 #include "decode.h"
 #include "http.h"
 #include "mirror.h"
+#include "../daemon.h"
 
 /* Messages from the threads to the loop. */
 enum mmsg_kind {
@@ -70,7 +71,7 @@ struct mjob {
 #define MIRROR_META  ".shmreg/"
 #define MIRROR_ATTRS ".shmreg/attrs/"
 
-struct mirror {
+struct D_TAGGED mirror {      /* submitted with D_TAG_MIRROR */
 	struct reg *r;
 	struct daemon *d;
 	const struct d_mirror_opts *o;
@@ -100,6 +101,9 @@ struct mirror {
 	uint64_t stale_since;       /* realtime ns, 0: connected */
 	struct mirror *next;
 };
+
+_Static_assert(_Alignof(struct mirror) > D_TAG_MASK,
+	       "a tagged object's low bits must be free for its tag");
 
 void mq_push(struct mirror *m, struct mmsg *msg);
 /* Free a message other than MM_REPLY (which is part of its job). */
