@@ -350,7 +350,8 @@ int shmreg_watch_open(shmreg_t *r, const void *prefix, size_t plen,
  *   -ETIMEDOUT   no event in time
  *   -ERANGE      the watcher fell behind the change ring; events were lost.
  *                Resync: note shmreg_revision(), list, and open a new watch
- *                from that revision.
+ *                from that revision.  (A registry that mirrors etcd says
+ *                so too at a revision that changed several keys at once.)
  *   -ESHUTDOWN -EOWNERDEAD -EINVAL
  */
 int shmreg_watch_next(shmreg_watch_t *w, shmreg_event_t *ev,
@@ -450,6 +451,10 @@ typedef struct shmreg_daemon_stats {
 	uint64_t idle_closed;    /* connections closed for --idle-timeout */
 	uint64_t over_budget;    /* requests refused for --input-budget */
 	uint64_t in_buffered;    /* bytes buffered for partial requests now */
+	uint64_t mirror_stale;   /* etcd mirror (docs/multi-host.md): the
+	                          * CLOCK_REALTIME ns since which its watch is
+	                          * down and reads serve the last state; 0 =
+	                          * live, or not a mirror */
 } shmreg_daemon_stats_t;
 
 /* Fill *@st with the registry's stats (as shmreg_stats would) and *@ds with

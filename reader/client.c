@@ -617,6 +617,7 @@ int shmreg_client_stats(shmreg_client_t *c, shmreg_stats_t *st,
 		ds->idle_closed = f[PROTO_STAT_IDLE_CLOSED];
 		ds->over_budget = f[PROTO_STAT_OVER_BUDGET];
 		ds->in_buffered = f[PROTO_STAT_IN_BUFFERED];
+		ds->mirror_stale = f[PROTO_STAT_MIRROR_STALE];
 	}
 	return 0;
 }

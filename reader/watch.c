@@ -158,6 +158,17 @@ static bool watch_check(shmreg_t *r, void *arg, ssize_t *res)
 			return true;
 		}
 		w->next++;
+		/* an etcd mirror's revisions (layout.h): one that changed
+		 * nothing here is skipped; one that changed several keys at
+		 * once cannot be streamed key by key, so the watcher must
+		 * resync as after falling behind */
+		if (e.op == SHM_OP_NOP)
+			continue;
+		if (e.op == SHM_OP_MANY) {
+			w->err = -ERANGE;
+			*res = -ERANGE;
+			return true;
+		}
 		if (e.klen < w->plen || memcmp(w->key, w->prefix, w->plen))
 			continue;
 		w->ev->rev = e.rev;

@@ -89,6 +89,10 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 /* ring record op */
 #define SHM_OP_PUT 1u
 #define SHM_OP_DEL 2u
+/* A mirror of etcd (writer/revision.c) has revisions that are etcd's: */
+#define SHM_OP_NOP  3u /* no change of this registry at this revision (klen 0) */
+#define SHM_OP_MANY 4u /* several changes at one revision (klen 0): a
+                        * watcher cannot stream them and must resync */
 
 /*
  * Header.  Lines are grouped by who writes them and how often, so that a
@@ -309,7 +313,7 @@ struct shm_pair {
  */
 struct shm_ring_rec {
 	_Atomic uint64_t rev;
-	uint32_t op;               /* SHM_OP_PUT / SHM_OP_DEL */
+	uint32_t op;               /* SHM_OP_PUT / _DEL / _NOP / _MANY */
 	uint32_t klen;
 	uint64_t key_pos;          /* position in the key byte ring (monotonic) */
 	uint64_t hash;             /* XXH3-64 of the key */

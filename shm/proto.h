@@ -168,6 +168,9 @@ enum proto_stat {
 	PROTO_STAT_WAITERS,
 	PROTO_STAT_WRITES_MILLI,   /* writes_per_sec * 1000, rounded */
 	PROTO_STAT_UPTIME_NS,      /* ... shmreg_stats_t.uptime_ns */
+	PROTO_STAT_MIRROR_STALE,   /* etcd mirror: CLOCK_REALTIME ns since its
+	                            * watch is down (stale), 0 = live or not
+	                            * a mirror */
 	PROTO_STAT_NFIELDS
 };
 

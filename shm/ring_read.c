@@ -52,6 +52,16 @@ int shm_ring_read(const struct shm_map *m, uint64_t rev,
 				    SHM_DATA_LOAD_ORDER);
 	if (!seq_rev_read_check(&r->rev, rev))
 		return -ERANGE;
+	if (op == SHM_OP_NOP || op == SHM_OP_MANY) {
+		/* a mirror's revision without a key of its own (layout.h) */
+		if (klen != 0)
+			return -EPROTO;
+		ev->rev = rev;
+		ev->op = op;
+		ev->klen = 0;
+		ev->hash = hash;
+		return 0;
+	}
 	if ((op != SHM_OP_PUT && op != SHM_OP_DEL) || klen == 0 ||
 	    klen > SHMREG_KEY_MAX || (pos & (kb - 1)) + klen > kb)
 		return -EPROTO;

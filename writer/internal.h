@@ -150,7 +150,20 @@ struct shmreg_writer {
 	                            * hdr->writer_since_ns */
 	int64_t rate_ns[2];        /* our copy of the header's rate line */
 	uint64_t rate_rev[2];
+	/* a mirror's revisions (revision.c): while hold_rev != 0 every
+	 * change is revision hold_rev and its ring record SHM_OP_MANY;
+	 * slot_mod_rev/slot_create_rev, when nonzero, are what the next
+	 * put stores in its slot instead of its commit revision */
+	uint64_t hold_rev;
+	uint64_t slot_mod_rev, slot_create_rev;
 };
+
+/* The revision the next change commits as (see revision.c). */
+static inline uint64_t writer_next_rev(const struct shmreg_writer *w)
+{
+	return w->hold_rev ? w->hold_rev : w->revision + 1;
+}
+
 
 /* ---- commit-rate samples (rate.c) ---- */
 

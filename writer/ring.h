@@ -37,6 +37,12 @@ static inline void ring_append(struct shmreg_writer *w, uint64_t rev, uint32_t o
 	uint64_t kb = m->g.ring_key_bytes;
 	uint64_t pos = w->key_reserved;
 
+	/* a held revision (revision.c): several changes share it, so its
+	 * record names none of them */
+	if (w->hold_rev && rev == w->hold_rev) {
+		op = SHM_OP_MANY;
+		klen = 0;
+	}
 	if ((pos & (kb - 1)) + klen > kb)
 		pos = (pos + kb - 1) & ~(kb - 1); /* start of the next lap */
 	w->key_reserved = pos + klen;

@@ -258,7 +258,7 @@ int64_t tree_remove(struct shmreg_writer *w, const void *key, size_t klen)
 		if (at < 0)
 			continue;
 		remove_at(w, (uint64_t)at, &old, k, l.len[i], hash,
-			  w->revision + 1);
+			  writer_next_rev(w));
 		removed++;
 	}
 	commit_end(w, 0);
@@ -285,7 +285,7 @@ int64_t tree_remove_entry(struct shmreg_writer *w, const void *key,
 	at = index_find(w, key, klen, hash, &old);
 	if (at < 0)
 		return 0;
-	remove_at(w, (uint64_t)at, &old, key, klen, hash, w->revision + 1);
+	remove_at(w, (uint64_t)at, &old, key, klen, hash, writer_next_rev(w));
 	return 1;
 }
 

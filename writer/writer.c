@@ -295,7 +295,7 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 			     m->g.index_cap * SHM_LOAD_NUM)
 		return 0;
 
-	rev = w->revision + 1;
+	rev = writer_next_rev(w);
 	commit_begin(w);
 	if (exists)
 		w->bytes_used -= s->klen + s->vlen;
@@ -332,7 +332,8 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	/* all-zero options (every field, whatever fields the struct gains:
 	 * nonzero padding only sends a put the general way) */
 	if ((!opts || !memcmp(opts, &defaults, sizeof(defaults))) &&
-	    klen + vlen <= SHM_SLOT_INLINE) {
+	    klen + vlen <= SHM_SLOT_INLINE && !w->hold_rev &&
+	    !w->slot_mod_rev) {
 		int64_t r = put_common(w, key, klen, val, vlen, hash);
 
 		if (r > 0)
@@ -377,11 +378,12 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 			return rc;
 	}
 
-	rev = w->revision + 1;
+	rev = writer_next_rev(w);
 	/* the header words; entry_build fills (and zero-pads) the data */
 	shm_zero_fixed(&ns, offsetof(struct shm_slot, data));
-	ns.mod_rev = rev;
-	ns.create_rev = exists ? old.create_rev : rev;
+	ns.mod_rev = w->slot_mod_rev ? w->slot_mod_rev : rev;
+	ns.create_rev = w->slot_create_rev ? w->slot_create_rev
+		      : exists ? old.create_rev : rev;
 	ns.expires_at_ns = w->keep_expiry ? w->keep_expires_at
 					  : shm_ttl_deadline_ns(opts->ttl_ns);
 	ns.owner_pid = opts->owner_pid;
@@ -459,7 +461,7 @@ SHMREG_EXPORT int64_t shmreg_writer_del(shmreg_writer_t *w, const void *key,
 	}
 	if (tree_has_children(w, key, klen))
 		return -ENOTEMPTY;
-	rev = w->revision + 1;
+	rev = writer_next_rev(w);
 	remove_at(w, (uint64_t)at, &old, key, klen, hash, rev);
 	return (int64_t)rev;
 }

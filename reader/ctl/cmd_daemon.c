@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* cmd_daemon.c - shmregctl ping, daemon-stats: ask the registry's shmregd. */
 #include <inttypes.h>
+#include <time.h>
 #include <limits.h>
 #include <string.h>
 
@@ -44,7 +45,7 @@ int cmd_ping(struct ctl *c)
 #define DS_FIELDS(X)                                                         \
 	X(connections) X(requests) X(owners) X(ephemeral) X(closed_bad)     \
 	X(refused) X(stalled) X(out_highwater) X(pauses) X(owner_deletes)    \
-	X(idle_closed) X(over_budget) X(in_buffered)
+	X(idle_closed) X(over_budget) X(in_buffered) X(mirror_stale)
 
 int cmd_daemon_stats(struct ctl *c)
 {
@@ -86,12 +87,14 @@ int cmd_daemon_stats(struct ctl *c)
  * live writer serves it (and, when a socket was named with --socket or
  * $SHMREG_SOCKET, when that daemon answers a ping); otherwise exit 3 with
  * one line saying why: the writer died, the registry was closed, or the
- * daemon does not answer.  An absent registry is exit 1, as for every
+ * daemon does not answer, or (an etcd mirror) the daemon cannot reach etcd
+ * and serves a stale state.  An absent registry is exit 1, as for every
  * command.  The state comes from the segment (shmreg_stats: the lock and
  * pid tests), so it needs no daemon for an embedded writer's registry.
  */
 int cmd_health(struct ctl *c)
 {
+	uint64_t stale = 0;
 	shmreg_stats_t st;
 	int ret = ctl_read_stats(c, &st);
 
@@ -112,9 +115,29 @@ int cmd_health(struct ctl *c)
 		if (ret)
 			return ret;
 		rev = shmreg_ping(cl);
+		if (rev >= 0) {
+			/* an etcd mirror whose watch is down serves its last
+			 * state: readable, but stale (docs/multi-host.md) */
+			shmreg_daemon_stats_t ds;
+
+			if (shmreg_client_stats(cl, NULL, &ds) == 0)
+				stale = ds.mirror_stale;
+		}
 		shmreg_disconnect(cl);
 		if (rev < 0)
 			return ctl_fail("ping", (int)-rev);
+	}
+	if (stale) {
+		time_t t = (time_t)(stale / 1000000000ull);
+		struct tm tm;
+		char when[32];
+
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ",
+			 gmtime_r(&t, &tm));
+		return ctl_say(CTL_ERROR, "registry %s: stale since %s: its "
+			       "daemon mirrors etcd and cannot reach it "
+			       "(serving the last state, revision %" PRIu64
+			       ")", c->registry, when, st.revision);
 	}
 	if (c->json)
 		printf("{\"registry\":\"%s\",\"state\":\"open\","

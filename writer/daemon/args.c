@@ -59,6 +59,19 @@ static const char usage[] =
 "                          a frame that does not fit gets -EAGAIN\n"
 "      --drain-timeout D   on shutdown, wait this long for clients to take\n"
 "                          their last replies (default 5s)\n"
+"      --etcd URL[,URL...] mirror a prefix of this etcd v3 cluster (its\n"
+"                          members' client URLs): reads are local, writes\n"
+"                          go to etcd (only after --registry, with\n"
+"                          --etcd-prefix; see docs/multi-host.md)\n"
+"      --etcd-prefix P     the etcd key prefix mirrored; local key = etcd\n"
+"                          key without P\n"
+"      --etcd-timeout MS   bound of a forwarded write (default 2000)\n"
+"      --etcd-stall-timeout MS\n"
+"                          reconnect a watch that receives nothing for\n"
+"                          this long (default 10000)\n"
+"      --etcd-lease-ttl S  TTL of the etcd lease of each owner (a pid or\n"
+"                          a connection), kept alive while it lives\n"
+"                          (default 5, at least 2)\n"
 "      --truncate          start the registries empty\n"
 "      --ready-fd FD       write \"READY\\n\" to FD once serving, then close\n"
 "                          it (systemd's NOTIFY_SOCKET is also honoured)\n"
@@ -166,6 +179,11 @@ enum {
 	OPT_TRUNCATE,
 	OPT_READY_FD,
 	OPT_METRICS,
+	OPT_ETCD,
+	OPT_ETCD_PREFIX,
+	OPT_ETCD_TIMEOUT,
+	OPT_ETCD_STALL,
+	OPT_ETCD_LEASE_TTL,
 };
 
 static const struct option longopts[] = {
@@ -187,6 +205,11 @@ static const struct option longopts[] = {
 	{ "truncate", no_argument, NULL, OPT_TRUNCATE },
 	{ "ready-fd", required_argument, NULL, OPT_READY_FD },
 	{ "metrics-listen", required_argument, NULL, OPT_METRICS },
+	{ "etcd", required_argument, NULL, OPT_ETCD },
+	{ "etcd-prefix", required_argument, NULL, OPT_ETCD_PREFIX },
+	{ "etcd-timeout", required_argument, NULL, OPT_ETCD_TIMEOUT },
+	{ "etcd-stall-timeout", required_argument, NULL, OPT_ETCD_STALL },
+	{ "etcd-lease-ttl", required_argument, NULL, OPT_ETCD_LEASE_TTL },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -379,6 +402,48 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 					   "127.0.0.1:9464 or [::1]:9464");
 			o->metrics_listen = optarg;
 			break;
+		case OPT_ETCD:
+		case OPT_ETCD_PREFIX:
+		case OPT_ETCD_TIMEOUT:
+		case OPT_ETCD_STALL:
+		case OPT_ETCD_LEASE_TTL: {
+			static const char *const names[] = {
+				"--etcd", "--etcd-prefix", "--etcd-timeout",
+				"--etcd-stall-timeout", "--etcd-lease-ttl" };
+			const char *nm = names[c - OPT_ETCD];
+			struct d_mirror_opts *mo;
+
+			if (!o->nreg)
+				return bad(nm, optarg,
+					   "belongs after a --registry");
+			mo = &o->reg[o->nreg - 1].mirror;
+			if (c == OPT_ETCD) {
+				if (strncmp(optarg, "http://", 7) &&
+				    strncmp(optarg, "https://", 8))
+					return bad(nm, optarg, "want http(s)://"
+						   "HOST:PORT[,...]");
+				mo->urls = optarg;
+			} else if (c == OPT_ETCD_PREFIX) {
+				if (!*optarg)
+					return bad(nm, optarg, "empty prefix");
+				mo->prefix = optarg;
+			} else if (c == OPT_ETCD_LEASE_TTL) {
+				/* etcd's minimum TTL is 2 s (default timings) */
+				if (parse_ulong(optarg, 10, 86400, &v) || v < 2)
+					return bad(nm, optarg,
+						   "want 2..86400 s");
+				mo->lease_ttl_s = (unsigned)v;
+			} else {
+				if (parse_ulong(optarg, 10, 3600000, &v) || !v)
+					return bad(nm, optarg,
+						   "want 1..3600000 ms");
+				if (c == OPT_ETCD_TIMEOUT)
+					mo->timeout_ns = v * 1000000ull;
+				else
+					mo->stall_ns = v * 1000000ull;
+			}
+			break;
+		}
 		case 'v':
 			o->verbose++;
 			break;
@@ -429,6 +494,32 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 			ro->mode = o->seg_mode;
 		if (!ro->acl_set)
 			ro->acl = o->acl;
+		if (!ro->mirror.urls != !ro->mirror.prefix) {
+			fprintf(stderr, "shmregd: registry %s: --etcd and "
+				"--etcd-prefix go together (see --help)\n",
+				ro->name);
+			return 2 + 1;
+		}
+		if (ro->mirror.urls && o->truncate) {
+			/* truncating keeps the revision going, and a mirror's
+			 * revisions are etcd's: it could not take etcd's
+			 * range at a revision below its own */
+			fprintf(stderr, "shmregd: registry %s: a mirror of "
+				"etcd cannot --truncate; remove the registry "
+				"instead (see --help)\n", ro->name);
+			return 2 + 1;
+		}
+		if (ro->mirror.urls && ro->load_dir) {
+			fprintf(stderr, "shmregd: registry %s: a mirror of "
+				"etcd cannot --load (see --help)\n", ro->name);
+			return 2 + 1;
+		}
+		if (!ro->mirror.timeout_ns)
+			ro->mirror.timeout_ns = 2000ull * 1000000;
+		if (!ro->mirror.stall_ns)
+			ro->mirror.stall_ns = 10000ull * 1000000;
+		if (!ro->mirror.lease_ttl_s)
+			ro->mirror.lease_ttl_s = 5;
 	}
 	return 0;
 }

@@ -498,6 +498,7 @@ static void do_stats(struct conn *c, const struct proto_req *q)
 	f[PROTO_STAT_IDLE_CLOSED] = d->st.idle_closed;
 	f[PROTO_STAT_OVER_BUDGET] = d->st.over_budget;
 	f[PROTO_STAT_IN_BUFFERED] = d->in_bytes;
+	f[PROTO_STAT_MIRROR_STALE] = c->reg ? mirror_stale_since(c->reg) : 0;
 	proto_put_u32(body, PROTO_STAT_NFIELDS);
 	proto_put_u32(body + 4, 0);
 	for (unsigned i = 0; i < PROTO_STAT_NFIELDS; i++)
@@ -511,6 +512,10 @@ static void handle_request(struct conn *c, const struct proto_req *q)
 
 	if (err) {
 		reply_err(c, q, err);
+		return;
+	}
+	if (mirror_owns(c, q)) {
+		mirror_forward(c, q);
 		return;
 	}
 	switch (q->op) {
@@ -583,7 +588,8 @@ static size_t parse(struct conn *c, const uint8_t *p, size_t n)
 {
 	size_t done = 0;
 
-	while (done < n && !c->closing && !c->dead && !c->paused) {
+	while (done < n && !c->closing && !c->dead && !c->paused &&
+	       !c->mirror_wait) {
 		struct proto_req q;
 		ssize_t r;
 
@@ -624,7 +630,7 @@ static void process_in(struct conn *c)
 {
 	size_t used;
 
-	if (c->paused || c->closing || c->dead)
+	if (c->paused || c->closing || c->dead || c->mirror_wait)
 		return;
 	used = parse(c, c->in.p + c->in.off, c->in.len - c->in.off);
 	c->in.off += used;
@@ -638,7 +644,7 @@ static void after_input(struct conn *c)
 {
 	if (c->dead)
 		return;
-	if (c->rd_eof && !c->paused && !c->closing) {
+	if (c->rd_eof && !c->paused && !c->closing && !c->mirror_wait) {
 		if (c->in.len > c->in.off) {
 			/* disconnected mid-frame: a half-closed peer still
 			 * reads this; a gone one does not care */
@@ -871,6 +877,35 @@ void conn_arm_recv(struct conn *c)
 	c->ops++;
 }
 
+void conn_mirror_wait(struct conn *c)
+{
+	c->mirror_wait = true;
+	c->ops++;
+}
+
+void conn_mirror_done(struct conn *c, uint8_t op, uint64_t id, int status,
+		      uint64_t rev, uint64_t count)
+{
+	bool waited = c->mirror_wait;
+	uint8_t body[PROTO_DELTREE_REPLY];
+
+	c->mirror_wait = false;
+	if (status < 0)
+		reply(c, op, id, status, reg_rev(c), NULL, 0);
+	else if (op == PROTO_OP_DELTREE) {
+		proto_put_u64(body, count);
+		reply(c, op, id, 0, rev, body, sizeof(body));
+	} else
+		reply(c, op, id, 0, rev, NULL, 0);
+	if (!waited)
+		return;
+	if (!c->dead) {
+		process_in(c);
+		after_input(c);
+	}
+	conn_put(c);
+}
+
 void conn_put(struct conn *c)
 {
 	/* the memory itself goes in free_zombies() (loop.c), after the
@@ -994,6 +1029,7 @@ void conn_kill(struct conn *c, const char *why)
 	/* the connection's entries go in one commit, before anything else
 	 * can observe the connection as closed */
 	eph_conn_closed(c);
+	mirror_conn_closed(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else

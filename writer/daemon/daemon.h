@@ -22,6 +22,7 @@
 #include "proto.h"
 #include "d_tag.h"
 #include "metrics.h"
+#include "mirror/mirror.h"
 
 #define D_MAX_REGISTRIES 64     /* one bit each in owner.regmask */
 #define D_MAX_IDS        64     /* --allow-uid / --allow-gid entries */
@@ -72,6 +73,7 @@ struct d_regopt {
 	struct d_acl acl;           /* its own list replaces the default one */
 	bool acl_set;
 	const char *load_dir;       /* --load, or NULL */
+	struct d_mirror_opts mirror; /* --etcd ...: mirror.urls or NULL */
 };
 
 struct d_opts {
@@ -134,6 +136,7 @@ struct D_TAGGED reg {
 	bool expiry_due;            /* its expiry timer fired: sweep a chunk
 	                             * once this iteration's replies are sent */
 	struct reg_metrics m;       /* its requests (metrics.c) */
+	struct mirror *mirror;      /* --etcd: the registry mirrors etcd */
 };
 
 /* ---- a growable byte buffer ---- */
@@ -159,6 +162,10 @@ struct D_TAGGED conn {
 	bool dirty;                 /* on d->dirty: has output to send */
 	bool sending;               /* a send of out_s is in flight */
 	bool rd_eof;                /* the peer shut its side down */
+	bool mirror_wait;           /* a write forwarded to etcd is not
+	                             * answered yet: decode nothing more */
+	bool mirror_eph;            /* put SHMREG_EPHEMERAL keys in etcd:
+	                             * its lease is revoked at close */
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
@@ -276,6 +283,8 @@ struct D_TAGGED daemon {
 #define D_TAG_TICK   6u
 #define D_TAG_EXPIRY 7u         /* a registry's expiry timer (struct reg) */
 #define D_TAG_METRICS 8u  /* the HTTP endpoint and its connections */
+#define D_TAG_MIRROR 9u   /* an etcd mirror's eventfd (struct mirror,
+                           * aligned in mirror/internal.h) */
 #define D_TAG_MASK   15u
 _Static_assert(_Alignof(struct daemon) > D_TAG_MASK &&
 	       _Alignof(struct conn) > D_TAG_MASK &&
@@ -325,6 +334,12 @@ void conn_check_stalls(struct daemon *d, uint64_t now);
 /* Timer: close idle writers (--idle-timeout) and refused peers that did not
  * send their first request in D_REFUSE_NS.  Bounded work per call. */
 void conn_check_idle(struct daemon *d, uint64_t now);
+/* The etcd mirror (mirror/mirror.c): @c waits for a forwarded write (it
+ * decodes nothing more and holds a reference), and its answer: the reply
+ * (@count: DELTREE's body), then decoding goes on. */
+void conn_mirror_wait(struct conn *c);
+void conn_mirror_done(struct conn *c, uint8_t op, uint64_t id, int status,
+		      uint64_t rev, uint64_t count);
 /* Drop a reference from a completed SQE; frees a dead conn at zero. */
 void conn_put(struct conn *c);
 void conn_free_all(struct daemon *d);

@@ -375,6 +375,7 @@ static void on_tick(struct daemon *d)
 	conn_check_stalls(d, now);
 	conn_check_idle(d, now);
 	metrics_tick(d, now);
+	mirror_tick(d, now);
 	if (d->state == D_DRAINING && now >= d->drain_deadline) {
 		if (d->nconns)
 			d_log(D_INFO, "drain timeout: closing %u connection%s",
@@ -443,6 +444,9 @@ static void dispatch(struct daemon *d, const struct io_uring_cqe *cqe)
 		break;
 	case D_TAG_METRICS:
 		metrics_cqe(d, p, cqe);
+		break;
+	case D_TAG_MIRROR:
+		mirror_cqe(d, p, cqe->res, cqe->flags & IORING_CQE_F_MORE);
 		break;
 	default:
 		/* cancellations: their targets report for themselves */

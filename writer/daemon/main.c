@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "daemon.h"
 
 int d_verbose = D_INFO;
@@ -261,6 +263,11 @@ static int open_registries(struct daemon *d)
 			if (ret < 0)
 				return ret;
 		}
+		if (r->ro->mirror.urls) {
+			ret = mirror_start(d, r);
+			if (ret < 0)
+				return ret;
+		}
 	}
 	return 0;
 }
@@ -295,6 +302,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 
+	/* before any thread exists (the mirror's use libcurl) */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	ret = loop_init(d);
 	if (ret < 0) {
 		/* EX_UNAVAILABLE: a kernel without io_uring (or with it
@@ -329,6 +338,8 @@ out:
 	if (d->sock_lock_fd >= 0)
 		close(d->sock_lock_fd);
 	/* the ring goes first: it may still reference connection buffers */
+	/* its threads first: they may still queue answers for connections */
+	mirror_stop_all(d);
 	loop_exit(d);
 	metrics_free(d);
 	conn_free_all(d);
@@ -336,6 +347,7 @@ out:
 	owner_free_all(d);
 	load_free_all(d);
 	close_registries(d);
+	curl_global_cleanup();
 	d_log(D_INFO, "exiting (%s)", status ? "error" : "clean");
 	return status;
 }

@@ -257,6 +257,11 @@ void owner_exited(struct daemon *d, struct owner *ow)
 
 		if (!(ow->regmask & (1ull << d->reg[i].idx)))
 			continue;
+		if (d->reg[i].mirror) {
+			/* its keys are in etcd, under its lease */
+			mirror_pid_exited(&d->reg[i], ow->pid);
+			continue;
+		}
 		n = shmreg_writer_del_owner(d->reg[i].w, ow->pid);
 		if (n > 0)
 			d->st.owner_deletes += (uint64_t)n;

@@ -1,0 +1,83 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Description: owners across the cluster.  A pid-owned put through a
+# mirror is an etcd key under one lease per owner; when the owner process
+# is killed the daemon revokes the lease and the keys vanish from etcd and
+# from both mirrors.  A connection-owned (--ephemeral) key goes when its
+# connection closes.  When the daemon itself is killed -9, its owners' keys
+# vanish after the lease TTL although the owner still runs.  Skips without
+# etcd.
+. "$(dirname "$0")/mirror_lib.sh"
+
+start_cluster
+start_mirror A "$(ep 1),$(ep 2),$(ep 3)" --etcd-lease-ttl 2
+start_mirror B "$(ep 3),$(ep 2),$(ep 1)"
+
+# wait (deadline in tenths of a second) until etcd has no /t/KEY
+etcd_gone() { # KEY TENTHS
+	for _ in $(seq "$2"); do
+		[ -z "$(ectl get "/t/$1")" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+lease_of() { # KEY: the etcd lease id of /t/KEY (0: none)
+	ectl get "/t/$1" -w json | python3 -c '
+import json, sys
+kvs = json.load(sys.stdin).get("kvs", [])
+print(kvs[0].get("lease", 0) if kvs else "absent")'
+}
+
+# --- a pid owner ---
+sleep 300 &
+owner=$!
+pids+=("$owner")
+sctl A put o1 v1 --owner "$owner" >/dev/null || fail "owned put o1"
+sctl A put o2 v2 --owner "$owner" >/dev/null || fail "owned put o2"
+sctl A put plain p >/dev/null || fail "plain put"
+l1=$(lease_of o1)
+l2=$(lease_of o2)
+[ "$l1" != 0 ] && [ "$l1" != absent ] || fail "o1 has no lease in etcd ($l1)"
+[ "$l1" = "$l2" ] || fail "one owner, two leases ($l1, $l2)"
+[ "$(lease_of plain)" = 0 ] || fail "a plain key got a lease"
+[ "$("$SHMREGCTL" -r B await o2 --timeout 5s)" = v2 ] || fail "B: await o2"
+kill -9 "$owner"; wait "$owner" 2>/dev/null
+etcd_gone o1 50 && etcd_gone o2 50 || fail "owner killed: keys stay in etcd"
+converge A "owner killed"
+converge B "owner killed"
+[ "$("$SHMREGCTL" -r B get plain)" = p ] || fail "B lost the plain key"
+# the owner is gone: a put naming it is refused, nothing reaches etcd
+sctl A put o3 v --owner "$owner" >/dev/null 2>&1
+[ $? = 3 ] || fail "put owned by a dead pid accepted"
+[ -z "$(ectl get /t/o3)" ] || fail "a dead owner's key reached etcd"
+
+# --- a connection owner: gone when shmregctl's connection closes ---
+rev=$(sctl A put e1 v --ephemeral) || fail "ephemeral put"
+[ "$(ectl get /t/e1 --rev="$rev" --print-value-only)" = v ] ||
+	fail "ephemeral e1 was not in etcd at revision $rev"
+etcd_gone e1 50 || fail "ephemeral key outlives its connection"
+converge A "connection closed"
+converge B "connection closed"
+
+# --- the daemon killed -9: its owners' keys go after the lease TTL ---
+sleep 300 &
+owner=$!
+pids+=("$owner")
+sctl A put d1 v --owner "$owner" >/dev/null || fail "owned put d1"
+[ "$("$SHMREGCTL" -r B await d1 --timeout 5s)" = v ] || fail "B: await d1"
+stop_mirror A KILL
+t0=$(date +%s%N)
+etcd_gone d1 100 || fail "d1 still in etcd 10 s after the daemon died"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+# kept alive every TTL/3 until the kill: it expires within (2/3 TTL, TTL]
+# after it, plus etcd's own expiry granularity; never at once
+[ "$ms" -ge 500 ] || fail "d1 vanished after $ms ms: before the lease TTL"
+kill -0 "$owner" || fail "the owner died (the test needs it alive)"
+converge B "daemon killed"
+
+stop_mirror B
+if [ "$fails" != 0 ]; then
+	for f in A.err B.err; do echo "== $f"; tail -20 "$scratch/$f"; done
+	exit 1
+fi
+echo "PASS"

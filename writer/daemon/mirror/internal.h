@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+/* internal.h - the mirror's pieces: queue, threads, loop-side apply. */
+#ifndef SHMREGD_MIRROR_INTERNAL_H
+#define SHMREGD_MIRROR_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "decode.h"
+#include "http.h"
+#include "mirror.h"
+#include "../daemon.h"
+
+/* Messages from the threads to the loop. */
+enum mmsg_kind {
+	MM_RESYNC,      /* rng: the whole prefix at rng.header_rev */
+	MM_EVENTS,      /* ev/nev: every event of revision rev */
+	MM_STATE,       /* up: the watch is (not) connected */
+	MM_REPLY,       /* a forwarded write's answer */
+};
+
+struct mmsg {
+	enum mmsg_kind kind;
+	struct mmsg *next;
+	uint64_t rev;
+	struct mrange rng;          /* MM_RESYNC: kvs of every page */
+	struct mev *ev;             /* MM_EVENTS */
+	size_t nev;
+	bool up;                    /* MM_STATE */
+	struct mjob *job;           /* MM_REPLY */
+};
+
+/* A client's write on its way to etcd and back, or (MJ_REVOKE, no conn)
+ * the end of an owner: its lease is revoked. */
+enum mjob_op { MJ_PUT, MJ_DEL, MJ_SETATTRS, MJ_REVOKE };
+/* Who owns a put's key: one etcd lease per owner (req.c). */
+enum mowner_kind { MO_NONE, MO_PID, MO_CONN };
+struct mjob {
+	struct mjob *next;
+	enum mjob_op op;
+	struct conn *c;             /* holds a reference (c->ops) */
+	uint8_t req_op;             /* the wire op and id to answer */
+	uint64_t id;
+	uint8_t *key, *val;         /* with the prefix: etcd's key */
+	size_t klen, vlen;
+	uint8_t *skey;              /* its attribute sidecar key */
+	size_t sklen;
+	uint8_t *attrs;             /* the sidecar's value (MJ_PUT with
+	                             * attributes, MJ_SETATTRS), or NULL */
+	size_t alen;
+	bool sidecar;               /* MJ_PUT: write (attrs) or delete the
+	                             * sidecar in the same txn */
+	uint64_t expect_rev;        /* 0, a revision or SHMREG_REV_ABSENT */
+	enum mowner_kind owner;     /* MJ_PUT: attach to this owner's lease;
+	                             * MJ_REVOKE: the owner that ended */
+	uint64_t owner_id;          /* the pid, or the connection's serial */
+	uint64_t deadline_ns;       /* d_now_ns() bound of the whole write */
+	/* the answer (request thread) */
+	int status;
+	uint64_t rev;
+	uint64_t deleted;
+	struct mjob *wnext;         /* waiting for rev to be applied */
+	struct mmsg reply;          /* the MM_REPLY that brings it back */
+};
+
+/* The reserved sub-prefix of a mirrored prefix: etcd keys P + MIRROR_META
+ * are shmreg's own (attribute sidecars: P + MIRROR_ATTRS + key), never
+ * entries; local keys starting with it are refused. */
+#define MIRROR_META  ".shmreg/"
+#define MIRROR_ATTRS ".shmreg/attrs/"
+
+struct D_TAGGED mirror {      /* submitted with D_TAG_MIRROR */
+	struct reg *r;
+	struct daemon *d;
+	const struct d_mirror_opts *o;
+	char **urls;                /* split --etcd, malloc'd */
+	unsigned nurl;
+	uint8_t *prefix;
+	size_t plen;
+	char *prefix_b64, *end_b64; /* the watched range, base64 */
+	atomic_bool stop;
+	int efd;                    /* eventfd: the loop's wake-up */
+	bool polling;
+	/* thread -> loop */
+	pthread_mutex_t mu;
+	struct mmsg *head, *tail;
+	/* loop -> request thread */
+	pthread_mutex_t jmu;
+	pthread_cond_t jcv;
+	struct mjob *jhead, *jtail;
+	int64_t lease_ttl_s;        /* --etcd-lease-ttl */
+	pthread_t watch_thr, req_thr;
+	bool watch_started, req_started;
+	uint64_t start_rev;         /* the segment's revision at start */
+	bool range_first;           /* the segment is empty: range, then
+	                             * watch (else resume the watch) */
+	/* loop side */
+	struct mjob *waiting;       /* acknowledged, revision not applied */
+	uint64_t stale_since;       /* realtime ns, 0: connected */
+	struct mirror *next;
+};
+
+_Static_assert(_Alignof(struct mirror) > D_TAG_MASK,
+	       "a tagged object's low bits must be free for its tag");
+
+void mq_push(struct mirror *m, struct mmsg *msg);
+/* Free a message other than MM_REPLY (which is part of its job). */
+void mmsg_free(struct mmsg *msg);
+
+/* watch.c: the watch thread's body. */
+void *mirror_watch_main(void *arg);
+/* req.c: the request thread's body. */
+void *mirror_req_main(void *arg);
+/* Queue a job for the request thread (loop thread). */
+void mirror_job_push(struct mirror *m, struct mjob *j);
+/* apply.c (loop thread): one message into the registry. */
+void mirror_apply(struct mirror *m, struct mmsg *msg);
+
+#endif /* SHMREGD_MIRROR_INTERNAL_H */
