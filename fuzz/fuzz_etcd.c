@@ -111,7 +111,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	case 3: {
-		int64_t id, ttl;
+		int64_t id, ttl, rev = -1, mods[4];
+		bool ok;
+
+		rc = mdec_txn_ranges(p, n, &rev, &ok, mods, 4);
+		CHECK(rc == 0 || rc == -EPROTO || rc == -ENOMEM);
+		if (rc == 0 && !ok)
+			for (int i = 0; i < 4; i++)
+				CHECK(mods[i] >= 0 && mods[i] <= MDEC_REV_MAX);
 
 		rc = mdec_lease(p, n, &id, &ttl);
 		CHECK(rc == 0 || rc == -EPROTO);

@@ -159,6 +159,19 @@ static void release_watches(struct daemon *d, const struct proto_req *q,
 	}
 }
 
+int batch_dry_run(struct daemon *d, struct reg *r, const struct proto_req *q,
+		  uint32_t *failed)
+{
+	uint64_t want_rev;
+	int rc = dry_run(d, r, q, failed, &want_rev);
+
+	/* nothing is applied here: no owner pid keeps a watch for it */
+	release_watches(d, q, 0);
+	if (rc == 0)
+		*failed = PROTO_BATCH_NO_INDEX;
+	return rc;
+}
+
 /* ---- applying: what conn.c does for each single request ---- */
 
 static bool plain(const shmreg_put_opts_t *po)

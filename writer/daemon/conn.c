@@ -883,6 +883,18 @@ void conn_mirror_wait(struct conn *c)
 	c->ops++;
 }
 
+/* A forwarded write was answered: @c decodes its next requests. */
+static void mirror_resume(struct conn *c, bool waited)
+{
+	if (!waited)
+		return;
+	if (!c->dead) {
+		process_in(c);
+		after_input(c);
+	}
+	conn_put(c);
+}
+
 void conn_mirror_done(struct conn *c, uint8_t op, uint64_t id, int status,
 		      uint64_t rev, uint64_t count)
 {
@@ -897,13 +909,21 @@ void conn_mirror_done(struct conn *c, uint8_t op, uint64_t id, int status,
 		reply(c, op, id, 0, rev, body, sizeof(body));
 	} else
 		reply(c, op, id, 0, rev, NULL, 0);
-	if (!waited)
-		return;
-	if (!c->dead) {
-		process_in(c);
-		after_input(c);
-	}
-	conn_put(c);
+	mirror_resume(c, waited);
+}
+
+void conn_mirror_batch_done(struct conn *c, uint64_t id, int status,
+			    uint64_t rev, uint32_t failed, uint32_t applied)
+{
+	bool waited = c->mirror_wait;
+	uint8_t body[PROTO_BATCH_REPLY];
+
+	c->mirror_wait = false;
+	proto_put_u32(body, failed);
+	proto_put_u32(body + 4, applied);
+	reply(c, PROTO_OP_BATCH, id, status, status < 0 ? reg_rev(c) : rev,
+	      body, sizeof(body));
+	mirror_resume(c, waited);
 }
 
 void conn_put(struct conn *c)

@@ -340,6 +340,10 @@ void conn_check_idle(struct daemon *d, uint64_t now);
 void conn_mirror_wait(struct conn *c);
 void conn_mirror_done(struct conn *c, uint8_t op, uint64_t id, int status,
 		      uint64_t rev, uint64_t count);
+/* The same for a BATCH: its reply names the failing operation (or
+ * PROTO_BATCH_NO_INDEX) and how many were applied. */
+void conn_mirror_batch_done(struct conn *c, uint64_t id, int status,
+			    uint64_t rev, uint32_t failed, uint32_t applied);
 /* Drop a reference from a completed SQE; frees a dead conn at zero. */
 void conn_put(struct conn *c);
 void conn_free_all(struct daemon *d);
@@ -387,6 +391,12 @@ struct batch_result {
  * batches, which have none). */
 void batch_run(struct daemon *d, struct reg *r, struct conn *c,
 	       const struct proto_req *q, struct batch_result *res);
+/* Only the dry run of @q on @r's current state: 0 (*@failed =
+ * PROTO_BATCH_NO_INDEX) or the first failing operation's -errno and index
+ * in *@failed, exactly as batch_run() would refuse it; changes nothing
+ * (the mirror checks a batch before it goes to etcd). */
+int batch_dry_run(struct daemon *d, struct reg *r, const struct proto_req *q,
+		  uint32_t *failed);
 /* The BATCH request of @c: run it and reply. */
 void batch_request(struct conn *c, const struct proto_req *q);
 

@@ -431,6 +431,63 @@ int mdec_write(const char *json, size_t len, int64_t *rev, int64_t *deleted,
 	return rc;
 }
 
+int mdec_txn_ranges(const char *json, size_t len, int64_t *rev,
+		    bool *succeeded, int64_t *mod_revs, size_t n)
+{
+	cJSON *root = parse(json, len);
+	const cJSON *arr, *e;
+	size_t i = 0;
+	int rc;
+
+	if (!cJSON_IsObject(root)) {
+		cJSON_Delete(root);
+		return -EPROTO;
+	}
+	rc = header_rev(root, rev);
+	if (rc == 0 && *rev <= 0)
+		rc = -EPROTO;
+	if (rc == 0)
+		rc = get_bool(root, "succeeded", succeeded);
+	if (rc || *succeeded) {
+		cJSON_Delete(root);
+		return rc;
+	}
+	arr = cJSON_GetObjectItemCaseSensitive(root, "responses");
+	/* one answer per range asked (none asked: the array may be absent) */
+	if ((arr && !cJSON_IsArray(arr)) ||
+	    (size_t)cJSON_GetArraySize(arr) != n)
+		rc = -EPROTO;
+	if (rc)
+		arr = NULL;
+	cJSON_ArrayForEach(e, arr) {
+		const cJSON *rr = NULL, *kvs = NULL;
+		struct mkv kv;
+
+		if (!cJSON_IsObject(e) ||
+		    !(rr = get_obj(e, "response_range", &rc)))
+			rc = rc ? rc : -EPROTO;
+		if (rc == 0) {
+			kvs = cJSON_GetObjectItemCaseSensitive(rr, "kvs");
+			if (kvs && (!cJSON_IsArray(kvs) ||
+				    cJSON_GetArraySize(kvs) > 1))
+				rc = -EPROTO; /* a range of one key */
+		}
+		if (rc)
+			break;
+		mod_revs[i] = 0; /* no kv: the key is absent */
+		if (kvs && kvs->child) {
+			rc = parse_kv(kvs->child, &kv);
+			if (rc)
+				break;
+			mod_revs[i] = kv.mod_rev;
+			mkv_free(&kv);
+		}
+		i++;
+	}
+	cJSON_Delete(root);
+	return rc;
+}
+
 int mdec_lease(const char *json, size_t len, int64_t *id, int64_t *ttl)
 {
 	cJSON *root = parse(json, len);

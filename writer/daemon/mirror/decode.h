@@ -68,6 +68,11 @@ int mdec_range(const char *json, size_t len, struct mrange *out);
  * deleterange; may be NULL) and *succeeded (txn; may be NULL). */
 int mdec_write(const char *json, size_t len, int64_t *rev, int64_t *deleted,
 	       bool *succeeded);
+/* kv/txn whose failure branch ranges @n single keys (keys only): the
+ * header revision, *succeeded, and when it failed, each key's mod_revision
+ * in @mod_revs (0: absent). */
+int mdec_txn_ranges(const char *json, size_t len, int64_t *rev,
+		    bool *succeeded, int64_t *mod_revs, size_t n);
 /* lease/grant and lease/keepalive ({"result":{...}} or bare): the lease
  * id and TTL (0 when absent: the lease is gone). */
 int mdec_lease(const char *json, size_t len, int64_t *id, int64_t *ttl);

@@ -34,7 +34,15 @@ struct mmsg {
 
 /* A client's write on its way to etcd and back, or (MJ_REVOKE, no conn)
  * the end of an owner: its lease is revoked. */
-enum mjob_op { MJ_PUT, MJ_DEL, MJ_SETATTRS, MJ_REVOKE };
+enum mjob_op { MJ_PUT, MJ_DEL, MJ_SETATTRS, MJ_REVOKE, MJ_BATCH };
+/* A compare of a BATCH's txn (batch.c): what etcd must hold for the first
+ * operation touching a key, so a failed txn names that operation. */
+enum mbcmp_kind { MB_EXISTS, MB_ABSENT, MB_MOD };
+struct mbcmp {
+	uint32_t index;             /* the operation's index in the batch */
+	enum mbcmp_kind kind;
+	uint64_t rev;               /* MB_MOD: the expected mod_revision */
+};
 /* Who owns a put's key: one etcd lease per owner (req.c). */
 enum mowner_kind { MO_NONE, MO_PID, MO_CONN };
 struct mjob {
@@ -57,6 +65,12 @@ struct mjob {
 	                             * MJ_REVOKE: the owner that ended */
 	uint64_t owner_id;          /* the pid, or the connection's serial */
 	uint64_t deadline_ns;       /* d_now_ns() bound of the whole write */
+	char *body;                 /* MJ_BATCH: the whole txn request */
+	struct mbcmp *cmp;          /* MJ_BATCH: its compares, in index order */
+	size_t ncmp;
+	uint32_t nops;              /* MJ_BATCH: operations (applied if ok) */
+	uint32_t failed;            /* MJ_BATCH answer: PROTO_BATCH_NO_INDEX
+	                             * or the failing operation */
 	/* the answer (request thread) */
 	int status;
 	uint64_t rev;
@@ -106,6 +120,17 @@ _Static_assert(_Alignof(struct mirror) > D_TAG_MASK,
 	       "a tagged object's low bits must be free for its tag");
 
 void mq_push(struct mirror *m, struct mmsg *msg);
+
+/* req.c: a growable request body (oom: a failed append, nothing more is
+ * added) and base64 of @n bytes, malloc'd (NULL: out of memory). */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+void sb_add(struct sbuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+char *mirror_b64(const uint8_t *p, size_t n);
 /* Free a message other than MM_REPLY (which is part of its job). */
 void mmsg_free(struct mmsg *msg);
 
@@ -115,6 +140,8 @@ void *mirror_watch_main(void *arg);
 void *mirror_req_main(void *arg);
 /* Queue a job for the request thread (loop thread). */
 void mirror_job_push(struct mirror *m, struct mjob *j);
+/* batch.c (loop thread): forward the BATCH @q of @c (answers it). */
+void mirror_forward_batch(struct conn *c, const struct proto_req *q);
 /* apply.c (loop thread): one message into the registry. */
 void mirror_apply(struct mirror *m, struct mmsg *msg);
 

@@ -213,9 +213,14 @@ static void answer(struct mirror *m, struct mjob *j)
 	struct conn *c = j->c;
 
 	(void)m;
-	if (c)
+	if (c && j->op == MJ_BATCH)
+		conn_mirror_batch_done(c, j->id, j->status, j->rev, j->failed,
+				       j->status < 0 ? 0 : j->nops);
+	else if (c)
 		conn_mirror_done(c, j->req_op, j->id, j->status, j->rev,
 				 j->deleted);
+	free(j->body);
+	free(j->cmp);
 	free(j->key);
 	free(j->val);
 	free(j->skey);
@@ -380,6 +385,7 @@ bool mirror_owns(const struct conn *c, const struct proto_req *q)
 	case PROTO_OP_DEL:
 	case PROTO_OP_DELTREE:
 	case PROTO_OP_SETATTRS:
+	case PROTO_OP_BATCH:
 		return true;
 	default:
 		return false;
@@ -421,6 +427,10 @@ void mirror_forward(struct conn *c, const struct proto_req *q)
 	struct mjob *j;
 	size_t klen;
 
+	if (q->op == PROTO_OP_BATCH) {
+		mirror_forward_batch(c, q); /* batch.c */
+		return;
+	}
 	key = put ? q->u.put.key : q->op == PROTO_OP_SETATTRS
 		  ? q->u.setattrs.key : q->u.del.key;
 	klen = put ? q->u.put.klen : q->op == PROTO_OP_SETATTRS

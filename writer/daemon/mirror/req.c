@@ -47,7 +47,7 @@ struct rstate {
 	int64_t next_keepalive_ms;
 };
 
-static char *b64(const uint8_t *p, size_t n)
+char *mirror_b64(const uint8_t *p, size_t n)
 {
 	char *s = malloc(mdec_b64_len(n) + 1);
 
@@ -135,16 +135,7 @@ static void lease_forget(struct rstate *rs, enum mowner_kind kind,
 	}
 }
 
-/* A growable request body. */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void sb_add(struct sbuf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void sb_add(struct sbuf *b, const char *fmt, ...)
+void sb_add(struct sbuf *b, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -193,16 +184,16 @@ static void sb_add(struct sbuf *b, const char *fmt, ...)
  *                               success: delete key, delete sidecar */
 static char *job_body(const struct mjob *j, int64_t lease, const char **path)
 {
-	char *k = b64(j->key, j->klen), *v = NULL, *sk = NULL, *a = NULL;
+	char *k = mirror_b64(j->key, j->klen), *v = NULL, *sk = NULL, *a = NULL;
 	char lf[48] = "";
 	struct sbuf b = { 0 };
 
 	if (j->op == MJ_PUT)
-		v = b64(j->val, j->vlen);
+		v = mirror_b64(j->val, j->vlen);
 	if (j->op != MJ_PUT || j->sidecar)
-		sk = b64(j->skey, j->sklen);
+		sk = mirror_b64(j->skey, j->sklen);
 	if (j->attrs)
-		a = b64(j->attrs, j->alen);
+		a = mirror_b64(j->attrs, j->alen);
 	if (!k || (j->op == MJ_PUT && !v) ||
 	    ((j->op != MJ_PUT || j->sidecar) && !sk) || (j->attrs && !a))
 		goto out;
@@ -315,6 +306,58 @@ static void run_write(struct rstate *rs, struct mjob *j)
 	j->status = rc;
 }
 
+/* A BATCH: its txn (batch.c built it).  When a compare failed, the
+ * failure branch's ranges tell which: the first, in batch order, whose
+ * key etcd holds otherwise, is the failing operation, with the errno the
+ * local dry run gives it. */
+static void run_batch(struct rstate *rs, struct mjob *j)
+{
+	int64_t rev = 0, *mods;
+	struct hbuf out;
+	bool ok = false;
+	int rc;
+
+	j->failed = PROTO_BATCH_NO_INDEX;
+	if (left_ms(j) <= 0) {
+		j->status = -ETIMEDOUT;
+		return;
+	}
+	mods = calloc(j->ncmp ? j->ncmp : 1, sizeof(*mods));
+	if (!mods) {
+		j->status = -ENOMEM;
+		return;
+	}
+	rc = call(rs, "/v3/kv/txn", j->body, left_ms(j), &out);
+	if (rc == 0) {
+		if (mdec_txn_ranges(out.p, out.len, &rev, &ok, mods,
+				    j->ncmp) < 0)
+			rc = -EIO;
+		hbuf_free(&out);
+	}
+	if (rc == 0 && !ok) {
+		/* the ranges read the state the compares did (one txn),
+		 * so one of them fails; if none does, etcd is not making
+		 * sense */
+		rc = -EIO;
+		for (size_t i = 0; i < j->ncmp; i++) {
+			const struct mbcmp *c = &j->cmp[i];
+			int e = c->kind == MB_EXISTS ? (mods[i] ? 0 : -ENOENT)
+			      : c->kind == MB_ABSENT ? (mods[i] ? -EEXIST : 0)
+			      : mods[i] == (int64_t)c->rev ? 0 : -EEXIST;
+
+			if (e) {
+				rc = e;
+				j->failed = c->index;
+				break;
+			}
+		}
+	}
+	free(mods);
+	if (rc == 0)
+		j->rev = (uint64_t)rev;
+	j->status = rc;
+}
+
 static void run_revoke(struct rstate *rs, struct mjob *j)
 {
 	struct mlease **pp = lease_slot(rs, j->owner, j->owner_id);
@@ -421,6 +464,8 @@ void *mirror_req_main(void *arg)
 			j->status = -ESHUTDOWN;
 		else if (j->op == MJ_REVOKE)
 			run_revoke(&rs, j);
+		else if (j->op == MJ_BATCH)
+			run_batch(&rs, j);
 		else
 			run_write(&rs, j);
 		msg = &j->reply; /* allocated with the job: always sent */

@@ -1,0 +1,361 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * batch.c - a client's BATCH on a mirror: one etcd txn, all or nothing.
+ *
+ * First the batch is checked here, on this host: what a mirror cannot
+ * hold (the options single writes refuse too: parents, TTLs, flags; and
+ * owners, whose leases a txn would have to grant first) and reserved keys,
+ * then the local dry run (../batch.c), which refuses with the index and
+ * errno the local batch path gives.  Only a batch that passes both goes
+ * to etcd, as one txn:
+ *
+ *   compare   for the first operation touching each key, what the dry run
+ *             assumed of etcd's state: a put with expect_rev its
+ *             mod_revision (or, SHMREG_REV_ABSENT, create_revision 0), a
+ *             delete, tree delete or attribute update the key's existence.
+ *             Later operations on the key depend only on the batch's own
+ *             earlier ones, which the dry run decided.
+ *   success   each key's net effect (etcd refuses a key twice in a txn):
+ *             put, delete or attribute update of the key, and its
+ *             attribute sidecar put or deleted (docs/multi-host.md).
+ *   failure   a keys-only range of each compared key, so a txn that failed
+ *             (this host lagged etcd) names its operation (req.c).
+ *
+ * etcd gives the whole txn one revision; the mirror applies its events in
+ * one commit at that revision, and the reply waits for it as any
+ * forwarded write (mirror.c).  A mirror has no parents, so a tree delete
+ * deletes the one key.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../daemon.h"
+#include "internal.h"
+
+/* etcd's default --max-txn-ops: each key takes two (key and sidecar) */
+#define MB_TXN_OPS_MAX 128u
+#define MB_KEYS_MAX (MB_TXN_OPS_MAX / 2)
+
+enum mb_eff { MB_PUT, MB_DEL, MB_SETATTRS };
+
+/* One distinct key of the batch and what the batch leaves of it (pointers
+ * into the request, which stays valid while the txn is built). */
+struct mbkey {
+	const uint8_t *key;
+	uint32_t klen;
+	enum mb_eff eff;
+	const uint8_t *val;
+	uint32_t vlen;
+	const uint8_t *attrs;       /* NULL: none (the sidecar is deleted) */
+	uint32_t alen;
+};
+
+static const uint8_t *op_key(const struct proto_req *o, uint32_t *klen)
+{
+	switch (o->op) {
+	case PROTO_OP_PUT:
+	case PROTO_OP_PUTX:
+		*klen = o->u.put.klen;
+		return o->u.put.key;
+	case PROTO_OP_SETATTRS:
+		*klen = o->u.setattrs.klen;
+		return o->u.setattrs.key;
+	default:
+		*klen = o->u.del.klen;
+		return o->u.del.key;
+	}
+}
+
+/* What a mirror refuses of operation @o before anything else: 0 or the
+ * errno its single write gets (mirror.c). */
+static int mirror_refuses(const struct proto_req *o)
+{
+	size_t ml = strlen(MIRROR_META);
+	uint32_t klen;
+	const uint8_t *key = op_key(o, &klen);
+
+	if (klen >= ml && !memcmp(key, MIRROR_META, ml))
+		return -EINVAL;
+	if ((o->op == PROTO_OP_PUT || o->op == PROTO_OP_PUTX) &&
+	    (o->u.put.plen || o->u.put.ttl_ns || o->u.put.flags ||
+	     o->u.put.owner_pid))
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+static void reply(struct conn *c, const struct proto_req *q, int err,
+		  uint32_t failed)
+{
+	conn_mirror_batch_done(c, q->id, err, 0, failed, 0);
+}
+
+/* b64 of @prefix + @mid + @key into @b as a JSON string's contents. */
+static void sb_key(struct sbuf *b, const struct mirror *m, const char *mid,
+		   const uint8_t *key, size_t klen)
+{
+	size_t ml = strlen(mid), n = m->plen + ml + klen;
+	uint8_t *k = malloc(n ? n : 1);
+	char *s;
+
+	if (!k) {
+		b->oom = true;
+		return;
+	}
+	memcpy(k, m->prefix, m->plen);
+	memcpy(k + m->plen, mid, ml);
+	memcpy(k + m->plen + ml, key, klen);
+	s = mirror_b64(k, n);
+	free(k);
+	if (!s) {
+		b->oom = true;
+		return;
+	}
+	sb_add(b, "\"%s\"", s);
+	free(s);
+}
+
+static void sb_bytes(struct sbuf *b, const uint8_t *p, size_t n)
+{
+	char *s = mirror_b64(p, n);
+
+	if (!s) {
+		b->oom = true;
+		return;
+	}
+	sb_add(b, "\"%s\"", s);
+	free(s);
+}
+
+static void txn_compare(struct sbuf *b, const struct mirror *m,
+			const struct mbkey *k, const struct mbcmp *c)
+{
+	sb_add(b, "{\"key\":");
+	sb_key(b, m, "", k->key, k->klen);
+	if (c->kind == MB_MOD)
+		sb_add(b, ",\"target\":\"MOD\",\"result\":\"EQUAL\","
+		       "\"mod_revision\":\"%llu\"}",
+		       (unsigned long long)c->rev);
+	else
+		sb_add(b, ",\"target\":\"CREATE\",\"result\":\"%s\","
+		       "\"create_revision\":\"0\"}",
+		       c->kind == MB_ABSENT ? "EQUAL" : "GREATER");
+}
+
+static void txn_effect(struct sbuf *b, const struct mirror *m,
+		       const struct mbkey *k)
+{
+	if (k->eff == MB_DEL) {
+		sb_add(b, "{\"request_delete_range\":{\"key\":");
+	} else {
+		sb_add(b, "{\"request_put\":{\"key\":");
+	}
+	sb_key(b, m, "", k->key, k->klen);
+	if (k->eff == MB_PUT) {
+		sb_add(b, ",\"value\":");
+		sb_bytes(b, k->val, k->vlen);
+	} else if (k->eff == MB_SETATTRS) {
+		/* a new mod_revision, value and lease kept, as locally */
+		sb_add(b, ",\"ignore_value\":true,\"ignore_lease\":true");
+	}
+	sb_add(b, "}},");
+	/* the sidecar: deleting one that is not there changes nothing */
+	if (k->eff != MB_DEL && k->attrs) {
+		sb_add(b, "{\"request_put\":{\"key\":");
+		sb_key(b, m, MIRROR_ATTRS, k->key, k->klen);
+		sb_add(b, ",\"value\":");
+		sb_bytes(b, k->attrs, k->alen);
+	} else {
+		sb_add(b, "{\"request_delete_range\":{\"key\":");
+		sb_key(b, m, MIRROR_ATTRS, k->key, k->klen);
+	}
+	sb_add(b, "}}");
+}
+
+/* Collapse the batch into its keys and first-touch compares.  Returns 0,
+ * or -E2BIG (more keys than a txn takes) / -ENOMEM. */
+static int collapse(const struct proto_req *q, struct mbkey *keys,
+		    size_t *nkeys, struct mbcmp *cmp, size_t *ncmp,
+		    size_t *cmp_key)
+{
+	struct proto_batch_iter it;
+	struct proto_req o;
+	uint32_t i = 0;
+
+	*nkeys = *ncmp = 0;
+	proto_batch_iter_init(&it, q);
+	for (; proto_batch_next(&it, &o) > 0; i++) {
+		uint32_t klen;
+		const uint8_t *key = op_key(&o, &klen);
+		struct mbkey *k = NULL;
+		size_t n;
+
+		/* bounded by MB_KEYS_MAX */
+		for (n = 0; n < *nkeys; n++)
+			if (keys[n].klen == klen &&
+			    !memcmp(keys[n].key, key, klen)) {
+				k = &keys[n];
+				break;
+			}
+		if (!k) {
+			struct mbcmp *c = &cmp[*ncmp];
+			bool put = o.op == PROTO_OP_PUT ||
+				   o.op == PROTO_OP_PUTX;
+
+			if (*nkeys == MB_KEYS_MAX)
+				return -E2BIG;
+			k = &keys[(*nkeys)++];
+			memset(k, 0, sizeof(*k));
+			k->key = key;
+			k->klen = klen;
+			k->eff = MB_SETATTRS; /* until an effect says more */
+			c->index = i;
+			c->rev = 0;
+			if (!put)
+				c->kind = MB_EXISTS;
+			else if (o.u.put.expect_rev == SHMREG_REV_ABSENT)
+				c->kind = MB_ABSENT;
+			else
+				c->kind = MB_MOD, c->rev = o.u.put.expect_rev;
+			if (!put || o.u.put.expect_rev)
+				cmp_key[(*ncmp)++] = (size_t)(k - keys);
+		}
+		switch (o.op) {
+		case PROTO_OP_PUT:
+		case PROTO_OP_PUTX:
+			k->eff = MB_PUT;
+			k->val = o.u.put.val;
+			k->vlen = o.u.put.vlen;
+			k->attrs = o.u.put.attrs.n ? o.u.put.attrs.block : NULL;
+			k->alen = o.u.put.attrs.blen;
+			break;
+		case PROTO_OP_SETATTRS:
+			/* on a put of this batch it changes the put's
+			 * attributes; else the key's (the dry run saw it
+			 * exist, so it is not deleted here) */
+			k->attrs = o.u.setattrs.attrs.n
+					   ? o.u.setattrs.attrs.block : NULL;
+			k->alen = o.u.setattrs.attrs.blen;
+			break;
+		default:
+			k->eff = MB_DEL;
+			k->attrs = NULL;
+			break;
+		}
+	}
+	return 0;
+}
+
+static char *txn_body(const struct mirror *m, const struct mbkey *keys,
+		      size_t nkeys, const struct mbcmp *cmp, size_t ncmp,
+		      const size_t *cmp_key)
+{
+	struct sbuf b = { 0 };
+
+	sb_add(&b, "{\"compare\":[");
+	for (size_t i = 0; i < ncmp; i++) {
+		if (i)
+			sb_add(&b, ",");
+		txn_compare(&b, m, &keys[cmp_key[i]], &cmp[i]);
+	}
+	sb_add(&b, "],\"success\":[");
+	for (size_t i = 0; i < nkeys; i++) {
+		if (i)
+			sb_add(&b, ",");
+		txn_effect(&b, m, &keys[i]);
+	}
+	sb_add(&b, "],\"failure\":[");
+	for (size_t i = 0; i < ncmp; i++) {
+		const struct mbkey *k = &keys[cmp_key[i]];
+
+		sb_add(&b, "%s{\"request_range\":{\"key\":", i ? "," : "");
+		sb_key(&b, m, "", k->key, k->klen);
+		sb_add(&b, ",\"keys_only\":true}}");
+	}
+	sb_add(&b, "]}");
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}
+
+void mirror_forward_batch(struct conn *c, const struct proto_req *q)
+{
+	struct mirror *m = c->reg->mirror;
+	struct proto_batch_iter it;
+	struct proto_req o;
+	uint32_t i = 0, refused = PROTO_BATCH_NO_INDEX, failed;
+	int rerr = 0, err, rc;
+	struct mbkey *keys;
+	struct mbcmp *cmp;
+	size_t nkeys, ncmp, *cmp_key;
+	struct mjob *j;
+
+	/* the first operation a mirror refuses, then the dry run: the
+	 * earlier of the two failures is the local path's answer */
+	proto_batch_iter_init(&it, q);
+	while ((rc = proto_batch_next(&it, &o)) > 0) {
+		rerr = proto_check_request(&o);
+		if (!rerr)
+			rerr = mirror_refuses(&o);
+		if (rerr) {
+			refused = i;
+			break;
+		}
+		i++;
+	}
+	if (rc < 0) {
+		reply(c, q, rc, PROTO_BATCH_NO_INDEX);
+		return;
+	}
+	err = batch_dry_run(c->d, c->reg, q, &failed);
+	if (err < 0 && (refused == PROTO_BATCH_NO_INDEX || failed < refused)) {
+		reply(c, q, err, failed);
+		return;
+	}
+	if (refused != PROTO_BATCH_NO_INDEX) {
+		reply(c, q, rerr, refused);
+		return;
+	}
+	if (q->u.batch.nops == 0) {
+		/* nothing to send: the revision stays */
+		conn_mirror_batch_done(c, q->id, 0,
+				       shmreg_writer_revision(c->reg->w),
+				       PROTO_BATCH_NO_INDEX, 0);
+		return;
+	}
+	keys = calloc(MB_KEYS_MAX, sizeof(*keys));
+	cmp = calloc(MB_KEYS_MAX, sizeof(*cmp));
+	cmp_key = calloc(MB_KEYS_MAX, sizeof(*cmp_key));
+	j = calloc(1, sizeof(*j));
+	err = keys && cmp && cmp_key && j ? 0 : -ENOMEM;
+	if (!err)
+		err = collapse(q, keys, &nkeys, cmp, &ncmp, cmp_key);
+	if (!err) {
+		j->body = txn_body(m, keys, nkeys, cmp, ncmp, cmp_key);
+		if (!j->body)
+			err = -ENOMEM;
+	}
+	free(keys);
+	free(cmp_key);
+	if (err) {
+		free(cmp);
+		if (j)
+			free(j->body);
+		free(j);
+		reply(c, q, err, PROTO_BATCH_NO_INDEX);
+		return;
+	}
+	j->op = MJ_BATCH;
+	j->cmp = cmp;
+	j->ncmp = ncmp;
+	j->nops = q->u.batch.nops;
+	j->failed = PROTO_BATCH_NO_INDEX;
+	j->c = c;
+	j->req_op = q->op;
+	j->id = q->id;
+	j->deadline_ns = d_now_ns() + m->o->timeout_ns;
+	conn_mirror_wait(c);
+	mirror_job_push(m, j);
+}
