@@ -9,11 +9,12 @@
 # what a mirror refuses (a parent, a reserved key, more keys than a txn
 # takes) changes nothing in etcd and names the failing operation with the
 # local batch's errno.  A CAS that only etcd can see failing (written by
-# etcdctl just before) gets the same answer.  Skips without etcd.
+# etcdctl just before) gets the same answer.  (And --etcd-lease-ttl 1m
+# grants owners' leases of 60 s.)  Skips without etcd.
 . "$(dirname "$0")/mirror_lib.sh"
 
 start_cluster
-start_mirror A "$(ep 1),$(ep 2),$(ep 3)"
+start_mirror A "$(ep 1),$(ep 2),$(ep 3)" --etcd-lease-ttl 1m
 start_mirror B "$(ep 3),$(ep 2),$(ep 1)"
 
 etcd_rev() { # etcd's current revision
@@ -134,6 +135,12 @@ for i in $(seq 1 10); do
 done
 converge A "failed batches"
 converge B "failed batches"
+
+# --etcd-lease-ttl 1m: an owner's lease is granted with 60 s
+sctl A put owned v --owner $$ >/dev/null || fail "owned put"
+lease=$(ectl get /t/owned -w json | python3 -c 'import json,sys; print("%x" % json.load(sys.stdin)["kvs"][0]["lease"])')
+[ "$(ectl lease timetolive "$lease" -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)["granted-ttl"])')" = 60 ] ||
+	fail "lease $lease: not granted with --etcd-lease-ttl 1m"
 
 stop_mirror A
 stop_mirror B

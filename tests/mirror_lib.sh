@@ -102,8 +102,8 @@ start_mirror() { # NAME URLS [shmregd options...]: serve registry NAME
 	local name=$1 urls=$2
 	shift 2
 	"$SHMREGD" -r "$name" -s "$scratch/$name.sock" --etcd "$urls" \
-		--etcd-prefix /t/ --etcd-timeout 1500 \
-		--etcd-stall-timeout 3000 "$@" 2>>"$scratch/$name.err" &
+		--etcd-prefix /t/ --etcd-timeout 1.5s \
+		--etcd-stall-timeout 3s "$@" 2>>"$scratch/$name.err" &
 	dpid[$name]=$!
 	pids+=("$!")
 	for _ in $(seq 200); do

@@ -65,13 +65,14 @@ static const char usage[] =
 "                          --etcd-prefix; see docs/multi-host.md)\n"
 "      --etcd-prefix P     the etcd key prefix mirrored; local key = etcd\n"
 "                          key without P\n"
-"      --etcd-timeout MS   bound of a forwarded write (default 2000)\n"
-"      --etcd-stall-timeout MS\n"
+"      --etcd-timeout D    bound of a forwarded write (default 2s)\n"
+"      --etcd-stall-timeout D\n"
 "                          reconnect a watch that receives nothing for\n"
-"                          this long (default 10000)\n"
+"                          this long (default 10s; whole seconds count)\n"
 "      --etcd-lease-ttl S  TTL of the etcd lease of each owner (a pid or\n"
-"                          a connection), kept alive while it lives\n"
-"                          (default 5, at least 2)\n"
+"                          a connection), kept alive while it lives:\n"
+"                          seconds or a duration (default 5s, at least\n"
+"                          2s, whole seconds)\n"
 "      --truncate          start the registries empty\n"
 "      --ready-fd FD       write \"READY\\n\" to FD once serving, then close\n"
 "                          it (systemd's NOTIFY_SOCKET is also honoured)\n"
@@ -428,19 +429,32 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 					return bad(nm, optarg, "empty prefix");
 				mo->prefix = optarg;
 			} else if (c == OPT_ETCD_LEASE_TTL) {
-				/* etcd's minimum TTL is 2 s (default timings) */
-				if (parse_ulong(optarg, 10, 86400, &v) || v < 2)
-					return bad(nm, optarg,
-						   "want 2..86400 s");
-				mo->lease_ttl_s = (unsigned)v;
+				int64_t ttl;
+
+				/* etcd's TTLs are whole seconds, at least 2
+				 * (default timings); a plain number is
+				 * seconds, as it always was */
+				if (shm_parse_duration(optarg, SHM_NS_PER_S,
+						       &ttl) ||
+				    ttl % SHM_NS_PER_S ||
+				    ttl < 2 * SHM_NS_PER_S ||
+				    ttl > 86400 * SHM_NS_PER_S)
+					return bad(nm, optarg, "want seconds or "
+						   "a duration: 5s, 1m (whole "
+						   "seconds, 2s .. 24h)");
+				mo->lease_ttl_s = (unsigned)(ttl / SHM_NS_PER_S);
 			} else {
-				if (parse_ulong(optarg, 10, 3600000, &v) || !v)
-					return bad(nm, optarg,
-						   "want 1..3600000 ms");
+				uint64_t ns;
+
+				if (parse_ms(optarg, &ns) ||
+				    ns < (uint64_t)SHM_NS_PER_MS ||
+				    ns > 3600 * (uint64_t)SHM_NS_PER_S)
+					return bad(nm, optarg, DURATION_WANT
+						   " (1ms .. 1h)");
 				if (c == OPT_ETCD_TIMEOUT)
-					mo->timeout_ns = v * 1000000ull;
+					mo->timeout_ns = ns;
 				else
-					mo->stall_ns = v * 1000000ull;
+					mo->stall_ns = ns;
 			}
 			break;
 		}
