@@ -9,7 +9,8 @@
  * the local -EEXIST; attributes live in the key's sidecar, written or
  * deleted in the same txn; a delete is a txn deleting key and sidecar if
  * the key exists, and -ENOENT when it does not (etcd uses no revision for
- * it, as the local writer does not).
+ * it, as the local writer does not).  A BATCH comes as one prepared txn
+ * (batch.c); a failed one is told apart by its failure branch.
  * Each job is bounded by its deadline (--etcd-timeout): a member that does
  * not answer is -ETIMEDOUT, no member reachable -EAGAIN.
  *
