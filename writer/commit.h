@@ -8,6 +8,7 @@
 #define WRITER_COMMIT_H
 
 #include "internal.h"
+#include "persist/persist.h"
 #include "seqcount.h"
 
 static inline void commit_begin(struct shmreg_writer *w)
@@ -36,8 +37,12 @@ static inline void commit_end(struct shmreg_writer *w, uint64_t rev)
 		 * the acquire load in shmreg_revision() and the watchers */
 		atomic_store_explicit(&h->revision, rev, memory_order_release);
 	}
-	if (--w->batch_depth == 0)
+	if (--w->batch_depth == 0) {
 		seq_write_end(&h->commit_seq);
+		/* persistence: the commit's log records go out (log_write.c) */
+		if (w->plog)
+			persist_committed(w);
+	}
 }
 
 #endif /* WRITER_COMMIT_H */

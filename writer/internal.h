@@ -143,6 +143,10 @@ struct shmreg_writer {
 	bool keep_expiry;          /* shmreg_writer_set_attrs: the put keeps
 	                            * keep_expires_at instead of a new TTL */
 	int64_t keep_expires_at;
+	/* persistence (writer/persist/): NULL without a data directory */
+	struct persist *plog;
+	uint64_t replay_create_rev; /* recovery: the put's create_rev, 0 =
+	                             * the usual rule */
 };
 
 /* ---- segment files (segment.c) ---- */
