@@ -235,6 +235,20 @@ int shmreg_writer_flush(shmreg_writer_t *w);
  */
 int shmreg_writer_snapshot(shmreg_writer_t *w);
 
+/* The log's counters (shmreg_writer_log_stats). */
+typedef struct shmreg_writer_log_stats {
+	uint64_t writes;          /* write calls to the log */
+	uint64_t syncs;           /* fdatasync calls */
+	uint64_t log_bytes;       /* log bytes since the newest snapshot */
+	uint64_t snapshot_bytes;  /* size of the newest snapshot, 0 = none */
+	uint64_t snapshots;       /* snapshots completed since open */
+	int32_t  error;           /* 0, or the -errno that refuses changes */
+	uint32_t reserved;
+} shmreg_writer_log_stats_t;
+
+/* Fill *@st.  Returns 0, -ENOTSUP (no data directory) or -EINVAL. */
+int shmreg_writer_log_stats(shmreg_writer_t *w, shmreg_writer_log_stats_t *st);
+
 /* A read-only handle on the writer's own registry (for read-your-writes
  * inside the writer process).  Owned by the writer; do not close it. */
 shmreg_t *shmreg_writer_reader(shmreg_writer_t *w);

@@ -65,6 +65,8 @@ const char *proto_op_name(unsigned op)
 		return "setattrs";
 	case PROTO_OP_DELTREE:
 		return "deltree";
+	case PROTO_OP_SNAPSHOT:
+		return "snapshot";
 	}
 	return "?";
 }
@@ -192,6 +194,7 @@ static int decode_body(const uint8_t *b, uint64_t blen, struct proto_req *req)
 		return decode_bytes(b, blen, &req->u.del.key, &req->u.del.klen);
 	case PROTO_OP_PING:
 	case PROTO_OP_STATS:
+	case PROTO_OP_SNAPSHOT:
 		return blen == 0 ? 0 : -EBADMSG;
 	case PROTO_OP_PUTX:
 		return decode_putx(b, blen, req);
@@ -281,6 +284,7 @@ int proto_check_request(const struct proto_req *req)
 		return shm_check_key(req->u.del.key, req->u.del.klen);
 	case PROTO_OP_PING:
 	case PROTO_OP_STATS:
+	case PROTO_OP_SNAPSHOT:
 		return 0;
 	}
 	return -EOPNOTSUPP;

@@ -48,6 +48,8 @@
  *            reply:   u64 removed (on success)
  *   PING  request: empty
  *   STATS request: empty
+ *   SNAPSHOT request: empty (op 10: start a snapshot of the registry's
+ *         data directory; status 0, -EALREADY, -ENOTSUP without one)
  *         reply:   u32 nfields, u32 reserved, u64 field[nfields]
  *                  (PROTO_STAT_* indexes; a client ignores extra fields)
  */
@@ -73,7 +75,8 @@
 #define PROTO_OP_PUTX     6u  /* a put with a parent and/or attributes */
 #define PROTO_OP_SETATTRS 7u
 #define PROTO_OP_DELTREE  8u
-#define PROTO_OP_LAST     PROTO_OP_DELTREE
+#define PROTO_OP_SNAPSHOT 10u /* persist */
+#define PROTO_OP_LAST     PROTO_OP_SNAPSHOT
 
 /* fixed part of each request body */
 #define PROTO_HELLO_FIXED 8u

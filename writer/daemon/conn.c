@@ -521,6 +521,14 @@ static void handle_request(struct conn *c, const struct proto_req *q)
 	case PROTO_OP_STATS:
 		do_stats(c, q);
 		break;
+	case PROTO_OP_SNAPSHOT: /* persist */
+		if (!c->reg)
+			reply_err(c, q, -ENOTCONN);
+		else
+			reply(c, q->op, q->id,
+			      shmreg_writer_snapshot(c->reg->w), reg_rev(c),
+			      NULL, 0);
+		break;
 	default:
 		/* proto_decode_request() refuses unknown ops */
 		reply_err(c, q, -EOPNOTSUPP);
@@ -897,6 +905,12 @@ static void start_send(struct conn *c)
 
 		if (!c->out_q.len)
 			return;
+		/* persistence: queued replies wait for the turn's log
+		 * write (group_commit.c), which sends them */
+		if (c->d->hold_replies) {
+			mark_dirty(c);
+			return;
+		}
 		t = c->out_s;
 		c->out_s = c->out_q;
 		c->out_q = t;

@@ -310,6 +310,27 @@ SHMREG_EXPORT int shmreg_writer_flush(shmreg_writer_t *w)
 	return rc;
 }
 
+SHMREG_EXPORT int shmreg_writer_log_stats(shmreg_writer_t *w,
+					  shmreg_writer_log_stats_t *st)
+{
+	struct persist *p;
+
+	if (!w || !st)
+		return -EINVAL;
+	p = w->plog;
+	if (!p)
+		return -ENOTSUP;
+	psnap_reap(w, false);
+	memset(st, 0, sizeof(*st));
+	st->writes = p->writes;
+	st->syncs = p->syncs;
+	st->log_bytes = p->log_bytes;
+	st->snapshot_bytes = p->snap_bytes;
+	st->snapshots = p->snapshots;
+	st->error = p->err;
+	return 0;
+}
+
 SHMREG_EXPORT int shmreg_writer_snapshot(shmreg_writer_t *w)
 {
 	if (!w)
