@@ -30,6 +30,7 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "daemon.h"
 
@@ -41,6 +42,12 @@ int d_persist_opts(struct daemon *d, const struct d_regopt *ro,
 	if (!ro->po.data_dir)
 		return 0;
 	name = name ? name + 1 : ro->name;
+	/* DIR itself is made when missing (the writer makes DIR/NAME) */
+	if (mkdir(ro->po.data_dir, 0700) < 0 && errno != EEXIST) {
+		d_log(D_ERR, "registry %s: --data-dir %s: %s", ro->name,
+		      ro->po.data_dir, strerror(errno));
+		return -errno;
+	}
 	if ((size_t)snprintf(buf, cap, "%s/%s", ro->po.data_dir, name) >= cap) {
 		d_log(D_ERR, "registry %s: --data-dir path too long", ro->name);
 		return -ENAMETOOLONG;
