@@ -18,13 +18,15 @@
  * something; on tmpfs it costs nothing), the segments in $SHMREG_DIR or
  * /dev/shm.
  *
- * Usage: bench_persist [--quick] [--shmregd PATH]
+ * Usage: bench_persist [--quick] [--shmregd PATH] [--restart-only N]
+ *   --restart-only N   only the restart with N entries, once (profiling)
  */
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <lmdb.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "bench_common.h"
@@ -38,6 +40,17 @@ static int quick, runs = 3;
 static uint64_t n_put = 1000000, n_sync = 2000, n_restart = 1000000;
 static char scratch[PATH_MAX], datadir[2 * PATH_MAX + 32], seg[PATH_MAX + 16];
 static int failed;
+static double restart_cpu;   /* CPU seconds of the last restart() */
+
+/* CPU seconds (user + system) this process has used. */
+static double cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 
 static void die(const char *what, int rc)
 {
@@ -169,6 +182,7 @@ static double restart(uint64_t n)
 	shmreg_writer_close(w);
 	unlink(seg);
 	o.initial_entries = 0;
+	restart_cpu = cpu_s();
 	t0 = bench_now_ns();
 	rc = shmreg_writer_open(seg, &o, &w);
 	if (rc < 0)
@@ -180,6 +194,7 @@ static double restart(uint64_t n)
 	if (shmreg_get(r, k, KEY_LEN, buf, sizeof(buf), NULL) != VAL_LEN)
 		failed = 1;
 	t0 = bench_now_ns() - t0;
+	restart_cpu = cpu_s() - restart_cpu;
 	shmreg_close(r);
 	shmreg_writer_close(w);
 	return (double)t0 / 1e9;
@@ -342,15 +357,18 @@ int main(int argc, char **argv)
 	double rs, rl;
 	char buf[64];
 	double la[3] = { 0 };
+	uint64_t restart_only = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--quick"))
 			quick = 1;
 		else if (!strcmp(argv[i], "--shmregd") && i + 1 < argc)
 			bin_arg = argv[++i];
+		else if (!strcmp(argv[i], "--restart-only") && i + 1 < argc)
+			restart_only = strtoull(argv[++i], NULL, 10);
 		else {
 			fprintf(stderr, "usage: bench_persist [--quick] "
-				"[--shmregd PATH]\n");
+				"[--shmregd PATH] [--restart-only N]\n");
 			return 2;
 		}
 	}
@@ -372,6 +390,14 @@ int main(int argc, char **argv)
 	/* the daemon keeps DIR/NAME: the registry's name is seg's */
 	snprintf(datadir, sizeof(datadir), "%s/%s", scratch, basename(seg));
 
+	if (restart_only) {
+		rs = restart(restart_only);
+		fresh_dirs();
+		bench_rmtree(scratch);
+		printf("restart, %llu entries: %.3f s (%.3f s CPU)\n",
+		       (unsigned long long)restart_only, rs, restart_cpu);
+		return failed;
+	}
 	nolog = median_of(f_embedded, -1, n_put);
 	for (int m = 0; m < 3; m++)
 		mode_rate[m] = median_of(f_embedded, m, m == 2 ? n_sync : n_put);

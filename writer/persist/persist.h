@@ -110,8 +110,9 @@ int plog_create(struct persist *p, uint64_t seq);
  * map a snapshot is made from). */
 struct psink {
 	void *ctx;
-	/* before any record: about how many entries and bytes to expect */
-	int (*begin)(void *ctx, uint64_t entries, uint64_t bytes);
+	/* before any record: at most how many entries, and about how many
+	 * bytes of entries too large for an index slot, to expect */
+	int (*begin)(void *ctx, uint64_t entries, uint64_t big_bytes);
 	/* a PUT or DEL record (MARK is only counted); @raw/@size: its
 	 * encoded bytes */
 	int (*apply)(void *ctx, const struct prec *r, const uint8_t *raw,

@@ -154,6 +154,16 @@ long prec_decode(const uint8_t *p, size_t avail, struct prec *r)
 	for (size_t i = len; i < size; i++)
 		if (p[i])
 			return -1;
+	prec_fields(p, r);
+	if ((uint64_t)PREC_HDR + r->klen + r->plen + r->alen + r->vlen != len)
+		return -1;
+	if (fields_ok(p, r) < 0)
+		return -1;
+	return (long)size;
+}
+
+void prec_fields(const uint8_t *p, struct prec *r)
+{
 	r->rev = rd64(p + 16);
 	r->create_rev = rd64(p + 24);
 	r->expires_at = (int64_t)rd64(p + 32);
@@ -163,15 +173,10 @@ long prec_decode(const uint8_t *p, size_t avail, struct prec *r)
 	r->alen = rd16(p + 48);
 	r->nattrs = p[50];
 	r->op = p[51];
-	if ((uint64_t)PREC_HDR + r->klen + r->plen + r->alen + r->vlen != len)
-		return -1;
 	r->key = p + PREC_HDR;
 	r->parent = r->key + r->klen;
 	r->attrs = r->parent + r->plen;
 	r->val = r->attrs + r->alen;
-	if (fields_ok(p, r) < 0)
-		return -1;
-	return (long)size;
 }
 
 uint32_t prec_attrs_encode(uint8_t *out, const shmreg_attr_t *a, uint32_t n)

@@ -41,6 +41,10 @@
 #define PREC_DEL   2u
 #define PREC_MARK  3u
 
+/* Key + value bytes an entry without attributes or parent keeps in its
+ * index slot (SHM_SLOT_INLINE): the rest needs arena room. */
+#define PREC_INLINE_MAX 80u
+
 /* Highest revision a record may carry: WRITER_REV_MAX (internal.h). */
 #define PREC_REV_MAX ((uint64_t)INT64_MAX - UINT32_MAX)
 
@@ -72,6 +76,9 @@ size_t prec_encode(uint8_t *out, const struct prec *r);
  * (or for a header), or -1 when the bytes are not a valid record (bad
  * magic, length, checksum, field or padding).  Never reads past @avail. */
 long prec_decode(const uint8_t *p, size_t avail, struct prec *r);
+/* The fields of a record prec_decode() accepted before (the same bytes,
+ * unchanged since: a private read-only mapping), without checking again. */
+void prec_fields(const uint8_t *p, struct prec *r);
 
 /* Encode @n checked attributes as "name\0value\0" pairs into @out (room
  * for SHM_ATTR_BYTES_MAX bytes); returns the bytes. */

@@ -12,6 +12,11 @@
  * private segment to the registry's name and retires the old segment, so
  * readers already mapped follow (writer/handoff.c).
  *
+ * When the estimate of the entries (every PUT record counts) was far too
+ * high - a log of many changes to few keys - the private segment is
+ * copied once more into one of the right size; else it is renamed into
+ * place as it is (as a handoff renames its new segment).
+ *
  * What readers see.  The contents are what the files hold, never the old
  * segment's: a change a reader saw but that had not reached the log (the
  * durability mode allowed it to be lost) is gone.  The revision goes on
@@ -33,6 +38,7 @@
 
 #include "clock.h"
 #include "internal.h"
+#include "notify.h"
 #include "persist.h"
 
 struct wsink {
@@ -43,11 +49,15 @@ struct wsink {
 	bool have_old;
 };
 
-static int ws_begin(void *ctx, uint64_t entries, uint64_t bytes)
+_Static_assert(PREC_INLINE_MAX == SHM_SLOT_INLINE, "inline bytes");
+
+static int ws_begin(void *ctx, uint64_t entries, uint64_t big_bytes)
 {
 	struct wsink *s = ctx;
 	struct shmreg_writer *w = s->w;
-	uint64_t arena = bytes / 2;
+	/* size classes round up: twice the bytes leaves room for that and
+	 * for growth before the first handoff */
+	uint64_t arena = 2 * big_bytes;
 	struct shm_map old;
 	int fd;
 
@@ -126,6 +136,33 @@ static int ws_apply(void *ctx, const struct prec *r, const uint8_t *raw,
 	return rc < 0 ? (int)rc : 0;
 }
 
+static void retire_old(const char *path);
+
+/* The private segment becomes the registry: the same steps as a
+ * handoff's publication (writer/handoff.c): the revision, the old
+ * segment retired, the rename, every waiter woken. */
+static int publish_private(struct shmreg_writer *w, const char *priv,
+			   uint64_t rev)
+{
+	struct shm_hdr *h = w->map.hdr;
+
+	w->revision = rev;
+	atomic_store_explicit(&h->revision, rev, memory_order_relaxed);
+	/* the ring holds replayed records, not the history before rev:
+	 * a watcher from before it resyncs (-ERANGE) */
+	atomic_store_explicit(&h->ring_first_rev, rev + 1,
+			      memory_order_relaxed);
+	retire_old(w->path);
+	/* pairs with the acquire load of the header by readers that map
+	 * the file at the name after the rename */
+	atomic_thread_fence(memory_order_release);
+	if (rename(priv, w->path) < 0)
+		return -errno;
+	if (w->notify)
+		notify_all(w->notify);
+	return 0;
+}
+
 /* The old segment at the name: retired, so that its readers follow. */
 static void retire_old(const char *path)
 {
@@ -159,12 +196,16 @@ int precover(struct shmreg_writer *w, int dfd, struct preplay_res *res)
 		rev = res->max_rev;
 		if (s.have_old && s.old_rev + 1 > rev)
 			rev = s.old_rev + 1;
-		w->revision = rev;
-		retire_old(w->path);
-		rc = handoff(w, &w->map, w->map.g.index_cap,
-			     w->map.g.arena_size);
+		if (index_cap_for(w->entries) * 4 <= w->map.g.index_cap) {
+			w->revision = rev;
+			retire_old(w->path);
+			rc = handoff(w, &w->map, index_cap_for(w->entries),
+				     w->map.g.arena_size);
+		} else {
+			rc = publish_private(w, priv, rev);
+		}
 	}
-	if (strcmp(priv, w->path))
+	if (rc < 0 || strcmp(priv, w->path))
 		unlink(priv);
 	return rc;
 }

@@ -226,7 +226,7 @@ static bool valid_after(const struct pfile *pf, size_t off)
  * Returns 0 when they run to the end of the file, else the offset of the
  * first bad record (> 0).  Counts into *@rev_max, *@n. */
 static size_t scan(struct pfile *pf, uint64_t *rev_max, uint64_t *n,
-		   uint64_t *puts)
+		   uint64_t *puts, uint64_t *big)
 {
 	size_t o = pf->start;
 	struct prec r;
@@ -240,6 +240,11 @@ static size_t scan(struct pfile *pf, uint64_t *rev_max, uint64_t *n,
 			*rev_max = r.rev;
 		(*n)++;
 		*puts += r.op == PREC_PUT;
+		/* what cannot be inline in its slot needs arena bytes: about
+		 * the record's size, plus 8 B per attribute posting */
+		if (r.op == PREC_PUT && (r.klen + r.vlen > PREC_INLINE_MAX ||
+					 r.nattrs || r.plen))
+			*big += (uint64_t)got + 8 * r.nattrs;
 		o += (size_t)got;
 	}
 	pf->valid_end = o;
@@ -248,11 +253,11 @@ static size_t scan(struct pfile *pf, uint64_t *rev_max, uint64_t *n,
 
 /* A snapshot: header, PUT records only, trailer at the very end. */
 static int check_snapshot(struct pfile *pf, uint64_t *rev, uint64_t *count,
-			  size_t *bad)
+			  uint64_t *arena, size_t *bad)
 {
 	const uint8_t *t;
 	uint8_t want[PSNAP_TRAILER];
-	uint64_t n = 0, maxrev = 0, puts = 0;
+	uint64_t n = 0, maxrev = 0, puts = 0, big = 0;
 	size_t end;
 
 	*bad = 0;
@@ -270,7 +275,8 @@ static int check_snapshot(struct pfile *pf, uint64_t *rev, uint64_t *count,
 		struct pfile body = *pf;
 
 		body.size = end;
-		*bad = scan(&body, &maxrev, &n, &puts);
+		*bad = scan(&body, &maxrev, &n, &puts, &big);
+		*arena = big;
 		pf->valid_end = body.valid_end;
 		if (*bad)
 			return -EBADMSG;
@@ -285,24 +291,29 @@ static int check_snapshot(struct pfile *pf, uint64_t *rev, uint64_t *count,
 	return 0;
 }
 
+/* Pass two: the records pass one checked in [start, valid_end) of the
+ * same private read-only mapping, so they are decoded without checking
+ * again (the checksum is most of a record's decoding cost). */
 static int feed(const struct pfile *pf, const struct psink *sink,
 		struct preplay_res *res)
 {
 	struct prec r;
 
 	for (size_t o = pf->start; o < pf->valid_end;) {
-		long got = prec_decode(pf->p + o, pf->valid_end - o, &r);
+		size_t size;
 		int rc;
 
-		if (got <= 0)
-			return -EBADMSG; /* checked in pass one: cannot be */
+		prec_fields(pf->p + o, &r);
+		size = prec_size(r.klen, r.plen, r.alen, r.vlen);
+		if (size > pf->valid_end - o)
+			return -EBADMSG; /* cannot happen: pass one checked */
 		if (r.op != PREC_MARK) {
-			rc = sink->apply(sink->ctx, &r, pf->p + o, (size_t)got);
+			rc = sink->apply(sink->ctx, &r, pf->p + o, size);
 			if (rc < 0)
 				return rc;
 		}
 		res->records++;
-		o += (size_t)got;
+		o += size;
 	}
 	return 0;
 }
@@ -311,7 +322,7 @@ struct plan {
 	struct pfile snap;
 	struct pfile *logs;
 	size_t nlogs;
-	uint64_t entries, bytes;
+	uint64_t entries, arena;   /* what the sink should expect at most */
 };
 
 /* Pass one for the logs of @plan: header, records, torn tail. */
@@ -340,9 +351,8 @@ static int check_logs(const char *dir, struct plan *pl, unsigned flags,
 			goto corrupt;
 		}
 		pf->start = PLOG_HDR;
-		bad = scan(pf, &res->max_rev, &n, &puts);
+		bad = scan(pf, &res->max_rev, &n, &puts, &pl->arena);
 		pl->entries += puts;
-		pl->bytes += pf->valid_end;
 		if (!bad)
 			continue;
 		if (last && (flags & PREPLAY_TORN_TAIL) && !valid_after(pf, bad)) {
@@ -377,7 +387,7 @@ corrupt:
 static int make_plan(int dfd, const char *dir, const struct pfiles *f,
 		     uint64_t upto, struct plan *pl, struct preplay_res *res)
 {
-	uint64_t first = 1, count = 0, rev = 0;
+	uint64_t first = 1, count = 0, rev = 0, arena = 0;
 	size_t k, n;
 	int rc;
 
@@ -388,7 +398,8 @@ static int make_plan(int dfd, const char *dir, const struct pfiles *f,
 			continue;
 		rc = map_file(dfd, PSNAP_NAME, f->snaps[k], &pl->snap);
 		if (rc == 0)
-			rc = check_snapshot(&pl->snap, &rev, &count, &bad);
+			rc = check_snapshot(&pl->snap, &rev, &count, &arena,
+					    &bad);
 		if (rc == 0) {
 			first = f->snaps[k];
 			res->base_seq = first;
@@ -396,7 +407,7 @@ static int make_plan(int dfd, const char *dir, const struct pfiles *f,
 			if (rev > res->max_rev)
 				res->max_rev = rev;
 			pl->entries = count;
-			pl->bytes = pl->snap.size;
+			pl->arena = arena;
 			break;
 		}
 		unmap_file(&pl->snap);
@@ -454,7 +465,7 @@ int pdir_replay(int dfd, const char *dir, uint64_t upto, unsigned flags,
 	if (rc == 0)
 		rc = check_logs(dir, &pl, flags, res);
 	if (rc == 0 && sink->begin)
-		rc = sink->begin(sink->ctx, pl.entries, pl.bytes);
+		rc = sink->begin(sink->ctx, pl.entries, pl.arena);
 	if (rc == 0 && pl.snap.p)
 		rc = feed(&pl.snap, sink, res);
 	for (size_t i = 0; rc == 0 && i < pl.nlogs; i++)
