@@ -185,11 +185,17 @@ int main(void)
 
 	/* cut anywhere (in a header field, a checksum, a key, a value,
 	 * between records): exactly the whole records before the cut */
-	for (int it = 0; it < 40; it++) {
-		size_t cut = (size_t)tc_range(&st, 0, log_len);
+	for (int it = 0; it < 42; it++) {
+		/* the first two: an empty log, a header cut short */
+		size_t cut = it == 0 ? 0 : it == 1 ? 10
+			   : (size_t)tc_range(&st, 0, log_len);
 
 		set_log(cut, 0, 0);
 		open_expect(0, 0, records_before(cut), "cut");
+		/* the cut log is now followed by the next writer's: the
+		 * history must still be sound (regression: an empty log
+		 * was left empty, then refused as damage) */
+		open_expect(0, 0, records_before(cut), "cut, reopened");
 	}
 	/* the last record damaged, at its length, its checksum, its value */
 	size_t last = rec_end[N - 2];

@@ -162,11 +162,8 @@ static int open_dir(struct persist *p, const char *dir)
 
 static void persist_free(struct persist *p)
 {
-	if (p->log_fd >= 0) {
-		/* the reservation past the end goes back */
-		(void)ftruncate(p->log_fd, (off_t)p->end);
-		close(p->log_fd);
-	}
+	if (p->log_fd >= 0)
+		plog_close(p);
 	if (p->lock_fd >= 0)
 		close(p->lock_fd);
 	if (p->dfd >= 0)
@@ -224,7 +221,7 @@ int persist_open(struct shmreg_writer *w)
 	rc = precover(w, p->dfd, &res);
 	if (rc == 0 && res.cut_seq)
 		rc = cut_history(p, res.cut_seq, res.cut_off);
-	else if (rc == 0 && res.torn_bytes)
+	else if (rc == 0 && res.torn)
 		rc = cut_torn(p, res.last_seq, res.torn_off, res.torn_bytes);
 	if (rc == 0)
 		rc = start_log(w, p, &res);

@@ -85,6 +85,9 @@ struct persist {
 	uint64_t end;           /* its length (next write offset) */
 	uint64_t reserved;      /* fallocated up to (UINT64_MAX: the file
 	                         * system cannot reserve) */
+	uint8_t *map;           /* PLOG_VA bytes of address space; the file's
+	                         * first `reserved` bytes mapped shared at its
+	                         * start (NULL: writes go through pwrite) */
 	uint8_t *buf;           /* records not yet written */
 	size_t len, cap;
 	bool unsynced;          /* written, not yet fdatasync'ed */
@@ -105,6 +108,16 @@ int plog_flush(struct persist *p, bool sync);
 /* Start log @seq: a new file with its header, the directory synced
  * unless durability is none.  Returns 0 or -errno. */
 int plog_create(struct persist *p, uint64_t seq);
+/* Move on to log seq + 1: pending records written and synced to the old
+ * one first (so only the newest log can end in a torn tail), its unused
+ * reservation given back.  Returns 0 or -errno (the old log stays). */
+int plog_rotate(struct persist *p);
+/* Close the current log: unmapped, cut to its end, closed. */
+void plog_close(struct persist *p);
+
+/* Address space a log is mapped in; a log that would outgrow it is
+ * rotated. */
+#define PLOG_VA (UINT64_C(1) << 30)
 
 /* A consumer of replayed records (the writer's segment, or the in-memory
  * map a snapshot is made from). */
@@ -128,6 +141,8 @@ struct preplay_res {
 	uint64_t last_seq;      /* last log replayed (or base_seq) */
 	uint64_t max_rev;       /* highest revision of any record */
 	uint64_t records;       /* records applied */
+	bool torn;              /* the last log ends in a torn tail (or a
+	                         * header cut short: torn_bytes may be 0) */
 	uint64_t torn_bytes;    /* bytes of the torn tail dropped */
 	uint64_t torn_off;      /* where it starts in log.last_seq */
 	uint64_t cut_seq, cut_off; /* KEEP_PREFIX: where history was cut

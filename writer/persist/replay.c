@@ -17,7 +17,9 @@
  *     record starts at any 8-byte boundary after O: the bytes from O are
  *     dropped (and counted).  Anywhere else, or with a valid record after
  *     it, it is corruption: refused with -EBADMSG naming file and offset,
- *     unless PREPLAY_KEEP_PREFIX, which ends the history at O.
+ *     unless PREPLAY_KEEP_PREFIX, which ends the history at O.  Zeros
+ *     from O to the end of the file are not damage but the log's unused
+ *     allocation (a writer that did not close): the log ends at O.
  *
  * Pass two applies the snapshot's records and then the logs' up to their
  * valid ends.
@@ -222,6 +224,16 @@ static bool valid_after(const struct pfile *pf, size_t off)
 	return false;
 }
 
+/* Are bytes [@off, size) of @pf all zero?  (A log's allocated, unused
+ * tail: log_write.c allocates ahead and cuts the file only at close.) */
+static bool zero_tail(const struct pfile *pf, size_t off)
+{
+	for (size_t o = off; o < pf->size; o++)
+		if (pf->p[o])
+			return false;
+	return true;
+}
+
 /* Scan pf's records from pf->start; pf->valid_end is where they stop.
  * Returns 0 when they run to the end of the file, else the offset of the
  * first bad record (> 0).  Counts into *@rev_max, *@n. */
@@ -234,8 +246,13 @@ static size_t scan(struct pfile *pf, uint64_t *rev_max, uint64_t *n,
 	while (o < pf->size) {
 		long got = prec_decode(pf->p + o, pf->size - o, &r);
 
-		if (got <= 0)
+		if (got <= 0) {
+			if (zero_tail(pf, o)) {
+				pf->valid_end = o;
+				return 0; /* the end of the log */
+			}
 			break;
+		}
 		if (r.rev > *rev_max)
 			*rev_max = r.rev;
 		(*n)++;
@@ -340,6 +357,7 @@ static int check_logs(const char *dir, struct plan *pl, unsigned flags,
 		res->log_bytes += pf->size;
 		if (pf->size < PLOG_HDR && last && (flags & PREPLAY_TORN_TAIL)) {
 			/* cut off while it was being created */
+			res->torn = true;
 			res->torn_bytes = pf->size;
 			res->torn_off = 0;
 			pf->start = pf->valid_end = pf->size;
@@ -356,6 +374,7 @@ static int check_logs(const char *dir, struct plan *pl, unsigned flags,
 		if (!bad)
 			continue;
 		if (last && (flags & PREPLAY_TORN_TAIL) && !valid_after(pf, bad)) {
+			res->torn = true;
 			res->torn_bytes = pf->size - bad;
 			res->torn_off = bad;
 			continue;

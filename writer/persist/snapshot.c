@@ -159,29 +159,6 @@ void psnap_reap(struct shmreg_writer *w, bool wait)
 	p->job = NULL;
 }
 
-/* Move on to log.seq+1: pending records written and synced to the old
- * one first, so that only the newest log can end in a torn tail. */
-static int rotate(struct persist *p)
-{
-	int old = p->log_fd, rc;
-	uint64_t end = p->end;
-
-	rc = plog_flush(p, p->durability != SHMREG_DURABILITY_NONE);
-	if (rc < 0)
-		return rc;
-	end = p->end;
-	rc = plog_create(p, p->seq + 1);
-	if (rc < 0) {
-		p->log_fd = old;
-		return rc;
-	}
-	/* give back the reservation past its end */
-	(void)ftruncate(old, (off_t)end);
-	close(old);
-	p->log_bytes = 0;
-	return 0;
-}
-
 int psnap_start(struct shmreg_writer *w, bool force)
 {
 	struct persist *p = w->plog;
@@ -202,7 +179,7 @@ int psnap_start(struct shmreg_writer *w, bool force)
 		free(j);
 		return -errno;
 	}
-	rc = rotate(p);
+	rc = plog_rotate(p);
 	if (rc < 0)
 		goto fail;
 	memcpy(j->dir, p->dir, sizeof(j->dir));
