@@ -4,7 +4,8 @@
  * values, attributes, parents, deadlines and create revisions; owner-bound
  * and ephemeral entries (and what hangs below them) do not; expired ones do
  * not; revisions never go back; a second writer of the directory gets
- * -EBUSY; SHMREG_WRITER_TRUNCATE drops the history; bad options -EINVAL. */
+ * -EBUSY, and a forked child does not keep it locked;
+ * SHMREG_WRITER_TRUNCATE drops the history; bad options -EINVAL. */
 #include <sys/wait.h>
 
 #include "persist_common.h"
@@ -100,6 +101,15 @@ static void check(shmreg_t *r, uint64_t min_rev)
 	expect(r, "was-plain", NULL);
 }
 
+/* A forked child of the writer that outlives its close. */
+static int bystander(struct tc_child *c, void *arg)
+{
+	(void)arg;
+	tc_post(c, 'b');
+	tc_wait_parent(c, 30000);
+	return 0;
+}
+
 /* A child that fills the registry and dies without closing. */
 static int crasher(struct tc_child *c, void *arg)
 {
@@ -171,6 +181,17 @@ int main(void)
 	expect(r, "crash", "survives a process crash");
 	check(r, rev);
 	shmreg_writer_close(w);
+
+	/* a forked child does not keep the data directory locked */
+	TC_EQ(pt_open("reg", 0, 0, &w), 0, "open before fork");
+	c = tc_spawn("bystander", bystander, NULL);
+	tc_expect(c, 'b', 10000);
+	shmreg_writer_close(w);
+	TC_EQ(pt_open("reg", 0, 0, &w), 0, "reopen while the child lives");
+	shmreg_writer_close(w);
+	tc_tell(c, 'x');
+	tc_child_join(c, 10000);
+	tc_child_free(c);
 
 	/* truncate: the history goes too */
 	TC_EQ(pt_open("reg", 0, SHMREG_WRITER_TRUNCATE, &w), 0, "truncate");

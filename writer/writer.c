@@ -68,6 +68,7 @@ static void child_after_fork(void)
 		close(l->w->lock_fd);
 		close(l->w->seg_fd);
 		l->w->lock_fd = l->w->seg_fd = -1;
+		persist_after_fork(l->w); /* the data directory's lock too */
 	}
 	pthread_mutex_init(&writers_lock, NULL);
 }

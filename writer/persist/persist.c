@@ -238,12 +238,36 @@ fail:
 	return rc;
 }
 
+void persist_after_fork(struct shmreg_writer *w)
+{
+	struct persist *p = w->plog;
+
+	if (!p)
+		return;
+	close(p->lock_fd);
+	close(p->log_fd);
+	close(p->dfd);
+	if (p->job)
+		psnap_forget(p);
+	p->lock_fd = p->log_fd = p->dfd = -1;
+	/* the log's mapping is MADV_DONTFORK: not in this process */
+	p->map = NULL;
+	p->err = -EIO;
+}
+
 void persist_close(struct shmreg_writer *w)
 {
 	struct persist *p = w->plog;
 
 	if (!p)
 		return;
+	if (p->log_fd < 0) {
+		/* a forked child's copy (persist_after_fork) */
+		free(p->buf);
+		free(p);
+		w->plog = NULL;
+		return;
+	}
 	psnap_reap(w, true);
 	(void)plog_flush(p, p->durability != SHMREG_DURABILITY_NONE);
 	persist_free(p);

@@ -42,6 +42,10 @@ struct persist;
 int persist_open(struct shmreg_writer *w);
 /* Write and fdatasync what is pending, wait for a running snapshot, close. */
 void persist_close(struct shmreg_writer *w);
+/* In a child after fork(): close the inherited descriptors (the data
+ * directory's lock would outlive the writer otherwise); the child is not
+ * the writer.  Async-signal-safe (close only). */
+void persist_after_fork(struct shmreg_writer *w);
 
 /* Before a change that will log at most @need bytes: 0, or the error that
  * refuses it (-ENOSPC: no room for the log, retried on the next change;
@@ -202,6 +206,9 @@ uint64_t kvmap_count(const struct kvmap *m);
 int psnap_start(struct shmreg_writer *w, bool force);
 /* Collect a finished snapshot thread (non-blocking unless @wait). */
 void psnap_reap(struct shmreg_writer *w, bool wait);
+/* In a forked child: the thread is not there; close the job's descriptor,
+ * leave its memory (the parent's thread may be writing it). */
+void psnap_forget(struct persist *p);
 
 /* Recovery into the writer (recover.c). */
 int precover(struct shmreg_writer *w, int dfd, struct preplay_res *res);

@@ -135,6 +135,12 @@ static void *job_main(void *arg)
 	return NULL;
 }
 
+void psnap_forget(struct persist *p)
+{
+	close(p->job->dfd);
+	p->job = NULL;
+}
+
 void psnap_reap(struct shmreg_writer *w, bool wait)
 {
 	struct persist *p = w->plog;
