@@ -79,8 +79,8 @@ static bool same_key(const struct kcell *c, uint64_t hash, const void *key,
 
 	if (c->hash != hash)
 		return false;
-	/* the cell's record decoded when it was stored */
-	(void)prec_decode(c->rec, c->size, &r);
+	/* the cell's record was checked when it was stored */
+	prec_fields(c->rec, &r);
 	return r.klen == klen && !memcmp(r.key, key, klen);
 }
 
@@ -256,7 +256,7 @@ static int write_path(struct kvmap *m, uint64_t start, struct wbuf *b,
 
 		m->tab[i].state = 3;
 		path_buf[depth++] = i;
-		(void)prec_decode(m->tab[i].rec, m->tab[i].size, &r);
+		prec_fields(m->tab[i].rec, &r); /* checked when stored */
 		if (r.expires_at && r.expires_at <= now) {
 			verdict = 2; /* expired: it and what hangs below */
 			break;
