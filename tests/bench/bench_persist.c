@@ -41,15 +41,23 @@ static uint64_t n_put = 1000000, n_sync = 2000, n_restart = 1000000;
 static char scratch[PATH_MAX], datadir[2 * PATH_MAX + 32], seg[PATH_MAX + 16];
 static int failed;
 static double restart_cpu;   /* CPU seconds of the last restart() */
+static double put_cpu_ns;    /* writer thread CPU ns per put, last embedded() */
 
-/* CPU seconds (user + system) this process has used. */
-static double cpu_s(void)
+/* CPU seconds (user + system) this process (@who: RUSAGE_SELF) or this
+ * thread (RUSAGE_THREAD) has used.  On a loaded machine the wall clock
+ * measures the other processes too; CPU time much less so. */
+static double cpu_of(int who)
 {
 	struct rusage ru;
 
-	getrusage(RUSAGE_SELF, &ru);
+	getrusage(who, &ru);
 	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
 	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static double cpu_s(void)
+{
+	return cpu_of(RUSAGE_SELF);
 }
 
 static void die(const char *what, int rc)
@@ -105,6 +113,8 @@ static double embedded(int mode, uint64_t n)
 	rc = shmreg_writer_open(seg, &o, &w);
 	if (rc < 0)
 		die("writer open", rc);
+	double c0 = cpu_of(RUSAGE_THREAD);
+
 	t0 = bench_now_ns();
 	for (uint64_t i = 0; i < n; i++) {
 		key_of(k, i);
@@ -113,6 +123,7 @@ static double embedded(int mode, uint64_t n)
 			failed = 1;
 	}
 	t0 = bench_now_ns() - t0;
+	put_cpu_ns = (cpu_of(RUSAGE_THREAD) - c0) * 1e9 / (double)n;
 	shmreg_writer_close(w);
 	return (double)n * 1e9 / (double)t0;
 }
@@ -228,7 +239,8 @@ static double lmdb_restart(uint64_t n)
 /* ---- shmregd ---- */
 
 static const char *shmregd_bin;
-static char sockdir[32], sock[64];
+static char sockdir[32], sock[64], dlog[PATH_MAX + 16];
+static double d_syncs;       /* fdatasyncs of the last daemon_puts() run */
 
 static pid_t start_daemon(const char *mode)
 {
@@ -244,13 +256,18 @@ static pid_t start_daemon(const char *mode)
 	if (pipe(p) < 0)
 		exit(1);
 	snprintf(fdarg, sizeof(fdarg), "%d", p[1]);
+	snprintf(dlog, sizeof(dlog), "%s/shmregd.log", scratch);
 	pid = fork();
 	if (pid == 0) {
+		/* its log says how many fdatasyncs it made, at exit */
+		int lf = open(dlog, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		if (lf >= 0)
+			dup2(lf, 2);
 		close(p[0]);
 		execl(shmregd_bin, shmregd_bin, "--registry", reg,
 		      "--data-dir", scratch, "--durability", mode,
-		      "--socket", sock, "--ready-fd", fdarg, "--quiet",
-		      (char *)NULL);
+		      "--socket", sock, "--ready-fd", fdarg, (char *)NULL);
 		perror(shmregd_bin);
 		_exit(127);
 	}
@@ -266,10 +283,25 @@ static pid_t start_daemon(const char *mode)
 
 static void stop_daemon(pid_t pid)
 {
+	char line[512];
+	FILE *f;
+
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
 	unlink(sock);
 	rmdir(sockdir);
+	d_syncs = 0;
+	f = fopen(dlog, "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		const char *s = strstr(line, " writes, ");
+		unsigned long long n;
+
+		if (s && sscanf(s, " writes, %llu fdatasyncs", &n) == 1)
+			d_syncs = (double)n;
+	}
+	if (f)
+		fclose(f);
+	unlink(dlog);
 }
 
 /* Pipelined puts per second through the daemon, at its full depth. */
@@ -334,27 +366,46 @@ static const char *find_shmregd(const char *arg)
 
 typedef double (*fig_fn)(int arg, uint64_t n);
 
+/* The median of @runs runs of @fn; *@cpu (may be NULL) the median of
+ * *@cpu_src after each. */
+static double median_cpu(double (*fn)(int, uint64_t), int arg, uint64_t n,
+			 const double *cpu_src, double *cpu)
+{
+	double v[16], c[16];
+
+	for (int i = 0; i < runs; i++) {
+		v[i] = fn(arg, n);
+		c[i] = cpu_src ? *cpu_src : 0;
+	}
+	if (cpu)
+		*cpu = bench_median(c, runs);
+	return bench_median(v, runs);
+}
+
 static double median_of(double (*fn)(int, uint64_t), int arg, uint64_t n)
 {
-	double v[16];
-
-	for (int i = 0; i < runs; i++)
-		v[i] = fn(arg, n);
-	return bench_median(v, runs);
+	return median_cpu(fn, arg, n, NULL, NULL);
 }
 
 static double f_embedded(int mode, uint64_t n) { return embedded(mode, n); }
 static double f_lmdb(int flags, uint64_t n) { return lmdb_puts((unsigned)flags, n); }
 static double f_restart(int x, uint64_t n) { (void)x; return restart(n); }
 static double f_lmdb_restart(int x, uint64_t n) { (void)x; return lmdb_restart(n); }
-static double f_daemon(int mode, uint64_t n) { return daemon_puts(mode_name[mode], n); }
+static double d_per_sync;    /* puts per fdatasync, last f_daemon() */
+static double f_daemon(int mode, uint64_t n)
+{
+	double r = daemon_puts(mode_name[mode], n);
+
+	d_per_sync = d_syncs > 0 ? (double)n / d_syncs : 0;
+	return r;
+}
 
 int main(int argc, char **argv)
 {
 	const char *base = getenv("SHMREG_BENCH_DATA");
 	const char *bin_arg = NULL;
 	double nolog, mode_rate[3], lmdb_sync, lmdb_nosync, d_rate[3];
-	double rs, rl;
+	double rs, rl, rs_cpu, nolog_cpu, mode_cpu[3];
 	char buf[64];
 	double la[3] = { 0 };
 	uint64_t restart_only = 0;
@@ -398,14 +449,18 @@ int main(int argc, char **argv)
 		       (unsigned long long)restart_only, rs, restart_cpu);
 		return failed;
 	}
-	nolog = median_of(f_embedded, -1, n_put);
+	nolog = median_cpu(f_embedded, -1, n_put, &put_cpu_ns, &nolog_cpu);
 	for (int m = 0; m < 3; m++)
-		mode_rate[m] = median_of(f_embedded, m, m == 2 ? n_sync : n_put);
+		mode_rate[m] = median_cpu(f_embedded, m, m == 2 ? n_sync : n_put,
+					  &put_cpu_ns, &mode_cpu[m]);
 	lmdb_nosync = median_of(f_lmdb, MDB_NOSYNC, n_put);
 	lmdb_sync = median_of(f_lmdb, 0, n_put / (quick ? 1 : 10));
+	double d_sync_batch[3];
+
 	for (int m = 0; m < 3; m++)
-		d_rate[m] = median_of(f_daemon, m, m == 2 ? n_put / 10 : n_put);
-	rs = median_of(f_restart, 0, n_restart);
+		d_rate[m] = median_cpu(f_daemon, m, m == 2 ? n_put / 10 : n_put,
+				       &d_per_sync, &d_sync_batch[m]);
+	rs = median_cpu(f_restart, 0, n_restart, &restart_cpu, &rs_cpu);
 	rl = median_of(f_lmdb_restart, 0, n_restart);
 	fresh_dirs();
 	bench_rmtree(scratch);
@@ -422,6 +477,11 @@ int main(int argc, char **argv)
 		   "%.0f", "", -1);
 	bench_rowf("  sync latency per put (us)", 1e6 / mode_rate[2], "%.1f",
 		   "", -1);
+	bench_rowf("  writer CPU per put, no log (ns)", nolog_cpu, "%.0f", "", -1);
+	bench_rowf("  writer CPU per put, none (ns)", mode_cpu[1], "%.0f", "",
+		   -1);
+	bench_rowf("  writer CPU per put, batch (ns)", mode_cpu[0], "%.0f",
+		   "<= 1000 ns", mode_cpu[0] <= 1000);
 	bench_rowf("LMDB mdb_put, 1,000 per txn, MDB_NOSYNC", lmdb_nosync,
 		   "%.0f", "", -1);
 	bench_rowf("LMDB mdb_put, 1,000 per txn, synced", lmdb_sync, "%.0f",
@@ -433,6 +493,10 @@ int main(int argc, char **argv)
 	bench_rowf("durability batch", d_rate[0], "%.0f", ">= 500 k/s",
 		   d_rate[0] >= 5e5);
 	bench_rowf("durability sync (group commit)", d_rate[2], "%.0f", "", -1);
+	bench_rowf("  sync: puts per fdatasync", d_sync_batch[2], "%.1f", "",
+		   -1);
+	bench_rowf("  batch: puts per fdatasync", d_sync_batch[0], "%.1f", "",
+		   -1);
 	bench_rowf("sync / LMDB synced 1,000-op txns", d_rate[2] / lmdb_sync,
 		   "%.2fx", "", -1);
 	snprintf(buf, sizeof(buf), "restart, %llu entries (s)",
@@ -440,6 +504,8 @@ int main(int argc, char **argv)
 	bench_table_head(buf);
 	bench_rowf("shmreg: open to a served segment", rs, "%.3f", "<= 0.5 s",
 		   rs <= 0.5);
+	bench_rowf("shmreg: CPU of that open (s)", rs_cpu, "%.3f", "<= 0.5 s",
+		   rs_cpu <= 0.5);
 	bench_rowf("LMDB: env open + first get", rl, "%.4f", "", -1);
 	printf("# key: %.0f\n", mode_rate[0]);
 	return failed;

@@ -193,14 +193,18 @@ int precover(struct shmreg_writer *w, int dfd, struct preplay_res *res)
 	memcpy(priv, w->path, sizeof(priv));
 	memcpy(w->path, s.real, sizeof(w->path));
 	if (rc == 0) {
+		/* the index the entries (or opts.initial_entries) need */
+		uint64_t want = index_cap_for(w->entries > w->opts.initial_entries
+					      ? w->entries
+					      : w->opts.initial_entries);
+
 		rev = res->max_rev;
 		if (s.have_old && s.old_rev + 1 > rev)
 			rev = s.old_rev + 1;
-		if (index_cap_for(w->entries) * 4 <= w->map.g.index_cap) {
+		if (want * 4 <= w->map.g.index_cap) {
 			w->revision = rev;
 			retire_old(w->path);
-			rc = handoff(w, &w->map, index_cap_for(w->entries),
-				     w->map.g.arena_size);
+			rc = handoff(w, &w->map, want, w->map.g.arena_size);
 		} else {
 			rc = publish_private(w, priv, rev);
 		}
