@@ -135,6 +135,11 @@ enum proto_stat {
 	                           /* connections closed for --idle-timeout */
 	PROTO_STAT_OVER_BUDGET,    /* frames refused for --input-budget */
 	PROTO_STAT_IN_BUFFERED,    /* bytes buffered for partial input now */
+	/* persist: the selected registry's log (0 without --data-dir) */
+	PROTO_STAT_LOG_WRITES,     /* writes to the log since start */
+	PROTO_STAT_LOG_SYNCS,      /* fdatasyncs of the log since start */
+	PROTO_STAT_LOG_BYTES,      /* log bytes since the newest snapshot */
+	PROTO_STAT_SNAPSHOTS,      /* snapshots completed since start */
 	PROTO_STAT_NFIELDS
 };
 

@@ -10,6 +10,7 @@
  * $SHMREG_CRASH_ITERS (default 20).  The ctest label `long` runs 200 of
  * each; those tests skip unless $SHMREG_LONG=1 (so that the full suite
  * stays quick):  SHMREG_LONG=1 ctest -L long */
+#include <dirent.h>
 #include <errno.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -105,6 +106,19 @@ static uint64_t prefix_of(shmreg_t *r, unsigned rr, uint64_t upto)
 	return n;
 }
 
+static int snap_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	TC_CHECK(d, "opendir %s", dir);
+	while ((e = readdir(d)))
+		n += !strncmp(e->d_name, "snap.", 5) && strlen(e->d_name) == 21;
+	closedir(d);
+	return n;
+}
+
 int main(void)
 {
 	const char *mode = getenv("SHMREG_CRASH_MODE");
@@ -197,7 +211,33 @@ int main(void)
 			TC_EQ(prefix_of(r, p, kept[p] + 1), kept[p], "at the end");
 		shmreg_close(r);
 	}
-	TC_EQ(dh_stop(&h, SIGTERM), 0, "clean stop");
+	/* SNAPSHOT through the wire, waited for by the clean stop */
+	{
+		shmreg_client_t *c = dh_connect(&h);
+		char p[4200];
+
+		int rc = shmreg_client_snapshot(c);
+
+		/* -EALREADY: one the log's size started is running */
+		TC_CHECK(rc == 0 || rc == -EALREADY, "snapshot: %s",
+			 strerror(-rc));
+		shmreg_disconnect(c);
+		TC_EQ(dh_stop(&h, SIGTERM), 0, "clean stop");
+		snprintf(p, sizeof(p), "%s/reg", datadir);
+		TC_CHECK(snap_files(p) >= 1, "no snapshot in %s", p);
+	}
+	/* and everything again, from it, after a reboot */
+	unlink(segpath);
+	dh_start(&h, args);
+	{
+		shmreg_t *r = dh_open(&h);
+
+		for (unsigned p = 0; p < iters; p++)
+			TC_EQ(prefix_of(r, p, kept[p] + 1), kept[p],
+			      "from the snapshot");
+		shmreg_close(r);
+	}
+	TC_EQ(dh_stop(&h, SIGTERM), 0, "clean stop 2");
 	dh_cleanup(&h);
 	tc_log("%u runs (%s), %u after removing the segment", iters, mode,
 	       dropped);

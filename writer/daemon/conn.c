@@ -467,6 +467,15 @@ static void do_stats(struct conn *c, const struct proto_req *q)
 		f[PROTO_STAT_RING_CAPACITY] = st.ring_capacity;
 		f[PROTO_STAT_WRITER_PID] = (uint64_t)st.writer_pid;
 		f[PROTO_STAT_STATE] = (uint64_t)st.state;
+		/* persist: the log's counters */
+		shmreg_writer_log_stats_t ls;
+
+		if (shmreg_writer_log_stats(c->reg->w, &ls) == 0) {
+			f[PROTO_STAT_LOG_WRITES] = ls.writes;
+			f[PROTO_STAT_LOG_SYNCS] = ls.syncs;
+			f[PROTO_STAT_LOG_BYTES] = ls.log_bytes;
+			f[PROTO_STAT_SNAPSHOTS] = ls.snapshots;
+		}
 	}
 	for (unsigned i = 0; i < d->nreg; i++)
 		eph += d->reg[i].eph_count;
