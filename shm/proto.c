@@ -71,6 +71,8 @@ const char *proto_op_name(unsigned op)
 		return "reload";
 	case PROTO_OP_REGISTRIES:
 		return "registries";
+	case PROTO_OP_SNAPSHOT:
+		return "snapshot";
 	}
 	return "?";
 }
@@ -277,6 +279,7 @@ static int decode_body(const uint8_t *b, uint64_t blen, struct proto_req *req)
 	case PROTO_OP_PING:
 	case PROTO_OP_STATS:
 	case PROTO_OP_RELOAD:
+	case PROTO_OP_SNAPSHOT:
 		return blen == 0 ? 0 : -EBADMSG;
 	case PROTO_OP_PUTX:
 		return decode_putx(b, blen, req);
@@ -377,6 +380,7 @@ int proto_check_request(const struct proto_req *req)
 	case PROTO_OP_STATS:
 	case PROTO_OP_RELOAD:
 	case PROTO_OP_REGISTRIES:
+	case PROTO_OP_SNAPSHOT:
 		return 0;
 	}
 	return -EOPNOTSUPP;
