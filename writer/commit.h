@@ -45,7 +45,7 @@ static inline void commit_end(struct shmreg_writer *w, uint64_t rev)
 		rate_commit(w, w->revision);
 		/* persistence: the commit's log records go out (log_write.c) */
 		if (w->plog)
-			persist_committed(w);
+			w->plog_committed(w);
 	}
 }
 

@@ -190,6 +190,7 @@ static int start_log(struct shmreg_writer *w, struct persist *p,
 	if (!mark.rev)
 		return 0; /* an empty registry: nothing to mark */
 	w->plog = p;
+	w->plog_committed = persist_committed;
 	rc = persist_admit(w, PREC_HDR);
 	w->plog = NULL;
 	if (rc < 0)
@@ -232,6 +233,7 @@ int persist_open(struct shmreg_writer *w)
 	p->log_bytes = res.log_bytes;
 	p->sync_due_ns = shm_monotonic_ns() + p->batch_ns;
 	w->plog = p;
+	w->plog_committed = persist_committed;
 	return 0;
 fail:
 	persist_free(p);
