@@ -593,6 +593,15 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 		if (ro->po.batch_ms < 0)
 			ro->po.batch_ms = 0;   /* the writer's default */
 		ro->po.keep_prefix |= o->po.keep_prefix;
+		if (ro->mirror.urls && ro->po.data_dir) {
+			/* etcd holds a mirror's history: a restart resumes
+			 * from the segment or ranges etcd again, and a local
+			 * log could only disagree with it */
+			fprintf(stderr, "shmregd: registry %s: a mirror of "
+				"etcd keeps no --data-dir (see --help)\n",
+				ro->name);
+			return 2 + 1;
+		}
 	}
 	return 0;
 }
