@@ -30,6 +30,7 @@
 #include <sys/wait.h>
 
 #include "bench_common.h"
+#include "bench_shmregd.h"
 #include "shmreg.h"
 #include "shmreg_writer.h"
 
@@ -345,25 +346,6 @@ static double daemon_puts(const char *mode, uint64_t n)
 	return (double)n * 1e9 / (double)t0;
 }
 
-static const char *find_shmregd(const char *arg)
-{
-	static char buf[PATH_MAX + 32];
-	const char *env = getenv("SHMREGD");
-	char self[PATH_MAX];
-	ssize_t n;
-
-	if (arg)
-		return arg;
-	if (env && *env)
-		return env;
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return "shmregd";
-	self[n] = 0;
-	snprintf(buf, sizeof(buf), "%s/../../bin/shmregd", dirname(self));
-	return buf;
-}
-
 typedef double (*fig_fn)(int arg, uint64_t n);
 
 /* The median of @runs runs of @fn; *@cpu (may be NULL) the median of
@@ -430,7 +412,7 @@ int main(int argc, char **argv)
 		n_restart = 20000;
 		base = NULL;
 	}
-	shmregd_bin = find_shmregd(bin_arg);
+	shmregd_bin = bench_find_shmregd(bin_arg);
 	if (!base)
 		base = quick ? bench_base_dir() : "/var/tmp";
 	if ((size_t)snprintf(scratch, sizeof(scratch), "%s/shmreg-pbench.XXXXXX",
