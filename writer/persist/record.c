@@ -10,32 +10,9 @@
  */
 #include <string.h>
 
+#include "bytes.h"
 #include "hash.h"
 #include "record.h"
-
-static uint64_t rd64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return v;
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static uint16_t rd16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, 2);
-	return v;
-}
 
 static uint64_t check_of(const uint8_t *p, uint32_t len)
 {

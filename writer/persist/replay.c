@@ -43,6 +43,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "hash.h"
 #include "persist.h"
 
@@ -165,22 +166,6 @@ static void unmap_file(struct pfile *pf)
 	if (pf->p)
 		munmap((void *)pf->p, pf->size);
 	pf->p = NULL;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return v;
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return v;
 }
 
 void psnap_header(uint8_t out[PSNAP_HDR], uint64_t seq, uint64_t rev,
