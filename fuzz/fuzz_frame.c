@@ -104,6 +104,7 @@ static void reencode_request(const uint8_t *f, size_t n,
 	case PROTO_OP_PING:
 	case PROTO_OP_STATS:
 	case PROTO_OP_RELOAD:
+	case PROTO_OP_SNAPSHOT:
 		got = proto_encode_simple(scratch, sizeof(scratch), q->id,
 					  q->op);
 		break;

@@ -436,6 +436,12 @@ void shmreg_disconnect(shmreg_client_t *c);
  * (>= 0) or the connection errors of shmreg_put. */
 int64_t shmreg_ping(shmreg_client_t *c);
 
+/* Ask the daemon to start a snapshot of the registry's data directory
+ * (shmregd --data-dir; see shmreg_writer_snapshot).  Returns 0 when it was
+ * started, -EALREADY (one is being written), -ENOTSUP (the registry is not
+ * persistent), or the connection errors of shmreg_put. */
+int shmreg_client_snapshot(shmreg_client_t *c);
+
 /* What the daemon reports about itself (shmreg_client_stats). */
 typedef struct shmreg_daemon_stats {
 	uint64_t connections;    /* open connections */

@@ -22,7 +22,22 @@ extern "C" {
 typedef struct shmreg_writer shmreg_writer_t;
 
 /* shmreg_writer_opts_t.flags */
-#define SHMREG_WRITER_TRUNCATE 0x1u /* start empty, drop existing contents */
+#define SHMREG_WRITER_TRUNCATE 0x1u /* start empty, drop existing contents
+                                     * (and, with data_dir, its history) */
+#define SHMREG_WRITER_KEEP_PREFIX 0x2u /* data_dir: a log corrupt in the
+                                     * middle ends the history there (the
+                                     * rest is set aside as *.damaged)
+                                     * instead of refusing to open */
+#define SHMREG_WRITER_GROUP 0x4u    /* data_dir: the host calls
+                                     * shmreg_writer_flush() to write the
+                                     * log (group commit), not each commit */
+
+/* shmreg_writer_opts_t.durability (docs/persistence.md: what each promises
+ * after a process crash and after a machine crash) */
+#define SHMREG_DURABILITY_BATCH 0u  /* fdatasync at most batch_ms after a
+                                     * change (the default) */
+#define SHMREG_DURABILITY_NONE  1u  /* never fdatasync */
+#define SHMREG_DURABILITY_SYNC  2u  /* a change returns after its fdatasync */
 
 /* Options of shmreg_writer_open; the all-zero value means defaults. */
 typedef struct shmreg_writer_opts {
@@ -33,7 +48,18 @@ typedef struct shmreg_writer_opts {
 	uint64_t initial_arena;  /* arena bytes to start with, 0 = 1 MiB */
 	uint32_t ring_events;    /* change ring size (power of two, >= 1024),
 	                          * 0 = 65536 */
-	uint32_t reserved;
+	uint32_t durability;     /* SHMREG_DURABILITY_*, with data_dir (this
+	                          * was `reserved`, always 0 = batch) */
+	/* Since persistence (the struct grew from 32 to 48 bytes): */
+	const char *data_dir;    /* NULL: the registry lives in memory only.
+	                          * Else the directory (created 0700 if
+	                          * missing) of its log and snapshots: the
+	                          * registry is recovered from it on open and
+	                          * every change is logged */
+	uint32_t batch_ms;       /* SHMREG_DURABILITY_BATCH: fdatasync at
+	                          * most this long after a change, 0 = 10;
+	                          * at most 60000 */
+	uint32_t reserved;       /* 0 */
 } shmreg_writer_opts_t;
 
 /*
@@ -62,6 +88,23 @@ typedef struct shmreg_writer_opts {
  *            another format version, truncated, or corrupt)
  *   -EIO     no unguessable temporary name could be created (8 tries)
  *   -ENOMEM -ENOSPC  out of memory or tmpfs space
+ * and, with opts->data_dir (docs/persistence.md):
+ *   -EBUSY   another writer has the data directory open
+ *   -EBADMSG the data directory is corrupt in a way that would lose valid
+ *            records (a log damaged before its end, a missing log, no
+ *            valid snapshot); one line on stderr names the file and the
+ *            offset.  SHMREG_WRITER_KEEP_PREFIX opens with what precedes
+ *            the damage.  A torn tail (the end of the newest log cut
+ *            short or failing its checksum) is dropped with a line on
+ *            stderr saying how many bytes, and is no error.
+ *   -ENOTDIR -EACCES -ENAMETOOLONG  data_dir cannot be used
+ *
+ * With data_dir the contents come from the directory, not from a segment
+ * that survived: changes a crash lost from the log (as the durability
+ * mode allows) are gone even if readers saw them, and the revision goes
+ * on past anything readers saw.  Owner-bound and ephemeral entries are not
+ * restored, nor entries below them.  Opening may block for the recovery
+ * (about 0.3 s per million entries) and does fdatasync.
  */
 int shmreg_writer_open(const char *name, const shmreg_writer_opts_t *opts,
 		       shmreg_writer_t **out);
@@ -82,7 +125,12 @@ int shmreg_writer_open(const char *name, const shmreg_writer_opts_t *opts,
  *            SHMREG_ATTRS_MAX, a name or value over its limit
  *   -EEXIST  opts->expect_rev given and the entry's mod_rev differs
  *   -ENOMEM -ENOSPC  growing the registry failed; nothing stored is lost
- *   -EIO     growing failed: no unguessable temporary name could be made
+ *            (with a data directory: also no room for the log record; the
+ *            change was not made, the next one tries again)
+ *   -EIO     growing failed: no unguessable temporary name could be made;
+ *            with a data directory, the log could not be written (a
+ *            sync-mode put whose fdatasync failed is visible to readers
+ *            but not durable); changes are refused until reopened
  */
 int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key, size_t klen,
 			  const void *val, size_t vlen,
@@ -199,6 +247,48 @@ int shmreg_writer_batch_end(shmreg_writer_t *w);
 
 /* The current revision. */
 uint64_t shmreg_writer_revision(shmreg_writer_t *w);
+
+/*
+ * A writer with a data directory: write the log records of the changes
+ * committed so far, and fdatasync them as the durability mode says (sync:
+ * now; batch: when batch_ms have passed since the last one; none: never).
+ * A host that opened with SHMREG_WRITER_GROUP must call it before it
+ * acknowledges changes (all changes since the last call then share one
+ * write and one fdatasync), and every batch_ms while changes are pending;
+ * other hosts may call it to get a batch-mode fdatasync on time while no
+ * change comes.  May start a snapshot (see shmreg_writer_snapshot).
+ * Blocks for the write and the fdatasync.  Returns 0 (also without a
+ * data directory), or -EIO (the log could not be written: the changes
+ * since the last good flush may be lost in a machine crash; every further
+ * change is refused with -EIO until the writer is reopened), -EINVAL.
+ */
+int shmreg_writer_flush(shmreg_writer_t *w);
+
+/*
+ * Start writing a snapshot of the registry's contents into its data
+ * directory now, whatever the log's size (it also starts by itself when
+ * the log outgrows twice the last snapshot).  The writer only switches to
+ * a new log file (one write, one fdatasync, one file created); a thread
+ * builds the snapshot from the files, then removes the files it makes
+ * redundant, while changes go on.  Returns 0 when started, -EALREADY
+ * when one is being written, -ENOTSUP without a data directory, -EINVAL,
+ * or the -errno of creating the new log file.
+ */
+int shmreg_writer_snapshot(shmreg_writer_t *w);
+
+/* The log's counters (shmreg_writer_log_stats). */
+typedef struct shmreg_writer_log_stats {
+	uint64_t writes;          /* write calls to the log */
+	uint64_t syncs;           /* fdatasync calls */
+	uint64_t log_bytes;       /* log bytes since the newest snapshot */
+	uint64_t snapshot_bytes;  /* size of the newest snapshot, 0 = none */
+	uint64_t snapshots;       /* snapshots completed since open */
+	int32_t  error;           /* 0, or the -errno that refuses changes */
+	uint32_t reserved;
+} shmreg_writer_log_stats_t;
+
+/* Fill *@st.  Returns 0, -ENOTSUP (no data directory) or -EINVAL. */
+int shmreg_writer_log_stats(shmreg_writer_t *w, shmreg_writer_log_stats_t *st);
 
 /* A read-only handle on the writer's own registry (for read-your-writes
  * inside the writer process).  Owned by the writer; do not close it. */

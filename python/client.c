@@ -4,7 +4,8 @@
  *
  * Every call waits for the daemon's answer on the socket with the GIL
  * released.  A shmreg_client_t is used by one thread at a time: @busy
- * refuses a second thread while the first waits.  It also belongs to the
+ * (module.h) refuses a second thread while the first waits.  It also
+ * belongs to the
  * process that connected: a forked child would interleave its requests
  * with the parent's on the one shared socket, so a Client used in a child
  * connects anew first (closing only the child's copy of the parent's
@@ -15,15 +16,6 @@
 #include <string.h>
 
 #include "module.h"
-
-typedef struct {
-	PyObject_HEAD
-	shmreg_client_t *c;  /* NULL once closed */
-	unsigned gen;        /* pyfork_generation when it connected */
-	PyObject *socket;    /* bytes (fs path) or None */
-	PyObject *registry;  /* bytes */
-	bool busy;
-} pyclient_t;
 
 static int dial(pyclient_t *self)
 {
@@ -92,8 +84,7 @@ static void client_dealloc(pyclient_t *self)
 	PyObject_Free(self);
 }
 
-/* May @self send now?  Connects anew in a forked child. */
-static int client_ready(PyObject *o)
+int pyclient_ready(PyObject *o)
 {
 	pyclient_t *self = (pyclient_t *)o;
 
@@ -114,39 +105,27 @@ static int client_ready(PyObject *o)
 	return 0;
 }
 
-/*
- * The backend calls: GIL released around each round trip.  @busy is set
- * and cleared with the GIL held, so a second thread sees it.
- */
-#define ROUND_TRIP(self, call) ({                       \
-	int64_t _r;                                     \
-	(self)->busy = true;                            \
-	Py_BEGIN_ALLOW_THREADS                          \
-	_r = (call);                                    \
-	Py_END_ALLOW_THREADS                            \
-	(self)->busy = false;                           \
-	_r; })
-
+/* The backend calls: one PYCLIENT_ROUND_TRIP each (module.h). */
 static int64_t c_put(PyObject *o, const void *k, size_t kl, const void *v,
 		     size_t vl, const shmreg_put_opts_t *opts)
 {
 	pyclient_t *self = (pyclient_t *)o;
 
-	return ROUND_TRIP(self, shmreg_put(self->c, k, kl, v, vl, opts));
+	return PYCLIENT_ROUND_TRIP(self, shmreg_put(self->c, k, kl, v, vl, opts));
 }
 
 static int64_t c_del(PyObject *o, const void *k, size_t kl)
 {
 	pyclient_t *self = (pyclient_t *)o;
 
-	return ROUND_TRIP(self, shmreg_del(self->c, k, kl));
+	return PYCLIENT_ROUND_TRIP(self, shmreg_del(self->c, k, kl));
 }
 
 static int64_t c_del_tree(PyObject *o, const void *k, size_t kl)
 {
 	pyclient_t *self = (pyclient_t *)o;
 
-	return ROUND_TRIP(self, shmreg_del_tree(self->c, k, kl));
+	return PYCLIENT_ROUND_TRIP(self, shmreg_del_tree(self->c, k, kl));
 }
 
 static int64_t c_set_attrs(PyObject *o, const void *k, size_t kl,
@@ -154,7 +133,7 @@ static int64_t c_set_attrs(PyObject *o, const void *k, size_t kl,
 {
 	pyclient_t *self = (pyclient_t *)o;
 
-	return ROUND_TRIP(self, shmreg_set_attrs(self->c, k, kl, a, n));
+	return PYCLIENT_ROUND_TRIP(self, shmreg_set_attrs(self->c, k, kl, a, n));
 }
 
 static const struct pychange_ops client_ops = {
@@ -162,7 +141,7 @@ static const struct pychange_ops client_ops = {
 	.del = c_del,
 	.del_tree = c_del_tree,
 	.set_attrs = c_set_attrs,
-	.ready = client_ready,
+	.ready = pyclient_ready,
 };
 
 static PyObject *client_put(PyObject *self, PyObject *args, PyObject *kw)
@@ -191,10 +170,32 @@ static PyObject *client_ping(pyclient_t *self, PyObject *unused)
 	int64_t ret;
 
 	(void)unused;
-	if (client_ready((PyObject *)self) < 0)
+	if (pyclient_ready((PyObject *)self) < 0)
 		return NULL;
-	ret = ROUND_TRIP(self, shmreg_ping(self->c));
+	ret = PYCLIENT_ROUND_TRIP(self, shmreg_ping(self->c));
 	return ret < 0 ? pyerr_errno(ret, "ping") : PyLong_FromLongLong(ret);
+}
+
+PyDoc_STRVAR(batch_doc,
+"batch() -> shmreg.Batch\n"
+"\n"
+"A batch of puts, deletes and attribute updates applied all or nothing,\n"
+"in one commit:\n"
+"\n"
+"    with c.batch() as b:\n"
+"        b.delete(\"token/3\")\n"
+"        b.put(\"token/4\", b\"1\", expect_rev=0)\n"
+"    print(b.revision)    # the revision of its last change\n"
+"\n"
+"Nothing is sent until the with block ends (or b.commit()); an exception\n"
+"inside it discards the batch.  See shmreg.Batch.");
+
+static PyObject *client_batch(pyclient_t *self, PyObject *unused)
+{
+	(void)unused;
+	if (pyclient_ready((PyObject *)self) < 0)
+		return NULL;
+	return pybatch_new(self);
 }
 
 static int put_u64(PyObject *d, const char *name, uint64_t v)
@@ -222,9 +223,9 @@ static PyObject *client_stats(pyclient_t *self, PyObject *unused)
 	int64_t ret;
 
 	(void)unused;
-	if (client_ready((PyObject *)self) < 0)
+	if (pyclient_ready((PyObject *)self) < 0)
 		return NULL;
-	ret = ROUND_TRIP(self, shmreg_client_stats(self->c, &st, &ds));
+	ret = PYCLIENT_ROUND_TRIP(self, shmreg_client_stats(self->c, &st, &ds));
 	if (ret < 0)
 		return pyerr_errno(ret, "stats");
 	d = pystats_dict(&st);
@@ -295,6 +296,7 @@ static PyMethodDef client_methods[] = {
 	  METH_VARARGS | METH_KEYWORDS, pychange_delete_doc },
 	{ "set_attrs", (PyCFunction)(void (*)(void))client_set_attrs,
 	  METH_VARARGS | METH_KEYWORDS, pychange_set_attrs_doc },
+	{ "batch", (PyCFunction)client_batch, METH_NOARGS, batch_doc },
 	{ "ping", (PyCFunction)client_ping, METH_NOARGS, ping_doc },
 	{ "stats", (PyCFunction)client_stats, METH_NOARGS, cstats_doc },
 	{ "close", (PyCFunction)client_close, METH_NOARGS, cclose_doc },

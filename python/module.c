@@ -57,7 +57,8 @@ PyDoc_STRVAR(mod_doc,
 "\n"
 "Registry (shmreg.open) reads: get, [], in, info, revision, stats, list,\n"
 "find, children, attrs, wait, watch.  Client (shmreg.connect) and Writer\n"
-"(the embedded writer) write: put, delete, set_attrs.\n"
+"(the embedded writer) write: put, delete, set_attrs; Client.batch()\n"
+"applies many changes all or nothing.\n"
 "\n"
 "Keys are bytes or str (UTF-8), 1..KEY_MAX bytes; values bytes, up to\n"
 "VALUE_MAX.  Errors are OSError subclasses carrying the errno\n"
@@ -96,6 +97,7 @@ PyMODINIT_FUNC PyInit_shmreg(void)
 	    add_type(m, &pyreg_type, "Registry") < 0 ||
 	    add_type(m, &pywatch_type, "Watch") < 0 ||
 	    add_type(m, &pyclient_type, "Client") < 0 ||
+	    add_type(m, &pybatch_type, "Batch") < 0 ||
 	    add_type(m, &pywriter_type, "Writer") < 0 ||
 	    PyModule_AddObjectRef(m, "Info", (PyObject *)&pyinfo_type) < 0 ||
 	    PyModule_AddObjectRef(m, "Event", (PyObject *)&pyevent_type) < 0 ||

@@ -6,7 +6,8 @@
  * Every file holds one job: module.c (the module and its functions),
  * registry.c (shmreg.Registry, the reader), watch.c (shmreg.Watch),
  * records.c (shmreg.Info, shmreg.Event, the stats dict),
- * client.c (shmreg.Client, the daemon connection), writer.c
+ * client.c (shmreg.Client, the daemon connection), batch.c
+ * (shmreg.Batch, all-or-nothing batches on a Client), writer.c
  * (shmreg.Writer, the embedded writer), change.c (the put/delete/set_attrs
  * calls both writers share), args.c (keys, values, timeouts, attributes),
  * block.c (blocking without holding the GIL), errors.c (errno to
@@ -72,6 +73,41 @@ PyObject *pystats_dict(const shmreg_stats_t *st);
 extern PyTypeObject pyclient_type;
 extern PyTypeObject pywriter_type;
 PyObject *pyclient_connect(PyObject *mod, PyObject *args, PyObject *kw);
+
+/*
+ * A connection.  A shmreg_client_t is used by one thread at a time: @busy
+ * (set and cleared with the GIL held) refuses a second thread while the
+ * first waits for the daemon without the GIL.
+ */
+typedef struct {
+	PyObject_HEAD
+	shmreg_client_t *c;  /* NULL once closed */
+	unsigned gen;        /* pyfork_generation when it connected */
+	PyObject *socket;    /* bytes (fs path) or None */
+	PyObject *registry;  /* bytes */
+	bool busy;
+} pyclient_t;
+
+/* May @self send now?  0, or -1 with an exception; connects anew in a
+ * forked child. */
+int pyclient_ready(PyObject *self);
+
+/* Evaluate @call (a round trip on (self)->c) with the GIL released and
+ * @busy set, after pyclient_ready(); its int64_t result. */
+#define PYCLIENT_ROUND_TRIP(self, call) ({              \
+	int64_t _r;                                     \
+	(self)->busy = true;                            \
+	Py_BEGIN_ALLOW_THREADS                          \
+	_r = (call);                                    \
+	Py_END_ALLOW_THREADS                            \
+	(self)->busy = false;                           \
+	_r; })
+
+/* ---- shmreg.Batch (batch.c) ---- */
+
+extern PyTypeObject pybatch_type;
+/* Client.batch(): a new Batch on @client. */
+PyObject *pybatch_new(pyclient_t *client);
 
 /*
  * The writes both writers offer (change.c).  Each backend call returns

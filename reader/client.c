@@ -563,6 +563,14 @@ int64_t shmreg_ping(shmreg_client_t *c)
 }
 
 SHMREG_EXPORT
+int shmreg_client_snapshot(shmreg_client_t *c)
+{
+	int ret = simple_call(c, PROTO_OP_SNAPSHOT);
+
+	return ret < 0 ? ret : c->sync_status < 0 ? c->sync_status : 0;
+}
+
+SHMREG_EXPORT
 int shmreg_client_stats(shmreg_client_t *c, shmreg_stats_t *st,
 			shmreg_daemon_stats_t *ds)
 {

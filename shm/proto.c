@@ -71,6 +71,8 @@ const char *proto_op_name(unsigned op)
 		return "reload";
 	case PROTO_OP_REGISTRIES:
 		return "registries";
+	case PROTO_OP_SNAPSHOT:
+		return "snapshot";
 	}
 	return "?";
 }
@@ -277,6 +279,7 @@ static int decode_body(const uint8_t *b, uint64_t blen, struct proto_req *req)
 	case PROTO_OP_PING:
 	case PROTO_OP_STATS:
 	case PROTO_OP_RELOAD:
+	case PROTO_OP_SNAPSHOT:
 		return blen == 0 ? 0 : -EBADMSG;
 	case PROTO_OP_PUTX:
 		return decode_putx(b, blen, req);
@@ -328,16 +331,19 @@ ssize_t proto_decode_request(const void *buf, size_t len, size_t max_frame,
 
 void proto_put_opts(const struct proto_req *req, shmreg_put_opts_t *o)
 {
-	*o = (shmreg_put_opts_t){
-		.owner_pid = req->u.put.owner_pid,
-		.flags = req->u.put.flags,
-		.ttl_ns = req->u.put.ttl_ns,
-		.expect_rev = req->u.put.expect_rev,
-		.attrs = req->u.put.attrs.a,
-		.nattrs = req->u.put.attrs.n,
-		.parent = req->u.put.parent,
-		.parent_len = req->u.put.plen,
-	};
+	/* memset, then fields: a plain put's options must be all-zero bytes,
+	 * padding included, for the writer's fast path (shmreg_writer_put
+	 * compares them with the defaults); and no attributes is NULL, not
+	 * the address of the empty decoded array */
+	memset(o, 0, sizeof(*o));
+	o->owner_pid = req->u.put.owner_pid;
+	o->flags = req->u.put.flags;
+	o->ttl_ns = req->u.put.ttl_ns;
+	o->expect_rev = req->u.put.expect_rev;
+	o->attrs = req->u.put.attrs.n ? req->u.put.attrs.a : NULL;
+	o->nattrs = req->u.put.attrs.n;
+	o->parent = req->u.put.parent;
+	o->parent_len = req->u.put.plen;
 }
 
 int proto_check_request(const struct proto_req *req)
@@ -377,6 +383,7 @@ int proto_check_request(const struct proto_req *req)
 	case PROTO_OP_STATS:
 	case PROTO_OP_RELOAD:
 	case PROTO_OP_REGISTRIES:
+	case PROTO_OP_SNAPSHOT:
 		return 0;
 	}
 	return -EOPNOTSUPP;

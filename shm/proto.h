@@ -48,6 +48,8 @@
  *            reply:   u64 removed (on success)
  *   PING  request: empty
  *   STATS request: empty
+ *   SNAPSHOT request: empty (op 10: start a snapshot of the registry's
+ *         data directory; status 0, -EALREADY, -ENOTSUP without one)
  *         reply:   u32 nfields, u32 reserved, u64 field[nfields]
  *                  (PROTO_STAT_* indexes; a client ignores extra fields)
  *   BATCH request: u32 nops, u32 reserved(0), then nops records
@@ -87,7 +89,7 @@
 #define PROTO_OP_SETATTRS 7u
 #define PROTO_OP_DELTREE  8u
 #define PROTO_OP_BATCH    9u  /* puts, deletes, ... applied all or nothing */
-/* 10 is SNAPSHOT (persistence) */
+#define PROTO_OP_SNAPSHOT 10u /* write a snapshot of the registry's data */
 #define PROTO_OP_RELOAD     11u /* re-read the registry's --load DIR */
 #define PROTO_OP_REGISTRIES 12u /* the registries the daemon serves */
 #define PROTO_OP_LAST     PROTO_OP_REGISTRIES
@@ -171,6 +173,11 @@ enum proto_stat {
 	PROTO_STAT_MIRROR_STALE,   /* etcd mirror: CLOCK_REALTIME ns since its
 	                            * watch is down (stale), 0 = live or not
 	                            * a mirror */
+	/* persist: the selected registry's log (0 without --data-dir) */
+	PROTO_STAT_LOG_WRITES,     /* writes to the log since start */
+	PROTO_STAT_LOG_SYNCS,      /* fdatasyncs of the log since start */
+	PROTO_STAT_LOG_BYTES,      /* log bytes since the newest snapshot */
+	PROTO_STAT_SNAPSHOTS,      /* snapshots completed since start */
 	PROTO_STAT_NFIELDS
 };
 

@@ -8,6 +8,7 @@
 #define WRITER_COMMIT_H
 
 #include "internal.h"
+#include "persist/persist.h"
 #include "seqcount.h"
 
 static inline void commit_begin(struct shmreg_writer *w)
@@ -42,6 +43,9 @@ static inline void commit_end(struct shmreg_writer *w, uint64_t rev)
 		seq_write_end(&h->commit_seq);
 		/* a batch's revision: the last one its operations stored */
 		rate_commit(w, w->revision);
+		/* persistence: the commit's log records go out (log_write.c) */
+		if (w->plog)
+			w->plog_committed(w);
 	}
 }
 

@@ -156,6 +156,15 @@ struct shmreg_writer {
 	 * put stores in its slot instead of its commit revision */
 	uint64_t hold_rev;
 	uint64_t slot_mod_rev, slot_create_rev;
+	/* persistence (writer/persist/): NULL without a data directory */
+	struct persist *plog;
+	/* persist_committed, set with plog.  commit.h's inline commit_end
+	 * calls it through this pointer because shmregd compiles its own copy
+	 * of the mirror's commits (revision.c), where the library's local
+	 * persist_committed cannot be named. */
+	void (*plog_committed)(struct shmreg_writer *w);
+	uint64_t replay_create_rev; /* recovery: the put's create_rev, 0 =
+	                             * the usual rule */
 };
 
 /* The revision the next change commits as (see revision.c). */

@@ -304,5 +304,11 @@ SHMREG_EXPORT int64_t shmreg_writer_del_tree(shmreg_writer_t *w,
 	at = index_find(w, key, klen, shm_hash(key, klen), &old);
 	if (at < 0 || shm_expired(&old))
 		return -ENOENT;
-	return tree_remove(w, key, klen);
+	/* persistence: room for the records (a large subtree may log past
+	 * the reservation's slack; see writer/persist/log_write.c) */
+	if (w->plog && (rc = persist_admit(w, prec_size(klen, 0, 0, 0))) < 0)
+		return rc;
+	int64_t n = tree_remove(w, key, klen);
+
+	return w->plog && n > 0 ? persist_result(w, n) : n;
 }

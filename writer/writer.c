@@ -68,6 +68,7 @@ static void child_after_fork(void)
 		close(l->w->lock_fd);
 		close(l->w->seg_fd);
 		l->w->lock_fd = l->w->seg_fd = -1;
+		persist_after_fork(l->w); /* the data directory's lock too */
 	}
 	pthread_mutex_init(&writers_lock, NULL);
 }
@@ -183,7 +184,7 @@ SHMREG_EXPORT int shmreg_writer_batch_end(shmreg_writer_t *w)
 	if (!w || w->batch_depth == 0)
 		return -EINVAL;
 	commit_end(w, 0);
-	return 0;
+	return w->plog && w->batch_depth == 0 ? persist_error(w) : 0;
 }
 
 /* ---- growth ---- */
@@ -234,6 +235,8 @@ void remove_at(struct shmreg_writer *w, uint64_t i,
 		w->owned--;
 	if (rev)
 		ring_append(w, rev, SHM_OP_DEL, key, klen, hash);
+	if (rev && w->plog) /* persistence hook */
+		persist_log_del(w, rev, key, klen);
 	commit_end(w, rev);
 	if (rev && w->notify)
 		notify_key(w->notify, hash);
@@ -296,15 +299,19 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 		return 0;
 
 	rev = writer_next_rev(w);
+	uint64_t create_rev = exists ? s->create_rev : rev;
+
 	commit_begin(w);
 	if (exists)
 		w->bytes_used -= s->klen + s->vlen;
 	else
 		w->entries++;
-	index_write_inline(w, i, hash, rev, exists ? s->create_rev : rev, key,
-			   klen, val, vlen);
+	index_write_inline(w, i, hash, rev, create_rev, key, klen, val, vlen);
 	w->bytes_used += klen + vlen;
 	ring_append(w, rev, SHM_OP_PUT, key, klen, hash);
+	if (w->plog) /* persistence hook */
+		persist_log_put(w, rev, create_rev, key, klen, val, vlen, NULL,
+				0);
 	commit_end(w, rev);
 	if (w->notify)
 		notify_key(w->notify, hash);
@@ -329,15 +336,21 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	if (rc < 0)
 		return rc;
 	hash = shm_hash(key, klen);
+	/* persistence: room for the record, or the change is refused */
+	if (w->plog) {
+		rc = persist_admit(w, persist_put_need(klen, vlen, opts));
+		if (rc < 0)
+			return rc;
+	}
 	/* all-zero options (every field, whatever fields the struct gains:
 	 * nonzero padding only sends a put the general way) */
 	if ((!opts || !memcmp(opts, &defaults, sizeof(defaults))) &&
 	    klen + vlen <= SHM_SLOT_INLINE && !w->hold_rev &&
-	    !w->slot_mod_rev) {
+	    !w->slot_mod_rev && !w->keep_expiry) {
 		int64_t r = put_common(w, key, klen, val, vlen, hash);
 
 		if (r > 0)
-			return r;
+			return w->plog ? persist_result(w, r) : r;
 	}
 	if (!opts)
 		opts = &defaults;
@@ -383,6 +396,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	shm_zero_fixed(&ns, offsetof(struct shm_slot, data));
 	ns.mod_rev = w->slot_mod_rev ? w->slot_mod_rev : rev;
 	ns.create_rev = w->slot_create_rev ? w->slot_create_rev
+		      : w->replay_create_rev ? w->replay_create_rev
 		      : exists ? old.create_rev : rev;
 	ns.expires_at_ns = w->keep_expiry ? w->keep_expires_at
 					  : shm_ttl_deadline_ns(opts->ttl_ns);
@@ -421,6 +435,9 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	w->owned += ns.owner_pid > 0;
 	w->bytes_used += klen + vlen;
 	ring_append(w, rev, SHM_OP_PUT, key, klen, hash);
+	if (w->plog) /* persistence hook */
+		persist_log_put(w, rev, ns.create_rev, key, klen, val, vlen,
+				opts, ns.expires_at_ns);
 	commit_end(w, rev);
 	if (w->notify)
 		notify_key(w->notify, hash);
@@ -433,7 +450,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 		if (owners_add(&w->owners, opts->owner_pid, key, klen,
 			       writer_owns, w) == 0)
 			owner_watch(w, opts->owner_pid);
-	return (int64_t)rev;
+	return w->plog ? persist_result(w, (int64_t)rev) : (int64_t)rev;
 }
 
 SHMREG_EXPORT int64_t shmreg_writer_del(shmreg_writer_t *w, const void *key,
@@ -461,9 +478,11 @@ SHMREG_EXPORT int64_t shmreg_writer_del(shmreg_writer_t *w, const void *key,
 	}
 	if (tree_has_children(w, key, klen))
 		return -ENOTEMPTY;
+	if (w->plog && (rc = persist_admit(w, prec_size(klen, 0, 0, 0))) < 0)
+		return rc;
 	rev = writer_next_rev(w);
 	remove_at(w, (uint64_t)at, &old, key, klen, hash, rev);
-	return (int64_t)rev;
+	return w->plog ? persist_result(w, (int64_t)rev) : (int64_t)rev;
 }
 
 SHMREG_EXPORT int64_t shmreg_writer_del_owner(shmreg_writer_t *w, pid_t pid)
@@ -473,6 +492,8 @@ SHMREG_EXPORT int64_t shmreg_writer_del_owner(shmreg_writer_t *w, pid_t pid)
 
 	if (!w || pid <= 0)
 		return -EINVAL;
+	/* an owner's entries are logged as deletes; a full log must not
+	 * keep them alive, so no admission check here */
 	l = owners_take(&w->owners, pid);
 	if (!l)
 		return 0;
@@ -512,7 +533,11 @@ SHMREG_EXPORT shmreg_t *shmreg_writer_reader(shmreg_writer_t *w)
 
 static int check_opts(shmreg_writer_opts_t *o)
 {
-	if (o->flags & ~SHMREG_WRITER_TRUNCATE)
+	if (o->flags & ~(SHMREG_WRITER_TRUNCATE | SHMREG_WRITER_KEEP_PREFIX |
+			 SHMREG_WRITER_GROUP))
+		return -EINVAL;
+	if (o->durability > SHMREG_DURABILITY_SYNC || o->batch_ms > 60000 ||
+	    o->reserved || (o->data_dir && !o->data_dir[0]))
 		return -EINVAL;
 	if (o->mode & ~0777u)
 		return -EINVAL;
@@ -659,13 +684,16 @@ SHMREG_EXPORT int shmreg_writer_open(const char *name,
 	rc = notify_open(&w->notify, w->path, w->mode);
 	if (rc < 0)
 		goto fail;
-	if (w->opts.flags & SHMREG_WRITER_TRUNCATE) {
+	if (w->opts.data_dir) {
+		/* persistence: the contents come from the directory */
+		rc = persist_open(w);
+	} else if (w->opts.flags & SHMREG_WRITER_TRUNCATE) {
 		retire_existing(w);
 		rc = -ENOENT;
 	} else {
 		rc = take_over(w);
 	}
-	if (rc == -ENOENT)
+	if (rc == -ENOENT && !w->opts.data_dir)
 		rc = handoff(w, NULL, index_cap_for(w->opts.initial_entries),
 			     w->opts.initial_arena);
 	if (rc < 0)
@@ -676,6 +704,7 @@ SHMREG_EXPORT int shmreg_writer_open(const char *name,
 	*out = w;
 	return 0;
 fail:
+	persist_close(w);
 	if (w->notify)
 		notify_close(w->notify);
 	w->notify = NULL;
@@ -699,6 +728,7 @@ SHMREG_EXPORT void shmreg_writer_close(shmreg_writer_t *w)
 		atomic_store_explicit(&w->map.hdr->state, SHM_STATE_CLOSED,
 				      memory_order_release);
 	}
+	persist_close(w);
 	if (w->notify)
 		notify_close(w->notify);
 	writer_free(w);

@@ -98,6 +98,7 @@ int cmd_stats(struct ctl *c);
 int cmd_await(struct ctl *c);
 int cmd_watch(struct ctl *c);
 int cmd_ping(struct ctl *c);
+int cmd_snapshot(struct ctl *c);
 int cmd_daemon_stats(struct ctl *c);
 int cmd_rm_registry(struct ctl *c);
 int cmd_find(struct ctl *c);

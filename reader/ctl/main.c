@@ -138,6 +138,12 @@ static const struct ctl_cmd commands[] = {
 "\n"
 "Ask the daemon serving the registry for its revision (a round trip that\n"
 "changes nothing).  Exit 3 when no daemon answers or serves the registry.\n" },
+	{ "snapshot", cmd_snapshot, 0, 0, 0,
+"Usage: shmregctl snapshot\n"
+"\n"
+"Ask the daemon serving the registry to start a snapshot of its data\n"
+"directory (shmregd --data-dir) now.  Exit 3 when no daemon answers, 1\n"
+"when the registry is not persistent or a snapshot is being written.\n" },
 	{ "daemon-stats", cmd_daemon_stats, 0, 0, 0,
 "Usage: shmregctl daemon-stats\n"
 "\n"
@@ -209,6 +215,7 @@ static const char usage_text[] =
 "                             print puts and deletes until interrupted\n"
 "  ping                       round trip to the registry's daemon\n"
 "  daemon-stats               the daemon's counters\n"
+"  snapshot                   the daemon snapshots the registry's log\n"
 "  rm-registry NAME           remove a registry no writer holds\n"
 "  batch [FILE]               operations from stdin, one per line, applied\n"
 "                             all or nothing through shmregd\n"

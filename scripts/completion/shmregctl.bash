@@ -28,7 +28,7 @@ _shmregctl()
 	fi
 
 	local cmds="get put del list find children attrs stats await watch
-		health ping daemon-stats rm-registry batch reload registries
+		health ping daemon-stats snapshot rm-registry batch reload registries
 		help"
 	local global="--registry --json --output --socket --embedded
 		--no-embedded --help --version"

@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 
 #include "bench_common.h"
+#include "bench_shmregd.h"
 #include "shmreg.h"
 #include "shmreg_writer.h"
 
@@ -227,26 +228,6 @@ static void one_run(const char *bin, uint64_t n, struct run *out)
 	free(during);
 }
 
-static const char *find_shmregd(const char *arg)
-{
-	static char buf[PATH_MAX + 32];
-	const char *env = getenv("SHMREGD");
-	char self[PATH_MAX];
-	ssize_t n;
-
-	if (arg)
-		return arg;
-	if (env && *env)
-		return env;
-	/* build tree: <build>/tests/bench/bench_expiry -> <build>/bin */
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return "shmregd";
-	self[n] = 0;
-	snprintf(buf, sizeof(buf), "%s/../../bin/shmregd", dirname(self));
-	return buf;
-}
-
 /* The median over the runs of the field at @off of struct run. */
 static double med(const struct run *runs, int n, size_t off)
 {
@@ -291,7 +272,7 @@ int main(int argc, char **argv)
 			"1..50000000\n", MAX_RUNS);
 		return 2;
 	}
-	bin = find_shmregd(bin);
+	bin = bench_find_shmregd(bin);
 	cli_cpu = bench_cpu(0);
 	srv_cpu = bench_ncpus() > 1 ? bench_cpu(1) : cli_cpu;
 	if (bench_mkdir(dir, sizeof(dir), "expiry") < 0) {

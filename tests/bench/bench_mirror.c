@@ -32,6 +32,7 @@
 #include <curl/curl.h>
 
 #include "bench_common.h"
+#include "bench_shmregd.h"
 #include "shmreg.h"
 #include "shmreg_writer.h"
 
@@ -313,25 +314,6 @@ static void start_daemon(const char *bin)
 	close(p[0]);
 }
 
-static const char *find_shmregd(const char *arg)
-{
-	static char buf[PATH_MAX + 32];
-	const char *env = getenv("SHMREGD");
-	char self[PATH_MAX];
-	ssize_t n;
-
-	if (arg)
-		return arg;
-	if (env && *env)
-		return env;
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return "shmregd";
-	self[n] = 0;
-	snprintf(buf, sizeof(buf), "%s/../../bin/shmregd", dirname(self));
-	return buf;
-}
-
 static double pct(double *v, int n, double p)
 {
 	bench_median(v, n); /* sorts */
@@ -382,7 +364,7 @@ int main(int argc, char **argv)
 		printf("SKIP: /usr/bin/etcd not installed\n");
 		return 77;
 	}
-	bin = find_shmregd(bin);
+	bin = bench_find_shmregd(bin);
 	if (bench_mkdir(tmpdir, sizeof(tmpdir), "mirror"))
 		die("scratch directory");
 	setenv("SHMREG_DIR", tmpdir, 1);

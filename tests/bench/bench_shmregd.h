@@ -3,8 +3,9 @@
  * bench_shmregd.h - start and stop a shmregd for a benchmark: the binary
  * ($SHMREGD, --shmregd PATH, or the build tree's), a socket in a short
  * private directory (sun_path holds 108 bytes), readiness through
- * --ready-fd, pinned to the server CPU.  Used by bench_daemon and
- * bench_batch.
+ * --ready-fd, pinned to the server CPU.  Used by bench_daemon,
+ * bench_batch; bench_expiry, bench_persist, bench_mirror and bench_stats
+ * find the binary with bench_find_shmregd.
  */
 #ifndef BENCH_SHMREGD_H
 #define BENCH_SHMREGD_H

@@ -29,6 +29,7 @@
  */
 #define _GNU_SOURCE
 #include "bench_common.h"
+#include "bench_shmregd.h"
 
 #include <arpa/inet.h>
 #include <libgen.h>
@@ -203,25 +204,6 @@ static double scrape_round(int port, const char *path, int n, size_t *bytes)
 	return m;
 }
 
-static const char *find_shmregd(const char *arg)
-{
-	static char buf[PATH_MAX + 32];
-	const char *env = getenv("SHMREGD");
-	char self[PATH_MAX];
-	ssize_t n;
-
-	if (arg)
-		return arg;
-	if (env && *env)
-		return env;
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return "shmregd";
-	self[n] = 0;
-	snprintf(buf, sizeof(buf), "%s/../../bin/shmregd", dirname(self));
-	return buf;
-}
-
 int main(int argc, char **argv)
 {
 	double put[ROUNDS], clk[ROUNDS], get[ROUNDS], sts[ROUNDS];
@@ -277,7 +259,7 @@ int main(int argc, char **argv)
 	shmreg_close(r);
 	shmreg_writer_close(w);
 
-	port = start_daemon(find_shmregd(bin), path);
+	port = start_daemon(bench_find_shmregd(bin), path);
 	scrape = scrape_round(port, "/metrics", quick ? 20 : SCRAPES, &mbytes);
 	root = scrape_round(port, "/", quick ? 20 : SCRAPES, &rbytes);
 	kill(daemon_pid, SIGTERM);

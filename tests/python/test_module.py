@@ -778,6 +778,92 @@ class TestClient(unittest.TestCase):
             self.c.put("t/3", b"", owner_pid=2**22 + 12345)
         self.assertEqual(self.c.delete("t", recursive=True), 2)
 
+    def test_batch_all(self):
+        rev0 = self.c.ping()
+        with self.c.batch() as b:
+            self.assertIsInstance(b, shmreg.Batch)
+            self.assertIsNone(b.put("bt/p", b""))
+            b.put("bt/p/1", b"one", parent="bt/p", attrs={"in": "batch"})
+            b.put("bt/x", b"x", expect_rev=0)
+            b.set_attrs("bt/x", {"s": "1"})
+            b.delete("bt/x")
+            self.assertEqual(len(b), 5)
+            # nothing is sent before the block ends
+            self.assertNotIn("bt/p", self.r)
+        self.assertEqual(b.revision, rev0 + 5)
+        self.assertIsNone(b.failed)
+        self.assertEqual(self.r["bt/p/1"], b"one")
+        self.assertEqual(self.r.attrs("bt/p/1"), [("in", "batch")])
+        self.assertNotIn("bt/x", self.r)
+        self.assertEqual(self.r.info("bt/p/1").mod_rev, rev0 + 2)
+        with self.assertRaises(ValueError):
+            b.put("k", b"")               # committed: closed
+        b.abort()                         # allowed after commit
+        with self.c.batch() as b:
+            b.delete("bt/p", recursive=True)
+        self.assertEqual(list(self.r.list("bt/")), [])
+        with self.c.batch() as b:         # empty: the current revision
+            pass
+        self.assertEqual(b.revision, self.c.ping())
+
+    def test_batch_none(self):
+        self.c.put("bn/a", b"old")
+        rev0 = self.c.ping()
+        b = self.c.batch()
+        b.put("bn/a", b"new")
+        b.put("bn/c", b"", parent="bn/missing")
+        b.delete("bn/a")
+        with self.assertRaises(KeyError) as cm:
+            b.commit()
+        self.assertEqual(cm.exception.args, (b"bn/missing",))
+        self.assertEqual(b.failed, 1)
+        self.assertIsNone(b.revision)
+        self.assertEqual(self.r["bn/a"], b"old")   # nothing applied
+        self.assertEqual(self.c.ping(), rev0)
+        with self.assertRaises(FileExistsError) as cm:
+            with self.c.batch() as b:
+                b.put("bn/b", b"")
+                b.put("bn/a", b"", expect_rev=0)
+        self.assertEqual(cm.exception.errno, errno.EEXIST)
+        self.assertEqual(b.failed, 1)
+        self.assertNotIn("bn/b", self.r)
+        with self.assertRaises(KeyError) as cm:
+            with self.c.batch() as b:
+                b.delete("bn/nothing")
+        self.assertEqual(cm.exception.args, (b"bn/nothing",))
+        self.assertEqual(b.failed, 0)
+
+    def test_batch_discarded(self):
+        rev0 = self.c.ping()
+        with self.assertRaises(ZeroDivisionError):
+            with self.c.batch() as b:
+                b.put("bd/a", b"")
+                1 / 0
+        self.assertNotIn("bd/a", self.r)
+        self.assertEqual(self.c.ping(), rev0)
+        with self.assertRaises(ValueError):
+            b.commit()
+        # bad arguments leave the batch as it was
+        b = self.c.batch()
+        b.put("bd/ok", b"1")
+        with self.assertRaises(ValueError):
+            b.put(b"", b"")
+        with self.assertRaises(TypeError):
+            b.put("bd/k", 5)
+        with self.assertRaises(ValueError):
+            b.set_attrs("bd/ok", {"a=b": "c"})
+        self.assertEqual(len(b), 1)
+        self.assertEqual(b.commit(), rev0 + 1)
+        self.assertEqual(self.r["bd/ok"], b"1")
+        # a batch whose connection closed is discarded, not sent
+        c2 = shmreg.connect(self.d.socket, self.name)
+        b = c2.batch()
+        b.put("bd/late", b"")
+        c2.close()
+        with self.assertRaises(ValueError):
+            b.commit()
+        self.assertNotIn("bd/late", self.r)
+
     def test_bad_arguments_cost_no_round_trip(self):
         before = self.c.stats()["daemon"]["requests"]
         with self.assertRaises(ValueError):
@@ -888,13 +974,15 @@ class TestModule(unittest.TestCase):
     def test_docstrings(self):
         self.assertIn("shared-memory registry", shmreg.__doc__)
         for obj in (shmreg.open, shmreg.connect, shmreg.Registry,
-                    shmreg.Writer, shmreg.Client, shmreg.Watch,
+                    shmreg.Writer, shmreg.Client, shmreg.Batch, shmreg.Watch,
                     shmreg.Info, shmreg.Event):
             self.assertTrue(obj.__doc__ and len(obj.__doc__) > 30, obj)
         for cls, names in ((shmreg.Registry, "get info list find children "
                             "attrs wait watch stats close"),
                            (shmreg.Client, "put delete set_attrs ping "
-                            "stats close"),
+                            "stats close batch"),
+                           (shmreg.Batch, "put delete set_attrs commit "
+                            "abort"),
                            (shmreg.Writer, "put delete set_attrs close"),
                            (shmreg.Watch, "next close")):
             for n in names.split():

@@ -74,6 +74,13 @@ static const char usage[] =
 "                          seconds or a duration (default 5s, at least\n"
 "                          2s, whole seconds)\n"
 "      --truncate          start the registries empty\n"
+"      --data-dir DIR      persist the registry: its log and snapshots in\n"
+"                          DIR/NAME/, recovered from there at start [*]\n"
+"      --durability MODE   none, batch (default) or sync [*]\n"
+"      --batch-ms N        batch: fdatasync at most N ms after a change\n"
+"                          (default 10, 1..60000) [*]\n"
+"      --recover-prefix    a log damaged in the middle: start with what\n"
+"                          precedes the damage instead of refusing [*]\n"
 "      --ready-fd FD       write \"READY\\n\" to FD once serving, then close\n"
 "                          it (systemd's NOTIFY_SOCKET is also honoured)\n"
 "      --metrics-listen ADDR:PORT\n"
@@ -185,6 +192,10 @@ enum {
 	OPT_ETCD_TIMEOUT,
 	OPT_ETCD_STALL,
 	OPT_ETCD_LEASE_TTL,
+	OPT_DATA_DIR,
+	OPT_DURABILITY,
+	OPT_BATCH_MS,
+	OPT_RECOVER_PREFIX,
 };
 
 static const struct option longopts[] = {
@@ -211,6 +222,10 @@ static const struct option longopts[] = {
 	{ "etcd-timeout", required_argument, NULL, OPT_ETCD_TIMEOUT },
 	{ "etcd-stall-timeout", required_argument, NULL, OPT_ETCD_STALL },
 	{ "etcd-lease-ttl", required_argument, NULL, OPT_ETCD_LEASE_TTL },
+	{ "data-dir", required_argument, NULL, OPT_DATA_DIR },
+	{ "durability", required_argument, NULL, OPT_DURABILITY },
+	{ "batch-ms", required_argument, NULL, OPT_BATCH_MS },
+	{ "recover-prefix", no_argument, NULL, OPT_RECOVER_PREFIX },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -240,6 +255,36 @@ static int bad(const char *opt, const char *arg, const char *why)
 {
 	fprintf(stderr, "shmregd: %s %s: %s (see --help)\n", opt, arg, why);
 	return 2 + 1;
+}
+
+/* --data-dir, --durability, --batch-ms, --recover-prefix into @po. */
+static int d_parse_persist(int opt, const char *arg, struct d_persist_opt *po)
+{
+	static const char *modes[] = { "batch", "none", "sync" };
+	unsigned long v;
+
+	switch (opt) {
+	case OPT_DATA_DIR:
+		if (!arg[0])
+			return bad("--data-dir", arg, "empty path");
+		po->data_dir = arg;
+		return 0;
+	case OPT_DURABILITY:
+		for (int m = 0; m < 3; m++)
+			if (!strcmp(arg, modes[m])) {
+				po->durability = m; /* SHMREG_DURABILITY_* */
+				return 0;
+			}
+		return bad("--durability", arg, "want none, batch or sync");
+	case OPT_BATCH_MS:
+		if (parse_ulong(arg, 10, 60000, &v) || v == 0)
+			return bad("--batch-ms", arg, "want 1..60000 ms");
+		po->batch_ms = (int)v;
+		return 0;
+	default:
+		po->keep_prefix = true;
+		return 0;
+	}
 }
 
 /* The allow lists an --allow-uid/--allow-gid adds to: the defaults before
@@ -273,6 +318,7 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 	o->in_budget = 256ull << 20;
 	o->ready_fd = -1;
 	o->verbose = D_INFO;
+	o->po.durability = o->po.batch_ms = -1;
 
 	/* getopt's own messages name the binary by its full path: ours use
 	 * the short name and point at --help */
@@ -295,6 +341,8 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 				if (!strcmp(o->reg[i].name, optarg))
 					return bad("--registry", optarg,
 						   "given twice");
+			o->reg[o->nreg].po.durability = -1;
+			o->reg[o->nreg].po.batch_ms = -1;
 			o->reg[o->nreg++].name = optarg;
 			break;
 		case 's':
@@ -391,6 +439,20 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 		case OPT_TRUNCATE:
 			o->truncate = true;
 			break;
+		case OPT_DATA_DIR:
+		case OPT_DURABILITY:
+		case OPT_BATCH_MS:
+		case OPT_RECOVER_PREFIX: {
+			/* persistence options: the last registry's, or the
+			 * defaults before the first */
+			struct d_persist_opt *po = o->nreg
+				? &o->reg[o->nreg - 1].po : &o->po;
+			int rc = d_parse_persist(c, optarg, po);
+
+			if (rc)
+				return rc;
+			break;
+		}
 		case OPT_READY_FD:
 			if (parse_ulong(optarg, 10, INT_MAX, &v))
 				return bad("--ready-fd", optarg, "not an fd");
@@ -534,6 +596,26 @@ int d_parse_args(int argc, char **argv, struct d_opts *o)
 			ro->mirror.stall_ns = 10000ull * 1000000;
 		if (!ro->mirror.lease_ttl_s)
 			ro->mirror.lease_ttl_s = 5;
+		if (!ro->po.data_dir)
+			ro->po.data_dir = o->po.data_dir;
+		if (ro->po.durability < 0)
+			ro->po.durability = o->po.durability;
+		if (ro->po.batch_ms < 0)
+			ro->po.batch_ms = o->po.batch_ms;
+		if (ro->po.durability < 0)
+			ro->po.durability = 0; /* SHMREG_DURABILITY_BATCH */
+		if (ro->po.batch_ms < 0)
+			ro->po.batch_ms = 0;   /* the writer's default */
+		ro->po.keep_prefix |= o->po.keep_prefix;
+		if (ro->mirror.urls && ro->po.data_dir) {
+			/* etcd holds a mirror's history: a restart resumes
+			 * from the segment or ranges etcd again, and a local
+			 * log could only disagree with it */
+			fprintf(stderr, "shmregd: registry %s: a mirror of "
+				"etcd keeps no --data-dir (see --help)\n",
+				ro->name);
+			return 2 + 1;
+		}
 	}
 	return 0;
 }

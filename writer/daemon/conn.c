@@ -482,6 +482,17 @@ static void do_stats(struct conn *c, const struct proto_req *q)
 		f[PROTO_STAT_WRITES_MILLI] =
 			(uint64_t)(st.writes_per_sec * 1000.0 + 0.5);
 		f[PROTO_STAT_UPTIME_NS] = st.uptime_ns;
+		{
+			/* persist: the log's counters */
+			shmreg_writer_log_stats_t ls;
+
+			if (shmreg_writer_log_stats(c->reg->w, &ls) == 0) {
+				f[PROTO_STAT_LOG_WRITES] = ls.writes;
+				f[PROTO_STAT_LOG_SYNCS] = ls.syncs;
+				f[PROTO_STAT_LOG_BYTES] = ls.log_bytes;
+				f[PROTO_STAT_SNAPSHOTS] = ls.snapshots;
+			}
+		}
 	}
 	for (unsigned i = 0; i < d->nreg; i++)
 		eph += d->reg[i].eph_count;
@@ -549,6 +560,14 @@ static void handle_request(struct conn *c, const struct proto_req *q)
 		break;
 	case PROTO_OP_REGISTRIES:
 		admin_registries(c, q);
+		break;
+	case PROTO_OP_SNAPSHOT: /* persist */
+		if (!c->reg)
+			reply_err(c, q, -ENOTCONN);
+		else
+			reply(c, q->op, q->id,
+			      shmreg_writer_snapshot(c->reg->w), reg_rev(c),
+			      NULL, 0);
 		break;
 	default:
 		/* proto_decode_request() refuses unknown ops */
@@ -976,6 +995,12 @@ static void start_send(struct conn *c)
 
 		if (!c->out_q.len)
 			return;
+		/* persistence: queued replies wait for the turn's log
+		 * write (group_commit.c), which sends them */
+		if (c->d->hold_replies) {
+			mark_dirty(c);
+			return;
+		}
 		t = c->out_s;
 		c->out_s = c->out_q;
 		c->out_q = t;

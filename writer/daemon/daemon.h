@@ -74,6 +74,13 @@ struct d_regopt {
 	bool acl_set;
 	const char *load_dir;       /* --load, or NULL */
 	struct d_mirror_opts mirror; /* --etcd ...: mirror.urls or NULL */
+	struct d_persist_opt {      /* persistence: --data-dir ... */
+		const char *data_dir;   /* DIR (the registry's files go in
+		                         * DIR/NAME), NULL = none */
+		int durability;         /* SHMREG_DURABILITY_*, -1 = unset */
+		int batch_ms;           /* -1 = unset */
+		bool keep_prefix;       /* --recover-prefix */
+	} po;
 };
 
 struct d_opts {
@@ -98,6 +105,7 @@ struct d_opts {
 	const char *metrics_listen; /* --metrics-listen ADDR:PORT, or NULL */
 	bool truncate;
 	int verbose;                /* 0 errors, 1 info, 2 debug */
+	struct d_persist_opt po;    /* defaults of every registry */
 };
 
 /* Parse the command line.  Returns 0 to run, or an exit status (+1) when
@@ -268,6 +276,10 @@ struct D_TAGGED daemon {
 	unsigned nexpiry_due;       /* registries with reg.expiry_due */
 	struct d_stats st;
 	struct metrics_srv metrics; /* --metrics-listen (metrics_http.c) */
+	/* persistence (group_commit.c): a registry has a data directory, so
+	 * replies wait for the log write of their turn of the loop */
+	bool persistent;
+	bool hold_replies;          /* set while requests are being applied */
 };
 
 /* user_data tags, in the low four bits of the pointer to the object a
@@ -421,6 +433,19 @@ int load_registry(struct daemon *d, struct reg *r, char *msg, size_t cap);
  * logged, never fatal. */
 void load_reload_all(struct daemon *d);
 void load_free_all(struct daemon *d);
+
+/* ---- group_commit.c ---- */
+/* Before replies go out: write (and sync, as each registry's durability
+ * mode says) the log of every change of this turn, for every registry
+ * with a data directory: one write and one fdatasync for them all.  A
+ * failed write closes the connections whose replies would acknowledge
+ * what it lost. */
+void d_group_commit(struct daemon *d);
+/* The writer options of registry @ro's --data-dir (DIR/NAME in @buf). */
+int d_persist_opts(struct daemon *d, const struct d_regopt *ro,
+		   shmreg_writer_opts_t *wo, char *buf, size_t cap);
+/* At exit: the log counters of each persistent registry, logged. */
+void d_log_persist_stats(struct daemon *d);
 
 /* ---- auth.c ---- */
 /* Read the peer's credentials into @c and decide whether it may use the

@@ -189,6 +189,15 @@ int loop_init(struct daemon *d)
 		tick = 10000000ull;
 	if (tick > 1000000000ull)
 		tick = 1000000000ull;
+	/* persistence: batch mode syncs on the tick while no request comes */
+	for (unsigned i = 0; i < d->o->nreg; i++) {
+		const struct d_persist_opt *po = &d->o->reg[i].po;
+		uint64_t b = (po->batch_ms > 0 ? (uint64_t)po->batch_ms : 10) *
+			     1000000ull;
+
+		if (po->data_dir && b < tick)
+			tick = b;
+	}
 	d->tick_ts.tv_sec = (long long)(tick / 1000000000ull);
 	d->tick_ts.tv_nsec = (long long)(tick % 1000000000ull);
 	return 0;
@@ -372,6 +381,7 @@ static void on_tick(struct daemon *d)
 {
 	uint64_t now = d_now_ns();
 
+	d_group_commit(d); /* persistence: batch mode's fdatasync on time */
 	conn_check_stalls(d, now);
 	conn_check_idle(d, now);
 	metrics_tick(d, now);
@@ -488,6 +498,9 @@ int loop_run(struct daemon *d)
 		unsigned head, n = 0;
 		int ret;
 
+		/* persistence: the turn's log write before its replies */
+		d_group_commit(d);
+		d->hold_replies = false;
 		conn_flush_dirty(d);
 		if (d->nexpiry_due && d->state != D_DONE) {
 			/* the replies go out first, then the sweep's chunk
@@ -502,6 +515,7 @@ int loop_run(struct daemon *d)
 			d->fatal = ret;
 			break;
 		}
+		d->hold_replies = d->persistent; /* see group_commit.c */
 		io_uring_for_each_cqe(&d->ring, head, cqe) {
 			dispatch(d, cqe);
 			n++;

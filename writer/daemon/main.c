@@ -234,11 +234,16 @@ static int open_registries(struct daemon *d)
 			.mode = d->o->reg[i].mode,
 			.flags = d->o->truncate ? SHMREG_WRITER_TRUNCATE : 0,
 		};
+		char data_dir[PATH_MAX];
 		int ret;
 
 		r->ro = &d->o->reg[i];
 		r->name = r->ro->name;
 		r->idx = i;
+		/* persistence: DIR/NAME, group commit (group_commit.c) */
+		ret = d_persist_opts(d, r->ro, &wo, data_dir, sizeof(data_dir));
+		if (ret < 0)
+			return ret;
 		ret = shmreg_writer_open(r->name, &wo, &r->w);
 		if (ret < 0) {
 			d_log(D_ERR, "registry %s: %s%s", r->name,
@@ -274,6 +279,7 @@ static int open_registries(struct daemon *d)
 
 static void close_registries(struct daemon *d)
 {
+	d_log_persist_stats(d); /* persistence */
 	for (unsigned i = 0; i < d->nreg; i++) {
 		shmreg_writer_close(d->reg[i].w);
 		d->reg[i].w = NULL;

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * persist_common.h - helpers of the persistence tests: a writer with a
+ * data directory, the log files, and a reference model of the contents.
+ */
+#ifndef TESTS_PERSIST_COMMON_H
+#define TESTS_PERSIST_COMMON_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/tc.h"
+#include "shmreg.h"
+#include "shmreg_writer.h"
+
+/* "$dir/NAME.data": the data directory of registry NAME in these tests. */
+static inline char *pt_datadir(char *buf, const char *name)
+{
+	char file[256];
+
+	snprintf(file, sizeof(file), "%s.data", name);
+	return tc_path(buf, file);
+}
+
+static inline int pt_open(const char *name, uint32_t durability,
+			  uint32_t flags, shmreg_writer_t **w)
+{
+	char dir[4096];
+	shmreg_writer_opts_t o = { .flags = flags, .durability = durability };
+
+	o.data_dir = pt_datadir(dir, name);
+	return shmreg_writer_open(name, &o, w);
+}
+
+/* Remove the registry's segment (as a reboot would). */
+static inline void pt_drop_segment(const char *name)
+{
+	char p[4096];
+
+	unlink(tc_path(p, name));
+}
+
+/* Path of log.SEQ / snap.SEQ of registry NAME. */
+static inline char *pt_file(char *buf, const char *name, const char *kind,
+			    unsigned long long seq)
+{
+	char dir[4096];
+
+	snprintf(buf, 4096, "%s/%s.%016llx", pt_datadir(dir, name), kind, seq);
+	return buf;
+}
+
+/* Highest SEQ of files of @kind ("log" or "snap"), 0 when none. */
+static inline unsigned long long pt_last(const char *name, const char *kind)
+{
+	char dir[4096], pre[16];
+	unsigned long long best = 0, s;
+	struct dirent *e;
+	DIR *d = opendir(pt_datadir(dir, name));
+
+	TC_CHECK(d, "opendir %s: %s", dir, strerror(errno));
+	snprintf(pre, sizeof(pre), "%s.", kind);
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, pre, strlen(pre)) ||
+		    strlen(e->d_name) != strlen(pre) + 16)
+			continue;
+		s = strtoull(e->d_name + strlen(pre), NULL, 16);
+		if (s > best)
+			best = s;
+	}
+	closedir(d);
+	return best;
+}
+
+static inline off_t pt_size(const char *path)
+{
+	struct stat st;
+
+	TC_CHECK(stat(path, &st) == 0, "stat %s: %s", path, strerror(errno));
+	return st.st_size;
+}
+
+#endif /* TESTS_PERSIST_COMMON_H */

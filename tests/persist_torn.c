@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: MIT */
+/* Description: recovery keeps exactly the valid prefix of a log cut or
+ * corrupted at random offsets at its end (inside a length, a checksum, a
+ * value: a torn tail, dropped), refuses with -EBADMSG a corruption followed
+ * by valid records unless SHMREG_WRITER_KEEP_PREFIX (then exactly the
+ * records before it, the damaged file set aside), and falls back from a
+ * corrupt newest snapshot to the previous one; with no valid snapshot and
+ * the early logs gone it refuses. */
+#include <fcntl.h>
+
+#include "persist_common.h"
+
+#define N 200
+
+static size_t rec_end[N];  /* offset in log.1 after record i */
+static size_t log_len;
+static char *pristine;
+
+static size_t rec_size(size_t klen, size_t vlen)
+{
+	return (56 + klen + vlen + 7) & ~(size_t)7;
+}
+
+static size_t vlen_of(int i)
+{
+	return 8 + (size_t)(i * 37 % 300);
+}
+
+static void key_of(int i, char *k)
+{
+	snprintf(k, 16, "key%04d", i);
+}
+
+static void write_history(void)
+{
+	shmreg_writer_t *w;
+	uint8_t v[400];
+	char k[16];
+	size_t off = 32; /* the log header */
+
+	TC_EQ(pt_open("reg", SHMREG_DURABILITY_SYNC, 0, &w), 0, "open");
+	for (int i = 0; i < N; i++) {
+		key_of(i, k);
+		tv_build(v, vlen_of(i), k, strlen(k), (uint64_t)i);
+		TC_CHECK(shmreg_writer_put(w, k, strlen(k), v, vlen_of(i),
+					   NULL) == i + 1, "put %d", i);
+		off += rec_size(strlen(k), vlen_of(i));
+		rec_end[i] = off;
+	}
+	shmreg_writer_close(w);
+}
+
+static void clear_dir(void)
+{
+	char dir[4096], p[8192];
+	struct dirent *e;
+	DIR *d = opendir(pt_datadir(dir, "reg"));
+
+	TC_CHECK(d, "opendir");
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && strcmp(e->d_name, "lock")) {
+			snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+			unlink(p);
+		}
+	closedir(d);
+	pt_drop_segment("reg");
+}
+
+/* log.1 = the first @n bytes of the pristine log, byte @at xor @x. */
+static void set_log(size_t n, size_t at, uint8_t x)
+{
+	char p[4096];
+	uint8_t b;
+
+	clear_dir();
+	b = (uint8_t)(pristine[at] ^ x);
+	tc_write_file(pt_file(p, "reg", "log", 1), pristine, n);
+	if (x) {
+		int fd = open(p, O_WRONLY);
+
+		TC_CHECK(fd >= 0 && pwrite(fd, &b, 1, (off_t)at) == 1, "patch");
+		close(fd);
+	}
+}
+
+/* Exactly keys 0..n-1 are there, with their values. */
+static void expect_prefix(int n, const char *what)
+{
+	shmreg_t *r;
+	uint8_t buf[400];
+	char k[16];
+
+	TC_EQ(shmreg_open("reg", 0, &r), 0, what);
+	for (int i = 0; i < N; i++) {
+		ssize_t got;
+
+		key_of(i, k);
+		got = shmreg_get(r, k, strlen(k), buf, sizeof(buf), NULL);
+		if (i >= n) {
+			if (got != -ENOENT)
+				tc_fail_at(__FILE__, __LINE__, what,
+					   "%s: key %d of %d present", what, i,
+					   n);
+			continue;
+		}
+		if (got != (ssize_t)vlen_of(i) ||
+		    tv_check(buf, (size_t)got, k, strlen(k), NULL))
+			tc_fail_at(__FILE__, __LINE__, what,
+				   "%s: key %d of %d: %zd", what, i, n, got);
+	}
+	shmreg_close(r);
+}
+
+/* The number of records wholly before offset @off. */
+static int records_before(size_t off)
+{
+	int n = 0;
+
+	while (n < N && rec_end[n] <= off)
+		n++;
+	return n;
+}
+
+static void open_expect(int rc, uint32_t flags, int prefix, const char *what)
+{
+	shmreg_writer_t *w;
+
+	TC_EQ(pt_open("reg", 0, flags, &w), rc, what);
+	if (rc == 0) {
+		shmreg_writer_close(w);
+		expect_prefix(prefix, what);
+	}
+}
+
+static void snapshots(void)
+{
+	shmreg_writer_t *w;
+	char p[4096], q[4096];
+	unsigned long long s1, s2;
+
+	set_log(log_len, 0, 0);
+	TC_EQ(pt_open("reg", 0, 0, &w), 0, "open for snapshot 1");
+	TC_EQ(shmreg_writer_snapshot(w), 0, "snapshot 1");
+	shmreg_writer_close(w);
+	s1 = pt_last("reg", "snap");
+	TC_EQ(pt_open("reg", 0, 0, &w), 0, "open for snapshot 2");
+	TC_EQ(shmreg_writer_snapshot(w), 0, "snapshot 2");
+	shmreg_writer_close(w);
+	s2 = pt_last("reg", "snap");
+	TC_CHECK(s1 && s2 > s1, "two snapshots: %llu %llu", s1, s2);
+	/* the log before the previous snapshot is gone */
+	TC_CHECK(access(pt_file(p, "reg", "log", 1), F_OK) < 0, "log.1 kept");
+	/* a flipped byte in the newest: the previous one and its logs */
+	pt_file(p, "reg", "snap", s2);
+	tc_copy_file(p, tc_path(q, "snap.copy"), SIZE_MAX, 100, "X", 1);
+	TC_CHECK(rename(q, p) == 0, "rename");
+	pt_drop_segment("reg");
+	open_expect(0, 0, N, "newest snapshot corrupt");
+	/* both corrupt (the previous one's first record): refused */
+	pt_file(p, "reg", "snap", s1);
+	tc_copy_file(p, q, SIZE_MAX, 60, "X", 1);
+	TC_CHECK(rename(q, p) == 0, "rename");
+	pt_file(p, "reg", "snap", pt_last("reg", "snap"));
+	tc_copy_file(p, q, SIZE_MAX, 100, "X", 1);
+	TC_CHECK(rename(q, p) == 0, "rename");
+	pt_drop_segment("reg");
+	open_expect(-EBADMSG, 0, 0, "no valid snapshot");
+}
+
+int main(void)
+{
+	uint64_t seed = tc_seed(), st = seed;
+	char p[4096];
+	FILE *f;
+
+	tc_init("persist_torn", 120);
+	tv_selftest();
+	write_history();
+	log_len = (size_t)pt_size(pt_file(p, "reg", "log", 1));
+	TC_EQ(log_len, rec_end[N - 1], "log length");
+	pristine = malloc(log_len);
+	f = fopen(p, "rb");
+	TC_CHECK(f && fread(pristine, 1, log_len, f) == log_len, "read log");
+	fclose(f);
+
+	/* cut anywhere (in a header field, a checksum, a key, a value,
+	 * between records): exactly the whole records before the cut */
+	for (int it = 0; it < 42; it++) {
+		/* the first two: an empty log, a header cut short */
+		size_t cut = it == 0 ? 0 : it == 1 ? 10
+			   : (size_t)tc_range(&st, 0, log_len);
+
+		set_log(cut, 0, 0);
+		open_expect(0, 0, records_before(cut), "cut");
+		/* the cut log is now followed by the next writer's: the
+		 * history must still be sound (regression: an empty log
+		 * was left empty, then refused as damage) */
+		open_expect(0, 0, records_before(cut), "cut, reopened");
+	}
+	/* the last record damaged, at its length, its checksum, its value */
+	size_t last = rec_end[N - 2];
+	size_t at[3] = { last + 5, last + 9, last + 60 };
+	for (int i = 0; i < 3; i++) {
+		set_log(log_len, at[i], 0x40);
+		open_expect(0, 0, N - 1, "last record damaged");
+	}
+	/* a damaged record with valid ones after it: refused, or with
+	 * KEEP_PREFIX exactly the records before it */
+	for (int it = 0; it < 20; it++) {
+		int i = (int)tc_range(&st, 0, N - 2);
+		size_t start = i ? rec_end[i - 1] : 32;
+		size_t off = (size_t)tc_range(&st, start, rec_end[i] - 1);
+
+		set_log(log_len, off, (uint8_t)tc_range(&st, 1, 255));
+		open_expect(-EBADMSG, 0, 0, "middle damaged");
+		open_expect(0, SHMREG_WRITER_KEEP_PREFIX, i, "keep prefix");
+		snprintf(p + strlen(pt_file(p, "reg", "log", 1)), 16,
+			 ".damaged");
+		TC_CHECK(access(p, F_OK) == 0, "damaged copy %s", p);
+		/* and the history is sound from there on */
+		open_expect(0, 0, i, "after keep prefix");
+	}
+	/* a damaged log header with records after it */
+	set_log(log_len, 3, 1);
+	open_expect(-EBADMSG, 0, 0, "header damaged");
+	snapshots();
+	free(pristine);
+	return 0;
+}
