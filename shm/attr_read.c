@@ -110,6 +110,15 @@ bool shm_attrs_have(const uint8_t *a, size_t alen, const char *name,
 	return false;
 }
 
+/* Is the (stable) object header @o the one slot copy @s points at: the
+ * same version of the same entry?  Decides between "changed after the slot
+ * was copied" (retry) and "corrupt" in shm_rich_read. */
+static bool rich_is_version(const struct shm_obj *o, const struct shm_slot *s)
+{
+	return o->mod_rev == s->mod_rev && o->klen == s->klen &&
+	       o->vlen == s->vlen && shm_tag(o->hash) == s->tag;
+}
+
 int shm_rich_read(const struct shm_map *m, const struct shm_slot *s,
 		  void *key, void *val, size_t vcap, void *buf, size_t cap,
 		  uint32_t *alen, void *parent, uint32_t *plen)
@@ -141,7 +150,12 @@ int shm_rich_read(const struct shm_map *m, const struct shm_slot *s,
 	    h.r.plen > SHMREG_KEY_MAX) {
 		if (seq_read_retry((const _Atomic uint32_t *)o, s0))
 			return -EAGAIN;
-		return -EPROTO;
+		/* lengths that do not fit are corruption only in this
+		 * version of this entry: a reader descheduled after its slot
+		 * copy can find the block freed and reused (the quarantine
+		 * bounds that by time, not by readers), and is then behind a
+		 * change, not looking at a corrupt segment */
+		return rich_is_version(&h.o, s) ? -EPROTO : -EAGAIN;
 	}
 	an = h.r.alen < cap ? h.r.alen : cap;
 	n = s->vlen < vcap ? s->vlen : vcap;
@@ -158,8 +172,7 @@ int shm_rich_read(const struct shm_map *m, const struct shm_slot *s,
 		return -EAGAIN;
 	/* a stable object that is not this version of this entry: freed and
 	 * reused after the slot copy was taken */
-	if (h.o.mod_rev != s->mod_rev || h.o.klen != s->klen ||
-	    h.o.vlen != s->vlen || shm_tag(h.o.hash) != s->tag)
+	if (!rich_is_version(&h.o, s))
 		return -EAGAIN;
 	if (h.r.nattrs > SHMREG_ATTRS_MAX ||
 	    (h.r.nattrs == 0 && (h.r.alen || !h.r.plen)) ||
