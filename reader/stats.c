@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* stats.c - shmreg_stats: counters from the header, read without locks. */
 #include <errno.h>
+#include <stdbool.h>
 
 #include "clock.h"
 #include "internal.h"
@@ -39,8 +40,12 @@ static double commit_rate(const struct shm_hdr *h, uint64_t rev)
 	}
 	if (i == 4)
 		return 0;
-	i = (t[1] && now - t[1] >= SHM_RATE_NS) || !t[0] ? 1 : 0;
-	if (!t[i] || now <= t[i] || rev < rv[i])
+	/* the samples are the segment's, so untrusted: a time outside
+	 * (0, now) is no sample, and is never subtracted from now */
+	bool ok0 = t[0] > 0 && t[0] < now, ok1 = t[1] > 0 && t[1] < now;
+
+	i = (ok1 && now - t[1] >= SHM_RATE_NS) || !ok0 ? 1 : 0;
+	if (!(i ? ok1 : ok0) || rev < rv[i])
 		return 0;
 	return (double)(rev - rv[i]) * 1e9 / (double)(now - t[i]);
 }
