@@ -535,7 +535,7 @@ int64_t shmreg_del_tree(shmreg_client_t *c, const void *key, size_t klen)
 	return (int64_t)proto_get_u64(c->sync_body);
 }
 
-static int simple_call(shmreg_client_t *c, uint8_t op)
+int client_simple_call(shmreg_client_t *c, uint8_t op)
 {
 	uint8_t *p;
 	uint64_t id;
@@ -555,7 +555,7 @@ static int simple_call(shmreg_client_t *c, uint8_t op)
 SHMREG_EXPORT
 int64_t shmreg_ping(shmreg_client_t *c)
 {
-	int ret = simple_call(c, PROTO_OP_PING);
+	int ret = client_simple_call(c, PROTO_OP_PING);
 
 	if (ret < 0)
 		return ret;
@@ -565,7 +565,7 @@ int64_t shmreg_ping(shmreg_client_t *c)
 SHMREG_EXPORT
 int shmreg_client_snapshot(shmreg_client_t *c)
 {
-	int ret = simple_call(c, PROTO_OP_SNAPSHOT);
+	int ret = client_simple_call(c, PROTO_OP_SNAPSHOT);
 
 	return ret < 0 ? ret : c->sync_status < 0 ? c->sync_status : 0;
 }
@@ -575,7 +575,7 @@ int shmreg_client_stats(shmreg_client_t *c, shmreg_stats_t *st,
 			shmreg_daemon_stats_t *ds)
 {
 	uint64_t f[PROTO_STAT_NFIELDS] = { 0 };
-	int ret = simple_call(c, PROTO_OP_STATS);
+	int ret = client_simple_call(c, PROTO_OP_STATS);
 	unsigned n;
 
 	if (ret < 0)

@@ -7,11 +7,10 @@
 #include "internal.h"
 #include "client_internal.h"
 
-static int call(shmreg_client_t *c, uint8_t op, uint32_t arg)
+/* A REGISTRIES request for the records from @first on, and its reply. */
+static int call_registries(shmreg_client_t *c, uint32_t first)
 {
-	size_t len = op == PROTO_OP_REGISTRIES
-			     ? proto_encode_registries(NULL, 0, 0, 0)
-			     : PROTO_HDR_SIZE;
+	size_t len = proto_encode_registries(NULL, 0, 0, 0);
 	uint8_t *p;
 	uint64_t id;
 
@@ -23,17 +22,14 @@ static int call(shmreg_client_t *c, uint8_t op, uint32_t arg)
 	if (!p)
 		return -ENOMEM;
 	id = c->next_id++;
-	if (op == PROTO_OP_REGISTRIES)
-		proto_encode_registries(p, len, id, arg);
-	else
-		proto_encode_simple(p, len, id, op);
+	proto_encode_registries(p, len, id, first);
 	return client_sync_wait(c, id);
 }
 
 SHMREG_EXPORT
 int64_t shmreg_client_reload(shmreg_client_t *c, char *msg, size_t cap)
 {
-	int ret = call(c, PROTO_OP_RELOAD, 0);
+	int ret = client_simple_call(c, PROTO_OP_RELOAD);
 	uint32_t n;
 
 	if (msg && cap)
@@ -94,7 +90,7 @@ ssize_t shmreg_client_registries(shmreg_client_t *c, shmreg_registry_fn fn,
 	 * not.  Each round reports at least one or ends: bounded by the
 	 * daemon's count */
 	do {
-		ret = call(c, PROTO_OP_REGISTRIES, first);
+		ret = call_registries(c, first);
 		if (ret < 0)
 			return ret;
 		if (c->sync_status < 0)
