@@ -7,26 +7,7 @@
 # is served; a member that accepts and never answers makes a write fail
 # with ETIMEDOUT after the given bound (300ms and plain 300 alike), not the
 # 2 s default.  Needs no etcd: the "member" is a silent loopback listener.
-set -u
-if [ -z "${SHMREGD:-}" ] || [ -z "${SHMREGCTL:-}" ]; then
-	echo "SKIP: no shmregd or shmregctl built"
-	exit 77
-fi
-scratch=${SHMREG_DIR:?}
-export SHMREG_DIR=$scratch/shm
-mkdir -p "$SHMREG_DIR"
-unset SHMREG_SOCKET XDG_RUNTIME_DIR
-fails=0
-fail() {
-	echo "FAIL: $*"
-	fails=$((fails + 1))
-}
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-}
-trap cleanup EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/mirror_common.sh"
 
 # --- refused values ---
 bad() { # OPTION VALUE

@@ -7,26 +7,8 @@
 # health says stale, writes fail with an error within the bound, and a
 # clean stop exits 0 (no crash, no sanitizer report).  Needs python3 only.
 set -u
-if [ -z "${SHMREGD:-}" ] || [ -z "${SHMREGCTL:-}" ]; then
-	echo "SKIP: no shmregd or shmregctl built"
-	exit 77
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/mirror_common.sh"
 command -v python3 >/dev/null || { echo "SKIP: no python3"; exit 77; }
-scratch=${SHMREG_DIR:?}
-export SHMREG_DIR=$scratch/shm
-mkdir -p "$SHMREG_DIR"
-unset SHMREG_SOCKET XDG_RUNTIME_DIR
-fails=0
-fail() {
-	echo "FAIL: $*"
-	fails=$((fails + 1))
-}
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-}
-trap cleanup EXIT
 
 python3 "$(dirname "$0")/mirror_garbage.py" >"$scratch/port" &
 pids+=("$!")

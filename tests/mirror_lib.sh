@@ -8,30 +8,8 @@ if [ ! -x /usr/bin/etcd ] || [ ! -x /usr/bin/etcdctl ]; then
 	echo "SKIP: etcd-server / etcd-client not installed"
 	exit 77
 fi
-if [ -z "${SHMREGD:-}" ] || [ -z "${SHMREGCTL:-}" ]; then
-	echo "SKIP: no shmregd or shmregctl built"
-	exit 77
-fi
-scratch=${SHMREG_DIR:?}
-export SHMREG_DIR=$scratch/shm
-mkdir -p "$SHMREG_DIR"
-unset SHMREG_SOCKET XDG_RUNTIME_DIR
+. "$(dirname "${BASH_SOURCE[0]}")/mirror_common.sh"
 export ETCDCTL_API=3
-fails=0
-fail() {
-	echo "FAIL: $*"
-	fails=$((fails + 1))
-}
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do
-		kill -9 "$p" 2>/dev/null
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null
-	done
-}
-trap cleanup EXIT
 
 # Six free loopback ports (bound and released by the kernel's choice; a
 # collision with a parallel test makes etcd fail to start, and the caller
