@@ -21,6 +21,7 @@
 #include "shmreg.h"
 #include "shmreg_writer.h"
 #include "clock.h"
+#include "common/expiry_fill.h"
 #include "common/tc.h"
 #include "daemon_harness.h"
 
@@ -81,69 +82,17 @@ static uint64_t live_entries(shmreg_t *r)
 	return st.entries;
 }
 
-/* Put entry "e/NNNNNNN" number @i, expiring at @at (CLOCK_REALTIME).
- * False when @at has passed already. */
-static bool put_at(shmreg_writer_t *w, uint64_t i, int64_t at)
-{
-	shmreg_put_opts_t o = { .ttl_ns = at - shm_realtime_ns() };
-	char k[32];
-	int len = snprintf(k, sizeof(k), "e/%07llu", (unsigned long long)i);
-	int64_t rev;
-
-	if (o.ttl_ns <= 0)
-		return false;
-	rev = shmreg_writer_put(w, k, (size_t)len, "12345678", 8, &o);
-	TC_CHECK(rev > 0, "put %s: %lld", k, (long long)rev);
-	return true;
-}
-
-/* One try of fill(): the deadline @factor times the fill's expected time
- * after its first 1%, plus 2 s (4 s under a sanitizer) for the daemon's
- * start and the round trips before the deadline; 0 when the fill ran past
- * it anyway (the load rose). */
-static int64_t fill_try(const char *reg, uint64_t n, int64_t factor)
-{
-	shmreg_writer_opts_t wo = { .flags = SHMREG_WRITER_TRUNCATE,
-				    .initial_entries = n + 1024 };
-	uint64_t first = n / 100 + 1;
-	int64_t t0, at;
-	shmreg_writer_t *w;
-	bool ok = true;
-	int rc = shmreg_writer_open(reg, &wo, &w);
-
-	TC_EQ(rc, 0, "writer open");
-	t0 = shm_realtime_ns();
-	for (uint64_t i = 0; i < first && i < n; i++)
-		put_at(w, i, t0 + 3600000LL * MS);
-	at = shm_realtime_ns();
-	at += factor * (at - t0) * (int64_t)(n / first) +
-	      (tc_sanitized() ? 4000 : 2000) * MS;
-	for (uint64_t i = first; ok && i < n; i++)
-		ok = put_at(w, i, at);
-	for (uint64_t i = 0; ok && i < first && i < n; i++)
-		ok = put_at(w, i, at);
-	shmreg_writer_close(w);
-	return ok ? at : 0;
-}
-
-/*
- * @n entries that all expire at one instant, as soon after the fill as the
- * machine's load allows: the first 1% are put with a deadline far ahead and
- * timed, which gives the deadline, then the rest and again the first 1% are
- * put with it.  When a rise of the load made the fill overrun it, the fill
- * starts over (the registry is truncated) with twice the margin.  Returns
- * the deadline.
- */
+/* The deadline of @n entries that all expire at one instant
+ * (expiry_fill.h), with 2 s (4 s under a sanitizer) for the daemon's
+ * start and the round trips before it. */
 static int64_t fill(const char *reg, uint64_t n)
 {
-	for (int64_t factor = 2;; factor *= 2) {
-		int64_t at = fill_try(reg, n, factor);
+	int64_t at = expiry_fill(reg, n, (tc_sanitized() ? 4000 : 2000) * MS);
 
-		if (at)
-			return at;
-		TC_CHECK(factor <= 32, "the fill kept running past its deadline "
-			 "(a machine too loaded)");
-	}
+	TC_CHECK(at > 0, "fill: %s", at == -ETIME ?
+		 "it kept running past its deadline (a machine too loaded)" :
+		 strerror((int)-at));
+	return at;
 }
 
 static void sweep_under_load(uint64_t n)

@@ -26,6 +26,7 @@
 
 #include "bench_common.h"
 #include "bench_shmregd.h"
+#include "common/expiry_fill.h"
 #include "shmreg.h"
 #include "shmreg_writer.h"
 
@@ -35,14 +36,6 @@
 static char dir[PATH_MAX], sockdir[64], sock[128];
 static pid_t daemon_pid;
 static int cli_cpu, srv_cpu;
-
-static int64_t realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -64,72 +57,20 @@ static void die(const char *what, int64_t rc)
 	exit(1);
 }
 
-/* Put entry "e/NNNNNNN" number @i, expiring at @at (CLOCK_REALTIME).
- * False when @at has passed already. */
-static bool put_at(shmreg_writer_t *w, uint64_t i, int64_t at)
-{
-	shmreg_put_opts_t o = { .ttl_ns = at - realtime_ns() };
-	char k[32];
-	int len = snprintf(k, sizeof(k), "e/%07llu", (unsigned long long)i);
-	int64_t rev;
-
-	if (o.ttl_ns <= 0)
-		return false;
-	rev = shmreg_writer_put(w, k, (size_t)len, "12345678", 8, &o);
-	if (rev < 0)
-		die("put", rev);
-	return true;
-}
-
-/* One try of fill(): the deadline @factor times the fill's expected time
- * after its first 1%, plus 1 s for the daemon's start; 0 when the fill
- * ran past it anyway (the load rose). */
-static int64_t fill_try(const char *reg, uint64_t n, int64_t factor)
-{
-	shmreg_writer_opts_t wo = { .flags = SHMREG_WRITER_TRUNCATE,
-				    .initial_entries = n + 1024 };
-	uint64_t first = n / 100 + 1;
-	int64_t t0, at;
-	shmreg_writer_t *w;
-	bool ok = true;
-	int rc = shmreg_writer_open(reg, &wo, &w);
-
-	if (rc < 0)
-		die("writer open", rc);
-	t0 = realtime_ns();
-	for (uint64_t i = 0; i < first && i < n; i++)
-		put_at(w, i, t0 + 3600000LL * MS);
-	at = realtime_ns();
-	at += factor * (at - t0) * (int64_t)(n / first) + 1000 * MS;
-	for (uint64_t i = first; ok && i < n; i++)
-		ok = put_at(w, i, at);
-	for (uint64_t i = 0; ok && i < first && i < n; i++)
-		ok = put_at(w, i, at);
-	shmreg_writer_close(w);
-	return ok ? at : 0;
-}
-
-/*
- * @n entries that all expire at one instant, as soon after the fill as the
- * machine's load allows: the first 1% are put with a deadline far ahead and
- * timed, which gives the deadline, then the rest and again the first 1% are
- * put with it.  When a rise of the load made the fill overrun it, the fill
- * starts over (the registry is truncated) with twice the margin.  Returns
- * the deadline.
- */
+/* The deadline of @n entries that all expire at one instant
+ * (expiry_fill.h), with 1 s for the daemon's start. */
 static int64_t fill(const char *reg, uint64_t n)
 {
-	for (int64_t factor = 2;; factor *= 2) {
-		int64_t at = fill_try(reg, n, factor);
+	int64_t at = expiry_fill(reg, n, 1000 * MS);
 
-		if (at)
-			return at;
-		if (factor > 32) {
-			fprintf(stderr, "bench_expiry: the fill kept running past "
-				"its deadline (a machine too loaded)\n");
-			exit(1);
-		}
+	if (at == -ETIME) {
+		fprintf(stderr, "bench_expiry: the fill kept running past "
+			"its deadline (a machine too loaded)\n");
+		exit(1);
 	}
+	if (at < 0)
+		die("fill", at);
+	return at;
 }
 
 static void start_daemon(const char *bin)
@@ -193,7 +134,7 @@ static void one_run(const char *bin, uint64_t n, struct run *out)
 	if (rc < 0)
 		die("connect", rc);
 	for (uint64_t i = 0;; i++) {
-		int64_t rt0 = realtime_ns();
+		int64_t rt0 = shm_realtime_ns();
 		uint64_t t0 = bench_now_ns(), lat;
 		int64_t rev = shmreg_put(c, "probe", 5, "x", 1, NULL);
 
@@ -212,7 +153,7 @@ static void one_run(const char *bin, uint64_t n, struct run *out)
 			exit(1);
 		}
 	}
-	end = realtime_ns();
+	end = shm_realtime_ns();
 	shmreg_disconnect(c);
 	shmreg_close(r);
 	stop_daemon();
