@@ -3,12 +3,14 @@
  * recover.c - rebuild the registry from its data directory on open.
  *
  * How it works.  The records are applied to a private segment first (the
- * registry's name plus ".recover", which no reader opens), through the
- * writer's own put and delete with the record's revision, create_rev and
- * deadline imposed: one pass over the files, each put O(1), into an index
+ * registry's name plus ".recover", which no reader opens), into an index
  * sized for the entries up front (no growth on the way for the common
- * case).  Readers of the registry keep reading the old segment meanwhile
- * and never see a half-built state.  At the end one handoff copies the
+ * case): the roots of a hash-ordered snapshot (version 2) without
+ * attributes by the bulk insert (bulk_load.c), front to back through the
+ * index; every other record through the writer's own put and delete with
+ * the record's revision, create_rev and deadline imposed, each O(1).
+ * Readers of the registry keep reading the old segment meanwhile and never
+ * see a half-built state.  At the end one handoff copies the
  * private segment to the registry's name and retires the old segment, so
  * readers already mapped follow (writer/handoff.c).
  *
@@ -136,6 +138,19 @@ static int ws_apply(void *ctx, const struct prec *r, const uint8_t *raw,
 	return rc < 0 ? (int)rc : 0;
 }
 
+/* A root of a hash-ordered snapshot: the bulk insert, unless it hands
+ * the record back to the put path. */
+static int ws_load_root(void *ctx, const struct prec *r, uint64_t hash)
+{
+	struct wsink *s = ctx;
+	int rc;
+
+	if (r->expires_at && r->expires_at <= s->now)
+		return 0; /* expired: not restored (no earlier record has it) */
+	rc = pbulk_put(s->w, r, hash);
+	return rc > 0 ? ws_apply(ctx, r, NULL, 0) : rc;
+}
+
 static void retire_old(const char *path);
 
 /* The private segment becomes the registry: the same steps as a
@@ -180,7 +195,8 @@ static void retire_old(const char *path)
 int precover(struct shmreg_writer *w, int dfd, struct preplay_res *res)
 {
 	struct wsink s = { .w = w, .now = shm_realtime_ns() };
-	struct psink sink = { .ctx = &s, .begin = ws_begin, .apply = ws_apply };
+	struct psink sink = { .ctx = &s, .begin = ws_begin, .apply = ws_apply,
+			      .load_root = ws_load_root };
 	unsigned flags = PREPLAY_TORN_TAIL;
 	char priv[PATH_MAX];
 	uint64_t rev;
@@ -197,6 +213,8 @@ int precover(struct shmreg_writer *w, int dfd, struct preplay_res *res)
 		uint64_t want = index_cap_for(w->entries > w->opts.initial_entries
 					      ? w->entries
 					      : w->opts.initial_entries);
+
+		pbulk_publish(w);
 
 		rev = res->max_rev;
 		if (s.have_old && s.old_rev + 1 > rev)

@@ -52,6 +52,7 @@ struct pfile {
 	const uint8_t *p;
 	size_t size;
 	size_t start, valid_end; /* records in [start, valid_end) */
+	bool sorted;             /* a version 2 snapshot: roots by hash */
 };
 
 struct pfiles {
@@ -219,11 +220,43 @@ static bool zero_tail(const struct pfile *pf, size_t off)
 	return true;
 }
 
+/* What pass one saw of a version 2 snapshot, to check its order. */
+struct sorder {
+	bool children;           /* a record with a parent came */
+	bool have;               /* a root came: the last one's */
+	uint64_t hash;           /* hash and key */
+	const uint8_t *key;
+	uint32_t klen;
+};
+
+/* Does @r keep a version 2 snapshot's order after what @o saw?  Roots
+ * first, strictly ascending (so no key twice among them), then the
+ * entries with a parent. */
+static bool in_order(struct sorder *o, const struct prec *r)
+{
+	uint64_t h;
+
+	if (r->plen) {
+		o->children = true;
+		return true;
+	}
+	if (o->children)
+		return false;
+	h = shm_hash(r->key, r->klen);
+	if (o->have && psnap_order_cmp(o->hash, o->key, o->klen, h, r->key,
+				       r->klen) >= 0)
+		return false;
+	*o = (struct sorder){ .have = true, .hash = h, .key = r->key,
+			      .klen = r->klen };
+	return true;
+}
+
 /* Scan pf's records from pf->start; pf->valid_end is where they stop.
  * Returns 0 when they run to the end of the file, else the offset of the
- * first bad record (> 0).  Counts into *@rev_max, *@n. */
+ * first bad record (> 0): invalid, or out of @ord's order (unless NULL).
+ * Counts into *@rev_max, *@n. */
 static size_t scan(struct pfile *pf, uint64_t *rev_max, uint64_t *n,
-		   uint64_t *puts, uint64_t *big)
+		   uint64_t *puts, uint64_t *big, struct sorder *ord)
 {
 	size_t o = pf->start;
 	struct prec r;
@@ -238,6 +271,8 @@ static size_t scan(struct pfile *pf, uint64_t *rev_max, uint64_t *n,
 			}
 			break;
 		}
+		if (ord && (r.op != PREC_PUT || !in_order(ord, &r)))
+			break;
 		if (r.rev > *rev_max)
 			*rev_max = r.rev;
 		(*n)++;
@@ -253,21 +288,29 @@ static size_t scan(struct pfile *pf, uint64_t *rev_max, uint64_t *n,
 	return o < pf->size ? o : 0;
 }
 
-/* A snapshot: header, PUT records only, trailer at the very end. */
+/* A snapshot: header, PUT records only (a version 2 one in its order),
+ * trailer at the very end. */
 static int check_snapshot(struct pfile *pf, uint64_t *rev, uint64_t *count,
-			  uint64_t *arena, size_t *bad)
+			  uint64_t *arena, size_t *bad, const char **why)
 {
 	const uint8_t *t;
 	uint8_t want[PSNAP_TRAILER];
 	uint64_t n = 0, maxrev = 0, puts = 0, big = 0;
+	struct sorder ord = { 0 };
+	uint32_t version;
 	size_t end;
 
 	*bad = 0;
-	if (pf->size < PSNAP_HDR + PSNAP_TRAILER ||
-	    rd32(pf->p) != PSNAP_MAGIC || rd32(pf->p + 4) != PSNAP_VERSION ||
+	if (pf->size < PSNAP_HDR + PSNAP_TRAILER)
+		return -EBADMSG;
+	version = rd32(pf->p + 4);
+	if (rd32(pf->p) != PSNAP_MAGIC ||
+	    (version != PSNAP_VERSION &&
+	     version != PSNAP_VERSION_PARENTS_FIRST) ||
 	    rd64(pf->p + 8) != pf->seq ||
 	    XXH3_64bits(pf->p, 40) != rd64(pf->p + 40))
 		return -EBADMSG;
+	pf->sorted = version == PSNAP_VERSION;
 	*rev = rd64(pf->p + 16);
 	*count = rd64(pf->p + 24);
 	pf->start = PSNAP_HDR;
@@ -277,11 +320,18 @@ static int check_snapshot(struct pfile *pf, uint64_t *rev, uint64_t *count,
 		struct pfile body = *pf;
 
 		body.size = end;
-		*bad = scan(&body, &maxrev, &n, &puts, &big);
+		*bad = scan(&body, &maxrev, &n, &puts, &big,
+			    pf->sorted ? &ord : NULL);
 		*arena = big;
 		pf->valid_end = body.valid_end;
-		if (*bad)
+		if (*bad) {
+			struct prec r;
+
+			if (prec_decode(pf->p + *bad, end - *bad, &r) > 0)
+				*why = r.op != PREC_PUT ? "not a PUT record"
+				       : "records out of order";
 			return -EBADMSG;
+		}
 	}
 	t = pf->p + end;
 	psnap_trailer(want, pf->p, *count);
@@ -295,7 +345,8 @@ static int check_snapshot(struct pfile *pf, uint64_t *rev, uint64_t *count,
 
 /* Pass two: the records pass one checked in [start, valid_end) of the
  * same private read-only mapping, so they are decoded without checking
- * again (the checksum is most of a record's decoding cost). */
+ * again (the checksum is most of a record's decoding cost).  A sorted
+ * snapshot's roots without attributes go to the sink's bulk insert. */
 static int feed(const struct pfile *pf, const struct psink *sink,
 		struct preplay_res *res)
 {
@@ -309,7 +360,12 @@ static int feed(const struct pfile *pf, const struct psink *sink,
 		size = prec_size(r.klen, r.plen, r.alen, r.vlen);
 		if (size > pf->valid_end - o)
 			return -EBADMSG; /* cannot happen: pass one checked */
-		if (r.op != PREC_MARK) {
+		if (pf->sorted && sink->load_root && !r.plen && !r.nattrs) {
+			rc = sink->load_root(sink->ctx, &r,
+					     shm_hash(r.key, r.klen));
+			if (rc < 0)
+				return rc;
+		} else if (r.op != PREC_MARK) {
 			rc = sink->apply(sink->ctx, &r, pf->p + o, size);
 			if (rc < 0)
 				return rc;
@@ -354,7 +410,7 @@ static int check_logs(const char *dir, struct plan *pl, unsigned flags,
 			goto corrupt;
 		}
 		pf->start = PLOG_HDR;
-		bad = scan(pf, &res->max_rev, &n, &puts, &pl->arena);
+		bad = scan(pf, &res->max_rev, &n, &puts, &pl->arena, NULL);
 		pl->entries += puts;
 		if (!bad)
 			continue;
@@ -396,6 +452,7 @@ static int make_plan(int dfd, const char *dir, const struct pfiles *f,
 	int rc;
 
 	for (k = f->nsnaps; k-- > 0;) {
+		const char *why = "a bad header, record or trailer";
 		size_t bad = 0;
 
 		if (f->snaps[k] >= upto)
@@ -403,7 +460,7 @@ static int make_plan(int dfd, const char *dir, const struct pfiles *f,
 		rc = map_file(dfd, PSNAP_NAME, f->snaps[k], &pl->snap);
 		if (rc == 0)
 			rc = check_snapshot(&pl->snap, &rev, &count, &arena,
-					    &bad);
+					    &bad, &why);
 		if (rc == 0) {
 			first = f->snaps[k];
 			res->base_seq = first;
@@ -418,8 +475,8 @@ static int make_plan(int dfd, const char *dir, const struct pfiles *f,
 		if (rc != -EBADMSG)
 			return rc;
 		fprintf(stderr, "shmreg: %s/" PSNAP_NAME ": corrupt at offset "
-			"%zu; falling back to the one before it\n", dir,
-			(unsigned long long)f->snaps[k], bad);
+			"%zu (%s); falling back to the one before it\n", dir,
+			(unsigned long long)f->snaps[k], bad, why);
 	}
 	pl->logs = calloc(f->nlogs ? f->nlogs : 1, sizeof(*pl->logs));
 	if (!pl->logs)
