@@ -49,6 +49,7 @@ struct wsink {
 	int64_t now;
 	uint64_t old_rev;         /* the old segment's revision, 0: none */
 	bool have_old;
+	uint64_t top_rev;         /* the highest revision applied so far */
 };
 
 _Static_assert(PREC_INLINE_MAX == SHM_SLOT_INLINE, "inline bytes");
@@ -116,20 +117,36 @@ static int ws_apply(void *ctx, const struct prec *r, const uint8_t *raw,
 		o.parent = r->parent;
 		o.parent_len = r->plen;
 	}
+	/*
+	 * The put commits as w->revision + 1.  A growth inside it (a
+	 * handoff) raises w->revision to the highest mod_rev it copies
+	 * (handoff.c, count_entry): harmless while the records come in
+	 * revision order (the logs), not for a snapshot's (hash order, then
+	 * parents first), whose revisions are imposed on the slot instead.
+	 */
+	bool ascending = r->rev > s->top_rev;
+
+	if (ascending)
+		s->top_rev = r->rev;
 	w->revision = r->rev - 1;
 	/* a plain entry put once takes the writer's fast path (all-zero
 	 * options), which sets what the record says; anything else imposes
 	 * its deadline and create_rev on the general path */
-	if (r->create_rev == r->rev && !r->expires_at && !r->nattrs &&
-	    !r->plen)
+	if (ascending && r->create_rev == r->rev && !r->expires_at &&
+	    !r->nattrs && !r->plen)
 		return (rc = shmreg_writer_put(w, r->key, r->klen, r->val,
 					       r->vlen, NULL)) < 0 ? (int)rc : 0;
 	w->keep_expiry = true;
 	w->keep_expires_at = r->expires_at;
 	w->replay_create_rev = r->create_rev;
+	if (!ascending) {
+		w->slot_mod_rev = r->rev;
+		w->slot_create_rev = r->create_rev;
+	}
 	rc = shmreg_writer_put(w, r->key, r->klen, r->val, r->vlen, &o);
 	w->keep_expiry = false;
 	w->replay_create_rev = 0;
+	w->slot_mod_rev = w->slot_create_rev = 0;
 	if (rc == -ENOENT || rc == -ELOOP) {
 		/* its parent is gone: so is the entry */
 		del_key(w, r);
@@ -147,6 +164,8 @@ static int ws_load_root(void *ctx, const struct prec *r, uint64_t hash)
 
 	if (r->expires_at && r->expires_at <= s->now)
 		return 0; /* expired: not restored (no earlier record has it) */
+	if (r->rev > s->top_rev)
+		s->top_rev = r->rev;
 	rc = pbulk_put(s->w, r, hash);
 	return rc > 0 ? ws_apply(ctx, r, NULL, 0) : rc;
 }
