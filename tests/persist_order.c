@@ -237,6 +237,8 @@ static void write_history(struct dump *ref)
 	for (unsigned i = 4; i < ROOTS; i += 9) {
 		char k[16];
 
+		if (roots[i].ttl_short)
+			continue; /* may have expired by now */
 		rname(i, k);
 		TC_CHECK(shmreg_writer_del(w, k, strlen(k)) > 0, "del %s", k);
 		roots[i].seq = 0;
@@ -372,31 +374,18 @@ static void snap_write(unsigned long long seq, const size_t *perm,
 	free(out);
 }
 
-/* Reopen after a reboot with stderr in a file; returns the open's result
- * and leaves what it printed in @err. */
+/* Reopen after a reboot, what recovery prints in @err; the writer is
+ * closed again, the segment stays at the name (for dump_take). */
 static int reopen(char *err, size_t cap)
 {
-	char p[4096];
 	shmreg_writer_t *w;
-	int fd, saved, rc;
-	ssize_t n;
+	int rc;
 
 	pt_drop_segment("reg");
-	fflush(stderr);
-	saved = dup(2);
-	fd = open(tc_path(p, "stderr.txt"), O_RDWR | O_CREAT | O_TRUNC, 0600);
-	TC_CHECK(saved >= 0 && fd >= 0, "stderr file");
-	dup2(fd, 2);
-	rc = pt_open("reg", SHMREG_DURABILITY_BATCH, 0, &w);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	n = pread(fd, err, cap - 1, 0);
-	err[n > 0 ? n : 0] = 0;
-	close(fd);
+	rc = pt_open_captured("reg", SHMREG_DURABILITY_BATCH, 0, &w, err, cap);
 	if (rc == 0)
 		shmreg_writer_close(w);
-	return rc; /* the segment stays at the name, for dump_take */
+	return rc;
 }
 
 /* The line of a snapshot refused for its order. */

@@ -144,6 +144,9 @@ struct psink {
 /* pdir_replay flags */
 #define PREPLAY_TORN_TAIL   0x1u /* the last log may end in a torn tail */
 #define PREPLAY_KEEP_PREFIX 0x2u /* corruption ends the history there */
+#define PREPLAY_UNSYNCED_LOGS 0x4u /* any log, not only the last, may end
+                                    * in an unsynced tail (durability none:
+                                    * a rotation does not sync) */
 
 struct preplay_res {
 	uint64_t base_seq;      /* snapshot replayed, 0 = none */

@@ -223,6 +223,9 @@ int precover(struct shmreg_writer *w, int dfd, struct preplay_res *res)
 
 	if (w->opts.flags & SHMREG_WRITER_KEEP_PREFIX)
 		flags |= PREPLAY_KEEP_PREFIX;
+	/* the mode it is opened with is taken for the mode it ran in */
+	if (w->opts.durability == SHMREG_DURABILITY_NONE)
+		flags |= PREPLAY_UNSYNCED_LOGS;
 	memcpy(s.real, w->path, sizeof(s.real));
 	rc = pdir_replay(dfd, w->opts.data_dir, UINT64_MAX, flags, &sink, res);
 	memcpy(priv, w->path, sizeof(priv));

@@ -17,7 +17,11 @@
  *     record starts at any 8-byte boundary after O: the bytes from O are
  *     dropped (and counted).  Anywhere else, or with a valid record after
  *     it, it is corruption: refused with -EBADMSG naming file and offset,
- *     unless PREPLAY_KEEP_PREFIX, which ends the history at O.  Zeros
+ *     unless PREPLAY_KEEP_PREFIX, which ends the history at O.  A bad
+ *     record inside zeros that reach a page end is a machine crash's
+ *     unsynced tail (unsynced_tail below): the history ends at O without
+ *     an option, in the last log (in every log with
+ *     PREPLAY_UNSYNCED_LOGS), the bytes from O set aside.  Zeros
  *     from O to the end of the file are not damage but the log's unused
  *     allocation (a writer that did not close): the log ends at O.
  *
@@ -251,6 +255,62 @@ static bool in_order(struct sorder *o, const struct prec *r)
 	return true;
 }
 
+/*
+ * A machine crash's unsynced tail.  A log is written through a shared
+ * mapping (or pwrite) into space allocated ahead, which reads back as zeros
+ * until it is written back, and the kernel writes dirty pages back in any
+ * order and at any moment.  So after the last completed fdatasync a crash
+ * can leave pages that are all zero, or that hold an older image of
+ * themselves (the log only appends: a prefix of their bytes, then zeros),
+ * beside later pages that were written back.  No fdatasync completed after
+ * such a page's missing bytes were written (it would have written them
+ * back), and every later record was written after them: nothing from there
+ * on was synced, so nothing from there on was promised (docs/persistence.md).
+ *
+ * The failing record at @off is such a stretch when, inside its extent
+ * (the length its header claims, else its header), bytes are zero from
+ * some offset up to the end of their page, and that offset is the
+ * record's start (its header never written back: a real record starts
+ * with its magic) or the run is at least UNSYNCED_MIN bytes long (more
+ * than a record header's zero fields, so a damaged record whose page
+ * merely ends in its padding or a zero field is not taken for one).
+ * Damage that does not look so (flipped bits, garbage, short zero runs) is
+ * still corruption.  What the rule cannot tell apart is a synced page
+ * that the device itself lost to zeros.
+ *
+ * Cost: each page of the extent is read backwards from its end until a
+ * nonzero byte, so O(PREC_MAX) at most, once per log.
+ */
+#define UNSYNCED_PAGE 4096u
+#define UNSYNCED_MIN  64u
+
+static bool unsynced_tail(const struct pfile *pf, size_t off, size_t *zero_at)
+{
+	size_t reach = PREC_HDR, end;
+
+	if (off + 8 <= pf->size && rd32(pf->p + off) == PREC_MAGIC) {
+		uint32_t len = rd32(pf->p + off + 4);
+
+		if (len >= PREC_HDR && len <= PREC_MAX)
+			reach = len;
+	}
+	end = reach < pf->size - off ? off + reach : pf->size;
+	for (size_t pg = off & ~(size_t)(UNSYNCED_PAGE - 1); pg < end;
+	     pg += UNSYNCED_PAGE) {
+		size_t pe = pf->size - pg > UNSYNCED_PAGE ? pg + UNSYNCED_PAGE
+							  : pf->size;
+		size_t z = pe;
+
+		while (z > off && z > pg && !pf->p[z - 1])
+			z--;
+		if (z < pe && z < end && (z == off || pe - z >= UNSYNCED_MIN)) {
+			*zero_at = z;
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Scan pf's records from pf->start; pf->valid_end is where they stop.
  * Returns 0 when they run to the end of the file, else the offset of the
  * first bad record (> 0): invalid, or out of @ord's order (unless NULL).
@@ -383,7 +443,23 @@ struct plan {
 	uint64_t entries, arena;   /* what the sink should expect at most */
 };
 
-/* Pass one for the logs of @plan: header, records, torn tail. */
+/* The history ends at offset @off of log @i of @pl: the later logs are
+ * not replayed (persist.c sets the rest aside: cut_history). */
+static void end_history(struct plan *pl, size_t i, size_t off,
+			struct preplay_res *res)
+{
+	struct pfile *pf = &pl->logs[i];
+
+	res->cut_seq = pf->seq;
+	res->cut_off = off;
+	pf->valid_end = off;
+	for (size_t j = i + 1; j < pl->nlogs; j++)
+		unmap_file(&pl->logs[j]);
+	pl->nlogs = i + 1;
+}
+
+/* Pass one for the logs of @plan: header, records, torn tail, a machine
+ * crash's unsynced tail. */
 static int check_logs(const char *dir, struct plan *pl, unsigned flags,
 		      struct preplay_res *res)
 {
@@ -391,7 +467,7 @@ static int check_logs(const char *dir, struct plan *pl, unsigned flags,
 		struct pfile *pf = &pl->logs[i];
 		bool last = i + 1 == pl->nlogs;
 		uint64_t n = 0, puts = 0;
-		size_t bad;
+		size_t bad, zero_at;
 		uint8_t want[PLOG_HDR];
 
 		plog_header(want, pf->seq);
@@ -420,17 +496,24 @@ static int check_logs(const char *dir, struct plan *pl, unsigned flags,
 			res->torn_off = bad;
 			continue;
 		}
+		if ((flags & (last ? PREPLAY_TORN_TAIL : PREPLAY_UNSYNCED_LOGS)) &&
+		    unsynced_tail(pf, bad, &zero_at)) {
+			fprintf(stderr, "shmreg: %s/" PLOG_NAME ": zeros from "
+				"offset %zu to a page end inside the record at "
+				"offset %zu: a tail never synced before a "
+				"machine crash; keeping the history before it "
+				"(%zu bytes from there set aside)\n", dir,
+				(unsigned long long)pf->seq, zero_at, bad,
+				pf->size - bad);
+			end_history(pl, i, bad, res);
+			return 0;
+		}
 corrupt:
 		if (flags & PREPLAY_KEEP_PREFIX) {
 			fprintf(stderr, "shmreg: %s/" PLOG_NAME ": corrupt at "
 				"offset %zu: keeping the history before it\n",
 				dir, (unsigned long long)pf->seq, bad);
-			res->cut_seq = pf->seq;
-			res->cut_off = bad;
-			pf->valid_end = bad;
-			for (size_t j = i + 1; j < pl->nlogs; j++)
-				unmap_file(&pl->logs[j]);
-			pl->nlogs = i + 1;
+			end_history(pl, i, bad, res);
 			return 0;
 		}
 		fprintf(stderr, "shmreg: %s/" PLOG_NAME ": corrupt at offset "
