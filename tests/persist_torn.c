@@ -116,9 +116,13 @@ int main(void)
 		/* and the history is sound from there on */
 		open_expect(0, 0, i, "after keep prefix");
 	}
-	/* a damaged log header with records after it */
+	/* a damaged log header with records after it; with KEEP_PREFIX an
+	 * empty history, and the files sound from there on (regression: the
+	 * log was cut to 0 bytes, then refused as damage) */
 	set_log(log_len, 3, 1);
 	open_expect(-EBADMSG, 0, 0, "header damaged");
+	open_expect(0, SHMREG_WRITER_KEEP_PREFIX, 0, "header damaged, keep");
+	open_expect(0, 0, 0, "after header damaged, keep");
 	snapshots();
 	free(pristine);
 	return 0;
