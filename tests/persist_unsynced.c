@@ -6,7 +6,9 @@
  * the zeros damage, the log copied aside (log.N.damaged), a line naming
  * file and offsets, and the history sound after it.  In durability none
  * (a rotation does not sync) that holds for an older log too, whose later
- * logs are set aside; in batch it is refused there.  Damage that is not
+ * logs are set aside; in batch it is refused there.  A newest log whose
+ * first page (its header) never reached the disk leaves the history of
+ * the logs before it.  Damage that is not
  * such a stretch (a short zero run, zeros not reaching a page end, a
  * flipped byte) with records after it is still refused with -EBADMSG. */
 #include "persist_common.h"
@@ -130,6 +132,47 @@ static void older_log(uint64_t *st)
 	}
 }
 
+/* The newest log's first page never written back (its header too): the
+ * history of the logs before it, nothing of it. */
+static void header_page(void)
+{
+	shmreg_writer_t *w;
+	char p[4096], q[4200], err[4096];
+	shmreg_t *r;
+	char v[4];
+	int fd;
+	off_t len;
+	uint8_t *zeros;
+
+	clear_dir();
+	tc_write_file(pt_file(p, "reg", "log", 1), pristine, log_len);
+	TC_EQ(pt_open("reg", SHMREG_DURABILITY_BATCH, 0, &w), 0, "log.2");
+	TC_CHECK(shmreg_writer_put(w, "late", 4, "x", 1, NULL) > 0, "put");
+	shmreg_writer_close(w);
+	len = pt_size(pt_file(p, "reg", "log", 2));
+	zeros = calloc(1, PAGE);
+	TC_CHECK(zeros && len < (off_t)PAGE, "log.2 of %lld bytes",
+		 (long long)len);
+	fd = open(p, O_WRONLY);
+	TC_CHECK(fd >= 0 && pwrite(fd, zeros, PAGE, 0) == PAGE, "zero log.2");
+	close(fd);
+	free(zeros);
+	pt_drop_segment("reg");
+	TC_EQ(pt_open_captured("reg", SHMREG_DURABILITY_BATCH, 0, &w, err,
+			       sizeof(err)), 0, "header page");
+	shmreg_writer_close(w);
+	TC_CHECK(strstr(err, "inside the header at offset 0"), "stderr: %s",
+		 err);
+	expect_prefix(N, "header page");
+	TC_EQ(shmreg_open("reg", 0, &r), 0, "reader");
+	TC_EQ(shmreg_get(r, "late", 4, v, sizeof(v), NULL), -ENOENT, "late");
+	shmreg_close(r);
+	snprintf(q, sizeof(q), "%s.damaged", p);
+	TC_CHECK(access(q, F_OK) == 0, "no %s", q);
+	/* and sound from there on */
+	open_expect(0, 0, N, "after header page");
+}
+
 int main(void)
 {
 	uint64_t st = tc_seed();
@@ -204,6 +247,7 @@ int main(void)
 	}
 	expect_refused(SHMREG_DURABILITY_NONE, "flipped byte");
 	older_log(&st);
+	header_page();
 	free(pristine);
 	return 0;
 }

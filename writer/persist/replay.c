@@ -483,7 +483,7 @@ static int check_logs(const char *dir, struct plan *pl, unsigned flags,
 		if (pf->size < PLOG_HDR || memcmp(pf->p, want, PLOG_HDR)) {
 			bad = 0;
 			pf->start = pf->valid_end = 0;
-			goto corrupt;
+			goto damaged; /* a header never written back, or damage */
 		}
 		pf->start = PLOG_HDR;
 		bad = scan(pf, &res->max_rev, &n, &puts, &pl->arena, NULL);
@@ -496,19 +496,20 @@ static int check_logs(const char *dir, struct plan *pl, unsigned flags,
 			res->torn_off = bad;
 			continue;
 		}
+damaged:
 		if ((flags & (last ? PREPLAY_TORN_TAIL : PREPLAY_UNSYNCED_LOGS)) &&
 		    unsynced_tail(pf, bad, &zero_at)) {
 			fprintf(stderr, "shmreg: %s/" PLOG_NAME ": zeros from "
-				"offset %zu to a page end inside the record at "
+				"offset %zu to a page end inside the %s at "
 				"offset %zu: a tail never synced before a "
 				"machine crash; keeping the history before it "
 				"(%zu bytes from there set aside)\n", dir,
-				(unsigned long long)pf->seq, zero_at, bad,
+				(unsigned long long)pf->seq, zero_at,
+				bad ? "record" : "header", bad,
 				pf->size - bad);
 			end_history(pl, i, bad, res);
 			return 0;
 		}
-corrupt:
 		if (flags & PREPLAY_KEEP_PREFIX) {
 			fprintf(stderr, "shmreg: %s/" PLOG_NAME ": corrupt at "
 				"offset %zu: keeping the history before it\n",
