@@ -116,4 +116,20 @@ static inline void open_expect(int rc, uint32_t flags, int prefix,
 	}
 }
 
+/* write_history(), then log_len and pristine from the log it wrote. */
+static inline void write_pristine(void)
+{
+	char p[4096];
+	FILE *f;
+
+	write_history();
+	log_len = (size_t)pt_size(pt_file(p, "reg", "log", 1));
+	TC_EQ(log_len, rec_end[N - 1], "log length");
+	pristine = malloc(log_len);
+	f = fopen(p, "rb");
+	TC_CHECK(pristine && f && fread(pristine, 1, log_len, f) == log_len,
+		 "read log");
+	fclose(f);
+}
+
 #endif /* TESTS_PERSIST_HISTORY_H */

@@ -398,6 +398,33 @@ static void expect_refused(const char *err, unsigned long long seq)
 		 "stderr: %s", err);
 }
 
+/* @perm: the records in file order with @a and @b swapped (@b SIZE_MAX:
+ * record @a replaced by a copy of the one before it). */
+static void perm_swap(size_t *perm, size_t a, size_t b)
+{
+	for (size_t i = 0; i < nrecs; i++)
+		perm[i] = i;
+	if (b == SIZE_MAX) {
+		perm[a] = a - 1;
+	} else {
+		perm[a] = b;
+		perm[b] = a;
+	}
+}
+
+/* snap.SEQ so reordered: refused, and the logs rebuild the reference. */
+static void refused_fallback(unsigned long long seq, size_t *perm, size_t a,
+			     size_t b, const struct dump *ref, const char *what)
+{
+	char err[4096];
+
+	perm_swap(perm, a, b);
+	snap_write(seq, perm, 2);
+	TC_EQ(reopen(err, sizeof(err)), 0, what);
+	expect_refused(err, seq);
+	dump_same(ref, what);
+}
+
 int main(void)
 {
 	struct dump ref;
@@ -434,34 +461,14 @@ int main(void)
 	TC_CHECK(perm, "malloc");
 
 	/* two roots swapped */
-	for (i = 0; i < nrecs; i++)
-		perm[i] = i;
-	perm[10] = 11, perm[11] = 10;
-	snap_write(seq, perm, 2);
-	TC_EQ(reopen(err, sizeof(err)), 0, "swapped roots: fallback");
-	expect_refused(err, seq);
-	dump_same(&ref, "swapped roots");
-
+	refused_fallback(seq, perm, 10, 11, &ref, "swapped roots");
 	/* a child before the last root */
-	for (i = 0; i < nrecs; i++)
-		perm[i] = i;
-	perm[nroots - 1] = nroots, perm[nroots] = nroots - 1;
-	snap_write(seq, perm, 2);
-	TC_EQ(reopen(err, sizeof(err)), 0, "child first: fallback");
-	expect_refused(err, seq);
-	dump_same(&ref, "child first");
-
+	refused_fallback(seq, perm, nroots - 1, nroots, &ref, "child first");
 	/* a root twice (two neighbours of one size: the file stays whole) */
-	for (i = 0; i < nrecs; i++)
-		perm[i] = i;
 	for (i = 1; i < nroots && recs[i].size != recs[i - 1].size; i++)
 		;
 	TC_CHECK(i < nroots, "no two roots of one size");
-	perm[i] = i - 1;
-	snap_write(seq, perm, 2);
-	TC_EQ(reopen(err, sizeof(err)), 0, "duplicate root: fallback");
-	expect_refused(err, seq);
-	dump_same(&ref, "duplicate root");
+	refused_fallback(seq, perm, i, SIZE_MAX, &ref, "duplicate root");
 
 	/* version 1: parents first, the roots in reverse order */
 	for (i = 0; i < nrecs; i++)
@@ -475,9 +482,7 @@ int main(void)
 	{
 		char p[4096];
 
-		for (i = 0; i < nrecs; i++)
-			perm[i] = i;
-		perm[10] = 11, perm[11] = 10;
+		perm_swap(perm, 10, 11);
 		snap_write(seq, perm, 2);
 		for (unsigned long long s = 1; s < seq; s++) {
 			unlink(pt_file(p, "reg", "log", s));

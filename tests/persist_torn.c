@@ -67,17 +67,10 @@ int main(void)
 {
 	uint64_t seed = tc_seed(), st = seed;
 	char p[4096];
-	FILE *f;
 
 	tc_init("persist_torn", 120);
 	tv_selftest();
-	write_history();
-	log_len = (size_t)pt_size(pt_file(p, "reg", "log", 1));
-	TC_EQ(log_len, rec_end[N - 1], "log length");
-	pristine = malloc(log_len);
-	f = fopen(p, "rb");
-	TC_CHECK(f && fread(pristine, 1, log_len, f) == log_len, "read log");
-	fclose(f);
+	write_pristine();
 
 	/* cut anywhere (in a header field, a checksum, a key, a value,
 	 * between records): exactly the whole records before the cut */

@@ -177,16 +177,9 @@ int main(void)
 {
 	uint64_t st = tc_seed();
 	char p[4096];
-	FILE *f;
 
 	tc_init("persist_unsynced", 120);
-	write_history();
-	log_len = (size_t)pt_size(pt_file(p, "reg", "log", 1));
-	TC_EQ(log_len, rec_end[N - 1], "log length");
-	pristine = malloc(log_len);
-	f = fopen(p, "rb");
-	TC_CHECK(f && fread(pristine, 1, log_len, f) == log_len, "read log");
-	fclose(f);
+	write_pristine();
 
 	for (int it = 0; it < 8; it++) {
 		size_t pg = page_in(&st), t;

@@ -14,8 +14,10 @@
  * hash_hi, inline data or an arena object), mod_rev, create_rev and the
  * deadline from the record, the index invariant (the first empty slot on
  * the probe path from the home, within SHM_PROBE_LIMIT), the load limit,
- * the counters (entries, bytes_used, arena_live through entry_build) and
- * the expiry queue.  Never an owner: owner-bound entries are not logged.
+ * the writer's counters (entries, bytes_used, arena_live through
+ * entry_build; the header's copies are stored by the empty commit of
+ * publish_private) and the expiry queue.  Never an owner: owner-bound
+ * entries are not logged.
  *
  * Why it is fast.  A version 2 snapshot lists roots by hash, so their homes
  * ascend: the index is written front to back, each page touched once and
@@ -73,19 +75,4 @@ int pbulk_put(struct shmreg_writer *w, const struct prec *r, uint64_t hash)
 	if (r->expires_at)
 		expiry_note(w, r->expires_at, hash);
 	return 0;
-}
-
-void pbulk_publish(struct shmreg_writer *w)
-{
-	struct shm_hdr *h = w->map.hdr;
-
-	/* relaxed: the segment is unpublished; publish_private()'s release
-	 * fence before the rename orders these for the readers to come */
-	atomic_store_explicit(&h->entries, w->entries, memory_order_relaxed);
-	atomic_store_explicit(&h->bytes_used, w->bytes_used,
-			      memory_order_relaxed);
-	atomic_store_explicit(&h->arena_bump, w->alloc.bump,
-			      memory_order_relaxed);
-	atomic_store_explicit(&h->arena_live, w->arena_live,
-			      memory_order_relaxed);
 }

@@ -220,8 +220,6 @@ static inline int psnap_order_cmp(uint64_t ha, const uint8_t *ka, uint32_t la,
  * the general put path must take it (the index at its load limit, the
  * arena full, an entry of that hash on the probe path), or -errno. */
 int pbulk_put(struct shmreg_writer *w, const struct prec *r, uint64_t hash);
-/* After bulk puts: the header's counters as a commit would store them. */
-void pbulk_publish(struct shmreg_writer *w);
 
 /* The in-memory map a snapshot is built in (kvmap.c). */
 struct kvmap;

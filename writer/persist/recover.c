@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "commit.h"
 #include "internal.h"
 #include "notify.h"
 #include "persist.h"
@@ -180,8 +181,10 @@ static int publish_private(struct shmreg_writer *w, const char *priv,
 {
 	struct shm_hdr *h = w->map.hdr;
 
-	w->revision = rev;
-	atomic_store_explicit(&h->revision, rev, memory_order_relaxed);
+	/* an empty commit: the header's counters (the bulk insert stores
+	 * none) and the revision, as every commit stores them */
+	commit_begin(w);
+	commit_end(w, rev);
 	/* the ring holds replayed records, not the history before rev:
 	 * a watcher from before it resyncs (-ERANGE) */
 	atomic_store_explicit(&h->ring_first_rev, rev + 1,
@@ -235,8 +238,6 @@ int precover(struct shmreg_writer *w, int dfd, struct preplay_res *res)
 		uint64_t want = index_cap_for(w->entries > w->opts.initial_entries
 					      ? w->entries
 					      : w->opts.initial_entries);
-
-		pbulk_publish(w);
 
 		rev = res->max_rev;
 		if (s.have_old && s.old_rev + 1 > rev)
