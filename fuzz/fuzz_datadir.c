@@ -7,7 +7,9 @@
  * directory:
  *
  *   byte 0         flags: bit 0 the replay allows a torn tail, bit 1 keeps
- *                  the valid prefix, bit 2 also opens a writer on it
+ *                  the valid prefix, bit 2 also opens a writer on it (in
+ *                  durability none), bit 3 lets any log end in an unsynced
+ *                  tail (PREPLAY_UNSYNCED_LOGS, as that writer does)
  *   then files     u8 name (bit 7: snap, else log; bits 0-2: seq - 1),
  *                  u16 length (little-endian), that many bytes (cut short
  *                  at the end of the input)
@@ -146,7 +148,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!m)
 		FZ_FAIL("kvmap_new\n");
 	struct psink sink = kvmap_sink(m);
-	rc = pdir_replay(dfd, fz_data, UINT64_MAX, flags & 3, &sink, &res);
+	rc = pdir_replay(dfd, fz_data, UINT64_MAX,
+			 (flags & 3) | (flags & 8 ? PREPLAY_UNSYNCED_LOGS : 0),
+			 &sink, &res);
 	if (rc != 0 && rc != -EBADMSG && rc != -ENOMEM) {
 		FZ_FAIL("replay: %s\n", strerror(-rc));
 	}

@@ -3,7 +3,10 @@
  * gen_datadir_corpus.c - seeds for fuzz_datadir: real data directories
  * made by the embedded writer (puts with values, attributes, parents and
  * deadlines, deletes, snapshots), packed in fuzz_datadir's input format,
- * and damaged variants of them (a cut log, a flipped byte in the middle).
+ * and damaged variants of them (a cut log, a flipped byte in the middle,
+ * a zero page before valid records as a machine crash leaves an unsynced
+ * tail) and a version 1 snapshot (the header rewritten: the records of a
+ * version 2 one are also in version 1's order, parents first).
  *
  * Usage: gen_datadir_corpus OUTDIR
  */
@@ -18,6 +21,10 @@
 #include <unistd.h>
 
 #include "shmreg_writer.h"
+
+/* XXH3 for the rewritten snapshot header (as shm/hash.h uses it) */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 static char tmp[4096], data[4200], reg[4200];
 
@@ -43,11 +50,34 @@ static void clear(void)
 	closedir(d);
 }
 
+/* How pack() damages or rewrites the files. */
+struct damage {
+	size_t zero_page;  /* > 0: 4096 zero bytes there in the first log */
+	bool v1;           /* snapshots rewritten as version 1 */
+	bool no_snaps;     /* the logs only */
+};
+
+/* A version 2 snapshot's header and trailer made version 1's. */
+static void make_v1(uint8_t *b, size_t n)
+{
+	uint32_t one = 1;
+	uint64_t check;
+
+	if (n < 72)
+		return;
+	memcpy(b + 4, &one, 4);
+	check = XXH3_64bits(b, 40);
+	memcpy(b + 40, &check, 8);
+	check = XXH3_64bits_withSeed(b + n - 24, 16, check);
+	memcpy(b + n - 8, &check, 8);
+}
+
 /* Pack the directory's log.N / snap.N (N <= 8) into OUT/@name, with
  * @flags; @cut > 0 drops that many bytes off the last file packed,
- * @flip > 0 xors the byte at that offset of the first log. */
-static void pack(const char *out, const char *name, uint8_t flags,
-		 size_t cut, size_t flip)
+ * @flip > 0 xors the byte at that offset of the first log; @dmg (may be
+ * NULL) more. */
+static void pack_damaged(const char *out, const char *name, uint8_t flags,
+			 size_t cut, size_t flip, const struct damage *dmg)
 {
 	char p[8400];
 	FILE *o;
@@ -57,7 +87,7 @@ static void pack(const char *out, const char *name, uint8_t flags,
 	if (!o)
 		die(p, -errno);
 	fputc(flags, o);
-	for (int snap = 1; snap >= 0; snap--) {
+	for (int snap = !(dmg && dmg->no_snaps); snap >= 0; snap--) {
 		for (unsigned seq = 1; seq <= 8; seq++) {
 			static uint8_t buf[65535];
 			FILE *f;
@@ -80,6 +110,11 @@ static void pack(const char *out, const char *name, uint8_t flags,
 			}
 			if (!snap && flip && flip < n && seq == 1)
 				buf[flip] ^= 0x5a;
+			if (!snap && dmg && dmg->zero_page && seq == 1 &&
+			    dmg->zero_page + 4096 < n)
+				memset(buf + dmg->zero_page, 0, 4096);
+			if (snap && dmg && dmg->v1)
+				make_v1(buf, n);
 			fputc((snap ? 0x80 : 0) | (seq - 1), o);
 			fputc((int)(n & 0xff), o);
 			fputc((int)(n >> 8), o);
@@ -87,6 +122,12 @@ static void pack(const char *out, const char *name, uint8_t flags,
 		}
 	}
 	fclose(o);
+}
+
+static void pack(const char *out, const char *name, uint8_t flags,
+		 size_t cut, size_t flip)
+{
+	pack_damaged(out, name, flags, cut, flip, NULL);
 }
 
 static void history(bool snapshot)
@@ -107,6 +148,13 @@ static void history(bool snapshot)
 	if (rc < 0)
 		die("open", rc);
 	shmreg_writer_put(w, "dir", 3, "d", 1, NULL);
+	/* roots for the snapshot's hash-ordered section, enough bytes for
+	 * the first log to span three pages */
+	for (int i = 0; i < 48; i++) {
+		snprintf(k, sizeof(k), "p%02d", i);
+		memset(v, 'A' + i % 26, sizeof(v));
+		shmreg_writer_put(w, k, strlen(k), v, 150, NULL);
+	}
 	for (int i = 0; i < 20; i++) {
 		snprintf(k, sizeof(k), "dir/%d", i);
 		memset(v, 'a' + i, sizeof(v));
@@ -147,10 +195,19 @@ int main(int argc, char **argv)
 	pack(out, "log-middle-flip", 1, 0, 200);
 	pack(out, "log-middle-flip-keep", 7, 0, 200);
 	pack(out, "log-strict", 0, 0, 0);
+	pack_damaged(out, "log-unsynced-page", 1, 0, 0,
+		     &(struct damage){ .zero_page = 4096 });
+	pack_damaged(out, "log-unsynced-page-open", 5, 0, 0,
+		     &(struct damage){ .zero_page = 4096 });
 	history(true);
 	pack(out, "snap-and-logs", 1, 0, 0);
 	pack(out, "snap-and-logs-open", 5, 0, 0);
 	pack(out, "snap-torn-log", 5, 21, 0);
+	pack_damaged(out, "snap-v1-open", 5, 0, 0,
+		     &(struct damage){ .v1 = true });
+	/* bit 3: an older log may end in an unsynced tail (mode none) */
+	pack_damaged(out, "older-log-unsynced-none", 13, 0, 0,
+		     &(struct damage){ .zero_page = 4096, .no_snaps = true });
 	clear();
 	rmdir(data);
 	char p[4300];

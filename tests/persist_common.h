@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,31 @@ static inline unsigned long long pt_last(const char *name, const char *kind)
 	}
 	closedir(d);
 	return best;
+}
+
+/* Open registry NAME as pt_open() does with what it prints on stderr in
+ * @err (@cap bytes, NUL-terminated): the lines recovery writes. */
+static inline int pt_open_captured(const char *name, uint32_t durability,
+				   uint32_t flags, shmreg_writer_t **w,
+				   char *err, size_t cap)
+{
+	char p[4096];
+	int fd, saved, rc;
+	ssize_t n;
+
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(tc_path(p, "stderr.txt"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+	TC_CHECK(saved >= 0 && fd >= 0, "stderr file: %s", strerror(errno));
+	dup2(fd, 2);
+	rc = pt_open(name, durability, flags, w);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = pread(fd, err, cap - 1, 0);
+	err[n > 0 ? n : 0] = 0;
+	close(fd);
+	return rc;
 }
 
 static inline off_t pt_size(const char *path)

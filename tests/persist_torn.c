@@ -9,62 +9,7 @@
 #include <fcntl.h>
 
 #include "persist_common.h"
-
-#define N 200
-
-static size_t rec_end[N];  /* offset in log.1 after record i */
-static size_t log_len;
-static char *pristine;
-
-static size_t rec_size(size_t klen, size_t vlen)
-{
-	return (56 + klen + vlen + 7) & ~(size_t)7;
-}
-
-static size_t vlen_of(int i)
-{
-	return 8 + (size_t)(i * 37 % 300);
-}
-
-static void key_of(int i, char *k)
-{
-	snprintf(k, 16, "key%04d", i);
-}
-
-static void write_history(void)
-{
-	shmreg_writer_t *w;
-	uint8_t v[400];
-	char k[16];
-	size_t off = 32; /* the log header */
-
-	TC_EQ(pt_open("reg", SHMREG_DURABILITY_SYNC, 0, &w), 0, "open");
-	for (int i = 0; i < N; i++) {
-		key_of(i, k);
-		tv_build(v, vlen_of(i), k, strlen(k), (uint64_t)i);
-		TC_CHECK(shmreg_writer_put(w, k, strlen(k), v, vlen_of(i),
-					   NULL) == i + 1, "put %d", i);
-		off += rec_size(strlen(k), vlen_of(i));
-		rec_end[i] = off;
-	}
-	shmreg_writer_close(w);
-}
-
-static void clear_dir(void)
-{
-	char dir[4096], p[8192];
-	struct dirent *e;
-	DIR *d = opendir(pt_datadir(dir, "reg"));
-
-	TC_CHECK(d, "opendir");
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.' && strcmp(e->d_name, "lock")) {
-			snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-			unlink(p);
-		}
-	closedir(d);
-	pt_drop_segment("reg");
-}
+#include "persist_history.h"
 
 /* log.1 = the first @n bytes of the pristine log, byte @at xor @x. */
 static void set_log(size_t n, size_t at, uint8_t x)
@@ -80,55 +25,6 @@ static void set_log(size_t n, size_t at, uint8_t x)
 
 		TC_CHECK(fd >= 0 && pwrite(fd, &b, 1, (off_t)at) == 1, "patch");
 		close(fd);
-	}
-}
-
-/* Exactly keys 0..n-1 are there, with their values. */
-static void expect_prefix(int n, const char *what)
-{
-	shmreg_t *r;
-	uint8_t buf[400];
-	char k[16];
-
-	TC_EQ(shmreg_open("reg", 0, &r), 0, what);
-	for (int i = 0; i < N; i++) {
-		ssize_t got;
-
-		key_of(i, k);
-		got = shmreg_get(r, k, strlen(k), buf, sizeof(buf), NULL);
-		if (i >= n) {
-			if (got != -ENOENT)
-				tc_fail_at(__FILE__, __LINE__, what,
-					   "%s: key %d of %d present", what, i,
-					   n);
-			continue;
-		}
-		if (got != (ssize_t)vlen_of(i) ||
-		    tv_check(buf, (size_t)got, k, strlen(k), NULL))
-			tc_fail_at(__FILE__, __LINE__, what,
-				   "%s: key %d of %d: %zd", what, i, n, got);
-	}
-	shmreg_close(r);
-}
-
-/* The number of records wholly before offset @off. */
-static int records_before(size_t off)
-{
-	int n = 0;
-
-	while (n < N && rec_end[n] <= off)
-		n++;
-	return n;
-}
-
-static void open_expect(int rc, uint32_t flags, int prefix, const char *what)
-{
-	shmreg_writer_t *w;
-
-	TC_EQ(pt_open("reg", 0, flags, &w), rc, what);
-	if (rc == 0) {
-		shmreg_writer_close(w);
-		expect_prefix(prefix, what);
 	}
 }
 
@@ -171,17 +67,10 @@ int main(void)
 {
 	uint64_t seed = tc_seed(), st = seed;
 	char p[4096];
-	FILE *f;
 
 	tc_init("persist_torn", 120);
 	tv_selftest();
-	write_history();
-	log_len = (size_t)pt_size(pt_file(p, "reg", "log", 1));
-	TC_EQ(log_len, rec_end[N - 1], "log length");
-	pristine = malloc(log_len);
-	f = fopen(p, "rb");
-	TC_CHECK(f && fread(pristine, 1, log_len, f) == log_len, "read log");
-	fclose(f);
+	write_pristine();
 
 	/* cut anywhere (in a header field, a checksum, a key, a value,
 	 * between records): exactly the whole records before the cut */
@@ -220,9 +109,13 @@ int main(void)
 		/* and the history is sound from there on */
 		open_expect(0, 0, i, "after keep prefix");
 	}
-	/* a damaged log header with records after it */
+	/* a damaged log header with records after it; with KEEP_PREFIX an
+	 * empty history, and the files sound from there on (regression: the
+	 * log was cut to 0 bytes, then refused as damage) */
 	set_log(log_len, 3, 1);
 	open_expect(-EBADMSG, 0, 0, "header damaged");
+	open_expect(0, SHMREG_WRITER_KEEP_PREFIX, 0, "header damaged, keep");
+	open_expect(0, 0, 0, "after header damaged, keep");
 	snapshots();
 	free(pristine);
 	return 0;

@@ -237,7 +237,8 @@ static void wb_put(struct wbuf *b, const void *src, size_t n)
 }
 
 /*
- * Parents first: for an entry not yet written, walk up its parent chain
+ * Then the rest, parents first: for an entry not yet written (it has a
+ * parent: the roots are written or dropped), walk up its parent chain
  * (marking the path) to the first ancestor that is written or has no
  * parent, then write the path top-down.  A chain that reaches a missing
  * or dropped parent, or itself (impossible from a consistent history, but
@@ -285,6 +286,66 @@ static int write_path(struct kvmap *m, uint64_t start, struct wbuf *b,
 	return b->err;
 }
 
+/* Where a root (an entry without a parent) goes in a version 2 snapshot:
+ * sorted by hash, then key (docs/format.md, "Snapshot file"). */
+struct root {
+	uint64_t hash, cell;
+	const struct kvmap *m;
+};
+
+/* Key order for roots of one hash (two keys share an XXH3-64): length,
+ * then bytes.  psnap_order_cmp() is the same rule for the reader. */
+static int cmp_root(const void *a, const void *b)
+{
+	const struct root *x = a, *y = b;
+	struct prec rx, ry;
+
+	if (x->hash != y->hash)
+		return x->hash < y->hash ? -1 : 1;
+	prec_fields(x->m->tab[x->cell].rec, &rx);
+	prec_fields(y->m->tab[y->cell].rec, &ry);
+	return psnap_order_cmp(x->hash, rx.key, rx.klen, y->hash, ry.key,
+			       ry.klen);
+}
+
+/* Section one of a version 2 snapshot: every live root, in (hash, key)
+ * order, so that recovery fills the segment's index front to back (a
+ * slot's home is its hash's top bits, whatever the index size).  Expired
+ * roots are marked dropped, and their subtrees with them (write_path). */
+static int write_roots(struct kvmap *m, struct wbuf *b, uint64_t *written,
+		       int64_t now)
+{
+	struct root *v = malloc((m->n + 1) * sizeof(*v));
+	uint64_t n = 0;
+
+	if (!v)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < m->cap; i++) {
+		struct prec r;
+
+		if (!m->tab[i].rec)
+			continue;
+		prec_fields(m->tab[i].rec, &r); /* checked when stored */
+		if (r.plen)
+			continue;
+		if (r.expires_at && r.expires_at <= now) {
+			m->tab[i].state = 2;
+			continue;
+		}
+		v[n++] = (struct root){ m->tab[i].hash, i, m };
+	}
+	qsort(v, n, sizeof(*v), cmp_root);
+	for (uint64_t k = 0; k < n && !b->err; k++) {
+		struct kcell *c = &m->tab[v[k].cell];
+
+		c->state = 1;
+		wb_put(b, c->rec, c->size);
+		(*written)++;
+	}
+	free(v);
+	return b->err;
+}
+
 int64_t kvmap_write(struct kvmap *m, int fd, uint64_t seq, uint64_t rev)
 {
 	uint8_t hdr[PSNAP_HDR], tr[PSNAP_TRAILER];
@@ -304,6 +365,9 @@ int64_t kvmap_write(struct kvmap *m, int fd, uint64_t seq, uint64_t rev)
 	/* the count is only known at the end: the header is rewritten */
 	psnap_header(hdr, seq, rev, 0);
 	wb_put(&b, hdr, sizeof(hdr));
+	/* the roots in hash order, then the entries with a parent, each
+	 * after its parent */
+	rc = write_roots(m, &b, &written, now);
 	for (uint64_t i = 0; rc == 0 && i < m->cap; i++)
 		if (m->tab[i].rec && m->tab[i].state == 0)
 			rc = write_path(m, i, &b, path, &written, now);
@@ -313,6 +377,8 @@ int64_t kvmap_write(struct kvmap *m, int fd, uint64_t seq, uint64_t rev)
 	wb_flush(&b);
 	free(b.p);
 	free(path);
+	if (rc < 0)
+		return rc;
 	if (b.err)
 		return b.err;
 	if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))

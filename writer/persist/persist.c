@@ -83,6 +83,24 @@ static int set_aside_after(int dfd, uint64_t seq)
 	return rc;
 }
 
+/* Cut log.@seq (open as @fd) at @off and sync it; a cut inside its
+ * header (a damaged one) leaves an empty log with a good header, which
+ * the next recovery reads as such. */
+static int cut_log(int fd, uint64_t seq, uint64_t off)
+{
+	if (off < PLOG_HDR) {
+		uint8_t hdr[PLOG_HDR];
+
+		plog_header(hdr, seq);
+		if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
+			return -EIO;
+		off = PLOG_HDR;
+	}
+	if (ftruncate(fd, (off_t)off) < 0 || fsync(fd) < 0)
+		return -errno;
+	return 0;
+}
+
 /* Copy log.@seq aside as log.@seq.damaged (for the operator), then cut
  * it at @off; later logs are renamed aside too. */
 static int cut_history(struct persist *p, uint64_t seq, uint64_t off)
@@ -109,8 +127,10 @@ static int cut_history(struct persist *p, uint64_t seq, uint64_t off)
 		if (n == 0)
 			break;
 	}
-	if (fsync(out) < 0 || ftruncate(in, (off_t)off) < 0 || fsync(in) < 0)
+	if (fsync(out) < 0)
 		rc = -errno;
+	if (rc == 0)
+		rc = cut_log(in, seq, off);
 	if (rc == 0)
 		rc = set_aside_after(p->dfd, seq);
 out:
@@ -136,16 +156,7 @@ static int cut_torn(struct persist *p, uint64_t seq, uint64_t off,
 	fd = openat(p->dfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
-	if (off == 0) {
-		uint8_t hdr[PLOG_HDR];
-
-		plog_header(hdr, seq);
-		if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
-			rc = -EIO;
-		off = PLOG_HDR;
-	}
-	if (rc == 0 && (ftruncate(fd, (off_t)off) < 0 || fsync(fd) < 0))
-		rc = -errno;
+	rc = cut_log(fd, seq, off);
 	close(fd);
 	return rc;
 }

@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "record.h"
 
@@ -134,11 +135,18 @@ struct psink {
 	 * encoded bytes */
 	int (*apply)(void *ctx, const struct prec *r, const uint8_t *raw,
 		     size_t size);
+	/* optional: a root (PUT, no parent) of a version 2 snapshot, whose
+	 * key no record before it has (pass one checked the order), and
+	 * the key's hash; NULL: apply() gets it */
+	int (*load_root)(void *ctx, const struct prec *r, uint64_t hash);
 };
 
 /* pdir_replay flags */
 #define PREPLAY_TORN_TAIL   0x1u /* the last log may end in a torn tail */
 #define PREPLAY_KEEP_PREFIX 0x2u /* corruption ends the history there */
+#define PREPLAY_UNSYNCED_LOGS 0x4u /* any log, not only the last, may end
+                                    * in an unsynced tail (durability none:
+                                    * a rotation does not sync) */
 
 struct preplay_res {
 	uint64_t base_seq;      /* snapshot replayed, 0 = none */
@@ -175,10 +183,14 @@ bool pname_parse(const char *name, const char *prefix, uint64_t *seq);
 #define PLOG_HDR     32u
 /* Snapshot header (48 bytes): magic, version, seq, rev, count, XXH3 of
  * 0..40; then count PUT records; then the trailer (24 bytes): magic,
- * zero, count, XXH3 of trailer 0..16 seeded with the header's check. */
+ * zero, count, XXH3 of trailer 0..16 seeded with the header's check.
+ * Version 2 (written): first the roots (no parent) in strictly ascending
+ * psnap_order_cmp() order, then the entries with a parent, each after its
+ * parent.  Version 1 (still read): parents first, in any order. */
 #define PSNAP_MAGIC   0x4e535253u /* "SRSN" */
 #define PSNAP_END     0x45535253u /* "SRSE" */
-#define PSNAP_VERSION 1u
+#define PSNAP_VERSION 2u
+#define PSNAP_VERSION_PARENTS_FIRST 1u
 #define PSNAP_HDR     48u
 #define PSNAP_TRAILER 24u
 
@@ -187,6 +199,27 @@ void psnap_header(uint8_t out[PSNAP_HDR], uint64_t seq, uint64_t rev,
 		  uint64_t count);
 void psnap_trailer(uint8_t out[PSNAP_TRAILER], const uint8_t hdr[PSNAP_HDR],
 		   uint64_t count);
+
+/* The order of a version 2 snapshot's roots: by key hash (XXH3-64, so
+ * by home slot in an index of any size), then key length, then bytes.
+ * <0, 0 (the same key), >0. */
+static inline int psnap_order_cmp(uint64_t ha, const uint8_t *ka, uint32_t la,
+				  uint64_t hb, const uint8_t *kb, uint32_t lb)
+{
+	if (ha != hb)
+		return ha < hb ? -1 : 1;
+	if (la != lb)
+		return la < lb ? -1 : 1;
+	return memcmp(ka, kb, la);
+}
+
+/* Recovery's bulk insert (bulk_load.c): the root @r (a PUT without
+ * attributes or parent, of key hash @hash) into the writer's private
+ * segment, which no reader maps yet, with plain stores and none of a
+ * put's per-change work (ring record, wake-ups, log).  Returns 0, 1 when
+ * the general put path must take it (the index at its load limit, the
+ * arena full, an entry of that hash on the probe path), or -errno. */
+int pbulk_put(struct shmreg_writer *w, const struct prec *r, uint64_t hash);
 
 /* The in-memory map a snapshot is built in (kvmap.c). */
 struct kvmap;

@@ -3,12 +3,14 @@
  * recover.c - rebuild the registry from its data directory on open.
  *
  * How it works.  The records are applied to a private segment first (the
- * registry's name plus ".recover", which no reader opens), through the
- * writer's own put and delete with the record's revision, create_rev and
- * deadline imposed: one pass over the files, each put O(1), into an index
+ * registry's name plus ".recover", which no reader opens), into an index
  * sized for the entries up front (no growth on the way for the common
- * case).  Readers of the registry keep reading the old segment meanwhile
- * and never see a half-built state.  At the end one handoff copies the
+ * case): the roots of a hash-ordered snapshot (version 2) without
+ * attributes by the bulk insert (bulk_load.c), front to back through the
+ * index; every other record through the writer's own put and delete with
+ * the record's revision, create_rev and deadline imposed, each O(1).
+ * Readers of the registry keep reading the old segment meanwhile and never
+ * see a half-built state.  At the end one handoff copies the
  * private segment to the registry's name and retires the old segment, so
  * readers already mapped follow (writer/handoff.c).
  *
@@ -37,6 +39,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "commit.h"
 #include "internal.h"
 #include "notify.h"
 #include "persist.h"
@@ -47,6 +50,7 @@ struct wsink {
 	int64_t now;
 	uint64_t old_rev;         /* the old segment's revision, 0: none */
 	bool have_old;
+	uint64_t top_rev;         /* the highest revision applied so far */
 };
 
 _Static_assert(PREC_INLINE_MAX == SHM_SLOT_INLINE, "inline bytes");
@@ -114,26 +118,57 @@ static int ws_apply(void *ctx, const struct prec *r, const uint8_t *raw,
 		o.parent = r->parent;
 		o.parent_len = r->plen;
 	}
+	/*
+	 * The put commits as w->revision + 1.  A growth inside it (a
+	 * handoff) raises w->revision to the highest mod_rev it copies
+	 * (handoff.c, count_entry): harmless while the records come in
+	 * revision order (the logs), not for a snapshot's (hash order, then
+	 * parents first), whose revisions are imposed on the slot instead.
+	 */
+	bool ascending = r->rev > s->top_rev;
+
+	if (ascending)
+		s->top_rev = r->rev;
 	w->revision = r->rev - 1;
 	/* a plain entry put once takes the writer's fast path (all-zero
 	 * options), which sets what the record says; anything else imposes
 	 * its deadline and create_rev on the general path */
-	if (r->create_rev == r->rev && !r->expires_at && !r->nattrs &&
-	    !r->plen)
+	if (ascending && r->create_rev == r->rev && !r->expires_at &&
+	    !r->nattrs && !r->plen)
 		return (rc = shmreg_writer_put(w, r->key, r->klen, r->val,
 					       r->vlen, NULL)) < 0 ? (int)rc : 0;
 	w->keep_expiry = true;
 	w->keep_expires_at = r->expires_at;
 	w->replay_create_rev = r->create_rev;
+	if (!ascending) {
+		w->slot_mod_rev = r->rev;
+		w->slot_create_rev = r->create_rev;
+	}
 	rc = shmreg_writer_put(w, r->key, r->klen, r->val, r->vlen, &o);
 	w->keep_expiry = false;
 	w->replay_create_rev = 0;
+	w->slot_mod_rev = w->slot_create_rev = 0;
 	if (rc == -ENOENT || rc == -ELOOP) {
 		/* its parent is gone: so is the entry */
 		del_key(w, r);
 		return 0;
 	}
 	return rc < 0 ? (int)rc : 0;
+}
+
+/* A root of a hash-ordered snapshot: the bulk insert, unless it hands
+ * the record back to the put path. */
+static int ws_load_root(void *ctx, const struct prec *r, uint64_t hash)
+{
+	struct wsink *s = ctx;
+	int rc;
+
+	if (r->expires_at && r->expires_at <= s->now)
+		return 0; /* expired: not restored (no earlier record has it) */
+	if (r->rev > s->top_rev)
+		s->top_rev = r->rev;
+	rc = pbulk_put(s->w, r, hash);
+	return rc > 0 ? ws_apply(ctx, r, NULL, 0) : rc;
 }
 
 static void retire_old(const char *path);
@@ -146,8 +181,10 @@ static int publish_private(struct shmreg_writer *w, const char *priv,
 {
 	struct shm_hdr *h = w->map.hdr;
 
-	w->revision = rev;
-	atomic_store_explicit(&h->revision, rev, memory_order_relaxed);
+	/* an empty commit: the header's counters (the bulk insert stores
+	 * none) and the revision, as every commit stores them */
+	commit_begin(w);
+	commit_end(w, rev);
 	/* the ring holds replayed records, not the history before rev:
 	 * a watcher from before it resyncs (-ERANGE) */
 	atomic_store_explicit(&h->ring_first_rev, rev + 1,
@@ -180,7 +217,8 @@ static void retire_old(const char *path)
 int precover(struct shmreg_writer *w, int dfd, struct preplay_res *res)
 {
 	struct wsink s = { .w = w, .now = shm_realtime_ns() };
-	struct psink sink = { .ctx = &s, .begin = ws_begin, .apply = ws_apply };
+	struct psink sink = { .ctx = &s, .begin = ws_begin, .apply = ws_apply,
+			      .load_root = ws_load_root };
 	unsigned flags = PREPLAY_TORN_TAIL;
 	char priv[PATH_MAX];
 	uint64_t rev;
@@ -188,6 +226,9 @@ int precover(struct shmreg_writer *w, int dfd, struct preplay_res *res)
 
 	if (w->opts.flags & SHMREG_WRITER_KEEP_PREFIX)
 		flags |= PREPLAY_KEEP_PREFIX;
+	/* the mode it is opened with is taken for the mode it ran in */
+	if (w->opts.durability == SHMREG_DURABILITY_NONE)
+		flags |= PREPLAY_UNSYNCED_LOGS;
 	memcpy(s.real, w->path, sizeof(s.real));
 	rc = pdir_replay(dfd, w->opts.data_dir, UINT64_MAX, flags, &sink, res);
 	memcpy(priv, w->path, sizeof(priv));

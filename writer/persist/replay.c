@@ -17,7 +17,11 @@
  *     record starts at any 8-byte boundary after O: the bytes from O are
  *     dropped (and counted).  Anywhere else, or with a valid record after
  *     it, it is corruption: refused with -EBADMSG naming file and offset,
- *     unless PREPLAY_KEEP_PREFIX, which ends the history at O.  Zeros
+ *     unless PREPLAY_KEEP_PREFIX, which ends the history at O.  A bad
+ *     record inside zeros that reach a page end is a machine crash's
+ *     unsynced tail (unsynced_tail below): the history ends at O without
+ *     an option, in the last log (in every log with
+ *     PREPLAY_UNSYNCED_LOGS), the bytes from O set aside.  Zeros
  *     from O to the end of the file are not damage but the log's unused
  *     allocation (a writer that did not close): the log ends at O.
  *
@@ -52,6 +56,7 @@ struct pfile {
 	const uint8_t *p;
 	size_t size;
 	size_t start, valid_end; /* records in [start, valid_end) */
+	bool sorted;             /* a version 2 snapshot: roots by hash */
 };
 
 struct pfiles {
@@ -219,11 +224,99 @@ static bool zero_tail(const struct pfile *pf, size_t off)
 	return true;
 }
 
+/* What pass one saw of a version 2 snapshot, to check its order. */
+struct sorder {
+	bool children;           /* a record with a parent came */
+	bool have;               /* a root came: the last one's */
+	uint64_t hash;           /* hash and key */
+	const uint8_t *key;
+	uint32_t klen;
+};
+
+/* Does @r keep a version 2 snapshot's order after what @o saw?  Roots
+ * first, strictly ascending (so no key twice among them), then the
+ * entries with a parent. */
+static bool in_order(struct sorder *o, const struct prec *r)
+{
+	uint64_t h;
+
+	if (r->plen) {
+		o->children = true;
+		return true;
+	}
+	if (o->children)
+		return false;
+	h = shm_hash(r->key, r->klen);
+	if (o->have && psnap_order_cmp(o->hash, o->key, o->klen, h, r->key,
+				       r->klen) >= 0)
+		return false;
+	*o = (struct sorder){ .have = true, .hash = h, .key = r->key,
+			      .klen = r->klen };
+	return true;
+}
+
+/*
+ * A machine crash's unsynced tail.  A log is written through a shared
+ * mapping (or pwrite) into space allocated ahead, which reads back as zeros
+ * until it is written back, and the kernel writes dirty pages back in any
+ * order and at any moment.  So after the last completed fdatasync a crash
+ * can leave pages that are all zero, or that hold an older image of
+ * themselves (the log only appends: a prefix of their bytes, then zeros),
+ * beside later pages that were written back.  No fdatasync completed after
+ * such a page's missing bytes were written (it would have written them
+ * back), and every later record was written after them: nothing from there
+ * on was synced, so nothing from there on was promised (docs/persistence.md).
+ *
+ * The failing record at @off is such a stretch when, inside its extent
+ * (the length its header claims, else its header), bytes are zero from
+ * some offset up to the end of their page, and that offset is the
+ * record's start (its header never written back: a real record starts
+ * with its magic) or the run is at least UNSYNCED_MIN bytes long (more
+ * than a record header's zero fields, so a damaged record whose page
+ * merely ends in its padding or a zero field is not taken for one).
+ * Damage that does not look so (flipped bits, garbage, short zero runs) is
+ * still corruption.  What the rule cannot tell apart is a synced page
+ * that the device itself lost to zeros.
+ *
+ * Cost: each page of the extent is read backwards from its end until a
+ * nonzero byte, so O(PREC_MAX) at most, once per log.
+ */
+#define UNSYNCED_PAGE 4096u
+#define UNSYNCED_MIN  64u
+
+static bool unsynced_tail(const struct pfile *pf, size_t off, size_t *zero_at)
+{
+	size_t reach = PREC_HDR, end;
+
+	if (off + 8 <= pf->size && rd32(pf->p + off) == PREC_MAGIC) {
+		uint32_t len = rd32(pf->p + off + 4);
+
+		if (len >= PREC_HDR && len <= PREC_MAX)
+			reach = len;
+	}
+	end = reach < pf->size - off ? off + reach : pf->size;
+	for (size_t pg = off & ~(size_t)(UNSYNCED_PAGE - 1); pg < end;
+	     pg += UNSYNCED_PAGE) {
+		size_t pe = pf->size - pg > UNSYNCED_PAGE ? pg + UNSYNCED_PAGE
+							  : pf->size;
+		size_t z = pe;
+
+		while (z > off && z > pg && !pf->p[z - 1])
+			z--;
+		if (z < pe && z < end && (z == off || pe - z >= UNSYNCED_MIN)) {
+			*zero_at = z;
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Scan pf's records from pf->start; pf->valid_end is where they stop.
  * Returns 0 when they run to the end of the file, else the offset of the
- * first bad record (> 0).  Counts into *@rev_max, *@n. */
+ * first bad record (> 0): invalid, or out of @ord's order (unless NULL).
+ * Counts into *@rev_max, *@n. */
 static size_t scan(struct pfile *pf, uint64_t *rev_max, uint64_t *n,
-		   uint64_t *puts, uint64_t *big)
+		   uint64_t *puts, uint64_t *big, struct sorder *ord)
 {
 	size_t o = pf->start;
 	struct prec r;
@@ -238,6 +331,8 @@ static size_t scan(struct pfile *pf, uint64_t *rev_max, uint64_t *n,
 			}
 			break;
 		}
+		if (ord && (r.op != PREC_PUT || !in_order(ord, &r)))
+			break;
 		if (r.rev > *rev_max)
 			*rev_max = r.rev;
 		(*n)++;
@@ -253,21 +348,29 @@ static size_t scan(struct pfile *pf, uint64_t *rev_max, uint64_t *n,
 	return o < pf->size ? o : 0;
 }
 
-/* A snapshot: header, PUT records only, trailer at the very end. */
+/* A snapshot: header, PUT records only (a version 2 one in its order),
+ * trailer at the very end. */
 static int check_snapshot(struct pfile *pf, uint64_t *rev, uint64_t *count,
-			  uint64_t *arena, size_t *bad)
+			  uint64_t *arena, size_t *bad, const char **why)
 {
 	const uint8_t *t;
 	uint8_t want[PSNAP_TRAILER];
 	uint64_t n = 0, maxrev = 0, puts = 0, big = 0;
+	struct sorder ord = { 0 };
+	uint32_t version;
 	size_t end;
 
 	*bad = 0;
-	if (pf->size < PSNAP_HDR + PSNAP_TRAILER ||
-	    rd32(pf->p) != PSNAP_MAGIC || rd32(pf->p + 4) != PSNAP_VERSION ||
+	if (pf->size < PSNAP_HDR + PSNAP_TRAILER)
+		return -EBADMSG;
+	version = rd32(pf->p + 4);
+	if (rd32(pf->p) != PSNAP_MAGIC ||
+	    (version != PSNAP_VERSION &&
+	     version != PSNAP_VERSION_PARENTS_FIRST) ||
 	    rd64(pf->p + 8) != pf->seq ||
 	    XXH3_64bits(pf->p, 40) != rd64(pf->p + 40))
 		return -EBADMSG;
+	pf->sorted = version == PSNAP_VERSION;
 	*rev = rd64(pf->p + 16);
 	*count = rd64(pf->p + 24);
 	pf->start = PSNAP_HDR;
@@ -277,11 +380,18 @@ static int check_snapshot(struct pfile *pf, uint64_t *rev, uint64_t *count,
 		struct pfile body = *pf;
 
 		body.size = end;
-		*bad = scan(&body, &maxrev, &n, &puts, &big);
+		*bad = scan(&body, &maxrev, &n, &puts, &big,
+			    pf->sorted ? &ord : NULL);
 		*arena = big;
 		pf->valid_end = body.valid_end;
-		if (*bad)
+		if (*bad) {
+			struct prec r;
+
+			if (prec_decode(pf->p + *bad, end - *bad, &r) > 0)
+				*why = r.op != PREC_PUT ? "not a PUT record"
+				       : "records out of order";
 			return -EBADMSG;
+		}
 	}
 	t = pf->p + end;
 	psnap_trailer(want, pf->p, *count);
@@ -295,7 +405,8 @@ static int check_snapshot(struct pfile *pf, uint64_t *rev, uint64_t *count,
 
 /* Pass two: the records pass one checked in [start, valid_end) of the
  * same private read-only mapping, so they are decoded without checking
- * again (the checksum is most of a record's decoding cost). */
+ * again (the checksum is most of a record's decoding cost).  A sorted
+ * snapshot's roots without attributes go to the sink's bulk insert. */
 static int feed(const struct pfile *pf, const struct psink *sink,
 		struct preplay_res *res)
 {
@@ -309,7 +420,12 @@ static int feed(const struct pfile *pf, const struct psink *sink,
 		size = prec_size(r.klen, r.plen, r.alen, r.vlen);
 		if (size > pf->valid_end - o)
 			return -EBADMSG; /* cannot happen: pass one checked */
-		if (r.op != PREC_MARK) {
+		if (pf->sorted && sink->load_root && !r.plen && !r.nattrs) {
+			rc = sink->load_root(sink->ctx, &r,
+					     shm_hash(r.key, r.klen));
+			if (rc < 0)
+				return rc;
+		} else if (r.op != PREC_MARK) {
 			rc = sink->apply(sink->ctx, &r, pf->p + o, size);
 			if (rc < 0)
 				return rc;
@@ -327,7 +443,23 @@ struct plan {
 	uint64_t entries, arena;   /* what the sink should expect at most */
 };
 
-/* Pass one for the logs of @plan: header, records, torn tail. */
+/* The history ends at offset @off of log @i of @pl: the later logs are
+ * not replayed (persist.c sets the rest aside: cut_history). */
+static void end_history(struct plan *pl, size_t i, size_t off,
+			struct preplay_res *res)
+{
+	struct pfile *pf = &pl->logs[i];
+
+	res->cut_seq = pf->seq;
+	res->cut_off = off;
+	pf->valid_end = off;
+	for (size_t j = i + 1; j < pl->nlogs; j++)
+		unmap_file(&pl->logs[j]);
+	pl->nlogs = i + 1;
+}
+
+/* Pass one for the logs of @plan: header, records, torn tail, a machine
+ * crash's unsynced tail. */
 static int check_logs(const char *dir, struct plan *pl, unsigned flags,
 		      struct preplay_res *res)
 {
@@ -335,7 +467,7 @@ static int check_logs(const char *dir, struct plan *pl, unsigned flags,
 		struct pfile *pf = &pl->logs[i];
 		bool last = i + 1 == pl->nlogs;
 		uint64_t n = 0, puts = 0;
-		size_t bad;
+		size_t bad, zero_at;
 		uint8_t want[PLOG_HDR];
 
 		plog_header(want, pf->seq);
@@ -351,10 +483,10 @@ static int check_logs(const char *dir, struct plan *pl, unsigned flags,
 		if (pf->size < PLOG_HDR || memcmp(pf->p, want, PLOG_HDR)) {
 			bad = 0;
 			pf->start = pf->valid_end = 0;
-			goto corrupt;
+			goto damaged; /* a header never written back, or damage */
 		}
 		pf->start = PLOG_HDR;
-		bad = scan(pf, &res->max_rev, &n, &puts, &pl->arena);
+		bad = scan(pf, &res->max_rev, &n, &puts, &pl->arena, NULL);
 		pl->entries += puts;
 		if (!bad)
 			continue;
@@ -364,17 +496,25 @@ static int check_logs(const char *dir, struct plan *pl, unsigned flags,
 			res->torn_off = bad;
 			continue;
 		}
-corrupt:
+damaged:
+		if ((flags & (last ? PREPLAY_TORN_TAIL : PREPLAY_UNSYNCED_LOGS)) &&
+		    unsynced_tail(pf, bad, &zero_at)) {
+			fprintf(stderr, "shmreg: %s/" PLOG_NAME ": zeros from "
+				"offset %zu to a page end inside the %s at "
+				"offset %zu: a tail never synced before a "
+				"machine crash; keeping the history before it "
+				"(%zu bytes from there set aside)\n", dir,
+				(unsigned long long)pf->seq, zero_at,
+				bad ? "record" : "header", bad,
+				pf->size - bad);
+			end_history(pl, i, bad, res);
+			return 0;
+		}
 		if (flags & PREPLAY_KEEP_PREFIX) {
 			fprintf(stderr, "shmreg: %s/" PLOG_NAME ": corrupt at "
 				"offset %zu: keeping the history before it\n",
 				dir, (unsigned long long)pf->seq, bad);
-			res->cut_seq = pf->seq;
-			res->cut_off = bad;
-			pf->valid_end = bad;
-			for (size_t j = i + 1; j < pl->nlogs; j++)
-				unmap_file(&pl->logs[j]);
-			pl->nlogs = i + 1;
+			end_history(pl, i, bad, res);
 			return 0;
 		}
 		fprintf(stderr, "shmreg: %s/" PLOG_NAME ": corrupt at offset "
@@ -396,6 +536,7 @@ static int make_plan(int dfd, const char *dir, const struct pfiles *f,
 	int rc;
 
 	for (k = f->nsnaps; k-- > 0;) {
+		const char *why = "a bad header, record or trailer";
 		size_t bad = 0;
 
 		if (f->snaps[k] >= upto)
@@ -403,7 +544,7 @@ static int make_plan(int dfd, const char *dir, const struct pfiles *f,
 		rc = map_file(dfd, PSNAP_NAME, f->snaps[k], &pl->snap);
 		if (rc == 0)
 			rc = check_snapshot(&pl->snap, &rev, &count, &arena,
-					    &bad);
+					    &bad, &why);
 		if (rc == 0) {
 			first = f->snaps[k];
 			res->base_seq = first;
@@ -418,8 +559,8 @@ static int make_plan(int dfd, const char *dir, const struct pfiles *f,
 		if (rc != -EBADMSG)
 			return rc;
 		fprintf(stderr, "shmreg: %s/" PSNAP_NAME ": corrupt at offset "
-			"%zu; falling back to the one before it\n", dir,
-			(unsigned long long)f->snaps[k], bad);
+			"%zu (%s); falling back to the one before it\n", dir,
+			(unsigned long long)f->snaps[k], bad, why);
 	}
 	pl->logs = calloc(f->nlogs ? f->nlogs : 1, sizeof(*pl->logs));
 	if (!pl->logs)
