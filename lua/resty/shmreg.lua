@@ -14,7 +14,9 @@
 --
 -- Memory: each Lua VM (one per worker) has one value buffer, grown when a
 -- value is larger, and one info struct; a get allocates nothing but the
--- Lua string it returns.  list/find/children build their result tables
+-- Lua string it returns.  open(name, {cache = N}) adds a bounded cache
+-- of those strings to the handle, validated by the entry's mod_rev on
+-- every get ("The value cache" below).  list/find/children build their result tables
 -- and are the slower calls (see "Callbacks" below and docs/lua.md).
 
 local ffi = require("ffi")
@@ -133,16 +135,152 @@ local function grow(need)
 	buf_cap = cap
 end
 
+-- The info struct seen as 32-bit words: mod_rev's two halves read as
+-- plain Lua numbers (a uint64_t field read through the FFI is a boxed
+-- cdata, an allocation in the interpreter).  mod_rev is the struct's first
+-- field; which half comes first is the byte order's.
+local info_w = ffi.cast("const uint32_t *", info)
+local REV_LO, REV_HI = 0, 1
+if not ffi.abi("le") then
+	REV_LO, REV_HI = 1, 0
+end
+-- hi * 2^32 + lo is exact in a double while it is below 2^53: an entry
+-- whose mod_rev is larger (never, short of 9e15 commits) is not cached.
+local REV_HI_EXACT = 2 ^ 21
+
+-- The mod_rev the last call left in info, as a Lua number, or nil when a
+-- double cannot hold it exactly.
+local function info_rev()
+	local hi = info_w[REV_HI]
+	if hi >= REV_HI_EXACT then
+		return nil
+	end
+	return hi * 4294967296 + info_w[REV_LO]
+end
+
+--[[ The value cache (opts.cache): Lua strings of this handle's values,
+each with the mod_rev of the read that made it.
+
+Why it is exact.  A get first looks the key up without copying the value
+(shmreg_get with no buffer: lock-free, the lookup alone) and gets its
+current mod_rev.  A mod_rev names one put of that key: revisions never go
+back for a handle (docs/guarantees.md), across segment handoffs and writer
+takeovers too, and each put takes a new one.  So when the cached string's
+mod_rev equals the one just read, the string holds the current value
+(Lua strings are immutable: returning the same one again is returning
+that value).  Anything else (another mod_rev, -ENOENT for an absent or
+expired key, an error) takes the path of a get without the cache.
+
+Why it is per handle.  The instance a string was read from must be the
+one the next lookup reads, and a handle is bound to one instance for its
+life: it follows only a segment that a writer retired, and every writer
+that retires a segment continues its revisions (growth, compaction,
+takeover, truncation, persistence).  A registry removed and created
+again restarts its revisions, but an old handle never moves to it (it
+keeps reading the removed file, as libshmreg does without a cache), and a
+new handle starts with an empty cache.  A handoff keeps the cache: the
+new segment holds the same entries at the same revisions.
+
+Bounds.  At most max entries and max_bytes bytes of keys and values; an
+entry larger than an eighth of max_bytes is not cached.  When an insert
+would pass a bound, the whole cache is cleared first: eviction costs
+nothing per hit (no LRU list to relink) and a full clear once per
+max misses.  The cache lives in each worker's Lua VM: a handle opened in
+init_by_lua gives every worker its own copy, filled by its own gets. ]]
+
+-- table.clear keeps the table's hash part (no rehash when it fills again);
+-- LuaJIT 2.1 has it, another VM gets new tables.
+local ok_clear, table_clear = pcall(require, "table.clear")
+if not ok_clear then
+	table_clear = nil
+end
+
+local function cache_new(max, max_bytes)
+	return { vals = {}, revs = {}, n = 0, bytes = 0, max = max,
+		 max_bytes = max_bytes, entry_max = math.floor(max_bytes / 8),
+		 hits = 0, misses = 0, clears = 0 }
+end
+
+local function cache_clear(c)
+	if table_clear then
+		table_clear(c.vals)
+		table_clear(c.revs)
+	else
+		c.vals, c.revs = {}, {}
+	end
+	c.n, c.bytes = 0, 0
+	c.clears = c.clears + 1
+end
+
+-- Remember @v as @key's value at revision @rev.
+local function cache_put(c, key, v, rev)
+	local size = #key + #v
+	if size > c.entry_max then
+		return
+	end
+	local old = c.vals[key]
+	local n, bytes = c.n, c.bytes + size
+	if old then
+		bytes = bytes - #key - #old
+	else
+		n = n + 1
+	end
+	if n > c.max or bytes > c.max_bytes then
+		cache_clear(c)
+		n, bytes = 1, size
+	end
+	c.vals[key], c.revs[key] = v, rev
+	c.n, c.bytes = n, bytes
+end
+
 local Registry = {}
 Registry.__index = Registry
 
 -- Open registry @name (a name, resolved as libshmreg does: the file
 -- $SHMREG_DIR/shmreg.NAME or /dev/shm/shmreg.NAME; or an absolute path).
--- @opts (optional): lib = path of libshmreg to load instead of the soname.
+-- @opts (optional): lib = path of libshmreg to load instead of the soname;
+-- cache = N, the most entries of the value cache (nil, false or 0: no
+-- cache, the default); cache_bytes = B, the most key and value bytes it
+-- holds (default N * 256).
 -- Returns the handle, or nil and a message.
+
+-- A whole number >= @min, or nil.
+local function count_opt(v, min)
+	if type(v) == "number" and v >= min and v == math.floor(v)
+	   and v < 2 ^ 53 then
+		return v
+	end
+	return nil
+end
+
+-- The cache opts.cache and opts.cache_bytes ask for: a cache, false for
+-- none, or nil and a message.
+local function cache_opts(opts)
+	local max = opts and opts.cache
+	if max == nil or max == false or max == 0 then
+		return false
+	end
+	if not count_opt(max, 1) then
+		return nil, "resty.shmreg.open: opts.cache must be a whole number "
+			.. ">= 0 (entries), not " .. tostring(max)
+	end
+	local bytes = opts.cache_bytes
+	if bytes == nil then
+		bytes = max * 256
+	elseif not count_opt(bytes, 1) then
+		return nil, "resty.shmreg.open: opts.cache_bytes must be a whole "
+			.. "number >= 1, not " .. tostring(bytes)
+	end
+	return cache_new(max, bytes)
+end
+
 function _M.open(name, opts)
 	if type(name) ~= "string" or name == "" then
 		return nil, "resty.shmreg.open: the name must be a non-empty string"
+	end
+	local cache, cerr = cache_opts(opts)
+	if cache == nil then
+		return nil, cerr
 	end
 	local l, err = _M.load(opts and opts.lib)
 	if not l then
@@ -157,7 +295,7 @@ function _M.open(name, opts)
 	-- reload makes a new VM); workers hold their own copies of the
 	-- mapping, unaffected.
 	return setmetatable({ h = ffi.gc(out[0], l.shmreg_close), lib = l,
-			      name = name }, Registry)
+			      name = name, cache = cache }, Registry)
 end
 
 local function handle(self)
@@ -181,6 +319,7 @@ function Registry:close()
 	local h = self.h
 	if h ~= nil then
 		self.h = nil
+		self.cache = false -- its strings are garbage now
 		self.lib.shmreg_close(ffi.gc(h, nil))
 	end
 end
@@ -203,12 +342,8 @@ local function read(lib, h, key, inf)
 	return n
 end
 
--- The value of @key as a Lua string; nil, "not found" when absent; nil and
--- "shmreg_get: EAGAIN (...)" on another error (see shmreg_get(3)).
-function Registry:get(key)
-	local h = handle(self)
-	check_key(key, "get")
-	local n = read(self.lib, h, key, nil)
+-- What a get returns for the length or error @n read() returned.
+local function get_result(n)
 	if n >= 0 then
 		return ffi.string(buf, n)
 	end
@@ -216,6 +351,57 @@ function Registry:get(key)
 		return nil, "not found"
 	end
 	return nil, errmsg("shmreg_get", n)
+end
+
+-- A get through the value cache @c (see "The value cache" above).
+local function cached_get(lib, c, h, key)
+	local n = lib.shmreg_lua_get(h, key, #key, nil, 0, info)
+	if n >= 0 then
+		local rev = info_rev()
+		if rev and c.revs[key] == rev then
+			c.hits = c.hits + 1
+			return c.vals[key]
+		end
+	elseif n == -ENOENT then
+		return nil, "not found"
+	end
+	-- not cached, changed since, or an error: the uncached get, whose
+	-- copy and mod_rev come from one validated read
+	c.misses = c.misses + 1
+	n = read(lib, h, key, info)
+	if n < 0 then
+		return get_result(n)
+	end
+	local v, rev = ffi.string(buf, n), info_rev()
+	if rev then
+		cache_put(c, key, v, rev)
+	end
+	return v
+end
+
+-- The value of @key as a Lua string; nil, "not found" when absent; nil and
+-- "shmreg_get: EAGAIN (...)" on another error (see shmreg_get(3)).
+function Registry:get(key)
+	local h = handle(self)
+	check_key(key, "get")
+	local c = self.cache
+	if c then
+		return cached_get(self.lib, c, h, key)
+	end
+	return get_result(read(self.lib, h, key, nil))
+end
+
+-- The value cache's figures: {entries, bytes, hits, misses, clears,
+-- max_entries, max_bytes}, or nil when the handle has no cache.
+function Registry:cache_stats()
+	handle(self)
+	local c = self.cache
+	if not c then
+		return nil
+	end
+	return { entries = c.n, bytes = c.bytes, hits = c.hits,
+		 misses = c.misses, clears = c.clears, max_entries = c.max,
+		 max_bytes = c.max_bytes }
 end
 
 -- What the registry records about @key, as a table {mod_rev, create_rev,

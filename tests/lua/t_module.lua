@@ -6,32 +6,8 @@
 
 local _M = {}
 
-local checks, fails = 0, 0
-
-local function check(cond, what, ...)
-	checks = checks + 1
-	if not cond then
-		fails = fails + 1
-		ngx.say("FAIL: ", what, ": ", table.concat({ tostring(...) }, " "))
-	end
-end
-
-local function eq(got, want, what)
-	check(got == want, what, "got", tostring(got), "want", tostring(want))
-end
-
--- true when msg contains every string given
-local function has(msg, ...)
-	if type(msg) ~= "string" then
-		return false
-	end
-	for _, s in ipairs({ ... }) do
-		if not msg:find(s, 1, true) then
-			return false
-		end
-	end
-	return true
-end
+local tcheck = require("tcheck")
+local check, eq, has = tcheck.check, tcheck.eq, tcheck.has
 
 local function by_key(entries)
 	local m = {}
@@ -240,12 +216,7 @@ function _M.run(reg, open_err, buildlib)
 		t_list(reg)
 		t_find_children_attrs(reg)
 	end
-	if fails == 0 then
-		ngx.say("ok ", checks)
-	else
-		ngx.say("FAILED ", fails, " of ", checks)
-	end
-	checks, fails = 0, 0
+	tcheck.finish()
 end
 
 return _M

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# lua_cache.sh - resty.shmreg's value cache inside Debian's nginx: a worker
+# caches values (t_cache.lua, GET /c?step=NAME), and between the steps this
+# script changes the registry through embedded writers (shmregctl): a
+# changed, a deleted and an expired key must read fresh, a segment handoff
+# must keep the cache valid, a registry removed and made again (its
+# revisions start over) must not be served from an old handle's cache,
+# and the entry and byte caps must hold.
+set -uo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=servers.sh
+. "$here/servers.sh"
+lua_skip_checks tools
+
+fail() { echo "lua_cache: FAIL: $*"; exit 1; }
+
+reg=luacache
+ctl() { "$SHMREGCTL" -r "$reg" --embedded "$@" >/dev/null ||
+	fail "shmregctl $*"; }
+
+# step NAME: run the worker's checks of step NAME; they print "ok N" last
+step() {
+	local out
+	out=$(http_get "/c?step=$1") ||
+		fail "GET /c?step=$1: $(tail -20 "$PWD/nginx/logs/error.log")"
+	echo "$1: $out"
+	case $(echo "$out" | tail -1) in
+	"ok "[1-9]*) ;;
+	*) fail "step $1 failed in nginx" ;;
+	esac
+}
+
+# wait_absent KEY: until shmregctl no longer finds KEY (it expired), at
+# most 20 s
+wait_absent() {
+	local deadline=$((SECONDS + 20))
+	while "$SHMREGCTL" -r "$reg" get "$1" >/dev/null 2>&1; do
+		[ $SECONDS -lt $deadline ] || fail "$1 did not expire"
+		sleep 0.1
+	done
+}
+
+ctl put k5 v5 # first: revision 1
+ctl put k1 v1
+ctl put k2 v2
+ctl put k4 v4
+ctl put k3 v3 --ttl 8s
+
+export LD_LIBRARY_PATH=$LUA_BUILD_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+NGX_SUBST_LUADIR=$SHMREG_SOURCE_DIR/lua
+NGX_SUBST_TESTDIR=$here
+NGX_SUBST_REGISTRY=$SHMREG_DIR/shmreg.$reg
+NGX_SUBST_BUILDLIB=$LUA_BUILD_LIB
+nginx_start "$here/module.conf.in"
+step open
+
+ctl put k1 v1-new
+ctl del k2
+wait_absent k3
+step changed
+
+ino=$(stat -c %i "$SHMREG_DIR/shmreg.$reg")
+head -c 2000000 /dev/zero | tr '\0' x >"$PWD/blob"
+ctl put blob --file "$PWD/blob"
+[ "$(stat -c %i "$SHMREG_DIR/shmreg.$reg")" != "$ino" ] ||
+	fail "a 2 MB value did not make a new segment (no handoff to test)"
+ctl put after a
+step handoff
+
+"$SHMREGCTL" rm-registry "$reg" || fail "rm-registry $reg"
+ctl put k5 v5-recreated
+step recreated
+
+for i in $(seq -w 1 10); do ctl put "cap/$i" "value-$i"; done
+step caps
+
+nginx_stop
+if grep -E '\[(error|crit|alert|emerg)\]|exited on signal' \
+	"$PWD/nginx/logs/error.log"; then
+	fail "nginx logged errors"
+fi
+echo "lua_cache: all passed"
