@@ -71,6 +71,7 @@ int shmreg_lua_get(shmreg_t *r, const char *key, size_t klen, void *buf,
 		   size_t cap, shmreg_info_t *info) __asm__("shmreg_get");
 int shmreg_lua_get_attrs(shmreg_t *r, const char *key, size_t klen,
 			 void *buf, size_t cap) __asm__("shmreg_get_attrs");
+int shmreg_stable_revision(shmreg_t *r, uint64_t *rev);
 int64_t shmreg_list(shmreg_t *r, const void *prefix, size_t plen,
 		    shmreg_list_fn fn, void *arg);
 int64_t shmreg_find(shmreg_t *r, const shmreg_attr_t *match,
@@ -135,57 +136,68 @@ local function grow(need)
 	buf_cap = cap
 end
 
--- The info struct seen as 32-bit words: mod_rev's two halves read as
--- plain Lua numbers (a uint64_t field read through the FFI is a boxed
--- cdata, an allocation in the interpreter).  mod_rev is the struct's first
--- field; which half comes first is the byte order's.
-local info_w = ffi.cast("const uint32_t *", info)
-local REV_LO, REV_HI = 0, 1
+-- 64-bit numbers the FFI fills in, read as two 32-bit words: plain Lua
+-- numbers (a uint64_t read through the FFI is a boxed cdata, an
+-- allocation in the interpreter).  Which word comes first is the byte
+-- order's.  hi * 2^32 + lo is exact in a double below 2^53: a larger
+-- revision (never, short of 9e15 commits) turns the cache off for that
+-- get (u64 returns nil).
+local LO, HI = 0, 1
 if not ffi.abi("le") then
-	REV_LO, REV_HI = 1, 0
+	LO, HI = 1, 0
 end
--- hi * 2^32 + lo is exact in a double while it is below 2^53: an entry
--- whose mod_rev is larger (never, short of 9e15 commits) is not cached.
-local REV_HI_EXACT = 2 ^ 21
+local HI_EXACT = 2 ^ 21
 
--- The mod_rev the last call left in info, as a Lua number, or nil when a
--- double cannot hold it exactly.
-local function info_rev()
-	local hi = info_w[REV_HI]
-	if hi >= REV_HI_EXACT then
+local function u64(w, at)
+	local hi = w[at + HI]
+	if hi >= HI_EXACT then
 		return nil
 	end
-	return hi * 4294967296 + info_w[REV_LO]
+	return hi * 4294967296 + w[at + LO]
 end
 
+-- the info struct as words: mod_rev at word 0, expires_at_ns at word 4
+local info_w = ffi.cast("const uint32_t *", info)
+-- the revision shmreg_stable_revision stores
+local rev_buf = ffi.new("uint64_t[1]")
+local rev_w = ffi.cast("const uint32_t *", rev_buf)
+
 --[[ The value cache (opts.cache): Lua strings of this handle's values,
-each with the mod_rev of the read that made it.
+each with a stamp: the registry's revision R at a moment when the value
+was known to be current, negated for an entry that has an expiry.
 
-Why it is exact.  A get first looks the key up without copying the value
-(shmreg_get with no buffer: lock-free, the lookup alone) and gets its
-current mod_rev.  A mod_rev names one put of that key: revisions never go
-back for a handle (docs/guarantees.md), across segment handoffs and writer
-takeovers too, and each put takes a new one.  So when the cached string's
-mod_rev equals the one just read, the string holds the current value
-(Lua strings are immutable: returning the same one again is returning
-that value).  Anything else (another mod_rev, -ENOENT for an absent or
-expired key, an error) takes the path of a get without the cache.
+Why it is exact.  A get first reads the registry's revision and whether
+a commit is being applied (shmreg_stable_revision: two header words, no
+lookup).  Every change to an entry takes a new revision and is visible
+only while its commit is being applied or once its revision is, so when
+no commit is being applied and the revision is still the entry's stamp,
+nothing has changed since the value was current: the cached string is
+the value (Lua strings are immutable: returning the same one again is
+returning that value).  Otherwise the get looks the key up without
+copying the value (shmreg_get with no buffer) for its mod_rev: a value
+changed after the stamp was taken has a mod_rev above it, so a mod_rev
+at or below the stamp means unchanged, and the stamp moves up to the
+revision this get read.  An entry with an expiry never takes the first
+path (it expires with no commit; the lookup says -ENOENT then).  Anything
+else (a higher mod_rev, -ENOENT for an absent or expired key, an error)
+takes the path of a get without the cache, which copies the value and
+reads its mod_rev and expiry in one validated read.
 
-Why it is per handle.  The instance a string was read from must be the
-one the next lookup reads, and a handle is bound to one instance for its
-life: it follows only a segment that a writer retired, and every writer
-that retires a segment continues its revisions (growth, compaction,
-takeover, truncation, persistence).  A registry removed and created
-again restarts its revisions, but an old handle never moves to it (it
+Why it is per handle.  All of this compares revisions of one handle, and
+a handle's revisions never go back (docs/guarantees.md): it follows only
+a segment that a writer retired, and every writer that retires one
+continues its revisions (growth, compaction, takeover, truncation,
+persistence).  A handoff keeps the entries at their revisions, so the
+cache stays valid across it.  A registry removed and created again
+starts its revisions again, but an old handle never moves to it (it
 keeps reading the removed file, as libshmreg does without a cache), and a
-new handle starts with an empty cache.  A handoff keeps the cache: the
-new segment holds the same entries at the same revisions.
+new handle starts with an empty cache.
 
 Bounds.  At most max entries and max_bytes bytes of keys and values; an
 entry larger than an eighth of max_bytes is not cached.  When an insert
 would pass a bound, the whole cache is cleared first: eviction costs
-nothing per hit (no LRU list to relink) and a full clear once per
-max misses.  The cache lives in each worker's Lua VM: a handle opened in
+nothing per hit (no LRU list to relink) and a full clear once per max
+misses.  The cache lives in each worker's Lua VM: a handle opened in
 init_by_lua gives every worker its own copy, filled by its own gets. ]]
 
 -- table.clear keeps the table's hash part (no rehash when it fills again);
@@ -196,7 +208,7 @@ if not ok_clear then
 end
 
 local function cache_new(max, max_bytes)
-	return { vals = {}, revs = {}, n = 0, bytes = 0, max = max,
+	return { vals = {}, stamps = {}, n = 0, bytes = 0, max = max,
 		 max_bytes = max_bytes, entry_max = math.floor(max_bytes / 8),
 		 hits = 0, misses = 0, clears = 0 }
 end
@@ -204,16 +216,16 @@ end
 local function cache_clear(c)
 	if table_clear then
 		table_clear(c.vals)
-		table_clear(c.revs)
+		table_clear(c.stamps)
 	else
-		c.vals, c.revs = {}, {}
+		c.vals, c.stamps = {}, {}
 	end
 	c.n, c.bytes = 0, 0
 	c.clears = c.clears + 1
 end
 
--- Remember @v as @key's value at revision @rev.
-local function cache_put(c, key, v, rev)
+-- Remember @v as @key's value, with @stamp.
+local function cache_put(c, key, v, stamp)
 	local size = #key + #v
 	if size > c.entry_max then
 		return
@@ -229,7 +241,7 @@ local function cache_put(c, key, v, rev)
 		cache_clear(c)
 		n, bytes = 1, size
 	end
-	c.vals[key], c.revs[key] = v, rev
+	c.vals[key], c.stamps[key] = v, stamp
 	c.n, c.bytes = n, bytes
 end
 
@@ -285,6 +297,10 @@ function _M.open(name, opts)
 	local l, err = _M.load(opts and opts.lib)
 	if not l then
 		return nil, err
+	end
+	if cache and not pcall(function() return l.shmreg_stable_revision end) then
+		return nil, "resty.shmreg.open: the cache needs a libshmreg with "
+			.. "shmreg_stable_revision"
 	end
 	local out = ffi.new("shmreg_t *[1]")
 	local ret = l.shmreg_open(name, 0, out)
@@ -355,26 +371,46 @@ end
 
 -- A get through the value cache @c (see "The value cache" above).
 local function cached_get(lib, c, h, key)
-	local n = lib.shmreg_lua_get(h, key, #key, nil, 0, info)
-	if n >= 0 then
-		local rev = info_rev()
-		if rev and c.revs[key] == rev then
-			c.hits = c.hits + 1
-			return c.vals[key]
-		end
-	elseif n == -ENOENT then
-		return nil, "not found"
+	-- The cache's two table entries are read first: each is a cache miss
+	-- in a large Lua heap, and issued before the C call they overlap
+	-- with its misses instead of adding to them (nothing changes the
+	-- cache during the call).
+	local v, stamp = c.vals[key], c.stamps[key]
+	local settled = lib.shmreg_stable_revision(h, rev_buf) == 0
+	local now = u64(rev_w, 0)
+	if not now or now == 0 then
+		return get_result(read(lib, h, key, nil)) -- no revision to stamp
 	end
-	-- not cached, changed since, or an error: the uncached get, whose
-	-- copy and mod_rev come from one validated read
+	if stamp == now and settled then
+		c.hits = c.hits + 1
+		return v
+	end
+	local n
+	if stamp then
+		n = lib.shmreg_lua_get(h, key, #key, nil, 0, info)
+		if n >= 0 then
+			local m = u64(info_w, 0)
+			if m and m <= (stamp > 0 and stamp or -stamp) then
+				c.stamps[key] = stamp > 0 and now or -now
+				c.hits = c.hits + 1
+				return v
+			end
+		elseif n == -ENOENT then
+			return nil, "not found"
+		end
+	end
+	-- not cached, changed since, or an error: the uncached get
 	c.misses = c.misses + 1
 	n = read(lib, h, key, info)
 	if n < 0 then
 		return get_result(n)
 	end
-	local v, rev = ffi.string(buf, n), info_rev()
-	if rev then
-		cache_put(c, key, v, rev)
+	v = ffi.string(buf, n)
+	-- expires_at_ns, words 4 and 5: 0 is never
+	if info_w[4] == 0 and info_w[5] == 0 then
+		cache_put(c, key, v, now)
+	else
+		cache_put(c, key, v, -now)
 	end
 	return v
 end

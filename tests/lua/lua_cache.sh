@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 # lua_cache.sh - resty.shmreg's value cache inside Debian's nginx: a worker
 # caches values (t_cache.lua, GET /c?step=NAME), and between the steps this
-# script changes the registry through embedded writers (shmregctl): a
-# changed, a deleted and an expired key must read fresh, a segment handoff
+# script changes the registry through embedded writers (shmregctl): an
+# expired key (with no commit since it was cached), a changed and a deleted
+# one must read as without the cache, a segment handoff
 # must keep the cache valid, a registry removed and made again (its
 # revisions start over) must not be served from an old handle's cache,
 # and the entry and byte caps must hold.
@@ -55,9 +56,11 @@ NGX_SUBST_BUILDLIB=$LUA_BUILD_LIB
 nginx_start "$here/module.conf.in"
 step open
 
+# k3 expires with no commit at all (no writer runs to remove it)
+wait_absent k3
+step expired
 ctl put k1 v1-new
 ctl del k2
-wait_absent k3
 step changed
 
 ino=$(stat -c %i "$SHMREG_DIR/shmreg.$reg")

@@ -13,6 +13,7 @@ local check, eq, has = tcheck.check, tcheck.eq, tcheck.has
 local _M = {}
 local path -- the registry file
 local reg, plain
+local rev_at_open -- the registry's revision when step open ended
 
 local function stats(r)
 	return r:cache_stats() or {}
@@ -58,23 +59,35 @@ function steps.open()
 	s = stats(reg)
 	eq(s.entries, 5, "five entries cached")
 	eq(s.bytes, 5 * 4, "their key and value bytes")
-	eq(s.misses, 5, "one miss per key (an absent key is no miss)")
+	eq(s.misses, 5 + 2, "one miss per key, and the absent key's two")
 	eq(s.hits, 5, "one hit per key")
+	-- a hit allocates nothing at all (the string is the cached one)
+	tcheck.no_alloc(reg, "k4", "v4", "cached get")
+	eq(stats(reg).hits, 5 + 40000, "the allocation loops were hits")
 	local ok, e = pcall(reg.get, reg, 42)
 	check(not ok and has(e, "the key must be a string, not number"),
 	      "a number key raises, cache or not", e)
+	rev_at_open = reg:revision()
 	local v
 	v, err = reg:get("")
 	check(v == nil and has(err, "shmreg_get: EINVAL"), "empty key", err)
 end
 
--- The script changed k1, deleted k2 and waited until k3 expired.
+-- The script waited until k3 expired, with no commit since step open:
+-- the registry's revision is the same, and k3 must still read absent.
+function steps.expired()
+	eq(reg:revision(), rev_at_open, "no commit since the values were cached")
+	same(reg, "k3", nil, "k3 expired after it was cached")
+	same(reg, "k4", "v4", "k4 unchanged")
+end
+
+-- The script changed k1 and deleted k2.
 function steps.changed()
 	local before = stats(reg)
 	same(reg, "k1", "v1-new", "k1 changed after it was cached")
 	same(reg, "k1", "v1-new", "k1 again")
 	same(reg, "k2", nil, "k2 deleted after it was cached")
-	same(reg, "k3", nil, "k3 expired after it was cached")
+	same(reg, "k3", nil, "k3 still expired")
 	same(reg, "k4", "v4", "k4 unchanged")
 	local s = stats(reg)
 	eq(s.misses - before.misses, 1, "one miss: the changed k1")
