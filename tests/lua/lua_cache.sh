@@ -20,17 +20,8 @@ reg=luacache
 ctl() { "$SHMREGCTL" -r "$reg" --embedded "$@" >/dev/null ||
 	fail "shmregctl $*"; }
 
-# step NAME: run the worker's checks of step NAME; they print "ok N" last
-step() {
-	local out
-	out=$(http_get "/c?step=$1") ||
-		fail "GET /c?step=$1: $(tail -20 "$PWD/nginx/logs/error.log")"
-	echo "$1: $out"
-	case $(echo "$out" | tail -1) in
-	"ok "[1-9]*) ;;
-	*) fail "step $1 failed in nginx" ;;
-	esac
-}
+# step NAME: run the worker's checks of step NAME
+step() { lua_run_checks "/c?step=$1" "$1"; }
 
 # wait_absent KEY: until shmregctl no longer finds KEY (it expired), at
 # most 20 s
@@ -48,12 +39,7 @@ ctl put k2 v2
 ctl put k4 v4
 ctl put k3 v3 --ttl 8s
 
-export LD_LIBRARY_PATH=$LUA_BUILD_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-NGX_SUBST_LUADIR=$SHMREG_SOURCE_DIR/lua
-NGX_SUBST_TESTDIR=$here
-NGX_SUBST_REGISTRY=$SHMREG_DIR/shmreg.$reg
-NGX_SUBST_BUILDLIB=$LUA_BUILD_LIB
-nginx_start "$here/module.conf.in"
+lua_nginx_start "$SHMREG_DIR/shmreg.$reg"
 step open
 
 # k3 expires with no commit at all (no writer runs to remove it)

@@ -22,6 +22,12 @@
 #                             Several may run at once (the benchmark's)
 #   nginx_stop [PID]          SIGQUIT (graceful), then reap; default the
 #                             last one started
+#   lua_nginx_start FILE      nginx_start of tests/lua/module.conf.in (one
+#                             worker: t_module.lua on /t, t_cache.lua on
+#                             /c) against the registry file FILE
+#   lua_run_checks PATH WHAT  GET PATH, whose handler runs tcheck.lua checks;
+#                             print what it says, exit 1 unless its last
+#                             line is "ok N"
 
 NGINX=${NGINX:-/usr/sbin/nginx}
 NGX_MODDIR=${NGX_MODDIR:-/usr/lib/nginx/modules}
@@ -184,4 +190,26 @@ nginx_stop() {
 	_ngx_forget "$pid"
 	[ "$pid" = "$NGX_PID" ] && NGX_PID=
 	return 0
+}
+
+lua_nginx_start() {
+	export LD_LIBRARY_PATH=$LUA_BUILD_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+	NGX_SUBST_LUADIR=$SHMREG_SOURCE_DIR/lua
+	NGX_SUBST_TESTDIR=$SHMREG_SOURCE_DIR/tests/lua
+	NGX_SUBST_REGISTRY=$1
+	NGX_SUBST_BUILDLIB=$LUA_BUILD_LIB
+	nginx_start "$SHMREG_SOURCE_DIR/tests/lua/module.conf.in"
+}
+
+lua_run_checks() {
+	local out
+	out=$(http_get "$1") || {
+		echo "FAIL: GET $1: $(tail -20 "$PWD/nginx/logs/error.log")"
+		exit 1
+	}
+	echo "$2: $out"
+	case $(echo "$out" | tail -1) in
+	"ok "[1-9]*) ;;
+	*) echo "FAIL: $2: the checks in nginx failed"; exit 1 ;;
+	esac
 }
