@@ -247,6 +247,19 @@ ssize_t shmreg_get_attrs(shmreg_t *r, const void *key, size_t klen,
 uint64_t shmreg_read_begin(shmreg_t *r);
 int shmreg_read_validate(shmreg_t *r, uint64_t token);
 
+/*
+ * For a cache of values read through @r: store the registry's revision in
+ * *@rev and return 0 when no commit is being applied, -EAGAIN when one is
+ * (*@rev is then the revision before it), -EINVAL for a NULL argument.
+ * Two calls through one handle that both return 0 with the same revision
+ * saw no entry change between them, except by expiring: a value without
+ * an expiry read after the first is still current at the second.
+ * Lock-free, no system call (follows a segment handoff as shmreg_get
+ * does); a revision in memory the caller gives, for FFIs that box a
+ * 64-bit return (LuaJIT).
+ */
+int shmreg_stable_revision(shmreg_t *r, uint64_t *rev);
+
 /* Registry state in shmreg_stats_t.state */
 #define SHMREG_STATE_OPEN    1 /* a writer serves the registry */
 #define SHMREG_STATE_CLOSED  2 /* the writer closed it; contents readable */

@@ -34,10 +34,9 @@ static int view(PyObject *o, pybytes_t *out, const char *what)
 	return -1;
 }
 
-void pybytes_release(pybytes_t *b)
+void pybytes_buffer_release(pybytes_t *b)
 {
-	if (b->has_view)
-		PyBuffer_Release(&b->view);
+	PyBuffer_Release(&b->view);
 	b->has_view = false;
 }
 

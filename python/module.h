@@ -150,11 +150,34 @@ typedef struct {
 /* A key: bytes (or any buffer) or str (UTF-8), 1..SHMREG_KEY_MAX bytes.
  * TypeError / ValueError otherwise.  Returns 0 or -1. */
 int pyarg_key(PyObject *o, pybytes_t *out);
+
+/* pyarg_key for the read path (get, [], in): a bytes key of a valid
+ * length, the common case, is taken here without a call into args.c;
+ * every other object, and every error, goes through pyarg_key. */
+static inline int pyarg_key_fast(PyObject *o, pybytes_t *out)
+{
+	if (PyBytes_CheckExact(o) && PyBytes_GET_SIZE(o) >= 1 &&
+	    PyBytes_GET_SIZE(o) <= SHMREG_KEY_MAX) {
+		out->p = PyBytes_AS_STRING(o);
+		out->len = PyBytes_GET_SIZE(o);
+		out->has_view = false;
+		return 0;
+	}
+	return pyarg_key(o, out);
+}
 /* A value: bytes-like or str (UTF-8), 0..SHMREG_VALUE_MAX bytes. */
 int pyarg_value(PyObject *o, pybytes_t *out);
 /* A prefix: as a key, but may be empty (all keys). */
 int pyarg_prefix(PyObject *o, pybytes_t *out);
-void pybytes_release(pybytes_t *b);
+void pybytes_buffer_release(pybytes_t *b);
+
+/* Inline: a bytes or str argument holds no buffer, and this runs on every
+ * get. */
+static inline void pybytes_release(pybytes_t *b)
+{
+	if (b->has_view)
+		pybytes_buffer_release(b);
+}
 
 /* Timeout in seconds (int or float >= 0) or None (forever) into ns
  * (< 0 = forever).  Returns 0 or -1. */

@@ -165,7 +165,7 @@ static PyObject *reg_get(pyreg_t *self, PyObject *const *args,
 	} else if (nargs == 2) {
 		dflt = args[1];
 	}
-	if (pyreg_check_open(self) < 0 || pyarg_key(args[0], &k) < 0)
+	if (pyreg_check_open(self) < 0 || pyarg_key_fast(args[0], &k) < 0)
 		return NULL;
 	v = lookup(self, &k, &absent);
 	pybytes_release(&k);
@@ -180,7 +180,7 @@ static PyObject *reg_subscript(pyreg_t *self, PyObject *key)
 	pybytes_t k;
 	bool absent = false;
 
-	if (pyreg_check_open(self) < 0 || pyarg_key(key, &k) < 0)
+	if (pyreg_check_open(self) < 0 || pyarg_key_fast(key, &k) < 0)
 		return NULL;
 	v = lookup(self, &k, &absent);
 	pybytes_release(&k);
@@ -194,7 +194,7 @@ static int reg_contains(pyreg_t *self, PyObject *key)
 	pybytes_t k;
 	ssize_t n;
 
-	if (pyreg_check_open(self) < 0 || pyarg_key(key, &k) < 0)
+	if (pyreg_check_open(self) < 0 || pyarg_key_fast(key, &k) < 0)
 		return -1;
 	n = shmreg_get(self->r, k.p, (size_t)k.len, NULL, 0, NULL);
 	pybytes_release(&k);

@@ -14,7 +14,9 @@
 --
 -- Memory: each Lua VM (one per worker) has one value buffer, grown when a
 -- value is larger, and one info struct; a get allocates nothing but the
--- Lua string it returns.  list/find/children build their result tables
+-- Lua string it returns.  open(name, {cache = N}) adds a bounded cache
+-- of those strings to the handle, validated by the entry's mod_rev on
+-- every get ("The value cache" below).  list/find/children build their result tables
 -- and are the slower calls (see "Callbacks" below and docs/lua.md).
 
 local ffi = require("ffi")
@@ -69,6 +71,7 @@ int shmreg_lua_get(shmreg_t *r, const char *key, size_t klen, void *buf,
 		   size_t cap, shmreg_info_t *info) __asm__("shmreg_get");
 int shmreg_lua_get_attrs(shmreg_t *r, const char *key, size_t klen,
 			 void *buf, size_t cap) __asm__("shmreg_get_attrs");
+int shmreg_stable_revision(shmreg_t *r, uint64_t *rev);
 int64_t shmreg_list(shmreg_t *r, const void *prefix, size_t plen,
 		    shmreg_list_fn fn, void *arg);
 int64_t shmreg_find(shmreg_t *r, const shmreg_attr_t *match,
@@ -133,20 +136,171 @@ local function grow(need)
 	buf_cap = cap
 end
 
+-- 64-bit numbers the FFI fills in, read as two 32-bit words: plain Lua
+-- numbers (a uint64_t read through the FFI is a boxed cdata, an
+-- allocation in the interpreter).  Which word comes first is the byte
+-- order's.  hi * 2^32 + lo is exact in a double below 2^53: a larger
+-- revision (never, short of 9e15 commits) turns the cache off for that
+-- get (u64 returns nil).
+local LO, HI = 0, 1
+if not ffi.abi("le") then
+	LO, HI = 1, 0
+end
+local HI_EXACT = 2 ^ 21
+
+local function u64(w, at)
+	local hi = w[at + HI]
+	if hi >= HI_EXACT then
+		return nil
+	end
+	return hi * 4294967296 + w[at + LO]
+end
+
+-- the info struct as words: mod_rev at word 0, expires_at_ns at word 4
+local info_w = ffi.cast("const uint32_t *", info)
+-- the revision shmreg_stable_revision stores
+local rev_buf = ffi.new("uint64_t[1]")
+local rev_w = ffi.cast("const uint32_t *", rev_buf)
+
+--[[ The value cache (opts.cache): Lua strings of this handle's values,
+each with a stamp: the registry's revision R at a moment when the value
+was known to be current, negated for an entry that has an expiry.
+
+Why it is exact.  A get first reads the registry's revision and whether
+a commit is being applied (shmreg_stable_revision: two header words, no
+lookup).  Every change to an entry takes a new revision and is visible
+only while its commit is being applied or once its revision is, so when
+no commit is being applied and the revision is still the entry's stamp,
+nothing has changed since the value was current: the cached string is
+the value (Lua strings are immutable: returning the same one again is
+returning that value).  Otherwise the get looks the key up without
+copying the value (shmreg_get with no buffer) for its mod_rev: a value
+changed after the stamp was taken has a mod_rev above it, so a mod_rev
+at or below the stamp means unchanged, and the stamp moves up to the
+revision this get read.  An entry with an expiry never takes the first
+path (it expires with no commit; the lookup says -ENOENT then).  Anything
+else (a higher mod_rev, -ENOENT for an absent or expired key, an error)
+takes the path of a get without the cache, which copies the value and
+reads its mod_rev and expiry in one validated read.
+
+Why it is per handle.  All of this compares revisions of one handle, and
+a handle's revisions never go back (docs/guarantees.md): it follows only
+a segment that a writer retired, and every writer that retires one
+continues its revisions (growth, compaction, takeover, truncation,
+persistence).  A handoff keeps the entries at their revisions, so the
+cache stays valid across it.  A registry removed and created again
+starts its revisions again, but an old handle never moves to it (it
+keeps reading the removed file, as libshmreg does without a cache), and a
+new handle starts with an empty cache.
+
+Bounds.  At most max entries and max_bytes bytes of keys and values; an
+entry larger than an eighth of max_bytes is not cached.  When an insert
+would pass a bound, the whole cache is cleared first: eviction costs
+nothing per hit (no LRU list to relink) and a full clear once per max
+misses.  The cache lives in each worker's Lua VM: a handle opened in
+init_by_lua gives every worker its own copy, filled by its own gets. ]]
+
+-- table.clear keeps the table's hash part (no rehash when it fills again);
+-- LuaJIT 2.1 has it, another VM gets new tables.
+local ok_clear, table_clear = pcall(require, "table.clear")
+if not ok_clear then
+	table_clear = nil
+end
+
+local function cache_new(max, max_bytes)
+	return { vals = {}, stamps = {}, n = 0, bytes = 0, max = max,
+		 max_bytes = max_bytes, entry_max = math.floor(max_bytes / 8),
+		 hits = 0, misses = 0, clears = 0 }
+end
+
+local function cache_clear(c)
+	if table_clear then
+		table_clear(c.vals)
+		table_clear(c.stamps)
+	else
+		c.vals, c.stamps = {}, {}
+	end
+	c.n, c.bytes = 0, 0
+	c.clears = c.clears + 1
+end
+
+-- Remember @v as @key's value, with @stamp.
+local function cache_put(c, key, v, stamp)
+	local size = #key + #v
+	if size > c.entry_max then
+		return
+	end
+	local old = c.vals[key]
+	local n, bytes = c.n, c.bytes + size
+	if old then
+		bytes = bytes - #key - #old
+	else
+		n = n + 1
+	end
+	if n > c.max or bytes > c.max_bytes then
+		cache_clear(c)
+		n, bytes = 1, size
+	end
+	c.vals[key], c.stamps[key] = v, stamp
+	c.n, c.bytes = n, bytes
+end
+
 local Registry = {}
 Registry.__index = Registry
 
 -- Open registry @name (a name, resolved as libshmreg does: the file
 -- $SHMREG_DIR/shmreg.NAME or /dev/shm/shmreg.NAME; or an absolute path).
--- @opts (optional): lib = path of libshmreg to load instead of the soname.
+-- @opts (optional): lib = path of libshmreg to load instead of the soname;
+-- cache = N, the most entries of the value cache (nil, false or 0: no
+-- cache, the default); cache_bytes = B, the most key and value bytes it
+-- holds (default N * 256).
 -- Returns the handle, or nil and a message.
+
+-- A whole number >= @min, or nil.
+local function count_opt(v, min)
+	if type(v) == "number" and v >= min and v == math.floor(v)
+	   and v < 2 ^ 53 then
+		return v
+	end
+	return nil
+end
+
+-- The cache opts.cache and opts.cache_bytes ask for: a cache, false for
+-- none, or nil and a message.
+local function cache_opts(opts)
+	local max = opts and opts.cache
+	if max == nil or max == false or max == 0 then
+		return false
+	end
+	if not count_opt(max, 1) then
+		return nil, "resty.shmreg.open: opts.cache must be a whole number "
+			.. ">= 0 (entries), not " .. tostring(max)
+	end
+	local bytes = opts.cache_bytes
+	if bytes == nil then
+		bytes = max * 256
+	elseif not count_opt(bytes, 1) then
+		return nil, "resty.shmreg.open: opts.cache_bytes must be a whole "
+			.. "number >= 1, not " .. tostring(bytes)
+	end
+	return cache_new(max, bytes)
+end
+
 function _M.open(name, opts)
 	if type(name) ~= "string" or name == "" then
 		return nil, "resty.shmreg.open: the name must be a non-empty string"
 	end
+	local cache, cerr = cache_opts(opts)
+	if cache == nil then
+		return nil, cerr
+	end
 	local l, err = _M.load(opts and opts.lib)
 	if not l then
 		return nil, err
+	end
+	if cache and not pcall(function() return l.shmreg_stable_revision end) then
+		return nil, "resty.shmreg.open: the cache needs a libshmreg with "
+			.. "shmreg_stable_revision"
 	end
 	local out = ffi.new("shmreg_t *[1]")
 	local ret = l.shmreg_open(name, 0, out)
@@ -157,7 +311,7 @@ function _M.open(name, opts)
 	-- reload makes a new VM); workers hold their own copies of the
 	-- mapping, unaffected.
 	return setmetatable({ h = ffi.gc(out[0], l.shmreg_close), lib = l,
-			      name = name }, Registry)
+			      name = name, cache = cache }, Registry)
 end
 
 local function handle(self)
@@ -181,6 +335,7 @@ function Registry:close()
 	local h = self.h
 	if h ~= nil then
 		self.h = nil
+		self.cache = false -- its strings are garbage now
 		self.lib.shmreg_close(ffi.gc(h, nil))
 	end
 end
@@ -203,12 +358,8 @@ local function read(lib, h, key, inf)
 	return n
 end
 
--- The value of @key as a Lua string; nil, "not found" when absent; nil and
--- "shmreg_get: EAGAIN (...)" on another error (see shmreg_get(3)).
-function Registry:get(key)
-	local h = handle(self)
-	check_key(key, "get")
-	local n = read(self.lib, h, key, nil)
+-- What a get returns for the length or error @n read() returned.
+local function get_result(n)
 	if n >= 0 then
 		return ffi.string(buf, n)
 	end
@@ -216,6 +367,77 @@ function Registry:get(key)
 		return nil, "not found"
 	end
 	return nil, errmsg("shmreg_get", n)
+end
+
+-- A get through the value cache @c (see "The value cache" above).
+local function cached_get(lib, c, h, key)
+	-- The cache's two table entries are read first: each is a cache miss
+	-- in a large Lua heap, and issued before the C call they overlap
+	-- with its misses instead of adding to them (nothing changes the
+	-- cache during the call).
+	local v, stamp = c.vals[key], c.stamps[key]
+	local settled = lib.shmreg_stable_revision(h, rev_buf) == 0
+	local now = u64(rev_w, 0)
+	if not now or now == 0 then
+		return get_result(read(lib, h, key, nil)) -- no revision to stamp
+	end
+	if stamp == now and settled then
+		c.hits = c.hits + 1
+		return v
+	end
+	local n
+	if stamp then
+		n = lib.shmreg_lua_get(h, key, #key, nil, 0, info)
+		if n >= 0 then
+			local m = u64(info_w, 0)
+			if m and m <= (stamp > 0 and stamp or -stamp) then
+				c.stamps[key] = stamp > 0 and now or -now
+				c.hits = c.hits + 1
+				return v
+			end
+		elseif n == -ENOENT then
+			return nil, "not found"
+		end
+	end
+	-- not cached, changed since, or an error: the uncached get
+	c.misses = c.misses + 1
+	n = read(lib, h, key, info)
+	if n < 0 then
+		return get_result(n)
+	end
+	v = ffi.string(buf, n)
+	-- expires_at_ns, words 4 and 5: 0 is never
+	if info_w[4] == 0 and info_w[5] == 0 then
+		cache_put(c, key, v, now)
+	else
+		cache_put(c, key, v, -now)
+	end
+	return v
+end
+
+-- The value of @key as a Lua string; nil, "not found" when absent; nil and
+-- "shmreg_get: EAGAIN (...)" on another error (see shmreg_get(3)).
+function Registry:get(key)
+	local h = handle(self)
+	check_key(key, "get")
+	local c = self.cache
+	if c then
+		return cached_get(self.lib, c, h, key)
+	end
+	return get_result(read(self.lib, h, key, nil))
+end
+
+-- The value cache's figures: {entries, bytes, hits, misses, clears,
+-- max_entries, max_bytes}, or nil when the handle has no cache.
+function Registry:cache_stats()
+	handle(self)
+	local c = self.cache
+	if not c then
+		return nil
+	end
+	return { entries = c.n, bytes = c.bytes, hits = c.hits,
+		 misses = c.misses, clears = c.clears, max_entries = c.max,
+		 max_bytes = c.max_bytes }
 end
 
 -- What the registry records about @key, as a table {mod_rev, create_rev,

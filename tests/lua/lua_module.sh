@@ -46,20 +46,8 @@ rev=$("$SHMREGCTL" -r "$reg" --no-embedded put rev/probe p) ||
 	fail "put rev/probe"
 total=$("$SHMREGCTL" -r "$reg" list --keys-only | wc -l)
 
-export LD_LIBRARY_PATH=$LUA_BUILD_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-NGX_SUBST_LUADIR=$SHMREG_SOURCE_DIR/lua
-NGX_SUBST_TESTDIR=$here
-NGX_SUBST_REGISTRY=$SHMREG_DIR/shmreg.$reg
-NGX_SUBST_BUILDLIB=$LUA_BUILD_LIB
-nginx_start "$here/module.conf.in"
-
-out=$(http_get "/t?owner=$$&biglen=$biglen&rev=$rev&total=$total") ||
-	fail "GET /t: $(tail -20 "$PWD/nginx/logs/error.log")"
-echo "$out"
-case $(echo "$out" | tail -1) in
-"ok "[1-9]*) ;;
-*) fail "the checks in nginx failed" ;;
-esac
+lua_nginx_start "$SHMREG_DIR/shmreg.$reg"
+lua_run_checks "/t?owner=$$&biglen=$biglen&rev=$rev&total=$total" lua_module
 # nothing in the error log above notice level: no Lua error, no
 # "bad callback", no worker crash
 if grep -E '\[(error|crit|alert|emerg)\]|signal [0-9]+' \

@@ -14,15 +14,25 @@
 #                             there (and, with "tools", shmregd/shmregctl)
 #   shmregd_start REG...      start shmregd for the registries, wait for READY
 #   shmregd_stop              SIGTERM it and reap it
-#   nginx_start TEMPLATE      fill @PORT@, @PREFIX@, @MODULES@, @USER@ and
-#                             the NGX_SUBST_* variables into TEMPLATE, start
-#                             nginx -p PREFIX -c CONF, wait until it answers
-#                             GET /ready; sets NGX_PORT, NGX_PID
-#   nginx_stop                SIGQUIT (graceful), then reap
+#   nginx_start TEMPLATE [DIR]  fill @PORT@, @PREFIX@, @MODULES@, @USER@
+#                             and the NGX_SUBST_* variables into TEMPLATE,
+#                             start nginx -p PREFIX -c CONF (PREFIX: DIR
+#                             under $PWD, default "nginx"), wait until it
+#                             answers GET /ready; sets NGX_PORT, NGX_PID.
+#                             Several may run at once (the benchmark's)
+#   nginx_stop [PID]          SIGQUIT (graceful), then reap; default the
+#                             last one started
+#   lua_nginx_start FILE      nginx_start of tests/lua/module.conf.in (one
+#                             worker: t_module.lua on /t, t_cache.lua on
+#                             /c) against the registry file FILE
+#   lua_run_checks PATH WHAT  GET PATH, whose handler runs tcheck.lua checks;
+#                             print what it says, exit 1 unless its last
+#                             line is "ok N"
 
 NGINX=${NGINX:-/usr/sbin/nginx}
 NGX_MODDIR=${NGX_MODDIR:-/usr/lib/nginx/modules}
 NGX_PID= NGX_PORT= SHMREGD_PID=
+_ngx_pids=() # every nginx started and not yet stopped
 LUA_BUILD_LIB=$SHMREG_BINARY_DIR/reader
 
 # Stop nginx @1 (its master's pid) even when the test failed: SIGTERM,
@@ -43,7 +53,8 @@ _nginx_kill() {
 }
 
 _servers_cleanup() {
-	[ -n "$NGX_PID" ] && _nginx_kill "$NGX_PID"
+	local p
+	for p in "${_ngx_pids[@]}"; do _nginx_kill "$p"; done
 	[ -n "$SHMREGD_PID" ] && kill -KILL "$SHMREGD_PID" 2>/dev/null
 	wait 2>/dev/null
 	[ -n "${_servers_tmp:-}" ] && rm -rf "$_servers_tmp"
@@ -132,7 +143,7 @@ _nginx_fill() { # TEMPLATE PREFIX PORT > conf
 }
 
 nginx_start() {
-	local tmpl=$1 prefix=$PWD/nginx attempt deadline
+	local tmpl=$1 prefix=$PWD/${2:-nginx} attempt deadline
 	mkdir -p "$prefix/logs" "$prefix/tmp"
 	for attempt in 1 2 3 4 5; do
 		NGX_PORT=$(free_port)
@@ -141,6 +152,7 @@ nginx_start() {
 		"$NGINX" -p "$prefix" -c "$prefix/nginx.conf" \
 			-e "$prefix/logs/error.log" &
 		NGX_PID=$!
+		_ngx_pids+=("$NGX_PID")
 		deadline=$((SECONDS + 15))
 		while [ $SECONDS -lt $deadline ]; do
 			if ! kill -0 "$NGX_PID" 2>/dev/null; then
@@ -153,6 +165,7 @@ nginx_start() {
 			sleep 0.05
 		done
 		_nginx_kill "$NGX_PID"
+		_ngx_forget "$NGX_PID"
 		NGX_PID=
 		# lost the port to another test: take a new one
 		grep -q 'Address already in use' "$prefix/logs/error.log" ||
@@ -163,9 +176,40 @@ nginx_start() {
 	exit 1
 }
 
+_ngx_forget() { # PID: no longer one to stop at exit
+	local p keep=()
+	for p in "${_ngx_pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+	_ngx_pids=("${keep[@]}")
+}
+
 nginx_stop() {
-	[ -n "$NGX_PID" ] || return 0
-	kill -QUIT "$NGX_PID"
-	wait "$NGX_PID" 2>/dev/null
-	NGX_PID=
+	local pid=${1:-$NGX_PID}
+	[ -n "$pid" ] || return 0
+	kill -QUIT "$pid"
+	wait "$pid" 2>/dev/null
+	_ngx_forget "$pid"
+	[ "$pid" = "$NGX_PID" ] && NGX_PID=
+	return 0
+}
+
+lua_nginx_start() {
+	export LD_LIBRARY_PATH=$LUA_BUILD_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+	NGX_SUBST_LUADIR=$SHMREG_SOURCE_DIR/lua
+	NGX_SUBST_TESTDIR=$SHMREG_SOURCE_DIR/tests/lua
+	NGX_SUBST_REGISTRY=$1
+	NGX_SUBST_BUILDLIB=$LUA_BUILD_LIB
+	nginx_start "$SHMREG_SOURCE_DIR/tests/lua/module.conf.in"
+}
+
+lua_run_checks() {
+	local out
+	out=$(http_get "$1") || {
+		echo "FAIL: GET $1: $(tail -20 "$PWD/nginx/logs/error.log")"
+		exit 1
+	}
+	echo "$2: $out"
+	case $(echo "$out" | tail -1) in
+	"ok "[1-9]*) ;;
+	*) echo "FAIL: $2: the checks in nginx failed"; exit 1 ;;
+	esac
 }

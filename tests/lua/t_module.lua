@@ -6,32 +6,8 @@
 
 local _M = {}
 
-local checks, fails = 0, 0
-
-local function check(cond, what, ...)
-	checks = checks + 1
-	if not cond then
-		fails = fails + 1
-		ngx.say("FAIL: ", what, ": ", table.concat({ tostring(...) }, " "))
-	end
-end
-
-local function eq(got, want, what)
-	check(got == want, what, "got", tostring(got), "want", tostring(want))
-end
-
--- true when msg contains every string given
-local function has(msg, ...)
-	if type(msg) ~= "string" then
-		return false
-	end
-	for _, s in ipairs({ ... }) do
-		if not msg:find(s, 1, true) then
-			return false
-		end
-	end
-	return true
-end
+local tcheck = require("tcheck")
+local check, eq, has = tcheck.check, tcheck.eq, tcheck.has
 
 local function by_key(entries)
 	local m = {}
@@ -73,38 +49,9 @@ local function t_get(reg, args)
 end
 
 -- A get allocates nothing but its string, and a string already interned
--- (the same value again) costs nothing either: 10,000 gets of one key
--- leave the Lua heap as it was, compiled and interpreted alike.  Compiling
--- a trace allocates (once), so the bound is below one byte a get: any
--- allocation per call (a boxed 64-bit return is 16 bytes) is far above.
-local function gets(reg, n)
-	local v
-	for _ = 1, n do
-		v = reg:get("svc/db")
-	end
-	return v
-end
-
-local function heap_growth(reg)
-	gets(reg, 10000)
-	collectgarbage("collect")
-	collectgarbage("stop")
-	local before = collectgarbage("count")
-	local v = gets(reg, 10000)
-	local grew = (collectgarbage("count") - before) * 1024
-	collectgarbage("restart")
-	return grew, v
-end
-
+-- (the same value again) costs nothing either (tcheck.no_alloc).
 local function t_no_alloc(reg)
-	local grew, v = heap_growth(reg)
-	eq(v, "10.0.0.7:5432", "get in the allocation loop")
-	check(grew < 10000, "10,000 compiled gets allocated", grew, "bytes")
-	jit.off()
-	jit.flush()
-	grew = heap_growth(reg)
-	jit.on()
-	check(grew < 10000, "10,000 interpreted gets allocated", grew, "bytes")
+	tcheck.no_alloc(reg, "svc/db", "10.0.0.7:5432", "get")
 end
 
 local function t_info(reg, args)
@@ -240,12 +187,7 @@ function _M.run(reg, open_err, buildlib)
 		t_list(reg)
 		t_find_children_attrs(reg)
 	end
-	if fails == 0 then
-		ngx.say("ok ", checks)
-	else
-		ngx.say("FAILED ", fails, " of ", checks)
-	end
-	checks, fails = 0, 0
+	tcheck.finish()
 end
 
 return _M

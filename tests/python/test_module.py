@@ -138,6 +138,34 @@ class TestRead(WriterCase):
         self.assertNotIn("missing", self.r)
         self.assertEqual(type(self.r.get("a")), bytes)
 
+    def test_key_lengths_on_the_read_path(self):
+        # get, [] and `in` take a bytes key of 1..KEY_MAX bytes without a
+        # call into the argument parser; every other key goes through it:
+        # both must give the same answers and the same errors
+        class B(bytes):
+            pass
+        longest = b"k" * shmreg.KEY_MAX
+        self.w.put(longest, b"long")
+        self.w.put(b"s", b"short")
+        for key in (longest, B(longest), longest.decode()):
+            self.assertEqual(self.r.get(key), b"long")
+            self.assertEqual(self.r[key], b"long")
+            self.assertIn(key, self.r)
+        self.assertEqual(self.r.get(B(b"s")), b"short")
+        for bad in (b"", B(b""), "", b"k" * (shmreg.KEY_MAX + 1),
+                    B(b"k" * (shmreg.KEY_MAX + 1))):
+            with self.assertRaises(ValueError, msg=repr(bad)[:20]):
+                self.r.get(bad)
+            with self.assertRaises(ValueError, msg=repr(bad)[:20]):
+                self.r[bad]
+            with self.assertRaises(ValueError, msg=repr(bad)[:20]):
+                bad in self.r
+        for bad in (None, 5, 1.5, [b"a"]):
+            with self.assertRaises(TypeError, msg=repr(bad)):
+                self.r.get(bad)
+            with self.assertRaises(TypeError, msg=repr(bad)):
+                self.r[bad]
+
     def test_utf8_keys(self):
         self.w.put("clé/ü", b"x")
         self.assertEqual(self.r["clé/ü".encode()], b"x")
