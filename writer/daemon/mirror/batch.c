@@ -3,8 +3,8 @@
  * batch.c - a client's BATCH on a mirror: one etcd txn, all or nothing.
  *
  * First the batch is checked here, on this host: what a mirror cannot
- * hold (the options single writes refuse too: parents, TTLs, flags; and
- * owners, whose leases a txn would have to grant first) and reserved keys,
+ * hold (what single writes refuse too: parents, unknown flags, two leases
+ * for one key) and reserved keys,
  * then the local dry run (../batch.c), which refuses with the index and
  * errno the local batch path gives.  Only a batch that passes both goes
  * to etcd, as one txn:
@@ -21,6 +21,15 @@
  *   failure   a keys-only range of each compared key, so a txn that failed
  *             (this host lagged etcd) names its operation (req.c).
  *
+ * Leases.  A put with an owner (pid or SHMREG_EPHEMERAL) or a TTL goes
+ * under a lease, as a single put (req.c): the owner's, or one of its own
+ * with the TTL in whole seconds (puts of one batch with the same TTL
+ * share one: granted at the same moment, it ends for all at once).  A txn
+ * cannot grant leases, so the body leaves a blank slot after each
+ * "lease": and the request thread grants (or finds) the batch's distinct
+ * leases before it sends the txn and writes their ids into the slots.  A
+ * txn that fails leaves a TTL lease it granted to expire on its own.
+ *
  * etcd gives the whole txn one revision; the mirror applies its events in
  * one commit at that revision, and the reply waits for it as any
  * forwarded write (mirror.c).  A mirror has no parents, so a tree delete
@@ -36,6 +45,7 @@
 /* etcd's default --max-txn-ops: each key takes two (key and sidecar) */
 #define MB_TXN_OPS_MAX 128u
 #define MB_KEYS_MAX (MB_TXN_OPS_MAX / 2)
+#define MB_NO_LEASE UINT32_MAX
 
 enum mb_eff { MB_PUT, MB_DEL, MB_SETATTRS };
 
@@ -49,6 +59,17 @@ struct mbkey {
 	uint32_t vlen;
 	const uint8_t *attrs;       /* NULL: none (the sidecar is deleted) */
 	uint32_t alen;
+	struct mblease owner;       /* MB_PUT: the last put's lease */
+	uint32_t lease;             /* its index in the job's leases, or
+	                             * MB_NO_LEASE */
+};
+
+/* The batch's leases (at most one per key) and their slots in the body. */
+struct mbleases {
+	struct mblease *l;
+	size_t n;
+	struct mbslot *slot;
+	size_t nslot;
 };
 
 static const uint8_t *op_key(const struct proto_req *o, uint32_t *klen)
@@ -77,11 +98,52 @@ static int mirror_refuses(const struct proto_req *o)
 
 	if (klen >= ml && !memcmp(key, MIRROR_META, ml))
 		return -EINVAL;
-	if ((o->op == PROTO_OP_PUT || o->op == PROTO_OP_PUTX) &&
-	    (o->u.put.plen || o->u.put.ttl_ns || o->u.put.flags ||
-	     o->u.put.owner_pid))
-		return -EOPNOTSUPP;
+	if (o->op == PROTO_OP_PUT || o->op == PROTO_OP_PUTX)
+		return mirror_put_refuses(o);
 	return 0;
+}
+
+/* The lease put @o goes under, as (kind, id); MO_NONE: none. */
+static struct mblease put_lease(const struct conn *c,
+				const struct proto_req *o)
+{
+	struct mblease l = { MO_NONE, 0 };
+
+	if (o->u.put.owner_pid)
+		l = (struct mblease){ MO_PID, (uint64_t)o->u.put.owner_pid };
+	else if (o->u.put.flags & SHMREG_EPHEMERAL)
+		l = (struct mblease){ MO_CONN, c->serial };
+	else if (o->u.put.ttl_ns > 0)
+		l = (struct mblease){ MO_TTL, mirror_ttl_s(o->u.put.ttl_ns) };
+	return l;
+}
+
+/* The index of lease @l among @ls's (added when new), or MB_NO_LEASE. */
+static uint32_t lease_index(struct mbleases *ls, struct mblease l)
+{
+	size_t i;
+
+	if (l.kind == MO_NONE)
+		return MB_NO_LEASE;
+	/* bounded by MB_KEYS_MAX: one lease per key at most */
+	for (i = 0; i < ls->n; i++)
+		if (ls->l[i].kind == l.kind && ls->l[i].id == l.id)
+			return (uint32_t)i;
+	ls->l[ls->n++] = l;
+	return (uint32_t)i;
+}
+
+/* ,"lease": and a blank slot for lease @which (filled in by req.c) */
+static void sb_lease(struct sbuf *b, struct mbleases *ls, uint32_t which)
+{
+	if (which == MB_NO_LEASE)
+		return;
+	sb_add(b, ",\"lease\":");
+	if (b->oom)
+		return;
+	ls->slot[ls->nslot].off = b->len;
+	ls->slot[ls->nslot++].which = which;
+	sb_add(b, "%*s", MB_LEASE_SLOT, "");
 }
 
 static void reply(struct conn *c, const struct proto_req *q, int err,
@@ -143,7 +205,7 @@ static void txn_compare(struct sbuf *b, const struct mirror *m,
 }
 
 static void txn_effect(struct sbuf *b, const struct mirror *m,
-		       const struct mbkey *k)
+		       const struct mbkey *k, struct mbleases *ls)
 {
 	if (k->eff == MB_DEL) {
 		sb_add(b, "{\"request_delete_range\":{\"key\":");
@@ -154,6 +216,7 @@ static void txn_effect(struct sbuf *b, const struct mirror *m,
 	if (k->eff == MB_PUT) {
 		sb_add(b, ",\"value\":");
 		sb_bytes(b, k->val, k->vlen);
+		sb_lease(b, ls, k->lease);
 	} else if (k->eff == MB_SETATTRS) {
 		/* a new mod_revision, value and lease kept, as locally */
 		sb_add(b, ",\"ignore_value\":true,\"ignore_lease\":true");
@@ -165,6 +228,10 @@ static void txn_effect(struct sbuf *b, const struct mirror *m,
 		sb_key(b, m, MIRROR_ATTRS, k->key, k->klen);
 		sb_add(b, ",\"value\":");
 		sb_bytes(b, k->attrs, k->alen);
+		/* an attribute update keeps the key's lease but cannot name
+		 * it (docs/multi-host.md, limits) */
+		if (k->eff == MB_PUT)
+			sb_lease(b, ls, k->lease);
 	} else {
 		sb_add(b, "{\"request_delete_range\":{\"key\":");
 		sb_key(b, m, MIRROR_ATTRS, k->key, k->klen);
@@ -174,9 +241,9 @@ static void txn_effect(struct sbuf *b, const struct mirror *m,
 
 /* Collapse the batch into its keys and first-touch compares.  Returns 0,
  * or -E2BIG (more keys than a txn takes) / -ENOMEM. */
-static int collapse(const struct proto_req *q, struct mbkey *keys,
-		    size_t *nkeys, struct mbcmp *cmp, size_t *ncmp,
-		    size_t *cmp_key)
+static int collapse(const struct conn *c, const struct proto_req *q,
+		    struct mbkey *keys, size_t *nkeys, struct mbcmp *cmp,
+		    size_t *ncmp, size_t *cmp_key)
 {
 	struct proto_batch_iter it;
 	struct proto_req o;
@@ -198,7 +265,7 @@ static int collapse(const struct proto_req *q, struct mbkey *keys,
 				break;
 			}
 		if (!k) {
-			struct mbcmp *c = &cmp[*ncmp];
+			struct mbcmp *cm = &cmp[*ncmp];
 			bool put = o.op == PROTO_OP_PUT ||
 				   o.op == PROTO_OP_PUTX;
 
@@ -209,14 +276,14 @@ static int collapse(const struct proto_req *q, struct mbkey *keys,
 			k->key = key;
 			k->klen = klen;
 			k->eff = MB_SETATTRS; /* until an effect says more */
-			c->index = i;
-			c->rev = 0;
+			cm->index = i;
+			cm->rev = 0;
 			if (!put)
-				c->kind = MB_EXISTS;
+				cm->kind = MB_EXISTS;
 			else if (o.u.put.expect_rev == SHMREG_REV_ABSENT)
-				c->kind = MB_ABSENT;
+				cm->kind = MB_ABSENT;
 			else
-				c->kind = MB_MOD, c->rev = o.u.put.expect_rev;
+				cm->kind = MB_MOD, cm->rev = o.u.put.expect_rev;
 			if (!put || o.u.put.expect_rev)
 				cmp_key[(*ncmp)++] = (size_t)(k - keys);
 		}
@@ -228,6 +295,8 @@ static int collapse(const struct proto_req *q, struct mbkey *keys,
 			k->vlen = o.u.put.vlen;
 			k->attrs = o.u.put.attrs.n ? o.u.put.attrs.block : NULL;
 			k->alen = o.u.put.attrs.blen;
+			/* the last put of the key decides, as its value */
+			k->owner = put_lease(c, &o);
 			break;
 		case PROTO_OP_SETATTRS:
 			/* on a put of this batch it changes the put's
@@ -246,9 +315,48 @@ static int collapse(const struct proto_req *q, struct mbkey *keys,
 	return 0;
 }
 
+/* The distinct leases of the keys the batch leaves put. */
+static void collect_leases(struct mbkey *keys, size_t nkeys,
+			   struct mbleases *ls)
+{
+	for (size_t i = 0; i < nkeys; i++)
+		keys[i].lease = keys[i].eff == MB_PUT
+					? lease_index(ls, keys[i].owner)
+					: MB_NO_LEASE;
+}
+
+/* Watch the batch's owner pids (the dry run watched and released them)
+ * and mark a connection owner, as a single put does (mirror.c).  Returns
+ * 0, or -errno with the operation's index in *@failed. */
+static int watch_owners(struct conn *c, const struct proto_req *q,
+			uint32_t *failed)
+{
+	struct proto_batch_iter it;
+	struct proto_req o;
+	uint32_t i = 0;
+
+	proto_batch_iter_init(&it, q);
+	for (; proto_batch_next(&it, &o) > 0; i++) {
+		int rc;
+
+		if (o.op != PROTO_OP_PUT && o.op != PROTO_OP_PUTX)
+			continue;
+		if (o.u.put.flags & SHMREG_EPHEMERAL)
+			c->mirror_eph = true;
+		if (!o.u.put.owner_pid)
+			continue;
+		rc = owner_watch(c->d, o.u.put.owner_pid, c->reg);
+		if (rc < 0) {
+			*failed = i;
+			return rc;
+		}
+	}
+	return 0;
+}
+
 static char *txn_body(const struct mirror *m, const struct mbkey *keys,
 		      size_t nkeys, const struct mbcmp *cmp, size_t ncmp,
-		      const size_t *cmp_key)
+		      const size_t *cmp_key, struct mbleases *ls)
 {
 	struct sbuf b = { 0 };
 
@@ -262,7 +370,7 @@ static char *txn_body(const struct mirror *m, const struct mbkey *keys,
 	for (size_t i = 0; i < nkeys; i++) {
 		if (i)
 			sb_add(&b, ",");
-		txn_effect(&b, m, &keys[i]);
+		txn_effect(&b, m, &keys[i], ls);
 	}
 	sb_add(&b, "],\"failure\":[");
 	for (size_t i = 0; i < ncmp; i++) {
@@ -290,6 +398,7 @@ void mirror_forward_batch(struct conn *c, const struct proto_req *q)
 	struct mbkey *keys;
 	struct mbcmp *cmp;
 	size_t nkeys, ncmp, *cmp_key;
+	struct mbleases ls = { 0 };
 	struct mjob *j;
 
 	/* the first operation a mirror refuses, then the dry run: the
@@ -325,15 +434,24 @@ void mirror_forward_batch(struct conn *c, const struct proto_req *q)
 				       PROTO_BATCH_NO_INDEX, 0);
 		return;
 	}
+	err = watch_owners(c, q, &failed);
+	if (err < 0) {
+		reply(c, q, err, failed);
+		return;
+	}
 	keys = calloc(MB_KEYS_MAX, sizeof(*keys));
 	cmp = calloc(MB_KEYS_MAX, sizeof(*cmp));
 	cmp_key = calloc(MB_KEYS_MAX, sizeof(*cmp_key));
+	/* one lease per key at most, in two places each: key and sidecar */
+	ls.l = calloc(MB_KEYS_MAX, sizeof(*ls.l));
+	ls.slot = calloc(2 * MB_KEYS_MAX, sizeof(*ls.slot));
 	j = calloc(1, sizeof(*j));
-	err = keys && cmp && cmp_key && j ? 0 : -ENOMEM;
+	err = keys && cmp && cmp_key && ls.l && ls.slot && j ? 0 : -ENOMEM;
 	if (!err)
-		err = collapse(q, keys, &nkeys, cmp, &ncmp, cmp_key);
+		err = collapse(c, q, keys, &nkeys, cmp, &ncmp, cmp_key);
 	if (!err) {
-		j->body = txn_body(m, keys, nkeys, cmp, ncmp, cmp_key);
+		collect_leases(keys, nkeys, &ls);
+		j->body = txn_body(m, keys, nkeys, cmp, ncmp, cmp_key, &ls);
 		if (!j->body)
 			err = -ENOMEM;
 	}
@@ -341,12 +459,18 @@ void mirror_forward_batch(struct conn *c, const struct proto_req *q)
 	free(cmp_key);
 	if (err) {
 		free(cmp);
+		free(ls.l);
+		free(ls.slot);
 		if (j)
 			free(j->body);
 		free(j);
 		reply(c, q, err, PROTO_BATCH_NO_INDEX);
 		return;
 	}
+	j->leases = ls.l;
+	j->nleases = ls.n;
+	j->slots = ls.slot;
+	j->nslots = ls.nslot;
 	j->op = MJ_BATCH;
 	j->cmp = cmp;
 	j->ncmp = ncmp;

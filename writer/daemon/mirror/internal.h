@@ -43,8 +43,26 @@ struct mbcmp {
 	enum mbcmp_kind kind;
 	uint64_t rev;               /* MB_MOD: the expected mod_revision */
 };
-/* Who owns a put's key: one etcd lease per owner (req.c). */
-enum mowner_kind { MO_NONE, MO_PID, MO_CONN };
+/* The lease a put's key is attached to (req.c): its owner's, one etcd
+ * lease per owner, kept alive while the owner lives; or, MO_TTL, a lease
+ * of its own granted with the put's TTL in whole seconds and never kept
+ * alive, so etcd deletes the key when it runs out. */
+enum mowner_kind { MO_NONE, MO_PID, MO_CONN, MO_TTL };
+/* A lease a BATCH's txn needs (batch.c): granted or found by the request
+ * thread before the txn is sent, its id then written into the body at
+ * each of its slots (struct mbslot). */
+struct mblease {
+	enum mowner_kind kind;
+	uint64_t id;                /* the pid, connection serial or TTL s */
+};
+/* A slot of MB_LEASE_SLOT blanks in a BATCH's body, after "lease": where
+ * the id of lease @which goes, as a JSON string padded with blanks (JSON
+ * allows them between tokens: the body keeps its length). */
+#define MB_LEASE_SLOT 21            /* '"' + 19 digits of int64 + '"' */
+struct mbslot {
+	size_t off;
+	uint32_t which;
+};
 struct mjob {
 	struct mjob *next;
 	enum mjob_op op;
@@ -63,11 +81,16 @@ struct mjob {
 	uint64_t expect_rev;        /* 0, a revision or SHMREG_REV_ABSENT */
 	enum mowner_kind owner;     /* MJ_PUT: attach to this owner's lease;
 	                             * MJ_REVOKE: the owner that ended */
-	uint64_t owner_id;          /* the pid, or the connection's serial */
+	uint64_t owner_id;          /* the pid, the connection's serial or
+	                             * the TTL in seconds */
 	uint64_t deadline_ns;       /* d_now_ns() bound of the whole write */
 	char *body;                 /* MJ_BATCH: the whole txn request */
 	struct mbcmp *cmp;          /* MJ_BATCH: its compares, in index order */
 	size_t ncmp;
+	struct mblease *leases;     /* MJ_BATCH: the distinct leases its */
+	size_t nleases;             /* puts need, and where their ids go */
+	struct mbslot *slots;
+	size_t nslots;
 	uint32_t nops;              /* MJ_BATCH: operations (applied if ok) */
 	uint32_t failed;            /* MJ_BATCH answer: PROTO_BATCH_NO_INDEX
 	                             * or the failing operation */
@@ -120,6 +143,12 @@ _Static_assert(_Alignof(struct mirror) > D_TAG_MASK,
 	       "a tagged object's low bits must be free for its tag");
 
 void mq_push(struct mirror *m, struct mmsg *msg);
+
+/* mirror.c: what a mirror refuses of PUT @o before anything else (0, or
+ * the errno: single puts and a BATCH's alike), and a TTL in whole seconds
+ * of an etcd lease (rounded up). */
+int mirror_put_refuses(const struct proto_req *o);
+uint64_t mirror_ttl_s(int64_t ttl_ns);
 
 /* req.c: a growable request body (oom: a failed append, nothing more is
  * added) and base64 of @n bytes, malloc'd (NULL: out of memory). */

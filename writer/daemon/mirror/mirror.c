@@ -221,6 +221,8 @@ static void answer(struct mirror *m, struct mjob *j)
 				 j->deleted);
 	free(j->body);
 	free(j->cmp);
+	free(j->leases);
+	free(j->slots);
 	free(j->key);
 	free(j->val);
 	free(j->skey);
@@ -418,6 +420,29 @@ static bool has_attrs(struct reg *r, const uint8_t *key, size_t klen)
 				0) > 0;
 }
 
+uint64_t mirror_ttl_s(int64_t ttl_ns)
+{
+	/* whole seconds, never shorter than asked: proto_check_request()
+	 * bounds ttl_ns by SHMREG_TTL_MAX_NS, far below etcd's largest
+	 * lease TTL (9e9 s) */
+	return ((uint64_t)ttl_ns + 999999999u) / 1000000000u;
+}
+
+int mirror_put_refuses(const struct proto_req *o)
+{
+	const __typeof__(o->u.put) *p = &o->u.put;
+	unsigned leases = (p->owner_pid != 0) +
+			  ((p->flags & SHMREG_EPHEMERAL) != 0) +
+			  (p->ttl_ns > 0);
+
+	/* no parents in etcd; flags other than SHMREG_EPHEMERAL are not
+	 * known here */
+	if (p->plen || (p->flags & ~SHMREG_EPHEMERAL))
+		return -EOPNOTSUPP;
+	/* an etcd key has one lease: one owner, or one TTL */
+	return leases > 1 ? -EINVAL : 0;
+}
+
 void mirror_forward(struct conn *c, const struct proto_req *q)
 {
 	struct mirror *m = c->reg->mirror;
@@ -439,21 +464,13 @@ void mirror_forward(struct conn *c, const struct proto_req *q)
 		conn_mirror_done(c, q->op, q->id, -EINVAL, 0, 0);
 		return;
 	}
-	/* what etcd holds: keys with attribute sidecars, perhaps under a
-	 * lease; no parents or TTLs (docs/multi-host.md) */
-	if (put && (q->u.put.plen || q->u.put.ttl_ns ||
-		    (q->u.put.flags & ~SHMREG_EPHEMERAL))) {
-		conn_mirror_done(c, q->op, q->id, -EOPNOTSUPP, 0, 0);
-		return;
-	}
-	/* a pid owner is watched before its key exists in etcd: if it
-	 * exits meanwhile, the revoke is queued after this put */
-	if (put && q->u.put.owner_pid) {
-		int err = q->u.put.flags & SHMREG_EPHEMERAL
-				  ? -EINVAL /* one owner per lease */
-				  : owner_watch(c->d, q->u.put.owner_pid,
-						c->reg);
+	if (put) {
+		int err = mirror_put_refuses(q);
 
+		/* a pid owner is watched before its key exists in etcd: if
+		 * it exits meanwhile, the revoke is queued after this put */
+		if (!err && q->u.put.owner_pid)
+			err = owner_watch(c->d, q->u.put.owner_pid, c->reg);
 		if (err < 0) {
 			conn_mirror_done(c, q->op, q->id, err, 0, 0);
 			return;
@@ -473,6 +490,9 @@ void mirror_forward(struct conn *c, const struct proto_req *q)
 			j->owner = MO_CONN;
 			j->owner_id = c->serial;
 			c->mirror_eph = true;
+		} else if (q->u.put.ttl_ns > 0) {
+			j->owner = MO_TTL;
+			j->owner_id = mirror_ttl_s(q->u.put.ttl_ns);
 		}
 		j->expect_rev = q->u.put.expect_rev;
 		j->vlen = q->u.put.vlen;

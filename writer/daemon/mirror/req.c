@@ -23,6 +23,10 @@
  * revoke always follows its puts.  If this daemon dies, the keepalives stop
  * and etcd deletes the keys after the TTL.  A lease etcd no longer knows
  * (expired while etcd was unreachable) is granted anew at the next put.
+ *
+ * TTLs.  A put with a TTL gets a lease of its own, granted just before it
+ * with the TTL in whole seconds and never kept alive nor kept here: etcd
+ * deletes the key when it runs out, and every mirror sees the delete.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -90,20 +94,15 @@ static int call(struct rstate *rs, const char *path, const char *body,
 	return 0;
 }
 
-/* The owner's lease, granted when it has none.  Returns the id or -errno. */
-static int64_t lease_of(struct rstate *rs, enum mowner_kind kind, uint64_t id,
-			long timeout_ms)
+/* A new lease of @ttl_s seconds.  Returns its id or -errno. */
+static int64_t grant(struct rstate *rs, int64_t ttl_s, long timeout_ms)
 {
-	struct mlease **pp = lease_slot(rs, kind, id), *l;
 	struct hbuf out;
 	char body[64];
 	int64_t lid, ttl;
 	int rc;
 
-	if (*pp)
-		return (*pp)->lease;
-	snprintf(body, sizeof(body), "{\"TTL\":\"%lld\"}",
-		 (long long)rs->m->lease_ttl_s);
+	snprintf(body, sizeof(body), "{\"TTL\":\"%lld\"}", (long long)ttl_s);
 	rc = call(rs, "/v3/lease/grant", body, timeout_ms, &out);
 	if (rc < 0)
 		return rc;
@@ -111,6 +110,25 @@ static int64_t lease_of(struct rstate *rs, enum mowner_kind kind, uint64_t id,
 	hbuf_free(&out);
 	if (rc < 0 || lid <= 0 || ttl <= 0)
 		return -EIO;
+	return lid;
+}
+
+/* The lease a put of @kind/@id goes under: a TTL put's own, new one; an
+ * owner's, granted when it has none.  Returns the id or -errno. */
+static int64_t lease_of(struct rstate *rs, enum mowner_kind kind, uint64_t id,
+			long timeout_ms)
+{
+	struct mlease **pp, *l;
+	int64_t lid;
+
+	if (kind == MO_TTL) /* etcd deletes the key at its end */
+		return grant(rs, (int64_t)id, timeout_ms);
+	pp = lease_slot(rs, kind, id);
+	if (*pp)
+		return (*pp)->lease;
+	lid = grant(rs, rs->m->lease_ttl_s, timeout_ms);
+	if (lid < 0)
+		return lid;
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM; /* the lease expires on its own */
@@ -307,10 +325,39 @@ static void run_write(struct rstate *rs, struct mjob *j)
 	j->status = rc;
 }
 
-/* A BATCH: its txn (batch.c built it).  When a compare failed, the
- * failure branch's ranges tell which: the first, in batch order, whose
- * key etcd holds otherwise, is the failing operation, with the errno the
- * local dry run gives it. */
+/* The leases BATCH @j's puts go under, each id written into its slots of
+ * the body (batch.c left them blank).  Returns 0 or -errno. */
+static int batch_leases(struct rstate *rs, struct mjob *j)
+{
+	for (size_t i = 0; i < j->nleases; i++) {
+		int64_t lid = lease_of(rs, j->leases[i].kind, j->leases[i].id,
+				       left_ms(j));
+		char s[MB_LEASE_SLOT + 1];
+		int n;
+
+		if (lid < 0)
+			return lid == -ENOENT ? -EIO : (int)lid;
+		n = snprintf(s, sizeof(s), "\"%lld\"", (long long)lid);
+		if (n < 0 || n > MB_LEASE_SLOT)
+			return -EIO; /* an int64 always fits */
+		/* bounded by the batch's puts */
+		for (size_t k = 0; k < j->nslots; k++) {
+			char *at = j->body + j->slots[k].off;
+
+			if (j->slots[k].which != i)
+				continue;
+			memset(at, ' ', MB_LEASE_SLOT);
+			memcpy(at, s, (size_t)n);
+		}
+	}
+	return 0;
+}
+
+/* A BATCH: its txn (batch.c built it), with its leases (granted first:
+ * an owner's lease etcd no longer knows is granted anew, once).  When a
+ * compare failed, the failure branch's ranges tell which: the first, in
+ * batch order, whose key etcd holds otherwise, is the failing operation,
+ * with the errno the local dry run gives it. */
 static void run_batch(struct rstate *rs, struct mjob *j)
 {
 	int64_t rev = 0, *mods;
@@ -328,7 +375,20 @@ static void run_batch(struct rstate *rs, struct mjob *j)
 		j->status = -ENOMEM;
 		return;
 	}
-	rc = call(rs, "/v3/kv/txn", j->body, left_ms(j), &out);
+	rc = batch_leases(rs, j);
+	if (rc == 0)
+		rc = call(rs, "/v3/kv/txn", j->body, left_ms(j), &out);
+	if (rc == -ENOENT && j->nleases) {
+		/* "lease not found": an owner's expired while etcd was
+		 * unreachable longer than its TTL */
+		for (size_t i = 0; i < j->nleases; i++)
+			lease_forget(rs, j->leases[i].kind, j->leases[i].id);
+		rc = batch_leases(rs, j);
+		if (rc == 0)
+			rc = call(rs, "/v3/kv/txn", j->body, left_ms(j), &out);
+	}
+	if (rc == -ENOENT)
+		rc = -EIO;
 	if (rc == 0) {
 		if (mdec_txn_ranges(out.p, out.len, &rev, &ok, mods,
 				    j->ncmp) < 0)
