@@ -45,7 +45,6 @@
 /* etcd's default --max-txn-ops: each key takes two (key and sidecar) */
 #define MB_TXN_OPS_MAX 128u
 #define MB_KEYS_MAX (MB_TXN_OPS_MAX / 2)
-#define MB_NO_LEASE UINT32_MAX
 
 enum mb_eff { MB_PUT, MB_DEL, MB_SETATTRS };
 
@@ -62,14 +61,6 @@ struct mbkey {
 	struct mblease owner;       /* MB_PUT: the last put's lease */
 	uint32_t lease;             /* its index in the job's leases, or
 	                             * MB_NO_LEASE */
-};
-
-/* The batch's leases (at most one per key) and their slots in the body. */
-struct mbleases {
-	struct mblease *l;
-	size_t n;
-	struct mbslot *slot;
-	size_t nslot;
 };
 
 static const uint8_t *op_key(const struct proto_req *o, uint32_t *klen)
@@ -89,119 +80,28 @@ static const uint8_t *op_key(const struct proto_req *o, uint32_t *klen)
 }
 
 /* What a mirror refuses of operation @o before anything else: 0 or the
- * errno its single write gets (mirror.c). */
-static int mirror_refuses(const struct proto_req *o)
+ * errno its single write gets (mirror.c); and the tree: a parent, or a key
+ * that has one or has children here (its txn would have to move links:
+ * tree.c does that for single writes only). */
+static int mirror_refuses(const struct mirror *m, const struct proto_req *o)
 {
 	size_t ml = strlen(MIRROR_META);
 	uint32_t klen;
 	const uint8_t *key = op_key(o, &klen);
+	bool put = o->op == PROTO_OP_PUT || o->op == PROTO_OP_PUTX;
 
 	if (klen >= ml && !memcmp(key, MIRROR_META, ml))
 		return -EINVAL;
-	if (o->op == PROTO_OP_PUT || o->op == PROTO_OP_PUTX)
-		return mirror_put_refuses(o);
-	return 0;
-}
-
-/* The lease put @o goes under, as (kind, id); MO_NONE: none. */
-static struct mblease put_lease(const struct conn *c,
-				const struct proto_req *o)
-{
-	struct mblease l = { MO_NONE, 0 };
-
-	if (o->u.put.owner_pid)
-		l = (struct mblease){ MO_PID, (uint64_t)o->u.put.owner_pid };
-	else if (o->u.put.flags & SHMREG_EPHEMERAL)
-		l = (struct mblease){ MO_CONN, c->serial };
-	else if (o->u.put.ttl_ns > 0)
-		l = (struct mblease){ MO_TTL, mirror_ttl_s(o->u.put.ttl_ns) };
-	return l;
-}
-
-/* The index of lease @l among @ls's (added when new), or MB_NO_LEASE. */
-static uint32_t lease_index(struct mbleases *ls, struct mblease l)
-{
-	size_t i;
-
-	if (l.kind == MO_NONE)
-		return MB_NO_LEASE;
-	/* bounded by MB_KEYS_MAX: one lease per key at most */
-	for (i = 0; i < ls->n; i++)
-		if (ls->l[i].kind == l.kind && ls->l[i].id == l.id)
-			return (uint32_t)i;
-	ls->l[ls->n++] = l;
-	return (uint32_t)i;
-}
-
-/* ,"lease": and a blank slot for lease @which (filled in by req.c) */
-static void sb_lease(struct sbuf *b, struct mbleases *ls, uint32_t which)
-{
-	if (which == MB_NO_LEASE)
-		return;
-	sb_add(b, ",\"lease\":");
-	if (b->oom)
-		return;
-	ls->slot[ls->nslot].off = b->len;
-	ls->slot[ls->nslot++].which = which;
-	sb_add(b, "%*s", MB_LEASE_SLOT, "");
+	if ((put && o->u.put.plen) || links_get(&m->links, key, klen) ||
+	    mirror_has_children(m, key, klen))
+		return -EOPNOTSUPP;
+	return put ? mirror_put_refuses(o) : 0;
 }
 
 static void reply(struct conn *c, const struct proto_req *q, int err,
 		  uint32_t failed)
 {
 	conn_mirror_batch_done(c, q->id, err, 0, failed, 0);
-}
-
-/* b64 of @prefix + @mid + @key into @b as a JSON string's contents. */
-static void sb_key(struct sbuf *b, const struct mirror *m, const char *mid,
-		   const uint8_t *key, size_t klen)
-{
-	size_t ml = strlen(mid), n = m->plen + ml + klen;
-	uint8_t *k = malloc(n ? n : 1);
-	char *s;
-
-	if (!k) {
-		b->oom = true;
-		return;
-	}
-	memcpy(k, m->prefix, m->plen);
-	memcpy(k + m->plen, mid, ml);
-	memcpy(k + m->plen + ml, key, klen);
-	s = mirror_b64(k, n);
-	free(k);
-	if (!s) {
-		b->oom = true;
-		return;
-	}
-	sb_add(b, "\"%s\"", s);
-	free(s);
-}
-
-static void sb_bytes(struct sbuf *b, const uint8_t *p, size_t n)
-{
-	char *s = mirror_b64(p, n);
-
-	if (!s) {
-		b->oom = true;
-		return;
-	}
-	sb_add(b, "\"%s\"", s);
-	free(s);
-}
-
-static void txn_compare(struct sbuf *b, const struct mirror *m,
-			const struct mbkey *k, const struct mbcmp *c)
-{
-	sb_add(b, "{\"key\":");
-	sb_key(b, m, "", k->key, k->klen);
-	if (c->kind == MB_MOD)
-		sb_add(b, ",\"target\":\"MOD\",\"result\":\"EQUAL\","
-		       "\"mod_revision\":\"%llu\"}",
-		       (unsigned long long)c->rev);
-	else
-		sb_add(b, ",\"target\":\"CREATE\",\"result\":\"%s\","
-		       "\"create_revision\":\"0\"}",
-		       c->kind == MB_ABSENT ? "EQUAL" : "GREATER");
 }
 
 static void txn_effect(struct sbuf *b, const struct mirror *m,
@@ -296,7 +196,7 @@ static int collapse(const struct conn *c, const struct proto_req *q,
 			k->attrs = o.u.put.attrs.n ? o.u.put.attrs.block : NULL;
 			k->alen = o.u.put.attrs.blen;
 			/* the last put of the key decides, as its value */
-			k->owner = put_lease(c, &o);
+			k->owner = mirror_put_lease(c, &o);
 			break;
 		case PROTO_OP_SETATTRS:
 			/* on a put of this batch it changes the put's
@@ -321,7 +221,7 @@ static void collect_leases(struct mbkey *keys, size_t nkeys,
 {
 	for (size_t i = 0; i < nkeys; i++)
 		keys[i].lease = keys[i].eff == MB_PUT
-					? lease_index(ls, keys[i].owner)
+					? mb_lease_index(ls, keys[i].owner)
 					: MB_NO_LEASE;
 }
 
@@ -364,7 +264,8 @@ static char *txn_body(const struct mirror *m, const struct mbkey *keys,
 	for (size_t i = 0; i < ncmp; i++) {
 		if (i)
 			sb_add(&b, ",");
-		txn_compare(&b, m, &keys[cmp_key[i]], &cmp[i]);
+		sb_compare(&b, m, keys[cmp_key[i]].key, keys[cmp_key[i]].klen,
+			   &cmp[i]);
 	}
 	sb_add(&b, "],\"success\":[");
 	for (size_t i = 0; i < nkeys; i++) {
@@ -407,7 +308,7 @@ void mirror_forward_batch(struct conn *c, const struct proto_req *q)
 	while ((rc = proto_batch_next(&it, &o)) > 0) {
 		rerr = proto_check_request(&o);
 		if (!rerr)
-			rerr = mirror_refuses(&o);
+			rerr = mirror_refuses(m, &o);
 		if (rerr) {
 			refused = i;
 			break;

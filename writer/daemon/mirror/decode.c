@@ -5,6 +5,7 @@
  * is checked for its type and range before use.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -560,4 +561,41 @@ int mdec_attrs(const uint8_t *p, size_t n, shmreg_attr_t *a, unsigned max)
 		k++;
 	}
 	return (int)k;
+}
+
+size_t mdec_link_encode(const uint8_t *parent, size_t plen,
+			const uint8_t *child, size_t clen, uint8_t *out)
+{
+	char len[24];
+	int n = snprintf(len, sizeof(len), "%zu/", plen);
+
+	if (out) {
+		memcpy(out, len, (size_t)n);
+		memcpy(out + n, parent, plen);
+		out[(size_t)n + plen] = '/';
+		memcpy(out + (size_t)n + plen + 1, child, clen);
+	}
+	return (size_t)n + plen + 1 + clen;
+}
+
+int mdec_link(const uint8_t *p, size_t n, const uint8_t **parent,
+	      size_t *plen, const uint8_t **child, size_t *clen)
+{
+	size_t off = 0, len = 0;
+
+	/* the length: decimal digits, no leading zero, then '/' (at most
+	 * 10 digits: nothing this long fits a request anyway) */
+	while (off < n && off < 10 && p[off] >= '0' && p[off] <= '9')
+		len = len * 10 + (size_t)(p[off++] - '0');
+	if (off == 0 || off >= n || p[off] != '/' ||
+	    (p[0] == '0' && off > 1) || len == 0)
+		return -EPROTO;
+	off++;
+	if (len > n - off || n - off - len < 2 || p[off + len] != '/')
+		return -EPROTO; /* no '/' after it, or no child */
+	*parent = p + off;
+	*plen = len;
+	*child = p + off + len + 1;
+	*clen = n - off - len - 1;
+	return 0;
 }

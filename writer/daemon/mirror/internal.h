@@ -10,6 +10,7 @@
 
 #include "decode.h"
 #include "http.h"
+#include "links.h"
 #include "mirror.h"
 #include "../daemon.h"
 
@@ -37,11 +38,13 @@ struct mmsg {
 enum mjob_op { MJ_PUT, MJ_DEL, MJ_SETATTRS, MJ_REVOKE, MJ_BATCH };
 /* A compare of a BATCH's txn (batch.c): what etcd must hold for the first
  * operation touching a key, so a failed txn names that operation. */
-enum mbcmp_kind { MB_EXISTS, MB_ABSENT, MB_MOD };
+/* MB_SAME (tree.c): the key is as this host saw it, mod_revision rev
+ * (0: absent); when not, this host was behind: -EAGAIN. */
+enum mbcmp_kind { MB_EXISTS, MB_ABSENT, MB_MOD, MB_SAME };
 struct mbcmp {
 	uint32_t index;             /* the operation's index in the batch */
 	enum mbcmp_kind kind;
-	uint64_t rev;               /* MB_MOD: the expected mod_revision */
+	uint64_t rev;               /* MB_MOD, MB_SAME: the mod_revision */
 };
 /* The lease a put's key is attached to (req.c): its owner's, one etcd
  * lease per owner, kept alive while the owner lives; or, MO_TTL, a lease
@@ -94,6 +97,10 @@ struct mjob {
 	uint32_t nops;              /* MJ_BATCH: operations (applied if ok) */
 	uint32_t failed;            /* MJ_BATCH answer: PROTO_BATCH_NO_INDEX
 	                             * or the failing operation */
+	bool single;                /* MJ_BATCH for one PUT, DEL or DELTREE
+	                             * (tree.c): answered as that request */
+	int rest_err;               /* MJ_BATCH: the errno when no compare of
+	                             * cmp[] failed (a range compare did) */
 	/* the answer (request thread) */
 	int status;
 	uint64_t rev;
@@ -107,6 +114,8 @@ struct mjob {
  * entries; local keys starting with it are refused. */
 #define MIRROR_META  ".shmreg/"
 #define MIRROR_ATTRS ".shmreg/attrs/"
+/* parent links: P + MIRROR_LINKS + mdec_link_encode(parent, child) */
+#define MIRROR_LINKS ".shmreg/children/"
 
 struct D_TAGGED mirror {      /* submitted with D_TAG_MIRROR */
 	struct reg *r;
@@ -135,6 +144,7 @@ struct D_TAGGED mirror {      /* submitted with D_TAG_MIRROR */
 	                             * watch (else resume the watch) */
 	/* loop side */
 	struct mjob *waiting;       /* acknowledged, revision not applied */
+	struct mlinks links;        /* etcd's parent links (links.h) */
 	uint64_t stale_since;       /* realtime ns, 0: connected */
 	struct mirror *next;
 };
@@ -160,6 +170,30 @@ struct sbuf {
 void sb_add(struct sbuf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 char *mirror_b64(const uint8_t *p, size_t n);
+/* The batch's leases (at most one per key) and their slots in the body. */
+struct mbleases {
+	struct mblease *l;
+	size_t n;
+	struct mbslot *slot;
+	size_t nslot;
+};
+#define MB_NO_LEASE UINT32_MAX
+
+/* txn.c: into @b, as a JSON string: base64 of the etcd key @prefix +
+ * @mid + @key, or of @n bytes; ',"lease":' and a blank slot for lease
+ * @which of @ls (MB_NO_LEASE: nothing).  The lease put @o of @c goes
+ * under (MO_NONE: none), and its index among @ls's, added when new. */
+void sb_key(struct sbuf *b, const struct mirror *m, const char *mid,
+	    const uint8_t *key, size_t klen);
+void sb_bytes(struct sbuf *b, const uint8_t *p, size_t n);
+/* The compare @c of etcd key prefix + @key, as a JSON object. */
+void sb_compare(struct sbuf *b, const struct mirror *m, const uint8_t *key,
+		size_t klen, const struct mbcmp *c);
+void sb_lease(struct sbuf *b, struct mbleases *ls, uint32_t which);
+struct mblease mirror_put_lease(const struct conn *c,
+				const struct proto_req *o);
+uint32_t mb_lease_index(struct mbleases *ls, struct mblease l);
+
 /* Free a message other than MM_REPLY (which is part of its job). */
 void mmsg_free(struct mmsg *msg);
 
@@ -171,6 +205,18 @@ void *mirror_req_main(void *arg);
 void mirror_job_push(struct mirror *m, struct mjob *j);
 /* batch.c (loop thread): forward the BATCH @q of @c (answers it). */
 void mirror_forward_batch(struct conn *c, const struct proto_req *q);
+/* tree.c (loop thread): whether PUT @q needs the tree's txn (a parent, or
+ * its key has a link to replace); forward such a PUT, or a DEL or DELTREE
+ * (answers it); whether local @key has children. */
+bool mirror_tree_put(const struct mirror *m, const struct proto_req *q);
+void mirror_forward_tree(struct conn *c, const struct proto_req *q);
+bool mirror_has_children(const struct mirror *m, const void *key,
+			 size_t klen);
+/* The etcd key of @parent's link to @child (malloc'd, *@n bytes; NULL:
+ * out of memory). */
+uint8_t *mirror_link_key(const struct mirror *m, const void *parent,
+			 size_t plen, const void *child, size_t clen,
+			 size_t *n);
 /* apply.c (loop thread): one message into the registry. */
 void mirror_apply(struct mirror *m, struct mmsg *msg);
 

@@ -213,7 +213,7 @@ static void answer(struct mirror *m, struct mjob *j)
 	struct conn *c = j->c;
 
 	(void)m;
-	if (c && j->op == MJ_BATCH)
+	if (c && j->op == MJ_BATCH && !j->single)
 		conn_mirror_batch_done(c, j->id, j->status, j->rev, j->failed,
 				       j->status < 0 ? 0 : j->nops);
 	else if (c)
@@ -435,9 +435,8 @@ int mirror_put_refuses(const struct proto_req *o)
 			  ((p->flags & SHMREG_EPHEMERAL) != 0) +
 			  (p->ttl_ns > 0);
 
-	/* no parents in etcd; flags other than SHMREG_EPHEMERAL are not
-	 * known here */
-	if (p->plen || (p->flags & ~SHMREG_EPHEMERAL))
+	/* flags other than SHMREG_EPHEMERAL are not known here */
+	if (p->flags & ~SHMREG_EPHEMERAL)
 		return -EOPNOTSUPP;
 	/* an etcd key has one lease: one owner, or one TTL */
 	return leases > 1 ? -EINVAL : 0;
@@ -475,6 +474,12 @@ void mirror_forward(struct conn *c, const struct proto_req *q)
 			conn_mirror_done(c, q->op, q->id, err, 0, 0);
 			return;
 		}
+	}
+	/* parents, and deletes that must respect them: tree.c */
+	if ((put && mirror_tree_put(m, q)) || q->op == PROTO_OP_DEL ||
+	    q->op == PROTO_OP_DELTREE) {
+		mirror_forward_tree(c, q);
+		return;
 	}
 	j = calloc(1, sizeof(*j));
 	if (!j) {

@@ -397,14 +397,16 @@ static void run_batch(struct rstate *rs, struct mjob *j)
 	}
 	if (rc == 0 && !ok) {
 		/* the ranges read the state the compares did (one txn),
-		 * so one of them fails; if none does, etcd is not making
-		 * sense */
-		rc = -EIO;
+		 * so one of them fails, or else one of the range compares
+		 * that have no range here (tree.c) did; without those, etcd
+		 * is not making sense */
+		rc = j->rest_err ? j->rest_err : -EIO;
 		for (size_t i = 0; i < j->ncmp; i++) {
 			const struct mbcmp *c = &j->cmp[i];
 			int e = c->kind == MB_EXISTS ? (mods[i] ? 0 : -ENOENT)
 			      : c->kind == MB_ABSENT ? (mods[i] ? -EEXIST : 0)
-			      : mods[i] == (int64_t)c->rev ? 0 : -EEXIST;
+			      : mods[i] == (int64_t)c->rev ? 0
+			      : c->kind == MB_SAME ? -EAGAIN : -EEXIST;
 
 			if (e) {
 				rc = e;
