@@ -145,6 +145,8 @@ struct D_TAGGED mirror {      /* submitted with D_TAG_MIRROR */
 	/* loop side */
 	struct mjob *waiting;       /* acknowledged, revision not applied */
 	struct mlinks links;        /* etcd's parent links (links.h) */
+	bool rooting;               /* apply.c: puts make roots (the parent
+	                             * is being deleted) */
 	uint64_t stale_since;       /* realtime ns, 0: connected */
 	struct mirror *next;
 };
@@ -219,5 +221,9 @@ uint8_t *mirror_link_key(const struct mirror *m, const void *parent,
 			 size_t *n);
 /* apply.c (loop thread): one message into the registry. */
 void mirror_apply(struct mirror *m, struct mmsg *msg);
+/* apply.c: the links of the registry's tree, when the mirror resumes from
+ * it (links to parents no longer there are not in it: see
+ * docs/multi-host.md).  Returns 0 or -errno. */
+int mirror_links_load(struct mirror *m);
 
 #endif /* SHMREGD_MIRROR_INTERNAL_H */

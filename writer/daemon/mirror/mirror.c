@@ -131,6 +131,7 @@ static void mirror_free(struct mirror *m)
 	free(m->end_b64);
 	if (m->efd >= 0)
 		close(m->efd);
+	links_clear(&m->links);
 	pthread_mutex_destroy(&m->mu);
 	pthread_mutex_destroy(&m->jmu);
 	pthread_cond_destroy(&m->jcv);
@@ -185,6 +186,12 @@ int mirror_start(struct daemon *d, struct reg *r)
 		m->range_first = m->start_rev == 0 ||
 			shmreg_stats(shmreg_writer_reader(r->w), &st) < 0 ||
 			st.entries == 0;
+	}
+	if (!m->range_first && (rc = mirror_links_load(m)) < 0) {
+		d_log(D_ERR, "registry %s: etcd mirror: the tree's links: %s",
+		      r->name, strerror(-rc));
+		mirror_free(m);
+		return rc;
 	}
 	m->stale_since = (uint64_t)shm_realtime_ns();
 	r->mirror = m;
