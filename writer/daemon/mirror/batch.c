@@ -3,8 +3,9 @@
  * batch.c - a client's BATCH on a mirror: one etcd txn, all or nothing.
  *
  * First the batch is checked here, on this host: what a mirror cannot
- * hold (what single writes refuse too: parents, unknown flags, two leases
- * for one key) and reserved keys,
+ * hold (what single writes refuse too: unknown flags, two leases for one
+ * key; and parents, and keys that have one or have children here) and
+ * reserved keys,
  * then the local dry run (../batch.c), which refuses with the index and
  * errno the local batch path gives.  Only a batch that passes both goes
  * to etcd, as one txn:
@@ -32,8 +33,9 @@
  *
  * etcd gives the whole txn one revision; the mirror applies its events in
  * one commit at that revision, and the reply waits for it as any
- * forwarded write (mirror.c).  A mirror has no parents, so a tree delete
- * deletes the one key.
+ * forwarded write (mirror.c).  A batch touches no key of the tree (its
+ * txn would have to move links: refused above, tree.c does that for
+ * single writes), so a tree delete in one deletes the one key.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -110,8 +110,9 @@ struct mjob {
 };
 
 /* The reserved sub-prefix of a mirrored prefix: etcd keys P + MIRROR_META
- * are shmreg's own (attribute sidecars: P + MIRROR_ATTRS + key), never
- * entries; local keys starting with it are refused. */
+ * are shmreg's own (attribute sidecars: P + MIRROR_ATTRS + key; parent
+ * links: tree.c), never entries; local keys starting with it are
+ * refused. */
 #define MIRROR_META  ".shmreg/"
 #define MIRROR_ATTRS ".shmreg/attrs/"
 /* parent links: P + MIRROR_LINKS + mdec_link_encode(parent, child) */

@@ -259,9 +259,9 @@ static void sb_failure(struct sbuf *b, const struct mirror *m,
 
 /* Send the txn @b (its compares @cmp, which it owns, the keys they name
  * ranged by the failure branch) as request @q of @c. */
-static void send_txn(struct conn *c, const struct proto_req *q, struct sbuf *b,
-		 struct mbcmp *cmp, size_t ncmp, struct mbleases *ls,
-		 int rest_err, uint64_t deleted)
+static void send_txn(struct conn *c, const struct proto_req *q,
+		     struct sbuf *b, struct mbcmp *cmp, size_t ncmp,
+		     struct mbleases *ls, int rest_err, uint64_t deleted)
 {
 	struct mirror *m = c->reg->mirror;
 	struct mjob *j = b->oom ? NULL : calloc(1, sizeof(*j));
