@@ -7,7 +7,7 @@
  *
  * The first byte picks the decoder, the rest is the reply (or, for 5, the
  * value of an attribute sidecar key, and as well the tail of a parent
- * link key).  Beyond "no
+ * link key and of an owner record's key).  Beyond "no
  * crash, no out-of-bounds read, no leak, no undefined behaviour":
  *   - an error is -EPROTO or -ENOMEM and leaves nothing allocated;
  *   - what decodes is what the mirror relies on: every kv has a key and a
@@ -136,6 +136,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const uint8_t *par, *ch;
 		size_t plen, clen;
 
+		struct mowner_rec rec;
+
+		/* an owner record is a pid with its start time, or a
+		 * connection: printed back, the same bytes */
+		if (mdec_owner((const uint8_t *)p, n, &rec) == 0) {
+			char back[64];
+			int bn = rec.conn
+				? snprintf(back, sizeof(back), "conn/%llu",
+					   (unsigned long long)rec.serial)
+				: snprintf(back, sizeof(back), "pid/%d/%llu",
+					   (int)rec.pid,
+					   (unsigned long long)rec.start);
+
+			CHECK(rec.conn || rec.pid > 0);
+			CHECK(bn > 0 && (size_t)bn == n && !memcmp(back, p, n));
+		}
 		/* a link decodes into two non-empty keys inside the input
 		 * and encodes back to the same bytes */
 		if (mdec_link((const uint8_t *)p, n, &par, &plen, &ch,

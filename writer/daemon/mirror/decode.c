@@ -599,3 +599,54 @@ int mdec_link(const uint8_t *p, size_t n, const uint8_t **parent,
 	*clen = n - off - len - 1;
 	return 0;
 }
+
+/* A decimal number of @p[*off..n) up to '/' or the end, at most @max (no
+ * sign, no leading zero): 0 or -EPROTO. */
+static int owner_num(const uint8_t *p, size_t n, size_t *off, uint64_t max,
+		     uint64_t *v)
+{
+	size_t start = *off;
+
+	*v = 0;
+	/* bounded by n */
+	while (*off < n && p[*off] >= '0' && p[*off] <= '9') {
+		unsigned d = (unsigned)(p[*off] - '0');
+
+		if (*v > (max - d) / 10)
+			return -EPROTO;
+		*v = *v * 10 + d;
+		(*off)++;
+	}
+	if (*off == start || (p[start] == '0' && *off - start > 1))
+		return -EPROTO;
+	return 0;
+}
+
+int mdec_owner(const uint8_t *p, size_t n, struct mowner_rec *o)
+{
+	size_t off;
+	uint64_t v;
+
+	memset(o, 0, sizeof(*o));
+	if (n > 4 && !memcmp(p, "pid/", 4)) {
+		off = 4;
+		if (owner_num(p, n, &off, INT32_MAX, &v) < 0 || v == 0 ||
+		    off >= n || p[off] != '/')
+			return -EPROTO;
+		o->pid = (int32_t)v;
+		off++;
+		if (owner_num(p, n, &off, UINT64_MAX, &o->start) < 0 ||
+		    off != n)
+			return -EPROTO;
+		return 0;
+	}
+	if (n > 5 && !memcmp(p, "conn/", 5)) {
+		off = 5;
+		if (owner_num(p, n, &off, UINT64_MAX, &o->serial) < 0 ||
+		    off != n)
+			return -EPROTO;
+		o->conn = true;
+		return 0;
+	}
+	return -EPROTO;
+}

@@ -20,6 +20,7 @@ enum mmsg_kind {
 	MM_EVENTS,      /* ev/nev: every event of revision rev */
 	MM_STATE,       /* up: the watch is (not) connected */
 	MM_REPLY,       /* a forwarded write's answer */
+	MM_ADOPT,       /* pid: an owner whose lease was adopted (owners.c) */
 };
 
 struct mmsg {
@@ -30,6 +31,7 @@ struct mmsg {
 	struct mev *ev;             /* MM_EVENTS */
 	size_t nev;
 	bool up;                    /* MM_STATE */
+	int32_t pid;                /* MM_ADOPT */
 	struct mjob *job;           /* MM_REPLY */
 };
 
@@ -117,6 +119,8 @@ struct mjob {
 #define MIRROR_ATTRS ".shmreg/attrs/"
 /* parent links: P + MIRROR_LINKS + mdec_link_encode(parent, child) */
 #define MIRROR_LINKS ".shmreg/children/"
+/* owner records (owners.c) */
+#define MIRROR_OWNERS ".shmreg/owners/"
 
 struct D_TAGGED mirror {      /* submitted with D_TAG_MIRROR */
 	struct reg *r;

@@ -23,6 +23,8 @@
 
 static struct mirror *mirrors;
 
+static void owner_adopted(struct mirror *m, pid_t pid);
+
 void mmsg_free(struct mmsg *msg)
 {
 	if (msg->kind == MM_RESYNC)
@@ -300,6 +302,9 @@ void mirror_cqe(struct daemon *d, struct mirror *m, int res, bool more)
 				      "serving the last state (stale)",
 				      m->r->name);
 			}
+			break;
+		case MM_ADOPT:
+			owner_adopted(m, list->pid);
 			break;
 		case MM_REPLY:
 			/* the message is part of the job, which this may
@@ -579,6 +584,16 @@ static void owner_revoke(struct mirror *m, enum mowner_kind kind, uint64_t id)
 	j->owner_id = id;
 	j->deadline_ns = d_now_ns() + m->o->timeout_ns;
 	mirror_job_push(m, j);
+}
+
+/* The request thread adopted a previous daemon's lease of @pid: watch the
+ * pid, and if it exited meanwhile revoke the lease. */
+static void owner_adopted(struct mirror *m, pid_t pid)
+{
+	int rc = owner_watch(m->d, pid, m->r);
+
+	if (rc < 0)
+		owner_revoke(m, MO_PID, (uint64_t)pid);
 }
 
 void mirror_pid_exited(struct reg *r, pid_t pid)

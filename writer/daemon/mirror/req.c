@@ -37,20 +37,8 @@
 
 #include "../daemon.h"
 #include "internal.h"
+#include "req.h"
 
-struct mlease {
-	enum mowner_kind kind;
-	uint64_t id;
-	int64_t lease;
-	struct mlease *next;
-};
-
-struct rstate {
-	struct mirror *m;
-	struct hclient hc;
-	struct mlease *leases;      /* this thread's only */
-	int64_t next_keepalive_ms;
-};
 
 char *mirror_b64(const uint8_t *p, size_t n)
 {
@@ -61,8 +49,8 @@ char *mirror_b64(const uint8_t *p, size_t n)
 	return s;
 }
 
-static struct mlease **lease_slot(struct rstate *rs, enum mowner_kind kind,
-				  uint64_t id)
+struct mlease **lease_slot(struct rstate *rs, enum mowner_kind kind,
+			   uint64_t id)
 {
 	struct mlease **pp;
 
@@ -73,9 +61,8 @@ static struct mlease **lease_slot(struct rstate *rs, enum mowner_kind kind,
 	return pp;
 }
 
-/* A call whose reply needs only its HTTP status and body. */
-static int call(struct rstate *rs, const char *path, const char *body,
-		long timeout_ms, struct hbuf *out)
+int call(struct rstate *rs, const char *path, const char *body,
+	 long timeout_ms, struct hbuf *out)
 {
 	int st = hclient_post(&rs->hc, path, body, timeout_ms, out);
 
@@ -135,12 +122,19 @@ static int64_t lease_of(struct rstate *rs, enum mowner_kind kind, uint64_t id,
 	l->kind = kind;
 	l->id = id;
 	l->lease = lid;
+	lease_keep(rs, l);
+	/* so that a successor of this daemon adopts it (owners.c) */
+	owner_record(rs, l, timeout_ms);
+	return lid;
+}
+
+void lease_keep(struct rstate *rs, struct mlease *l)
+{
 	l->next = rs->leases;
 	rs->leases = l;
 	if (rs->next_keepalive_ms < http_now_ms())
 		rs->next_keepalive_ms = http_now_ms() +
 					(int64_t)rs->m->lease_ttl_s * 1000 / 3;
-	return lid;
 }
 
 static void lease_forget(struct rstate *rs, enum mowner_kind kind,
@@ -421,21 +415,28 @@ static void run_batch(struct rstate *rs, struct mjob *j)
 	j->status = rc;
 }
 
+int lease_revoke(struct rstate *rs, int64_t lease, long timeout_ms)
+{
+	struct hbuf out;
+	char body[64];
+	int rc;
+
+	snprintf(body, sizeof(body), "{\"ID\":\"%lld\"}", (long long)lease);
+	rc = call(rs, "/v3/lease/revoke", body, timeout_ms, &out);
+	if (rc == 0)
+		hbuf_free(&out);
+	return rc;
+}
+
 static void run_revoke(struct rstate *rs, struct mjob *j)
 {
 	struct mlease **pp = lease_slot(rs, j->owner, j->owner_id);
-	struct hbuf out;
-	char body[64];
 	int rc;
 
 	j->status = 0;
 	if (!*pp)
 		return; /* it never put anything in etcd */
-	snprintf(body, sizeof(body), "{\"ID\":\"%lld\"}",
-		 (long long)(*pp)->lease);
-	rc = call(rs, "/v3/lease/revoke", body, left_ms(j), &out);
-	if (rc == 0)
-		hbuf_free(&out);
+	rc = lease_revoke(rs, (*pp)->lease, left_ms(j));
 	/* failed (etcd unreachable): the lease is no longer kept alive, so
 	 * etcd deletes the keys at its TTL instead */
 	if (rc < 0 && rc != -ENOENT)
@@ -488,6 +489,8 @@ void *mirror_req_main(void *arg)
 
 	if (hclient_init(&rs.hc, m->urls, m->nurl, &m->stop) < 0)
 		return NULL;
+	/* before any job: a put of an adopted owner finds its lease */
+	owners_adopt(&rs);
 	for (;;) {
 		struct mjob *j;
 		struct mmsg *msg;
