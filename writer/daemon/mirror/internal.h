@@ -37,7 +37,8 @@ struct mmsg {
 
 /* A client's write on its way to etcd and back, or (MJ_REVOKE, no conn)
  * the end of an owner: its lease is revoked. */
-enum mjob_op { MJ_PUT, MJ_DEL, MJ_SETATTRS, MJ_REVOKE, MJ_BATCH };
+/* (DEL and DELTREE go as MJ_BATCH: tree.c) */
+enum mjob_op { MJ_PUT, MJ_SETATTRS, MJ_REVOKE, MJ_BATCH };
 /* A compare of a BATCH's txn (batch.c): what etcd must hold for the first
  * operation touching a key, so a failed txn names that operation. */
 /* MB_SAME (tree.c): the key is as this host saw it, mod_revision rev

@@ -516,11 +516,9 @@ void mirror_forward(struct conn *c, const struct proto_req *q)
 		j->val = dup_bytes(q->u.put.val, j->vlen);
 		pa = &q->u.put.attrs;
 		j->sidecar = pa->n || has_attrs(c->reg, key, klen);
-	} else if (q->op == PROTO_OP_SETATTRS) {
+	} else {
 		j->op = MJ_SETATTRS;
 		pa = &q->u.setattrs.attrs;
-	} else {
-		j->op = MJ_DEL;
 	}
 	if (pa && pa->n) {
 		j->alen = pa->blen;

@@ -7,10 +7,9 @@
  * a put with expect_rev is a txn comparing the key's mod_revision (or, for
  * SHMREG_REV_ABSENT, its create_revision with 0: absent), whose failure is
  * the local -EEXIST; attributes live in the key's sidecar, written or
- * deleted in the same txn; a delete is a txn deleting key and sidecar if
- * the key exists, and -ENOENT when it does not (etcd uses no revision for
- * it, as the local writer does not).  A BATCH comes as one prepared txn
- * (batch.c); a failed one is told apart by its failure branch.
+ * deleted in the same txn.  A BATCH comes as one prepared txn (batch.c),
+ * and so do a put with a parent, a delete and a tree delete (tree.c); a
+ * failed one is told apart by its failure branch.
  * Each job is bounded by its deadline (--etcd-timeout): a member that does
  * not answer is -ETIMEDOUT, no member reachable -EAGAIN.
  *
@@ -192,9 +191,7 @@ void sb_add(struct sbuf *b, const char *fmt, ...)
  *   set_attrs:              txn compare key exists
  *                               success: put key keeping value and lease
  *                                        (a new mod_revision, as locally),
- *                                        put or delete sidecar
- *   delete:                 txn compare key exists
- *                               success: delete key, delete sidecar */
+ *                                        put or delete sidecar */
 static char *job_body(const struct mjob *j, int64_t lease, const char **path)
 {
 	char *k = mirror_b64(j->key, j->klen), *v = NULL, *sk = NULL, *a = NULL;
@@ -231,9 +228,7 @@ static char *job_body(const struct mjob *j, int64_t lease, const char **path)
 		       "\"EQUAL\",\"mod_revision\":\"%llu\"}", k,
 		       (unsigned long long)j->expect_rev);
 	sb_add(&b, "],\"success\":[");
-	if (j->op == MJ_DEL)
-		sb_add(&b, "{\"request_delete_range\":{\"key\":\"%s\"}}", k);
-	else if (j->op == MJ_SETATTRS)
+	if (j->op == MJ_SETATTRS)
 		sb_add(&b, "{\"request_put\":{\"key\":\"%s\",\"ignore_value\":"
 		       "true,\"ignore_lease\":true}}", k);
 	else
@@ -294,13 +289,11 @@ static int try_write(struct rstate *rs, struct mjob *j)
 	hbuf_free(&out);
 	if (rc < 0)
 		return -EIO;
-	/* a txn's compare failed: for a put its expect_rev, for a delete or
-	 * set_attrs the key's existence (etcd used no revision for it) */
+	/* a txn's compare failed: for a put its expect_rev, for set_attrs
+	 * the key's existence (etcd used no revision for it) */
 	if (!strcmp(path, "/v3/kv/txn") && !ok)
 		return j->op == MJ_PUT ? -EEXIST : -ENOENT;
 	j->rev = (uint64_t)rev;
-	j->deleted = 1; /* DELTREE's count: a mirror's keys have no
-	                 * children */
 	return 0;
 }
 
