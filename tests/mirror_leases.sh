@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Description: TTLs and owners' leases through a mirror.  A put with a TTL
 # is an etcd key under a lease of its own, granted with the TTL rounded up
-# to whole seconds (--ttl 2.2: 3 s); when etcd expires it the key and its
+# to whole seconds (--ttl 5.2: 6 s); when etcd expires it the key and its
 # attribute sidecar vanish from etcd and from both mirrors, not before the
 # TTL, and the other host's watch streams the delete.  A BATCH holding an
 # owned put, a connection-owned put and a TTL put is one txn whose keys
@@ -48,22 +48,23 @@ pids+=("$wpid")
 sctl A put keep v >/dev/null || fail "plain put"
 "$SHMREGCTL" -r B await keep --timeout 5s >/dev/null || fail "B: await keep"
 t0=$(date +%s%N)
-rev=$(sctl A put t1 v1 --ttl 2.2) || fail "TTL put t1"
-sctl A put t2 v2 --ttl 2.2 --attr a=b >/dev/null || fail "TTL put t2"
+rev=$(sctl A put t1 v1 --ttl 5.2) || fail "TTL put t1"
+# read-your-writes at the reply; checked first, long before the TTL
+[ "$("$SHMREGCTL" -r A get t1)" = v1 ] || fail "A: t1 not there at the reply"
+sctl A put t2 v2 --ttl 5.2 --attr a=b >/dev/null || fail "TTL put t2"
+[ "$("$SHMREGCTL" -r B await t2 --timeout 5s)" = v2 ] || fail "B: await t2"
 l1=$(lease_of t1)
 l2=$(lease_of t2)
 [ "$l1" != 0 ] && [ "$l1" != absent ] || fail "t1 has no lease in etcd ($l1)"
 [ "$l1" != "$l2" ] || fail "two TTL puts share lease $l1"
-[ "$(granted_ttl "$l1")" = 3 ] || fail "--ttl 2.2: lease $l1 not of 3 s"
+[ "$(granted_ttl "$l1")" = 6 ] || fail "--ttl 5.2: lease $l1 not of 6 s"
 [ "$(lease_of .shmreg/attrs/t2)" = "$l2" ] ||
 	fail "t2's attribute sidecar is not under t2's lease"
 [ "$(lease_of keep)" = 0 ] || fail "a plain key got a lease"
-[ "$("$SHMREGCTL" -r A get t1)" = v1 ] || fail "A: t1 not there at the reply"
-[ "$("$SHMREGCTL" -r B await t2 --timeout 5s)" = v2 ] || fail "B: await t2"
-etcd_gone t1 100 && etcd_gone t2 50 || fail "TTL keys outlive 10 s in etcd"
+etcd_gone t1 150 && etcd_gone t2 50 || fail "TTL keys outlive 15 s in etcd"
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-# granted after t0 with 3 s: etcd expires it no sooner
-[ "$ms" -ge 2900 ] || fail "t1 expired after $ms ms, before its 3 s lease"
+# granted after t0 with 6 s: etcd expires it no sooner
+[ "$ms" -ge 5900 ] || fail "t1 expired after $ms ms, before its 6 s lease"
 [ -z "$(ectl get /t/.shmreg/attrs/t2)" ] || fail "t2's sidecar outlived it"
 local_gone A t1 50 && local_gone B t1 50 && local_gone B t2 50 ||
 	fail "a mirror kept an expired key"

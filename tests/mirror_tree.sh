@@ -111,6 +111,20 @@ converge A "tree delete"
 converge B "tree delete"
 sctl A del r >/dev/null || fail "del r, childless now"
 
+# --- a tree delete takes 42 entries at most (etcd's 128 txn operations)
+sctl A put big v >/dev/null || fail "put big"
+for i in $(seq 1 42); do
+	sctl A put "big$i" v --parent big >/dev/null || fail "put big$i"
+done
+refused 3 "a tree delete of 43 entries" sctl A del --recursive big
+grep -q 'Argument list too long' "$scratch/err" || fail "43 entries: $(cat "$scratch/err")"
+sctl A del big42 >/dev/null || fail "del big42"
+at=$(etcd_rev)
+out=$(sctl A del --recursive big) || fail "a tree delete of 42 entries"
+[ "$out" = 42 ] && [ "$(etcd_rev)" = $((at + 1)) ] ||
+	fail "42 entries: deleted '$out', etcd $at -> $(etcd_rev)"
+converge B "42 entries deleted"
+
 # --- a parent deleted directly in etcd: its children become roots ---
 sctl A put p pv >/dev/null || fail "put p"
 sctl A put k1 v1 --parent p >/dev/null || fail "put k1"
