@@ -522,9 +522,7 @@ static const struct mkv *range_find(const struct mirror *m,
 struct stale {
 	struct mirror *m;
 	const struct mrange *rng;
-	uint8_t **keys;
-	size_t *lens;
-	size_t n, cap;
+	struct keys ks;
 };
 
 /* shmreg_list callback: remember local keys etcd no longer has. */
@@ -533,29 +531,9 @@ static int collect_stale(const void *key, size_t klen, const void *val,
 {
 	struct stale *s = arg;
 
-	(void)val, (void)vlen, (void)info;
 	if (range_find(s->m, s->rng, "", key, klen))
 		return 0;
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		uint8_t **k = realloc(s->keys, cap * sizeof(*k));
-		size_t *l;
-
-		if (!k)
-			return -ENOMEM;
-		s->keys = k;
-		l = realloc(s->lens, cap * sizeof(*l));
-		if (!l)
-			return -ENOMEM;
-		s->lens = l;
-		s->cap = cap;
-	}
-	s->keys[s->n] = malloc(klen);
-	if (!s->keys[s->n])
-		return -ENOMEM;
-	memcpy(s->keys[s->n], key, klen);
-	s->lens[s->n++] = klen;
-	return 0;
+	return keys_add(key, klen, val, vlen, info, &s->ks);
 }
 
 /* The range's links as the mirror's copy (the newest of a child's). */
@@ -684,8 +662,8 @@ static void apply_resync(struct mirror *m, struct mmsg *msg)
 	}
 	resync_links(m, &msg->rng);
 	shmreg_writer_batch_begin(w);
-	for (size_t i = 0; i < s.n; i++) {
-		int64_t r = shmreg_writer_del_tree(w, s.keys[i], s.lens[i]);
+	for (size_t i = 0; i < s.ks.n; i++) {
+		int64_t r = shmreg_writer_del_tree(w, s.ks.k[i], s.ks.len[i]);
 
 		if (r < 0 && r != -ENOENT)
 			d_log_limited(D_ERR, "registry %s: resync delete: %s",
@@ -696,12 +674,9 @@ static void apply_resync(struct mirror *m, struct mmsg *msg)
 	shmreg_writer_mirror_end(w, msg->rev);
 	d_log(D_INFO, "registry %s: resynced from etcd at revision %llu "
 	      "(%zu keys, %zu removed)", m->r->name,
-	      (unsigned long long)msg->rev, kept, s.n);
+	      (unsigned long long)msg->rev, kept, s.ks.n);
 out:
-	for (size_t i = 0; i < s.n; i++)
-		free(s.keys[i]);
-	free(s.keys);
-	free(s.lens);
+	keys_free(&s.ks);
 }
 
 void mirror_apply(struct mirror *m, struct mmsg *msg)

@@ -379,10 +379,5 @@ void mirror_forward_batch(struct conn *c, const struct proto_req *q)
 	j->ncmp = ncmp;
 	j->nops = q->u.batch.nops;
 	j->failed = PROTO_BATCH_NO_INDEX;
-	j->c = c;
-	j->req_op = q->op;
-	j->id = q->id;
-	j->deadline_ns = d_now_ns() + m->o->timeout_ns;
-	conn_mirror_wait(c);
-	mirror_job_push(m, j);
+	mirror_job_send(c, q, j);
 }

@@ -211,6 +211,10 @@ void *mirror_watch_main(void *arg);
 void *mirror_req_main(void *arg);
 /* Queue a job for the request thread (loop thread). */
 void mirror_job_push(struct mirror *m, struct mjob *j);
+/* Queue job @j for request @q of @c, bounded by --etcd-timeout; @c waits
+ * for its answer (mirror.c, loop thread). */
+void mirror_job_send(struct conn *c, const struct proto_req *q,
+		     struct mjob *j);
 /* batch.c (loop thread): forward the BATCH @q of @c (answers it). */
 void mirror_forward_batch(struct conn *c, const struct proto_req *q);
 /* tree.c (loop thread): whether PUT @q needs the tree's txn (a parent, or

@@ -542,6 +542,14 @@ void mirror_forward(struct conn *c, const struct proto_req *q)
 	memcpy(j->skey, m->prefix, m->plen);
 	memcpy(j->skey + m->plen, MIRROR_ATTRS, strlen(MIRROR_ATTRS));
 	memcpy(j->skey + m->plen + strlen(MIRROR_ATTRS), key, klen);
+	mirror_job_send(c, q, j);
+}
+
+void mirror_job_send(struct conn *c, const struct proto_req *q,
+		     struct mjob *j)
+{
+	struct mirror *m = c->reg->mirror;
+
 	j->c = c;
 	j->req_op = q->op;
 	j->id = q->id;

@@ -263,7 +263,6 @@ static void send_txn(struct conn *c, const struct proto_req *q,
 		     struct sbuf *b, struct mbcmp *cmp, size_t ncmp,
 		     struct mbleases *ls, int rest_err, uint64_t deleted)
 {
-	struct mirror *m = c->reg->mirror;
 	struct mjob *j = b->oom ? NULL : calloc(1, sizeof(*j));
 
 	if (!j) {
@@ -287,12 +286,7 @@ static void send_txn(struct conn *c, const struct proto_req *q,
 	j->deleted = deleted;
 	j->nops = 1;
 	j->failed = PROTO_BATCH_NO_INDEX;
-	j->c = c;
-	j->req_op = q->op;
-	j->id = q->id;
-	j->deadline_ns = d_now_ns() + m->o->timeout_ns;
-	conn_mirror_wait(c);
-	mirror_job_push(m, j);
+	mirror_job_send(c, q, j);
 }
 
 bool mirror_tree_put(const struct mirror *m, const struct proto_req *q)
