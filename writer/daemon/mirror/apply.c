@@ -359,11 +359,13 @@ static unsigned apply_one(struct mirror *m, const struct mev *ev, size_t n,
 	shmreg_t *rd = shmreg_writer_reader(m->r->w);
 	const struct mev *sc;
 	shmreg_info_t info;
+	enum kclass cls;
 	const uint8_t *k;
 	size_t klen;
 	int na;
 
-	switch (classify(m, &e->kv, &k, &klen)) {
+	cls = classify(m, &e->kv, &k, &klen);
+	switch (cls) {
 	case K_ENTRY:
 		if (mode == A_COUNT)
 			/* a parent deleted alone re-puts its children */
@@ -381,25 +383,21 @@ static unsigned apply_one(struct mirror *m, const struct mev *ev, size_t n,
 		put_entry(m, k, klen, &e->kv, a, na);
 		return false;
 	case K_SIDECAR:
-		if (entry_event(m, ev, n, k, klen))
-			return false; /* its key's event applies it */
-		/* a sidecar written alone: the entry, if there is one, gets
-		 * the new attributes with its value and revisions */
-		if (shmreg_get(rd, k, klen, NULL, 0, &info) < 0)
-			return false;
-		if (mode == A_COUNT)
-			return true;
-		reput(m, k, klen, !e->del, e->kv.val, e->kv.vlen, false);
-		return false;
 	case K_LINK:
 		if (entry_event(m, ev, n, k, klen))
 			return false; /* its key's event applies it */
-		/* a link changed alone: the entry gets the parent now in
-		 * effect (the links were updated first) */
+		/* changed alone (another etcd client): the entry, if there is
+		 * one, gets the new attributes, or the parent now in effect
+		 * (the links were updated first), with its value and
+		 * revisions */
 		if (shmreg_get(rd, k, klen, NULL, 0, &info) < 0)
 			return false;
 		if (mode == A_COUNT)
 			return true;
+		if (cls == K_SIDECAR) {
+			reput(m, k, klen, !e->del, e->kv.val, e->kv.vlen, false);
+			return false;
+		}
 		if (mode == A_APPLY && parent_missing(m, k, klen))
 			return true;
 		reput(m, k, klen, false, NULL, 0, true);
