@@ -407,32 +407,37 @@ static unsigned apply_one(struct mirror *m, const struct mev *ev, size_t n,
 	}
 }
 
-/* The revision's link events into the mirror's copy of the links: a put
- * names the child's parent (the newest link wins), a delete forgets the
- * child's link when it is that one. */
-static void update_links(struct mirror *m, const struct mev *ev, size_t n)
+/* Etcd key @kv, put (or deleted: @del), into the mirror's copy of the
+ * links if it is a link: a put names the child's parent (the newest link
+ * of a child wins), a delete forgets the child's link when it is that
+ * one. */
+static void note_link(struct mirror *m, const struct mkv *kv, bool del)
 {
-	for (size_t i = 0; i < n; i++) {
-		const struct mkv *kv = &ev[i].kv;
-		const struct mlink *l;
-		struct kparent par;
-		const uint8_t *k;
-		size_t klen;
+	const struct mlink *l;
+	struct kparent par;
+	const uint8_t *k;
+	size_t klen;
 
-		if (classify_link(m, kv, &k, &klen, &par) != K_LINK)
-			continue;
-		if (!ev[i].del) {
-			if (links_set(&m->links, k, klen, par.p, par.len,
-				      kv->mod_rev) < 0)
-				d_log_limited(D_ERR, "registry %s: out of memory "
-					      "for a parent link", m->r->name);
-			continue;
-		}
-		l = links_get(&m->links, k, klen);
+	if (classify_link(m, kv, &k, &klen, &par) != K_LINK)
+		return;
+	l = links_get(&m->links, k, klen);
+	if (del) {
 		if (l && l->plen == par.len &&
 		    !memcmp(mlink_parent(l), par.p, par.len))
 			links_del(&m->links, k, klen);
+	} else if ((!l || l->rev <= kv->mod_rev) &&
+		   links_set(&m->links, k, klen, par.p, par.len,
+			     kv->mod_rev) < 0) {
+		d_log_limited(D_ERR, "registry %s: out of memory for a parent "
+			      "link", m->r->name);
 	}
+}
+
+/* The revision's link events, in its order, into the copy. */
+static void update_links(struct mirror *m, const struct mev *ev, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		note_link(m, &ev[i].kv, ev[i].del);
 }
 
 static void apply_events(struct mirror *m, struct mmsg *msg)
@@ -534,26 +539,12 @@ static int collect_stale(const void *key, size_t klen, const void *val,
 	return keys_add(key, klen, val, vlen, info, &s->ks);
 }
 
-/* The range's links as the mirror's copy (the newest of a child's). */
+/* The range's links as the mirror's copy. */
 static void resync_links(struct mirror *m, const struct mrange *rng)
 {
 	links_clear(&m->links);
-	for (size_t i = 0; i < rng->nkv; i++) {
-		const struct mkv *kv = &rng->kvs[i];
-		const struct mlink *l;
-		struct kparent par;
-		const uint8_t *k;
-		size_t klen;
-
-		if (classify_link(m, kv, &k, &klen, &par) != K_LINK)
-			continue;
-		l = links_get(&m->links, k, klen);
-		if ((!l || l->rev < kv->mod_rev) &&
-		    links_set(&m->links, k, klen, par.p, par.len,
-			      kv->mod_rev) < 0)
-			d_log_limited(D_ERR, "registry %s: out of memory for a "
-				      "parent link", m->r->name);
-	}
+	for (size_t i = 0; i < rng->nkv; i++)
+		note_link(m, &rng->kvs[i], false);
 }
 
 /* Put the range's entries, each parent before its children: a round puts
