@@ -6,7 +6,8 @@
  * it: watch stream messages, range pages, write and lease replies.
  *
  * The first byte picks the decoder, the rest is the reply (or, for 5, the
- * value of an attribute sidecar key).  Beyond "no
+ * value of an attribute sidecar key, and as well the tail of a parent
+ * link key and of an owner record's key).  Beyond "no
  * crash, no out-of-bounds read, no leak, no undefined behaviour":
  *   - an error is -EPROTO or -ENOMEM and leaves nothing allocated;
  *   - what decodes is what the mirror relies on: every kv has a key and a
@@ -132,6 +133,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	default: {
 		shmreg_attr_t a[SHMREG_ATTRS_MAX];
+		const uint8_t *par, *ch;
+		size_t plen, clen;
+
+		struct mowner_rec rec;
+
+		/* an owner record is a pid with its start time, or a
+		 * connection: printed back, the same bytes */
+		if (mdec_owner((const uint8_t *)p, n, &rec) == 0) {
+			char back[64];
+			int bn = rec.conn
+				? snprintf(back, sizeof(back), "conn/%llu",
+					   (unsigned long long)rec.serial)
+				: snprintf(back, sizeof(back), "pid/%d/%llu",
+					   (int)rec.pid,
+					   (unsigned long long)rec.start);
+
+			CHECK(rec.conn || rec.pid > 0);
+			CHECK(bn > 0 && (size_t)bn == n && !memcmp(back, p, n));
+		}
+		/* a link decodes into two non-empty keys inside the input
+		 * and encodes back to the same bytes */
+		if (mdec_link((const uint8_t *)p, n, &par, &plen, &ch,
+			      &clen) == 0) {
+			uint8_t *back;
+
+			CHECK(plen > 0 && clen > 0);
+			CHECK(par + plen < ch && ch + clen == data + size);
+			CHECK(mdec_link_encode(par, plen, ch, clen, NULL) == n);
+			back = malloc(n);
+			CHECK(back);
+			mdec_link_encode(par, plen, ch, clen, back);
+			CHECK(!memcmp(back, p, n));
+			free(back);
+		}
 
 		rc = mdec_attrs((const uint8_t *)p, n, a, SHMREG_ATTRS_MAX);
 		CHECK(rc == -EPROTO || (rc >= 0 && rc <= SHMREG_ATTRS_MAX));

@@ -143,3 +143,26 @@ converge() { # NAME WHAT
 	diff <(echo "$e") <(echo "$m") | head -20
 	return 1
 }
+
+etcd_rev() { # etcd's current revision
+	ectl get /__probe -w json |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])'
+}
+mod_of() { # ETCD-KEY: its mod_revision ("" when absent)
+	ectl get "$1" -w json | python3 -c '
+import json,sys
+kvs = json.load(sys.stdin).get("kvs", [])
+print(kvs[0]["mod_revision"] if kvs else "")'
+}
+# Stop mirrors NAME... (a clean stop must exit 0) and end the test: PASS,
+# or the tail of each one's log and exit 1 when something failed.
+finish() { # NAME...
+	local n
+	for n in "$@"; do stop_mirror "$n"; done
+	if [ "$fails" != 0 ]; then
+		for n in "$@"; do echo "== $n.err"; tail -20 "$scratch/$n.err"; done
+		exit 1
+	fi
+	echo "PASS"
+	exit 0
+}

@@ -3,8 +3,9 @@
  * batch.c - a client's BATCH on a mirror: one etcd txn, all or nothing.
  *
  * First the batch is checked here, on this host: what a mirror cannot
- * hold (the options single writes refuse too: parents, TTLs, flags; and
- * owners, whose leases a txn would have to grant first) and reserved keys,
+ * hold (what single writes refuse too: unknown flags, two leases for one
+ * key; and parents, and keys that have one or have children here) and
+ * reserved keys,
  * then the local dry run (../batch.c), which refuses with the index and
  * errno the local batch path gives.  Only a batch that passes both goes
  * to etcd, as one txn:
@@ -21,10 +22,20 @@
  *   failure   a keys-only range of each compared key, so a txn that failed
  *             (this host lagged etcd) names its operation (req.c).
  *
+ * Leases.  A put with an owner (pid or SHMREG_EPHEMERAL) or a TTL goes
+ * under a lease, as a single put (req.c): the owner's, or one of its own
+ * with the TTL in whole seconds (puts of one batch with the same TTL
+ * share one: granted at the same moment, it ends for all at once).  A txn
+ * cannot grant leases, so the body leaves a blank slot after each
+ * "lease": and the request thread grants (or finds) the batch's distinct
+ * leases before it sends the txn and writes their ids into the slots.  A
+ * txn that fails leaves a TTL lease it granted to expire on its own.
+ *
  * etcd gives the whole txn one revision; the mirror applies its events in
  * one commit at that revision, and the reply waits for it as any
- * forwarded write (mirror.c).  A mirror has no parents, so a tree delete
- * deletes the one key.
+ * forwarded write (mirror.c).  A batch touches no key of the tree (its
+ * txn would have to move links: refused above, tree.c does that for
+ * single writes), so a tree delete in one deletes the one key.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -49,6 +60,9 @@ struct mbkey {
 	uint32_t vlen;
 	const uint8_t *attrs;       /* NULL: none (the sidecar is deleted) */
 	uint32_t alen;
+	struct mblease owner;       /* MB_PUT: the last put's lease */
+	uint32_t lease;             /* its index in the job's leases, or
+	                             * MB_NO_LEASE */
 };
 
 static const uint8_t *op_key(const struct proto_req *o, uint32_t *klen)
@@ -68,20 +82,22 @@ static const uint8_t *op_key(const struct proto_req *o, uint32_t *klen)
 }
 
 /* What a mirror refuses of operation @o before anything else: 0 or the
- * errno its single write gets (mirror.c). */
-static int mirror_refuses(const struct proto_req *o)
+ * errno its single write gets (mirror.c); and the tree: a parent, or a key
+ * that has one or has children here (its txn would have to move links:
+ * tree.c does that for single writes only). */
+static int mirror_refuses(const struct mirror *m, const struct proto_req *o)
 {
 	size_t ml = strlen(MIRROR_META);
 	uint32_t klen;
 	const uint8_t *key = op_key(o, &klen);
+	bool put = o->op == PROTO_OP_PUT || o->op == PROTO_OP_PUTX;
 
 	if (klen >= ml && !memcmp(key, MIRROR_META, ml))
 		return -EINVAL;
-	if ((o->op == PROTO_OP_PUT || o->op == PROTO_OP_PUTX) &&
-	    (o->u.put.plen || o->u.put.ttl_ns || o->u.put.flags ||
-	     o->u.put.owner_pid))
+	if ((put && o->u.put.plen) || links_get(&m->links, key, klen) ||
+	    mirror_has_children(m, key, klen))
 		return -EOPNOTSUPP;
-	return 0;
+	return put ? mirror_put_refuses(o) : 0;
 }
 
 static void reply(struct conn *c, const struct proto_req *q, int err,
@@ -90,60 +106,8 @@ static void reply(struct conn *c, const struct proto_req *q, int err,
 	conn_mirror_batch_done(c, q->id, err, 0, failed, 0);
 }
 
-/* b64 of @prefix + @mid + @key into @b as a JSON string's contents. */
-static void sb_key(struct sbuf *b, const struct mirror *m, const char *mid,
-		   const uint8_t *key, size_t klen)
-{
-	size_t ml = strlen(mid), n = m->plen + ml + klen;
-	uint8_t *k = malloc(n ? n : 1);
-	char *s;
-
-	if (!k) {
-		b->oom = true;
-		return;
-	}
-	memcpy(k, m->prefix, m->plen);
-	memcpy(k + m->plen, mid, ml);
-	memcpy(k + m->plen + ml, key, klen);
-	s = mirror_b64(k, n);
-	free(k);
-	if (!s) {
-		b->oom = true;
-		return;
-	}
-	sb_add(b, "\"%s\"", s);
-	free(s);
-}
-
-static void sb_bytes(struct sbuf *b, const uint8_t *p, size_t n)
-{
-	char *s = mirror_b64(p, n);
-
-	if (!s) {
-		b->oom = true;
-		return;
-	}
-	sb_add(b, "\"%s\"", s);
-	free(s);
-}
-
-static void txn_compare(struct sbuf *b, const struct mirror *m,
-			const struct mbkey *k, const struct mbcmp *c)
-{
-	sb_add(b, "{\"key\":");
-	sb_key(b, m, "", k->key, k->klen);
-	if (c->kind == MB_MOD)
-		sb_add(b, ",\"target\":\"MOD\",\"result\":\"EQUAL\","
-		       "\"mod_revision\":\"%llu\"}",
-		       (unsigned long long)c->rev);
-	else
-		sb_add(b, ",\"target\":\"CREATE\",\"result\":\"%s\","
-		       "\"create_revision\":\"0\"}",
-		       c->kind == MB_ABSENT ? "EQUAL" : "GREATER");
-}
-
 static void txn_effect(struct sbuf *b, const struct mirror *m,
-		       const struct mbkey *k)
+		       const struct mbkey *k, struct mbleases *ls)
 {
 	if (k->eff == MB_DEL) {
 		sb_add(b, "{\"request_delete_range\":{\"key\":");
@@ -154,6 +118,7 @@ static void txn_effect(struct sbuf *b, const struct mirror *m,
 	if (k->eff == MB_PUT) {
 		sb_add(b, ",\"value\":");
 		sb_bytes(b, k->val, k->vlen);
+		sb_lease(b, ls, k->lease);
 	} else if (k->eff == MB_SETATTRS) {
 		/* a new mod_revision, value and lease kept, as locally */
 		sb_add(b, ",\"ignore_value\":true,\"ignore_lease\":true");
@@ -165,6 +130,10 @@ static void txn_effect(struct sbuf *b, const struct mirror *m,
 		sb_key(b, m, MIRROR_ATTRS, k->key, k->klen);
 		sb_add(b, ",\"value\":");
 		sb_bytes(b, k->attrs, k->alen);
+		/* an attribute update keeps the key's lease but cannot name
+		 * it (docs/multi-host.md, limits) */
+		if (k->eff == MB_PUT)
+			sb_lease(b, ls, k->lease);
 	} else {
 		sb_add(b, "{\"request_delete_range\":{\"key\":");
 		sb_key(b, m, MIRROR_ATTRS, k->key, k->klen);
@@ -174,9 +143,9 @@ static void txn_effect(struct sbuf *b, const struct mirror *m,
 
 /* Collapse the batch into its keys and first-touch compares.  Returns 0,
  * or -E2BIG (more keys than a txn takes) / -ENOMEM. */
-static int collapse(const struct proto_req *q, struct mbkey *keys,
-		    size_t *nkeys, struct mbcmp *cmp, size_t *ncmp,
-		    size_t *cmp_key)
+static int collapse(const struct conn *c, const struct proto_req *q,
+		    struct mbkey *keys, size_t *nkeys, struct mbcmp *cmp,
+		    size_t *ncmp, size_t *cmp_key)
 {
 	struct proto_batch_iter it;
 	struct proto_req o;
@@ -198,7 +167,7 @@ static int collapse(const struct proto_req *q, struct mbkey *keys,
 				break;
 			}
 		if (!k) {
-			struct mbcmp *c = &cmp[*ncmp];
+			struct mbcmp *cm = &cmp[*ncmp];
 			bool put = o.op == PROTO_OP_PUT ||
 				   o.op == PROTO_OP_PUTX;
 
@@ -209,14 +178,14 @@ static int collapse(const struct proto_req *q, struct mbkey *keys,
 			k->key = key;
 			k->klen = klen;
 			k->eff = MB_SETATTRS; /* until an effect says more */
-			c->index = i;
-			c->rev = 0;
+			cm->index = i;
+			cm->rev = 0;
 			if (!put)
-				c->kind = MB_EXISTS;
+				cm->kind = MB_EXISTS;
 			else if (o.u.put.expect_rev == SHMREG_REV_ABSENT)
-				c->kind = MB_ABSENT;
+				cm->kind = MB_ABSENT;
 			else
-				c->kind = MB_MOD, c->rev = o.u.put.expect_rev;
+				cm->kind = MB_MOD, cm->rev = o.u.put.expect_rev;
 			if (!put || o.u.put.expect_rev)
 				cmp_key[(*ncmp)++] = (size_t)(k - keys);
 		}
@@ -228,6 +197,8 @@ static int collapse(const struct proto_req *q, struct mbkey *keys,
 			k->vlen = o.u.put.vlen;
 			k->attrs = o.u.put.attrs.n ? o.u.put.attrs.block : NULL;
 			k->alen = o.u.put.attrs.blen;
+			/* the last put of the key decides, as its value */
+			k->owner = mirror_put_lease(c, &o);
 			break;
 		case PROTO_OP_SETATTRS:
 			/* on a put of this batch it changes the put's
@@ -246,9 +217,48 @@ static int collapse(const struct proto_req *q, struct mbkey *keys,
 	return 0;
 }
 
+/* The distinct leases of the keys the batch leaves put. */
+static void collect_leases(struct mbkey *keys, size_t nkeys,
+			   struct mbleases *ls)
+{
+	for (size_t i = 0; i < nkeys; i++)
+		keys[i].lease = keys[i].eff == MB_PUT
+					? mb_lease_index(ls, keys[i].owner)
+					: MB_NO_LEASE;
+}
+
+/* Watch the batch's owner pids (the dry run watched and released them)
+ * and mark a connection owner, as a single put does (mirror.c).  Returns
+ * 0, or -errno with the operation's index in *@failed. */
+static int watch_owners(struct conn *c, const struct proto_req *q,
+			uint32_t *failed)
+{
+	struct proto_batch_iter it;
+	struct proto_req o;
+	uint32_t i = 0;
+
+	proto_batch_iter_init(&it, q);
+	for (; proto_batch_next(&it, &o) > 0; i++) {
+		int rc;
+
+		if (o.op != PROTO_OP_PUT && o.op != PROTO_OP_PUTX)
+			continue;
+		if (o.u.put.flags & SHMREG_EPHEMERAL)
+			c->mirror_eph = true;
+		if (!o.u.put.owner_pid)
+			continue;
+		rc = owner_watch(c->d, o.u.put.owner_pid, c->reg);
+		if (rc < 0) {
+			*failed = i;
+			return rc;
+		}
+	}
+	return 0;
+}
+
 static char *txn_body(const struct mirror *m, const struct mbkey *keys,
 		      size_t nkeys, const struct mbcmp *cmp, size_t ncmp,
-		      const size_t *cmp_key)
+		      const size_t *cmp_key, struct mbleases *ls)
 {
 	struct sbuf b = { 0 };
 
@@ -256,13 +266,14 @@ static char *txn_body(const struct mirror *m, const struct mbkey *keys,
 	for (size_t i = 0; i < ncmp; i++) {
 		if (i)
 			sb_add(&b, ",");
-		txn_compare(&b, m, &keys[cmp_key[i]], &cmp[i]);
+		sb_compare(&b, m, keys[cmp_key[i]].key, keys[cmp_key[i]].klen,
+			   &cmp[i]);
 	}
 	sb_add(&b, "],\"success\":[");
 	for (size_t i = 0; i < nkeys; i++) {
 		if (i)
 			sb_add(&b, ",");
-		txn_effect(&b, m, &keys[i]);
+		txn_effect(&b, m, &keys[i], ls);
 	}
 	sb_add(&b, "],\"failure\":[");
 	for (size_t i = 0; i < ncmp; i++) {
@@ -290,6 +301,7 @@ void mirror_forward_batch(struct conn *c, const struct proto_req *q)
 	struct mbkey *keys;
 	struct mbcmp *cmp;
 	size_t nkeys, ncmp, *cmp_key;
+	struct mbleases ls = { 0 };
 	struct mjob *j;
 
 	/* the first operation a mirror refuses, then the dry run: the
@@ -298,7 +310,7 @@ void mirror_forward_batch(struct conn *c, const struct proto_req *q)
 	while ((rc = proto_batch_next(&it, &o)) > 0) {
 		rerr = proto_check_request(&o);
 		if (!rerr)
-			rerr = mirror_refuses(&o);
+			rerr = mirror_refuses(m, &o);
 		if (rerr) {
 			refused = i;
 			break;
@@ -325,15 +337,24 @@ void mirror_forward_batch(struct conn *c, const struct proto_req *q)
 				       PROTO_BATCH_NO_INDEX, 0);
 		return;
 	}
+	err = watch_owners(c, q, &failed);
+	if (err < 0) {
+		reply(c, q, err, failed);
+		return;
+	}
 	keys = calloc(MB_KEYS_MAX, sizeof(*keys));
 	cmp = calloc(MB_KEYS_MAX, sizeof(*cmp));
 	cmp_key = calloc(MB_KEYS_MAX, sizeof(*cmp_key));
+	/* one lease per key at most, in two places each: key and sidecar */
+	ls.l = calloc(MB_KEYS_MAX, sizeof(*ls.l));
+	ls.slot = calloc(2 * MB_KEYS_MAX, sizeof(*ls.slot));
 	j = calloc(1, sizeof(*j));
-	err = keys && cmp && cmp_key && j ? 0 : -ENOMEM;
+	err = keys && cmp && cmp_key && ls.l && ls.slot && j ? 0 : -ENOMEM;
 	if (!err)
-		err = collapse(q, keys, &nkeys, cmp, &ncmp, cmp_key);
+		err = collapse(c, q, keys, &nkeys, cmp, &ncmp, cmp_key);
 	if (!err) {
-		j->body = txn_body(m, keys, nkeys, cmp, ncmp, cmp_key);
+		collect_leases(keys, nkeys, &ls);
+		j->body = txn_body(m, keys, nkeys, cmp, ncmp, cmp_key, &ls);
 		if (!j->body)
 			err = -ENOMEM;
 	}
@@ -341,21 +362,22 @@ void mirror_forward_batch(struct conn *c, const struct proto_req *q)
 	free(cmp_key);
 	if (err) {
 		free(cmp);
+		free(ls.l);
+		free(ls.slot);
 		if (j)
 			free(j->body);
 		free(j);
 		reply(c, q, err, PROTO_BATCH_NO_INDEX);
 		return;
 	}
+	j->leases = ls.l;
+	j->nleases = ls.n;
+	j->slots = ls.slot;
+	j->nslots = ls.nslot;
 	j->op = MJ_BATCH;
 	j->cmp = cmp;
 	j->ncmp = ncmp;
 	j->nops = q->u.batch.nops;
 	j->failed = PROTO_BATCH_NO_INDEX;
-	j->c = c;
-	j->req_op = q->op;
-	j->id = q->id;
-	j->deadline_ns = d_now_ns() + m->o->timeout_ns;
-	conn_mirror_wait(c);
-	mirror_job_push(m, j);
+	mirror_job_send(c, q, j);
 }

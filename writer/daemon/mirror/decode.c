@@ -5,6 +5,7 @@
  * is checked for its type and range before use.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -560,4 +561,92 @@ int mdec_attrs(const uint8_t *p, size_t n, shmreg_attr_t *a, unsigned max)
 		k++;
 	}
 	return (int)k;
+}
+
+size_t mdec_link_encode(const uint8_t *parent, size_t plen,
+			const uint8_t *child, size_t clen, uint8_t *out)
+{
+	char len[24];
+	int n = snprintf(len, sizeof(len), "%zu/", plen);
+
+	if (out) {
+		memcpy(out, len, (size_t)n);
+		memcpy(out + n, parent, plen);
+		out[(size_t)n + plen] = '/';
+		memcpy(out + (size_t)n + plen + 1, child, clen);
+	}
+	return (size_t)n + plen + 1 + clen;
+}
+
+int mdec_link(const uint8_t *p, size_t n, const uint8_t **parent,
+	      size_t *plen, const uint8_t **child, size_t *clen)
+{
+	size_t off = 0, len = 0;
+
+	/* the length: decimal digits, no leading zero, then '/' (at most
+	 * 10 digits: nothing this long fits a request anyway) */
+	while (off < n && off < 10 && p[off] >= '0' && p[off] <= '9')
+		len = len * 10 + (size_t)(p[off++] - '0');
+	if (off == 0 || off >= n || p[off] != '/' ||
+	    (p[0] == '0' && off > 1) || len == 0)
+		return -EPROTO;
+	off++;
+	if (len > n - off || n - off - len < 2 || p[off + len] != '/')
+		return -EPROTO; /* no '/' after it, or no child */
+	*parent = p + off;
+	*plen = len;
+	*child = p + off + len + 1;
+	*clen = n - off - len - 1;
+	return 0;
+}
+
+/* A decimal number of @p[*off..n) up to '/' or the end, at most @max (no
+ * sign, no leading zero): 0 or -EPROTO. */
+static int owner_num(const uint8_t *p, size_t n, size_t *off, uint64_t max,
+		     uint64_t *v)
+{
+	size_t start = *off;
+
+	*v = 0;
+	/* bounded by n */
+	while (*off < n && p[*off] >= '0' && p[*off] <= '9') {
+		unsigned d = (unsigned)(p[*off] - '0');
+
+		if (*v > (max - d) / 10)
+			return -EPROTO;
+		*v = *v * 10 + d;
+		(*off)++;
+	}
+	if (*off == start || (p[start] == '0' && *off - start > 1))
+		return -EPROTO;
+	return 0;
+}
+
+int mdec_owner(const uint8_t *p, size_t n, struct mowner_rec *o)
+{
+	size_t off;
+	uint64_t v;
+
+	memset(o, 0, sizeof(*o));
+	if (n > 4 && !memcmp(p, "pid/", 4)) {
+		off = 4;
+		if (owner_num(p, n, &off, INT32_MAX, &v) < 0 || v == 0 ||
+		    off >= n || p[off] != '/')
+			return -EPROTO;
+		o->pid = (int32_t)v;
+		off++;
+		if (owner_num(p, n, &off, UINT64_MAX, &o->start) < 0 ||
+		    off != n)
+			return -EPROTO;
+		return 0;
+	}
+	if (n > 5 && !memcmp(p, "conn/", 5)) {
+		off = 5;
+		if (owner_num(p, n, &off, UINT64_MAX, &o->serial) < 0 ||
+		    off != n)
+			return -EPROTO;
+		o->conn = true;
+		return 0;
+	}
+	return -EPROTO;
 }

@@ -86,6 +86,28 @@ int mdec_error_code(const char *json, size_t len);
  * name, too many).  The writer checks names and values further. */
 int mdec_attrs(const uint8_t *p, size_t n, shmreg_attr_t *a, unsigned max);
 
+/* A parent link key after P + MIRROR_LINKS (docs/multi-host.md): the
+ * decimal length of the parent (no leading zero), '/', the parent, '/',
+ * the child.  mdec_link points @parent and @child into @p and returns 0,
+ * or -EPROTO (no length, a zero length, one past the end, no '/' after
+ * the parent, an empty child).  mdec_link_encode writes it to @out (NULL:
+ * only the length) and returns its length. */
+int mdec_link(const uint8_t *p, size_t n, const uint8_t **parent,
+	      size_t *plen, const uint8_t **child, size_t *clen);
+size_t mdec_link_encode(const uint8_t *parent, size_t plen,
+			const uint8_t *child, size_t clen, uint8_t *out);
+
+/* An owner record's key after P + MIRROR_OWNERS + host + '/' + registry
+ * + '/' (req.c): "pid/<pid>/<start time>" or "conn/<serial>", decimal
+ * without leading zeros.  Returns 0 or -EPROTO. */
+struct mowner_rec {
+	bool conn;                  /* a connection (serial), else a pid */
+	int32_t pid;                /* > 0 */
+	uint64_t start;             /* the pid's start time (0: unknown) */
+	uint64_t serial;
+};
+int mdec_owner(const uint8_t *p, size_t n, struct mowner_rec *o);
+
 void mdec_watch_free(struct mwatch *w);
 void mdec_range_free(struct mrange *r);
 void mkv_free(struct mkv *kv);

@@ -23,6 +23,8 @@
 
 static struct mirror *mirrors;
 
+static void owner_adopted(struct mirror *m, pid_t pid);
+
 void mmsg_free(struct mmsg *msg)
 {
 	if (msg->kind == MM_RESYNC)
@@ -131,6 +133,7 @@ static void mirror_free(struct mirror *m)
 	free(m->end_b64);
 	if (m->efd >= 0)
 		close(m->efd);
+	links_clear(&m->links);
 	pthread_mutex_destroy(&m->mu);
 	pthread_mutex_destroy(&m->jmu);
 	pthread_cond_destroy(&m->jcv);
@@ -186,6 +189,12 @@ int mirror_start(struct daemon *d, struct reg *r)
 			shmreg_stats(shmreg_writer_reader(r->w), &st) < 0 ||
 			st.entries == 0;
 	}
+	if (!m->range_first && (rc = mirror_links_load(m)) < 0) {
+		d_log(D_ERR, "registry %s: etcd mirror: the tree's links: %s",
+		      r->name, strerror(-rc));
+		mirror_free(m);
+		return rc;
+	}
 	m->stale_since = (uint64_t)shm_realtime_ns();
 	r->mirror = m;
 	arm_poll(d, m);
@@ -213,7 +222,7 @@ static void answer(struct mirror *m, struct mjob *j)
 	struct conn *c = j->c;
 
 	(void)m;
-	if (c && j->op == MJ_BATCH)
+	if (c && j->op == MJ_BATCH && !j->single)
 		conn_mirror_batch_done(c, j->id, j->status, j->rev, j->failed,
 				       j->status < 0 ? 0 : j->nops);
 	else if (c)
@@ -221,6 +230,8 @@ static void answer(struct mirror *m, struct mjob *j)
 				 j->deleted);
 	free(j->body);
 	free(j->cmp);
+	free(j->leases);
+	free(j->slots);
 	free(j->key);
 	free(j->val);
 	free(j->skey);
@@ -291,6 +302,9 @@ void mirror_cqe(struct daemon *d, struct mirror *m, int res, bool more)
 				      "serving the last state (stale)",
 				      m->r->name);
 			}
+			break;
+		case MM_ADOPT:
+			owner_adopted(m, list->pid);
 			break;
 		case MM_REPLY:
 			/* the message is part of the job, which this may
@@ -418,6 +432,28 @@ static bool has_attrs(struct reg *r, const uint8_t *key, size_t klen)
 				0) > 0;
 }
 
+uint64_t mirror_ttl_s(int64_t ttl_ns)
+{
+	/* whole seconds, never shorter than asked: proto_check_request()
+	 * bounds ttl_ns by SHMREG_TTL_MAX_NS, far below etcd's largest
+	 * lease TTL (9e9 s) */
+	return ((uint64_t)ttl_ns + 999999999u) / 1000000000u;
+}
+
+int mirror_put_refuses(const struct proto_req *o)
+{
+	const __typeof__(o->u.put) *p = &o->u.put;
+	unsigned leases = (p->owner_pid != 0) +
+			  ((p->flags & SHMREG_EPHEMERAL) != 0) +
+			  (p->ttl_ns > 0);
+
+	/* flags other than SHMREG_EPHEMERAL are not known here */
+	if (p->flags & ~SHMREG_EPHEMERAL)
+		return -EOPNOTSUPP;
+	/* an etcd key has one lease: one owner, or one TTL */
+	return leases > 1 ? -EINVAL : 0;
+}
+
 void mirror_forward(struct conn *c, const struct proto_req *q)
 {
 	struct mirror *m = c->reg->mirror;
@@ -439,25 +475,23 @@ void mirror_forward(struct conn *c, const struct proto_req *q)
 		conn_mirror_done(c, q->op, q->id, -EINVAL, 0, 0);
 		return;
 	}
-	/* what etcd holds: keys with attribute sidecars, perhaps under a
-	 * lease; no parents or TTLs (docs/multi-host.md) */
-	if (put && (q->u.put.plen || q->u.put.ttl_ns ||
-		    (q->u.put.flags & ~SHMREG_EPHEMERAL))) {
-		conn_mirror_done(c, q->op, q->id, -EOPNOTSUPP, 0, 0);
-		return;
-	}
-	/* a pid owner is watched before its key exists in etcd: if it
-	 * exits meanwhile, the revoke is queued after this put */
-	if (put && q->u.put.owner_pid) {
-		int err = q->u.put.flags & SHMREG_EPHEMERAL
-				  ? -EINVAL /* one owner per lease */
-				  : owner_watch(c->d, q->u.put.owner_pid,
-						c->reg);
+	if (put) {
+		int err = mirror_put_refuses(q);
 
+		/* a pid owner is watched before its key exists in etcd: if
+		 * it exits meanwhile, the revoke is queued after this put */
+		if (!err && q->u.put.owner_pid)
+			err = owner_watch(c->d, q->u.put.owner_pid, c->reg);
 		if (err < 0) {
 			conn_mirror_done(c, q->op, q->id, err, 0, 0);
 			return;
 		}
+	}
+	/* parents, and deletes that must respect them: tree.c */
+	if ((put && mirror_tree_put(m, q)) || q->op == PROTO_OP_DEL ||
+	    q->op == PROTO_OP_DELTREE) {
+		mirror_forward_tree(c, q);
+		return;
 	}
 	j = calloc(1, sizeof(*j));
 	if (!j) {
@@ -473,17 +507,18 @@ void mirror_forward(struct conn *c, const struct proto_req *q)
 			j->owner = MO_CONN;
 			j->owner_id = c->serial;
 			c->mirror_eph = true;
+		} else if (q->u.put.ttl_ns > 0) {
+			j->owner = MO_TTL;
+			j->owner_id = mirror_ttl_s(q->u.put.ttl_ns);
 		}
 		j->expect_rev = q->u.put.expect_rev;
 		j->vlen = q->u.put.vlen;
 		j->val = dup_bytes(q->u.put.val, j->vlen);
 		pa = &q->u.put.attrs;
 		j->sidecar = pa->n || has_attrs(c->reg, key, klen);
-	} else if (q->op == PROTO_OP_SETATTRS) {
+	} else {
 		j->op = MJ_SETATTRS;
 		pa = &q->u.setattrs.attrs;
-	} else {
-		j->op = MJ_DEL;
 	}
 	if (pa && pa->n) {
 		j->alen = pa->blen;
@@ -507,6 +542,14 @@ void mirror_forward(struct conn *c, const struct proto_req *q)
 	memcpy(j->skey, m->prefix, m->plen);
 	memcpy(j->skey + m->plen, MIRROR_ATTRS, strlen(MIRROR_ATTRS));
 	memcpy(j->skey + m->plen + strlen(MIRROR_ATTRS), key, klen);
+	mirror_job_send(c, q, j);
+}
+
+void mirror_job_send(struct conn *c, const struct proto_req *q,
+		     struct mjob *j)
+{
+	struct mirror *m = c->reg->mirror;
+
 	j->c = c;
 	j->req_op = q->op;
 	j->id = q->id;
@@ -547,6 +590,16 @@ static void owner_revoke(struct mirror *m, enum mowner_kind kind, uint64_t id)
 	j->owner_id = id;
 	j->deadline_ns = d_now_ns() + m->o->timeout_ns;
 	mirror_job_push(m, j);
+}
+
+/* The request thread adopted a previous daemon's lease of @pid: watch the
+ * pid, and if it exited meanwhile revoke the lease. */
+static void owner_adopted(struct mirror *m, pid_t pid)
+{
+	int rc = owner_watch(m->d, pid, m->r);
+
+	if (rc < 0)
+		owner_revoke(m, MO_PID, (uint64_t)pid);
 }
 
 void mirror_pid_exited(struct reg *r, pid_t pid)

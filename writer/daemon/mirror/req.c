@@ -7,10 +7,9 @@
  * a put with expect_rev is a txn comparing the key's mod_revision (or, for
  * SHMREG_REV_ABSENT, its create_revision with 0: absent), whose failure is
  * the local -EEXIST; attributes live in the key's sidecar, written or
- * deleted in the same txn; a delete is a txn deleting key and sidecar if
- * the key exists, and -ENOENT when it does not (etcd uses no revision for
- * it, as the local writer does not).  A BATCH comes as one prepared txn
- * (batch.c); a failed one is told apart by its failure branch.
+ * deleted in the same txn.  A BATCH comes as one prepared txn (batch.c),
+ * and so do a put with a parent, a delete and a tree delete (tree.c); a
+ * failed one is told apart by its failure branch.
  * Each job is bounded by its deadline (--etcd-timeout): a member that does
  * not answer is -ETIMEDOUT, no member reachable -EAGAIN.
  *
@@ -23,6 +22,10 @@
  * revoke always follows its puts.  If this daemon dies, the keepalives stop
  * and etcd deletes the keys after the TTL.  A lease etcd no longer knows
  * (expired while etcd was unreachable) is granted anew at the next put.
+ *
+ * TTLs.  A put with a TTL gets a lease of its own, granted just before it
+ * with the TTL in whole seconds and never kept alive nor kept here: etcd
+ * deletes the key when it runs out, and every mirror sees the delete.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -33,20 +36,8 @@
 
 #include "../daemon.h"
 #include "internal.h"
+#include "req.h"
 
-struct mlease {
-	enum mowner_kind kind;
-	uint64_t id;
-	int64_t lease;
-	struct mlease *next;
-};
-
-struct rstate {
-	struct mirror *m;
-	struct hclient hc;
-	struct mlease *leases;      /* this thread's only */
-	int64_t next_keepalive_ms;
-};
 
 char *mirror_b64(const uint8_t *p, size_t n)
 {
@@ -57,8 +48,8 @@ char *mirror_b64(const uint8_t *p, size_t n)
 	return s;
 }
 
-static struct mlease **lease_slot(struct rstate *rs, enum mowner_kind kind,
-				  uint64_t id)
+struct mlease **lease_slot(struct rstate *rs, enum mowner_kind kind,
+			   uint64_t id)
 {
 	struct mlease **pp;
 
@@ -69,9 +60,8 @@ static struct mlease **lease_slot(struct rstate *rs, enum mowner_kind kind,
 	return pp;
 }
 
-/* A call whose reply needs only its HTTP status and body. */
-static int call(struct rstate *rs, const char *path, const char *body,
-		long timeout_ms, struct hbuf *out)
+int call(struct rstate *rs, const char *path, const char *body,
+	 long timeout_ms, struct hbuf *out)
 {
 	int st = hclient_post(&rs->hc, path, body, timeout_ms, out);
 
@@ -90,20 +80,15 @@ static int call(struct rstate *rs, const char *path, const char *body,
 	return 0;
 }
 
-/* The owner's lease, granted when it has none.  Returns the id or -errno. */
-static int64_t lease_of(struct rstate *rs, enum mowner_kind kind, uint64_t id,
-			long timeout_ms)
+/* A new lease of @ttl_s seconds.  Returns its id or -errno. */
+static int64_t grant(struct rstate *rs, int64_t ttl_s, long timeout_ms)
 {
-	struct mlease **pp = lease_slot(rs, kind, id), *l;
 	struct hbuf out;
 	char body[64];
 	int64_t lid, ttl;
 	int rc;
 
-	if (*pp)
-		return (*pp)->lease;
-	snprintf(body, sizeof(body), "{\"TTL\":\"%lld\"}",
-		 (long long)rs->m->lease_ttl_s);
+	snprintf(body, sizeof(body), "{\"TTL\":\"%lld\"}", (long long)ttl_s);
 	rc = call(rs, "/v3/lease/grant", body, timeout_ms, &out);
 	if (rc < 0)
 		return rc;
@@ -111,18 +96,44 @@ static int64_t lease_of(struct rstate *rs, enum mowner_kind kind, uint64_t id,
 	hbuf_free(&out);
 	if (rc < 0 || lid <= 0 || ttl <= 0)
 		return -EIO;
+	return lid;
+}
+
+/* The lease a put of @kind/@id goes under: a TTL put's own, new one; an
+ * owner's, granted when it has none.  Returns the id or -errno. */
+static int64_t lease_of(struct rstate *rs, enum mowner_kind kind, uint64_t id,
+			long timeout_ms)
+{
+	struct mlease **pp, *l;
+	int64_t lid;
+
+	if (kind == MO_TTL) /* etcd deletes the key at its end */
+		return grant(rs, (int64_t)id, timeout_ms);
+	pp = lease_slot(rs, kind, id);
+	if (*pp)
+		return (*pp)->lease;
+	lid = grant(rs, rs->m->lease_ttl_s, timeout_ms);
+	if (lid < 0)
+		return lid;
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM; /* the lease expires on its own */
 	l->kind = kind;
 	l->id = id;
 	l->lease = lid;
+	lease_keep(rs, l);
+	/* so that a successor of this daemon adopts it (owners.c) */
+	owner_record(rs, l, timeout_ms);
+	return lid;
+}
+
+void lease_keep(struct rstate *rs, struct mlease *l)
+{
 	l->next = rs->leases;
 	rs->leases = l;
 	if (rs->next_keepalive_ms < http_now_ms())
 		rs->next_keepalive_ms = http_now_ms() +
 					(int64_t)rs->m->lease_ttl_s * 1000 / 3;
-	return lid;
 }
 
 static void lease_forget(struct rstate *rs, enum mowner_kind kind,
@@ -180,9 +191,7 @@ void sb_add(struct sbuf *b, const char *fmt, ...)
  *   set_attrs:              txn compare key exists
  *                               success: put key keeping value and lease
  *                                        (a new mod_revision, as locally),
- *                                        put or delete sidecar
- *   delete:                 txn compare key exists
- *                               success: delete key, delete sidecar */
+ *                                        put or delete sidecar */
 static char *job_body(const struct mjob *j, int64_t lease, const char **path)
 {
 	char *k = mirror_b64(j->key, j->klen), *v = NULL, *sk = NULL, *a = NULL;
@@ -219,9 +228,7 @@ static char *job_body(const struct mjob *j, int64_t lease, const char **path)
 		       "\"EQUAL\",\"mod_revision\":\"%llu\"}", k,
 		       (unsigned long long)j->expect_rev);
 	sb_add(&b, "],\"success\":[");
-	if (j->op == MJ_DEL)
-		sb_add(&b, "{\"request_delete_range\":{\"key\":\"%s\"}}", k);
-	else if (j->op == MJ_SETATTRS)
+	if (j->op == MJ_SETATTRS)
 		sb_add(&b, "{\"request_put\":{\"key\":\"%s\",\"ignore_value\":"
 		       "true,\"ignore_lease\":true}}", k);
 	else
@@ -282,13 +289,11 @@ static int try_write(struct rstate *rs, struct mjob *j)
 	hbuf_free(&out);
 	if (rc < 0)
 		return -EIO;
-	/* a txn's compare failed: for a put its expect_rev, for a delete or
-	 * set_attrs the key's existence (etcd used no revision for it) */
+	/* a txn's compare failed: for a put its expect_rev, for set_attrs
+	 * the key's existence (etcd used no revision for it) */
 	if (!strcmp(path, "/v3/kv/txn") && !ok)
 		return j->op == MJ_PUT ? -EEXIST : -ENOENT;
 	j->rev = (uint64_t)rev;
-	j->deleted = 1; /* DELTREE's count: a mirror's keys have no
-	                 * children */
 	return 0;
 }
 
@@ -307,10 +312,39 @@ static void run_write(struct rstate *rs, struct mjob *j)
 	j->status = rc;
 }
 
-/* A BATCH: its txn (batch.c built it).  When a compare failed, the
- * failure branch's ranges tell which: the first, in batch order, whose
- * key etcd holds otherwise, is the failing operation, with the errno the
- * local dry run gives it. */
+/* The leases BATCH @j's puts go under, each id written into its slots of
+ * the body (batch.c left them blank).  Returns 0 or -errno. */
+static int batch_leases(struct rstate *rs, struct mjob *j)
+{
+	for (size_t i = 0; i < j->nleases; i++) {
+		int64_t lid = lease_of(rs, j->leases[i].kind, j->leases[i].id,
+				       left_ms(j));
+		char s[MB_LEASE_SLOT + 1];
+		int n;
+
+		if (lid < 0)
+			return lid == -ENOENT ? -EIO : (int)lid;
+		n = snprintf(s, sizeof(s), "\"%lld\"", (long long)lid);
+		if (n < 0 || n > MB_LEASE_SLOT)
+			return -EIO; /* an int64 always fits */
+		/* bounded by the batch's puts */
+		for (size_t k = 0; k < j->nslots; k++) {
+			char *at = j->body + j->slots[k].off;
+
+			if (j->slots[k].which != i)
+				continue;
+			memset(at, ' ', MB_LEASE_SLOT);
+			memcpy(at, s, (size_t)n);
+		}
+	}
+	return 0;
+}
+
+/* A BATCH: its txn (batch.c built it), with its leases (granted first:
+ * an owner's lease etcd no longer knows is granted anew, once).  When a
+ * compare failed, the failure branch's ranges tell which: the first, in
+ * batch order, whose key etcd holds otherwise, is the failing operation,
+ * with the errno the local dry run gives it. */
 static void run_batch(struct rstate *rs, struct mjob *j)
 {
 	int64_t rev = 0, *mods;
@@ -328,7 +362,20 @@ static void run_batch(struct rstate *rs, struct mjob *j)
 		j->status = -ENOMEM;
 		return;
 	}
-	rc = call(rs, "/v3/kv/txn", j->body, left_ms(j), &out);
+	rc = batch_leases(rs, j);
+	if (rc == 0)
+		rc = call(rs, "/v3/kv/txn", j->body, left_ms(j), &out);
+	if (rc == -ENOENT && j->nleases) {
+		/* "lease not found": an owner's expired while etcd was
+		 * unreachable longer than its TTL */
+		for (size_t i = 0; i < j->nleases; i++)
+			lease_forget(rs, j->leases[i].kind, j->leases[i].id);
+		rc = batch_leases(rs, j);
+		if (rc == 0)
+			rc = call(rs, "/v3/kv/txn", j->body, left_ms(j), &out);
+	}
+	if (rc == -ENOENT)
+		rc = -EIO;
 	if (rc == 0) {
 		if (mdec_txn_ranges(out.p, out.len, &rev, &ok, mods,
 				    j->ncmp) < 0)
@@ -337,14 +384,16 @@ static void run_batch(struct rstate *rs, struct mjob *j)
 	}
 	if (rc == 0 && !ok) {
 		/* the ranges read the state the compares did (one txn),
-		 * so one of them fails; if none does, etcd is not making
-		 * sense */
-		rc = -EIO;
+		 * so one of them fails, or else one of the range compares
+		 * that have no range here (tree.c) did; without those, etcd
+		 * is not making sense */
+		rc = j->rest_err ? j->rest_err : -EIO;
 		for (size_t i = 0; i < j->ncmp; i++) {
 			const struct mbcmp *c = &j->cmp[i];
 			int e = c->kind == MB_EXISTS ? (mods[i] ? 0 : -ENOENT)
 			      : c->kind == MB_ABSENT ? (mods[i] ? -EEXIST : 0)
-			      : mods[i] == (int64_t)c->rev ? 0 : -EEXIST;
+			      : mods[i] == (int64_t)c->rev ? 0
+			      : c->kind == MB_SAME ? -EAGAIN : -EEXIST;
 
 			if (e) {
 				rc = e;
@@ -359,21 +408,28 @@ static void run_batch(struct rstate *rs, struct mjob *j)
 	j->status = rc;
 }
 
+int lease_revoke(struct rstate *rs, int64_t lease, long timeout_ms)
+{
+	struct hbuf out;
+	char body[64];
+	int rc;
+
+	snprintf(body, sizeof(body), "{\"ID\":\"%lld\"}", (long long)lease);
+	rc = call(rs, "/v3/lease/revoke", body, timeout_ms, &out);
+	if (rc == 0)
+		hbuf_free(&out);
+	return rc;
+}
+
 static void run_revoke(struct rstate *rs, struct mjob *j)
 {
 	struct mlease **pp = lease_slot(rs, j->owner, j->owner_id);
-	struct hbuf out;
-	char body[64];
 	int rc;
 
 	j->status = 0;
 	if (!*pp)
 		return; /* it never put anything in etcd */
-	snprintf(body, sizeof(body), "{\"ID\":\"%lld\"}",
-		 (long long)(*pp)->lease);
-	rc = call(rs, "/v3/lease/revoke", body, left_ms(j), &out);
-	if (rc == 0)
-		hbuf_free(&out);
+	rc = lease_revoke(rs, (*pp)->lease, left_ms(j));
 	/* failed (etcd unreachable): the lease is no longer kept alive, so
 	 * etcd deletes the keys at its TTL instead */
 	if (rc < 0 && rc != -ENOENT)
@@ -426,6 +482,8 @@ void *mirror_req_main(void *arg)
 
 	if (hclient_init(&rs.hc, m->urls, m->nurl, &m->stop) < 0)
 		return NULL;
+	/* before any job: a put of an adopted owner finds its lease */
+	owners_adopt(&rs);
 	for (;;) {
 		struct mjob *j;
 		struct mmsg *msg;
