@@ -46,7 +46,7 @@ ep() { # I: client URL of member I
 }
 all_eps="" 
 ectl() { # etcdctl against every member
-	etcdctl --endpoints="$all_eps" --dial-timeout=2s --command-timeout=3s \
+	etcdctl --endpoints="$all_eps" --dial-timeout=3s --command-timeout=10s \
 		"$@"
 }
 start_cluster() {
