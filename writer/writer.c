@@ -254,6 +254,28 @@ static int build_opts(struct shmreg_writer *w, struct shm_slot *ns,
 }
 
 /*
+ * A put's cache misses, started as soon as its key's hash is known: both
+ * lines of the key's home slot (the probe reads the first, the undo journal
+ * copies both, the put writes both) and the key's wait-file word (the
+ * wake-up check reads it).  A prefetch retires at once, unlike a load, so
+ * the put's own work up to the probe (validation, the persistence check,
+ * the option checks) runs while the lines come, instead of after the
+ * probe's load reached the head of the reorder buffer.  For write: the put
+ * stores to the slot, and a line fetched shared would need a second
+ * request for ownership.
+ */
+static inline void put_prefetch(const struct shmreg_writer *w, uint64_t hash)
+{
+	const uint8_t *s = (const uint8_t *)shm_slot_at(&w->map,
+						       shm_home(&w->map.g, hash));
+
+	__builtin_prefetch(s, 1);
+	__builtin_prefetch(s + SHM_LINE, 1);
+	if (w->notify)
+		__builtin_prefetch(&w->notify->slots[shm_wait_slot_of(hash)]);
+}
+
+/*
  * The common put, in one pass: an entry that fits its slot, no options,
  * replacing an inline entry that neither expires nor has an owner or
  * inserting into an index below its load limit, within SHM_FAST_PROBE
@@ -276,8 +298,6 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 	bool exists = false;
 	unsigned d;
 
-	/* both lines of the home slot: the journal reads the second */
-	__builtin_prefetch((const uint8_t *)shm_slot_at(m, i) + SHM_LINE, 1);
 	for (d = 0; d < SHM_FAST_PROBE; d++, i = shm_next(&m->g, i)) {
 		s = shm_slot_at(m, i);
 		if (s->klen == 0)
@@ -336,6 +356,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	if (rc < 0)
 		return rc;
 	hash = shm_hash(key, klen);
+	put_prefetch(w, hash);
 	/* persistence: room for the record, or the change is refused */
 	if (w->plog) {
 		rc = persist_admit(w, persist_put_need(klen, vlen, opts));
