@@ -32,6 +32,7 @@
 #include "lookup.h"
 #include "notify.h"
 #include "paths.h"
+#include "prepare.h"
 #include "commit.h"
 #include "ring.h"
 #include "slot_write.h"
@@ -61,6 +62,21 @@ static struct writer_link {
 } *writers;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
+/* The helpers' locks are held across a fork (prepare.c, "fork()"). */
+static void prepare_fork(void)
+{
+	pthread_mutex_lock(&writers_lock);
+	for (struct writer_link *l = writers; l; l = l->next)
+		prep_fork_prepare(l->w);
+}
+
+static void parent_after_fork(void)
+{
+	for (struct writer_link *l = writers; l; l = l->next)
+		prep_fork_parent(l->w);
+	pthread_mutex_unlock(&writers_lock);
+}
+
 static void child_after_fork(void)
 {
 	/* single-threaded here: the list is ours */
@@ -69,13 +85,14 @@ static void child_after_fork(void)
 		close(l->w->seg_fd);
 		l->w->lock_fd = l->w->seg_fd = -1;
 		persist_after_fork(l->w); /* the data directory's lock too */
+		prep_fork_child(l->w);    /* no helper thread here */
 	}
 	pthread_mutex_init(&writers_lock, NULL);
 }
 
 static void install_atfork(void)
 {
-	pthread_atfork(NULL, NULL, child_after_fork);
+	pthread_atfork(prepare_fork, parent_after_fork, child_after_fork);
 }
 
 static int writers_add(struct shmreg_writer *w)
@@ -335,6 +352,8 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 	commit_end(w, rev);
 	if (w->notify)
 		notify_key(w->notify, hash);
+	if (w->entries >= w->prep_at)
+		prep_next(w);
 	return (int64_t)rev;
 }
 
@@ -462,6 +481,8 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	commit_end(w, rev);
 	if (w->notify)
 		notify_key(w->notify, hash);
+	if (w->entries >= w->prep_at)
+		prep_next(w);
 	/* a deadline new for this key (not one kept by set_attrs, which the
 	 * queue has already; a replay's imposed one is new) */
 	if (ns.expires_at_ns &&
@@ -657,6 +678,7 @@ static void retire_existing(struct shmreg_writer *w)
 
 static void writer_free(struct shmreg_writer *w)
 {
+	prep_close(w);
 	if (w->reader)
 		shmreg_close(w->reader);
 	if (w->map.base)
@@ -688,6 +710,7 @@ SHMREG_EXPORT int shmreg_writer_open(const char *name,
 		return -ENOMEM;
 	w->lock_fd = w->seg_fd = w->owner_ep = w->owner_ev = -1;
 	w->expiry.tfd = -1;
+	w->prep_at = UINT64_MAX;
 	if (opts)
 		w->opts = *opts;
 	rc = check_opts(&w->opts);
@@ -719,6 +742,8 @@ SHMREG_EXPORT int shmreg_writer_open(const char *name,
 			     w->opts.initial_arena);
 	if (rc < 0)
 		goto fail;
+	/* however the segment came (made, adopted, recovered) */
+	w->prep_at = prep_trigger(w->map.g.index_cap);
 	rc = writers_add(w);
 	if (rc < 0)
 		goto fail;
