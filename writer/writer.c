@@ -281,15 +281,17 @@ static int build_opts(struct shmreg_writer *w, struct shm_slot *ns,
  * stores to the slot, and a line fetched shared would need a second
  * request for ownership.
  */
-static inline void put_prefetch(const struct shmreg_writer *w, uint64_t hash)
+static inline uint64_t put_prefetch(const struct shmreg_writer *w,
+				   uint64_t hash)
 {
-	const uint8_t *s = (const uint8_t *)shm_slot_at(&w->map,
-						       shm_home(&w->map.g, hash));
+	uint64_t home = shm_home(&w->map.g, hash);
+	const uint8_t *s = (const uint8_t *)shm_slot_at(&w->map, home);
 
 	__builtin_prefetch(s, 1);
 	__builtin_prefetch(s + SHM_LINE, 1);
 	if (w->notify)
 		__builtin_prefetch(&w->notify->slots[shm_wait_slot_of(hash)]);
+	return home;
 }
 
 /*
@@ -301,22 +303,25 @@ static inline void put_prefetch(const struct shmreg_writer *w, uint64_t hash)
  * path's second look at the old entry, its options and its growth checks:
  * a put's instructions are what stands between one put's cache miss and
  * the next one's, so fewer of them let the CPU overlap the misses of
- * consecutive puts.  Returns the revision, or 0 when this is not the
- * common case (nothing was changed: the caller takes the general path).
+ * consecutive puts.  @home: the key's home slot (put_prefetch).  Returns
+ * the revision, or 0 when this is not the common case (nothing was
+ * changed: the caller takes the general path).
  */
 static int64_t put_common(struct shmreg_writer *w, const void *key,
 			  size_t klen, const void *val, size_t vlen,
-			  uint64_t hash)
+			  uint64_t hash, uint64_t home)
 {
 	struct shm_map *m = &w->map;
-	uint64_t i = shm_home(&m->g, hash), rev;
+	uint64_t i = home, rev;
 	uint32_t tag = shm_tag(hash), hi = shm_hash_hi(hash);
-	const struct shm_slot *s = NULL;
+	/* the index's address once: the stores below may alias m's fields
+	 * as far as the compiler knows, and would have it reloaded */
+	struct shm_slot *slots = shm_slot_at(m, 0), *s = NULL;
 	bool exists = false;
 	unsigned d;
 
 	for (d = 0; d < SHM_FAST_PROBE; d++, i = shm_next(&m->g, i)) {
-		s = shm_slot_at(m, i);
+		s = &slots[i];
 		if (s->klen == 0)
 			break;
 		if (s->tag != tag || s->hash_hi != hi || s->klen != klen)
@@ -343,7 +348,8 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 		w->bytes_used -= s->klen + s->vlen;
 	else
 		w->entries++;
-	index_write_inline(w, i, hash, rev, create_rev, key, klen, val, vlen);
+	index_write_inline(w, i, s, hash, rev, create_rev, key, klen, val,
+			   vlen);
 	w->bytes_used += klen + vlen;
 	ring_append(w, rev, SHM_OP_PUT, key, klen, hash);
 	if (w->plog) /* persistence hook */
@@ -357,16 +363,17 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 	return (int64_t)rev;
 }
 
+static int64_t put_general(struct shmreg_writer *w, const void *key,
+			   size_t klen, const void *val, size_t vlen,
+			   const shmreg_put_opts_t *opts, uint64_t hash);
+
 SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 					size_t klen, const void *val,
 					size_t vlen,
 					const shmreg_put_opts_t *opts)
 {
 	static const shmreg_put_opts_t defaults;
-	struct shm_slot old, ns;
-	uint64_t hash, rev, i, gen;
-	bool exists;
-	int64_t at;
+	uint64_t hash, home;
 	int rc;
 
 	if (!w)
@@ -375,7 +382,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	if (rc < 0)
 		return rc;
 	hash = shm_hash(key, klen);
-	put_prefetch(w, hash);
+	home = put_prefetch(w, hash);
 	/* persistence: room for the record, or the change is refused */
 	if (w->plog) {
 		rc = persist_admit(w, persist_put_need(klen, vlen, opts));
@@ -387,13 +394,29 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	if ((!opts || !memcmp(opts, &defaults, sizeof(defaults))) &&
 	    klen + vlen <= SHM_SLOT_INLINE && !w->hold_rev &&
 	    !w->slot_mod_rev && !w->keep_expiry) {
-		int64_t r = put_common(w, key, klen, val, vlen, hash);
+		int64_t r = put_common(w, key, klen, val, vlen, hash, home);
 
 		if (r > 0)
 			return w->plog ? persist_result(w, r) : r;
 	}
-	if (!opts)
-		opts = &defaults;
+	return put_general(w, key, klen, val, vlen, opts ? opts : &defaults,
+			   hash);
+}
+
+/* Every other put (options, out-of-line values, growth, expired or owned
+ * entries, long probes): out of line, so that its registers and stack do
+ * not weigh on the common put's entry and exit. */
+static __attribute__((noinline)) int64_t
+put_general(struct shmreg_writer *w, const void *key, size_t klen,
+	    const void *val, size_t vlen, const shmreg_put_opts_t *opts,
+	    uint64_t hash)
+{
+	struct shm_slot old, ns;
+	uint64_t rev, i, gen;
+	bool exists;
+	int64_t at;
+	int rc;
+
 	/* a dead owner's entry would never be removed (set_attrs keeps the
 	 * owner it has) */
 	if (opts->owner_pid > 0 && !w->keep_expiry) {
