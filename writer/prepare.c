@@ -37,7 +37,8 @@
  * the current one) exists beside it; a registry pre-sized for its entries
  * stays below 1/2 (index_cap_for() doubles past 3/8) and never has one.
  * One thread per writer, started at the first request, idle on a
- * condition variable between requests, joined at close.
+ * condition variable between requests, joined at close (which waits for a
+ * file the helper is making, then removes it).
  *
  * Memory ordering.  Everything the two threads share (state, the
  * requested or made geometry, fd, mapping, temporary name, stop) is read
