@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Description: the next growth's segment made ahead by the writer's helper
- * thread (writer/prepare.c).  GP_CASE=contents: requested exactly when the
- * load reaches 1/2, the very file the growth then publishes, and a registry
- * grown with it reads back whole.  GP_CASE=fork: a child forked while the
+ * thread (writer/prepare.c).  GP_CASE=contents: not requested while the
+ * index is the size asked for, then exactly when the load reaches 1/2; the
+ * very file the growth then publishes; a registry grown with it reads back
+ * whole.  GP_CASE=fork: a child forked while the
  * helper works or holds a prepared file closes its copy of the writer
  * without hanging and without removing the parent's file; the parent grows
  * on.  GP_CASE=enospc (root: a tiny tmpfs): the helper's -ENOSPC leaves no
@@ -27,9 +28,13 @@
 #include "prepare.h"
 
 #define NAME "gp"
-/* the defaults: 1,024 entries -> 2,048 slots; the helper is asked at a
- * load of 1/2 (1,024 entries), the growth comes at 3/4 (the 1,537th) */
-#define FIRST_CAP   2048u
+/* the defaults: 1,024 entries -> 2,048 slots, the size asked for: no
+ * helper for the first growth (at the 1,537th entry, to 4,096 slots).
+ * From there the helper is asked at a load of 1/2 (2,048 entries), and
+ * the growth comes at 3/4 (the 3,073rd). */
+#define INITIAL_CAP 2048u
+#define FIRST_CAP   4096u
+#define AT_FIRST    (INITIAL_CAP / 4 * 3 + 1)
 #define AT_REQUEST  (FIRST_CAP / 2)
 #define AT_GROWTH   (FIRST_CAP / 4 * 3 + 1)
 #define WAIT_MS     20000
@@ -181,11 +186,19 @@ static void case_contents(void)
 	shmreg_writer_opts_t o = { .flags = SHMREG_WRITER_TRUNCATE };
 	uint32_t n = 200000 / tc_scale();
 	shmreg_writer_t *w;
+	shmreg_stats_t st;
 	shmreg_t *r;
 	int err = 0;
 
 	open_both(&w, &r, &o);
-	put_range(w, 0, AT_REQUEST - 1);
+	/* within the size asked for: no helper, whatever the load */
+	put_range(w, 0, AT_FIRST - 1);
+	TC_EQ(prep_debug_state(w, &err), PREP_IDLE, "no request at the "
+	      "initial size");
+	TC_EQ(new_files(NULL), 0, "no prepared file at the initial size");
+	put_range(w, AT_FIRST - 1, AT_REQUEST - 1);
+	TC_EQ(shmreg_stats(r, &st), 0, "stats");
+	TC_EQ(st.index_capacity, FIRST_CAP, "the first growth");
 	TC_EQ(prep_debug_state(w, &err), PREP_IDLE, "no request below 1/2");
 	TC_EQ(new_files(NULL), 0, "no prepared file below 1/2");
 	put_range(w, AT_REQUEST - 1, AT_REQUEST);
@@ -289,7 +302,9 @@ static void case_enospc(void)
 	mounter = getpid();
 	atexit(unmount_at_exit);
 	open_both(&w, &r, &o);
+	put_range(w, 0, AT_FIRST); /* the first growth, not prepared */
 	TC_EQ(shmreg_stats(r, &st), 0, "stats");
+	TC_EQ(st.index_capacity, FIRST_CAP, "the first growth");
 	/* room for half the segment in use: the next one (larger) cannot
 	 * fit */
 	room = free_bytes();
@@ -302,7 +317,7 @@ static void case_enospc(void)
 	TC_EQ(rc, 0, "fallocate filler");
 	close(fd);
 
-	put_range(w, 0, AT_REQUEST);
+	put_range(w, AT_FIRST, AT_REQUEST);
 	TC_EQ(wait_state(w, PREP_FAILED, &err), PREP_FAILED, "helper failed");
 	TC_EQ(err, -ENOSPC, "the helper's error");
 	TC_EQ(new_files(NULL), 0, "the failed file is removed");

@@ -404,7 +404,7 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	if (own)
 		prep_release(w, &from, w->seg_fd);
 	w->seg_fd = fd;
-	w->prep_at = prep_trigger(w->map.g.index_cap);
+	w->prep_at = prep_trigger(w);
 	alloc_free_all(&saved);
 	if (!own)
 		apos_free(&saved_apos);

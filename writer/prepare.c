@@ -34,8 +34,10 @@
  * still map the file keep it alive whoever closes it.
  *
  * Cost.  While the load stays between 1/2 and 3/4, the next segment (twice
- * the current one) exists beside it; a registry pre-sized for its entries
- * stays below 1/2 (index_cap_for() doubles past 3/8) and never has one.
+ * the current one) exists beside it; hence only for a registry that has
+ * outgrown the index its initial_entries asked for (prep_trigger): one
+ * sized for its contents never has one, and the first growth past that
+ * size (the smallest) is not prepared.
  * One thread per writer, started at the first request, idle on a
  * condition variable between requests, joined at close (which waits for a
  * file the helper is making, then removes it).
@@ -99,9 +101,13 @@ struct seg_prep {
 	mode_t mode;
 };
 
-uint64_t prep_trigger(uint64_t index_cap)
+uint64_t prep_trigger(const struct shmreg_writer *w)
 {
-	return index_cap / PREP_LOAD_DEN * PREP_LOAD_NUM;
+	uint64_t cap = w->map.g.index_cap;
+
+	if (cap <= index_cap_for(w->opts.initial_entries))
+		return UINT64_MAX;
+	return cap / PREP_LOAD_DEN * PREP_LOAD_NUM;
 }
 
 /* The whole segment: what the handoff's copy and the puts after it touch

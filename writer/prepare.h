@@ -19,9 +19,12 @@ struct shmreg_writer;
 #define PREP_LOAD_NUM 1u
 #define PREP_LOAD_DEN 2u
 
-/* After a handoff to a segment of @index_cap slots: the entry count at
- * which prep_next() is to be called (UINT64_MAX: never). */
-uint64_t prep_trigger(uint64_t index_cap);
+/* After a handoff (or an open): the entry count at which prep_next() is to
+ * be called, UINT64_MAX for never.  Never while the index is still the
+ * size opts.initial_entries asked for: a registry sized for its contents
+ * (at any load up to 3/4) must not hold a second segment for a growth that
+ * may never come; once it has outgrown that, it is growing. */
+uint64_t prep_trigger(const struct shmreg_writer *w);
 
 /* The registry reached its trigger: ask the helper thread (started on the
  * first call) for the segment the next index growth builds.  Best effort:

@@ -766,7 +766,7 @@ SHMREG_EXPORT int shmreg_writer_open(const char *name,
 	if (rc < 0)
 		goto fail;
 	/* however the segment came (made, adopted, recovered) */
-	w->prep_at = prep_trigger(w->map.g.index_cap);
+	w->prep_at = prep_trigger(w);
 	rc = writers_add(w);
 	if (rc < 0)
 		goto fail;
