@@ -8,6 +8,11 @@
  * second writer, in another process or in this one, gets -EBUSY.  A shmreg_writer_t is not thread-safe: one
  * thread at a time (the writer serialises every change by design).
  *
+ * A writer whose registry has outgrown its initial_entries and is on its
+ * way to another index growth starts one helper thread (all signals
+ * blocked, joined by shmreg_writer_close) that prepares the next segment
+ * meanwhile (docs/format.md, "Handoff").
+ *
  * Errors follow shmreg.h.
  */
 #ifndef SHMREG_WRITER_H

@@ -46,6 +46,7 @@
 #include "hash.h"
 #include "lookup.h"
 #include "notify.h"
+#include "prepare.h"
 #include "ring.h"
 #include "ring_read.h"
 #include "seqcount.h"
@@ -298,6 +299,21 @@ static void copy_ring(struct shmreg_writer *w, const struct shm_map *src)
 			      first ? first : 1, memory_order_relaxed);
 }
 
+int handoff_plan(const struct shmreg_writer *w, const struct shm_map *src,
+		 uint64_t index_cap, uint64_t arena_size, struct shm_geom *g)
+{
+	uint64_t attr_cap = attr_cap_for(w->attr_pairs);
+	int rc;
+
+	if (src && src->g.attr_cap > attr_cap)
+		attr_cap = src->g.attr_cap;
+	if (w->attr_cap_min > attr_cap)
+		attr_cap = w->attr_cap_min;
+	rc = shm_geom_plan(g, index_cap, w->opts.ring_events, attr_cap,
+			   arena_size);
+	return rc == -E2BIG ? -ENOMEM : rc;
+}
+
 int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	    uint64_t arena_size)
 {
@@ -313,18 +329,12 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	uint32_t old_state = 0;
 	int fd, rc;
 
-	uint64_t attr_cap = attr_cap_for(w->attr_pairs);
 	struct apos_map saved_apos = w->apos;
 	uint64_t saved_pairs = w->attr_pairs;
 
-	if (src && src->g.attr_cap > attr_cap)
-		attr_cap = src->g.attr_cap;
-	if (w->attr_cap_min > attr_cap)
-		attr_cap = w->attr_cap_min;
-	rc = shm_geom_plan(&g, index_cap, w->opts.ring_events, attr_cap,
-			   arena_size);
+	rc = handoff_plan(w, src, index_cap, arena_size, &g);
 	if (rc < 0)
-		return rc == -E2BIG ? -ENOMEM : rc;
+		return rc;
 	if (src)
 		from = *src;
 	rc = segment_create(w, &g, (from.base ? from.generation
@@ -389,16 +399,12 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 		goto fail_published;
 	}
 
-	/* The writer's RW mapping must not be inherited by forked children
-	 * (pre-fork workers read through libshmreg, read-only). */
-	(void)madvise(w->map.base, w->map.size, MADV_DONTFORK);
 	if (w->notify)
 		notify_all(w->notify);
-	if (own) {
-		segment_unmap(&from);
-		close(w->seg_fd);
-	}
+	if (own)
+		prep_release(w, &from, w->seg_fd);
 	w->seg_fd = fd;
+	w->prep_at = prep_trigger(w);
 	alloc_free_all(&saved);
 	if (!own)
 		apos_free(&saved_apos);

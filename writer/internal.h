@@ -165,6 +165,10 @@ struct shmreg_writer {
 	void (*plog_committed)(struct shmreg_writer *w);
 	uint64_t replay_create_rev; /* recovery: the put's create_rev, 0 =
 	                             * the usual rule */
+	/* the next index growth's segment, made ahead (prepare.c): asked
+	 * for when entries reach prep_at */
+	struct seg_prep *prep;
+	uint64_t prep_at;
 };
 
 /* The revision the next change commits as (see revision.c). */
@@ -191,6 +195,14 @@ int segment_lock(struct shmreg_writer *w);
 int segment_create(struct shmreg_writer *w, const struct shm_geom *g,
 		   uint64_t generation, int *fd, struct shm_map *m,
 		   char *tmp_path, size_t tmp_cap);
+/* Create a file of @g's size beside @path at a fresh temporary name (in
+ * @tmp_path), reserve its space, map it read-write (not inherited by forked
+ * children) and populate its first @populate bytes.  Needs nothing of the
+ * writer but its path and mode: the helper thread calls it too
+ * (prepare.c). */
+int segment_make_file(const char *path, mode_t mode,
+		      const struct shm_geom *g, size_t populate, int *fd,
+		      void **base, char *tmp_path, size_t tmp_cap);
 /* Record in @h that this process (pid, start time) serves the segment
  * under its lock file (dev, ino): what readers that may not open the lock
  * file test for liveness (shm/liveness.h).  A segment adopted in place
@@ -336,6 +348,9 @@ uint64_t index_cap_for(uint64_t entries);
  * Entries are read through the validating reader path, so @src may be a
  * crashed writer's segment.  Returns 0 or -errno; on failure the writer's
  * current segment is untouched and stays in service. */
+/* The geometry handoff() plans for the same arguments. */
+int handoff_plan(const struct shmreg_writer *w, const struct shm_map *src,
+		 uint64_t index_cap, uint64_t arena_size, struct shm_geom *g);
 int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	    uint64_t arena_size);
 /* Smallest attribute index (a power of two >= 8) for @pairs at the load

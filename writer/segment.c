@@ -34,6 +34,7 @@
 #include "internal.h"
 #include "liveness.h"
 #include "paths.h"
+#include "prepare.h"
 #include "seqcount.h"
 
 #define LOCK_MODE 0600
@@ -236,7 +237,7 @@ int segment_lock(struct shmreg_writer *w)
  * NAME_TRIES of them growth fails with -EIO, never with -EEXIST (which
  * means a compare-and-set mismatch to callers of put).
  */
-static int temp_create(struct shmreg_writer *w, char *tmp_path,
+static int temp_create(const char *path, mode_t mode, char *tmp_path,
 		       size_t tmp_cap)
 {
 	uint64_t rnd;
@@ -253,13 +254,13 @@ static int temp_create(struct shmreg_writer *w, char *tmp_path,
 			rnd = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^
 			      (uint64_t)ts.tv_sec ^ (uint64_t)i;
 		}
-		n = snprintf(tmp_path, tmp_cap, "%s.new.%d.%016llx", w->path,
+		n = snprintf(tmp_path, tmp_cap, "%s.new.%d.%016llx", path,
 			     (int)getpid(), (unsigned long long)rnd);
 		if (n < 0 || (size_t)n >= tmp_cap)
 			return -EINVAL;
 		fd = open(tmp_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
 					    O_CLOEXEC | O_NOCTTY,
-			  w->mode & 07777);
+			  mode & 07777);
 		if (fd >= 0)
 			return fd;
 		if (errno != EEXIST)
@@ -290,19 +291,18 @@ void segment_claim(struct shmreg_writer *w, struct shm_hdr *h)
 	}
 }
 
-int segment_create(struct shmreg_writer *w, const struct shm_geom *g,
-		   uint64_t generation, int *fd_out, struct shm_map *m,
-		   char *tmp_path, size_t tmp_cap)
+int segment_make_file(const char *path, mode_t mode,
+		      const struct shm_geom *g, size_t populate, int *fd_out,
+		      void **base_out, char *tmp_path, size_t tmp_cap)
 {
-	struct shm_hdr *h;
 	void *base;
 	int fd, rc;
 
-	fd = temp_create(w, tmp_path, tmp_cap);
+	fd = temp_create(path, mode, tmp_path, tmp_cap);
 	if (fd < 0)
 		return fd;
 	/* exact: fchmod ignores the umask */
-	if (fchmod(fd, w->mode & 07777) < 0) {
+	if (fchmod(fd, mode & 07777) < 0) {
 		rc = -errno;
 		goto fail;
 	}
@@ -319,14 +319,43 @@ int segment_create(struct shmreg_writer *w, const struct shm_geom *g,
 		rc = -errno;
 		goto fail;
 	}
-	/* Map the header and the index now, in one call (the copy and every
-	 * put touch the index at random; a fault per page would cost more);
-	 * the change ring and the arena are written front to back and fault
-	 * in as they fill: a small registry's handoff does not pay for the
-	 * 6 MiB ring it has barely used.  The space is reserved (fallocate)
-	 * either way; without MADV_POPULATE_WRITE (Linux < 5.14) everything
-	 * faults in on first touch. */
-	(void)madvise(base, g->ring_off, MADV_POPULATE_WRITE);
+	/* The writer's RW mapping must not be inherited by forked children
+	 * (pre-fork workers read through libshmreg, read-only). */
+	(void)madvise(base, g->segment_size, MADV_DONTFORK);
+	/* The space is reserved (fallocate) either way; without
+	 * MADV_POPULATE_WRITE (Linux < 5.14) everything faults in on first
+	 * touch. */
+	if (populate)
+		(void)madvise(base, populate, MADV_POPULATE_WRITE);
+	*fd_out = fd;
+	*base_out = base;
+	return 0;
+fail:
+	close(fd);
+	unlink(tmp_path);
+	return rc;
+}
+
+int segment_create(struct shmreg_writer *w, const struct shm_geom *g,
+		   uint64_t generation, int *fd_out, struct shm_map *m,
+		   char *tmp_path, size_t tmp_cap)
+{
+	struct shm_hdr *h;
+	void *base;
+	int fd, rc;
+
+	/* made ahead of need by the writer's helper thread (prepare.c)? */
+	rc = prep_take(w, g, &fd, &base, tmp_path, tmp_cap);
+	/* Else now.  Map the header and the index in one call (the copy and
+	 * every put touch the index at random; a fault per page would cost
+	 * more); the change ring and the arena are written front to back and
+	 * fault in as they fill: a small registry's handoff does not pay for
+	 * the 6 MiB ring it has barely used. */
+	if (rc < 0)
+		rc = segment_make_file(w->path, w->mode, g, g->ring_off, &fd,
+				       &base, tmp_path, tmp_cap);
+	if (rc < 0)
+		return rc;
 	memset(m, 0, sizeof(*m));
 	m->base = base;
 	m->size = g->segment_size;
@@ -355,10 +384,6 @@ int segment_create(struct shmreg_writer *w, const struct shm_geom *g,
 	h->created_ns = shm_realtime_ns();
 	*fd_out = fd;
 	return 0;
-fail:
-	close(fd);
-	unlink(tmp_path);
-	return rc;
 }
 
 int segment_publish(struct shmreg_writer *w, struct shm_map *m,

@@ -57,18 +57,18 @@ _Static_assert(offsetof(struct shm_slot, klen) == 8 &&
 
 /*
  * Write an inline entry with no flags, expiry or owner straight into slot
- * @i (put_common() in writer.c): the same journaled section as
+ * @i at @dst (put_common() in writer.c): the same journaled section as
  * index_write(), with the header words stored from registers and the data
  * from the caller's buffers, instead of through a slot image built on the
  * stack and copied.
  */
 static inline void index_write_inline(struct shmreg_writer *w, uint64_t i,
+				      struct shm_slot *dst,
 				      uint64_t hash, uint64_t mod_rev,
 				      uint64_t create_rev, const void *key,
 				      size_t klen, const void *val, size_t vlen)
 {
 	struct shm_hdr *h = w->map.hdr;
-	struct shm_slot *dst = shm_slot_at(&w->map, i);
 	_Atomic uint64_t *word = (_Atomic uint64_t *)dst;
 
 	/* the caller's precondition, told to the compiler (whose bounds

@@ -32,6 +32,7 @@
 #include "lookup.h"
 #include "notify.h"
 #include "paths.h"
+#include "prepare.h"
 #include "commit.h"
 #include "ring.h"
 #include "slot_write.h"
@@ -61,6 +62,21 @@ static struct writer_link {
 } *writers;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
+/* The helpers' locks are held across a fork (prepare.c, "fork()"). */
+static void prepare_fork(void)
+{
+	pthread_mutex_lock(&writers_lock);
+	for (struct writer_link *l = writers; l; l = l->next)
+		prep_fork_prepare(l->w);
+}
+
+static void parent_after_fork(void)
+{
+	for (struct writer_link *l = writers; l; l = l->next)
+		prep_fork_parent(l->w);
+	pthread_mutex_unlock(&writers_lock);
+}
+
 static void child_after_fork(void)
 {
 	/* single-threaded here: the list is ours */
@@ -69,13 +85,14 @@ static void child_after_fork(void)
 		close(l->w->seg_fd);
 		l->w->lock_fd = l->w->seg_fd = -1;
 		persist_after_fork(l->w); /* the data directory's lock too */
+		prep_fork_child(l->w);    /* no helper thread here */
 	}
 	pthread_mutex_init(&writers_lock, NULL);
 }
 
 static void install_atfork(void)
 {
-	pthread_atfork(NULL, NULL, child_after_fork);
+	pthread_atfork(prepare_fork, parent_after_fork, child_after_fork);
 }
 
 static int writers_add(struct shmreg_writer *w)
@@ -254,6 +271,30 @@ static int build_opts(struct shmreg_writer *w, struct shm_slot *ns,
 }
 
 /*
+ * A put's cache misses, started as soon as its key's hash is known: both
+ * lines of the key's home slot (the probe reads the first, the undo journal
+ * copies both, the put writes both) and the key's wait-file word (the
+ * wake-up check reads it).  A prefetch retires at once, unlike a load, so
+ * the put's own work up to the probe (validation, the persistence check,
+ * the option checks) runs while the lines come, instead of after the
+ * probe's load reached the head of the reorder buffer.  For write: the put
+ * stores to the slot, and a line fetched shared would need a second
+ * request for ownership.
+ */
+static inline uint64_t put_prefetch(const struct shmreg_writer *w,
+				   uint64_t hash)
+{
+	uint64_t home = shm_home(&w->map.g, hash);
+	const uint8_t *s = (const uint8_t *)shm_slot_at(&w->map, home);
+
+	__builtin_prefetch(s, 1);
+	__builtin_prefetch(s + SHM_LINE, 1);
+	if (w->notify)
+		__builtin_prefetch(&w->notify->slots[shm_wait_slot_of(hash)]);
+	return home;
+}
+
+/*
  * The common put, in one pass: an entry that fits its slot, no options,
  * replacing an inline entry that neither expires nor has an owner or
  * inserting into an index below its load limit, within SHM_FAST_PROBE
@@ -262,24 +303,25 @@ static int build_opts(struct shmreg_writer *w, struct shm_slot *ns,
  * path's second look at the old entry, its options and its growth checks:
  * a put's instructions are what stands between one put's cache miss and
  * the next one's, so fewer of them let the CPU overlap the misses of
- * consecutive puts.  Returns the revision, or 0 when this is not the
- * common case (nothing was changed: the caller takes the general path).
+ * consecutive puts.  @home: the key's home slot (put_prefetch).  Returns
+ * the revision, or 0 when this is not the common case (nothing was
+ * changed: the caller takes the general path).
  */
 static int64_t put_common(struct shmreg_writer *w, const void *key,
 			  size_t klen, const void *val, size_t vlen,
-			  uint64_t hash)
+			  uint64_t hash, uint64_t home)
 {
 	struct shm_map *m = &w->map;
-	uint64_t i = shm_home(&m->g, hash), rev;
+	uint64_t i = home, rev;
 	uint32_t tag = shm_tag(hash), hi = shm_hash_hi(hash);
-	const struct shm_slot *s = NULL;
+	/* the index's address once: the stores below may alias m's fields
+	 * as far as the compiler knows, and would have it reloaded */
+	struct shm_slot *slots = shm_slot_at(m, 0), *s = NULL;
 	bool exists = false;
 	unsigned d;
 
-	/* both lines of the home slot: the journal reads the second */
-	__builtin_prefetch((const uint8_t *)shm_slot_at(m, i) + SHM_LINE, 1);
 	for (d = 0; d < SHM_FAST_PROBE; d++, i = shm_next(&m->g, i)) {
-		s = shm_slot_at(m, i);
+		s = &slots[i];
 		if (s->klen == 0)
 			break;
 		if (s->tag != tag || s->hash_hi != hi || s->klen != klen)
@@ -306,7 +348,8 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 		w->bytes_used -= s->klen + s->vlen;
 	else
 		w->entries++;
-	index_write_inline(w, i, hash, rev, create_rev, key, klen, val, vlen);
+	index_write_inline(w, i, s, hash, rev, create_rev, key, klen, val,
+			   vlen);
 	w->bytes_used += klen + vlen;
 	ring_append(w, rev, SHM_OP_PUT, key, klen, hash);
 	if (w->plog) /* persistence hook */
@@ -315,8 +358,14 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 	commit_end(w, rev);
 	if (w->notify)
 		notify_key(w->notify, hash);
+	if (w->entries >= w->prep_at)
+		prep_next(w);
 	return (int64_t)rev;
 }
+
+static int64_t put_general(struct shmreg_writer *w, const void *key,
+			   size_t klen, const void *val, size_t vlen,
+			   const shmreg_put_opts_t *opts, uint64_t hash);
 
 SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 					size_t klen, const void *val,
@@ -324,10 +373,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 					const shmreg_put_opts_t *opts)
 {
 	static const shmreg_put_opts_t defaults;
-	struct shm_slot old, ns;
-	uint64_t hash, rev, i, gen;
-	bool exists;
-	int64_t at;
+	uint64_t hash, home;
 	int rc;
 
 	if (!w)
@@ -336,6 +382,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	if (rc < 0)
 		return rc;
 	hash = shm_hash(key, klen);
+	home = put_prefetch(w, hash);
 	/* persistence: room for the record, or the change is refused */
 	if (w->plog) {
 		rc = persist_admit(w, persist_put_need(klen, vlen, opts));
@@ -347,13 +394,29 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	if ((!opts || !memcmp(opts, &defaults, sizeof(defaults))) &&
 	    klen + vlen <= SHM_SLOT_INLINE && !w->hold_rev &&
 	    !w->slot_mod_rev && !w->keep_expiry) {
-		int64_t r = put_common(w, key, klen, val, vlen, hash);
+		int64_t r = put_common(w, key, klen, val, vlen, hash, home);
 
 		if (r > 0)
 			return w->plog ? persist_result(w, r) : r;
 	}
-	if (!opts)
-		opts = &defaults;
+	return put_general(w, key, klen, val, vlen, opts ? opts : &defaults,
+			   hash);
+}
+
+/* Every other put (options, out-of-line values, growth, expired or owned
+ * entries, long probes): out of line, so that its registers and stack do
+ * not weigh on the common put's entry and exit. */
+static __attribute__((noinline)) int64_t
+put_general(struct shmreg_writer *w, const void *key, size_t klen,
+	    const void *val, size_t vlen, const shmreg_put_opts_t *opts,
+	    uint64_t hash)
+{
+	struct shm_slot old, ns;
+	uint64_t rev, i, gen;
+	bool exists;
+	int64_t at;
+	int rc;
+
 	/* a dead owner's entry would never be removed (set_attrs keeps the
 	 * owner it has) */
 	if (opts->owner_pid > 0 && !w->keep_expiry) {
@@ -441,6 +504,8 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	commit_end(w, rev);
 	if (w->notify)
 		notify_key(w->notify, hash);
+	if (w->entries >= w->prep_at)
+		prep_next(w);
 	/* a deadline new for this key (not one kept by set_attrs, which the
 	 * queue has already; a replay's imposed one is new) */
 	if (ns.expires_at_ns &&
@@ -636,6 +701,7 @@ static void retire_existing(struct shmreg_writer *w)
 
 static void writer_free(struct shmreg_writer *w)
 {
+	prep_close(w);
 	if (w->reader)
 		shmreg_close(w->reader);
 	if (w->map.base)
@@ -667,6 +733,7 @@ SHMREG_EXPORT int shmreg_writer_open(const char *name,
 		return -ENOMEM;
 	w->lock_fd = w->seg_fd = w->owner_ep = w->owner_ev = -1;
 	w->expiry.tfd = -1;
+	w->prep_at = UINT64_MAX;
 	if (opts)
 		w->opts = *opts;
 	rc = check_opts(&w->opts);
@@ -698,6 +765,8 @@ SHMREG_EXPORT int shmreg_writer_open(const char *name,
 			     w->opts.initial_arena);
 	if (rc < 0)
 		goto fail;
+	/* however the segment came (made, adopted, recovered) */
+	w->prep_at = prep_trigger(w);
 	rc = writers_add(w);
 	if (rc < 0)
 		goto fail;
