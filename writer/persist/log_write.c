@@ -9,10 +9,9 @@
  * crash after a change was acknowledged never loses it, since the bytes
  * are in the kernel's page cache.  fdatasync follows at once (sync), at
  * most batch_ms later (batch), or never (none).  A host that runs an
- * event loop (shmregd) sets SHMREG_WRITER_GROUP and calls
- * shmreg_writer_flush() once per loop turn instead: every change of the
- * turn then shares one write and one fdatasync (group commit), and the
- * host sends their replies only after it returns.
+ * event loop (shmregd) sets SHMREG_WRITER_GROUP and writes the log itself,
+ * asynchronously (log_group.c): every change of a loop turn then shares
+ * one write and one fdatasync (group commit); such a log is not mapped.
  *
  * The write is a copy.  The log's space is allocated ahead, a MiB at a
  * time (fallocate, which extends the file with zeros), and mapped shared
@@ -70,7 +69,7 @@ void plog_header(uint8_t out[PLOG_HDR], uint64_t seq)
 	memcpy(out + 24, &check, 8);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+int plog_pwrite(int fd, const uint8_t *p, size_t n, uint64_t off)
 {
 	while (n) {
 		ssize_t r = pwrite(fd, p, n, (off_t)off);
@@ -123,12 +122,14 @@ int plog_flush(struct persist *p, bool sync)
 
 	if (p->err)
 		return p->err;
+	if (p->inflight)
+		return -EBUSY;
 	if (p->len) {
 		if (p->map && p->end + p->len <= p->reserved) {
 			copy_records(p->map + p->end, p->buf, p->len);
 			rc = 0;
 		} else {
-			rc = write_all(p->log_fd, p->buf, p->len, p->end);
+			rc = plog_pwrite(p->log_fd, p->buf, p->len, p->end);
 		}
 		p->writes++;
 		if (rc < 0) {
@@ -139,6 +140,7 @@ int plog_flush(struct persist *p, bool sync)
 		}
 		p->end += p->len;
 		p->log_bytes += p->len;
+		p->pos_written += p->len;
 		p->len = 0;
 		p->unsynced = true;
 	}
@@ -149,8 +151,24 @@ int plog_flush(struct persist *p, bool sync)
 			return p->err;
 		}
 		p->unsynced = false;
+		p->pos_synced = p->pos_written;
 	}
 	return 0;
+}
+
+bool plog_sync_now(struct persist *p)
+{
+	int64_t now;
+
+	if (p->durability == SHMREG_DURABILITY_SYNC)
+		return true;
+	if (p->durability != SHMREG_DURABILITY_BATCH)
+		return false;
+	now = shm_monotonic_ns();
+	if (now < p->sync_due_ns)
+		return false;
+	p->sync_due_ns = now + p->batch_ns;
+	return true;
 }
 
 int plog_create(struct persist *p, uint64_t seq)
@@ -165,7 +183,7 @@ int plog_create(struct persist *p, uint64_t seq)
 	if (fd < 0)
 		return -errno;
 	plog_header(hdr, seq);
-	rc = write_all(fd, hdr, sizeof(hdr), 0);
+	rc = plog_pwrite(fd, hdr, sizeof(hdr), 0);
 	if (rc == 0 && p->durability != SHMREG_DURABILITY_NONE &&
 	    (fdatasync(fd) < 0 || fsync(p->dfd) < 0))
 		rc = -errno;
@@ -179,6 +197,9 @@ int plog_create(struct persist *p, uint64_t seq)
 	p->end = PLOG_HDR;
 	p->reserved = 0;
 	p->unsynced = false;
+	p->map = NULL;
+	if (p->group)
+		return 0; /* the host writes (log_group.c): pwrite or its own */
 	p->map = mmap(NULL, PLOG_VA, PROT_NONE,
 		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p->map == MAP_FAILED)
@@ -371,19 +392,7 @@ void persist_log_del(struct shmreg_writer *w, uint64_t rev, const void *key,
 /* Write, and fdatasync as the mode says. */
 static int flush_now(struct persist *p)
 {
-	bool sync = false;
-
-	if (p->durability == SHMREG_DURABILITY_SYNC) {
-		sync = true;
-	} else if (p->durability == SHMREG_DURABILITY_BATCH) {
-		int64_t now = shm_monotonic_ns();
-
-		if (now >= p->sync_due_ns) {
-			sync = true;
-			p->sync_due_ns = now + p->batch_ns;
-		}
-	}
-	return plog_flush(p, sync);
+	return plog_flush(p, plog_sync_now(p));
 }
 
 void persist_committed(struct shmreg_writer *w)
@@ -416,6 +425,8 @@ SHMREG_EXPORT int shmreg_writer_flush(shmreg_writer_t *w)
 		return -EINVAL;
 	if (!w->plog)
 		return 0;
+	if (w->plog->inflight)
+		return -EBUSY; /* the host's group first (log_group.c) */
 	rc = flush_now(w->plog);
 	if (rc == 0)
 		(void)psnap_start(w, false);
@@ -449,5 +460,11 @@ SHMREG_EXPORT int shmreg_writer_snapshot(shmreg_writer_t *w)
 		return -EINVAL;
 	if (!w->plog)
 		return -ENOTSUP;
+	if (w->plog->inflight) {
+		/* the rotation writes the log: after the host's group
+		 * (shmreg_writer_log_done starts it) */
+		w->plog->snap_asked = true;
+		return 0;
+	}
 	return psnap_start(w, true);
 }

@@ -169,6 +169,7 @@ static void persist_free(struct persist *p)
 	if (p->dfd >= 0)
 		close(p->dfd);
 	free(p->buf);
+	free(p->fbuf);
 	free(p);
 }
 
@@ -266,11 +267,13 @@ void persist_close(struct shmreg_writer *w)
 	if (p->log_fd < 0) {
 		/* a forked child's copy (persist_after_fork) */
 		free(p->buf);
+		free(p->fbuf);
 		free(p);
 		w->plog = NULL;
 		return;
 	}
 	psnap_reap(w, true);
+	(void)plog_group_abandon(p);
 	(void)plog_flush(p, p->durability != SHMREG_DURABILITY_NONE);
 	persist_free(p);
 	w->plog = NULL;
