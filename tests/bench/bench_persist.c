@@ -19,7 +19,10 @@
  * /dev/shm.
  *
  * Usage: bench_persist [--quick] [--shmregd PATH] [--restart-only N]
+ *                      [--batch-only]
  *   --restart-only N   only the restart with N entries, once (profiling)
+ *   --batch-only       only the batch-mode puts, embedded (and without a
+ *                      log) and through shmregd, once each (profiling)
  */
 #include <fcntl.h>
 #include <libgen.h>
@@ -391,6 +394,7 @@ int main(int argc, char **argv)
 	char buf[64];
 	double la[3] = { 0 };
 	uint64_t restart_only = 0;
+	int batch_only = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--quick"))
@@ -399,9 +403,12 @@ int main(int argc, char **argv)
 			bin_arg = argv[++i];
 		else if (!strcmp(argv[i], "--restart-only") && i + 1 < argc)
 			restart_only = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--batch-only"))
+			batch_only = 1;
 		else {
 			fprintf(stderr, "usage: bench_persist [--quick] "
-				"[--shmregd PATH] [--restart-only N]\n");
+				"[--shmregd PATH] [--restart-only N] "
+				"[--batch-only]\n");
 			return 2;
 		}
 	}
@@ -429,6 +436,19 @@ int main(int argc, char **argv)
 		bench_rmtree(scratch);
 		printf("restart, %llu entries: %.3f s (%.3f s CPU)\n",
 		       (unsigned long long)restart_only, rs, restart_cpu);
+		return failed;
+	}
+	if (batch_only) {
+		nolog = embedded(-1, n_put);
+		nolog_cpu = put_cpu_ns;
+		mode_rate[0] = embedded(0, n_put);
+		d_rate[0] = f_daemon(0, n_put);
+		fresh_dirs();
+		bench_rmtree(scratch);
+		printf("embedded no log: %.0f puts/s (%.0f ns CPU/put); batch: "
+		       "%.0f puts/s (%.0f ns CPU/put); shmregd batch: %.0f "
+		       "puts/s, %.1f puts per fdatasync\n", nolog, nolog_cpu,
+		       mode_rate[0], put_cpu_ns, d_rate[0], d_per_sync);
 		return failed;
 	}
 	nolog = median_cpu(f_embedded, -1, n_put, &put_cpu_ns, &nolog_cpu);

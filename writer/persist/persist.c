@@ -232,7 +232,7 @@ int persist_open(struct shmreg_writer *w)
 	p->base_seq = res.base_seq;
 	p->snap_bytes = res.snap_bytes;
 	p->log_bytes = res.log_bytes;
-	p->sync_due_ns = shm_monotonic_ns() + p->batch_ns;
+	p->sync_due_ns = shm_monotonic_coarse_ns() + p->batch_ns;
 	w->plog = p;
 	w->plog_committed = persist_committed;
 	return 0;
