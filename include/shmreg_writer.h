@@ -253,15 +253,15 @@ uint64_t shmreg_writer_revision(shmreg_writer_t *w);
  * A writer with a data directory: write the log records of the changes
  * committed so far, and fdatasync them as the durability mode says (sync:
  * now; batch: when batch_ms have passed since the last one; none: never).
- * A host that opened with SHMREG_WRITER_GROUP must call it before it
- * acknowledges changes (all changes since the last call then share one
- * write and one fdatasync), and every batch_ms while changes are pending;
- * other hosts may call it to get a batch-mode fdatasync on time while no
- * change comes.  May start a snapshot (see shmreg_writer_snapshot).
- * Blocks for the write and the fdatasync.  Returns 0 (also without a
- * data directory), or -EIO (the log could not be written: the changes
- * since the last good flush may be lost in a machine crash; every further
- * change is refused with -EIO until the writer is reopened), -EINVAL.
+ * A host may call it to get a batch-mode fdatasync on time while no change
+ * comes; a host that opened with SHMREG_WRITER_GROUP may use it instead of
+ * shmreg_writer_log_take (all changes since the last call then share one
+ * write and one fdatasync), but not while a group is in flight (-EBUSY).
+ * May start a snapshot (see shmreg_writer_snapshot).  Blocks for the
+ * write and the fdatasync.  Returns 0 (also without a data directory), or
+ * -EIO (the log could not be written: the changes since the last good
+ * flush may be lost in a machine crash; every further change is refused
+ * with -EIO until the writer is reopened), -EBUSY, -EINVAL.
  */
 int shmreg_writer_flush(shmreg_writer_t *w);
 
