@@ -40,7 +40,8 @@ SHMREG_EXPORT uint64_t shmreg_writer_log_pos(shmreg_writer_t *w)
 
 	if (!p)
 		return 0;
-	return p->pos_written + (p->inflight ? p->flen : 0) + p->len;
+	return p->pos_written + p->direct + (p->inflight ? p->flen : 0) +
+	       p->len;
 }
 
 SHMREG_EXPORT uint64_t shmreg_writer_log_acked(shmreg_writer_t *w)

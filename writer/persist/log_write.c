@@ -16,11 +16,12 @@
  * The write is a copy.  The log's space is allocated ahead, a MiB at a
  * time (fallocate, which extends the file with zeros), and mapped shared
  * into one range of address space (PLOG_VA, so records never straddle two
- * mappings); "writing" the commit's records is a memcpy into the page
- * cache, as durable against a crash of the process as a write() and about
- * a tenth of its cost.  The file therefore ends in zeros until it is
- * closed (cut to its end) or rotated; replay.c takes an all-zero tail as
- * the end of the log.  A file system without fallocate gets pwrite().
+ * mappings); "writing" the commit's records is encoding them straight
+ * into the page cache (append; a commit that outgrows the reservation
+ * continues in a buffer, copied at its end), as durable against a crash
+ * of the process as a write() and about a tenth of its cost.  The file
+ * therefore ends in zeros until it is closed (cut to its end) or rotated;
+ * replay.c takes an all-zero tail as the end of the log.  A file system without fallocate gets pwrite().
  *
  * Disk full.  A change must not be published when its record cannot be
  * stored, but a record is written after its commit.  So space is reserved
@@ -55,6 +56,9 @@
  * the next admission check: a tree delete past it still works, but its
  * tail is not covered by the reservation */
 #define RESERVE_SLACK (UINT64_C(64) << 10)
+/* log bytes between two checks whether a snapshot is due (its trigger is
+ * megabytes: see snapshot.c) */
+#define SNAP_CHECK (UINT64_C(16) << 10)
 
 void plog_header(uint8_t out[PLOG_HDR], uint64_t seq)
 {
@@ -124,6 +128,16 @@ int plog_flush(struct persist *p, bool sync)
 		return p->err;
 	if (p->inflight)
 		return -EBUSY;
+	if (p->direct) {
+		/* already in the mapping (append) */
+		p->end += p->direct;
+		p->log_bytes += p->direct;
+		p->pos_written += p->direct;
+		p->direct = 0;
+		p->unsynced = true;
+		if (!p->len)
+			p->writes++;
+	}
 	if (p->len) {
 		if (p->map && p->end + p->len <= p->reserved) {
 			copy_records(p->map + p->end, p->buf, p->len);
@@ -265,7 +279,7 @@ static int extend(struct persist *p, uint64_t len)
 /* Keep the log's allocated blocks ahead of what is pending plus @need. */
 static int reserve(struct persist *p, uint64_t need)
 {
-	uint64_t want = p->end + p->len + need, len;
+	uint64_t want = p->end + p->direct + p->len + need, len;
 	int rc;
 
 	if (p->reserved >= want)
@@ -274,7 +288,7 @@ static int reserve(struct persist *p, uint64_t need)
 		rc = plog_rotate(p); /* a log never outgrows its mapping */
 		if (rc < 0)
 			return rc;
-		want = p->end + p->len + need;
+		want = p->end + p->direct + p->len + need;
 	}
 	len = (want - p->reserved + 4095) & ~UINT64_C(4095);
 	if (len < RESERVE_CHUNK)
@@ -342,6 +356,18 @@ static void append(struct persist *p, const struct prec *r)
 {
 	size_t n = prec_size(r->klen, r->plen, r->alen, r->vlen);
 
+	/* Into the mapping at once when it has room (persist_admit
+	 * reserved it), saving the copy: a crash mid-encode leaves a
+	 * partial record with zeros after it, a torn tail, as a crash
+	 * mid-copy would.  Once one record of the commit went to the
+	 * buffer the rest follow it there, to stay in order.  The fence
+	 * keeps the next record's stores after this one's (see
+	 * copy_records). */
+	if (p->map && !p->len && p->end + p->direct + n <= p->reserved) {
+		p->direct += prec_encode(p->map + p->end + p->direct, r);
+		atomic_signal_fence(memory_order_seq_cst);
+		return;
+	}
 	/* persist_admit made room, but a tree delete may log past it */
 	if (buf_room(p, n) < 0) {
 		p->err = -EIO; /* the change is in the segment, not the log */
@@ -405,8 +431,12 @@ void persist_committed(struct shmreg_writer *w)
 	if (p->group)
 		return;
 	p->commit_err = flush_now(p);
-	if (p->commit_err == 0)
+	/* whether a snapshot is due, once per SNAP_CHECK bytes of log, not
+	 * on every commit */
+	if (p->commit_err == 0 && p->pos_written >= p->snap_check_at) {
+		p->snap_check_at = p->pos_written + SNAP_CHECK;
 		(void)psnap_start(w, false);
+	}
 }
 
 int persist_error(const struct shmreg_writer *w)

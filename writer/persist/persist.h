@@ -92,7 +92,9 @@ struct persist {
 	uint8_t *map;           /* PLOG_VA bytes of address space; the file's
 	                         * first `reserved` bytes mapped shared at its
 	                         * start (NULL: writes go through pwrite) */
-	uint8_t *buf;           /* records not yet written */
+	size_t direct;          /* this commit's records encoded straight
+	                         * into the mapping at end (embedded) */
+	uint8_t *buf;           /* records not yet written (after direct) */
 	size_t len, cap;
 	bool unsynced;          /* written, not yet fdatasync'ed */
 	int64_t sync_due_ns;    /* batch: fdatasync by then (monotonic) */
@@ -107,6 +109,7 @@ struct persist {
 	/* log positions: bytes since open, pending and in flight excluded */
 	uint64_t pos_written;   /* in the page cache */
 	uint64_t pos_synced;    /* of those, fdatasync'ed */
+	uint64_t snap_check_at; /* pos_written of the next snapshot check */
 	int err;                /* -EIO once a write or fdatasync failed */
 	int commit_err;         /* the last commit's write error */
 	uint64_t base_seq;      /* the newest snapshot (0 = none) */
