@@ -3,12 +3,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/tc.h"
+#include "hash.h"
 #include "persist_daemon.h"
 #include "proto.h"
 
@@ -31,10 +33,23 @@ uint64_t pd_stat(struct dh *h, const char *reg, unsigned f)
 }
 
 /* The log file format (docs/format.md): a 32-byte header, then records
- * of 8-byte multiples: magic (4), length (4), ..., key length at 44 (2),
- * the key at 56. */
-#define LOG_HDR 32u
-#define REC_HDR 56u
+ * of 8-byte multiples: magic (4), length (4), check (8: XXH3-64 of bytes
+ * [16, len), seed magic | len << 32), ..., key length at 44 (2), the key
+ * at 56. */
+#define LOG_HDR   32u
+#define REC_HDR   56u
+#define REC_MAGIC 0x31525253u
+
+/* A whole record: its checksum holds (a record the daemon is writing
+ * right now may show its first bytes and not yet the rest). */
+static bool whole(const uint8_t *p, uint32_t len)
+{
+	uint64_t check;
+
+	memcpy(&check, p + 8, 8);
+	return XXH3_64bits_withSeed(p + 16, len - 16,
+				    REC_MAGIC | (uint64_t)len << 32) == check;
+}
 
 void pd_log_open(struct pd_log *l, const char *dir, const char *name)
 {
@@ -74,8 +89,8 @@ void pd_log_scan(struct pd_log *l, void (*fn)(const uint8_t *key,
 		memcpy(&magic, buf + o, 4);
 		memcpy(&len, buf + o + 4, 4);
 		memcpy(&klen, buf + o + 44, 2);
-		if (!magic || len < REC_HDR ||
-		    o + ((len + 7u) & ~7u) > (size_t)got)
+		if (magic != REC_MAGIC || len < REC_HDR ||
+		    o + ((len + 7u) & ~7u) > (size_t)got || !whole(buf + o, len))
 			break; /* the end, so far */
 		fn(buf + o + REC_HDR, klen, arg);
 		l->records++;

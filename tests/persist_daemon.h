@@ -16,8 +16,8 @@ uint64_t pd_stat(struct dh *h, const char *reg, unsigned f);
 
 /* A reader of the daemon's current log, DIR/NAME/log.SEQ (the newest):
  * pd_log_scan() parses the whole records appended since the last call
- * (a partial one, and the zeros the log is allocated ahead with, end the
- * scan) and calls @fn with each one's key. */
+ * (one being written, failing its checksum, and the zeros the log is
+ * allocated ahead with, end the scan) and calls @fn with each one's key. */
 struct pd_log {
 	int fd;
 	uint64_t off;           /* next record */
