@@ -5,8 +5,10 @@
  *
  *   - embedded put throughput without a log and in each durability mode
  *     (sync: one fdatasync per put, so also its latency);
- *   - shmregd pipelined put throughput in each mode (group commit: the
- *     daemon reports puts per fdatasync through the stats);
+ *   - shmregd pipelined put throughput without a log and in each mode
+ *     (group commit through its io_uring: the daemon reports puts per
+ *     fdatasync at exit), and the daemon's CPU per put (its rusage, io_uring
+ *     workers included: what a loaded machine distorts least);
  *   - LMDB mdb_put committed in transactions of 1,000, with and without
  *     MDB_NOSYNC;
  *   - restart with 1 M entries (16 B keys, 64 B values): the segment
@@ -271,9 +273,15 @@ static pid_t start_daemon(const char *mode)
 		if (lf >= 0)
 			dup2(lf, 2);
 		close(p[0]);
-		execl(shmregd_bin, shmregd_bin, "--registry", reg,
-		      "--data-dir", scratch, "--durability", mode,
-		      "--socket", sock, "--ready-fd", fdarg, (char *)NULL);
+		if (mode)
+			execl(shmregd_bin, shmregd_bin, "--registry", reg,
+			      "--data-dir", scratch, "--durability", mode,
+			      "--socket", sock, "--ready-fd", fdarg,
+			      (char *)NULL);
+		else /* the peer without a log */
+			execl(shmregd_bin, shmregd_bin, "--registry", reg,
+			      "--socket", sock, "--ready-fd", fdarg,
+			      (char *)NULL);
 		perror(shmregd_bin);
 		_exit(127);
 	}
@@ -386,7 +394,8 @@ static double d_per_sync;    /* puts per fdatasync, last f_daemon() */
 static double d_put_cpu_ns;  /* daemon CPU ns per put, last f_daemon() */
 static double f_daemon(int mode, uint64_t n)
 {
-	double r = daemon_puts(mode_name[mode], n);
+	/* @mode 3: no data directory */
+	double r = daemon_puts(mode < 3 ? mode_name[mode] : NULL, n);
 
 	d_per_sync = d_syncs > 0 ? (double)n / d_syncs : 0;
 	d_put_cpu_ns = d_cpu_s * 1e9 / (double)n;
@@ -397,7 +406,7 @@ int main(int argc, char **argv)
 {
 	const char *base = getenv("SHMREG_BENCH_DATA");
 	const char *bin_arg = NULL;
-	double nolog, mode_rate[3], lmdb_sync, lmdb_nosync, d_rate[3];
+	double nolog, mode_rate[3], lmdb_sync, lmdb_nosync, d_rate[4];
 	double rs, rl, rs_cpu, nolog_cpu, mode_cpu[3];
 	char buf[64];
 	double la[3] = { 0 };
@@ -466,9 +475,9 @@ int main(int argc, char **argv)
 					  &put_cpu_ns, &mode_cpu[m]);
 	lmdb_nosync = median_of(f_lmdb, MDB_NOSYNC, n_put);
 	lmdb_sync = median_of(f_lmdb, 0, n_put / (quick ? 1 : 10));
-	double d_sync_batch[3], d_cpu[3];
+	double d_sync_batch[4], d_cpu[4];
 
-	for (int m = 0; m < 3; m++) {
+	for (int m = 0; m < 4; m++) {
 		double v[16], ps[16], cpu[16];
 
 		/* each figure the median of its own values over the runs */
@@ -510,10 +519,14 @@ int main(int argc, char **argv)
 	bench_rowf("batch / LMDB NOSYNC", mode_rate[0] / lmdb_nosync, "%.2fx",
 		   "", -1);
 	bench_table_head("shmregd pipelined put, one client (puts/s)");
+	bench_rowf("no log", d_rate[3], "%.0f", "", -1);
 	bench_rowf("durability none", d_rate[1], "%.0f", "", -1);
 	bench_rowf("durability batch", d_rate[0], "%.0f", ">= 500 k/s",
 		   d_rate[0] >= 5e5);
 	bench_rowf("durability sync (group commit)", d_rate[2], "%.0f", "", -1);
+	bench_rowf("batch / no log", d_rate[0] / d_rate[3], "%.2fx", "", -1);
+	bench_rowf("  daemon CPU per put, no log (ns)", d_cpu[3], "%.0f", "",
+		   -1);
 	bench_rowf("  daemon CPU per put, none (ns)", d_cpu[1], "%.0f", "",
 		   -1);
 	bench_rowf("  daemon CPU per put, batch (ns)", d_cpu[0], "%.0f",
