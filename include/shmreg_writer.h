@@ -33,9 +33,10 @@ typedef struct shmreg_writer shmreg_writer_t;
                                      * middle ends the history there (the
                                      * rest is set aside as *.damaged)
                                      * instead of refusing to open */
-#define SHMREG_WRITER_GROUP 0x4u    /* data_dir: the host calls
-                                     * shmreg_writer_flush() to write the
-                                     * log (group commit), not each commit */
+#define SHMREG_WRITER_GROUP 0x4u    /* data_dir: the host writes the log
+                                     * (group commit, see
+                                     * shmreg_writer_log_take), not each
+                                     * commit */
 
 /* shmreg_writer_opts_t.durability (docs/persistence.md: what each promises
  * after a process crash and after a machine crash) */
@@ -257,15 +258,15 @@ uint64_t shmreg_writer_revision(shmreg_writer_t *w);
  * A writer with a data directory: write the log records of the changes
  * committed so far, and fdatasync them as the durability mode says (sync:
  * now; batch: when batch_ms have passed since the last one; none: never).
- * A host that opened with SHMREG_WRITER_GROUP must call it before it
- * acknowledges changes (all changes since the last call then share one
- * write and one fdatasync), and every batch_ms while changes are pending;
- * other hosts may call it to get a batch-mode fdatasync on time while no
- * change comes.  May start a snapshot (see shmreg_writer_snapshot).
- * Blocks for the write and the fdatasync.  Returns 0 (also without a
- * data directory), or -EIO (the log could not be written: the changes
- * since the last good flush may be lost in a machine crash; every further
- * change is refused with -EIO until the writer is reopened), -EINVAL.
+ * A host may call it to get a batch-mode fdatasync on time while no change
+ * comes; a host that opened with SHMREG_WRITER_GROUP may use it instead of
+ * shmreg_writer_log_take (all changes since the last call then share one
+ * write and one fdatasync), but not while a group is in flight (-EBUSY).
+ * May start a snapshot (see shmreg_writer_snapshot).  Blocks for the
+ * write and the fdatasync.  Returns 0 (also without a data directory), or
+ * -EIO (the log could not be written: the changes since the last good
+ * flush may be lost in a machine crash; every further change is refused
+ * with -EIO until the writer is reopened), -EBUSY, -EINVAL.
  */
 int shmreg_writer_flush(shmreg_writer_t *w);
 
@@ -294,6 +295,54 @@ typedef struct shmreg_writer_log_stats {
 
 /* Fill *@st.  Returns 0, -ENOTSUP (no data directory) or -EINVAL. */
 int shmreg_writer_log_stats(shmreg_writer_t *w, shmreg_writer_log_stats_t *st);
+
+/*
+ * Group commit by the host (a writer opened with SHMREG_WRITER_GROUP and a
+ * data directory), for an event loop that writes the log asynchronously
+ * (shmregd: a write linked to an fdatasync on its io_uring).  The writer
+ * only encodes each commit's records; the host:
+ *
+ *   1. notes shmreg_writer_log_pos() after a change: its reply may leave
+ *      once shmreg_writer_log_acked() has reached that position;
+ *   2. calls shmreg_writer_log_take() when it likes (once per loop turn):
+ *      every record logged since the last take becomes one group, *@io
+ *      says what to write where, and whether an fdatasync must follow;
+ *   3. performs it (write all of io->len bytes at io->offset of io->fd,
+ *      then fdatasync when io->sync) and reports the result with
+ *      shmreg_writer_log_done(); meanwhile changes go on and collect into
+ *      the next group.  One group is in flight at a time.
+ *
+ * Positions count log bytes since the open.  "Acked" follows the
+ * durability mode: with sync it is what was fdatasync'ed, else what was
+ * written.  A failed group latches -EIO (every later change is refused,
+ * shmreg_writer_log_acked() stops), so what was not acked before it must
+ * not be acknowledged.  shmreg_writer_flush() and the snapshot's log
+ * rotation write synchronously, only while no group is in flight (flush
+ * returns -EBUSY then; a snapshot asked for then starts at the done).
+ * Close only with no group in flight (else the close writes it itself).
+ */
+typedef struct shmreg_writer_log_io {
+	int fd;            /* the log file (owned by the writer) */
+	uint32_t sync;     /* 1: fdatasync after the write */
+	const void *buf;   /* bytes to write, unchanged until the done */
+	size_t len;        /* 0: only the fdatasync */
+	uint64_t offset;   /* file offset of buf */
+	uint64_t upto;     /* the position acked when it completes */
+} shmreg_writer_log_io_t;
+
+/* Bytes logged so far, pending and in flight included. */
+uint64_t shmreg_writer_log_pos(shmreg_writer_t *w);
+/* The position up to which changes may be acknowledged. */
+uint64_t shmreg_writer_log_acked(shmreg_writer_t *w);
+/* Take the pending records as a group: 1 (*@io filled: perform it, then
+ * shmreg_writer_log_done), 0 (nothing to write or sync now), -EBUSY (a
+ * group is in flight), the latched -EIO / -ENOSPC, -EINVAL (not a group
+ * writer). */
+int shmreg_writer_log_take(shmreg_writer_t *w, shmreg_writer_log_io_t *io);
+/* The group taken last completed: @res 0, or the -errno of its write
+ * (a short write counts as -EIO) or fdatasync.  Returns 0, or the
+ * error now latched. */
+int shmreg_writer_log_done(shmreg_writer_t *w, int res);
 
 /* A read-only handle on the writer's own registry (for read-your-writes
  * inside the writer process).  Owned by the writer; do not close it. */

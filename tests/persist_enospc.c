@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "common/tc.h"
-#include "daemon_harness.h"
+#include "persist_daemon.h"
 #include "proto.h"
 #include "shmreg_writer.h"
 
@@ -143,26 +143,6 @@ static void embedded(void)
 	closedir(d);
 }
 
-/* STATS field @f of registry @reg, through the wire protocol (the log
- * counters are not in shmreg_daemon_stats_t). */
-static uint64_t raw_stat(struct dh *h, const char *reg, unsigned f)
-{
-	uint8_t buf[PROTO_REPLY_MAX], req[256];
-	struct proto_reply rep;
-	int fd = dh_raw_connect(h);
-	size_t n;
-
-	n = proto_encode_hello(req, sizeof(req), 1, reg, strlen(reg));
-	dh_send_all(fd, req, n);
-	TC_CHECK(dh_read_reply(fd, &rep, buf) && rep.status == 0, "hello");
-	n = proto_encode_simple(req, sizeof(req), 2, PROTO_OP_STATS);
-	dh_send_all(fd, req, n);
-	TC_CHECK(dh_read_reply(fd, &rep, buf) && rep.status == 0, "stats");
-	TC_CHECK(rep.blen >= 8 + 8 * (f + 1), "stats has field %u", f);
-	close(fd);
-	return proto_get_u64(rep.body + 8 + 8 * f);
-}
-
 static void through_daemon(void)
 {
 	struct dh h;
@@ -180,7 +160,7 @@ static void through_daemon(void)
 	TC_CHECK(n > 10, "daemon: only %u puts fit", n);
 	TC_EQ(shmreg_ping(c) >= 0, 1, "daemon serves after ENOSPC");
 	/* sync: the acknowledged puts were synced, at most one sync each */
-	uint64_t syncs = raw_stat(&h, "dreg", PROTO_STAT_LOG_SYNCS);
+	uint64_t syncs = pd_stat(&h, "dreg", PROTO_STAT_LOG_SYNCS);
 	TC_CHECK(syncs >= 1 && syncs <= n + 2, "log syncs %llu for %u puts",
 		 (unsigned long long)syncs, n);
 	r = dh_open(&h);
@@ -213,7 +193,7 @@ static void through_daemon(void)
 	dh_start(&h, NULL);
 	c = dh_connect(&h);
 	TC_EQ(shmreg_client_snapshot(c), -ENOTSUP, "snapshot without data dir");
-	TC_EQ(raw_stat(&h, "dreg", PROTO_STAT_LOG_WRITES), 0, "no log writes");
+	TC_EQ(pd_stat(&h, "dreg", PROTO_STAT_LOG_WRITES), 0, "no log writes");
 	shmreg_disconnect(c);
 	TC_EQ(dh_stop(&h, SIGTERM), 0, "stop 4");
 	dh_cleanup(&h);

@@ -5,8 +5,10 @@
  *
  *   - embedded put throughput without a log and in each durability mode
  *     (sync: one fdatasync per put, so also its latency);
- *   - shmregd pipelined put throughput in each mode (group commit: the
- *     daemon reports puts per fdatasync through the stats);
+ *   - shmregd pipelined put throughput without a log and in each mode
+ *     (group commit through its io_uring: the daemon reports puts per
+ *     fdatasync at exit), and the daemon's CPU per put (its rusage, io_uring
+ *     workers included: what a loaded machine distorts least);
  *   - LMDB mdb_put committed in transactions of 1,000, with and without
  *     MDB_NOSYNC;
  *   - restart with 1 M entries (16 B keys, 64 B values): the segment
@@ -19,8 +21,11 @@
  * /dev/shm.
  *
  * Usage: bench_persist [--quick] [--shmregd PATH] [--restart-only N]
+ *                      [--batch-only]
  *   --restart-only N   only the restart with N entries: 5 runs each of
  *                      shmreg and LMDB, every run and the medians
+ *   --batch-only       only the batch-mode puts, embedded (and without a
+ *                      log) and through shmregd, once each (profiling)
  */
 #include <fcntl.h>
 #include <libgen.h>
@@ -282,6 +287,36 @@ static double lmdb_restart(uint64_t n)
 static const char *shmregd_bin;
 static char sockdir[32], sock[64], dlog[PATH_MAX + 16];
 static double d_syncs;       /* fdatasyncs of the last daemon_puts() run */
+static double d_cpu_s;       /* the daemon's CPU seconds in that run (its
+                              * io_uring workers and snapshot threads
+                              * included) */
+static double d_loop_s;      /* of those, its event loop's thread */
+
+/* CPU seconds of thread @tid of process @pid (/proc, clock ticks). */
+static double thread_cpu(pid_t pid, pid_t tid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid,
+		 (int)tid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	/* after "(comm)": state is field 3, utime and stime 14 and 15 */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+			 "%llu %llu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
 
 static pid_t start_daemon(const char *mode)
 {
@@ -306,9 +341,15 @@ static pid_t start_daemon(const char *mode)
 		if (lf >= 0)
 			dup2(lf, 2);
 		close(p[0]);
-		execl(shmregd_bin, shmregd_bin, "--registry", reg,
-		      "--data-dir", scratch, "--durability", mode,
-		      "--socket", sock, "--ready-fd", fdarg, (char *)NULL);
+		if (mode)
+			execl(shmregd_bin, shmregd_bin, "--registry", reg,
+			      "--data-dir", scratch, "--durability", mode,
+			      "--socket", sock, "--ready-fd", fdarg,
+			      (char *)NULL);
+		else /* the peer without a log */
+			execl(shmregd_bin, shmregd_bin, "--registry", reg,
+			      "--socket", sock, "--ready-fd", fdarg,
+			      (char *)NULL);
 		perror(shmregd_bin);
 		_exit(127);
 	}
@@ -327,8 +368,13 @@ static void stop_daemon(pid_t pid)
 	char line[512];
 	FILE *f;
 
+	struct rusage ru;
+
+	d_loop_s = thread_cpu(pid, pid); /* the main thread runs the loop */
 	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
+	wait4(pid, NULL, 0, &ru);
+	d_cpu_s = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+		  (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 	unlink(sock);
 	rmdir(sockdir);
 	d_syncs = 0;
@@ -414,11 +460,16 @@ static double f_lmdb(int flags, uint64_t n) { return lmdb_puts((unsigned)flags, 
 static double f_restart(int x, uint64_t n) { (void)x; return restart(n); }
 static double f_lmdb_restart(int x, uint64_t n) { (void)x; return lmdb_restart(n); }
 static double d_per_sync;    /* puts per fdatasync, last f_daemon() */
+static double d_put_cpu_ns;  /* daemon CPU ns per put, last f_daemon() */
+static double d_loop_cpu_ns; /* of which its loop thread's */
 static double f_daemon(int mode, uint64_t n)
 {
-	double r = daemon_puts(mode_name[mode], n);
+	/* @mode 3: no data directory */
+	double r = daemon_puts(mode < 3 ? mode_name[mode] : NULL, n);
 
 	d_per_sync = d_syncs > 0 ? (double)n / d_syncs : 0;
+	d_put_cpu_ns = d_cpu_s * 1e9 / (double)n;
+	d_loop_cpu_ns = d_loop_s * 1e9 / (double)n;
 	return r;
 }
 
@@ -426,11 +477,12 @@ int main(int argc, char **argv)
 {
 	const char *base = getenv("SHMREG_BENCH_DATA");
 	const char *bin_arg = NULL;
-	double nolog, mode_rate[3], lmdb_sync, lmdb_nosync, d_rate[3];
+	double nolog, mode_rate[3], lmdb_sync, lmdb_nosync, d_rate[4];
 	double rs, rl, rs_cpu, nolog_cpu, mode_cpu[3];
 	char buf[64];
 	double la[3] = { 0 };
 	uint64_t restart_only = 0;
+	int batch_only = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--quick"))
@@ -439,9 +491,12 @@ int main(int argc, char **argv)
 			bin_arg = argv[++i];
 		else if (!strcmp(argv[i], "--restart-only") && i + 1 < argc)
 			restart_only = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--batch-only"))
+			batch_only = 1;
 		else {
 			fprintf(stderr, "usage: bench_persist [--quick] "
-				"[--shmregd PATH] [--restart-only N]\n");
+				"[--shmregd PATH] [--restart-only N] "
+				"[--batch-only]\n");
 			return 2;
 		}
 	}
@@ -491,17 +546,43 @@ int main(int argc, char **argv)
 		       rl, rs / rl);
 		return failed;
 	}
+	if (batch_only) {
+		nolog = embedded(-1, n_put);
+		nolog_cpu = put_cpu_ns;
+		mode_rate[0] = embedded(0, n_put);
+		d_rate[0] = f_daemon(0, n_put);
+		fresh_dirs();
+		bench_rmtree(scratch);
+		printf("embedded no log: %.0f puts/s (%.0f ns CPU/put); batch: "
+		       "%.0f puts/s (%.0f ns CPU/put); shmregd batch: %.0f "
+		       "puts/s (%.0f ns daemon CPU/put), %.1f puts per "
+		       "fdatasync\n", nolog, nolog_cpu, mode_rate[0],
+		       put_cpu_ns, d_rate[0], d_put_cpu_ns, d_per_sync);
+		return failed;
+	}
 	nolog = median_cpu(f_embedded, -1, n_put, &put_cpu_ns, &nolog_cpu);
 	for (int m = 0; m < 3; m++)
 		mode_rate[m] = median_cpu(f_embedded, m, m == 2 ? n_sync : n_put,
 					  &put_cpu_ns, &mode_cpu[m]);
 	lmdb_nosync = median_of(f_lmdb, MDB_NOSYNC, n_put);
 	lmdb_sync = median_of(f_lmdb, 0, n_put / (quick ? 1 : 10));
-	double d_sync_batch[3];
+	double d_sync_batch[4], d_cpu[4], d_loop[4];
 
-	for (int m = 0; m < 3; m++)
-		d_rate[m] = median_cpu(f_daemon, m, m == 2 ? n_put / 10 : n_put,
-				       &d_per_sync, &d_sync_batch[m]);
+	for (int m = 0; m < 4; m++) {
+		double v[16], ps[16], cpu[16], loop[16];
+
+		/* each figure the median of its own values over the runs */
+		for (int i = 0; i < runs; i++) {
+			v[i] = f_daemon(m, m == 2 ? n_put / 10 : n_put);
+			ps[i] = d_per_sync;
+			cpu[i] = d_put_cpu_ns;
+			loop[i] = d_loop_cpu_ns;
+		}
+		d_rate[m] = bench_median(v, runs);
+		d_sync_batch[m] = bench_median(ps, runs);
+		d_cpu[m] = bench_median(cpu, runs);
+		d_loop[m] = bench_median(loop, runs);
+	}
 	rs = median_cpu(f_restart, 0, n_restart, &restart_cpu, &rs_cpu);
 	rl = median_of(f_lmdb_restart, 0, n_restart);
 	fresh_dirs();
@@ -531,10 +612,24 @@ int main(int argc, char **argv)
 	bench_rowf("batch / LMDB NOSYNC", mode_rate[0] / lmdb_nosync, "%.2fx",
 		   "", -1);
 	bench_table_head("shmregd pipelined put, one client (puts/s)");
+	bench_rowf("no log", d_rate[3], "%.0f", "", -1);
 	bench_rowf("durability none", d_rate[1], "%.0f", "", -1);
 	bench_rowf("durability batch", d_rate[0], "%.0f", ">= 500 k/s",
 		   d_rate[0] >= 5e5);
 	bench_rowf("durability sync (group commit)", d_rate[2], "%.0f", "", -1);
+	bench_rowf("batch / no log", d_rate[0] / d_rate[3], "%.2fx", "", -1);
+	bench_rowf("  daemon CPU per put, no log (ns)", d_cpu[3], "%.0f", "",
+		   -1);
+	bench_rowf("  daemon CPU per put, none (ns)", d_cpu[1], "%.0f", "",
+		   -1);
+	bench_rowf("  daemon CPU per put, batch (ns)", d_cpu[0], "%.0f", "",
+		   -1);
+	bench_rowf("  daemon CPU per put, sync (ns)", d_cpu[2], "%.0f", "",
+		   -1);
+	bench_rowf("  its loop thread's, no log (ns)", d_loop[3], "%.0f", "",
+		   -1);
+	bench_rowf("  its loop thread's, batch (ns)", d_loop[0], "%.0f", "",
+		   -1);
 	bench_rowf("  sync: puts per fdatasync", d_sync_batch[2], "%.1f", "",
 		   -1);
 	bench_rowf("  batch: puts per fdatasync", d_sync_batch[0], "%.1f", "",

@@ -266,6 +266,7 @@ static void reply(struct conn *c, uint8_t op, uint64_t id, int32_t status,
 		       blen);
 	c->out_q.len += len;
 	c->out_q.nrep++;
+	d_hold_reply(c); /* persistence: it may wait for the log */
 	d->st.requests++;
 	metrics_count(c, op, status);
 	pend = pending_bytes(c);
@@ -984,6 +985,29 @@ void conn_recv_cqe(struct conn *c, const struct io_uring_cqe *cqe)
 	}
 }
 
+/* start_send took out_q as out_s: the held replies past out_free go
+ * back to the (empty) out_q, and out_sealed counts from there.  Returns
+ * false when the connection was closed instead. */
+static bool keep_held(struct conn *c)
+{
+	size_t tail = c->out_s.len - c->out_free;
+
+	if (dbuf_reserve(&c->out_q, tail)) {
+		conn_kill(c, "out of memory for replies");
+		return false;
+	}
+	memcpy(c->out_q.p, c->out_s.p + c->out_free, tail);
+	c->out_q.len = tail;
+	c->out_q.nrep = c->out_s.nrep - c->out_free_nrep;
+	c->out_s.len = c->out_free;
+	c->out_s.nrep = c->out_free_nrep;
+	c->out_sealed -= c->out_free;
+	c->out_sealed_nrep -= c->out_free_nrep;
+	c->out_free = 0;
+	c->out_free_nrep = 0;
+	return true;
+}
+
 static void start_send(struct conn *c)
 {
 	struct io_uring_sqe *sqe;
@@ -993,18 +1017,21 @@ static void start_send(struct conn *c)
 	if (c->out_s.off == c->out_s.len) {
 		struct dbuf t;
 
-		if (!c->out_q.len)
+		/* persistence: held replies wait for their log group
+		 * (group_commit.c), which releases them */
+		if (!c->out_free)
 			return;
-		/* persistence: queued replies wait for the turn's log
-		 * write (group_commit.c), which sends them */
-		if (c->d->hold_replies) {
-			mark_dirty(c);
-			return;
-		}
 		t = c->out_s;
 		c->out_s = c->out_q;
 		c->out_q = t;
 		dbuf_reset(&c->out_q, 256u << 10);
+		if (c->out_free < c->out_s.len) {
+			if (!keep_held(c))
+				return;
+		} else {
+			c->out_free = c->out_sealed = 0;
+			c->out_free_nrep = c->out_sealed_nrep = 0;
+		}
 		/* a new stall window starts with each send from idle */
 		c->progress_ns = d_now_ns();
 	}
@@ -1014,6 +1041,13 @@ static void start_send(struct conn *c)
 	io_uring_sqe_set_data64(sqe, d_ud(c, D_TAG_SEND));
 	c->sending = true;
 	c->ops++;
+}
+
+void conn_release_replies(struct conn *c, size_t upto, unsigned nrep)
+{
+	c->out_free = upto;
+	c->out_free_nrep = nrep;
+	mark_dirty(c);
 }
 
 void conn_flush_dirty(struct daemon *d)
@@ -1075,6 +1109,7 @@ void conn_kill(struct conn *c, const char *why)
 	 * can observe the connection as closed */
 	eph_conn_closed(c);
 	mirror_conn_closed(c);
+	d_hold_drop(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else

@@ -145,6 +145,13 @@ struct D_TAGGED reg {
 	                             * once this iteration's replies are sent */
 	struct reg_metrics m;       /* its requests (metrics.c) */
 	struct mirror *mirror;      /* --etcd: the registry mirrors etcd */
+	/* --data-dir: its log's group commit (group_commit.c) */
+	bool log_busy;              /* a group's write (+ fsync) in flight */
+	bool log_failed;            /* the log latched an error */
+	unsigned log_ops;           /* its CQEs still to come */
+	int log_res;                /* the group's first error */
+	size_t log_len;             /* bytes of its write */
+	struct conn *held;          /* connections with replies held */
 };
 
 /* ---- a growable byte buffer ---- */
@@ -195,6 +202,13 @@ struct D_TAGGED conn {
 	                             * active first) or d->refusing (oldest
 	                             * first) */
 	struct conn *dirty_next;
+	/* persistence (group_commit.c): out_q's first out_free bytes
+	 * (out_free_nrep replies) may be sent; up to out_sealed they wait
+	 * for the group in flight, the rest for the next one */
+	size_t out_free, out_sealed;
+	unsigned out_free_nrep, out_sealed_nrep;
+	bool held;                  /* on reg->held */
+	struct conn *hprev, *hnext;
 };
 
 /* A process whose exit removes its entries. */
@@ -277,9 +291,8 @@ struct D_TAGGED daemon {
 	struct d_stats st;
 	struct metrics_srv metrics; /* --metrics-listen (metrics_http.c) */
 	/* persistence (group_commit.c): a registry has a data directory, so
-	 * replies wait for the log write of their turn of the loop */
+	 * replies wait for the log write of their group */
 	bool persistent;
-	bool hold_replies;          /* set while requests are being applied */
 };
 
 /* user_data tags, in the low four bits of the pointer to the object a
@@ -297,6 +310,8 @@ struct D_TAGGED daemon {
 #define D_TAG_METRICS 8u  /* the HTTP endpoint and its connections */
 #define D_TAG_MIRROR 9u   /* an etcd mirror's eventfd (struct mirror,
                            * aligned in mirror/internal.h) */
+#define D_TAG_LOG_WRITE 10u /* a registry's log group: its write */
+#define D_TAG_LOG_SYNC  11u /* and its fdatasync (struct reg) */
 #define D_TAG_MASK   15u
 _Static_assert(_Alignof(struct daemon) > D_TAG_MASK &&
 	       _Alignof(struct conn) > D_TAG_MASK &&
@@ -336,6 +351,8 @@ void conn_send_cqe(struct conn *c, const struct io_uring_cqe *cqe);
 void conn_arm_recv(struct conn *c);
 /* Start sends for every connection with queued output. */
 void conn_flush_dirty(struct daemon *d);
+/* Out_q's first @upto bytes (@nrep replies) may be sent (group_commit.c). */
+void conn_release_replies(struct conn *c, size_t upto, unsigned nrep);
 /* Shut the connection down now: ephemeral entries removed, fd shut down;
  * the memory goes when the kernel has finished with it. */
 void conn_kill(struct conn *c, const char *why);
@@ -435,12 +452,22 @@ void load_reload_all(struct daemon *d);
 void load_free_all(struct daemon *d);
 
 /* ---- group_commit.c ---- */
-/* Before replies go out: write (and sync, as each registry's durability
- * mode says) the log of every change of this turn, for every registry
- * with a data directory: one write and one fdatasync for them all.  A
- * failed write closes the connections whose replies would acknowledge
- * what it lost. */
+/* Once per loop turn (and on the tick): for every registry with a data
+ * directory and no group in flight, submit the log records of the
+ * changes since its last group as one write linked to an fdatasync (as
+ * its durability mode says); the replies of those changes are held until
+ * the group's completion (d_log_cqe).  A failed group closes the
+ * connections whose replies would acknowledge what it lost. */
 void d_group_commit(struct daemon *d);
+/* A completion of registry @r's group (@sync: of its fdatasync). */
+void d_log_cqe(struct daemon *d, struct reg *r,
+	       const struct io_uring_cqe *cqe, bool sync);
+/* Whether any registry has a group in flight. */
+bool d_log_busy(const struct daemon *d);
+/* reply() queued a reply on @c: free to send, or held for the log. */
+void d_hold_reply(struct conn *c);
+/* conn_kill: @c's held replies are gone. */
+void d_hold_drop(struct conn *c);
 /* The writer options of registry @ro's --data-dir (DIR/NAME in @buf). */
 int d_persist_opts(struct daemon *d, const struct d_regopt *ro,
 		   shmreg_writer_opts_t *wo, char *buf, size_t cap);

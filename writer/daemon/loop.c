@@ -33,10 +33,14 @@
  *   - one timeout, the tick that finds stalled and idle connections,
  *     closes refused peers that never asked anything, and ends the
  *     shutdown drain;
- *   - per registry, one poll of its expiry timer (see "Expiry" below).
+ *   - per registry, one poll of its expiry timer (see "Expiry" below);
+ *   - per registry with --data-dir, at most one group of log records: a
+ *     write linked to an fdatasync (group_commit.c).
  *
  * Requests are applied to the writer as they are decoded; the writer never
- * blocks on I/O (it writes shared memory), and nothing else in the loop
+ * blocks on I/O (it writes shared memory; its log records go out through
+ * the ring, and only a snapshot's log rotation writes and syncs in place,
+ * rarely: see docs/persistence.md), and nothing else in the loop
  * makes a blocking call: pidfd_open, poll with a zero timeout, getsockopt
  * and shutdown return at once.  The ring is set up SINGLE_ISSUER and
  * DEFER_TASKRUN when the kernel has them, so completions are run in this
@@ -458,6 +462,10 @@ static void dispatch(struct daemon *d, const struct io_uring_cqe *cqe)
 	case D_TAG_MIRROR:
 		mirror_cqe(d, p, cqe->res, cqe->flags & IORING_CQE_F_MORE);
 		break;
+	case D_TAG_LOG_WRITE:
+	case D_TAG_LOG_SYNC:
+		d_log_cqe(d, p, cqe, (ud & D_TAG_MASK) == D_TAG_LOG_SYNC);
+		break;
 	default:
 		/* cancellations: their targets report for themselves */
 		break;
@@ -498,9 +506,9 @@ int loop_run(struct daemon *d)
 		unsigned head, n = 0;
 		int ret;
 
-		/* persistence: the turn's log write before its replies */
+		/* persistence: the turn's changes go to the log as one
+		 * group, their replies held until it completes */
 		d_group_commit(d);
-		d->hold_replies = false;
 		conn_flush_dirty(d);
 		if (d->nexpiry_due && d->state != D_DONE) {
 			/* the replies go out first, then the sweep's chunk
@@ -515,7 +523,6 @@ int loop_run(struct daemon *d)
 			d->fatal = ret;
 			break;
 		}
-		d->hold_replies = d->persistent; /* see group_commit.c */
 		io_uring_for_each_cqe(&d->ring, head, cqe) {
 			dispatch(d, cqe);
 			n++;
@@ -524,6 +531,23 @@ int loop_run(struct daemon *d)
 		free_zombies(d);
 		if (d->state == D_DRAINING && !d->nconns)
 			d->state = D_DONE;
+	}
+
+	/* A log group in flight completes first: the kernel reads its
+	 * buffer, which the writer's close frees (group_commit.c). */
+	while (d_log_busy(d) && !d->fatal) {
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+		int ret = io_uring_submit_and_wait(&d->ring, 1);
+
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
+		    ret != -EBUSY && ret != -ETIME)
+			break; /* the writer's close writes the group itself */
+		io_uring_for_each_cqe(&d->ring, head, cqe) {
+			dispatch(d, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&d->ring, n);
 	}
 
 	/* Forced end (drain timeout, second signal, fatal error): whatever

@@ -9,19 +9,19 @@
  * crash after a change was acknowledged never loses it, since the bytes
  * are in the kernel's page cache.  fdatasync follows at once (sync), at
  * most batch_ms later (batch), or never (none).  A host that runs an
- * event loop (shmregd) sets SHMREG_WRITER_GROUP and calls
- * shmreg_writer_flush() once per loop turn instead: every change of the
- * turn then shares one write and one fdatasync (group commit), and the
- * host sends their replies only after it returns.
+ * event loop (shmregd) sets SHMREG_WRITER_GROUP and writes the log itself,
+ * asynchronously (log_group.c): every change of a loop turn then shares
+ * one write and one fdatasync (group commit); such a log is not mapped.
  *
  * The write is a copy.  The log's space is allocated ahead, a MiB at a
  * time (fallocate, which extends the file with zeros), and mapped shared
  * into one range of address space (PLOG_VA, so records never straddle two
- * mappings); "writing" the commit's records is a memcpy into the page
- * cache, as durable against a crash of the process as a write() and about
- * a tenth of its cost.  The file therefore ends in zeros until it is
- * closed (cut to its end) or rotated; replay.c takes an all-zero tail as
- * the end of the log.  A file system without fallocate gets pwrite().
+ * mappings); "writing" the commit's records is encoding them straight
+ * into the page cache (append; a commit that outgrows the reservation
+ * continues in a buffer, copied at its end), as durable against a crash
+ * of the process as a write() and about a tenth of its cost.  The file
+ * therefore ends in zeros until it is closed (cut to its end) or rotated;
+ * replay.c takes an all-zero tail as the end of the log.  A file system without fallocate gets pwrite().
  *
  * Disk full.  A change must not be published when its record cannot be
  * stored, but a record is written after its commit.  So space is reserved
@@ -56,6 +56,9 @@
  * the next admission check: a tree delete past it still works, but its
  * tail is not covered by the reservation */
 #define RESERVE_SLACK (UINT64_C(64) << 10)
+/* log bytes between two checks whether a snapshot is due (its trigger is
+ * megabytes: see snapshot.c) */
+#define SNAP_CHECK (UINT64_C(16) << 10)
 
 void plog_header(uint8_t out[PLOG_HDR], uint64_t seq)
 {
@@ -70,7 +73,7 @@ void plog_header(uint8_t out[PLOG_HDR], uint64_t seq)
 	memcpy(out + 24, &check, 8);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+int plog_pwrite(int fd, const uint8_t *p, size_t n, uint64_t off)
 {
 	while (n) {
 		ssize_t r = pwrite(fd, p, n, (off_t)off);
@@ -123,12 +126,24 @@ int plog_flush(struct persist *p, bool sync)
 
 	if (p->err)
 		return p->err;
+	if (p->inflight)
+		return -EBUSY;
+	if (p->direct) {
+		/* already in the mapping (append) */
+		p->end += p->direct;
+		p->log_bytes += p->direct;
+		p->pos_written += p->direct;
+		p->direct = 0;
+		p->unsynced = true;
+		if (!p->len)
+			p->writes++;
+	}
 	if (p->len) {
 		if (p->map && p->end + p->len <= p->reserved) {
 			copy_records(p->map + p->end, p->buf, p->len);
 			rc = 0;
 		} else {
-			rc = write_all(p->log_fd, p->buf, p->len, p->end);
+			rc = plog_pwrite(p->log_fd, p->buf, p->len, p->end);
 		}
 		p->writes++;
 		if (rc < 0) {
@@ -139,6 +154,7 @@ int plog_flush(struct persist *p, bool sync)
 		}
 		p->end += p->len;
 		p->log_bytes += p->len;
+		p->pos_written += p->len;
 		p->len = 0;
 		p->unsynced = true;
 	}
@@ -149,8 +165,26 @@ int plog_flush(struct persist *p, bool sync)
 			return p->err;
 		}
 		p->unsynced = false;
+		p->pos_synced = p->pos_written;
 	}
 	return 0;
+}
+
+bool plog_sync_now(struct persist *p)
+{
+	int64_t now;
+
+	if (p->durability == SHMREG_DURABILITY_SYNC)
+		return true;
+	if (p->durability != SHMREG_DURABILITY_BATCH)
+		return false;
+	/* called on every commit: the tick-resolution clock (a few ms, well
+	 * inside batch_ms) costs a fraction of a full clock read */
+	now = shm_monotonic_coarse_ns();
+	if (now < p->sync_due_ns)
+		return false;
+	p->sync_due_ns = now + p->batch_ns;
+	return true;
 }
 
 int plog_create(struct persist *p, uint64_t seq)
@@ -165,7 +199,7 @@ int plog_create(struct persist *p, uint64_t seq)
 	if (fd < 0)
 		return -errno;
 	plog_header(hdr, seq);
-	rc = write_all(fd, hdr, sizeof(hdr), 0);
+	rc = plog_pwrite(fd, hdr, sizeof(hdr), 0);
 	if (rc == 0 && p->durability != SHMREG_DURABILITY_NONE &&
 	    (fdatasync(fd) < 0 || fsync(p->dfd) < 0))
 		rc = -errno;
@@ -179,6 +213,9 @@ int plog_create(struct persist *p, uint64_t seq)
 	p->end = PLOG_HDR;
 	p->reserved = 0;
 	p->unsynced = false;
+	p->map = NULL;
+	if (p->group)
+		return 0; /* the host writes (log_group.c): pwrite or its own */
 	p->map = mmap(NULL, PLOG_VA, PROT_NONE,
 		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p->map == MAP_FAILED)
@@ -242,7 +279,7 @@ static int extend(struct persist *p, uint64_t len)
 /* Keep the log's allocated blocks ahead of what is pending plus @need. */
 static int reserve(struct persist *p, uint64_t need)
 {
-	uint64_t want = p->end + p->len + need, len;
+	uint64_t want = p->end + p->direct + p->len + need, len;
 	int rc;
 
 	if (p->reserved >= want)
@@ -251,7 +288,7 @@ static int reserve(struct persist *p, uint64_t need)
 		rc = plog_rotate(p); /* a log never outgrows its mapping */
 		if (rc < 0)
 			return rc;
-		want = p->end + p->len + need;
+		want = p->end + p->direct + p->len + need;
 	}
 	len = (want - p->reserved + 4095) & ~UINT64_C(4095);
 	if (len < RESERVE_CHUNK)
@@ -319,6 +356,18 @@ static void append(struct persist *p, const struct prec *r)
 {
 	size_t n = prec_size(r->klen, r->plen, r->alen, r->vlen);
 
+	/* Into the mapping at once when it has room (persist_admit
+	 * reserved it), saving the copy: a crash mid-encode leaves a
+	 * partial record with zeros after it, a torn tail, as a crash
+	 * mid-copy would.  Once one record of the commit went to the
+	 * buffer the rest follow it there, to stay in order.  The fence
+	 * keeps the next record's stores after this one's (see
+	 * copy_records). */
+	if (p->map && !p->len && p->end + p->direct + n <= p->reserved) {
+		p->direct += prec_encode(p->map + p->end + p->direct, r);
+		atomic_signal_fence(memory_order_seq_cst);
+		return;
+	}
 	/* persist_admit made room, but a tree delete may log past it */
 	if (buf_room(p, n) < 0) {
 		p->err = -EIO; /* the change is in the segment, not the log */
@@ -371,19 +420,7 @@ void persist_log_del(struct shmreg_writer *w, uint64_t rev, const void *key,
 /* Write, and fdatasync as the mode says. */
 static int flush_now(struct persist *p)
 {
-	bool sync = false;
-
-	if (p->durability == SHMREG_DURABILITY_SYNC) {
-		sync = true;
-	} else if (p->durability == SHMREG_DURABILITY_BATCH) {
-		int64_t now = shm_monotonic_ns();
-
-		if (now >= p->sync_due_ns) {
-			sync = true;
-			p->sync_due_ns = now + p->batch_ns;
-		}
-	}
-	return plog_flush(p, sync);
+	return plog_flush(p, plog_sync_now(p));
 }
 
 void persist_committed(struct shmreg_writer *w)
@@ -394,8 +431,12 @@ void persist_committed(struct shmreg_writer *w)
 	if (p->group)
 		return;
 	p->commit_err = flush_now(p);
-	if (p->commit_err == 0)
+	/* whether a snapshot is due, once per SNAP_CHECK bytes of log, not
+	 * on every commit */
+	if (p->commit_err == 0 && p->pos_written >= p->snap_check_at) {
+		p->snap_check_at = p->pos_written + SNAP_CHECK;
 		(void)psnap_start(w, false);
+	}
 }
 
 int persist_error(const struct shmreg_writer *w)
@@ -416,6 +457,8 @@ SHMREG_EXPORT int shmreg_writer_flush(shmreg_writer_t *w)
 		return -EINVAL;
 	if (!w->plog)
 		return 0;
+	if (w->plog->inflight)
+		return -EBUSY; /* the host's group first (log_group.c) */
 	rc = flush_now(w->plog);
 	if (rc == 0)
 		(void)psnap_start(w, false);
@@ -449,5 +492,11 @@ SHMREG_EXPORT int shmreg_writer_snapshot(shmreg_writer_t *w)
 		return -EINVAL;
 	if (!w->plog)
 		return -ENOTSUP;
+	if (w->plog->inflight) {
+		/* the rotation writes the log: after the host's group
+		 * (shmreg_writer_log_done starts it) */
+		w->plog->snap_asked = true;
+		return 0;
+	}
 	return psnap_start(w, true);
 }

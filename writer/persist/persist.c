@@ -180,6 +180,7 @@ static void persist_free(struct persist *p)
 	if (p->dfd >= 0)
 		close(p->dfd);
 	free(p->buf);
+	free(p->fbuf);
 	free(p);
 }
 
@@ -242,7 +243,7 @@ int persist_open(struct shmreg_writer *w)
 	p->base_seq = res.base_seq;
 	p->snap_bytes = res.snap_bytes;
 	p->log_bytes = res.log_bytes;
-	p->sync_due_ns = shm_monotonic_ns() + p->batch_ns;
+	p->sync_due_ns = shm_monotonic_coarse_ns() + p->batch_ns;
 	w->plog = p;
 	w->plog_committed = persist_committed;
 	return 0;
@@ -277,11 +278,13 @@ void persist_close(struct shmreg_writer *w)
 	if (p->log_fd < 0) {
 		/* a forked child's copy (persist_after_fork) */
 		free(p->buf);
+		free(p->fbuf);
 		free(p);
 		w->plog = NULL;
 		return;
 	}
 	psnap_reap(w, true);
+	(void)plog_group_abandon(p);
 	(void)plog_flush(p, p->durability != SHMREG_DURABILITY_NONE);
 	persist_free(p);
 	w->plog = NULL;

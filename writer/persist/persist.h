@@ -93,10 +93,24 @@ struct persist {
 	uint8_t *map;           /* PLOG_VA bytes of address space; the file's
 	                         * first `reserved` bytes mapped shared at its
 	                         * start (NULL: writes go through pwrite) */
-	uint8_t *buf;           /* records not yet written */
+	size_t direct;          /* this commit's records encoded straight
+	                         * into the mapping at end (embedded) */
+	uint8_t *buf;           /* records not yet written (after direct) */
 	size_t len, cap;
 	bool unsynced;          /* written, not yet fdatasync'ed */
 	int64_t sync_due_ns;    /* batch: fdatasync by then (monotonic) */
+	/* SHMREG_WRITER_GROUP (log_group.c): the records the host is
+	 * writing, taken from buf (the buffers swap, so buf collects the next
+	 * group meanwhile); at most one group is in flight */
+	uint8_t *fbuf;
+	size_t flen, fcap;
+	bool inflight;
+	bool fsync;             /* the group in flight ends in an fdatasync */
+	bool snap_asked;        /* shmreg_writer_snapshot while in flight */
+	/* log positions: bytes since open, pending and in flight excluded */
+	uint64_t pos_written;   /* in the page cache */
+	uint64_t pos_synced;    /* of those, fdatasync'ed */
+	uint64_t snap_check_at; /* pos_written of the next snapshot check */
 	int err;                /* -EIO once a write or fdatasync failed */
 	int commit_err;         /* the last commit's write error */
 	uint64_t base_seq;      /* the newest snapshot (0 = none) */
@@ -108,8 +122,19 @@ struct persist {
 };
 
 /* Write what is buffered to the log (and fdatasync when @sync).
- * Returns 0 or -errno (latched in p->err). */
+ * Returns 0 or -errno (latched in p->err); -EBUSY while the host's group
+ * is in flight (nothing done: its offset is not written yet). */
 int plog_flush(struct persist *p, bool sync);
+/* Whether the durability mode wants an fdatasync of what is written now
+ * (sync: always; batch: batch_ms after the last one, and then the next is
+ * due batch_ms later; none: never). */
+bool plog_sync_now(struct persist *p);
+/* One log file write of @n bytes at @off (EINTR and short writes retried).
+ * Returns 0 or -errno. */
+int plog_pwrite(int fd, const uint8_t *b, size_t n, uint64_t off);
+/* The host's group still in flight at close: written here (log_group.c).
+ * Returns 0 or -errno (latched). */
+int plog_group_abandon(struct persist *p);
 /* Start log @seq: a new file with its header, the directory synced
  * unless durability is none.  Returns 0 or -errno. */
 int plog_create(struct persist *p, uint64_t seq);
