@@ -237,7 +237,7 @@ void plog_close(struct persist *p)
 	p->log_fd = -1;
 }
 
-int plog_rotate(struct persist *p)
+static int rotate(struct persist *p)
 {
 	struct persist old = *p;
 	int rc;
@@ -258,6 +258,20 @@ int plog_rotate(struct persist *p)
 	plog_close(&old);
 	p->log_bytes = 0;
 	return 0;
+}
+
+int plog_rotate(struct persist *p)
+{
+	int rc;
+
+	/* the sync thread neither syncs the old file while it is closed nor
+	 * the new one before it is there; the old one is synced here, by
+	 * this thread, before the new log takes records (as without the
+	 * thread) */
+	plog_syncer_pause(p);
+	rc = rotate(p);
+	plog_syncer_resume(p);
+	return rc;
 }
 
 /* Allocate [reserved, reserved + len) and map it (page multiples). */
@@ -344,6 +358,8 @@ int persist_admit(struct shmreg_writer *w, size_t need)
 	struct persist *p = w->plog;
 	int rc;
 
+	if (!p->err)
+		p->err = plog_syncer_error(p); /* the sync thread's */
 	if (p->err)
 		return p->err;
 	if (p->reserved == UINT64_MAX)
@@ -417,10 +433,18 @@ void persist_log_del(struct shmreg_writer *w, uint64_t rev, const void *key,
 	append(w->plog, &r);
 }
 
-/* Write, and fdatasync as the mode says. */
+/* Write, and fdatasync as the mode says (embedded batch mode: the sync
+ * thread does, told how far the log is written). */
 static int flush_now(struct persist *p)
 {
-	return plog_flush(p, plog_sync_now(p));
+	int rc;
+
+	if (!p->syncer)
+		return plog_flush(p, plog_sync_now(p));
+	rc = plog_flush(p, false);
+	if (rc == 0)
+		plog_syncer_note(p);
+	return rc;
 }
 
 void persist_committed(struct shmreg_writer *w)
@@ -478,11 +502,11 @@ SHMREG_EXPORT int shmreg_writer_log_stats(shmreg_writer_t *w,
 	psnap_reap(w, false);
 	memset(st, 0, sizeof(*st));
 	st->writes = p->writes;
-	st->syncs = p->syncs;
+	st->syncs = p->syncs + plog_syncer_syncs(p);
 	st->log_bytes = p->log_bytes;
 	st->snapshot_bytes = p->snap_bytes;
 	st->snapshots = p->snapshots;
-	st->error = p->err;
+	st->error = p->err ? p->err : plog_syncer_error(p);
 	return 0;
 }
 

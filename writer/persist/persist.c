@@ -244,6 +244,12 @@ int persist_open(struct shmreg_writer *w)
 	p->snap_bytes = res.snap_bytes;
 	p->log_bytes = res.log_bytes;
 	p->sync_due_ns = shm_monotonic_coarse_ns() + p->batch_ns;
+	/* SHMREG_WRITER_GROUP: the host schedules the syncs itself */
+	if (p->durability == SHMREG_DURABILITY_BATCH && !p->group) {
+		rc = plog_syncer_start(p);
+		if (rc < 0)
+			goto fail;
+	}
 	w->plog = p;
 	w->plog_committed = persist_committed;
 	return 0;
@@ -264,7 +270,8 @@ void persist_after_fork(struct shmreg_writer *w)
 	if (p->job)
 		psnap_forget(p);
 	p->lock_fd = p->log_fd = p->dfd = -1;
-	/* the log's mapping is MADV_DONTFORK: not in this process */
+	/* the log's mapping is MADV_DONTFORK: not in this process; nor is
+	 * the sync thread (its memory goes at persist_close) */
 	p->map = NULL;
 	p->err = -EIO;
 }
@@ -277,6 +284,7 @@ void persist_close(struct shmreg_writer *w)
 		return;
 	if (p->log_fd < 0) {
 		/* a forked child's copy (persist_after_fork) */
+		plog_syncer_forget(p);
 		free(p->buf);
 		free(p->fbuf);
 		free(p);
@@ -285,6 +293,9 @@ void persist_close(struct shmreg_writer *w)
 	}
 	psnap_reap(w, true);
 	(void)plog_group_abandon(p);
+	/* the thread's last sync may be older than batch_ms: the final one
+	 * is this thread's, after the join */
+	plog_syncer_stop(p);
 	(void)plog_flush(p, p->durability != SHMREG_DURABILITY_NONE);
 	persist_free(p);
 	w->plog = NULL;

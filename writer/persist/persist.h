@@ -76,6 +76,7 @@ size_t persist_put_need(size_t klen, size_t vlen,
 /* ---- inside persist/ ---- */
 
 struct psnap_job;
+struct plog_syncer;
 
 /* One registry's persistence state, owned by its writer. */
 struct persist {
@@ -99,6 +100,8 @@ struct persist {
 	size_t len, cap;
 	bool unsynced;          /* written, not yet fdatasync'ed */
 	int64_t sync_due_ns;    /* batch: fdatasync by then (monotonic) */
+	struct plog_syncer *syncer; /* embedded batch mode: the thread that
+	                             * fdatasyncs (log_sync.c), or NULL */
 	/* SHMREG_WRITER_GROUP (log_group.c): the records the host is
 	 * writing, taken from buf (the buffers swap, so buf collects the next
 	 * group meanwhile); at most one group is in flight */
@@ -144,6 +147,27 @@ int plog_create(struct persist *p, uint64_t seq);
 int plog_rotate(struct persist *p);
 /* Close the current log: unmapped, cut to its end, closed. */
 void plog_close(struct persist *p);
+
+/* The batch-mode sync thread of an embedded writer (log_sync.c): the
+ * writer only notes how far the log is written, the thread fdatasyncs it
+ * at most once per batch_ms while bytes are unsynced. */
+/* Start it on the current log.  Returns 0 or -errno. */
+int plog_syncer_start(struct persist *p);
+/* After a flush: the log is written up to p->pos_written (non-blocking
+ * unless the thread is idle, then a wake-up). */
+void plog_syncer_note(struct persist *p);
+/* -EIO once one of its fdatasyncs failed (0 without a thread). */
+int plog_syncer_error(const struct persist *p);
+/* Its fdatasync calls so far (0 without a thread). */
+uint64_t plog_syncer_syncs(const struct persist *p);
+/* Around a rotation: no sync of the thread runs between the two, after
+ * the resume it syncs p->log_fd. */
+void plog_syncer_pause(struct persist *p);
+void plog_syncer_resume(struct persist *p);
+/* Stop and join it (its counters and error pass to @p). */
+void plog_syncer_stop(struct persist *p);
+/* In a forked child (no thread there): free its memory only. */
+void plog_syncer_forget(struct persist *p);
 
 /* Address space a log is mapped in; a log that would outgrow it is
  * rotated. */
