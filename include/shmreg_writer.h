@@ -41,7 +41,9 @@ typedef struct shmreg_writer shmreg_writer_t;
 /* shmreg_writer_opts_t.durability (docs/persistence.md: what each promises
  * after a process crash and after a machine crash) */
 #define SHMREG_DURABILITY_BATCH 0u  /* fdatasync at most batch_ms after a
-                                     * change (the default) */
+                                     * change (the default), by a thread
+                                     * of the writer (not with
+                                     * SHMREG_WRITER_GROUP) */
 #define SHMREG_DURABILITY_NONE  1u  /* never fdatasync */
 #define SHMREG_DURABILITY_SYNC  2u  /* a change returns after its fdatasync */
 
@@ -257,9 +259,10 @@ uint64_t shmreg_writer_revision(shmreg_writer_t *w);
 /*
  * A writer with a data directory: write the log records of the changes
  * committed so far, and fdatasync them as the durability mode says (sync:
- * now; batch: when batch_ms have passed since the last one; none: never).
- * A host may call it to get a batch-mode fdatasync on time while no change
- * comes; a host that opened with SHMREG_WRITER_GROUP may use it instead of
+ * now; batch: left to the writer's sync thread, or with
+ * SHMREG_WRITER_GROUP when batch_ms have passed since the last one; none:
+ * never).  A host with SHMREG_WRITER_GROUP may call it to get a
+ * batch-mode fdatasync on time while no change comes, or instead of
  * shmreg_writer_log_take (all changes since the last call then share one
  * write and one fdatasync), but not while a group is in flight (-EBUSY).
  * May start a snapshot (see shmreg_writer_snapshot).  Blocks for the

@@ -8,7 +8,8 @@
  * written with one write() when the outermost commit ends: a process
  * crash after a change was acknowledged never loses it, since the bytes
  * are in the kernel's page cache.  fdatasync follows at once (sync), at
- * most batch_ms later (batch), or never (none).  A host that runs an
+ * most batch_ms later by the sync thread (batch: log_sync.c), or never
+ * (none).  A host that runs an
  * event loop (shmregd) sets SHMREG_WRITER_GROUP and writes the log itself,
  * asynchronously (log_group.c): every change of a loop turn then shares
  * one write and one fdatasync (group commit); such a log is not mapped.
