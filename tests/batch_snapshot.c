@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #define NKEYS    200
 #define NREADERS 2
 #define MOVES    6000
+#define MIN_SNAPS 200 /* validated snapshots per reader, at least */
 
 struct shared {
 	_Atomic int stop;
@@ -34,6 +36,17 @@ struct shared {
 	_Atomic uint64_t open_rev;             /* the writer's after open,
 	                                        * UINT64_MAX until known */
 };
+
+/* Every reader has validated MIN_SNAPS snapshots: the writer's moves
+ * go on until then (a slow reader, under a sanitizer on a loaded machine,
+ * gets more moves to read, not a failure), within a deadline. */
+static bool enough_snapshots(struct shared *sh)
+{
+	for (unsigned i = 0; i < NREADERS; i++)
+		if (atomic_load(&sh->snaps[i]) < MIN_SNAPS)
+			return false;
+	return true;
+}
 
 static void key_of(unsigned i, char *k)
 {
@@ -114,7 +127,8 @@ int main(void)
 	uint64_t rs;
 	unsigned holder = 0, fill = 0;
 	unsigned long snaps = 0;
-	uint64_t gen0;
+	uint64_t gen0, give_up;
+	int m;
 
 	tc_init("batch_snapshot", 120);
 	tc_dir();
@@ -154,11 +168,15 @@ int main(void)
 	TC_EQ(shmreg_stats(shmreg_writer_reader(w), &st), 0, "stats");
 	gen0 = st.generation;
 
-	for (int m = 0; m < MOVES; m++) {
+	give_up = tc_now_ns() + 60000000000ull;
+	for (m = 0; m < MOVES || !enough_snapshots(sh); m++) {
 		unsigned next = (unsigned)tc_range(&rs, 0, NKEYS - 1);
 		char k[32];
 		uint64_t t0;
 
+		TC_CHECK(m < MOVES || tc_now_ns() < give_up, "the readers "
+			 "validated only %lu and %lu snapshots in 60 s",
+			 atomic_load(&sh->snaps[0]), atomic_load(&sh->snaps[1]));
 		TC_EQ(shmreg_writer_batch_begin(w), 0, "batch");
 		key_of(holder, k);
 		put(w, k, "0");
@@ -190,7 +208,7 @@ int main(void)
 		       "another number", i, sh->snaps[i], sh->tries[i],
 		       sh->empty[i], sh->bad[i], sh->torn[i]);
 		TC_EQ(sh->bad[i], 0, "validated snapshots without one holder");
-		TC_CHECK(sh->snaps[i] >= 200, "reader%u: only %lu validated "
+		TC_CHECK(sh->snaps[i] >= MIN_SNAPS, "reader%u: only %lu validated "
 			 "snapshots", i, sh->snaps[i]);
 		snaps += sh->snaps[i];
 		tc_child_free(rd[i]);
@@ -202,7 +220,7 @@ int main(void)
 		 "began after %llu) held no key",
 		 (unsigned long long)atomic_load(&sh->empty_rev),
 		 (unsigned long long)atomic_load(&sh->open_rev));
-	tc_log("%d moves, %llu handoffs, %lu validated snapshots", MOVES,
+	tc_log("%d moves, %llu handoffs, %lu validated snapshots", m,
 	       (unsigned long long)(st.generation - gen0), snaps);
 	TC_CHECK(st.generation - gen0 >= 3, "only %llu handoffs",
 		 (unsigned long long)(st.generation - gen0));
