@@ -424,10 +424,9 @@ int64_t client_enqueue_put(shmreg_client_t *c, const void *key, size_t klen,
 	else
 		len = proto_encode_put(NULL, 0, 0, NULL, klen, NULL, vlen,
 				       opts);
-	p = client_out_reserve(c, len);
-	if (!p)
-		return -ENOMEM;
-	id = c->next_id++;
+	ret = client_request(c, len, &p, &id);
+	if (ret)
+		return ret;
 	if (put_extended(opts))
 		proto_encode_putx(p, len, id, key, klen, val, vlen, opts);
 	else
@@ -453,10 +452,9 @@ int64_t client_enqueue_del(shmreg_client_t *c, const void *key, size_t klen,
 	if (limited && c->outstanding >= c->depth)
 		return -ENOBUFS;
 	len = proto_encode_del(NULL, 0, 0, NULL, klen);
-	p = client_out_reserve(c, len);
-	if (!p)
-		return -ENOMEM;
-	id = c->next_id++;
+	ret = client_request(c, len, &p, &id);
+	if (ret)
+		return ret;
 	proto_encode_del(p, len, id, key, klen);
 	return (int64_t)id;
 }
@@ -494,13 +492,10 @@ int64_t shmreg_set_attrs(shmreg_client_t *c, const void *key, size_t klen,
 		ret = shm_check_attrs(attrs, nattrs);
 	if (ret)
 		return ret;
-	if (c->err)
-		return c->err;
 	len = proto_encode_setattrs(NULL, 0, 0, NULL, klen, attrs, nattrs);
-	p = client_out_reserve(c, len);
-	if (!p)
-		return -ENOMEM;
-	id = c->next_id++;
+	ret = client_request(c, len, &p, &id);
+	if (ret)
+		return ret;
 	proto_encode_setattrs(p, len, id, key, klen, attrs, nattrs);
 	return sync_result(c, id);
 }
@@ -518,13 +513,10 @@ int64_t shmreg_del_tree(shmreg_client_t *c, const void *key, size_t klen)
 	ret = shm_check_key(key, klen);
 	if (ret)
 		return ret;
-	if (c->err)
-		return c->err;
 	len = proto_encode_deltree(NULL, 0, 0, NULL, klen);
-	p = client_out_reserve(c, len);
-	if (!p)
-		return -ENOMEM;
-	id = c->next_id++;
+	ret = client_request(c, len, &p, &id);
+	if (ret)
+		return ret;
 	proto_encode_deltree(p, len, id, key, klen);
 	ret = client_sync_wait(c, id);
 	if (ret < 0)
@@ -535,19 +527,30 @@ int64_t shmreg_del_tree(shmreg_client_t *c, const void *key, size_t klen)
 	return (int64_t)proto_get_u64(c->sync_body);
 }
 
+int client_request(shmreg_client_t *c, size_t len, uint8_t **p,
+		   uint64_t *id)
+{
+	if (c->err)
+		return c->err;
+	*p = client_out_reserve(c, len);
+	if (!*p)
+		return -ENOMEM;
+	*id = c->next_id++;
+	return 0;
+}
+
 int client_simple_call(shmreg_client_t *c, uint8_t op)
 {
 	uint8_t *p;
 	uint64_t id;
 
+	int ret;
+
 	if (!c)
 		return -EINVAL;
-	if (c->err)
-		return c->err;
-	p = client_out_reserve(c, PROTO_HDR_SIZE);
-	if (!p)
-		return -ENOMEM;
-	id = c->next_id++;
+	ret = client_request(c, PROTO_HDR_SIZE, &p, &id);
+	if (ret)
+		return ret;
 	proto_encode_simple(p, PROTO_HDR_SIZE, id, op);
 	return client_sync_wait(c, id);
 }

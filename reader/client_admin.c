@@ -13,15 +13,13 @@ static int call_registries(shmreg_client_t *c, uint32_t first)
 	size_t len = proto_encode_registries(NULL, 0, 0, 0);
 	uint8_t *p;
 	uint64_t id;
+	int ret;
 
 	if (!c)
 		return -EINVAL;
-	if (c->err)
-		return c->err;
-	p = client_out_reserve(c, len);
-	if (!p)
-		return -ENOMEM;
-	id = c->next_id++;
+	ret = client_request(c, len, &p, &id);
+	if (ret)
+		return ret;
 	proto_encode_registries(p, len, id, first);
 	return client_sync_wait(c, id);
 }

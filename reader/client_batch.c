@@ -155,12 +155,9 @@ static int64_t send_batch(shmreg_batch_t *b, uint32_t *failed)
 	uint8_t *p;
 	int ret;
 
-	if (c->err)
-		return c->err;
-	p = client_out_reserve(c, b->len);
-	if (!p)
-		return -ENOMEM;
-	id = c->next_id++;
+	ret = client_request(c, b->len, &p, &id);
+	if (ret)
+		return ret;
 	proto_encode_batch_hdr(hdr, sizeof(hdr), id, b->len, b->nops);
 	memcpy(p, hdr, sizeof(hdr));
 	if (b->len > BATCH_HDR)

@@ -62,6 +62,11 @@ int client_pump(shmreg_client_t *c, enum client_until until,
 /* Send what is queued and wait for the reply to request @id (it lands in
  * c->sync_*).  Returns 0 or the connection's error. */
 int client_sync_wait(shmreg_client_t *c, uint64_t id);
+/* Start a request of @len bytes: *@p is where to encode it in the output
+ * queue, *@id its request id.  0, the connection's sticky error, or
+ * -ENOMEM. */
+int client_request(shmreg_client_t *c, size_t len, uint8_t **p,
+		   uint64_t *id);
 /* Send a request with an empty body (PING, STATS, SNAPSHOT, RELOAD) and
  * wait for its reply: 0 (status and body in c->sync_*) or -errno. */
 int client_simple_call(shmreg_client_t *c, uint8_t op);
