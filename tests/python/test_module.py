@@ -200,6 +200,7 @@ class TestRead(WriterCase):
         for _ in range(3):
             self.assertEqual(self.r.get(b"e"), b"")
             self.assertEqual(self.r.get(b"one"), b"z")
+        # ... and kept their contents (a get never wrote into them)
         self.assertEqual(bytes([122]), b"z")
         self.assertEqual(b"".join([b""]), b"")
 
