@@ -34,6 +34,8 @@
  * only unmapped when both are 0 (the last of them unmaps it).  All three
  * counters are changed with the GIL held, which orders them.
  */
+#define PYREG_SPARES 2   /* get results kept for reuse (registry.c) */
+
 typedef struct {
 	PyObject_HEAD
 	shmreg_t *r;      /* NULL once unmapped */
@@ -41,6 +43,8 @@ typedef struct {
 	int busy;         /* calls blocking with the GIL released */
 	int watches;      /* open shmreg.Watch objects on r */
 	bool closed;      /* close() was called: refuse new calls */
+	unsigned spare_next;   /* the spare the next new result replaces */
+	PyObject *spare[PYREG_SPARES];   /* recent results, reused */
 } pyreg_t;
 
 extern PyTypeObject pyreg_type;

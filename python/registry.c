@@ -20,6 +20,8 @@
 #define ATTRS_BUF (SHMREG_ATTRS_MAX * \
 		   (SHMREG_ATTR_NAME_MAX + SHMREG_ATTR_VALUE_MAX + 2))
 
+static void drop_spares(pyreg_t *self);
+
 int pyreg_check_open(pyreg_t *self)
 {
 	if (!self->closed)
@@ -51,6 +53,8 @@ PyObject *pyreg_open(PyObject *name)
 	}
 	self->r = NULL;
 	self->busy = self->watches = 0;
+	memset(self->spare, 0, sizeof(self->spare));
+	self->spare_next = 0;
 	self->closed = true;   /* until the open succeeded */
 	self->name = PyUnicode_DecodeFSDefault(PyBytes_AS_STRING(fs));
 	ret = self->name ? shmreg_open(PyBytes_AS_STRING(fs), 0, &self->r) : 0;
@@ -80,6 +84,7 @@ PyObject *pyreg_open(PyObject *name)
 static void reg_dealloc(pyreg_t *self)
 {
 	/* busy callers and watches hold references: none is left */
+	drop_spares(self);
 	shmreg_close(self->r);
 	Py_XDECREF(self->name);
 	PyObject_Free(self);
@@ -115,16 +120,75 @@ static PyObject *get_large(pyreg_t *self, const pybytes_t *k, ssize_t n,
 	return pyerr_errno(-EAGAIN, "get");
 }
 
+/*
+ * The result objects of recent gets, reused (the spares).  A get that
+ * would return a value of the same size as a spare that nobody but the
+ * Registry holds any more (its reference count is 1: the caller dropped
+ * the result, or rebound the one variable that held it) rewrites that
+ * spare and returns it, instead of allocating a new bytes that the
+ * caller's drop of the old one would have freed: a value nobody can see
+ * is not changed under anybody's eyes.  Two spares, so that both `get(k)`
+ * (the result dropped at once) and `v = get(k)` in a loop (the previous
+ * value freed only when v is rebound, after the next get) find one.  A
+ * free-threaded build has no such count to trust: there every get
+ * allocates.
+ */
+
+/* A rewritten bytes must not keep the hash of its old contents. */
+static inline void bytes_forget_hash(PyObject *o)
+{
+	_Py_COMP_DIAG_PUSH
+	_Py_COMP_DIAG_IGNORE_DEPR_DECLS
+	((PyBytesObject *)o)->ob_shash = -1;
+	_Py_COMP_DIAG_POP
+}
+
+static void drop_spares(pyreg_t *self)
+{
+	for (int i = 0; i < PYREG_SPARES; i++)
+		Py_CLEAR(self->spare[i]);
+}
+
+/* @n bytes of @buf (n <= GET_STACK) as the bytes a get returns. */
+static inline PyObject *value_bytes(pyreg_t *self, const char *buf,
+				    ssize_t n)
+{
+	PyObject *o;
+
+#ifndef Py_GIL_DISABLED
+	for (int i = 0; i < PYREG_SPARES; i++) {
+		o = self->spare[i];
+		if (o && Py_REFCNT(o) == 1 && Py_SIZE(o) == n) {
+			memcpy(PyBytes_AS_STRING(o), buf, (size_t)n);
+			bytes_forget_hash(o);
+			return Py_NewRef(o);
+		}
+	}
+#endif
+	o = PyBytes_FromStringAndSize(buf, n);
+#ifndef Py_GIL_DISABLED
+	/* 0 and 1 bytes come from CPython's shared singletons: never spares */
+	if (o && n > 1) {
+		unsigned i = self->spare_next;
+
+		Py_XSETREF(self->spare[i], Py_NewRef(o));
+		self->spare_next = (i + 1) % PYREG_SPARES;
+	}
+#endif
+	return o;
+}
+
 /* The value of @k as bytes; NULL with *@absent set when there is none,
  * NULL with an exception on an error. */
-static PyObject *lookup(pyreg_t *self, const pybytes_t *k, bool *absent)
+static inline __attribute__((always_inline)) PyObject *
+lookup(pyreg_t *self, const pybytes_t *k, bool *absent)
 {
 	char buf[GET_STACK];
 	ssize_t n = shmreg_get(self->r, k->p, (size_t)k->len, buf,
 			       sizeof(buf), NULL);
 
 	if (n >= 0 && n <= (ssize_t)sizeof(buf))
-		return PyBytes_FromStringAndSize(buf, n);
+		return value_bytes(self, buf, n);
 	if (n == -ENOENT) {
 		*absent = true;
 		return NULL;
@@ -143,28 +207,45 @@ PyDoc_STRVAR(get_doc,
 "through the whole retry budget, OSError(EOWNERDEAD) when it died in the\n"
 "middle of changing it.");
 
+/* get's arguments besides the key: 1 or 2 positional, or default= as
+ * a keyword.  Out of reg_get's way: a get(key) runs none of these checks. */
+static __attribute__((noinline, cold)) int
+get_default(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+	    PyObject **dflt)
+{
+	Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+
+	if (nargs < 1 || nargs + nkw > 2) {
+		PyErr_Format(PyExc_TypeError, "get() takes 1 or 2 arguments "
+			     "(%zd given)", nargs + nkw);
+		return -1;
+	}
+	if (nkw) {
+		/* the one keyword: default (args[nargs] is its value) */
+		if (PyUnicode_CompareWithASCIIString(
+			    PyTuple_GET_ITEM(kwnames, 0), "default") != 0) {
+			PyErr_Format(PyExc_TypeError, "get() got an unexpected "
+				     "keyword argument %R",
+				     PyTuple_GET_ITEM(kwnames, 0));
+			return -1;
+		}
+		*dflt = args[nargs];
+	} else if (nargs == 2) {
+		*dflt = args[1];
+	}
+	return 0;
+}
+
 static PyObject *reg_get(pyreg_t *self, PyObject *const *args,
 			 Py_ssize_t nargs, PyObject *kwnames)
 {
-	Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
 	PyObject *v, *dflt = Py_None;
 	pybytes_t k;
 	bool absent = false;
 
-	if (nargs < 1 || nargs + nkw > 2)
-		return PyErr_Format(PyExc_TypeError, "get() takes 1 or 2 "
-				    "arguments (%zd given)", nargs + nkw);
-	if (nkw) {
-		/* the one keyword: default (args[nargs] is its value) */
-		if (PyUnicode_CompareWithASCIIString(
-			    PyTuple_GET_ITEM(kwnames, 0), "default") != 0)
-			return PyErr_Format(PyExc_TypeError, "get() got an "
-					    "unexpected keyword argument %R",
-					    PyTuple_GET_ITEM(kwnames, 0));
-		dflt = args[nargs];
-	} else if (nargs == 2) {
-		dflt = args[1];
-	}
+	if ((kwnames || nargs != 1) &&
+	    get_default(args, nargs, kwnames, &dflt) < 0)
+		return NULL;
 	if (pyreg_check_open(self) < 0 || pyarg_key_fast(args[0], &k) < 0)
 		return NULL;
 	v = lookup(self, &k, &absent);
@@ -481,6 +562,7 @@ static PyObject *reg_close(pyreg_t *self, PyObject *unused)
 {
 	(void)unused;
 	self->closed = true;
+	drop_spares(self);
 	pyreg_release(self);
 	Py_RETURN_NONE;
 }

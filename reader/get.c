@@ -64,7 +64,13 @@ SHMREG_EXPORT ssize_t shmreg_get(shmreg_t *r, const void *key, size_t klen,
 	uint64_t hash = shm_hash(key, klen);
 
 	if (st == SHM_STATE_OPEN || st == SHM_STATE_CLOSED) {
-		ssize_t n = shm_lookup_fast(m, key, klen, hash, buf, cap, info);
+		/* two inlined copies: the one without info (most gets) keeps
+		 * nothing of the entry's metadata in registers or on the
+		 * stack */
+		ssize_t n = info ? shm_lookup_fast(m, key, klen, hash, buf, cap,
+						   info)
+				 : shm_lookup_fast(m, key, klen, hash, buf, cap,
+						   NULL);
 
 		if (n >= 0)
 			return n;

@@ -13,6 +13,11 @@ same run (issue 12):
   (loop)     for key in order: pass        the interpreter's share of
                                            every figure above
 
+and, for r.get and txn.get, the same loop holding each result until three
+gets later (held[i % 3] = get(key)): the registry then cannot reuse a
+result object (it keeps two for reuse, docs/python.md) and allocates one
+per get, as txn.get always does.
+
 Every figure is ns per call (CPU time of the benchmark thread, so that
 time spent descheduled on a shared machine does not count; wall time for
 Redis, whose GET is a round trip) from a Python loop over the same random key
@@ -204,6 +209,16 @@ def timed(get, order, clock):
     return clock() - t0
 
 
+def timed_held(get, order, clock):
+    """The get loop with each result held for three more gets, so that
+    no result object is free for reuse when the next get runs."""
+    held = [None, None, None]
+    t0 = clock()
+    for i, k in enumerate(order):
+        held[i % 3] = get(k)
+    return clock() - t0
+
+
 def empty_loop(order, clock):
     t0 = clock()
     for k in order:
@@ -263,6 +278,9 @@ def main():
         idx = [rnd.randrange(args.keys) for _ in range(args.ops)]
         results = {s.name: [] for s in stores}
         results["loop"] = []
+        held = [s for s in stores if isinstance(s, (Shmreg, Lmdb))]
+        for s in held:
+            results[s.name + ", held"] = []
         for run in range(args.runs):
             # the keys of each run's random order are made in that order,
             # so reading the key objects is sequential (as bench_get lays
@@ -285,6 +303,10 @@ def main():
                 results[s.name].append(ns / len(ops))
             results["loop"].append(empty_loop(order, time.thread_time_ns) /
                                    len(order))
+            for s in held:
+                results[s.name + ", held"].append(
+                    timed_held(s.get, order, time.thread_time_ns) /
+                    len(order))
     finally:
         for s in stores:
             s.close()
@@ -294,7 +316,9 @@ def main():
                       med[Redis.name])
     print("\nPython gets, ns per call (median of %d runs; each run's "
           "figures: %s)" % (args.runs, ", ".join(
-              "%s %s" % (k.split()[0], "/".join("%.0f" % x for x in v))
+              "%s %s" % (k.split()[0] + (" held" if k.endswith("held")
+                                         else ""),
+                         "/".join("%.0f" % x for x in v))
               for k, v in results.items())))
     print("%-44s %16s   %s" % ("figure", "measured", "target"))
     print("%-44s %16s   %s" % ("------", "--------", "------"))
@@ -309,6 +333,10 @@ def main():
     row("dict lookup + bytes copy", "%.0f ns" % dc)
     row("empty loop (in every figure)", "%.0f ns" % med["loop"])
     row("lmdb / shmreg", "%.2fx" % (lm / sh), ">= 3x", lm / sh >= 3)
+    shh, lmh = med[Shmreg.name + ", held"], med[Lmdb.name + ", held"]
+    row("shmreg r.get, results held (no reuse)", "%.0f ns" % shh)
+    row("lmdb txn.get, results held", "%.0f ns" % lmh)
+    row("lmdb / shmreg, results held", "%.2fx" % (lmh / shh))
     row("redis / shmreg", "%.1fx" % (rd / sh))
     row("shmreg / (dict + copy)", "%.2fx" % (sh / dc), "<= 2x",
         sh / dc <= 2)

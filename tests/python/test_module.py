@@ -166,6 +166,44 @@ class TestRead(WriterCase):
             with self.assertRaises(TypeError, msg=repr(bad)):
                 self.r[bad]
 
+    def test_results_reused_only_when_nobody_holds_them(self):
+        # A get may rewrite and return the bytes of an earlier get that
+        # only the Registry still holds (registry.c, the spares): what
+        # anybody holds, in any way, must never change under them.
+        vals = [bytes([65 + i]) * 64 for i in range(6)]
+        for i, v in enumerate(vals):
+            self.w.put(b"k%d" % i, v)
+        self.w.put(b"short", b"xyz")
+        held = [self.r.get(b"k%d" % i) for i in range(6)]
+        view = memoryview(self.r.get(b"k0"))
+        as_key = {self.r[b"k1"]: "one"}
+        hashed = self.r.get(b"k2")
+        h2 = hash(hashed)
+        for _ in range(3):      # dropped results: reused, rewritten
+            for i in range(6):
+                self.assertEqual(self.r.get(b"k%d" % i), vals[i])
+                self.assertEqual(self.r[b"k%d" % i], vals[i])
+                v = self.r.get(b"k%d" % ((i + 3) % 6))   # rebound
+                self.assertEqual(v, vals[(i + 3) % 6])
+                self.assertEqual(self.r.get(b"short"), b"xyz")
+        self.assertEqual(held, vals)
+        self.assertEqual(view.tobytes(), vals[0])
+        self.assertEqual(as_key, {vals[1]: "one"})
+        self.assertEqual(hashed, vals[2])
+        self.assertEqual(hash(hashed), h2)
+        # a reused object does not keep the hash of its old contents
+        for i in range(6):
+            self.assertEqual(hash(self.r.get(b"k%d" % i)), hash(vals[i]))
+        # empty and 1-byte values are CPython's shared objects: they stay
+        self.w.put(b"e", b"")
+        self.w.put(b"one", b"z")
+        for _ in range(3):
+            self.assertEqual(self.r.get(b"e"), b"")
+            self.assertEqual(self.r.get(b"one"), b"z")
+        # ... and kept their contents (a get never wrote into them)
+        self.assertEqual(bytes([122]), b"z")
+        self.assertEqual(b"".join([b""]), b"")
+
     def test_utf8_keys(self):
         self.w.put("clé/ü", b"x")
         self.assertEqual(self.r["clé/ü".encode()], b"x")
