@@ -3,6 +3,12 @@
  * commit.h - open and close a commit (writer.c has the "how it works": the
  * order of a commit's stores and what each one publishes).  Inline: every
  * put and delete is one.
+ *
+ * commit_end() is commit_stats_fixed() + commit_stats_counts() +
+ * commit_publish(); the common put (put_common() in writer.c) calls the
+ * three apart, the first before its slot's cache miss and the others after
+ * it, so that the stores which do not depend on the slot are not waiting
+ * in the reorder window behind its load.
  */
 #ifndef WRITER_COMMIT_H
 #define WRITER_COMMIT_H
@@ -17,13 +23,24 @@ static inline void commit_begin(struct shmreg_writer *w)
 		seq_write_begin(&w->map.hdr->commit_seq);
 }
 
-static inline void commit_end(struct shmreg_writer *w, uint64_t rev)
+/* Close a commit that changed nothing (no slot, ring record or counter):
+ * commit_seq goes even again without a revision, rate sample or log
+ * flush.  A snapshot reader that saw it odd retries and finds what it
+ * would have found before: pairs with the same seq_read_begin() /
+ * seq_read_retry() of reader/snapshot.c as commit_end(). */
+static inline void commit_cancel(struct shmreg_writer *w)
+{
+	if (--w->batch_depth == 0)
+		seq_write_end(&w->map.hdr->commit_seq);
+}
+
+/* The header's stats a put into an inline slot never changes (the arena's,
+ * owners', attributes'): relaxed stores, read under commit_seq by
+ * snapshots. */
+static inline void commit_stats_fixed(struct shmreg_writer *w)
 {
 	struct shm_hdr *h = w->map.hdr;
 
-	atomic_store_explicit(&h->entries, w->entries, memory_order_relaxed);
-	atomic_store_explicit(&h->bytes_used, w->bytes_used,
-			      memory_order_relaxed);
 	atomic_store_explicit(&h->arena_bump, w->alloc.bump,
 			      memory_order_relaxed);
 	atomic_store_explicit(&h->arena_live, w->arena_live,
@@ -33,6 +50,26 @@ static inline void commit_end(struct shmreg_writer *w, uint64_t rev)
 			      memory_order_relaxed);
 	atomic_store_explicit(&h->attr_postings, w->apos.n,
 			      memory_order_relaxed);
+}
+
+/* The two every put changes. */
+static inline void commit_stats_counts(struct shmreg_writer *w)
+{
+	struct shm_hdr *h = w->map.hdr;
+
+	atomic_store_explicit(&h->entries, w->entries, memory_order_relaxed);
+	atomic_store_explicit(&h->bytes_used, w->bytes_used,
+			      memory_order_relaxed);
+}
+
+/* Publish revision @rev (0: none) and close the commit.  @now: the rate
+ * clock read by the caller, or 0 to have it read here (only when the
+ * outermost commit closes). */
+static inline void commit_publish(struct shmreg_writer *w, uint64_t rev,
+				  int64_t now)
+{
+	struct shm_hdr *h = w->map.hdr;
+
 	if (rev) {
 		w->revision = rev;
 		/* publishes the commit's slots and ring record; pairs with
@@ -42,11 +79,18 @@ static inline void commit_end(struct shmreg_writer *w, uint64_t rev)
 	if (--w->batch_depth == 0) {
 		seq_write_end(&h->commit_seq);
 		/* a batch's revision: the last one its operations stored */
-		rate_commit(w, w->revision);
+		rate_commit(w, w->revision, now);
 		/* persistence: the commit's log records go out (log_write.c) */
 		if (w->plog)
 			w->plog_committed(w);
 	}
+}
+
+static inline void commit_end(struct shmreg_writer *w, uint64_t rev)
+{
+	commit_stats_counts(w);
+	commit_stats_fixed(w);
+	commit_publish(w, rev, 0);
 }
 
 #endif /* WRITER_COMMIT_H */

@@ -181,8 +181,9 @@ static inline uint64_t writer_next_rev(const struct shmreg_writer *w)
 /* ---- commit-rate samples (rate.c) ---- */
 
 /* After the commit of @rev: a new rate sample when the newer is at least
- * SHM_RATE_NS old. */
-void rate_commit(struct shmreg_writer *w, uint64_t rev);
+ * SHM_RATE_NS old.  @now: shm_realtime_coarse_ns() read by the caller, or
+ * 0 to read it here. */
+void rate_commit(struct shmreg_writer *w, uint64_t rev, int64_t now);
 /* Write our samples into @h (a handoff's new segment). */
 struct shm_hdr;
 void rate_publish(struct shmreg_writer *w, struct shm_hdr *h);

@@ -56,46 +56,67 @@ _Static_assert(offsetof(struct shm_slot, klen) == 8 &&
 	       "slot words 1 and 5");
 
 /*
- * Write an inline entry with no flags, expiry or owner straight into slot
- * @i at @dst (put_common() in writer.c): the same journaled section as
- * index_write(), with the header words stored from registers and the data
- * from the caller's buffers, instead of through a slot image built on the
- * stack and copied.
+ * An inline entry with no flags, expiry or owner, for put_common() in
+ * writer.c, in two steps around the slot's cache miss.  inline_image()
+ * builds the slot's new contents (all but its seqcount and create_rev) in
+ * private memory from the caller's buffers; it needs nothing of the slot,
+ * so it runs before the probe's load of it, where its instructions retire
+ * at once instead of waiting in the reorder window behind that load.
+ * index_write_image() then is the journaled section of index_write():
+ * seven wide stores of the image and create_rev, the one word that comes
+ * from the old slot.
  */
-static inline void index_write_inline(struct shmreg_writer *w, uint64_t i,
-				      struct shm_slot *dst,
-				      uint64_t hash, uint64_t mod_rev,
-				      uint64_t create_rev, const void *key,
-				      size_t klen, const void *val, size_t vlen)
+struct slot_image {
+	uint64_t word[SHM_SLOT_SIZE / 8]; /* the slot's words, little-endian */
+} __attribute__((aligned(16)));
+
+static inline void inline_image(struct slot_image *img, uint64_t hash,
+				uint64_t mod_rev, const void *key, size_t klen,
+				const void *val, size_t vlen)
 {
-	struct shm_hdr *h = w->map.hdr;
-	_Atomic uint64_t *word = (_Atomic uint64_t *)dst;
+	uint64_t *word = img->word;
+	uint8_t *data = (uint8_t *)img + offsetof(struct shm_slot, data);
 
 	/* the caller's precondition, told to the compiler (whose bounds
 	 * checks of the copies below cannot see it) */
 	if (klen == 0 || klen + vlen > SHM_SLOT_INLINE)
 		__builtin_unreachable();
+	word[0] = (uint64_t)(uint32_t)hash << 32; /* seq (unused), tag */
+	word[1] = (uint64_t)klen | (uint64_t)SHM_KIND_INLINE << 16 |
+		  (uint64_t)vlen << 32;
+	word[2] = mod_rev;
+	word[3] = 0; /* create_rev: index_write_image() */
+	word[4] = 0;
+	word[5] = hash & UINT64_C(0xffffffff00000000);
+	/* the segment is readable by others: the unused tail is zeros */
+	shm_zero_fixed(data, SHM_SLOT_INLINE);
+	shm_small_copy(data, key, klen);
+	if (vlen)
+		shm_small_copy(data + klen, val, vlen);
+}
+
+static inline void index_write_image(struct shmreg_writer *w, uint64_t i,
+				     struct shm_slot *dst,
+				     const struct slot_image *img,
+				     uint64_t create_rev)
+{
+	struct shm_hdr *h = w->map.hdr;
+	_Atomic uint64_t *word = (_Atomic uint64_t *)dst;
+
+	_Static_assert(offsetof(struct shm_slot, create_rev) == 24 &&
+			       offsetof(struct shm_slot, expires_at_ns) == 32,
+		       "slot word 3");
 	shm_copy_fixed((void *)h->undo_data, dst, SHM_SLOT_SIZE);
 	atomic_store_explicit(&h->undo_slot, i + 1, memory_order_release);
 
 	seq_write_begin(&dst->seq);
-	atomic_store_explicit((_Atomic uint32_t *)&dst->tag, (uint32_t)hash,
+	atomic_store_explicit((_Atomic uint32_t *)&dst->tag,
+			      (uint32_t)(img->word[0] >> 32),
 			      SHM_DATA_STORE_ORDER);
-	atomic_store_explicit(&word[1],
-			      (uint64_t)klen |
-				      (uint64_t)SHM_KIND_INLINE << 16 |
-				      (uint64_t)vlen << 32,
-			      SHM_DATA_STORE_ORDER);
-	atomic_store_explicit(&word[2], mod_rev, SHM_DATA_STORE_ORDER);
+	shm_store_fixed((uint8_t *)dst + 8, (const uint8_t *)img + 8, 16);
 	atomic_store_explicit(&word[3], create_rev, SHM_DATA_STORE_ORDER);
-	atomic_store_explicit(&word[4], 0, SHM_DATA_STORE_ORDER);
-	atomic_store_explicit(&word[5], hash & UINT64_C(0xffffffff00000000),
-			      SHM_DATA_STORE_ORDER);
-	/* the segment is readable by others: the unused tail is zeros */
-	shm_store_zero_fixed(dst->data, SHM_SLOT_INLINE);
-	shm_small_store(dst->data, key, klen);
-	if (vlen)
-		shm_small_store(dst->data + klen, val, vlen);
+	shm_store_fixed((uint8_t *)dst + 32, (const uint8_t *)img + 32,
+			SHM_SLOT_SIZE - 32);
 	seq_write_end(&dst->seq);
 
 	atomic_store_explicit(&h->undo_slot, 0, memory_order_release);

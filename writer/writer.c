@@ -300,25 +300,41 @@ static inline uint64_t put_prefetch(const struct shmreg_writer *w,
  * inserting into an index below its load limit, within SHM_FAST_PROBE
  * slots of home.  It does what the general path below does for that case
  * (the same commit, journal, ring record and wake-up), minus the general
- * path's second look at the old entry, its options and its growth checks:
- * a put's instructions are what stands between one put's cache miss and
- * the next one's, so fewer of them let the CPU overlap the misses of
- * consecutive puts.  @home: the key's home slot (put_prefetch).  Returns
- * the revision, or 0 when this is not the common case (nothing was
- * changed: the caller takes the general path).
+ * path's second look at the old entry, its options and its growth checks.
+ * @home: the key's home slot (put_prefetch).  Returns the revision, or 0
+ * when this is not the common case (nothing was changed: the caller takes
+ * the general path).
+ *
+ * The order is for the CPU's reorder window.  A loop of puts is as fast as
+ * the misses of consecutive puts overlap, and the next put's miss starts
+ * (at its prefetch) only if that prefetch enters the window while this
+ * put's first load of its slot, the probe, still waits at the window's
+ * head: everything after that load in program order up to the next put's
+ * prefetch must fit the window.  Instructions before the load retire
+ * while the line comes.  So whatever does not read the slot comes first:
+ * the revision, the slot's new image, the rate clock, the commit's opening
+ * and the stats the put does not change; after the probe only what needs
+ * the old slot or must follow the slot's stores.
  */
 static int64_t put_common(struct shmreg_writer *w, const void *key,
 			  size_t klen, const void *val, size_t vlen,
 			  uint64_t hash, uint64_t home)
 {
 	struct shm_map *m = &w->map;
-	uint64_t i = home, rev;
+	uint64_t i = home, rev = writer_next_rev(w), create_rev;
 	uint32_t tag = shm_tag(hash), hi = shm_hash_hi(hash);
 	/* the index's address once: the stores below may alias m's fields
 	 * as far as the compiler knows, and would have it reloaded */
 	struct shm_slot *slots = shm_slot_at(m, 0), *s = NULL;
+	/* the outermost commit's rate sample (commit_publish) */
+	int64_t now = w->batch_depth ? 0 : shm_realtime_coarse_ns();
+	struct slot_image img;
 	bool exists = false;
 	unsigned d;
+
+	inline_image(&img, hash, rev, key, klen, val, vlen);
+	commit_begin(w);
+	commit_stats_fixed(w);
 
 	for (d = 0; d < SHM_FAST_PROBE; d++, i = shm_next(&m->g, i)) {
 		s = &slots[i];
@@ -327,40 +343,43 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 		if (s->tag != tag || s->hash_hi != hi || s->klen != klen)
 			continue;
 		if (s->kind != SHM_KIND_INLINE)
-			return 0; /* perhaps the key, out of line */
+			goto general; /* perhaps the key, out of line */
 		if (shm_small_eq(s->data, key, klen)) {
 			exists = true;
 			break;
 		}
 	}
 	if (d == SHM_FAST_PROBE)
-		return 0;
+		goto general;
 	if (exists ? s->expires_at_ns != 0 || s->owner_pid != 0
 		   : (w->entries + 1) * SHM_LOAD_DEN >
 			     m->g.index_cap * SHM_LOAD_NUM)
-		return 0;
+		goto general;
 
-	rev = writer_next_rev(w);
-	uint64_t create_rev = exists ? s->create_rev : rev;
-
-	commit_begin(w);
-	if (exists)
+	if (exists) {
+		create_rev = s->create_rev;
 		w->bytes_used -= s->klen + s->vlen;
-	else
+	} else {
+		create_rev = rev;
 		w->entries++;
-	index_write_inline(w, i, s, hash, rev, create_rev, key, klen, val,
-			   vlen);
+	}
+	index_write_image(w, i, s, &img, create_rev);
 	w->bytes_used += klen + vlen;
+	commit_stats_counts(w);
 	ring_append(w, rev, SHM_OP_PUT, key, klen, hash);
 	if (w->plog) /* persistence hook */
 		persist_log_put(w, rev, create_rev, key, klen, val, vlen, NULL,
 				0);
-	commit_end(w, rev);
+	commit_publish(w, rev, now);
 	if (w->notify)
 		notify_key(w->notify, hash);
 	if (w->entries >= w->prep_at)
 		prep_next(w);
 	return (int64_t)rev;
+general:
+	/* nothing changed but the stats' unchanged values */
+	commit_cancel(w);
+	return 0;
 }
 
 static int64_t put_general(struct shmreg_writer *w, const void *key,
