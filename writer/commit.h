@@ -62,9 +62,9 @@ static inline void commit_stats_counts(struct shmreg_writer *w)
 			      memory_order_relaxed);
 }
 
-/* Publish revision @rev (0: none) and close the commit.  @now: the rate
- * clock read by the caller, or 0 to have it read here (only when the
- * outermost commit closes). */
+/* Publish revision @rev (0: none) and close the commit.  @now: what the
+ * caller knows of the rate sample (RATE_READ, RATE_NONE or the time of a
+ * due one: rate_due() in internal.h). */
 static inline void commit_publish(struct shmreg_writer *w, uint64_t rev,
 				  int64_t now)
 {
@@ -79,7 +79,8 @@ static inline void commit_publish(struct shmreg_writer *w, uint64_t rev,
 	if (--w->batch_depth == 0) {
 		seq_write_end(&h->commit_seq);
 		/* a batch's revision: the last one its operations stored */
-		rate_commit(w, w->revision, now);
+		if (now != RATE_NONE)
+			rate_commit(w, w->revision, now);
 		/* persistence: the commit's log records go out (log_write.c) */
 		if (w->plog)
 			w->plog_committed(w);
@@ -90,7 +91,7 @@ static inline void commit_end(struct shmreg_writer *w, uint64_t rev)
 {
 	commit_stats_counts(w);
 	commit_stats_fixed(w);
-	commit_publish(w, rev, 0);
+	commit_publish(w, rev, RATE_READ);
 }
 
 #endif /* WRITER_COMMIT_H */

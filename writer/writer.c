@@ -6,7 +6,8 @@
  *
  *   commit_seq odd                    (snapshot readers: a commit is open)
  *   write the slot(s)                 (each under its seqcount, journaled)
- *   append the change-ring record
+ *   append the change-ring record     (the common put writes it first, see
+ *                                      put_common())
  *   store the revision (release)      (everything above is now visible to
  *                                      whoever sees the new revision)
  *   commit_seq even                   (at the end of the outermost batch)
@@ -313,8 +314,22 @@ static inline uint64_t put_prefetch(const struct shmreg_writer *w,
  * prefetch must fit the window.  Instructions before the load retire
  * while the line comes.  So whatever does not read the slot comes first:
  * the revision, the slot's new image, the rate clock, the commit's opening
- * and the stats the put does not change; after the probe only what needs
- * the old slot or must follow the slot's stores.
+ * and the stats the put does not change, the change-ring record; after the
+ * probe only what needs the old slot or must follow the slot's stores.
+ *
+ * The ring record before the slot: a watcher reads record R only once it
+ * loaded a revision >= R with acquire (reader/watch.c), and the revision is
+ * stored last, so it cannot tell the record came first.  When the put then
+ * turns out not to be the common case, the general path writes record R
+ * again (the same revision: nothing was committed) before publishing it; if
+ * that path fails, record R stays unread (above the revision) until the
+ * next commit, which is R again, rewrites it.  What the early record costs:
+ * record R - ring_events, which commit R overwrites anyway, is gone from
+ * the start of put R, so a watcher exactly ring_events behind gets -ERANGE
+ * (the signal to resync) also when put R fails; and the general path's
+ * second record takes the key's bytes in the key byte ring again (only for
+ * the rare puts that leave this path after the probe: a long probe, an
+ * expiring, owned or out-of-line old entry, the growth point).
  */
 static int64_t put_common(struct shmreg_writer *w, const void *key,
 			  size_t klen, const void *val, size_t vlen,
@@ -326,8 +341,8 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 	/* the index's address once: the stores below may alias m's fields
 	 * as far as the compiler knows, and would have it reloaded */
 	struct shm_slot *slots = shm_slot_at(m, 0), *s = NULL;
-	/* the outermost commit's rate sample (commit_publish) */
-	int64_t now = w->batch_depth ? 0 : shm_realtime_coarse_ns();
+	/* the outermost commit's rate sample, if one is due */
+	int64_t now = w->batch_depth ? RATE_READ : rate_due(w);
 	struct slot_image img;
 	bool exists = false;
 	unsigned d;
@@ -335,6 +350,7 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 	inline_image(&img, hash, rev, key, klen, val, vlen);
 	commit_begin(w);
 	commit_stats_fixed(w);
+	ring_append(w, rev, SHM_OP_PUT, key, klen, hash);
 
 	for (d = 0; d < SHM_FAST_PROBE; d++, i = shm_next(&m->g, i)) {
 		s = &slots[i];
@@ -366,7 +382,6 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 	index_write_image(w, i, s, &img, create_rev);
 	w->bytes_used += klen + vlen;
 	commit_stats_counts(w);
-	ring_append(w, rev, SHM_OP_PUT, key, klen, hash);
 	if (w->plog) /* persistence hook */
 		persist_log_put(w, rev, create_rev, key, klen, val, vlen, NULL,
 				0);
@@ -377,7 +392,8 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 		prep_next(w);
 	return (int64_t)rev;
 general:
-	/* nothing changed but the stats' unchanged values */
+	/* nothing changed but the stats' unchanged values and record R,
+	 * which the general path writes again (see above) */
 	commit_cancel(w);
 	return 0;
 }
