@@ -282,17 +282,24 @@ static int build_opts(struct shmreg_writer *w, struct shm_slot *ns,
  * stores to the slot, and a line fetched shared would need a second
  * request for ownership.
  */
-static inline uint64_t put_prefetch(const struct shmreg_writer *w,
-				   uint64_t hash)
+struct put_lines {
+	uint64_t home;                 /* the key's home slot */
+	struct shm_wait_slot *wait;    /* its wait-file word, NULL: none */
+};
+
+static inline struct put_lines put_prefetch(const struct shmreg_writer *w,
+					    uint64_t hash)
 {
-	uint64_t home = shm_home(&w->map.g, hash);
-	const uint8_t *s = (const uint8_t *)shm_slot_at(&w->map, home);
+	struct put_lines l = { .home = shm_home(&w->map.g, hash) };
+	const uint8_t *s = (const uint8_t *)shm_slot_at(&w->map, l.home);
 
 	__builtin_prefetch(s, 1);
 	__builtin_prefetch(s + SHM_LINE, 1);
-	if (w->notify)
-		__builtin_prefetch(&w->notify->slots[shm_wait_slot_of(hash)]);
-	return home;
+	if (w->notify) {
+		l.wait = notify_slot(w->notify, hash);
+		__builtin_prefetch(l.wait);
+	}
+	return l;
 }
 
 /*
@@ -302,7 +309,7 @@ static inline uint64_t put_prefetch(const struct shmreg_writer *w,
  * slots of home.  It does what the general path below does for that case
  * (the same commit, journal, ring record and wake-up), minus the general
  * path's second look at the old entry, its options and its growth checks.
- * @home: the key's home slot (put_prefetch).  Returns the revision, or 0
+ * @at: the key's lines (put_prefetch).  Returns the revision, or 0
  * when this is not the common case (nothing was changed: the caller takes
  * the general path).
  *
@@ -333,21 +340,20 @@ static inline uint64_t put_prefetch(const struct shmreg_writer *w,
  */
 static int64_t put_common(struct shmreg_writer *w, const void *key,
 			  size_t klen, const void *val, size_t vlen,
-			  uint64_t hash, uint64_t home)
+			  uint64_t hash, struct put_lines at)
 {
 	struct shm_map *m = &w->map;
-	uint64_t i = home, rev = writer_next_rev(w), create_rev;
+	uint64_t i = at.home, rev = writer_next_rev(w), create_rev;
 	uint32_t tag = shm_tag(hash), hi = shm_hash_hi(hash);
 	/* the index's address once: the stores below may alias m's fields
 	 * as far as the compiler knows, and would have it reloaded */
 	struct shm_slot *slots = shm_slot_at(m, 0), *s = NULL;
 	/* the outermost commit's rate sample, if one is due */
 	int64_t now = w->batch_depth ? RATE_READ : rate_due(w);
-	struct slot_image img;
 	bool exists = false;
 	unsigned d;
 
-	inline_image(&img, hash, rev, key, klen, val, vlen);
+	inline_image(w, hash, rev, key, klen, val, vlen);
 	commit_begin(w);
 	commit_stats_fixed(w);
 	ring_append(w, rev, SHM_OP_PUT, key, klen, hash);
@@ -379,15 +385,15 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 		create_rev = rev;
 		w->entries++;
 	}
-	index_write_image(w, i, s, &img, create_rev);
+	index_write_image(w, i, s, hash, create_rev);
 	w->bytes_used += klen + vlen;
 	commit_stats_counts(w);
 	if (w->plog) /* persistence hook */
 		persist_log_put(w, rev, create_rev, key, klen, val, vlen, NULL,
 				0);
 	commit_publish(w, rev, now);
-	if (w->notify)
-		notify_key(w->notify, hash);
+	if (at.wait)
+		notify_key_at(w->notify, at.wait);
 	if (w->entries >= w->prep_at)
 		prep_next(w);
 	return (int64_t)rev;
@@ -408,7 +414,8 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 					const shmreg_put_opts_t *opts)
 {
 	static const shmreg_put_opts_t defaults;
-	uint64_t hash, home;
+	struct put_lines at;
+	uint64_t hash;
 	int rc;
 
 	if (!w)
@@ -417,7 +424,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	if (rc < 0)
 		return rc;
 	hash = shm_hash(key, klen);
-	home = put_prefetch(w, hash);
+	at = put_prefetch(w, hash);
 	/* persistence: room for the record, or the change is refused */
 	if (w->plog) {
 		rc = persist_admit(w, persist_put_need(klen, vlen, opts));
@@ -429,7 +436,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	if ((!opts || !memcmp(opts, &defaults, sizeof(defaults))) &&
 	    klen + vlen <= SHM_SLOT_INLINE && !w->hold_rev &&
 	    !w->slot_mod_rev && !w->keep_expiry) {
-		int64_t r = put_common(w, key, klen, val, vlen, hash, home);
+		int64_t r = put_common(w, key, klen, val, vlen, hash, at);
 
 		if (r > 0)
 			return w->plog ? persist_result(w, r) : r;
