@@ -320,9 +320,11 @@ static inline struct put_lines put_prefetch(const struct shmreg_writer *w,
  * head: everything after that load in program order up to the next put's
  * prefetch must fit the window.  Instructions before the load retire
  * while the line comes.  So whatever does not read the slot comes first:
- * the revision, the slot's new image, the rate clock, the commit's opening
- * and the stats the put does not change, the change-ring record; after the
- * probe only what needs the old slot or must follow the slot's stores.
+ * the revision, the slot's new image (in the undo record, which then needs
+ * no copy of the old slot: slot_write.h), the rate clock, the commit's
+ * opening, the stats the put does not change and the change-ring record;
+ * after the probe only what needs the old slot or must follow the slot's
+ * stores.
  *
  * The ring record before the slot: a watcher reads record R only once it
  * loaded a revision >= R with acquire (reader/watch.c), and the revision is
