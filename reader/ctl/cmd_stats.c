@@ -32,50 +32,40 @@ int ctl_read_stats(struct ctl *c, shmreg_stats_t *st)
 	return ret < 0 ? ctl_fail(c->registry, -ret) : 0;
 }
 
+/* The counters printed as they are, in the order of the text table (the
+ * JSON object has the same names in the same order). */
+#define STAT_COUNTERS(X)                                                    \
+	X(revision) X(entries) X(bytes_used) X(segment_bytes)               \
+	X(index_capacity) X(arena_bytes) X(arena_used) X(generation)        \
+	X(ring_capacity) X(attr_pairs) X(attr_capacity) X(index_entries)    \
+	X(owned) X(waiters)
+
 static void print_json(const struct ctl *c, const shmreg_stats_t *st)
 {
 	fputc('{', stdout);
 	json_bytes_member(stdout, "registry", c->registry,
 			  strlen(c->registry));
-	printf(",\"state\":\"%s\",\"writer_pid\":%d,"
-	       "\"revision\":%" PRIu64 ",\"entries\":%" PRIu64
-	       ",\"bytes_used\":%" PRIu64 ",\"segment_bytes\":%" PRIu64
-	       ",\"index_capacity\":%" PRIu64 ",\"arena_bytes\":%" PRIu64
-	       ",\"arena_used\":%" PRIu64 ",\"generation\":%" PRIu64
-	       ",\"ring_capacity\":%" PRIu64, state_name(st->state),
-	       (int)st->writer_pid, st->revision, st->entries, st->bytes_used,
-	       st->segment_bytes, st->index_capacity, st->arena_bytes,
-	       st->arena_used, st->generation, st->ring_capacity);
-	printf(",\"attr_pairs\":%" PRIu64 ",\"attr_capacity\":%" PRIu64
-	       ",\"index_entries\":%" PRIu64 ",\"owned\":%" PRIu64
-	       ",\"waiters\":%" PRIu64 ",\"writes_per_sec\":%.3f"
-	       ",\"uptime_s\":%.3f}\n", st->attr_pairs, st->attr_capacity,
-	       st->index_entries, st->owned, st->waiters, st->writes_per_sec,
-	       (double)st->uptime_ns / 1e9);
+	printf(",\"state\":\"%s\",\"writer_pid\":%d,\"uptime_s\":%.3f"
+	       ",\"writes_per_sec\":%.3f", state_name(st->state),
+	       (int)st->writer_pid, (double)st->uptime_ns / 1e9,
+	       st->writes_per_sec);
+#define X(f) printf(",\"" #f "\":%" PRIu64, st->f);
+	STAT_COUNTERS(X)
+#undef X
+	fputs("}\n", stdout);
 }
 
 static void print_text(const struct ctl *c, const shmreg_stats_t *st)
 {
-	printf("registry        ");
+	printf("%-15s ", "registry");
 	human_bytes(stdout, c->registry, strlen(c->registry));
-	printf("\nstate           %s\n", state_name(st->state));
-	printf("writer_pid      %d\n", (int)st->writer_pid);
-	printf("uptime          %.3f s\n", (double)st->uptime_ns / 1e9);
-	printf("revision        %" PRIu64 "\n", st->revision);
-	printf("writes_per_sec  %.3f\n", st->writes_per_sec);
-	printf("entries         %" PRIu64 "\n", st->entries);
-	printf("bytes_used      %" PRIu64 "\n", st->bytes_used);
-	printf("segment_bytes   %" PRIu64 "\n", st->segment_bytes);
-	printf("index_capacity  %" PRIu64 "\n", st->index_capacity);
-	printf("arena_bytes     %" PRIu64 "\n", st->arena_bytes);
-	printf("arena_used      %" PRIu64 "\n", st->arena_used);
-	printf("generation      %" PRIu64 "\n", st->generation);
-	printf("ring_capacity   %" PRIu64 "\n", st->ring_capacity);
-	printf("attr_pairs      %" PRIu64 "\n", st->attr_pairs);
-	printf("attr_capacity   %" PRIu64 "\n", st->attr_capacity);
-	printf("index_entries   %" PRIu64 "\n", st->index_entries);
-	printf("owned           %" PRIu64 "\n", st->owned);
-	printf("waiters         %" PRIu64 "\n", st->waiters);
+	printf("\n%-15s %s\n", "state", state_name(st->state));
+	printf("%-15s %d\n", "writer_pid", (int)st->writer_pid);
+	printf("%-15s %.3f s\n", "uptime", (double)st->uptime_ns / 1e9);
+	printf("%-15s %.3f\n", "writes_per_sec", st->writes_per_sec);
+#define X(f) printf("%-15s %" PRIu64 "\n", #f, st->f);
+	STAT_COUNTERS(X)
+#undef X
 }
 
 /*

@@ -37,6 +37,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +232,46 @@ static void await_side(struct pp *pp, int side, uint64_t *lat)
 	shmreg_writer_close(w);
 }
 
+/* Has either ping-pong side exited?  Leaves it to reap_sides(). */
+static bool side_exited(const pid_t kid[2])
+{
+	siginfo_t si;
+
+	for (int s = 0; s < 2; s++) {
+		si.si_pid = 0;
+		if (waitid(P_PID, (id_t)kid[s], &si,
+			   WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid)
+			return true;
+	}
+	return false;
+}
+
+/* Reap both sides; the first one to fail (or to be killed) ends the
+ * other, which would otherwise wait for it forever.  0 or -1. */
+static int reap_sides(pid_t kid[2])
+{
+	int rc = 0, st;
+
+	for (int left = 2; left > 0; left--) {
+		pid_t p = waitpid(-1, &st, 0);
+		int s = p == kid[0] ? 0 : p == kid[1] ? 1 : -1;
+
+		if (s < 0) {
+			left++; /* not a side (or EINTR): wait again */
+			if (p < 0 && errno != EINTR)
+				return -1;
+			continue;
+		}
+		kid[s] = 0;
+		if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+			rc = -1;
+			if (kid[!s])
+				kill(kid[!s], SIGKILL);
+		}
+	}
+	return rc;
+}
+
 /* Run a ping-pong (raw or await) in two children; fills lat[2][rounds]. */
 static struct pct pingpong(const char *file, int await, double *total_s)
 {
@@ -242,12 +283,12 @@ static struct pct pingpong(const char *file, int await, double *total_s)
 	uint64_t t0;
 	pid_t kid[2];
 	struct pct p;
-	int st;
 
 	if (lat == MAP_FAILED) {
 		perror("mmap");
 		exit(1);
 	}
+	fflush(NULL); /* a side that exit()s must not print our buffer again */
 	for (int s = 0; s < 2; s++) {
 		kid[s] = fork();
 		if (kid[s] == 0) {
@@ -258,18 +299,16 @@ static struct pct pingpong(const char *file, int await, double *total_s)
 			_exit(0);
 		}
 	}
-	/* bounded: each child either gets ready or exits (then reaped) */
-	while (atomic_load(&pp->ready) < 2)
+	/* bounded: each child either gets ready or exits, and a side that
+	 * exits early ends the other (which would wait for it forever) */
+	while (atomic_load(&pp->ready) < 2 && !side_exited(kid))
 		sched_yield();
 	t0 = bench_now_ns();
 	atomic_store(&pp->go, 1);
-	for (int s = 0; s < 2; s++) {
-		waitpid(kid[s], &st, 0);
-		if (!WIFEXITED(st) || WEXITSTATUS(st)) {
-			fprintf(stderr, "bench_await: a %s side failed\n",
-				await ? "await" : "futex");
-			failed = 1;
-		}
+	if (reap_sides(kid) < 0) {
+		fprintf(stderr, "bench_await: a %s side failed\n",
+			await ? "await" : "futex");
+		failed = 1;
 	}
 	*total_s = (double)(bench_now_ns() - t0) / 1e9;
 	if (atomic_load(&pp->bad)) {
@@ -316,7 +355,7 @@ static double put_rate(shmreg_writer_t *w, uint64_t *rs)
 /* A process asleep in shmreg_await on a key nobody puts. */
 static pid_t sleeper(const char *reg, int k)
 {
-	pid_t pid = fork();
+	pid_t pid = (fflush(NULL), fork());
 	char key[32], buf[8];
 	shmreg_t *r;
 
@@ -336,7 +375,7 @@ static pid_t sleeper(const char *reg, int k)
 static pid_t follower(const char *reg, uint64_t start, uint64_t *out,
 		      _Atomic uint32_t *ready)
 {
-	pid_t pid = fork();
+	pid_t pid = (fflush(NULL), fork());
 	shmreg_watch_t *wt;
 	shmreg_event_t ev;
 	shmreg_t *r;

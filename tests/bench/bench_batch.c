@@ -31,19 +31,15 @@ static int quick;
 static int failed;
 static struct bench_shmregd srv;
 
+/* key @i of the NKEYS the benchmark cycles through */
 static void key_of(char *k, uint64_t i)
 {
-	char tmp[KEY_LEN + 1];
-
-	snprintf(tmp, sizeof(tmp), "key:%012llu",
-		 (unsigned long long)(i % NKEYS));
-	memcpy(k, tmp, KEY_LEN);
+	bench_key(k, i % NKEYS);
 }
 
 static void val_of(char *v, uint64_t i)
 {
-	memset(v, 'a' + (int)(i % 26), VAL_LEN);
-	memcpy(v, &i, sizeof(i));
+	bench_value(v, VAL_LEN, i);
 }
 
 /* @n puts in batches of @size: seconds taken.  Each commit must return

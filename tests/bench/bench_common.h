@@ -104,6 +104,25 @@ static inline double bench_median(double *v, int n)
 	return v[(n - 1) / 2];
 }
 
+/* The benchmarks' data: key @i as 16 bytes "key:%012llu" (no NUL; @i below
+ * 10^12), and a value of @len >= 8 bytes that starts with @i and is filled
+ * with a letter of @i, so a wrong or torn value shows. */
+#define BENCH_KEY_LEN 16
+static inline void bench_key(char k[BENCH_KEY_LEN], uint64_t i)
+{
+	char t[32];
+
+	snprintf(t, sizeof(t), "key:%012llu",
+		 (unsigned long long)(i % 1000000000000ull));
+	memcpy(k, t, BENCH_KEY_LEN);
+}
+
+static inline void bench_value(char *v, size_t len, uint64_t i)
+{
+	memset(v, 'a' + (int)(i % 26), len);
+	memcpy(v, &i, sizeof(i));
+}
+
 /* Where benchmark registries live: $SHMREG_DIR, else /dev/shm (tmpfs, as
  * in production).  A private directory under it is made by bench_mkdir. */
 static inline const char *bench_base_dir(void)

@@ -38,19 +38,15 @@ static int srv_cpu, cli_cpu;
 static char dir[PATH_MAX];
 static int failed;
 
+/* key @i of the NKEYS the benchmark cycles through */
 static void key_of(char *k, uint64_t i)
 {
-	char tmp[KEY_LEN + 1];
-
-	snprintf(tmp, sizeof(tmp), "key:%012llu",
-		 (unsigned long long)(i % NKEYS));
-	memcpy(k, tmp, KEY_LEN);
+	bench_key(k, i % NKEYS);
 }
 
 static void val_of(char *v, uint64_t i)
 {
-	memset(v, 'a' + (int)(i % 26), VAL_LEN);
-	memcpy(v, &i, sizeof(i));
+	bench_value(v, VAL_LEN, i);
 }
 
 static int cmp_u64(const void *a, const void *b)

@@ -221,6 +221,7 @@ static struct {
 	int64_t rev[REVTAB];
 	uint64_t t[REVTAB];
 	atomic_bool stop;
+	atomic_bool created;       /* etcd answered the create_request */
 	char line[1 << 16];
 	size_t len;
 } wt = { .mu = PTHREAD_MUTEX_INITIALIZER };
@@ -241,6 +242,8 @@ static size_t watch_cb(char *p, size_t sz, size_t n, void *arg)
 		/* an event message: its kv's mod_revision */
 		int64_t r = strstr(wt.line, "\"events\"")
 				    ? rev_in(wt.line, "\"mod_revision\"") : 0;
+		if (strstr(wt.line, "\"created\":true"))
+			atomic_store(&wt.created, true);
 		if (r > 0) {
 			pthread_mutex_lock(&wt.mu);
 			wt.rev[r % REVTAB] = r;
@@ -425,11 +428,18 @@ int main(int argc, char **argv)
 		if (t == 200)
 			die("etcd cluster did not come up");
 	}
+	/* the probes' keep-alive connections must not leak into shmregd */
+	curl_easy_cleanup(h);
 	start_daemon(bin);
+	h = curl_easy_init();
 	if (shmreg_open("benchm", 0, &r) < 0)
 		die("open the mirror's registry");
 	pthread_create(&wthr, NULL, watch_main, NULL);
-	usleep(300000); /* the watcher's create_request */
+	/* etcd's first message: the watch exists, events will follow */
+	for (uint64_t t0 = bench_now_ns(); !atomic_load(&wt.created);
+	     usleep(1000))
+		if (bench_now_ns() - t0 > 10000000000ull)
+			die("etcd's watch was not created within 10 s");
 
 	/* 1. ack-to-visibility, both sides from the same acknowledgement */
 	mir = calloc((size_t)nsamp, sizeof(*mir));
