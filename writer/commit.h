@@ -23,20 +23,10 @@ static inline void commit_begin(struct shmreg_writer *w)
 		seq_write_begin(&w->map.hdr->commit_seq);
 }
 
-/* Close a commit that changed nothing (no slot, ring record or counter):
- * commit_seq goes even again without a revision, rate sample or log
- * flush.  A snapshot reader that saw it odd retries and finds what it
- * would have found before: pairs with the same seq_read_begin() /
- * seq_read_retry() of reader/snapshot.c as commit_end(). */
-static inline void commit_cancel(struct shmreg_writer *w)
-{
-	if (--w->batch_depth == 0)
-		seq_write_end(&w->map.hdr->commit_seq);
-}
-
 /* The header's stats a put into an inline slot never changes (the arena's,
  * owners', attributes'): relaxed stores, read under commit_seq by
- * snapshots. */
+ * snapshots (the common put stores these values, which every commit has
+ * stored already, before it opens its commit). */
 static inline void commit_stats_fixed(struct shmreg_writer *w)
 {
 	struct shm_hdr *h = w->map.hdr;

@@ -321,10 +321,10 @@ static inline struct put_lines put_prefetch(const struct shmreg_writer *w,
  * prefetch must fit the window.  Instructions before the load retire
  * while the line comes.  So whatever does not read the slot comes first:
  * the revision, the slot's new image (in the undo record, which then needs
- * no copy of the old slot: slot_write.h), the rate clock, the commit's
- * opening, the stats the put does not change and the change-ring record;
- * after the probe only what needs the old slot or must follow the slot's
- * stores.
+ * no copy of the old slot: slot_write.h), the rate clock, the stats the
+ * put does not change and the change-ring record; after the probe only
+ * what needs the old slot or must follow the slot's stores, and the
+ * commit's opening (below).
  *
  * The ring record before the slot: a watcher reads record R only once it
  * loaded a revision >= R with acquire (reader/watch.c), and the revision is
@@ -356,7 +356,8 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 	unsigned d;
 
 	inline_image(w, hash, rev, key, klen, val, vlen);
-	commit_begin(w);
+	/* values the header has already (every commit stores them): outside
+	 * the commit, unseen */
 	commit_stats_fixed(w);
 	ring_append(w, rev, SHM_OP_PUT, key, klen, hash);
 
@@ -380,6 +381,10 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 			     m->g.index_cap * SHM_LOAD_NUM)
 		goto general;
 
+	/* the commit opens only here: snapshot readers retry while
+	 * commit_seq is odd, and opened before the probe it would be odd
+	 * for the slot's miss too, nearly all the time under a loop of puts */
+	commit_begin(w);
 	if (exists) {
 		create_rev = s->create_rev;
 		w->bytes_used -= s->klen + s->vlen;
@@ -400,9 +405,8 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 		prep_next(w);
 	return (int64_t)rev;
 general:
-	/* nothing changed but the stats' unchanged values and record R,
-	 * which the general path writes again (see above) */
-	commit_cancel(w);
+	/* nothing changed but record R, which the general path writes
+	 * again (see above) */
 	return 0;
 }
 
