@@ -177,10 +177,11 @@ struct shm_hdr {
 	uint8_t  pad4[SHM_LINE - 16];
 
 	/* undo record: the writer's crash journal for one slot write.  Armed
-	 * (undo_slot = index + 1) with the slot's old contents before the slot
-	 * is made odd, disarmed (0) after it is even again.  A new writer that
-	 * finds it armed restores the slot, so an entry whose change was cut
-	 * off reads as its old value, never torn. */
+	 * (undo_slot = index + 1) with whole contents for the slot - its old
+	 * ones, or for the common put its new ones - before the slot is made
+	 * odd, disarmed (0) after it is even again.  A new writer that finds
+	 * it armed writes the slot from it, so an entry whose change was cut
+	 * off reads as its old or its new value, never torn. */
 	_Atomic uint64_t undo_slot;
 	uint8_t  pad5[SHM_LINE - 8];
 	_Atomic uint64_t undo_data[SHM_SLOT_SIZE / 8];

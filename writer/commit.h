@@ -3,6 +3,12 @@
  * commit.h - open and close a commit (writer.c has the "how it works": the
  * order of a commit's stores and what each one publishes).  Inline: every
  * put and delete is one.
+ *
+ * commit_end() is commit_stats_fixed() + commit_stats_counts() +
+ * commit_publish(); the common put (put_common() in writer.c) calls the
+ * three apart, the first before its slot's cache miss and the others after
+ * it, so that the stores which do not depend on the slot are not waiting
+ * in the reorder window behind its load.
  */
 #ifndef WRITER_COMMIT_H
 #define WRITER_COMMIT_H
@@ -17,13 +23,14 @@ static inline void commit_begin(struct shmreg_writer *w)
 		seq_write_begin(&w->map.hdr->commit_seq);
 }
 
-static inline void commit_end(struct shmreg_writer *w, uint64_t rev)
+/* The header's stats a put into an inline slot never changes (the arena's,
+ * owners', attributes'): relaxed stores, read under commit_seq by
+ * snapshots (the common put stores these values, which every commit has
+ * stored already, before it opens its commit). */
+static inline void commit_stats_fixed(struct shmreg_writer *w)
 {
 	struct shm_hdr *h = w->map.hdr;
 
-	atomic_store_explicit(&h->entries, w->entries, memory_order_relaxed);
-	atomic_store_explicit(&h->bytes_used, w->bytes_used,
-			      memory_order_relaxed);
 	atomic_store_explicit(&h->arena_bump, w->alloc.bump,
 			      memory_order_relaxed);
 	atomic_store_explicit(&h->arena_live, w->arena_live,
@@ -33,6 +40,26 @@ static inline void commit_end(struct shmreg_writer *w, uint64_t rev)
 			      memory_order_relaxed);
 	atomic_store_explicit(&h->attr_postings, w->apos.n,
 			      memory_order_relaxed);
+}
+
+/* The two every put changes. */
+static inline void commit_stats_counts(struct shmreg_writer *w)
+{
+	struct shm_hdr *h = w->map.hdr;
+
+	atomic_store_explicit(&h->entries, w->entries, memory_order_relaxed);
+	atomic_store_explicit(&h->bytes_used, w->bytes_used,
+			      memory_order_relaxed);
+}
+
+/* Publish revision @rev (0: none) and close the commit.  @now: what the
+ * caller knows of the rate sample (RATE_READ, RATE_NONE or the time of a
+ * due one: rate_due() in internal.h). */
+static inline void commit_publish(struct shmreg_writer *w, uint64_t rev,
+				  int64_t now)
+{
+	struct shm_hdr *h = w->map.hdr;
+
 	if (rev) {
 		w->revision = rev;
 		/* publishes the commit's slots and ring record; pairs with
@@ -42,11 +69,19 @@ static inline void commit_end(struct shmreg_writer *w, uint64_t rev)
 	if (--w->batch_depth == 0) {
 		seq_write_end(&h->commit_seq);
 		/* a batch's revision: the last one its operations stored */
-		rate_commit(w, w->revision);
+		if (now != RATE_NONE)
+			rate_commit(w, w->revision, now);
 		/* persistence: the commit's log records go out (log_write.c) */
 		if (w->plog)
 			w->plog_committed(w);
 	}
+}
+
+static inline void commit_end(struct shmreg_writer *w, uint64_t rev)
+{
+	commit_stats_counts(w);
+	commit_stats_fixed(w);
+	commit_publish(w, rev, RATE_READ);
 }
 
 #endif /* WRITER_COMMIT_H */

@@ -19,11 +19,13 @@
  * shm/lookup.c).  A delete that moves nothing needs no shift_seq: emptying
  * a slot that no entry's probe path crosses cuts no path.
  *
- * Crash safety.  Every slot write first copies the slot's old contents into
- * the header's undo record and arms it (release), then writes the slot
- * under its seqcount, then disarms.  A writer that takes over after a crash
- * restores an armed record (index_undo_restore), so the slot that was being
- * written reads as it was before.
+ * Crash safety.  Every slot write first puts whole contents for the slot
+ * into the header's undo record - its old contents, or the common put's new
+ * ones (index_write_image() in slot_write.h) - and arms it (release), then
+ * writes the slot under its seqcount, then disarms.  A writer that takes
+ * over after a crash writes an armed record into its slot
+ * (index_undo_restore), so the slot that was being written reads whole, as
+ * it was before or as the put made it.
  */
 #include <errno.h>
 #include <string.h>

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "shmreg_writer.h"
+#include "clock.h"
 #include "expire.h"
 #include "geometry.h"
 #include "layout.h"
@@ -180,9 +181,28 @@ static inline uint64_t writer_next_rev(const struct shmreg_writer *w)
 
 /* ---- commit-rate samples (rate.c) ---- */
 
-/* After the commit of @rev: a new rate sample when the newer is at least
- * SHM_RATE_NS old. */
-void rate_commit(struct shmreg_writer *w, uint64_t rev);
+/* What the caller of rate_commit() knows: RATE_READ, nothing (the clock
+ * is read there); RATE_NONE, no sample is due; or the time of the sample
+ * that is due (rate_due()). */
+#define RATE_READ INT64_C(0)
+#define RATE_NONE INT64_C(-1)
+
+/* The rate clock: its time if a commit now is to take a new sample (the
+ * newer one at least SHM_RATE_NS old, or the clock stepped back: the
+ * window must never be negative), else RATE_NONE.  Inline, for a caller
+ * that reads it ahead of its commit (the common put, writer.c). */
+static inline int64_t rate_due(const struct shmreg_writer *w)
+{
+	int64_t now = shm_realtime_coarse_ns();
+
+	if (now - w->rate_ns[1] < SHM_RATE_NS && now >= w->rate_ns[1])
+		return RATE_NONE;
+	return now;
+}
+
+/* After the commit of @rev: a new rate sample if one is due (@now, above;
+ * RATE_NONE is not passed). */
+void rate_commit(struct shmreg_writer *w, uint64_t rev, int64_t now);
 /* Write our samples into @h (a handoff's new segment). */
 struct shm_hdr;
 void rate_publish(struct shmreg_writer *w, struct shm_hdr *h);

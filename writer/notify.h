@@ -33,16 +33,20 @@ void notify_wake(struct shm_wait_slot *s, bool force);
  * with file mode @mode.  Returns 0 or -errno. */
 int notify_open(struct notify **out, const char *segment_path, mode_t mode);
 
-/* After a committed put or delete of a key with XXH3-64 @hash (its revision
- * already stored): wake that key's waiters, if any.  No system call when
- * nobody waits.  The lost-wake-up argument is at the top of notify.c. */
-static inline void notify_key(struct notify *n, uint64_t hash)
+/* The wait slot of a key with XXH3-64 @hash in @n (non-NULL). */
+static inline struct shm_wait_slot *notify_slot(const struct notify *n,
+						uint64_t hash)
 {
-	struct shm_wait_slot *s;
+	return &n->slots[shm_wait_slot_of(hash)];
+}
 
-	if (!n)
-		return;
-	s = &n->slots[shm_wait_slot_of(hash)];
+/* After a committed put or delete of the key whose wait slot is @s
+ * (notify_slot(), which the common put computes ahead of its commit; its
+ * revision already stored): wake that key's waiters, if any.  No system
+ * call when nobody waits.  The lost-wake-up argument is at the top of
+ * notify.c. */
+static inline void notify_key_at(struct notify *n, struct shm_wait_slot *s)
+{
 	/* Fw of the argument above: orders the commit's stores (the caller
 	 * stored the revision with release before calling) before the loads
 	 * of the waiter counts.  Registered for membarrier, only a compiler
@@ -61,6 +65,12 @@ static inline void notify_key(struct notify *n, uint64_t hash)
 		notify_wake(&n->hdr->global, false);
 }
 
+/* The same for a key with XXH3-64 @hash; @n NULL: nothing to wake. */
+static inline void notify_key(struct notify *n, uint64_t hash)
+{
+	if (n)
+		notify_key_at(n, notify_slot(n, hash));
+}
 
 /* After the segment was closed or retired (handoff): wake every waiter so it
  * re-checks the registry state. */

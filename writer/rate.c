@@ -34,13 +34,9 @@ static void rate_store(struct shmreg_writer *w, struct shm_hdr *h)
 	seq_write_end(&h->rate_seq);
 }
 
-void rate_commit(struct shmreg_writer *w, uint64_t rev)
+void rate_commit(struct shmreg_writer *w, uint64_t rev, int64_t now)
 {
-	int64_t now = shm_realtime_coarse_ns();
-
-	/* a clock stepped back also starts a new sample: the window must
-	 * never be negative */
-	if (now - w->rate_ns[1] < SHM_RATE_NS && now >= w->rate_ns[1])
+	if (now == RATE_READ && (now = rate_due(w)) == RATE_NONE)
 		return;
 	w->rate_ns[0] = w->rate_ns[1];
 	w->rate_rev[0] = w->rate_rev[1];

@@ -19,6 +19,14 @@
  *  - record: rev = 0 (seq_rev_write_begin), write the fields, rev = R
  *    (seq_rev_write_end).  The reader checks rev == R before and after
  *    (seq_rev_read_begin, seq_rev_read_check).
+ *
+ * Readers read record R only after an acquire load of a revision >= R
+ * (reader/watch.c, copy_ring() in handoff.c), so a record may be written
+ * before the commit's other stores, and for a commit that then does not
+ * happen: the common put does both (put_common() in writer.c has the
+ * argument).  A record is never rewritten back to an older revision: a
+ * reader whose rev check straddled such a rewrite would take fields of two
+ * records for one.
  */
 #ifndef WRITER_RING_H
 #define WRITER_RING_H

@@ -56,46 +56,73 @@ _Static_assert(offsetof(struct shm_slot, klen) == 8 &&
 	       "slot words 1 and 5");
 
 /*
- * Write an inline entry with no flags, expiry or owner straight into slot
- * @i at @dst (put_common() in writer.c): the same journaled section as
- * index_write(), with the header words stored from registers and the data
- * from the caller's buffers, instead of through a slot image built on the
- * stack and copied.
+ * An inline entry with no flags, expiry or owner, for put_common() in
+ * writer.c, in two steps around the slot's cache miss.  inline_image()
+ * builds the slot's new contents (all but its seqcount and create_rev)
+ * from the caller's buffers straight in the header's undo record, which is
+ * free between slot writes (disarmed); it needs nothing of the slot, so it
+ * runs before the probe's load of it, where its instructions retire at
+ * once instead of waiting in the reorder window behind that load.
+ * index_write_image() then adds create_rev (the one word that comes from
+ * the old slot), arms the record and copies it into the slot: the record
+ * holds the slot's new contents instead of its old ones, and a writer
+ * taking over after a crash (index_undo_restore) writes either the same
+ * way, so the slot reads whole, as the put made it.
  */
-static inline void index_write_inline(struct shmreg_writer *w, uint64_t i,
-				      struct shm_slot *dst,
-				      uint64_t hash, uint64_t mod_rev,
-				      uint64_t create_rev, const void *key,
-				      size_t klen, const void *val, size_t vlen)
+static inline void inline_image(struct shmreg_writer *w, uint64_t hash,
+				uint64_t mod_rev, const void *key, size_t klen,
+				const void *val, size_t vlen)
 {
-	struct shm_hdr *h = w->map.hdr;
-	_Atomic uint64_t *word = (_Atomic uint64_t *)dst;
+	_Atomic uint64_t *word = w->map.hdr->undo_data;
+	uint8_t *data = (uint8_t *)word + offsetof(struct shm_slot, data);
 
 	/* the caller's precondition, told to the compiler (whose bounds
 	 * checks of the copies below cannot see it) */
 	if (klen == 0 || klen + vlen > SHM_SLOT_INLINE)
 		__builtin_unreachable();
-	shm_copy_fixed((void *)h->undo_data, dst, SHM_SLOT_SIZE);
+	/* only a writer taking over after a crash reads the record: relaxed
+	 * stores and plain copies; the release store arming it orders them */
+	atomic_store_explicit(&word[0], (uint64_t)(uint32_t)hash << 32,
+			      memory_order_relaxed); /* seq (unused), tag */
+	atomic_store_explicit(&word[1],
+			      (uint64_t)klen |
+				      (uint64_t)SHM_KIND_INLINE << 16 |
+				      (uint64_t)vlen << 32,
+			      memory_order_relaxed);
+	atomic_store_explicit(&word[2], mod_rev, memory_order_relaxed);
+	atomic_store_explicit(&word[4], 0, memory_order_relaxed);
+	atomic_store_explicit(&word[5], hash & UINT64_C(0xffffffff00000000),
+			      memory_order_relaxed);
+	/* the segment is readable by others: the unused tail is zeros */
+	shm_zero_fixed(data, SHM_SLOT_INLINE);
+	shm_small_copy(data, key, klen);
+	if (vlen)
+		shm_small_copy(data + klen, val, vlen);
+}
+
+static inline void index_write_image(struct shmreg_writer *w, uint64_t i,
+				     struct shm_slot *dst, uint64_t hash,
+				     uint64_t create_rev)
+{
+	struct shm_hdr *h = w->map.hdr;
+	_Atomic uint64_t *word = (_Atomic uint64_t *)dst;
+	const uint8_t *rec = (const uint8_t *)h->undo_data;
+
+	_Static_assert(offsetof(struct shm_slot, create_rev) == 24 &&
+			       offsetof(struct shm_slot, expires_at_ns) == 32,
+		       "slot word 3");
+	atomic_store_explicit(&h->undo_data[3], create_rev,
+			      memory_order_relaxed);
+	/* the record whole before it is armed; pairs with the acquire load
+	 * in index_undo_restore() */
 	atomic_store_explicit(&h->undo_slot, i + 1, memory_order_release);
 
 	seq_write_begin(&dst->seq);
 	atomic_store_explicit((_Atomic uint32_t *)&dst->tag, (uint32_t)hash,
 			      SHM_DATA_STORE_ORDER);
-	atomic_store_explicit(&word[1],
-			      (uint64_t)klen |
-				      (uint64_t)SHM_KIND_INLINE << 16 |
-				      (uint64_t)vlen << 32,
-			      SHM_DATA_STORE_ORDER);
-	atomic_store_explicit(&word[2], mod_rev, SHM_DATA_STORE_ORDER);
+	shm_store_fixed((uint8_t *)dst + 8, rec + 8, 16);
 	atomic_store_explicit(&word[3], create_rev, SHM_DATA_STORE_ORDER);
-	atomic_store_explicit(&word[4], 0, SHM_DATA_STORE_ORDER);
-	atomic_store_explicit(&word[5], hash & UINT64_C(0xffffffff00000000),
-			      SHM_DATA_STORE_ORDER);
-	/* the segment is readable by others: the unused tail is zeros */
-	shm_store_zero_fixed(dst->data, SHM_SLOT_INLINE);
-	shm_small_store(dst->data, key, klen);
-	if (vlen)
-		shm_small_store(dst->data + klen, val, vlen);
+	shm_store_fixed((uint8_t *)dst + 32, rec + 32, SHM_SLOT_SIZE - 32);
 	seq_write_end(&dst->seq);
 
 	atomic_store_explicit(&h->undo_slot, 0, memory_order_release);

@@ -6,7 +6,8 @@
  *
  *   commit_seq odd                    (snapshot readers: a commit is open)
  *   write the slot(s)                 (each under its seqcount, journaled)
- *   append the change-ring record
+ *   append the change-ring record     (the common put writes it first, see
+ *                                      put_common())
  *   store the revision (release)      (everything above is now visible to
  *                                      whoever sees the new revision)
  *   commit_seq even                   (at the end of the outermost batch)
@@ -281,17 +282,24 @@ static int build_opts(struct shmreg_writer *w, struct shm_slot *ns,
  * stores to the slot, and a line fetched shared would need a second
  * request for ownership.
  */
-static inline uint64_t put_prefetch(const struct shmreg_writer *w,
-				   uint64_t hash)
+struct put_lines {
+	uint64_t home;                 /* the key's home slot */
+	struct shm_wait_slot *wait;    /* its wait-file word, NULL: none */
+};
+
+static inline struct put_lines put_prefetch(const struct shmreg_writer *w,
+					    uint64_t hash)
 {
-	uint64_t home = shm_home(&w->map.g, hash);
-	const uint8_t *s = (const uint8_t *)shm_slot_at(&w->map, home);
+	struct put_lines l = { .home = shm_home(&w->map.g, hash) };
+	const uint8_t *s = (const uint8_t *)shm_slot_at(&w->map, l.home);
 
 	__builtin_prefetch(s, 1);
 	__builtin_prefetch(s + SHM_LINE, 1);
-	if (w->notify)
-		__builtin_prefetch(&w->notify->slots[shm_wait_slot_of(hash)]);
-	return home;
+	if (w->notify) {
+		l.wait = notify_slot(w->notify, hash);
+		__builtin_prefetch(l.wait);
+	}
+	return l;
 }
 
 /*
@@ -300,25 +308,58 @@ static inline uint64_t put_prefetch(const struct shmreg_writer *w,
  * inserting into an index below its load limit, within SHM_FAST_PROBE
  * slots of home.  It does what the general path below does for that case
  * (the same commit, journal, ring record and wake-up), minus the general
- * path's second look at the old entry, its options and its growth checks:
- * a put's instructions are what stands between one put's cache miss and
- * the next one's, so fewer of them let the CPU overlap the misses of
- * consecutive puts.  @home: the key's home slot (put_prefetch).  Returns
- * the revision, or 0 when this is not the common case (nothing was
- * changed: the caller takes the general path).
+ * path's second look at the old entry, its options and its growth checks.
+ * @at: the key's lines (put_prefetch).  Returns the revision, or 0
+ * when this is not the common case (nothing was changed: the caller takes
+ * the general path).
+ *
+ * The order is for the CPU's reorder window.  A loop of puts is as fast as
+ * the misses of consecutive puts overlap, and the next put's miss starts
+ * (at its prefetch) only if that prefetch enters the window while this
+ * put's first load of its slot, the probe, still waits at the window's
+ * head: everything after that load in program order up to the next put's
+ * prefetch must fit the window.  Instructions before the load retire
+ * while the line comes.  So whatever does not read the slot comes first:
+ * the revision, the slot's new image (in the undo record, which then needs
+ * no copy of the old slot: slot_write.h), the rate clock, the stats the
+ * put does not change and the change-ring record; after the probe only
+ * what needs the old slot or must follow the slot's stores, and the
+ * commit's opening (below).
+ *
+ * The ring record before the slot: a watcher reads record R only once it
+ * loaded a revision >= R with acquire (reader/watch.c), and the revision is
+ * stored last, so it cannot tell the record came first.  When the put then
+ * turns out not to be the common case, the general path writes record R
+ * again (the same revision: nothing was committed) before publishing it; if
+ * that path fails, record R stays unread (above the revision) until the
+ * next commit, which is R again, rewrites it.  What the early record costs:
+ * record R - ring_events, which commit R overwrites anyway, is gone from
+ * the start of put R, so a watcher exactly ring_events behind gets -ERANGE
+ * (the signal to resync) also when put R fails; and the general path's
+ * second record takes the key's bytes in the key byte ring again (only for
+ * the rare puts that leave this path after the probe: a long probe, an
+ * expiring, owned or out-of-line old entry, the growth point).
  */
 static int64_t put_common(struct shmreg_writer *w, const void *key,
 			  size_t klen, const void *val, size_t vlen,
-			  uint64_t hash, uint64_t home)
+			  uint64_t hash, struct put_lines at)
 {
 	struct shm_map *m = &w->map;
-	uint64_t i = home, rev;
+	uint64_t i = at.home, rev = writer_next_rev(w), create_rev;
 	uint32_t tag = shm_tag(hash), hi = shm_hash_hi(hash);
 	/* the index's address once: the stores below may alias m's fields
 	 * as far as the compiler knows, and would have it reloaded */
 	struct shm_slot *slots = shm_slot_at(m, 0), *s = NULL;
+	/* the outermost commit's rate sample, if one is due */
+	int64_t now = w->batch_depth ? RATE_READ : rate_due(w);
 	bool exists = false;
 	unsigned d;
+
+	inline_image(w, hash, rev, key, klen, val, vlen);
+	/* values the header has already (every commit stores them): outside
+	 * the commit, unseen */
+	commit_stats_fixed(w);
+	ring_append(w, rev, SHM_OP_PUT, key, klen, hash);
 
 	for (d = 0; d < SHM_FAST_PROBE; d++, i = shm_next(&m->g, i)) {
 		s = &slots[i];
@@ -327,40 +368,46 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 		if (s->tag != tag || s->hash_hi != hi || s->klen != klen)
 			continue;
 		if (s->kind != SHM_KIND_INLINE)
-			return 0; /* perhaps the key, out of line */
+			goto general; /* perhaps the key, out of line */
 		if (shm_small_eq(s->data, key, klen)) {
 			exists = true;
 			break;
 		}
 	}
 	if (d == SHM_FAST_PROBE)
-		return 0;
+		goto general;
 	if (exists ? s->expires_at_ns != 0 || s->owner_pid != 0
 		   : (w->entries + 1) * SHM_LOAD_DEN >
 			     m->g.index_cap * SHM_LOAD_NUM)
-		return 0;
+		goto general;
 
-	rev = writer_next_rev(w);
-	uint64_t create_rev = exists ? s->create_rev : rev;
-
+	/* the commit opens only here: snapshot readers retry while
+	 * commit_seq is odd, and opened before the probe it would be odd
+	 * for the slot's miss too, nearly all the time under a loop of puts */
 	commit_begin(w);
-	if (exists)
+	if (exists) {
+		create_rev = s->create_rev;
 		w->bytes_used -= s->klen + s->vlen;
-	else
+	} else {
+		create_rev = rev;
 		w->entries++;
-	index_write_inline(w, i, s, hash, rev, create_rev, key, klen, val,
-			   vlen);
+	}
+	index_write_image(w, i, s, hash, create_rev);
 	w->bytes_used += klen + vlen;
-	ring_append(w, rev, SHM_OP_PUT, key, klen, hash);
+	commit_stats_counts(w);
 	if (w->plog) /* persistence hook */
 		persist_log_put(w, rev, create_rev, key, klen, val, vlen, NULL,
 				0);
-	commit_end(w, rev);
-	if (w->notify)
-		notify_key(w->notify, hash);
+	commit_publish(w, rev, now);
+	if (at.wait)
+		notify_key_at(w->notify, at.wait);
 	if (w->entries >= w->prep_at)
 		prep_next(w);
 	return (int64_t)rev;
+general:
+	/* nothing changed but record R, which the general path writes
+	 * again (see above) */
+	return 0;
 }
 
 static int64_t put_general(struct shmreg_writer *w, const void *key,
@@ -373,7 +420,8 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 					const shmreg_put_opts_t *opts)
 {
 	static const shmreg_put_opts_t defaults;
-	uint64_t hash, home;
+	struct put_lines at;
+	uint64_t hash;
 	int rc;
 
 	if (!w)
@@ -382,7 +430,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	if (rc < 0)
 		return rc;
 	hash = shm_hash(key, klen);
-	home = put_prefetch(w, hash);
+	at = put_prefetch(w, hash);
 	/* persistence: room for the record, or the change is refused */
 	if (w->plog) {
 		rc = persist_admit(w, persist_put_need(klen, vlen, opts));
@@ -394,7 +442,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	if ((!opts || !memcmp(opts, &defaults, sizeof(defaults))) &&
 	    klen + vlen <= SHM_SLOT_INLINE && !w->hold_rev &&
 	    !w->slot_mod_rev && !w->keep_expiry) {
-		int64_t r = put_common(w, key, klen, val, vlen, hash, home);
+		int64_t r = put_common(w, key, klen, val, vlen, hash, at);
 
 		if (r > 0)
 			return w->plog ? persist_result(w, r) : r;
