@@ -17,6 +17,7 @@
 #include "persist_common.h"
 
 #define VLEN 100u
+#define VLEN_BIG 2000u /* the overflow case: fewer puts */
 #define STAGE_HDR 4096u
 #define STAGE_CAP (16u << 20)
 
@@ -37,21 +38,27 @@ static int open_dir(const char *name, const char *dir, uint32_t batch_ms,
 	return shmreg_writer_open(name, &o, w);
 }
 
-static void put_i(shmreg_writer_t *w, uint64_t i)
+static void put_len(shmreg_writer_t *w, uint64_t i, size_t vlen)
 {
-	char k[24], v[VLEN];
+	char k[24], v[VLEN_BIG];
 	int64_t r;
 
 	key_of(k, i);
-	tv_build(v, VLEN, k, strlen(k), i);
-	r = shmreg_writer_put(w, k, strlen(k), v, VLEN, NULL);
+	tv_build(v, vlen, k, strlen(k), i);
+	r = shmreg_writer_put(w, k, strlen(k), v, vlen, NULL);
 	TC_CHECK(r > 0, "put %s: %s", k, strerror((int)-r));
+}
+
+static void put_i(shmreg_writer_t *w, uint64_t i)
+{
+	put_len(w, i, VLEN);
 }
 
 struct job {
 	const char *name, *dir;
 	uint32_t batch_ms;
 	uint64_t n, snapshot_at;
+	size_t vlen;              /* 0: VLEN */
 	volatile uint64_t *acked; /* shared: puts returned so far */
 };
 
@@ -63,7 +70,7 @@ static int writer_child(struct tc_child *c, void *arg)
 
 	TC_EQ(open_dir(j->name, j->dir, j->batch_ms, 0, &w), 0, "child open");
 	for (uint64_t i = 0; i < j->n; i++) {
-		put_i(w, i);
+		put_len(w, i, j->vlen ? j->vlen : VLEN);
 		*j->acked = i + 1;
 		if (i + 1 == j->snapshot_at)
 			TC_EQ(shmreg_writer_snapshot(w), 0, "snapshot");
@@ -100,10 +107,11 @@ static uint64_t crash(struct job *j, uint64_t kill_at)
 }
 
 /* Keys 0..n-1 are there with their values (a reader's view). */
-static void expect_keys(const char *name, uint64_t n, const char *what)
+static void expect_len(const char *name, uint64_t n, size_t vlen,
+		       const char *what)
 {
 	shmreg_t *r;
-	char k[24], v[VLEN + 8];
+	char k[24], v[VLEN_BIG + 8];
 	uint64_t seq;
 
 	TC_EQ(shmreg_open(name, 0, &r), 0, what);
@@ -112,12 +120,17 @@ static void expect_keys(const char *name, uint64_t n, const char *what)
 
 		key_of(k, i);
 		got = shmreg_get(r, k, strlen(k), v, sizeof(v), NULL);
-		TC_CHECK(got == (ssize_t)VLEN, "%s: %s: got %zd of %llu "
+		TC_CHECK(got == (ssize_t)vlen, "%s: %s: got %zd of %llu "
 			 "acknowledged", what, k, got, (unsigned long long)n);
-		TC_CHECK(tv_check(v, VLEN, k, strlen(k), &seq) == 0 &&
+		TC_CHECK(tv_check(v, vlen, k, strlen(k), &seq) == 0 &&
 			 seq == i, "%s: %s: wrong value", what, k);
 	}
 	shmreg_close(r);
+}
+
+static void expect_keys(const char *name, uint64_t n, const char *what)
+{
+	expect_len(name, n, VLEN, what);
 }
 
 /* How many of keys 0..n-1 are there, checking they form a prefix. */
@@ -164,20 +177,21 @@ static void stage_range(const char *name, uint64_t *copied, uint64_t *staged)
 	close(fd);
 }
 
-static void reopen_expect(const char *name, uint64_t n, const char *what)
+static void reopen_expect(const char *name, uint64_t n, size_t vlen,
+			  const char *what)
 {
 	shmreg_writer_t *w;
 	char p[4096];
 
 	TC_EQ(open_dir(name, NULL, 0, 0, &w), 0, what);
-	expect_keys(name, n, what);
-	put_i(w, n); /* and it takes changes */
+	expect_len(name, n, vlen, what);
+	put_len(w, n, vlen); /* and it takes changes */
 	shmreg_writer_close(w);
 	TC_CHECK(!exists(stage_path(p, name)), "%s: %s left after a close",
 		 what, p);
 	/* the history holds them now, without the stage */
 	TC_EQ(open_dir(name, NULL, 0, 0, &w), 0, what);
-	expect_keys(name, n + 1, what);
+	expect_len(name, n + 1, vlen, what);
 	shmreg_writer_close(w);
 }
 
@@ -193,20 +207,23 @@ static void case_staged_only(void)
 	TC_CHECK(staged > copied && staged - copied > 3000000,
 		 "staged %llu, copied %llu", (unsigned long long)staged,
 		 (unsigned long long)copied);
-	reopen_expect("only", j.n, "staged only");
+	reopen_expect("only", j.n, VLEN, "staged only");
 }
 
 static void case_overflow_rotation(void)
 {
-	/* ~25 MB of records through the 16 MiB ring (the writer copies it
-	 * itself when full), a snapshot's rotation in the middle */
-	struct job j = { .name = "ovf", .batch_ms = 60000, .n = 150000,
-			 .snapshot_at = 75000 };
+	/* 2 KiB values, 80 MB of records: the log rotates at each snapshot,
+	 * which its size starts at 4 MiB and then at twice the last snapshot
+	 * (8, 16, 32 MiB of log), so the 16 MiB ring fills before a rotation
+	 * drains it (the writer copies it itself then); one snapshot asked
+	 * for at the start, too */
+	struct job j = { .name = "ovf", .batch_ms = 60000, .n = 40000,
+			 .snapshot_at = 100, .vlen = VLEN_BIG };
 	char p[4096];
 
 	TC_EQ(crash(&j, 0), j.n, "all acknowledged");
 	TC_CHECK(exists(stage_path(p, "ovf")), "no stage after the crash");
-	reopen_expect("ovf", j.n, "overflow and rotation");
+	reopen_expect("ovf", j.n, VLEN_BIG, "overflow and rotation");
 }
 
 static void case_random_kill(uint64_t *seed)
@@ -274,7 +291,7 @@ static void case_other_dir(void)
 	TC_EQ(shmreg_writer_open("oth", &o, &w), -EEXIST,
 	      "another data directory's stage");
 	TC_CHECK(exists(stage_path(p, "oth")), "left alone");
-	reopen_expect("oth", j.n, "own directory after");
+	reopen_expect("oth", j.n, VLEN, "own directory after");
 }
 
 static void case_bad_header(void)
