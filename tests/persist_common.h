@@ -38,12 +38,19 @@ static inline int pt_open(const char *name, uint32_t durability,
 	return shmreg_writer_open(name, &o, w);
 }
 
-/* Remove the registry's segment (as a reboot would). */
+/* Remove the registry's segment and its tmpfs companions (as a reboot
+ * would): a plain NAME resolves to $SHMREG_DIR/shmreg.NAME
+ * (shm/paths.h), and an embedded batch-mode writer's stage lies beside it
+ * (NAME.stage). */
 static inline void pt_drop_segment(const char *name)
 {
-	char p[4096];
+	static const char *const sfx[] = { "", ".wait", ".stage" };
+	char f[300], p[4096];
 
-	unlink(tc_path(p, name));
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		snprintf(f, sizeof(f), "shmreg.%s%s", name, sfx[i]);
+		unlink(tc_path(p, f));
+	}
 }
 
 /* Path of log.SEQ / snap.SEQ of registry NAME. */
