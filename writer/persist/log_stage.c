@@ -122,10 +122,9 @@ int pstage_open(struct persist *p, const char *path)
 		goto fail;
 	/* tmpfs: allocate it all now, so a store never faults for space
 	 * (SIGBUS) */
-	if (posix_fallocate(s->fd, 0, (off_t)(PSTAGE_HDR + s->cap)) != 0) {
-		errno = ENOSPC;
+	errno = posix_fallocate(s->fd, 0, (off_t)(PSTAGE_HDR + s->cap));
+	if (errno)
 		goto fail_fd;
-	}
 	s->hdr = mmap(NULL, PSTAGE_HDR, PROT_READ | PROT_WRITE, MAP_SHARED,
 		      s->fd, 0);
 	if (s->hdr == MAP_FAILED)

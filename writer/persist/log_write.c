@@ -22,7 +22,11 @@
  * continues in a buffer, copied at its end), as durable against a crash
  * of the process as a write() and about a tenth of its cost.  The file
  * therefore ends in zeros until it is closed (cut to its end) or rotated;
- * replay.c takes an all-zero tail as the end of the log.  A file system without fallocate gets pwrite().
+ * replay.c takes an all-zero tail as the end of the log.  A file system
+ * without fallocate gets pwrite().  In batch mode the embedded writer's
+ * records go to the stage instead (log_stage.c: a ring in tmpfs that the
+ * sync thread copies into the log), and the log is not mapped; its space
+ * is still reserved ahead, for the sync thread's pwrite.
  *
  * Disk full.  A change must not be published when its record cannot be
  * stored, but a record is written after its commit.  So space is reserved
