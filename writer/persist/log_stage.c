@@ -103,32 +103,39 @@ int pstage_open(struct persist *p, const char *path)
 	struct pstage *s = calloc(1, sizeof(*s));
 	struct stat st;
 	uint8_t *va;
+	int rc;
 
 	if (!s)
 		return -ENOMEM;
 	s->cap = PSTAGE_CAP;
-	if (fstat(p->dfd, &st) < 0)
-		goto fail;
-	s->dir_dev = (uint64_t)st.st_dev;
-	s->dir_ino = (uint64_t)st.st_ino;
 	if (snprintf(s->path, sizeof(s->path), "%s.stage", path) >=
 	    (int)sizeof(s->path)) {
-		errno = ENAMETOOLONG;
-		goto fail;
+		free(s);
+		return -ENAMETOOLONG;
 	}
+	if (fstat(p->dfd, &st) < 0) {
+		free(s);
+		return -errno;
+	}
+	s->dir_dev = (uint64_t)st.st_dev;
+	s->dir_ino = (uint64_t)st.st_ino;
 	s->fd = open(s->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC |
 				      O_NOFOLLOW, 0600);
-	if (s->fd < 0)
-		goto fail;
+	if (s->fd < 0) {
+		rc = -errno;
+		free(s);
+		return rc;
+	}
 	/* tmpfs: allocate it all now, so a store never faults for space
 	 * (SIGBUS) */
-	errno = posix_fallocate(s->fd, 0, (off_t)(PSTAGE_HDR + s->cap));
-	if (errno)
-		goto fail_fd;
+	rc = -posix_fallocate(s->fd, 0, (off_t)(PSTAGE_HDR + s->cap));
+	if (rc < 0)
+		goto fail;
+	rc = -ENOMEM;
 	s->hdr = mmap(NULL, PSTAGE_HDR, PROT_READ | PROT_WRITE, MAP_SHARED,
 		      s->fd, 0);
 	if (s->hdr == MAP_FAILED)
-		goto fail_fd;
+		goto fail;
 	va = mmap(NULL, 2 * s->cap, PROT_NONE,
 		  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (va == MAP_FAILED)
@@ -144,7 +151,8 @@ int pstage_open(struct persist *p, const char *path)
 	/* not in forked children (persist_after_fork) */
 	(void)madvise(s->ring, 2 * s->cap, MADV_DONTFORK);
 	(void)madvise(s->hdr, PSTAGE_HDR, MADV_DONTFORK);
-	/* the pages are faulted once, here, not in the put path */
+	/* the pages are faulted once, here, not in the put path (the second
+	 * mapping only for records across the ring's end) */
 	(void)madvise(s->ring, s->cap, MADV_POPULATE_WRITE);
 	write_ident(s, p->seq, ino_of(p->log_fd));
 	atomic_store_explicit(at(s->hdr, OFF_COPIED), p->end,
@@ -156,16 +164,11 @@ int pstage_open(struct persist *p, const char *path)
 	return 0;
 fail_hdr:
 	munmap(s->hdr, PSTAGE_HDR);
-fail_fd:
+fail:
 	close(s->fd);
 	unlink(s->path);
-fail:
-	{
-		int e = errno ? -errno : -EIO;
-
-		free(s);
-		return e;
-	}
+	free(s);
+	return rc;
 }
 
 uint8_t *pstage_room_slow(struct persist *p, uint64_t off, size_t n)
