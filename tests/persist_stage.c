@@ -9,7 +9,8 @@
  * damaged stage is refused with -EBADMSG naming it (kept prefix with
  * SHMREG_WRITER_KEEP_PREFIX, the file set aside); a stage of another data
  * directory is refused with -EEXIST and left alone; a header that is not
- * a stage's is refused, a file too short for one removed;
+ * a stage's is refused, a file too short for one or with a zero magic
+ * removed;
  * SHMREG_WRITER_TRUNCATE drops it; a forked child's close leaves it. */
 #include <signal.h>
 #include <sys/wait.h>
@@ -315,6 +316,13 @@ static void case_bad_header(void)
 	tc_write_file(p, junk, 100);
 	TC_EQ(pt_open("hdr", SHMREG_DURABILITY_NONE, 0, &w), 0, "short stage");
 	TC_CHECK(!exists(p), "short stage removed");
+	shmreg_writer_close(w);
+	/* a zero magic: a writer that died (re)writing the header, which it
+	 * does only with nothing staged */
+	memset(junk, 0, 4);
+	tc_write_file(p, junk, sizeof(junk));
+	TC_EQ(pt_open("hdr", SHMREG_DURABILITY_NONE, 0, &w), 0, "zero magic");
+	TC_CHECK(!exists(p), "zero-magic stage removed");
 	shmreg_writer_close(w);
 }
 

@@ -74,21 +74,32 @@ static _Atomic uint64_t *at(uint8_t *hdr, size_t off)
 	return (_Atomic uint64_t *)(void *)(hdr + off);
 }
 
-/* The immutable part of the header for the current log, and its check. */
+/* The identity part of the header for the current log, and its check;
+ * only while the stage holds nothing the log lacks.  The magic is zeroed
+ * first and stored last: a crash in between leaves a zero magic, which
+ * recovery takes for a stage with nothing in it (the signal fences keep
+ * the compiler from moving the stores across; a killed process's stores
+ * all reach the page cache, in this order). */
 static void write_ident(struct pstage *s, uint64_t seq, uint64_t log_ino)
 {
-	uint32_t magic = PSTAGE_MAGIC, version = PSTAGE_VERSION;
+	uint32_t magic = PSTAGE_MAGIC, version = PSTAGE_VERSION, zero = 0;
 	uint64_t check;
 
-	memcpy(s->hdr, &magic, 4);
+	memcpy(s->hdr, &zero, 4);
+	atomic_signal_fence(memory_order_seq_cst);
 	memcpy(s->hdr + 4, &version, 4);
 	memcpy(s->hdr + 8, &s->cap, 8);
 	memcpy(s->hdr + 16, &s->dir_dev, 8);
 	memcpy(s->hdr + 24, &s->dir_ino, 8);
 	memcpy(s->hdr + 32, &seq, 8);
 	memcpy(s->hdr + 40, &log_ino, 8);
+	memcpy(s->hdr, &magic, 4); /* for the check; zero again below */
 	check = XXH3_64bits(s->hdr, OFF_CHECK);
+	memcpy(s->hdr, &zero, 4);
 	memcpy(s->hdr + OFF_CHECK, &check, 8);
+	atomic_signal_fence(memory_order_seq_cst);
+	memcpy(s->hdr, &magic, 4);
+	atomic_signal_fence(memory_order_seq_cst);
 }
 
 static uint64_t ino_of(int fd)
@@ -154,13 +165,8 @@ int pstage_open(struct persist *p, const char *path)
 	/* the pages are faulted once, here, not in the put path (the second
 	 * mapping only for records across the ring's end) */
 	(void)madvise(s->ring, s->cap, MADV_POPULATE_WRITE);
-	write_ident(s, p->seq, ino_of(p->log_fd));
-	atomic_store_explicit(at(s->hdr, OFF_COPIED), p->end,
-			      memory_order_relaxed);
-	atomic_store_explicit(at(s->hdr, OFF_STAGED), p->end,
-			      memory_order_release);
-	s->lim = p->end + s->cap;
 	p->stage = s;
+	pstage_reset(p); /* empty, for the current log */
 	return 0;
 fail_hdr:
 	munmap(s->hdr, PSTAGE_HDR);
@@ -232,13 +238,26 @@ void pstage_reset(struct persist *p)
 {
 	struct pstage *s = p->stage;
 
-	/* drained (copied == staged) and the old log synced: each step
-	 * leaves copied >= staged, so a crash in between recovers nothing */
+	/* at open, or after a rotation: drained (copied == staged) and the
+	 * old log synced; each step leaves copied >= staged, so a crash in
+	 * between recovers nothing */
+	uint64_t c = atomic_load_explicit(at(s->hdr, OFF_COPIED),
+					  memory_order_relaxed);
+
 	write_ident(s, p->seq, ino_of(p->log_fd));
-	atomic_store_explicit(at(s->hdr, OFF_STAGED), p->end,
-			      memory_order_release);
-	atomic_store_explicit(at(s->hdr, OFF_COPIED), p->end,
-			      memory_order_release);
+	/* the larger first, so that copied >= staged throughout (at open
+	 * both start at 0, after a rotation at the old log's end) */
+	if (p->end >= c) {
+		atomic_store_explicit(at(s->hdr, OFF_COPIED), p->end,
+				      memory_order_release);
+		atomic_store_explicit(at(s->hdr, OFF_STAGED), p->end,
+				      memory_order_release);
+	} else {
+		atomic_store_explicit(at(s->hdr, OFF_STAGED), p->end,
+				      memory_order_release);
+		atomic_store_explicit(at(s->hdr, OFF_COPIED), p->end,
+				      memory_order_release);
+	}
 	s->lim = p->end + s->cap;
 }
 
@@ -402,9 +421,10 @@ int pstage_recover(struct persist *p, const char *seg_path, bool keep_prefix,
 		return unlink(path) < 0 ? -errno : 0;
 	}
 	rc = pstage_parse(m, (size_t)st.st_size, &in, &rec);
-	if (rc == -EBADMSG && rd32(m) == 0 && rd64((uint8_t *)m + OFF_CHECK)
-	    == 0) {
-		rc = 0; /* never initialized: created, then the crash */
+	if (rc == -EBADMSG && rd32(m) == 0) {
+		/* a writer that died creating it or pointing it at a new
+		 * log (write_ident): nothing staged then */
+		rc = 0;
 		in.from = in.to = 0;
 	}
 	munmap(m, (size_t)st.st_size);
