@@ -415,7 +415,6 @@ static void append(struct persist *p, const struct prec *r)
 	 * to the buffer the rest follow it there, to stay in order.  The
 	 * fence keeps the next record's stores after this one's (see
 	 * copy_records). */
-
 	if (!p->len && p->stage)
 		dst = pstage_room(p, p->end + p->direct, n);
 	else if (!p->len && p->map && p->end + p->direct + n <= p->reserved)
