@@ -11,8 +11,12 @@
  * directory is refused with -EEXIST and left alone; a header that is not
  * a stage's is refused, a file too short for one or with a zero magic
  * removed;
- * SHMREG_WRITER_TRUNCATE drops it; a forked child's close leaves it. */
+ * SHMREG_WRITER_TRUNCATE drops it; a forked child's close leaves it.
+ * With PS_CASE=enospc (root: a tiny tmpfs as the data directory, skipped
+ * otherwise): a full disk refuses puts with -ENOSPC, and a writer killed
+ * then loses none of the puts acknowledged before. */
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 
 #include "persist_common.h"
@@ -366,11 +370,102 @@ static void case_fork(void)
 	shmreg_writer_close(w);
 }
 
+static char tiny[4096], filler[4200];
+
+static void umount_tiny(void)
+{
+	umount2(tiny, MNT_DETACH);
+	rmdir(tiny);
+}
+
+/* Until a put is refused for space: acknowledged ones counted. */
+static int full_child(struct tc_child *c, void *arg)
+{
+	struct job *j = arg;
+	shmreg_writer_t *w;
+	char v[VLEN_BIG];
+	static char buf[65536];
+	int fd;
+
+	TC_EQ(open_dir(j->name, j->dir, 60000, 0, &w), 0, "child open");
+	/* the rest of the 4 MiB but about 1 MiB */
+	fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	TC_CHECK(fd >= 0, "filler: %s", strerror(errno));
+	for (int i = 0; i < 40; i++)
+		if (write(fd, buf, sizeof(buf)) <= 0)
+			break;
+	close(fd);
+	for (uint64_t i = 0;; i++) {
+		char k[24];
+		int64_t r;
+
+		key_of(k, i);
+		tv_build(v, VLEN_BIG, k, strlen(k), i);
+		r = shmreg_writer_put(w, k, strlen(k), v, VLEN_BIG, NULL);
+		if (r == -ENOSPC)
+			break;
+		TC_CHECK(r > 0, "put %s: %s", k, strerror((int)-r));
+		TC_CHECK(i < 100000, "never full");
+		*j->acked = i + 1;
+	}
+	TC_EQ(shmreg_writer_put(w, "again", 5, v, VLEN_BIG, NULL), -ENOSPC,
+	      "still full");
+	tc_post(c, 'D');
+	tc_wait_parent(c, 600000);
+	return 0;
+}
+
+static int case_enospc(void)
+{
+	struct job j = { .name = "full", .dir = NULL };
+	char dir[4200];
+	struct tc_child *c;
+	shmreg_writer_t *w;
+	shmreg_t *r;
+	uint64_t n;
+
+	if (geteuid() != 0) {
+		printf("SKIP: needs root to mount a tmpfs\n");
+		return TC_SKIP;
+	}
+	tc_path(tiny, "tiny");
+	mkdir(tiny, 0700);
+	if (mount("tmpfs", tiny, "tmpfs", 0, "size=4m,mode=0700") < 0) {
+		printf("SKIP: mount tmpfs: %s\n", strerror(errno));
+		rmdir(tiny);
+		return TC_SKIP;
+	}
+	atexit(umount_tiny);
+	snprintf(dir, sizeof(dir), "%s/data", tiny);
+	snprintf(filler, sizeof(filler), "%s/filler", tiny);
+	j.dir = dir;
+	j.acked = tc_shared(sizeof(uint64_t));
+	c = tc_spawn("writer", full_child, &j);
+	tc_expect(c, 'D', 120000);
+	TC_EQ(tc_child_kill(c, 10000), 0, "kill the writer");
+	tc_child_free(c);
+	n = *j.acked;
+	TC_CHECK(n > 10, "only %llu puts fit", (unsigned long long)n);
+	unlink(filler); /* space returns */
+	TC_EQ(open_dir("full", dir, 0, 0, &w), 0, "reopen");
+	expect_len("full", n, VLEN_BIG, "after the full disk");
+	TC_EQ(shmreg_open("full", 0, &r), 0, "reader");
+	TC_EQ(shmreg_get(r, "again", 5, NULL, 0, NULL), -ENOENT,
+	      "a refused put is not there");
+	shmreg_close(r);
+	put_len(w, n, VLEN_BIG); /* and changes work again */
+	shmreg_writer_close(w);
+	return 0;
+}
+
 int main(void)
 {
+	const char *only = getenv("PS_CASE");
 	uint64_t seed;
 
 	tc_init("persist_stage", 600);
+	if (only && !strcmp(only, "enospc"))
+		return case_enospc();
 	seed = tc_seed();
 	tv_selftest();
 	case_staged_only();
