@@ -22,7 +22,7 @@
 #include "persist_common.h"
 
 #define VLEN 100u
-#define VLEN_BIG 2000u /* the overflow case: fewer puts */
+#define VLEN_BIG (256u << 10) /* the overflow case: few puts */
 #define STAGE_HDR 4096u
 #define STAGE_CAP (16u << 20)
 
@@ -45,7 +45,8 @@ static int open_dir(const char *name, const char *dir, uint32_t batch_ms,
 
 static void put_len(shmreg_writer_t *w, uint64_t i, size_t vlen)
 {
-	char k[24], v[VLEN_BIG];
+	static char v[VLEN_BIG];
+	char k[24];
 	int64_t r;
 
 	key_of(k, i);
@@ -115,8 +116,9 @@ static uint64_t crash(struct job *j, uint64_t kill_at)
 static void expect_len(const char *name, uint64_t n, size_t vlen,
 		       const char *what)
 {
+	static char v[VLEN_BIG + 8];
 	shmreg_t *r;
-	char k[24], v[VLEN_BIG + 8];
+	char k[24];
 	uint64_t seq;
 
 	TC_EQ(shmreg_open(name, 0, &r), 0, what);
@@ -217,13 +219,13 @@ static void case_staged_only(void)
 
 static void case_overflow_rotation(void)
 {
-	/* 2 KiB values, 80 MB of records: the log rotates at each snapshot,
-	 * which its size starts at 4 MiB and then at twice the last snapshot
-	 * (8, 16, 32 MiB of log), so the 16 MiB ring fills before a rotation
-	 * drains it (the writer copies it itself then); one snapshot asked
-	 * for at the start, too */
-	struct job j = { .name = "ovf", .batch_ms = 60000, .n = 40000,
-			 .snapshot_at = 100, .vlen = VLEN_BIG };
+	/* 256 KiB values, 50 MiB of records: the log rotates at each
+	 * snapshot, which its size starts at 4 MiB and then at twice the
+	 * last snapshot (4 MiB of entries, then 12), so the 16 MiB ring fills
+	 * before a rotation drains it (the writer copies it itself then);
+	 * one snapshot asked for at the start, too */
+	struct job j = { .name = "ovf", .batch_ms = 60000, .n = 200,
+			 .snapshot_at = 10, .vlen = VLEN_BIG };
 	char p[4096];
 
 	TC_EQ(crash(&j, 0), j.n, "all acknowledged");
@@ -383,8 +385,7 @@ static int full_child(struct tc_child *c, void *arg)
 {
 	struct job *j = arg;
 	shmreg_writer_t *w;
-	char v[VLEN_BIG];
-	static char buf[65536];
+	static char v[VLEN], buf[65536];
 	int fd;
 
 	TC_EQ(open_dir(j->name, j->dir, 60000, 0, &w), 0, "child open");
@@ -400,15 +401,15 @@ static int full_child(struct tc_child *c, void *arg)
 		int64_t r;
 
 		key_of(k, i);
-		tv_build(v, VLEN_BIG, k, strlen(k), i);
-		r = shmreg_writer_put(w, k, strlen(k), v, VLEN_BIG, NULL);
+		tv_build(v, VLEN, k, strlen(k), i);
+		r = shmreg_writer_put(w, k, strlen(k), v, VLEN, NULL);
 		if (r == -ENOSPC)
 			break;
 		TC_CHECK(r > 0, "put %s: %s", k, strerror((int)-r));
 		TC_CHECK(i < 100000, "never full");
 		*j->acked = i + 1;
 	}
-	TC_EQ(shmreg_writer_put(w, "again", 5, v, VLEN_BIG, NULL), -ENOSPC,
+	TC_EQ(shmreg_writer_put(w, "again", 5, v, VLEN, NULL), -ENOSPC,
 	      "still full");
 	tc_post(c, 'D');
 	tc_wait_parent(c, 600000);
@@ -448,12 +449,12 @@ static int case_enospc(void)
 	TC_CHECK(n > 10, "only %llu puts fit", (unsigned long long)n);
 	unlink(filler); /* space returns */
 	TC_EQ(open_dir("full", dir, 0, 0, &w), 0, "reopen");
-	expect_len("full", n, VLEN_BIG, "after the full disk");
+	expect_len("full", n, VLEN, "after the full disk");
 	TC_EQ(shmreg_open("full", 0, &r), 0, "reader");
 	TC_EQ(shmreg_get(r, "again", 5, NULL, 0, NULL), -ENOENT,
 	      "a refused put is not there");
 	shmreg_close(r);
-	put_len(w, n, VLEN_BIG); /* and changes work again */
+	put_len(w, n, VLEN); /* and changes work again */
 	shmreg_writer_close(w);
 	return 0;
 }
