@@ -20,11 +20,11 @@
 #include <sys/wait.h>
 
 #include "persist_common.h"
+#include "persist.h" /* pstage_cap: a small ring for some cases */
 
 #define VLEN 100u
-#define VLEN_BIG (256u << 10) /* the overflow case: few puts */
-#define STAGE_HDR 4096u
-#define STAGE_CAP (16u << 20)
+#define VLEN_BIG 2000u /* the overflow case */
+#define SMALL_RING (64u << 10)
 
 static void key_of(char k[24], uint64_t i)
 {
@@ -65,6 +65,7 @@ struct job {
 	uint32_t batch_ms;
 	uint64_t n, snapshot_at;
 	size_t vlen;              /* 0: VLEN */
+	uint64_t ring;            /* the stage's ring bytes, 0: the writer's */
 	volatile uint64_t *acked; /* shared: puts returned so far */
 };
 
@@ -74,6 +75,8 @@ static int writer_child(struct tc_child *c, void *arg)
 	struct job *j = arg;
 	shmreg_writer_t *w;
 
+	if (j->ring)
+		pstage_cap = j->ring;
 	TC_EQ(open_dir(j->name, j->dir, j->batch_ms, 0, &w), 0, "child open");
 	for (uint64_t i = 0; i < j->n; i++) {
 		put_len(w, i, j->vlen ? j->vlen : VLEN);
@@ -219,13 +222,13 @@ static void case_staged_only(void)
 
 static void case_overflow_rotation(void)
 {
-	/* 256 KiB values, 50 MiB of records: the log rotates at each
-	 * snapshot, which its size starts at 4 MiB and then at twice the
-	 * last snapshot (4 MiB of entries, then 12), so the 16 MiB ring fills
-	 * before a rotation drains it (the writer copies it itself then);
-	 * one snapshot asked for at the start, too */
-	struct job j = { .name = "ovf", .batch_ms = 60000, .n = 200,
-			 .snapshot_at = 10, .vlen = VLEN_BIG };
+	/* a 64 KiB ring: 2 KiB values fill it every 30 puts (the writer
+	 * then copies it into the log itself), records wrap around its end
+	 * (the second mapping), a snapshot's rotation in the middle; the
+	 * last records only staged (batch_ms 60 s) */
+	struct job j = { .name = "ovf", .batch_ms = 60000, .n = 3000,
+			 .snapshot_at = 1500, .vlen = VLEN_BIG,
+			 .ring = SMALL_RING };
 	char p[4096];
 
 	TC_EQ(crash(&j, 0), j.n, "all acknowledged");
@@ -265,9 +268,9 @@ static void case_damaged(void)
 	off = copied + (staged - copied) / 2;
 	fd = open(stage_path(p, "dmg"), O_RDWR);
 	TC_CHECK(fd >= 0, "open %s", p);
-	TC_EQ(pread(fd, &b, 1, STAGE_HDR + (off % STAGE_CAP)), 1, "read");
+	TC_EQ(pread(fd, &b, 1, PSTAGE_HDR + (off % PSTAGE_CAP)), 1, "read");
 	b ^= 0x40;
-	TC_EQ(pwrite(fd, &b, 1, STAGE_HDR + (off % STAGE_CAP)), 1, "write");
+	TC_EQ(pwrite(fd, &b, 1, PSTAGE_HDR + (off % PSTAGE_CAP)), 1, "write");
 	close(fd);
 	TC_EQ(pt_open_captured("dmg", SHMREG_DURABILITY_BATCH, 0, &w, err,
 			       sizeof(err)), -EBADMSG, "damaged stage");
@@ -305,7 +308,7 @@ static void case_bad_header(void)
 {
 	shmreg_writer_t *w;
 	char p[4096], q[4200], err[4096];
-	static uint8_t junk[STAGE_HDR + 4096];
+	static uint8_t junk[PSTAGE_HDR + 4096];
 
 	memset(junk, 0x5a, sizeof(junk));
 	tc_write_file(stage_path(p, "hdr"), junk, sizeof(junk));

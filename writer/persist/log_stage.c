@@ -65,6 +65,8 @@
 #include "hash.h"
 #include "persist.h"
 
+uint64_t pstage_cap = PSTAGE_CAP;
+
 #define OFF_CHECK   48u
 #define OFF_COPIED  64u  /* own cache line: the sync thread's */
 #define OFF_STAGED 128u  /* own cache line: the writer's */
@@ -118,7 +120,7 @@ int pstage_open(struct persist *p, const char *path)
 
 	if (!s)
 		return -ENOMEM;
-	s->cap = PSTAGE_CAP;
+	s->cap = pstage_cap;
 	if (snprintf(s->path, sizeof(s->path), "%s.stage", path) >=
 	    (int)sizeof(s->path)) {
 		free(s);

@@ -182,6 +182,10 @@ void plog_syncer_forget(struct persist *p);
 #define PSTAGE_VERSION 1u
 #define PSTAGE_HDR     4096u
 #define PSTAGE_CAP     (UINT64_C(16) << 20) /* > PREC_MAX + a batch */
+/* The ring bytes of the stages opened from now on: PSTAGE_CAP; the tests
+ * (linked with the test library) make it small to fill and wrap it with
+ * few records.  A power of two >= 4096. */
+extern uint64_t pstage_cap;
 
 struct pstage {
 	char path[4096 + 8];
