@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -116,6 +117,42 @@ static inline off_t pt_size(const char *path)
 
 	TC_CHECK(stat(path, &st) == 0, "stat %s: %s", path, strerror(errno));
 	return st.st_size;
+}
+
+/* The mount point of pt_mount_tiny. */
+static inline char *pt_tiny_path(void)
+{
+	static char p[4096];
+
+	return p;
+}
+
+static inline void pt_tiny_umount(void)
+{
+	umount2(pt_tiny_path(), MNT_DETACH);
+	rmdir(pt_tiny_path());
+}
+
+/* Mount a 4 MiB tmpfs at "$dir/tiny" (a disk that fills up), unmounted at
+ * exit.  Returns its path, or NULL when it cannot be made (not root, no
+ * mount): the reason is printed, and the test should skip. */
+static inline const char *pt_mount_tiny(void)
+{
+	char *mnt = pt_tiny_path();
+
+	if (geteuid() != 0) {
+		printf("SKIP: needs root to mount a tmpfs\n");
+		return NULL;
+	}
+	tc_path(mnt, "tiny");
+	mkdir(mnt, 0700);
+	if (mount("tmpfs", mnt, "tmpfs", 0, "size=4m,mode=0700") < 0) {
+		printf("SKIP: mount tmpfs: %s\n", strerror(errno));
+		rmdir(mnt);
+		return NULL;
+	}
+	atexit(pt_tiny_umount);
+	return mnt;
 }
 
 #endif /* TESTS_PERSIST_COMMON_H */
