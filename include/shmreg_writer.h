@@ -43,7 +43,9 @@ typedef struct shmreg_writer shmreg_writer_t;
 #define SHMREG_DURABILITY_BATCH 0u  /* fdatasync at most batch_ms after a
                                      * change (the default), by a thread
                                      * of the writer (not with
-                                     * SHMREG_WRITER_GROUP) */
+                                     * SHMREG_WRITER_GROUP), which copies
+                                     * the records from a 16 MiB stage
+                                     * beside the segment (NAME.stage) */
 #define SHMREG_DURABILITY_NONE  1u  /* never fdatasync */
 #define SHMREG_DURABILITY_SYNC  2u  /* a change returns after its fdatasync */
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,12 +39,19 @@ static inline int pt_open(const char *name, uint32_t durability,
 	return shmreg_writer_open(name, &o, w);
 }
 
-/* Remove the registry's segment (as a reboot would). */
+/* Remove the registry's segment and its tmpfs companions (as a reboot
+ * would): a plain NAME resolves to $SHMREG_DIR/shmreg.NAME
+ * (shm/paths.h), and an embedded batch-mode writer's stage lies beside it
+ * (NAME.stage). */
 static inline void pt_drop_segment(const char *name)
 {
-	char p[4096];
+	static const char *const sfx[] = { "", ".wait", ".stage" };
+	char f[300], p[4096];
 
-	unlink(tc_path(p, name));
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		snprintf(f, sizeof(f), "shmreg.%s%s", name, sfx[i]);
+		unlink(tc_path(p, f));
+	}
 }
 
 /* Path of log.SEQ / snap.SEQ of registry NAME. */
@@ -109,6 +117,42 @@ static inline off_t pt_size(const char *path)
 
 	TC_CHECK(stat(path, &st) == 0, "stat %s: %s", path, strerror(errno));
 	return st.st_size;
+}
+
+/* The mount point of pt_mount_tiny. */
+static inline char *pt_tiny_path(void)
+{
+	static char p[4096];
+
+	return p;
+}
+
+static inline void pt_tiny_umount(void)
+{
+	umount2(pt_tiny_path(), MNT_DETACH);
+	rmdir(pt_tiny_path());
+}
+
+/* Mount a 4 MiB tmpfs at "$dir/tiny" (a disk that fills up), unmounted at
+ * exit.  Returns its path, or NULL when it cannot be made (not root, no
+ * mount): the reason is printed, and the test should skip. */
+static inline const char *pt_mount_tiny(void)
+{
+	char *mnt = pt_tiny_path();
+
+	if (geteuid() != 0) {
+		printf("SKIP: needs root to mount a tmpfs\n");
+		return NULL;
+	}
+	tc_path(mnt, "tiny");
+	mkdir(mnt, 0700);
+	if (mount("tmpfs", mnt, "tmpfs", 0, "size=4m,mode=0700") < 0) {
+		printf("SKIP: mount tmpfs: %s\n", strerror(errno));
+		rmdir(mnt);
+		return NULL;
+	}
+	atexit(pt_tiny_umount);
+	return mnt;
 }
 
 #endif /* TESTS_PERSIST_COMMON_H */

@@ -17,19 +17,14 @@
 #include <unistd.h>
 
 #include "common/tc.h"
+#include "persist_common.h"
 #include "persist_daemon.h"
 #include "proto.h"
 #include "shmreg_writer.h"
 
 #define VLEN 3000u
 
-static char mnt[4096], data[4200], filler[4200];
-
-static void umount_at_exit(void)
-{
-	umount2(mnt, MNT_DETACH);
-	rmdir(mnt);
-}
+static char data[4200], filler[4200];
 
 /* Occupy @n bytes of the tmpfs with a file we can remove later. */
 static void fill(size_t n)
@@ -146,7 +141,7 @@ static void embedded(void)
 static void through_daemon(void)
 {
 	struct dh h;
-	const char *args[] = { "--data-dir", mnt, "--durability", "sync",
+	const char *args[] = { "--data-dir", pt_tiny_path(), "--durability", "sync",
 			       NULL };
 	shmreg_client_t *c;
 	shmreg_t *r;
@@ -201,19 +196,12 @@ static void through_daemon(void)
 
 int main(void)
 {
+	const char *mnt;
+
 	tc_init("persist_enospc", 120);
-	if (geteuid() != 0) {
-		printf("SKIP: needs root to mount a tmpfs\n");
+	mnt = pt_mount_tiny();
+	if (!mnt)
 		return TC_SKIP;
-	}
-	tc_path(mnt, "tiny");
-	mkdir(mnt, 0700);
-	if (mount("tmpfs", mnt, "tmpfs", 0, "size=4m,mode=0700") < 0) {
-		printf("SKIP: mount tmpfs: %s\n", strerror(errno));
-		rmdir(mnt);
-		return TC_SKIP;
-	}
-	atexit(umount_at_exit);
 	snprintf(data, sizeof(data), "%s/emb", mnt);
 	snprintf(filler, sizeof(filler), "%s/filler", mnt);
 	embedded();

@@ -108,6 +108,8 @@ static void fresh_dirs(void)
 	unlink(cmd);
 	snprintf(cmd, sizeof(cmd), "%s.wait", seg);
 	unlink(cmd);
+	snprintf(cmd, sizeof(cmd), "%s.stage", seg); /* a killed run's */
+	unlink(cmd);
 }
 
 /* Embedded puts per second: @mode < 0 without a data directory. */

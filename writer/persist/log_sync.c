@@ -9,7 +9,9 @@
  * put.  Here the commit path only publishes how far the log is written
  * (plog_syncer_note); the thread fdatasyncs at most once per batch_ms
  * while there are unsynced bytes, so an idle writer's last records are
- * synced within about batch_ms too, without another change.
+ * synced within about batch_ms too, without another change.  The writer
+ * puts its records into the stage (log_stage.c); the thread copies them
+ * into the log file just before each fdatasync.
  *
  * Who touches what.  The writer's thread owns struct persist; the sync
  * thread touches only struct plog_syncer:
@@ -23,8 +25,9 @@
  *   err      -EIO once an fdatasync failed (latched, read by admission)
  *   syncs    the thread's completed fdatasync calls (relaxed)
  *
- * Ordering.  The records are stores into the shared mapping (or pwrite)
- * made before the writer's store to `written`; the thread's load of
+ * Ordering.  The records are stores into the shared mapping, the stage
+ * (then `staged`: log_stage.c) or pwrite, made before the writer's store
+ * to `written`; the thread's load of
  * `written` that sees them is acquire, so its fdatasync comes after those
  * stores and covers them (store release / load acquire of `written`).
  * Lost wake-ups: the writer stores `written` and then loads `idle`; the
@@ -53,6 +56,8 @@ struct plog_syncer {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;        /* CLOCK_MONOTONIC */
 	int fd;                   /* the log to sync (rotation swaps it) */
+	struct pstage *stage;     /* copied into fd before each sync, or
+	                           * NULL (log_stage.c) */
 	uint64_t synced;          /* log position known to be synced */
 	bool stop;
 	int64_t batch_ns;
@@ -101,7 +106,11 @@ static void *sync_main(void *arg)
 		}
 		/* at most one sync starts per batch_ns */
 		due = now + s->batch_ns;
-		rc = fdatasync(s->fd);
+		/* the stage's records first: up to at least `w` (the writer
+		 * publishes `staged` before `written`) */
+		rc = s->stage ? pstage_copy(s->stage, s->fd) : 0;
+		if (rc == 0)
+			rc = fdatasync(s->fd);
 		/* counted when done: a test waiting for the count to grow
 		 * waits for a sync that has completed */
 		atomic_fetch_add_explicit(&s->syncs, 1, memory_order_relaxed);
@@ -128,6 +137,7 @@ int plog_syncer_start(struct persist *p)
 	if (!s)
 		return -ENOMEM;
 	s->fd = p->log_fd;
+	s->stage = p->stage;
 	s->synced = p->pos_written;
 	s->batch_ns = p->batch_ns;
 	atomic_init(&s->written, p->pos_written);
@@ -187,8 +197,10 @@ void plog_syncer_pause(struct persist *p)
 {
 	/* waits out a sync in progress; the thread starts none until
 	 * plog_syncer_resume */
-	if (p->syncer)
+	if (p->syncer) {
 		pthread_mutex_lock(&p->syncer->mu);
+		p->held = true;
+	}
 }
 
 void plog_syncer_resume(struct persist *p)
@@ -197,6 +209,7 @@ void plog_syncer_resume(struct persist *p)
 
 	if (!s)
 		return;
+	p->held = false;
 	s->fd = p->log_fd;
 	if (!p->unsynced)
 		s->synced = p->pos_written; /* the rotation synced it all */

@@ -22,7 +22,11 @@
  * continues in a buffer, copied at its end), as durable against a crash
  * of the process as a write() and about a tenth of its cost.  The file
  * therefore ends in zeros until it is closed (cut to its end) or rotated;
- * replay.c takes an all-zero tail as the end of the log.  A file system without fallocate gets pwrite().
+ * replay.c takes an all-zero tail as the end of the log.  A file system
+ * without fallocate gets pwrite().  In batch mode the embedded writer's
+ * records go to the stage instead (log_stage.c: a ring in tmpfs that the
+ * sync thread copies into the log), and the log is not mapped; its space
+ * is still reserved ahead, for the sync thread's pwrite.
  *
  * Disk full.  A change must not be published when its record cannot be
  * stored, but a record is written after its commit.  So space is reserved
@@ -121,6 +125,21 @@ static void copy_records(uint8_t *dst, const uint8_t *src, size_t len)
 	}
 }
 
+/* pstage_write with the sync thread held off (a rotation holds it
+ * already; at close it is gone). */
+static int stage_write(struct persist *p)
+{
+	bool take = p->syncer && !p->held;
+	int rc;
+
+	if (take)
+		plog_syncer_pause(p);
+	rc = pstage_write(p);
+	if (take)
+		plog_syncer_resume(p);
+	return rc;
+}
+
 int plog_flush(struct persist *p, bool sync)
 {
 	int rc;
@@ -130,17 +149,23 @@ int plog_flush(struct persist *p, bool sync)
 	if (p->inflight)
 		return -EBUSY;
 	if (p->direct) {
-		/* already in the mapping (append) */
+		/* already in the mapping or the stage (append) */
 		p->end += p->direct;
 		p->log_bytes += p->direct;
 		p->pos_written += p->direct;
 		p->direct = 0;
 		p->unsynced = true;
+		if (p->stage)
+			pstage_publish(p);
 		if (!p->len)
 			p->writes++;
 	}
 	if (p->len) {
-		if (p->map && p->end + p->len <= p->reserved) {
+		if (p->stage) {
+			/* the stage had no room: the ring's records and then
+			 * these go to the log file, by this thread */
+			rc = stage_write(p);
+		} else if (p->map && p->end + p->len <= p->reserved) {
 			copy_records(p->map + p->end, p->buf, p->len);
 			rc = 0;
 		} else {
@@ -160,6 +185,10 @@ int plog_flush(struct persist *p, bool sync)
 		p->unsynced = true;
 	}
 	if (sync && p->unsynced) {
+		if (p->stage && (rc = stage_write(p)) < 0) {
+			p->err = -EIO;
+			return p->err;
+		}
 		p->syncs++;
 		if (fdatasync(p->log_fd) < 0) {
 			p->err = -EIO;
@@ -217,6 +246,8 @@ int plog_create(struct persist *p, uint64_t seq)
 	p->map = NULL;
 	if (p->group)
 		return 0; /* the host writes (log_group.c): pwrite or its own */
+	if (p->use_stage)
+		return 0; /* records go to the stage (log_stage.c) */
 	p->map = mmap(NULL, PLOG_VA, PROT_NONE,
 		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p->map == MAP_FAILED)
@@ -248,6 +279,8 @@ static int rotate(struct persist *p)
 		return rc;
 	old.end = p->end;
 	rc = plog_create(p, p->seq + 1);
+	if (rc == 0 && p->stage)
+		pstage_reset(p); /* drained by the flush above */
 	if (rc < 0) {
 		p->log_fd = old.log_fd;
 		p->seq = old.seq;
@@ -372,16 +405,22 @@ int persist_admit(struct shmreg_writer *w, size_t need)
 static void append(struct persist *p, const struct prec *r)
 {
 	size_t n = prec_size(r->klen, r->plen, r->alen, r->vlen);
+	uint8_t *dst = NULL;
 
-	/* Into the mapping at once when it has room (persist_admit
-	 * reserved it), saving the copy: a crash mid-encode leaves a
+	/* Into the mapping (persist_admit reserved it) or the stage at once
+	 * when it has room, saving the copy: a crash mid-encode leaves a
 	 * partial record with zeros after it, a torn tail, as a crash
-	 * mid-copy would.  Once one record of the commit went to the
-	 * buffer the rest follow it there, to stay in order.  The fence
-	 * keeps the next record's stores after this one's (see
+	 * mid-copy would (the stage's records count only up to `staged`,
+	 * published after the commit).  Once one record of the commit went
+	 * to the buffer the rest follow it there, to stay in order.  The
+	 * fence keeps the next record's stores after this one's (see
 	 * copy_records). */
-	if (p->map && !p->len && p->end + p->direct + n <= p->reserved) {
-		p->direct += prec_encode(p->map + p->end + p->direct, r);
+	if (!p->len && p->stage)
+		dst = pstage_room(p, p->end + p->direct, n);
+	else if (!p->len && p->map && p->end + p->direct + n <= p->reserved)
+		dst = p->map + p->end + p->direct;
+	if (dst) {
+		p->direct += prec_encode(dst, r);
 		atomic_signal_fence(memory_order_seq_cst);
 		return;
 	}

@@ -173,6 +173,7 @@ static int open_dir(struct persist *p, const char *dir)
 
 static void persist_free(struct persist *p)
 {
+	pstage_close(p); /* kept when the log lacks some of it */
 	if (p->log_fd >= 0)
 		plog_close(p);
 	if (p->lock_fd >= 0)
@@ -224,9 +225,17 @@ int persist_open(struct shmreg_writer *w)
 	p->batch_ns = (int64_t)(w->opts.batch_ms ? w->opts.batch_ms
 						 : DEFAULT_BATCH_MS) * 1000000;
 	p->group = w->opts.flags & SHMREG_WRITER_GROUP;
+	/* SHMREG_WRITER_GROUP: the host schedules the syncs itself */
+	p->use_stage = p->durability == SHMREG_DURABILITY_BATCH && !p->group;
 	rc = open_dir(p, w->opts.data_dir);
 	if (rc == 0)
 		rc = lock_dir(p);
+	/* what a crashed batch-mode writer had staged goes into its log
+	 * first, whatever this writer's mode */
+	if (rc == 0)
+		rc = pstage_recover(p, w->path,
+				    w->opts.flags & SHMREG_WRITER_KEEP_PREFIX,
+				    w->opts.flags & SHMREG_WRITER_TRUNCATE);
 	if (rc < 0)
 		goto fail;
 	if (w->opts.flags & SHMREG_WRITER_TRUNCATE)
@@ -244,9 +253,10 @@ int persist_open(struct shmreg_writer *w)
 	p->snap_bytes = res.snap_bytes;
 	p->log_bytes = res.log_bytes;
 	p->sync_due_ns = shm_monotonic_coarse_ns() + p->batch_ns;
-	/* SHMREG_WRITER_GROUP: the host schedules the syncs itself */
-	if (p->durability == SHMREG_DURABILITY_BATCH && !p->group) {
-		rc = plog_syncer_start(p);
+	if (p->use_stage) {
+		rc = pstage_open(p, w->path);
+		if (rc == 0)
+			rc = plog_syncer_start(p);
 		if (rc < 0)
 			goto fail;
 	}
@@ -267,6 +277,7 @@ void persist_after_fork(struct shmreg_writer *w)
 	close(p->lock_fd);
 	close(p->log_fd);
 	close(p->dfd);
+	pstage_forget(p);
 	if (p->job)
 		psnap_forget(p);
 	p->lock_fd = p->log_fd = p->dfd = -1;
@@ -285,6 +296,7 @@ void persist_close(struct shmreg_writer *w)
 	if (p->log_fd < 0) {
 		/* a forked child's copy (persist_after_fork) */
 		plog_syncer_forget(p);
+		free(p->stage);
 		free(p->buf);
 		free(p->fbuf);
 		free(p);

@@ -77,6 +77,7 @@ size_t persist_put_need(size_t klen, size_t vlen,
 
 struct psnap_job;
 struct plog_syncer;
+struct pstage;
 
 /* One registry's persistence state, owned by its writer. */
 struct persist {
@@ -102,6 +103,11 @@ struct persist {
 	int64_t sync_due_ns;    /* batch: fdatasync by then (monotonic) */
 	struct plog_syncer *syncer; /* embedded batch mode: the thread that
 	                             * fdatasyncs (log_sync.c), or NULL */
+	bool held;              /* the writer holds the sync thread off
+	                         * (plog_syncer_pause) */
+	bool use_stage;         /* embedded batch mode: records go to the
+	                         * stage, the log is not mapped */
+	struct pstage *stage;   /* that stage (log_stage.c), or NULL */
 	/* SHMREG_WRITER_GROUP (log_group.c): the records the host is
 	 * writing, taken from buf (the buffers swap, so buf collects the next
 	 * group meanwhile); at most one group is in flight */
@@ -168,6 +174,77 @@ void plog_syncer_resume(struct persist *p);
 void plog_syncer_stop(struct persist *p);
 /* In a forked child (no thread there): free its memory only. */
 void plog_syncer_forget(struct persist *p);
+
+/* The stage of an embedded batch-mode writer (log_stage.c): a ring in
+ * shared memory beside the segment (NAME.stage) that the writer encodes
+ * its records into and the sync thread copies into the log file. */
+#define PSTAGE_MAGIC   0x54535253u /* "SRST" */
+#define PSTAGE_VERSION 1u
+#define PSTAGE_HDR     4096u
+#define PSTAGE_CAP     (UINT64_C(16) << 20) /* > PREC_MAX + a batch */
+/* The ring bytes of the stages opened from now on: PSTAGE_CAP; the tests
+ * (linked with the test library) make it small to fill and wrap it with
+ * few records.  A power of two >= 4096. */
+extern uint64_t pstage_cap;
+
+struct pstage {
+	char path[4096 + 8];
+	int fd;
+	uint8_t *hdr;           /* PSTAGE_HDR bytes, mapped shared */
+	uint8_t *ring;          /* cap bytes, mapped twice in a row */
+	uint64_t cap;
+	uint64_t dir_dev, dir_ino; /* the data directory it belongs to */
+	uint64_t lim;           /* the writer's: copied + cap, last seen */
+};
+
+/* Create PATH.stage for the current log (after plog_create).  0 or
+ * -errno. */
+int pstage_open(struct persist *p, const char *path);
+/* Where the records of log offsets [off, off + n) go in the ring, or NULL
+ * while the sync thread has not copied enough of it yet. */
+uint8_t *pstage_room_slow(struct persist *p, uint64_t off, size_t n);
+static inline uint8_t *pstage_room(struct persist *p, uint64_t off, size_t n)
+{
+	struct pstage *s = p->stage;
+
+	if (off + n <= s->lim)
+		return s->ring + (off & (s->cap - 1));
+	return pstage_room_slow(p, off, n);
+}
+/* After a commit's records are in the ring: staged = p->end. */
+void pstage_publish(struct persist *p);
+/* Copy [copied, staged) into the log @fd (the sync thread, or the writer
+ * with the thread held off).  0 or -errno. */
+int pstage_copy(struct pstage *s, int fd);
+/* The writer, thread held off: the ring's records, then p->buf's at
+ * p->end, into the log.  0 or -errno. */
+int pstage_write(struct persist *p);
+/* After a rotation (the ring drained): stage for the new log. */
+void pstage_reset(struct persist *p);
+/* Unmap and close; the file is removed if the log holds all of it. */
+void pstage_close(struct persist *p);
+/* In a forked child: close the descriptor (async-signal-safe). */
+void pstage_forget(struct persist *p);
+/* Before replay: the records a crashed writer left in SEG_PATH.stage
+ * written into their log (@discard: dropped).  0, -EBADMSG (damaged or
+ * naming a log that is not there; with @keep_prefix the valid records
+ * before the damage are kept and the file set aside), -EEXIST (it
+ * belongs to another data directory), or -errno. */
+int pstage_recover(struct persist *p, const char *seg_path, bool keep_prefix,
+		   bool discard);
+
+/* A stage file's contents, checked (untrusted: the fuzz target's). */
+struct pstage_info {
+	uint64_t cap, dir_dev, dir_ino, seq, log_ino;
+	uint64_t from, to;      /* copied, staged */
+	uint64_t good;          /* valid records' bytes from `from` */
+};
+/* Check the @size bytes of a stage file at @f: 0 with *@records the
+ * to - from bytes from `from` in log order (malloc'ed, NULL when from >=
+ * to), of which the first `good` are whole valid records; -EBADMSG (bad
+ * header or range) or -ENOMEM. */
+int pstage_parse(const uint8_t *f, size_t size, struct pstage_info *in,
+		 uint8_t **records);
 
 /* Address space a log is mapped in; a log that would outgrow it is
  * rotated. */
