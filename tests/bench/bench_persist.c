@@ -77,17 +77,12 @@ static void die(const char *what, int rc)
 
 static void key_of(char *k, uint64_t i)
 {
-	char t[32];
-
-	snprintf(t, sizeof(t), "key:%012llu",
-		 (unsigned long long)(i % 1000000000000ull));
-	memcpy(k, t, KEY_LEN);
+	bench_key(k, i);
 }
 
 static void val_of(char *v, uint64_t i)
 {
-	memset(v, 'a' + (int)(i % 26), VAL_LEN);
-	memcpy(v, &i, sizeof(i));
+	bench_value(v, VAL_LEN, i);
 }
 
 static const char *mode_name[] = { "batch", "none", "sync" };
