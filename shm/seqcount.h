@@ -109,6 +109,17 @@ static inline bool seq_read_retry(const _Atomic uint32_t *seq, uint32_t start)
 	       atomic_load_explicit(seq, SHM_RECHECK_ORDER) != start;
 }
 
+/* seq_read_retry() as one test instead of two (odd start, or moved), for a
+ * caller where every branch that waits on the slot's bytes counts. */
+static inline bool seq_read_retry_folded(const _Atomic uint32_t *seq,
+					 uint32_t start)
+{
+	/* pairs with the release fence in seq_write_begin(), as above */
+	shm_fence_acquire();
+	return ((start & 1u) |
+		(atomic_load_explicit(seq, SHM_RECHECK_ORDER) ^ start)) != 0;
+}
+
 /* ---- writer side (one writer per segment) ---- */
 
 static inline void seq_write_begin(_Atomic uint32_t *seq)

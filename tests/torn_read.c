@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Description: one writer process rewrites 10,000 self-checking values of
  * 8 B..4 KiB at full speed while two reader processes validate every read
- * across segment growth handoffs: zero torn, stale or wrong values. */
+ * across segment growth handoffs: zero torn, stale or wrong values, with
+ * keys of 10 and 16 bytes (the general and the short get). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdatomic.h>
@@ -44,9 +45,12 @@ struct shared {
 
 static struct shared *sh;
 
+/* Keys of 10 bytes and, for odd i, of 16: a 16-byte key takes the short
+ * get (shm/lookup_short.h) on x86-64, a 10-byte one the general path, and
+ * both race the writer here. */
 static int key_of(char *buf, uint32_t i)
 {
-	return snprintf(buf, 16, "torn:%05u", i);
+	return snprintf(buf, 24, i & 1 ? "torn:%011u" : "torn:%05u", i);
 }
 
 /* Sizes: half inline (key + value <= 80 B fits the 128 B slot), half
@@ -74,7 +78,7 @@ static int writer_main(struct tc_child *c, void *arg)
 	int64_t rev, prev;
 	uint32_t sweep = 0, nwritten = 0;
 	static uint8_t val[VMAX];
-	char key[16];
+	char key[24];
 	int ret, klen;
 
 	(void)arg;
@@ -156,7 +160,7 @@ static int reader_main(struct tc_child *c, void *arg)
 	shmreg_stats_t st;
 	shmreg_info_t info;
 	shmreg_t *r;
-	char key[16];
+	char key[24];
 	int ret;
 
 	ret = shmreg_open(NAME, 0, &r);
@@ -288,7 +292,7 @@ int main(void)
 	shmreg_stats_t st;
 	shmreg_t *r;
 	uint64_t listed = 0;
-	char key[16];
+	char key[24];
 	int ret;
 
 	tc_init("torn_read", 50);
