@@ -117,13 +117,9 @@ shm_short_lookup(const uint8_t *index, unsigned shift, const void *key,
 	for (unsigned d = 0; d < SHM_FAST_PROBE; d++, i = (i + 1) & mask) {
 		const struct shm_slot *s = (const struct shm_slot *)
 			(index + i * (uint64_t)SHM_SLOT_SIZE);
-		const _Atomic uint64_t *word = (const _Atomic uint64_t *)s;
-		uint32_t s0 = seq_read_begin(&s->seq);
-		uint32_t t = atomic_load_explicit(
-			(const _Atomic uint32_t *)&s->tag, SHM_DATA_LOAD_ORDER);
-		uint64_t w1 = atomic_load_explicit(&word[1], SHM_DATA_LOAD_ORDER);
-		uint64_t expiry = atomic_load_explicit(&word[4],
-						       SHM_DATA_LOAD_ORDER);
+		struct shm_slot_head hd = shm_slot_head_load(s);
+		uint32_t s0 = hd.seq, t = hd.tag;
+		uint64_t w1 = hd.w1, expiry = hd.expiry;
 		__m128i skey = shm_short_key_vec(s->data, klen);
 		const uint8_t *vp = s->data + klen;
 		__m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)vp);
