@@ -321,6 +321,22 @@ struct shm_ring_rec {
 };
 
 _Static_assert(sizeof(struct shm_slot) == SHM_SLOT_SIZE, "slot is 128 B");
+/* The slot's 64-bit words, which the writer stores and the inlined reads
+ * load as little-endian words (the format's byte order): 0 {seq, tag},
+ * 1 {klen, kind, flags, vlen}, 2 mod_rev, 3 create_rev, 4 expires_at_ns,
+ * 5 {owner_pid, hash_hi}, then data. */
+_Static_assert(offsetof(struct shm_slot, tag) == 4 &&
+		       offsetof(struct shm_slot, klen) == 8 &&
+		       offsetof(struct shm_slot, kind) == 10 &&
+		       offsetof(struct shm_slot, flags) == 11 &&
+		       offsetof(struct shm_slot, vlen) == 12 &&
+		       offsetof(struct shm_slot, mod_rev) == 16 &&
+		       offsetof(struct shm_slot, create_rev) == 24 &&
+		       offsetof(struct shm_slot, expires_at_ns) == 32 &&
+		       offsetof(struct shm_slot, owner_pid) == 40 &&
+		       offsetof(struct shm_slot, hash_hi) == 44 &&
+		       offsetof(struct shm_slot, data) == 48,
+	       "slot words");
 _Static_assert(offsetof(struct shm_slot, data) == SHM_SLOT_SIZE - SHM_SLOT_INLINE,
 	       "inline area ends the slot");
 _Static_assert(sizeof(struct shm_ext_ref) <= SHM_SLOT_INLINE, "ext ref fits");

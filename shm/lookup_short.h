@@ -63,13 +63,6 @@
 #include <string.h>
 #include <sys/types.h>
 
-_Static_assert(offsetof(struct shm_slot, tag) == 4 &&
-		       offsetof(struct shm_slot, klen) == 8 &&
-		       offsetof(struct shm_slot, kind) == 10 &&
-		       offsetof(struct shm_slot, vlen) == 12 &&
-		       offsetof(struct shm_slot, expires_at_ns) == 32 &&
-		       offsetof(struct shm_slot, data) == 48,
-	       "the short get reads the slot's words at these offsets");
 _Static_assert(SHM_SHORT_KEY + SHM_SHORT_VALUE <= SHM_SLOT_INLINE,
 	       "the short get's loads stay inside the slot");
 

@@ -45,16 +45,6 @@ static inline void index_write(struct shmreg_writer *w, uint64_t i,
 	atomic_store_explicit(&h->undo_slot, 0, memory_order_release);
 }
 
-/* Word 1 and word 5 of a slot as little-endian 64-bit values (the format's
- * byte order): {klen, kind, flags, vlen} and {owner_pid, hash_hi}. */
-_Static_assert(offsetof(struct shm_slot, klen) == 8 &&
-		       offsetof(struct shm_slot, kind) == 10 &&
-		       offsetof(struct shm_slot, flags) == 11 &&
-		       offsetof(struct shm_slot, vlen) == 12 &&
-		       offsetof(struct shm_slot, owner_pid) == 40 &&
-		       offsetof(struct shm_slot, hash_hi) == 44,
-	       "slot words 1 and 5");
-
 /*
  * An inline entry with no flags, expiry or owner, for put_common() in
  * writer.c, in two steps around the slot's cache miss.  inline_image()
@@ -108,9 +98,6 @@ static inline void index_write_image(struct shmreg_writer *w, uint64_t i,
 	_Atomic uint64_t *word = (_Atomic uint64_t *)dst;
 	const uint8_t *rec = (const uint8_t *)h->undo_data;
 
-	_Static_assert(offsetof(struct shm_slot, create_rev) == 24 &&
-			       offsetof(struct shm_slot, expires_at_ns) == 32,
-		       "slot word 3");
 	atomic_store_explicit(&h->undo_data[3], create_rev,
 			      memory_order_relaxed);
 	/* the record whole before it is armed; pairs with the acquire load
