@@ -305,7 +305,6 @@ ssize_t shm_lookup(const struct shm_map *m, const void *key, size_t klen,
 	return -EAGAIN;
 }
 
-
 #if SHM_HAVE_SHORT_GET
 ssize_t shm_short_store(void *buf, size_t n, uint32_t vlen, __m128i v0,
 			__m128i v1, __m128i v2, __m128i v3)

@@ -36,8 +36,8 @@
  * seq is read by seq_read_begin() (acquire: the data loads cannot move
  * before it), the vector loads are plain loads of the read-only mapping
  * under the argument of shm_copy_wide() (nothing loaded is acted upon before
- * the check), and seq_read_retry_folded() (its acquire fence pairs with
- * the writer's release fence in seq_write_begin()) validates them.
+ * the check), and seq_read_retry() (its acquire fence pairs with the
+ * writer's release fence in seq_write_begin()) validates them.
  *
  * Bounds: the slot's data holds SHM_SLOT_INLINE (80) bytes; the loads span
  * data[0 .. klen + 64) with klen <= 16, inside the slot whatever the slot
@@ -133,7 +133,7 @@ shm_short_lookup(const uint8_t *index, unsigned shift, const void *key,
 				(key_same ^ 0xffff) | expiry |
 				((vlen + SHM_SHORT_VALUE - 1) >> 7);
 
-		if (seq_read_retry_folded(&s->seq, s0))
+		if (seq_read_retry(&s->seq, s0))
 			return -EAGAIN;
 		if (diff == 0) {
 			if (__builtin_expect(vlen == SHM_SHORT_VALUE &&

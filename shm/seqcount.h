@@ -100,21 +100,13 @@ static inline uint32_t seq_read_begin(const _Atomic uint32_t *seq)
 }
 
 /* True when the section read since seq_read_begin() returned @start may be
- * torn (or @start was odd): the caller discards its copy and retries. */
+ * torn (or @start was odd): the caller discards its copy and retries.  One
+ * test, not two: the reload is made even for an odd start (harmless, the
+ * mapping is always readable), and a loop of gets has one branch fewer
+ * that waits on the slot's bytes. */
 static inline bool seq_read_retry(const _Atomic uint32_t *seq, uint32_t start)
 {
 	/* pairs with the release fence in seq_write_begin(): see above */
-	shm_fence_acquire();
-	return (start & 1u) ||
-	       atomic_load_explicit(seq, SHM_RECHECK_ORDER) != start;
-}
-
-/* seq_read_retry() as one test instead of two (odd start, or moved), for a
- * caller where every branch that waits on the slot's bytes counts. */
-static inline bool seq_read_retry_folded(const _Atomic uint32_t *seq,
-					 uint32_t start)
-{
-	/* pairs with the release fence in seq_write_begin(), as above */
 	shm_fence_acquire();
 	return ((start & 1u) |
 		(atomic_load_explicit(seq, SHM_RECHECK_ORDER) ^ start)) != 0;
