@@ -511,71 +511,47 @@ static void validate_pass(shmreg_t *r, const key_t16 *seq, const uint32_t *idx,
 	}
 }
 
-/* One timed pass of gets from the bare table, as get_pass() does them. */
-static double bare_pass(const struct bare_table *t, const key_t16 *seq,
-			const uint32_t *idx, uint64_t gets, uint64_t *bad)
-{
-	uint64_t v[8], t0, t1;
-
-	t0 = bench_now_ns();
-	for (uint64_t j = 0; j < gets; j++) {
-		ssize_t n = bare_get(t, seq[j], KLEN, v, VLEN);
-
-		if (__builtin_expect(n == VLEN, 1))
-			*bad += v[0] != idx[j];
-		else
-			(*bad)++;
+/*
+ * One timed pass of gets from the bare table, as get_pass() does them, with
+ * GET(t, key, v) the read: a macro, not a function pointer, so that each
+ * pass has its read inlined into its loop (the references' speed depends
+ * on it).
+ */
+#define BARE_PASS(name, GET)                                                  \
+	static double name(const struct bare_table *t, const key_t16 *seq,   \
+			   const uint32_t *idx, uint64_t gets, uint64_t *bad) \
+	{                                                                     \
+		uint64_t v[8], t0, t1;                                         \
+                                                                              \
+		t0 = bench_now_ns();                                           \
+		for (uint64_t j = 0; j < gets; j++) {                          \
+			ssize_t n = GET(t, seq[j], v);                         \
+                                                                              \
+			if (__builtin_expect(n == VLEN, 1))                    \
+				*bad += v[0] != idx[j];                        \
+			else                                                   \
+				(*bad)++;                                      \
+		}                                                              \
+		t1 = bench_now_ns();                                           \
+		return (double)(t1 - t0) / (double)gets;                       \
 	}
-	t1 = bench_now_ns();
-	return (double)(t1 - t0) / (double)gets;
-}
-
-/* One timed pass of gets from the bare table read with the benchmark's
- * sizes compiled in (bare_get_fixed). */
-static double fixed_pass(const struct bare_table *t, const key_t16 *seq,
-			 const uint32_t *idx, uint64_t gets, uint64_t *bad)
-{
-	uint64_t v[8], t0, t1;
-
-	t0 = bench_now_ns();
-	for (uint64_t j = 0; j < gets; j++) {
-		ssize_t n = bare_get_fixed(t, seq[j], v);
-
-		if (__builtin_expect(n == VLEN, 1))
-			*bad += v[0] != idx[j];
-		else
-			(*bad)++;
-	}
-	t1 = bench_now_ns();
-	return (double)(t1 - t0) / (double)gets;
-}
 
 /* bare_get_fixed() behind a call the compiler cannot see through, as a
  * function of a shared library is: what the library call alone costs the
- * bare table (the target stays on the inlined reading above). */
+ * bare table (the target stays on the inlined reading). */
 static __attribute__((noipa)) ssize_t
 fixed_called(const struct bare_table *t, const void *key, void *buf)
 {
 	return bare_get_fixed(t, key, buf);
 }
 
-static double called_pass(const struct bare_table *t, const key_t16 *seq,
-			  const uint32_t *idx, uint64_t gets, uint64_t *bad)
-{
-	uint64_t v[8], t0, t1;
+#define BARE_RUNTIME(t, key, v) bare_get(t, key, KLEN, v, VLEN)
 
-	t0 = bench_now_ns();
-	for (uint64_t j = 0; j < gets; j++) {
-		ssize_t n = fixed_called(t, seq[j], v);
-
-		if (__builtin_expect(n == VLEN, 1))
-			*bad += v[0] != idx[j];
-		else
-			(*bad)++;
-	}
-	t1 = bench_now_ns();
-	return (double)(t1 - t0) / (double)gets;
-}
+/* run-time lengths (bare_get), the sizes compiled in (bare_get_fixed), and
+ * that behind a call */
+BARE_PASS(bare_pass, BARE_RUNTIME)
+BARE_PASS(fixed_pass, bare_get_fixed)
+BARE_PASS(called_pass, fixed_called)
 
 /* The quiet gets of one run, rounds interleaved: shmreg, the bare table
  * (run-time lengths, with the sizes compiled in, and that behind a call),
