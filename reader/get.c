@@ -82,12 +82,23 @@ get_general(shmreg_t *r, const void *key, size_t klen, void *buf, size_t cap,
 }
 
 #if SHM_HAVE_SHORT_GET
+/* What the short get does not answer: the full lookup, not get_general(),
+ * whose argument checks the short get's caller made and whose inlined walk
+ * would only repeat the short one's slots (an absent key walked three
+ * times).  Five arguments, so that the short get reaches it by a tail
+ * call and makes no call it returns from. */
+static __attribute__((noinline)) ssize_t
+get_full(shmreg_t *r, const void *key, size_t klen, void *buf, size_t cap)
+{
+	return reader_get(r, key, klen, shm_hash(key, klen), buf, cap, NULL);
+}
+
 /*
  * The short get (shm/lookup_short.h) of a key of @klen bytes, a constant
  * wherever this is inlined.  It reads the handle's mapping, the segment's
  * state word and the slots, nothing else (the index is at SHM_HEADER_SIZE
  * in every segment: shm_geom_check() refuses any other geometry), and
- * hands anything else to get_general() with the caller's arguments.
+ * hands anything else to the full lookup.
  */
 static inline __attribute__((always_inline)) ssize_t
 short_get(shmreg_t *r, const void *key, size_t klen, void *buf, size_t cap)
@@ -106,7 +117,7 @@ short_get(shmreg_t *r, const void *key, size_t klen, void *buf, size_t cap)
 		if (n >= 0)
 			return n;
 	}
-	return get_general(r, key, klen, buf, cap, NULL);
+	return get_full(r, key, klen, buf, cap);
 }
 
 /* One copy per key length of 8..15 bytes, each a function of its own. */
