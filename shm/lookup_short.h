@@ -94,7 +94,7 @@ ssize_t shm_short_store(void *buf, size_t n, uint32_t vlen, __m128i v0,
  * Returns the value length of a validated hit (its min(vlen, @cap) bytes
  * stored to @buf), or -EAGAIN for "not here in this shape" (absent,
  * another kind, an expiry, a longer value, an odd or torn slot, further
- * than SHM_FAST_PROBE): the caller then runs the general lookup.
+ * than SHM_FAST_PROBE): the caller then runs the full lookup.
  */
 static inline __attribute__((always_inline)) ssize_t
 shm_short_lookup(const uint8_t *index, unsigned shift, const void *key,
