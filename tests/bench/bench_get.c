@@ -516,6 +516,14 @@ static void validate_pass(shmreg_t *r, const key_t16 *seq, const uint32_t *idx,
  * GET(t, key, v) the read: a macro, not a function pointer, so that each
  * pass has its read inlined into its loop (the references' speed depends
  * on it).
+ *
+ * The empty asm after each read tells the compiler that all 64 bytes of
+ * the value are used.  Without it, the inlined read of bare_get_fixed()
+ * kept only v[0], the one word the loop looks at: the compiler dropped the
+ * other 56 bytes' loads and every store to v, and the reference read one
+ * of its slot's two cache lines and copied nothing.  shmreg_get() must
+ * store the whole value to the caller's buffer, so the reference must too
+ * (like with like: probe, seqcount, copy).
  */
 #define BARE_PASS(name, GET)                                                  \
 	static double name(const struct bare_table *t, const key_t16 *seq,   \
@@ -527,6 +535,7 @@ static void validate_pass(shmreg_t *r, const key_t16 *seq, const uint32_t *idx,
 		for (uint64_t j = 0; j < gets; j++) {                          \
 			ssize_t n = GET(t, seq[j], v);                         \
                                                                               \
+			__asm__ volatile("" : : "m"(v));                       \
 			if (__builtin_expect(n == VLEN, 1))                    \
 				*bad += v[0] != idx[j];                        \
 			else                                                   \
