@@ -655,4 +655,28 @@ ssize_t shmreg_client_registries(shmreg_client_t *c, shmreg_registry_fn fn,
 }
 #endif
 
+/*
+ * shmreg_get() inlined into the caller where the key length is a constant
+ * of 9 to 16 bytes (shmreg_inline.h says why, when and what it reads):
+ * C with GCC or Clang optimising, on x86-64, outside ThreadSanitizer.
+ * Define SHMREG_NO_INLINE_GET before including this header to always call
+ * the library.  SHMREG_INLINE_GET says which it is.
+ */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SHMREG__TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define SHMREG__TSAN 1
+#endif
+#if !defined(__cplusplus) && defined(__GNUC__) && defined(__OPTIMIZE__) && \
+	defined(__x86_64__) && defined(__SSE2__) && defined(__ELF__) &&     \
+	!defined(SHMREG__TSAN) && !defined(SHMREG_NO_INLINE_GET)
+#define SHMREG_INLINE_GET 1
+#include "shmreg_inline.h"
+#else
+#define SHMREG_INLINE_GET 0
+#endif
+
 #endif /* SHMREG_H */

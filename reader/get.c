@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* get.c - shmreg_get and shmreg_revision: the lock-free read path. */
 #include <errno.h>
+#include <stddef.h>
+#include <string.h>
 
 #include "internal.h"
 #include "hash.h"
 #include "liveness.h"
 #include "lookup.h"
-#include "lookup_short.h"
 #include "validate.h"
 
 /* A lookup that found nothing on a mapping that another thread has since
@@ -81,7 +82,56 @@ get_general(shmreg_t *r, const void *key, size_t klen, void *buf, size_t cap,
 	return reader_get(r, key, klen, hash, buf, cap, info);
 }
 
-#if SHM_HAVE_SHORT_GET
+#if SHMREG_INLINE_GET
+/* The layout the inline get of shmreg_inline.h reads, which programs
+ * compiled against this version's header read: the library's own. */
+_Static_assert(offsetof(struct shmreg, map) == 0 &&
+		       offsetof(struct shm_map, base) == 0 &&
+		       offsetof(struct shm_map, g) +
+				       offsetof(struct shm_geom, index_shift) ==
+			       SHMREG__MAP_SHIFT,
+	       "the handle and mapping words the inline get reads");
+_Static_assert(offsetof(struct shm_hdr, state) == SHMREG__HDR_STATE &&
+		       SHM_STATE_OPEN == SHMREG__STATE_OPEN &&
+		       SHM_STATE_CLOSED == SHMREG__STATE_CLOSED &&
+		       SHM_HEADER_SIZE == SHMREG__INDEX_OFF,
+	       "the header fields the inline get reads (shm_geom_check() "
+	       "refuses an index anywhere but after the header page)");
+_Static_assert(SHM_SLOT_SIZE == SHMREG__SLOT_SIZE &&
+		       offsetof(struct shm_slot, seq) == 0 &&
+		       offsetof(struct shm_slot, tag) == 4 &&
+		       offsetof(struct shm_slot, klen) == SHMREG__SLOT_W1 &&
+		       offsetof(struct shm_slot, kind) == SHMREG__SLOT_W1 + 2 &&
+		       offsetof(struct shm_slot, vlen) == SHMREG__SLOT_W1 + 4 &&
+		       offsetof(struct shm_slot, expires_at_ns) ==
+			       SHMREG__SLOT_EXPIRY &&
+		       offsetof(struct shm_slot, data) == SHMREG__SLOT_DATA &&
+		       SHM_SLOT_INLINE == SHMREG__SLOT_INLINE &&
+		       SHM_KIND_INLINE == SHMREG__KIND_INLINE &&
+		       SHM_FAST_PROBE == SHMREG__PROBE,
+	       "the slot fields the inline get reads");
+_Static_assert(SHMREG__SHORT_KEY + SHMREG__SHORT_VALUE <= SHM_SLOT_INLINE,
+	       "the short get's loads stay inside the slot");
+
+/* The short get's store of a value shorter than 64 bytes (or into a
+ * smaller buffer), out of line and reached by a tail call: a memcpy call
+ * inside shmreg_get, even on a path never taken, made it save six
+ * registers and keep a frame on every get, and ran a loop of gets a
+ * quarter slower (docs/benchmarks.md). */
+__attribute__((noinline)) ssize_t
+shmreg__short_store(void *buf, size_t n, uint32_t vlen, __m128i v0,
+		    __m128i v1, __m128i v2, __m128i v3)
+{
+	uint8_t tmp[SHMREG__SHORT_VALUE];
+
+	_mm_storeu_si128((__m128i *)(void *)tmp, v0);
+	_mm_storeu_si128((__m128i *)(void *)(tmp + 16), v1);
+	_mm_storeu_si128((__m128i *)(void *)(tmp + 32), v2);
+	_mm_storeu_si128((__m128i *)(void *)(tmp + 48), v3);
+	memcpy(buf, tmp, n);
+	return (ssize_t)vlen;
+}
+
 /* What the short get does not answer: the full lookup, not get_general(),
  * whose argument checks the short get's caller made and whose inlined walk
  * would only repeat the short one's slots (an absent key walked three
@@ -94,29 +144,21 @@ get_full(shmreg_t *r, const void *key, size_t klen, void *buf, size_t cap)
 }
 
 /*
- * The short get (shm/lookup_short.h) of a key of @klen bytes, a constant
- * wherever this is inlined.  It reads the handle's mapping, the segment's
- * state word and the slots, nothing else (the index is at SHM_HEADER_SIZE
- * in every segment: shm_geom_check() refuses any other geometry), and
- * hands anything else to the full lookup.
+ * The short get (shmreg__short_get() of shmreg_inline.h, the code a
+ * program with a constant key length has inlined) of a key of @klen
+ * bytes, a constant wherever this is inlined, for the callers the
+ * header's inlining does not reach: a key length known only at run time,
+ * 8-byte keys, bindings.  Anything it does not answer goes to the full
+ * lookup.
  */
 static inline __attribute__((always_inline)) ssize_t
 short_get(shmreg_t *r, const void *key, size_t klen, void *buf, size_t cap)
 {
-	/* pairs with the release store in reader_follow() */
-	const struct shm_map *m =
-		atomic_load_explicit(&r->map, memory_order_acquire);
-	const struct shm_hdr *h = (const struct shm_hdr *)m->base;
-	uint32_t st = atomic_load_explicit(&h->state, memory_order_acquire);
+	ssize_t n = shmreg__short_get(r, key, klen, shm_hash(key, klen), buf,
+				      cap);
 
-	if (st == SHM_STATE_OPEN || st == SHM_STATE_CLOSED) {
-		ssize_t n = shm_short_lookup(m->base + SHM_HEADER_SIZE,
-					     m->g.index_shift, key, klen,
-					     shm_hash(key, klen), buf, cap);
-
-		if (n >= 0)
-			return n;
-	}
+	if (n >= 0)
+		return n;
 	return get_full(r, key, klen, buf, cap);
 }
 
@@ -141,7 +183,7 @@ SHORT_GET(15)
 SHMREG_EXPORT ssize_t shmreg_get(shmreg_t *r, const void *key, size_t klen,
 				 void *buf, size_t cap, shmreg_info_t *info)
 {
-#if SHM_HAVE_SHORT_GET
+#if SHMREG_INLINE_GET
 	if (r && key && buf && !info) {
 		/* A 16-byte key (a UUID, two 64-bit ids, a digest) in this
 		 * function itself: in a loop of gets that measured 1.2-1.4

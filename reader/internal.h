@@ -12,6 +12,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* This is the library: shmreg.h gives it the inline get's parts, not the
+ * inline definition of shmreg_get (reader/get.c defines the real one). */
+#define SHMREG__LIBRARY 1
 #include "shmreg.h"
 #include "geometry.h"
 

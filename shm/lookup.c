@@ -44,7 +44,6 @@
 #include "clock.h"
 #include "hash.h"
 #include "lookup.h"
-#include "lookup_short.h"
 #include "seqcount.h"
 
 void shm_backoff(unsigned attempt)
@@ -304,18 +303,3 @@ ssize_t shm_lookup(const struct shm_map *m, const void *key, size_t klen,
 	}
 	return -EAGAIN;
 }
-
-#if SHM_HAVE_SHORT_GET
-ssize_t shm_short_store(void *buf, size_t n, uint32_t vlen, __m128i v0,
-			__m128i v1, __m128i v2, __m128i v3)
-{
-	uint8_t tmp[SHM_SHORT_VALUE];
-
-	_mm_storeu_si128((__m128i *)(void *)tmp, v0);
-	_mm_storeu_si128((__m128i *)(void *)(tmp + 16), v1);
-	_mm_storeu_si128((__m128i *)(void *)(tmp + 32), v2);
-	_mm_storeu_si128((__m128i *)(void *)(tmp + 48), v3);
-	memcpy(buf, tmp, n);
-	return (ssize_t)vlen;
-}
-#endif

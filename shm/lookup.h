@@ -64,7 +64,8 @@ void shm_fill_info(shmreg_info_t *info, const struct shm_slot *s);
  * The words of a slot's header that decide a lookup: its seqcount as
  * seq_read_begin() returned it, the tag, word 1 {klen, kind, flags, vlen}
  * and word 4 (the expiry), in registers, for the walks inlined into gets
- * (shm_lookup_fast() here, shm_short_lookup() in lookup_short.h).  The
+ * (shm_lookup_fast() here; the short get, shmreg__short_lookup() in
+ * include/shmreg_inline.h, reads the same words itself).  The
  * caller validates them with seq_read_retry() on @seq.
  */
 struct shm_slot_head {

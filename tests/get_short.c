@@ -1,16 +1,18 @@
 /* SPDX-License-Identifier: MIT */
-/* Description: the short get (shm/lookup_short.h: keys of 16 bytes, inline
- * values of at most 64) against the general path, shape by shape: every
- * key length around it (8..17), every value length that changes how the
- * value is stored (0..80 - klen, and out of line), and buffers smaller
- * than, equal to and larger than the value.  Each get returns the value's
- * length, stores exactly min(length, cap) bytes (the rest of the buffer
- * keeps its canary) and agrees with the same get asking for metadata (the
- * general path); a key that differs in any byte, or is absent, or sits in a
- * crowded probe chain, gets its exact answer.  Then, in a crafted copy of
- * a closed registry: a slot whose tag and length match but whose key bytes
- * differ (first or last byte) is not a hit, and one whose value length
- * makes no sense is refused with -EPROTO, not read. */
+/* Description: the short get (include/shmreg_inline.h: keys of 9..16
+ * bytes, inline values of at most 64), both where shmreg.h inlines it into
+ * the caller (a constant key length) and inside the library, against the
+ * general path, shape by shape: every key length around it (8..17), every
+ * value length that changes how the value is stored (0..80 - klen, and out
+ * of line), and buffers smaller than, equal to and larger than the value.
+ * Each get returns the value's length, stores exactly min(length, cap)
+ * bytes (the rest of the buffer keeps its canary) and agrees with the same
+ * get asking for metadata (the general path); a key that differs in any
+ * byte, or is absent, or sits in a crowded probe chain, gets its exact
+ * answer.  The header's hash of those keys is the library's.  Then, in a
+ * crafted copy of a closed registry: a slot whose tag and length match but
+ * whose key bytes differ (first or last byte) is not a hit, and one whose
+ * value length makes no sense is refused with -EPROTO, not read. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@
 #include "shmreg.h"
 #include "shmreg_writer.h"
 #include "common/tc.h"
+#include "hash.h"
 #include "layout.h"
 
 #define NAME   "getshort"
@@ -46,29 +49,55 @@ static void value_of(uint8_t *v, size_t vlen, unsigned id)
 		v[i] = (uint8_t)(id * 31 + i * 17 + vlen);
 }
 
-/* Get @key with @cap into a canaried buffer, with and without info, and
- * check both against @want (@wlen bytes, or wlen < 0: that error). */
+/* shmreg_get with @klen a compile-time constant at each call: where
+ * shmreg.h inlines the get (SHMREG_INLINE_GET: 9..16 bytes), the inline
+ * one. */
+static ssize_t get_const(const uint8_t *key, size_t klen, void *buf,
+			 size_t cap)
+{
+	switch (klen) {
+	case 9: return shmreg_get(r, key, 9, buf, cap, NULL);
+	case 10: return shmreg_get(r, key, 10, buf, cap, NULL);
+	case 11: return shmreg_get(r, key, 11, buf, cap, NULL);
+	case 12: return shmreg_get(r, key, 12, buf, cap, NULL);
+	case 13: return shmreg_get(r, key, 13, buf, cap, NULL);
+	case 14: return shmreg_get(r, key, 14, buf, cap, NULL);
+	case 15: return shmreg_get(r, key, 15, buf, cap, NULL);
+	case 16: return shmreg_get(r, key, 16, buf, cap, NULL);
+	}
+	return shmreg_get(r, key, klen, buf, cap, NULL);
+}
+
+/* Get @key with @cap into canaried buffers: from the library without and
+ * with info, and with a constant key length (the inline get), and check
+ * each against @want (@wlen bytes, or wlen < 0: that error). */
 static void check_get(const uint8_t *key, size_t klen, size_t cap,
 		      const uint8_t *want, ssize_t wlen, const char *what)
 {
-	uint8_t buf[BUFSZ], buf2[BUFSZ];
+	uint8_t buf[BUFSZ], buf2[BUFSZ], buf3[BUFSZ];
 	shmreg_info_t info;
-	ssize_t n, n2;
+	ssize_t n, n2, n3;
 	size_t stored;
 
 	memset(buf, CANARY, sizeof(buf));
 	memset(buf2, CANARY, sizeof(buf2));
-	n = shmreg_get(r, key, klen, buf, cap, NULL);
-	n2 = shmreg_get(r, key, klen, buf2, cap, &info);
+	memset(buf3, CANARY, sizeof(buf3));
+	n = (shmreg_get)(r, key, klen, buf, cap, NULL);
+	n2 = (shmreg_get)(r, key, klen, buf2, cap, &info);
+	n3 = get_const(key, klen, buf3, cap);
 	TC_CHECK(n == wlen, "%s: klen %zu cap %zu: got %zd, want %zd", what,
 		 klen, cap, n, wlen);
 	TC_CHECK(n2 == wlen, "%s (info): got %zd, want %zd", what, n2, wlen);
+	TC_CHECK(n3 == wlen, "%s (inline): klen %zu cap %zu: got %zd, want %zd",
+		 what, klen, cap, n3, wlen);
 	stored = wlen < 0 ? 0 : ((size_t)wlen < cap ? (size_t)wlen : cap);
 	TC_CHECK(!stored || (!memcmp(buf, want, stored) &&
-			     !memcmp(buf2, want, stored)),
+			     !memcmp(buf2, want, stored) &&
+			     !memcmp(buf3, want, stored)),
 		 "%s: klen %zu cap %zu: value bytes", what, klen, cap);
 	for (size_t i = stored; i < sizeof(buf); i++)
-		TC_CHECK(buf[i] == CANARY && buf2[i] == CANARY,
+		TC_CHECK(buf[i] == CANARY && buf2[i] == CANARY &&
+				 buf3[i] == CANARY,
 			 "%s: klen %zu cap %zu: byte %zu past the copy written",
 			 what, klen, cap, i);
 	if (wlen >= 0)
@@ -134,6 +163,27 @@ static void crafted_checks(void)
 	munmap(base, (size_t)st.st_size);
 }
 
+/* The header's hash of 9..16-byte keys is the format's (XXH3-64, the
+ * library's shm_hash()), for every length and many keys. */
+static void hash_checks(void)
+{
+#if SHMREG_INLINE_GET
+	uint8_t k[16];
+	uint64_t x = 0x9e3779b97f4a7c15u;
+
+	for (size_t klen = 9; klen <= 16; klen++)
+		for (unsigned t = 0; t < 10000; t++) {
+			for (size_t i = 0; i < klen; i++) {
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				k[i] = (uint8_t)x;
+			}
+			TC_CHECK(shmreg__hash_9to16(k, klen) ==
+					 shm_hash(k, klen),
+				 "hash of a %zu-byte key", klen);
+		}
+#endif
+}
+
 int main(void)
 {
 	static const size_t vlens[] = { 0,  1,  3,  4,  7,  8,  9,  15, 16,
@@ -146,6 +196,7 @@ int main(void)
 
 	tc_init("get_short", 60);
 	tc_dir();
+	hash_checks();
 	TC_EQ(shmreg_writer_open(NAME, &wo, &w), 0, "open");
 	TC_EQ(shmreg_open(NAME, 0, &r), 0, "reader");
 

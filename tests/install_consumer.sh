@@ -25,7 +25,7 @@ prefix=$SHMREG_DIR/prefix
 cmake --install "$SHMREG_BINARY_DIR" --prefix "$prefix" >install.log 2>&1 ||
 	{ cat install.log >&2; fail "cmake --install"; }
 
-for f in include/shmreg.h include/shmreg_writer.h; do
+for f in include/shmreg.h include/shmreg_inline.h include/shmreg_writer.h; do
 	[[ -f $prefix/$f ]] || fail "$f not installed"
 done
 pcdir=$(dirname "$(find "$prefix" -name shmreg.pc -print -quit)")
@@ -55,6 +55,15 @@ for h in shmreg.h shmreg_writer.h; do
 		echo "#include <$h>" | gcc -std=$std -Wall -Wextra -Werror \
 			-pedantic -I"$prefix/include" -fsyntax-only -x c - ||
 			fail "$h does not compile alone as $std"
+		# optimising, the inline get (shmreg_inline.h) is compiled
+		# too: with GCC and, when installed, Clang
+		for cc in gcc clang; do
+			command -v $cc >/dev/null || continue
+			echo "#include <$h>" | $cc -std=$std -O2 -Wall -Wextra \
+				-Werror -pedantic -I"$prefix/include" \
+				-fsyntax-only -x c - ||
+				fail "$h does not compile alone as $std -O2 ($cc)"
+		done
 	done
 	for std in c++11 c++17; do
 		echo "#include <$h>" | g++ -std=$std -Wall -Wextra -Werror \

@@ -135,6 +135,9 @@ for hdr in "$src"/include/*.h; do
 	while IFS= read -r proto; do
 		f=$(printf '%s\n' "$proto" |
 		    sed -E 's/^[^(]*[ *](shmreg_[a-z0-9_]+)\(.*/\1/')
+		# shmreg__* (two underscores) are the inline get's parts in
+		# shmreg_inline.h, not API
+		case $f in shmreg__*) continue ;; esac
 		nfunc=$((nfunc + 1))
 		declared[$f]=1
 		page=$mandir/$f.3
