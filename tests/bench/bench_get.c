@@ -451,25 +451,36 @@ static void writer_main(const struct cfg *c, const char *path,
 /* One timed pass: @gets random gets in the order of @seq (key indexes in
  * @idx).  Returns ns per get; counts wrong values in *@bad and -EAGAIN
  * returns in *@again. */
-static double get_pass(shmreg_t *r, const key_t16 *seq, const uint32_t *idx,
-		       uint64_t gets, uint64_t *bad, uint64_t *again)
-{
-	uint64_t v[8], t0, t1;
-
-	t0 = bench_now_ns();
-	for (uint64_t j = 0; j < gets; j++) {
-		ssize_t n = shmreg_get(r, seq[j], KLEN, v, VLEN, NULL);
-
-		if (__builtin_expect(n == VLEN, 1))
-			*bad += v[0] != idx[j];
-		else if (n == -EAGAIN)
-			(*again)++;
-		else
-			(*bad)++;
+/*
+ * One timed pass of gets, with GET the call: shmreg_get() as a C program
+ * writes it (a constant key length: inlined from shmreg.h where it can
+ * be, include/shmreg_inline.h), and (shmreg_get)(), the library's
+ * function, as bindings and calls with a run-time length reach it.
+ */
+#define GET_PASS(name, GET)                                                   \
+	static double name(shmreg_t *r, const key_t16 *seq,                  \
+			   const uint32_t *idx, uint64_t gets, uint64_t *bad, \
+			   uint64_t *again)                                   \
+	{                                                                     \
+		uint64_t v[8], t0, t1;                                         \
+                                                                              \
+		t0 = bench_now_ns();                                           \
+		for (uint64_t j = 0; j < gets; j++) {                          \
+			ssize_t n = GET(r, seq[j], KLEN, v, VLEN, NULL);       \
+                                                                              \
+			if (__builtin_expect(n == VLEN, 1))                    \
+				*bad += v[0] != idx[j];                        \
+			else if (n == -EAGAIN)                                 \
+				(*again)++;                                    \
+			else                                                   \
+				(*bad)++;                                      \
+		}                                                              \
+		t1 = bench_now_ns();                                           \
+		return (double)(t1 - t0) / (double)gets;                       \
 	}
-	t1 = bench_now_ns();
-	return (double)(t1 - t0) / (double)gets;
-}
+
+GET_PASS(get_pass, shmreg_get)
+GET_PASS(library_pass, (shmreg_get))
 
 /* Median ns/get over @reps passes (after one warm-up pass when @warm). */
 static double get_median(const struct cfg *c, shmreg_t *r, const key_t16 *seq,
@@ -568,7 +579,7 @@ BARE_PASS(called_pass, fixed_called)
  * non-NULL). */
 struct quiet {
 	double q[MAX_REPS], b[MAX_REPS], f[MAX_REPS], fc[MAX_REPS],
-		qh[MAX_REPS], bh[MAX_REPS];
+		lib[MAX_REPS], qh[MAX_REPS], bh[MAX_REPS];
 };
 
 static void quiet_rounds(const struct cfg *c, shmreg_t *r,
@@ -579,6 +590,7 @@ static void quiet_rounds(const struct cfg *c, shmreg_t *r,
 {
 	/* warm-up: the first touch of every page, once each */
 	get_pass(r, seq, idx, c->gets, bad, again);
+	library_pass(r, seq, idx, c->gets, bad, again);
 	bare_pass(bt, seq, idx, c->gets, bad);
 	fixed_pass(bt, seq, idx, c->gets, bad);
 	called_pass(bt, seq, idx, c->gets, bad);
@@ -591,6 +603,7 @@ static void quiet_rounds(const struct cfg *c, shmreg_t *r,
 		out->b[i] = bare_pass(bt, seq, idx, c->gets, bad);
 		out->f[i] = fixed_pass(bt, seq, idx, c->gets, bad);
 		out->fc[i] = called_pass(bt, seq, idx, c->gets, bad);
+		out->lib[i] = library_pass(r, seq, idx, c->gets, bad, again);
 		if (rh) {
 			out->qh[i] = get_pass(rh, seq, idx, c->gets, bad,
 					      again);
@@ -1335,7 +1348,9 @@ int main(int argc, char **argv)
 	struct bare_table bt, bth;
 	shmreg_t *rh = NULL;
 	char huge_why[160];
-	double b_ns, f_ns, ratio_f, fc_ns, ratio_fc, qh_ns = 0, bh_ns = 0, ratio, ratio_h = 0;
+	double b_ns, f_ns, ratio_f, fc_ns, ratio_fc, qh_ns = 0, bh_ns = 0, ratio,
+		ratio_h = 0;
+	double lib_ns, ratio_lib_f, ratio_lib_fc;
 	double hshare = -1;
 	struct lmdb_res lm = { 0 };
 	struct redis_res rd = { 0 };
@@ -1447,6 +1462,9 @@ int main(int argc, char **argv)
 	ratio_f = median_ratio(qr.q, qr.f, c.reps);
 	fc_ns = bench_median(qr.fc, c.reps);
 	ratio_fc = median_ratio(qr.q, qr.fc, c.reps);
+	lib_ns = bench_median(qr.lib, c.reps);
+	ratio_lib_f = median_ratio(qr.lib, qr.f, c.reps);
+	ratio_lib_fc = median_ratio(qr.lib, qr.fc, c.reps);
 	ratio = median_ratio(qr.q, qr.b, c.reps);
 	q_lo = q_hi = qr.q[0];
 	for (int i = 1; i < c.reps; i++) {
@@ -1569,6 +1587,12 @@ int main(int argc, char **argv)
 		   "", -1);
 	bench_rowf("  get / bare behind a call (median of rounds)", ratio_fc,
 		   "%.2fx", "", -1);
+	bench_rowf("  the library's function, not inlined (ns)", lib_ns,
+		   "%.1f", "", -1);
+	bench_rowf("  library / bare, sizes compiled in", ratio_lib_f,
+		   "%.2fx", "", -1);
+	bench_rowf("  library / bare behind a call", ratio_lib_fc, "%.2fx", "",
+		   -1);
 	bench_rowf("  bare table, run-time lengths (ns)", b_ns, "%.1f", "", -1);
 	bench_rowf("  get / bare, run-time lengths (median of rounds)", ratio,
 		   "%.2fx", "", -1);
