@@ -13,9 +13,9 @@
  * and return; inlined, the checks fold against what the caller knows (a
  * constant key length, a buffer on its stack, no metadata asked for) and
  * the caller's registers serve.  Measured in one process, the same lookup
- * ran at 1.35-1.41 times a bare seqcount table behind the library call and
- * at 1.13-1.16 times it inlined (docs/benchmarks.md).  liburing does the
- * same with its ring helpers.
+ * ran at 1.28-1.41 times a bare seqcount table as the library's function
+ * and at 1.13-1.17 times it inlined (docs/benchmarks.md, "Fifth pass").
+ * liburing does the same with its ring helpers.
  *
  * When.  The get is inlined where the key length is a compile-time
  * constant of 9 to 16 bytes, on x86-64 with SSE2, with GCC or Clang
