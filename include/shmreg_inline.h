@@ -149,16 +149,10 @@ shmreg__key_vec(const unsigned char *p, size_t klen)
 /* ---- the short get ---- */
 
 /* Store @n (< 64) bytes of the four value registers to @buf and return
- * @vlen.  Inlined into a program, a copy through the stack; the library
- * defines its own, reached by a tail call, because its shmreg_get must
- * make no call it returns from (reader/get.c). */
-#ifdef SHMREG__LIBRARY
-ssize_t shmreg__short_store(void *buf, size_t n, uint32_t vlen, __m128i v0,
-			    __m128i v1, __m128i v2, __m128i v3);
-#else
+ * @vlen: a copy through the stack. */
 static __inline__ ssize_t
-shmreg__short_store(void *buf, size_t n, uint32_t vlen, __m128i v0,
-		    __m128i v1, __m128i v2, __m128i v3)
+shmreg__store_partial(void *buf, size_t n, uint32_t vlen, __m128i v0,
+		      __m128i v1, __m128i v2, __m128i v3)
 {
 	unsigned char tmp[SHMREG__SHORT_VALUE];
 
@@ -169,6 +163,17 @@ shmreg__short_store(void *buf, size_t n, uint32_t vlen, __m128i v0,
 	memcpy(buf, tmp, n);
 	return (ssize_t)vlen;
 }
+
+/* How the short get stores a value shorter than 64 bytes (or into a
+ * smaller buffer).  Inlined into a program, the copy above; the library's
+ * shmreg_get must make no call it returns from, so it reaches the copy
+ * through a function of its own by a tail call (reader/get.c). */
+#ifdef SHMREG__LIBRARY
+ssize_t shmreg__short_store(void *buf, size_t n, uint32_t vlen, __m128i v0,
+			    __m128i v1, __m128i v2, __m128i v3);
+#define SHMREG__SHORT_STORE shmreg__short_store
+#else
+#define SHMREG__SHORT_STORE shmreg__store_partial
 #endif
 
 /*
@@ -241,7 +246,7 @@ shmreg__short_lookup(const unsigned char *index, unsigned shift,
 				return SHMREG__SHORT_VALUE;
 			}
 			{
-				ssize_t n = shmreg__short_store(
+				ssize_t n = SHMREG__SHORT_STORE(
 					buf, vlen < cap ? vlen : cap, vlen,
 					v0, v1, v2, v3);
 

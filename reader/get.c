@@ -122,14 +122,7 @@ __attribute__((noinline)) ssize_t
 shmreg__short_store(void *buf, size_t n, uint32_t vlen, __m128i v0,
 		    __m128i v1, __m128i v2, __m128i v3)
 {
-	uint8_t tmp[SHMREG__SHORT_VALUE];
-
-	_mm_storeu_si128((__m128i *)(void *)tmp, v0);
-	_mm_storeu_si128((__m128i *)(void *)(tmp + 16), v1);
-	_mm_storeu_si128((__m128i *)(void *)(tmp + 32), v2);
-	_mm_storeu_si128((__m128i *)(void *)(tmp + 48), v3);
-	memcpy(buf, tmp, n);
-	return (ssize_t)vlen;
+	return shmreg__store_partial(buf, n, vlen, v0, v1, v2, v3);
 }
 
 /* What the short get does not answer: the full lookup, not get_general(),
