@@ -121,6 +121,22 @@ LD_LIBRARY_PATH=$(dirname "$(find "$prefix" -name libshmreg.so -print -quit)") \
 LD_LIBRARY_PATH=$(dirname "$(find "$prefix" -name libshmreg.so -print -quit)") \
 	./pc_writer >/dev/null || fail "pc_writer"
 cm/headers_cxx || fail "headers_cxx"
+# the inline get of the installed header, with GCC and, when installed,
+# Clang (not in a sanitized build: Clang's sanitizer runtime is not the
+# one the libraries were built with)
+for cc in gcc clang; do
+	command -v $cc >/dev/null || continue
+	[[ $cc == clang && -n $flags ]] && continue
+	# shellcheck disable=SC2046,SC2086
+	$cc $flags -O2 $(pkg-config --cflags shmreg_writer) \
+		"$SHMREG_SOURCE_DIR/tests/consumer/inline_get.c" -o inline_$cc \
+		$(pkg-config --libs shmreg_writer) ||
+		fail "inline_get build ($cc)"
+	LD_LIBRARY_PATH=$(dirname "$(find "$prefix" -name libshmreg.so -print -quit)") \
+		./inline_$cc >inline_$cc.out || fail "inline_get ($cc)"
+	grep -qx "inline_get: ok" inline_$cc.out ||
+		fail "inline_get ($cc) printed '$(cat inline_$cc.out)'"
+done
 
 # 5. Installed tools run from the prefix (their RPATH finds the libraries).
 if [[ -x $prefix/bin/shmregctl ]]; then
