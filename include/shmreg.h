@@ -657,7 +657,7 @@ ssize_t shmreg_client_registries(shmreg_client_t *c, shmreg_registry_fn fn,
 
 /*
  * shmreg_get() inlined into the caller where the key length is a constant
- * of 9 to 16 bytes (shmreg_inline.h says why, when and what it reads):
+ * of 8 to 16 bytes (shmreg_inline.h says why, when and what it reads):
  * C with GCC or Clang optimising, on x86-64, outside ThreadSanitizer.
  * Define SHMREG_NO_INLINE_GET before including this header to always call
  * the library.  SHMREG_INLINE_GET says which it is.

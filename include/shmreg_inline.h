@@ -18,7 +18,7 @@
  * liburing does the same with its ring helpers.
  *
  * When.  The get is inlined where the key length is a compile-time
- * constant of 9 to 16 bytes, on x86-64 with SSE2, with GCC or Clang
+ * constant of 8 to 16 bytes, on x86-64 with SSE2, with GCC or Clang
  * optimising, in C, outside ThreadSanitizer (whose model has no fences),
  * and unless SHMREG_NO_INLINE_GET is defined.  It answers when the entry
  * is inline, never expires and has a value of at most 64 bytes, within
@@ -107,17 +107,30 @@ shmreg__seq_retry(const unsigned char *slot, uint32_t start)
 
 /* ---- the key ---- */
 
-/* XXH3-64 (seed 0) of a key of 9..16 bytes: the format's key hash for
- * these lengths, written out so that the header needs no xxhash.h
- * (get_short checks it against the library's XXH3_64bits for every
- * length). */
+/* XXH3-64 (seed 0) of a key of 8..16 bytes: the format's key hash for
+ * these lengths (XXH3's formulas for 4..8 and 9..16 bytes), written out
+ * so that the header needs no xxhash.h (get_short checks it against the
+ * library's XXH3_64bits for every length). */
 SHMREG__INLINE uint64_t
-shmreg__hash_9to16(const void *key, size_t klen)
+shmreg__hash_8to16(const void *key, size_t klen)
 {
 	const unsigned char *p = (const unsigned char *)key;
 	uint64_t lo, hi, acc;
 	shmreg__u128 m;
 
+	if (klen == 8) {
+		uint32_t w0, w1;
+
+		memcpy(&w0, p, 4);
+		memcpy(&w1, p + 4, 4);
+		acc = w1 + ((uint64_t)w0 << 32);
+		acc ^= UINT64_C(0xc73ab174c5ecd5a2); /* secret[8..24) folded */
+		acc ^= ((acc << 49) | (acc >> 15)) ^ ((acc << 24) | (acc >> 40));
+		acc *= UINT64_C(0x9fb21c651e98df25);
+		acc ^= (acc >> 35) + klen;
+		acc *= UINT64_C(0x9fb21c651e98df25);
+		return acc ^ (acc >> 28);
+	}
 	memcpy(&lo, p, 8);
 	memcpy(&hi, p + klen - 8, 8);
 	lo ^= UINT64_C(0x6782737bea4239b9); /* secret[24..40) folded */
@@ -296,10 +309,10 @@ SHMREG__INLINE ssize_t
 shmreg__get_inline(shmreg_t *r, const void *key, size_t klen, void *buf,
 		   size_t cap, shmreg_info_t *info)
 {
-	if (__builtin_constant_p(klen) && klen > 8 &&
+	if (__builtin_constant_p(klen) && klen >= 8 &&
 	    klen <= SHMREG__SHORT_KEY && r && key && buf && !info) {
 		ssize_t n = shmreg__short_get(r, key, klen,
-					      shmreg__hash_9to16(key, klen),
+					      shmreg__hash_8to16(key, klen),
 					      buf, cap);
 
 		if (__builtin_expect(n >= 0, 1))

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Description: the short get (include/shmreg_inline.h: keys of 9..16
+/* Description: the short get (include/shmreg_inline.h: keys of 8..16
  * bytes, inline values of at most 64), both where shmreg.h inlines it into
  * the caller (a constant key length) and inside the library, against the
  * general path, shape by shape: every key length around it (8..17), every
@@ -50,12 +50,13 @@ static void value_of(uint8_t *v, size_t vlen, unsigned id)
 }
 
 /* shmreg_get with @klen a compile-time constant at each call: where
- * shmreg.h inlines the get (SHMREG_INLINE_GET: 9..16 bytes), the inline
+ * shmreg.h inlines the get (SHMREG_INLINE_GET: 8..16 bytes), the inline
  * one. */
 static ssize_t get_const(const uint8_t *key, size_t klen, void *buf,
 			 size_t cap)
 {
 	switch (klen) {
+	case 8: return shmreg_get(r, key, 8, buf, cap, NULL);
 	case 9: return shmreg_get(r, key, 9, buf, cap, NULL);
 	case 10: return shmreg_get(r, key, 10, buf, cap, NULL);
 	case 11: return shmreg_get(r, key, 11, buf, cap, NULL);
@@ -163,7 +164,7 @@ static void crafted_checks(void)
 	munmap(base, (size_t)st.st_size);
 }
 
-/* The header's hash of 9..16-byte keys is the format's (XXH3-64, the
+/* The header's hash of 8..16-byte keys is the format's (XXH3-64, the
  * library's shm_hash()), for every length and many keys. */
 static void hash_checks(void)
 {
@@ -171,13 +172,13 @@ static void hash_checks(void)
 	uint8_t k[16];
 	uint64_t x = 0x9e3779b97f4a7c15u;
 
-	for (size_t klen = 9; klen <= 16; klen++)
+	for (size_t klen = 8; klen <= 16; klen++)
 		for (unsigned t = 0; t < 10000; t++) {
 			for (size_t i = 0; i < klen; i++) {
 				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
 				k[i] = (uint8_t)x;
 			}
-			TC_CHECK(shmreg__hash_9to16(k, klen) ==
+			TC_CHECK(shmreg__hash_8to16(k, klen) ==
 					 shm_hash(k, klen),
 				 "hash of a %zu-byte key", klen);
 		}

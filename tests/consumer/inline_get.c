@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Description: the inline get (shmreg_inline.h) built against an installed
  * shmreg, by each compiler install_consumer finds: constant key lengths of
- * 9 to 16 bytes, a hit with a full and with a partial buffer, a miss and a
+ * 8 to 16 bytes, a hit with a full and with a partial buffer, a miss and a
  * value too long for the short get, each the library's answer too. */
 #include <errno.h>
 #include <shmreg.h>
@@ -34,6 +34,7 @@ int main(void)
 	if (shmreg_writer_open("inline", &o, &w) < 0 ||
 	    shmreg_writer_put(w, "inline/key/16byt", 16, v, 64, NULL) <= 0 ||
 	    shmreg_writer_put(w, "nine/9key", 9, "short", 5, NULL) <= 0 ||
+	    shmreg_writer_put(w, "id:00042", 8, v, 8, NULL) <= 0 ||
 	    shmreg_writer_put(w, "inline/big/16byt", 16, big, 200, NULL) <= 0 ||
 	    shmreg_open("inline", 0, &r) < 0) {
 		fprintf(stderr, "inline_get: setup failed\n");
@@ -46,6 +47,7 @@ int main(void)
 	memset(buf, 0, sizeof(buf));
 	expect("9-byte hit", shmreg_get(r, "nine/9key", 9, buf, 3, NULL), 5);
 	expect("9-byte partial copy", memcmp(buf, "sho\0", 4), 0);
+	expect("8-byte hit", shmreg_get(r, "id:00042", 8, buf, 64, NULL), 8);
 	expect("absent", shmreg_get(r, "inline/none/16by", 16, buf, 64, NULL),
 	       -ENOENT);
 	expect("long value", shmreg_get(r, "inline/big/16byt", 16, buf,
