@@ -100,32 +100,39 @@ static void rates(shmreg_t *fresh, double hit[2], double miss[2])
 		}
 }
 
+/* Put the resident keys, and the window of NCHURN/2 churn keys from
+ * @first on (mod NCHURN): the contents after @first cycles. */
+static void fill(shmreg_writer_t *fw, uint64_t first)
+{
+	uint8_t val[16];
+	char key[24];
+	int klen;
+
+	for (uint32_t i = 0; i < NRES; i++) {
+		klen = res_key(key, i);
+		tv_build(val, 16, key, (size_t)klen, i);
+		TC_CHECK(shmreg_writer_put(fw, key, (size_t)klen, val, 16,
+					   NULL) > 0, "put %s", key);
+	}
+	for (uint32_t a = 0; a < NCHURN / 2; a++) {
+		uint32_t i = (uint32_t)((first + a) % NCHURN);
+
+		klen = churn_key(key, i);
+		tv_build(val, 16, key, (size_t)klen, i);
+		TC_CHECK(shmreg_writer_put(fw, key, (size_t)klen, val, 16,
+					   NULL) > 0, "put %s", key);
+	}
+}
+
 /* A registry holding what the churned one holds after @cycles cycles,
  * put in one pass: the reference of rates(). */
 static shmreg_writer_t *fill_fresh(uint64_t cycles, shmreg_t **out)
 {
 	shmreg_writer_opts_t o = { .flags = SHMREG_WRITER_TRUNCATE };
 	shmreg_writer_t *fw;
-	uint8_t val[512];
-	char key[24];
-	int klen;
 
 	TC_EQ(shmreg_writer_open(NAME "-fresh", &o, &fw), 0, "fresh writer");
-	for (uint32_t i = 0; i < NRES; i++) {
-		klen = res_key(key, i);
-		tv_build(val, 16, key, (size_t)klen, i);
-		TC_CHECK(shmreg_writer_put(fw, key, (size_t)klen, val, 16,
-					   NULL) > 0, "fresh put %s", key);
-	}
-	for (uint32_t a = 0; a < NCHURN / 2; a++) {
-		/* the live window: churn keys c .. c + NCHURN/2 - 1 */
-		uint32_t i = (uint32_t)((cycles + a) % NCHURN);
-
-		klen = churn_key(key, i);
-		tv_build(val, 16, key, (size_t)klen, i);
-		TC_CHECK(shmreg_writer_put(fw, key, (size_t)klen, val, 16,
-					   NULL) > 0, "fresh put %s", key);
-	}
+	fill(fw, cycles);
 	TC_EQ(shmreg_open(NAME "-fresh", 0, out), 0, "fresh reader");
 	return fw;
 }
@@ -180,18 +187,7 @@ int main(void)
 	ret = shmreg_open(NAME, 0, &r);
 	TC_CHECK(ret == 0, "shmreg_open: %s", strerror(-ret));
 
-	for (uint32_t i = 0; i < NRES; i++) {
-		klen = res_key(key, i);
-		tv_build(val, 16, key, (size_t)klen, i);
-		TC_CHECK(shmreg_writer_put(w, key, (size_t)klen, val, 16,
-					   NULL) > 0, "put %s", key);
-	}
-	for (uint32_t i = 0; i < NCHURN / 2; i++) {
-		klen = churn_key(key, i);
-		tv_build(val, 16, key, (size_t)klen, i);
-		TC_CHECK(shmreg_writer_put(w, key, (size_t)klen, val, 16,
-					   NULL) > 0, "put %s", key);
-	}
+	fill(w, 0);
 	TC_EQ(shmreg_stats(r, &st0), 0, "stats");
 	rev0 = shmreg_writer_revision(w);
 
