@@ -301,8 +301,16 @@ shmreg__short_get(shmreg_t *r, const void *key, size_t klen, uint64_t hash,
 				    hash, buf, cap);
 }
 
+/* The library's full lookup, for what a short get did not answer (@r,
+ * @key and @buf not NULL, @klen 8..16, no info): exported for this
+ * header, not API (reader/get.c). */
+extern ssize_t shmreg__get_rest(shmreg_t *r, const void *key, size_t klen,
+				void *buf, size_t cap);
+
 #ifndef SHMREG__LIBRARY
-/* shmreg_get() as the caller sees it: the short get, then the library.
+/* shmreg_get() as the caller sees it: the short get, then the library's
+ * full lookup (not shmreg_get, which would walk the same slots again);
+ * calls the short get does not take go to the library's shmreg_get.
  * (shmreg_get) in the body is the library's function: a function-like
  * macro is not expanded without its parenthesis. */
 SHMREG__INLINE ssize_t
@@ -317,6 +325,7 @@ shmreg__get_inline(shmreg_t *r, const void *key, size_t klen, void *buf,
 
 		if (__builtin_expect(n >= 0, 1))
 			return n;
+		return shmreg__get_rest(r, key, klen, buf, cap);
 	}
 	return (shmreg_get)(r, key, klen, buf, cap, info);
 }

@@ -82,6 +82,30 @@ get_general(shmreg_t *r, const void *key, size_t klen, void *buf, size_t cap,
 	return reader_get(r, key, klen, hash, buf, cap, info);
 }
 
+/*
+ * What a short get did not answer, the library's or the one inlined into a
+ * program (shmreg_inline.h, as shmreg__get_rest): the full lookup.  Not shmreg_get(), which
+ * would walk the short get's slots again, nor get_general(), whose
+ * argument checks the short get's caller made (r, key and buf not NULL,
+ * no info, klen 8..16).  The hash is computed again here rather than
+ * passed: a hash kept for this call would hold a register through every
+ * short get's walk, and only a miss pays for it.  Five arguments, so that
+ * the library's short get reaches it by a tail call and makes no call it
+ * returns from.  Exported for the inline get, whatever this library was
+ * built with (its ABI does not depend on SHMREG_INLINE_GET).
+ */
+static __attribute__((noinline)) ssize_t
+get_rest(shmreg_t *r, const void *key, size_t klen, void *buf, size_t cap)
+{
+	return reader_get(r, key, klen, shm_hash(key, klen), buf, cap, NULL);
+}
+
+/* The same function under its exported name; the library's own short get
+ * jumps to get_rest() directly, not through its PLT. */
+SHMREG_EXPORT ssize_t shmreg__get_rest(shmreg_t *r, const void *key,
+				       size_t klen, void *buf, size_t cap)
+	__attribute__((alias("get_rest")));
+
 #if SHMREG_INLINE_GET
 /* The layout the inline get of shmreg_inline.h reads, which programs
  * compiled against this version's header read: the library's own. */
@@ -125,17 +149,6 @@ shmreg__short_store(void *buf, size_t n, uint32_t vlen, __m128i v0,
 	return shmreg__store_partial(buf, n, vlen, v0, v1, v2, v3);
 }
 
-/* What the short get does not answer: the full lookup, not get_general(),
- * whose argument checks the short get's caller made and whose inlined walk
- * would only repeat the short one's slots (an absent key walked three
- * times).  Five arguments, so that the short get reaches it by a tail
- * call and makes no call it returns from. */
-static __attribute__((noinline)) ssize_t
-get_full(shmreg_t *r, const void *key, size_t klen, void *buf, size_t cap)
-{
-	return reader_get(r, key, klen, shm_hash(key, klen), buf, cap, NULL);
-}
-
 /*
  * The short get (shmreg__short_get() of shmreg_inline.h, the code a
  * program with a constant key length has inlined) of a key of @klen
@@ -152,7 +165,7 @@ short_get(shmreg_t *r, const void *key, size_t klen, void *buf, size_t cap)
 
 	if (n >= 0)
 		return n;
-	return get_full(r, key, klen, buf, cap);
+	return get_rest(r, key, klen, buf, cap);
 }
 
 /* One copy per key length of 8..15 bytes, each a function of its own. */

@@ -18,6 +18,13 @@
 #include "shmreg.h"
 #include "geometry.h"
 
+#if !SHMREG_INLINE_GET
+/* The inline get's fallback (reader/get.c), which shmreg_inline.h
+ * declares where it is included: exported by every build. */
+ssize_t shmreg__get_rest(shmreg_t *r, const void *key, size_t klen, void *buf,
+			 size_t cap);
+#endif
+
 #define SHMREG_EXPORT __attribute__((visibility("default")))
 
 /*
