@@ -96,7 +96,6 @@ static int bench_cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Median of @n values (sorts @v in place); the lower middle for even n. */
 /*
  * Have the host back @bytes of guest memory just before a timed phase that
  * allocates that much fresh memory: touch that many anonymous pages and
@@ -123,6 +122,7 @@ static inline int bench_back_memory(size_t bytes)
 	return 0;
 }
 
+/* Median of @n values (sorts @v in place); the lower middle for even n. */
 static inline double bench_median(double *v, int n)
 {
 	if (n <= 0)
