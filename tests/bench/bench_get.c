@@ -452,26 +452,36 @@ static void writer_main(const struct cfg *c, const char *path,
 
 /* ---- the reader side ---- */
 
-/* One timed pass: @gets random gets in the order of @seq (key indexes in
- * @idx).  Returns ns per get; counts wrong values in *@bad and -EAGAIN
- * returns in *@again. */
 /*
- * One timed pass of gets, with GET the call: shmreg_get() as a C program
- * writes it (a constant key length: inlined from shmreg.h where it can
- * be, include/shmreg_inline.h), and (shmreg_get)(), the library's
- * function, as bindings and calls with a run-time length reach it.
+ * One timed pass: @gets random gets in the order of @seq (key indexes in
+ * @idx) from @t, with GET(t, key, v) the read.  Returns ns per get; counts
+ * wrong values in *@bad and -EAGAIN returns (shmreg's only) in *@again.
+ * GET is a macro, not a function pointer, so that each pass has its read
+ * inlined into its loop (the references' speed depends on it).  The reads:
+ * shmreg_get() as a C program writes it (a constant key length: inlined
+ * from shmreg.h where it can be, include/shmreg_inline.h), (shmreg_get)(),
+ * the library's function, as bindings and calls with a run-time length
+ * reach it, and the bare table's three readings below.
+ *
+ * The empty asm after each read tells the compiler that all 64 bytes of
+ * the value are used.  Without it, the inlined read of bare_get_fixed()
+ * kept only v[0], the one word the loop looks at: the compiler dropped the
+ * other 56 bytes' loads and every store to v, and the reference read one
+ * of its slot's two cache lines and copied nothing.  shmreg_get() must
+ * store the whole value to the caller's buffer, so the reference must too
+ * (like with like: probe, seqcount, copy).
  */
-#define GET_PASS(name, GET)                                                   \
-	static double name(shmreg_t *r, const key_t16 *seq,                  \
-			   const uint32_t *idx, uint64_t gets, uint64_t *bad, \
-			   uint64_t *again)                                   \
+#define TIMED_PASS(name, T, GET)                                              \
+	static double name(T t, const key_t16 *seq, const uint32_t *idx,    \
+			   uint64_t gets, uint64_t *bad, uint64_t *again)     \
 	{                                                                     \
 		uint64_t v[8], t0, t1;                                         \
                                                                               \
 		t0 = bench_now_ns();                                           \
 		for (uint64_t j = 0; j < gets; j++) {                          \
-			ssize_t n = GET(r, seq[j], KLEN, v, VLEN, NULL);       \
+			ssize_t n = GET(t, seq[j], v);                         \
                                                                               \
+			__asm__ volatile("" : : "m"(v));                       \
 			if (__builtin_expect(n == VLEN, 1))                    \
 				*bad += v[0] != idx[j];                        \
 			else if (n == -EAGAIN)                                 \
@@ -483,8 +493,11 @@ static void writer_main(const struct cfg *c, const char *path,
 		return (double)(t1 - t0) / (double)gets;                       \
 	}
 
-GET_PASS(get_pass, shmreg_get)
-GET_PASS(library_pass, (shmreg_get))
+#define SHMREG_GET(r, key, v)  shmreg_get(r, key, KLEN, v, VLEN, NULL)
+#define LIBRARY_GET(r, key, v) (shmreg_get)(r, key, KLEN, v, VLEN, NULL)
+
+TIMED_PASS(get_pass, shmreg_t *, SHMREG_GET)
+TIMED_PASS(library_pass, shmreg_t *, LIBRARY_GET)
 
 /* Median ns/get over @reps passes (after one warm-up pass when @warm). */
 static double get_median(const struct cfg *c, shmreg_t *r, const key_t16 *seq,
@@ -575,40 +588,6 @@ static void under_writes(const struct cfg *c, shmreg_t *r, char what,
 	u->put_ns = rr.ns;
 }
 
-/*
- * One timed pass of gets from the bare table, as get_pass() does them, with
- * GET(t, key, v) the read: a macro, not a function pointer, so that each
- * pass has its read inlined into its loop (the references' speed depends
- * on it).
- *
- * The empty asm after each read tells the compiler that all 64 bytes of
- * the value are used.  Without it, the inlined read of bare_get_fixed()
- * kept only v[0], the one word the loop looks at: the compiler dropped the
- * other 56 bytes' loads and every store to v, and the reference read one
- * of its slot's two cache lines and copied nothing.  shmreg_get() must
- * store the whole value to the caller's buffer, so the reference must too
- * (like with like: probe, seqcount, copy).
- */
-#define BARE_PASS(name, GET)                                                  \
-	static double name(const struct bare_table *t, const key_t16 *seq,   \
-			   const uint32_t *idx, uint64_t gets, uint64_t *bad) \
-	{                                                                     \
-		uint64_t v[8], t0, t1;                                         \
-                                                                              \
-		t0 = bench_now_ns();                                           \
-		for (uint64_t j = 0; j < gets; j++) {                          \
-			ssize_t n = GET(t, seq[j], v);                         \
-                                                                              \
-			__asm__ volatile("" : : "m"(v));                       \
-			if (__builtin_expect(n == VLEN, 1))                    \
-				*bad += v[0] != idx[j];                        \
-			else                                                   \
-				(*bad)++;                                      \
-		}                                                              \
-		t1 = bench_now_ns();                                           \
-		return (double)(t1 - t0) / (double)gets;                       \
-	}
-
 /* bare_get_fixed() behind a call the compiler cannot see through, as a
  * function of a shared library is: what the library call alone costs the
  * bare table (the target stays on the inlined reading). */
@@ -622,9 +601,9 @@ fixed_called(const struct bare_table *t, const void *key, void *buf)
 
 /* run-time lengths (bare_get), the sizes compiled in (bare_get_fixed), and
  * that behind a call */
-BARE_PASS(bare_pass, BARE_RUNTIME)
-BARE_PASS(fixed_pass, bare_get_fixed)
-BARE_PASS(called_pass, fixed_called)
+TIMED_PASS(bare_pass, const struct bare_table *, BARE_RUNTIME)
+TIMED_PASS(fixed_pass, const struct bare_table *, bare_get_fixed)
+TIMED_PASS(called_pass, const struct bare_table *, fixed_called)
 
 /* The quiet gets of one run, rounds interleaved: shmreg, the bare table
  * (run-time lengths, with the sizes compiled in, and that behind a call),
@@ -644,23 +623,23 @@ static void quiet_rounds(const struct cfg *c, shmreg_t *r,
 	/* warm-up: the first touch of every page, once each */
 	get_pass(r, seq, idx, c->gets, bad, again);
 	library_pass(r, seq, idx, c->gets, bad, again);
-	bare_pass(bt, seq, idx, c->gets, bad);
-	fixed_pass(bt, seq, idx, c->gets, bad);
-	called_pass(bt, seq, idx, c->gets, bad);
+	bare_pass(bt, seq, idx, c->gets, bad, again);
+	fixed_pass(bt, seq, idx, c->gets, bad, again);
+	called_pass(bt, seq, idx, c->gets, bad, again);
 	if (rh) {
 		get_pass(rh, seq, idx, c->gets, bad, again);
-		bare_pass(bh, seq, idx, c->gets, bad);
+		bare_pass(bh, seq, idx, c->gets, bad, again);
 	}
 	for (int i = 0; i < c->reps; i++) {
 		out->q[i] = get_pass(r, seq, idx, c->gets, bad, again);
-		out->b[i] = bare_pass(bt, seq, idx, c->gets, bad);
-		out->f[i] = fixed_pass(bt, seq, idx, c->gets, bad);
-		out->fc[i] = called_pass(bt, seq, idx, c->gets, bad);
+		out->b[i] = bare_pass(bt, seq, idx, c->gets, bad, again);
+		out->f[i] = fixed_pass(bt, seq, idx, c->gets, bad, again);
+		out->fc[i] = called_pass(bt, seq, idx, c->gets, bad, again);
 		out->lib[i] = library_pass(r, seq, idx, c->gets, bad, again);
 		if (rh) {
 			out->qh[i] = get_pass(rh, seq, idx, c->gets, bad,
 					      again);
-			out->bh[i] = bare_pass(bh, seq, idx, c->gets, bad);
+			out->bh[i] = bare_pass(bh, seq, idx, c->gets, bad, again);
 		}
 	}
 }
