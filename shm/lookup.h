@@ -60,33 +60,6 @@ ssize_t shm_lookup(const struct shm_map *m, const void *key, size_t klen,
 /* Fill a public info struct from a validated slot copy. */
 void shm_fill_info(shmreg_info_t *info, const struct shm_slot *s);
 
-/*
- * The words of a slot's header that decide a lookup: its seqcount as
- * seq_read_begin() returned it, the tag, word 1 {klen, kind, flags, vlen}
- * and word 4 (the expiry), in registers, for the walks inlined into gets
- * (shm_lookup_fast() here; the short get, shmreg__short_lookup() in
- * include/shmreg_inline.h, reads the same words itself).  The
- * caller validates them with seq_read_retry() on @seq.
- */
-struct shm_slot_head {
-	uint32_t seq, tag;
-	uint64_t w1, expiry;
-};
-
-static inline __attribute__((always_inline)) struct shm_slot_head
-shm_slot_head_load(const struct shm_slot *s)
-{
-	const _Atomic uint64_t *word = (const _Atomic uint64_t *)s;
-	struct shm_slot_head h;
-
-	h.seq = seq_read_begin(&s->seq);
-	h.tag = atomic_load_explicit((const _Atomic uint32_t *)&s->tag,
-				     SHM_DATA_LOAD_ORDER);
-	h.w1 = atomic_load_explicit(&word[1], SHM_DATA_LOAD_ORDER);
-	h.expiry = atomic_load_explicit(&word[4], SHM_DATA_LOAD_ORDER);
-	return h;
-}
-
 /* How many slots the inlined fast path walks before it hands over to the
  * full lookup: a hit at a load of 3/4 is within 4 slots of home 99 % of the
  * time, so this bounds the inlined code, not the answers. */
@@ -125,11 +98,15 @@ static inline ssize_t shm_lookup_fast(const struct shm_map *m, const void *key,
 		const struct shm_slot *s = (const struct shm_slot *)
 			(index + i * (uint64_t)SHM_SLOT_SIZE);
 		const _Atomic uint64_t *word = (const _Atomic uint64_t *)s;
-		/* the head decides, in registers; the revisions and the
-		 * owner are read only when asked for */
-		struct shm_slot_head hd = shm_slot_head_load(s);
-		uint32_t s0 = hd.seq, t = hd.tag;
-		uint64_t w1 = hd.w1, exp = hd.expiry;
+		uint32_t s0 = seq_read_begin(&s->seq);
+		uint32_t t = atomic_load_explicit(
+			(const _Atomic uint32_t *)&s->tag, SHM_DATA_LOAD_ORDER);
+		/* word 1 {klen, kind, flags, vlen} and word 4 (expiry)
+		 * decide, in registers; the revisions and the owner are read
+		 * only when asked for */
+		uint64_t w1 = atomic_load_explicit(&word[1], SHM_DATA_LOAD_ORDER);
+		uint64_t exp = atomic_load_explicit(&word[4],
+						    SHM_DATA_LOAD_ORDER);
 		size_t sklen = (uint16_t)w1, vlen = (uint32_t)(w1 >> 32), n;
 		uint64_t mod = 0, create = 0, w5 = 0;
 		bool same;
