@@ -662,13 +662,13 @@ ssize_t shmreg_client_registries(shmreg_client_t *c, shmreg_registry_fn fn,
  * Define SHMREG_NO_INLINE_GET before including this header to always call
  * the library.  SHMREG_INLINE_GET says which it is.
  */
-#if defined(__has_feature)
+/* ThreadSanitizer (GCC, Clang): the library's one test for it too */
+#if defined(__SANITIZE_THREAD__)
+#define SHMREG__TSAN 1
+#elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
 #define SHMREG__TSAN 1
 #endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define SHMREG__TSAN 1
 #endif
 #if !defined(__cplusplus) && defined(__GNUC__) && defined(__OPTIMIZE__) && \
 	defined(__x86_64__) && defined(__SSE2__) && defined(__ELF__) &&     \

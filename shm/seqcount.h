@@ -42,14 +42,11 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__SANITIZE_THREAD__)
+#include "shmreg.h" /* SHMREG__TSAN: the one test for ThreadSanitizer */
+
+#ifdef SHMREG__TSAN
 #define SHM_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SHM_TSAN 1
-#endif
-#endif
-#ifndef SHM_TSAN
+#else
 #define SHM_TSAN 0
 #endif
 
