@@ -98,7 +98,8 @@ shmreg__seq_begin(const unsigned char *slot)
 SHMREG__INLINE int
 shmreg__seq_retry(const unsigned char *slot, uint32_t start)
 {
-	/* pairs with the writer's release fence after its odd store */
+	/* pairs with the writer's release fence after its odd store
+	 * (seq_write_begin() in the library) */
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	return ((start & 1u) |
 		(__atomic_load_n((const uint32_t *)(const void *)slot,
@@ -276,7 +277,8 @@ shmreg__short_lookup(const unsigned char *index, unsigned shift,
 
 /*
  * The short get on @r's current mapping: the mapping (acquire: pairs with
- * the release store that publishes a followed segment's mapping), the
+ * the release store by which the library's reader_follow() publishes a
+ * followed segment's mapping, so its fields are seen complete), the
  * segment's state (a segment being replaced, or a replaced one, whose
  * pages read as zeros, is left to the library) and the walk.  Returns the
  * value length of a hit, or -1.

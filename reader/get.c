@@ -2,7 +2,6 @@
 /* get.c - shmreg_get and shmreg_revision: the lock-free read path. */
 #include <errno.h>
 #include <stddef.h>
-#include <string.h>
 
 #include "internal.h"
 #include "hash.h"
