@@ -49,7 +49,7 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 
 /* "shmreg" 0x00 0x5e as little-endian bytes; byte-swapped on the other order */
 #define SHM_MAGIC        UINT64_C(0x5e00676572686d73)
-#define SHM_VERSION      3u
+#define SHM_VERSION      4u
 #define SHM_HEADER_SIZE  4096u
 #define SHM_LINE         64u
 
@@ -179,9 +179,13 @@ struct shm_hdr {
 	/* undo record: the writer's crash journal for one slot write.  Armed
 	 * (undo_slot = index + 1) with whole contents for the slot - its old
 	 * ones, or for the common put its new ones - before the slot is made
-	 * odd, disarmed (0) after it is even again.  A new writer that finds
-	 * it armed writes the slot from it, so an entry whose change was cut
-	 * off reads as its old or its new value, never torn. */
+	 * odd; disarmed (0) after it is even again, except by the common put,
+	 * which leaves it armed for a slot that is even by then.  A new writer
+	 * that finds it armed for an odd slot writes the slot from it, so an
+	 * entry whose change was cut off reads as its old or its new value,
+	 * never torn.  The record's first word holds the tag in its high half
+	 * and in its low half (a slot's seqcount) how to restore it:
+	 * 0, whole; 1, whole but the slot's own create_rev if nonzero. */
 	_Atomic uint64_t undo_slot;
 	uint8_t  pad5[SHM_LINE - 8];
 	_Atomic uint64_t undo_data[SHM_SLOT_SIZE / 8];

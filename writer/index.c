@@ -21,11 +21,14 @@
  *
  * Crash safety.  Every slot write first puts whole contents for the slot
  * into the header's undo record - its old contents, or the common put's new
- * ones (index_write_image() in slot_write.h) - and arms it (release), then
- * writes the slot under its seqcount, then disarms.  A writer that takes
- * over after a crash writes an armed record into its slot
- * (index_undo_restore), so the slot that was being written reads whole, as
- * it was before or as the put made it.
+ * ones (slot_write.h) - and arms it (release), then writes the slot under
+ * its seqcount.  The general writes disarm it after; the common put leaves
+ * it armed (a store fewer on every put) and rewrites it for the next put
+ * while it is still armed for this one's slot, which is even by then.  A
+ * writer that takes over after a crash writes an armed record into its
+ * slot only if that slot is odd (index_undo_restore), so the slot that was
+ * being written reads whole, as it was before or as the put made it, and
+ * any other slot stays as it is.
  */
 #include <errno.h>
 #include <string.h>
@@ -185,22 +188,28 @@ void index_remove(struct shmreg_writer *w, uint64_t i)
 void index_undo_restore(struct shm_map *m)
 {
 	struct shm_hdr *h = m->hdr;
+	/* pairs with the release store of undo_arm() (slot_write.h) */
 	uint64_t armed = atomic_load_explicit(&h->undo_slot,
 					      memory_order_acquire);
-	struct shm_slot old, *dst;
-	uint32_t seq;
+	struct shm_slot rec, *dst;
+	uint32_t mode;
 
 	if (armed == 0 || armed > m->g.index_cap)
 		return;
 	dst = shm_slot_at(m, armed - 1);
-	memcpy(&old, (const void *)h->undo_data, SHM_SLOT_SIZE);
-	seq = atomic_load_explicit(&dst->seq, memory_order_relaxed);
-	/* Odd: the writer died inside the section; close it with the old
-	 * contents.  Even: it died after closing it; write the old contents
-	 * in a section of our own.  Either way readers see old, whole. */
-	if (!(seq & 1))
-		seq_write_begin(&dst->seq);
-	slot_store(dst, &old);
-	seq_write_end(&dst->seq);
+	memcpy(&rec, (const void *)h->undo_data, SHM_SLOT_SIZE);
+	mode = atomic_load_explicit(&rec.seq, memory_order_relaxed);
+	/* Odd: the writer died inside the section; close it with the
+	 * record's contents.  Even: the slot is whole (its section closed,
+	 * or never opened: the record may already hold the next put's
+	 * image), and stays as it is. */
+	if (atomic_load_explicit(&dst->seq, memory_order_relaxed) & 1) {
+		/* the common put's replace never wrote the slot's create_rev
+		 * (slot_write.h); zero only in a slot that was empty */
+		if (mode == SHM_UNDO_KEEP_CREATE && dst->create_rev != 0)
+			rec.create_rev = dst->create_rev;
+		slot_store(dst, &rec);
+		seq_write_end(&dst->seq);
+	}
 	atomic_store_explicit(&h->undo_slot, 0, memory_order_release);
 }

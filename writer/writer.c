@@ -33,6 +33,7 @@
 #include "lookup.h"
 #include "notify.h"
 #include "paths.h"
+#include "prefetch.h"
 #include "prepare.h"
 #include "commit.h"
 #include "ring.h"
@@ -273,34 +274,29 @@ static int build_opts(struct shmreg_writer *w, struct shm_slot *ns,
 
 /*
  * A put's cache misses, started as soon as its key's hash is known: both
- * lines of the key's home slot (the probe reads the first, the undo journal
- * copies both, the put writes both) and the key's wait-file word (the
- * wake-up check reads it).  A prefetch retires at once, unlike a load, so
- * the put's own work up to the probe (validation, the persistence check,
- * the option checks) runs while the lines come, instead of after the
- * probe's load reached the head of the reorder buffer.  For write: the put
- * stores to the slot, and a line fetched shared would need a second
- * request for ownership.
+ * lines of the key's home slot (the probe reads the first, the put writes
+ * both) and the key's wait-file word (the wake-up check reads it).  A
+ * prefetch retires at once, unlike a load, so the put's own work up to the
+ * probe (the new slot image, the ring record, the rate clock) runs while
+ * the lines come, instead of after the probe's load reached the head of
+ * the reorder buffer.
  */
-struct put_lines {
-	uint64_t home;                 /* the key's home slot */
-	struct shm_wait_slot *wait;    /* its wait-file word, NULL: none */
-};
-
-static inline struct put_lines put_prefetch(const struct shmreg_writer *w,
-					    uint64_t hash)
+static inline void put_prefetch(const struct shmreg_writer *w, uint64_t hash)
 {
-	struct put_lines l = { .home = shm_home(&w->map.g, hash) };
-	const uint8_t *s = (const uint8_t *)shm_slot_at(&w->map, l.home);
+	const uint8_t *s = (const uint8_t *)shm_slot_at(
+		&w->map, shm_home(&w->map.g, hash));
 
-	__builtin_prefetch(s, 1);
-	__builtin_prefetch(s + SHM_LINE, 1);
-	if (w->notify) {
-		l.wait = notify_slot(w->notify, hash);
-		__builtin_prefetch(l.wait);
-	}
-	return l;
+	shm_prefetch(s);
+	shm_prefetch(s + SHM_LINE);
+	if (w->notify)
+		shm_prefetch(notify_slot(w->notify, hash));
 }
+
+static int64_t put_general(struct shmreg_writer *w, const void *key,
+			   size_t klen, const void *val, size_t vlen,
+			   const shmreg_put_opts_t *opts);
+
+static const shmreg_put_opts_t put_defaults;
 
 /*
  * The common put, in one pass: an entry that fits its slot, no options,
@@ -308,23 +304,28 @@ static inline struct put_lines put_prefetch(const struct shmreg_writer *w,
  * inserting into an index below its load limit, within SHM_FAST_PROBE
  * slots of home.  It does what the general path below does for that case
  * (the same commit, journal, ring record and wake-up), minus the general
- * path's second look at the old entry, its options and its growth checks.
- * @at: the key's lines (put_prefetch).  Returns the revision, or 0
- * when this is not the common case (nothing was changed: the caller takes
- * the general path).
+ * path's second look at the old entry, its options and its growth checks;
+ * anything else it hands to put_general() before changing anything but
+ * record R (below).  Its caller has validated the arguments, admitted the
+ * persistence record and started the key's misses (put_prefetch()).
+ * Returns what shmreg_writer_put() returns.
  *
  * The order is for the CPU's reorder window.  A loop of puts is as fast as
  * the misses of consecutive puts overlap, and the next put's miss starts
  * (at its prefetch) only if that prefetch enters the window while this
  * put's first load of its slot, the probe, still waits at the window's
  * head: everything after that load in program order up to the next put's
- * prefetch must fit the window.  Instructions before the load retire
- * while the line comes.  So whatever does not read the slot comes first:
- * the revision, the slot's new image (in the undo record, which then needs
- * no copy of the old slot: slot_write.h), the rate clock, the stats the
- * put does not change and the change-ring record; after the probe only
- * what needs the old slot or must follow the slot's stores, and the
- * commit's opening (below).
+ * prefetch must fit the window, and its stores the store queue, where a
+ * store waits until the load before it retires (on the benchmark machine,
+ * measured with the bare writer: about 100 instructions or 20 stores
+ * more per put and its misses no longer overlap at all).  Instructions
+ * before the load retire while the line comes.  So whatever does not read
+ * the slot comes first: the revision, the slot's new image (in the undo
+ * record, armed for the home slot: slot_write.h), the rate clock, the
+ * stats the put does not change and the change-ring record; after the
+ * probe only what needs the old slot or must follow the slot's stores, and
+ * the commit's opening (below).  A replace stores only the slot's words
+ * that change, and the counts only when they change.
  *
  * The ring record before the slot: a watcher reads record R only once it
  * loaded a revision >= R with acquire (reader/watch.c), and the revision is
@@ -339,23 +340,34 @@ static inline struct put_lines put_prefetch(const struct shmreg_writer *w,
  * second record takes the key's bytes in the key byte ring again (only for
  * the rare puts that leave this path after the probe: a long probe, an
  * expiring, owned or out-of-line old entry, the growth point).
+ *
+ * Out of line, with six arguments, so that shmreg_writer_put() reaches
+ * it by a jump and needs no registers of its own saved before its
+ * prefetch.
  */
-static int64_t put_common(struct shmreg_writer *w, const void *key,
-			  size_t klen, const void *val, size_t vlen,
-			  uint64_t hash, struct put_lines at)
+static inline __attribute__((always_inline)) int64_t
+put_common_as(struct shmreg_writer *w, const void *key, size_t klen,
+	      const void *val, size_t vlen, uint64_t hash, const bool logged)
 {
 	struct shm_map *m = &w->map;
-	uint64_t i = at.home, rev = writer_next_rev(w), create_rev;
+	/* in a register: the fences of the slot write would have it
+	 * reloaded from w */
+	struct shm_hdr *h = m->hdr;
+	const uint64_t home = shm_home(&m->g, hash);
+	uint64_t i = home, rev = writer_next_rev(w);
 	uint32_t tag = shm_tag(hash), hi = shm_hash_hi(hash);
 	/* the index's address once: the stores below may alias m's fields
 	 * as far as the compiler knows, and would have it reloaded */
 	struct shm_slot *slots = shm_slot_at(m, 0), *s = NULL;
+	struct shm_wait_slot *wait = w->notify ? notify_slot(w->notify, hash)
+					       : NULL;
 	/* the outermost commit's rate sample, if one is due */
 	int64_t now = w->batch_depth ? RATE_READ : rate_due(w);
-	bool exists = false;
+	bool exists = false, outer;
 	unsigned d;
 
-	inline_image(w, hash, rev, key, klen, val, vlen);
+	inline_image(h, hash, rev, key, klen, val, vlen);
+	undo_arm(h, home);
 	/* values the header has already (every commit stores them): outside
 	 * the commit, unseen */
 	commit_stats_fixed(w);
@@ -384,53 +396,76 @@ static int64_t put_common(struct shmreg_writer *w, const void *key,
 	/* the commit opens only here: snapshot readers retry while
 	 * commit_seq is odd, and opened before the probe it would be odd
 	 * for the slot's miss too, nearly all the time under a loop of puts */
-	commit_begin(w);
+	outer = commit_open(w, h);
 	if (exists) {
-		create_rev = s->create_rev;
-		w->bytes_used -= s->klen + s->vlen;
+		uint64_t was = (uint64_t)s->klen + s->vlen;
+		uint64_t create_rev = s->create_rev;
+
+		index_replace_image(h, i, home, s);
+		if (was != klen + vlen) {
+			w->bytes_used += klen + vlen - was;
+			commit_stats_counts(w);
+		}
+		if (logged) /* persistence hook */
+			persist_log_put(w, rev, create_rev, key, klen, val,
+					vlen, NULL, 0);
 	} else {
-		create_rev = rev;
+		index_insert_image(h, i, s, hash, rev);
 		w->entries++;
+		w->bytes_used += klen + vlen;
+		commit_stats_counts(w);
+		if (logged) /* persistence hook */
+			persist_log_put(w, rev, rev, key, klen, val, vlen,
+					NULL, 0);
 	}
-	index_write_image(w, i, s, hash, create_rev);
-	w->bytes_used += klen + vlen;
-	commit_stats_counts(w);
-	if (w->plog) /* persistence hook */
-		persist_log_put(w, rev, create_rev, key, klen, val, vlen, NULL,
-				0);
-	commit_publish(w, rev, now);
-	if (at.wait)
-		notify_key_at(w->notify, at.wait);
-	if (w->entries >= w->prep_at)
+	commit_close(w, h, outer, rev, now);
+	if (wait)
+		notify_key_at(w->notify, wait);
+	if (!exists && w->entries >= w->prep_at)
 		prep_next(w);
-	return (int64_t)rev;
+	return logged ? persist_result(w, (int64_t)rev) : (int64_t)rev;
 general:
 	/* nothing changed but record R, which the general path writes
-	 * again (see above) */
-	return 0;
+	 * again (see above), and the undo record, armed for a slot that is
+	 * not odd (which a taker-over leaves as it is) */
+	return put_general(w, key, klen, val, vlen, &put_defaults);
 }
 
-static int64_t put_general(struct shmreg_writer *w, const void *key,
-			   size_t klen, const void *val, size_t vlen,
-			   const shmreg_put_opts_t *opts, uint64_t hash);
-
-SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
-					size_t klen, const void *val,
-					size_t vlen,
-					const shmreg_put_opts_t *opts)
+/* put_common_as() for a registry without persistence (the one
+ * shmreg_writer_put() jumps to) and with it: no test of w->plog left on
+ * the first. */
+static __attribute__((noinline)) int64_t
+put_common(struct shmreg_writer *w, const void *key, size_t klen,
+	   const void *val, size_t vlen, uint64_t hash)
 {
-	static const shmreg_put_opts_t defaults;
-	struct put_lines at;
-	uint64_t hash;
-	int rc;
+	return put_common_as(w, key, klen, val, vlen, hash, false);
+}
 
-	if (!w)
-		return -EINVAL;
-	rc = shm_check_put(key, klen, val, vlen, opts);
+static __attribute__((noinline)) int64_t
+put_common_logged(struct shmreg_writer *w, const void *key, size_t klen,
+		  const void *val, size_t vlen, uint64_t hash)
+{
+	return put_common_as(w, key, klen, val, vlen, hash, true);
+}
+
+/* The writer's state lets a put take the common path (put_common()):
+ * no revision held for a batch of changes, no slot revision or expiry
+ * imposed by a replay or set_attrs.  Persistence is checked apart. */
+static inline bool put_plain(const struct shmreg_writer *w)
+{
+	return !w->hold_rev && !w->slot_mod_rev && !w->keep_expiry;
+}
+
+/* Every put shmreg_writer_put() does not send straight to put_common():
+ * options, values too long for a slot, persistence, bad arguments. */
+static __attribute__((noinline)) int64_t
+put_other(struct shmreg_writer *w, const void *key, size_t klen,
+	  const void *val, size_t vlen, const shmreg_put_opts_t *opts)
+{
+	int rc = shm_check_put(key, klen, val, vlen, opts);
+
 	if (rc < 0)
 		return rc;
-	hash = shm_hash(key, klen);
-	at = put_prefetch(w, hash);
 	/* persistence: room for the record, or the change is refused */
 	if (w->plog) {
 		rc = persist_admit(w, persist_put_need(klen, vlen, opts));
@@ -439,16 +474,48 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 	}
 	/* all-zero options (every field, whatever fields the struct gains:
 	 * nonzero padding only sends a put the general way) */
-	if ((!opts || !memcmp(opts, &defaults, sizeof(defaults))) &&
-	    klen + vlen <= SHM_SLOT_INLINE && !w->hold_rev &&
-	    !w->slot_mod_rev && !w->keep_expiry) {
-		int64_t r = put_common(w, key, klen, val, vlen, hash, at);
+	if (opts && memcmp(opts, &put_defaults, sizeof(put_defaults)))
+		return put_general(w, key, klen, val, vlen, opts);
+	if (klen + vlen <= SHM_SLOT_INLINE && put_plain(w)) {
+		uint64_t hash = shm_hash(key, klen);
 
-		if (r > 0)
-			return w->plog ? persist_result(w, r) : r;
+		put_prefetch(w, hash);
+		return w->plog ? put_common_logged(w, key, klen, val, vlen, hash)
+			       : put_common(w, key, klen, val, vlen, hash);
 	}
-	return put_general(w, key, klen, val, vlen, opts ? opts : &defaults,
-			   hash);
+	return put_general(w, key, klen, val, vlen, &put_defaults);
+}
+
+/* Every put that fits a slot together passes shm_check_put() with no
+ * options, so the entry's shape test below needs no other validation. */
+_Static_assert(SHM_SLOT_INLINE <= SHMREG_KEY_MAX &&
+		       SHM_SLOT_INLINE <= SHMREG_VALUE_MAX,
+	       "a key and value that fit a slot are valid");
+
+/* The entry: the shape of the common put tested in as few instructions as
+ * it takes, the key hashed and its misses started, then a jump to
+ * put_common() (put_common() has the reason).  Everything else goes
+ * through put_other(), which validates. */
+SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
+					size_t klen, const void *val,
+					size_t vlen,
+					const shmreg_put_opts_t *opts)
+{
+	if (!w)
+		return -EINVAL;
+	if (key && klen - 1 < SHM_SLOT_INLINE && vlen <= SHM_SLOT_INLINE - klen &&
+	    (val || !vlen) && !opts && !w->plog && put_plain(w)) {
+		uint64_t hash;
+
+		/* told to the compiler: no long-key hash, whose call would
+		 * have registers saved on the way in */
+		if (klen - 1 >= SHM_SLOT_INLINE)
+			__builtin_unreachable();
+		hash = shm_hash(key, klen);
+		put_prefetch(w, hash);
+		return put_common(w, key, klen, val, vlen, hash);
+	}
+	return put_other(w, key, klen, val, vlen, opts);
 }
 
 /* Every other put (options, out-of-line values, growth, expired or owned
@@ -456,9 +523,11 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
  * not weigh on the common put's entry and exit. */
 static __attribute__((noinline)) int64_t
 put_general(struct shmreg_writer *w, const void *key, size_t klen,
-	    const void *val, size_t vlen, const shmreg_put_opts_t *opts,
-	    uint64_t hash)
+	    const void *val, size_t vlen, const shmreg_put_opts_t *opts)
 {
+	/* hashed again: six arguments keep put_common()'s call of this
+	 * a jump */
+	uint64_t hash = shm_hash(key, klen);
 	struct shm_slot old, ns;
 	uint64_t rev, i, gen;
 	bool exists;
@@ -840,8 +909,13 @@ SHMREG_EXPORT void shmreg_writer_close(shmreg_writer_t *w)
 		commit_end(w, 0);
 	}
 	if (w->map.base && w->seg_fd >= 0) {
+		/* the common put leaves the undo record armed (its slot even:
+		 * slot_write.h); a closed segment has none (adopt.c) */
+		atomic_store_explicit(&w->map.hdr->undo_slot, 0,
+				      memory_order_relaxed);
 		/* pairs with the acquire load of state by readers and
-		 * waiters, which then return -ESHUTDOWN */
+		 * waiters, which then return -ESHUTDOWN; orders the store
+		 * above before it for the next writer's adoptable() */
 		atomic_store_explicit(&w->map.hdr->state, SHM_STATE_CLOSED,
 				      memory_order_release);
 	}
