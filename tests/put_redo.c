@@ -96,8 +96,8 @@ static void die_in_put(enum cut cut)
 		undo_arm(w->map.hdr, slot);
 		undo_arm_for_section();
 		seq_write_begin(&dst->seq);
-		atomic_store_explicit(&dst->tag, (uint32_t)hash,
-				      memory_order_relaxed);
+		atomic_store_explicit((_Atomic uint32_t *)&dst->tag,
+				      (uint32_t)hash, memory_order_relaxed);
 		_exit(0);
 	}
 	undo_arm(w->map.hdr, slot);
