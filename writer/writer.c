@@ -503,8 +503,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 {
 	if (!w)
 		return -EINVAL;
-	if (key && klen - 1 < SHM_SLOT_INLINE && vlen <= SHM_SLOT_INLINE - klen &&
-	    (val || !vlen) && !opts && !w->plog && put_plain(w)) {
+	if (key && klen - 1 < SHM_SLOT_INLINE) {
 		uint64_t hash;
 
 		/* told to the compiler: no long-key hash, whose call would
@@ -513,7 +512,12 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 			__builtin_unreachable();
 		hash = shm_hash(key, klen);
 		put_prefetch(w, hash);
-		return put_common(w, key, klen, val, vlen, hash);
+		/* the rest of the shape after the prefetch: these tests
+		 * then run while the slot's lines come (a put that fails
+		 * them has only started a harmless miss) */
+		if (vlen <= SHM_SLOT_INLINE - klen && (val || !vlen) && !opts &&
+		    !w->plog && put_plain(w))
+			return put_common(w, key, klen, val, vlen, hash);
 	}
 	return put_other(w, key, klen, val, vlen, opts);
 }
