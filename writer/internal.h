@@ -190,8 +190,8 @@ static inline uint64_t writer_next_rev(const struct shmreg_writer *w)
 #define RATE_NONE INT64_C(-1)
 
 /* rate_due() reads the clock at most once per this many TSC ticks (x86-64):
- * 0.3 ms at 3 GHz, 2 ms even at 500 MHz, below the coarse clock's own tick
- * (4 ms at HZ=250), so a sample comes no later than it would anyway. */
+ * 0.3 ms at 3 GHz, 2 ms even at 500 MHz: a sample is late by less than
+ * the coarse clock's own resolution (4 ms at HZ=250). */
 #define RATE_TSC_SKIP (UINT64_C(1) << 20)
 
 /*
