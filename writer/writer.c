@@ -341,9 +341,8 @@ static const shmreg_put_opts_t put_defaults;
  * the rare puts that leave this path after the probe: a long probe, an
  * expiring, owned or out-of-line old entry, the growth point).
  *
- * Out of line, with six arguments, so that shmreg_writer_put() reaches
- * it by a jump and needs no registers of its own saved before its
- * prefetch.
+ * @logged: the registry has persistence (a compile-time constant in each
+ * of the two instances below).
  */
 static inline __attribute__((always_inline)) int64_t
 put_common_as(struct shmreg_writer *w, const void *key, size_t klen,
@@ -433,7 +432,8 @@ general:
 
 /* put_common_as() for a registry without persistence (the one
  * shmreg_writer_put() jumps to) and with it: no test of w->plog left on
- * the first. */
+ * the first.  Out of line, with six arguments, so that shmreg_writer_put()
+ * reaches it by a jump and saves no registers of its own for it. */
 static __attribute__((noinline)) int64_t
 put_common(struct shmreg_writer *w, const void *key, size_t klen,
 	   const void *val, size_t vlen, uint64_t hash)
