@@ -107,8 +107,12 @@ static void fz_exercise(shmreg_writer_t *w)
 	n = shmreg_get(r, "fuzz/new", 8, buf, sizeof(buf), NULL);
 	if (n != 5 || memcmp(buf, "value", 5))
 		fz_fail("get of the new key", n);
+	/* -EPROTO: a corrupt entry.  A cleanly closed segment is adopted in
+	 * place, without reading its entries (writer/adopt.c), so one that
+	 * was corrupted while closed keeps its corrupt entries, and a list
+	 * reports them; the writer must still work. */
 	n = shmreg_list(r, NULL, 0, fz_list_cb, &keys);
-	if (n < 0)
+	if (n < 0 && n != -EPROTO)
 		fz_fail("list", n);
 	for (size_t i = 0; i < keys.n; i++) {
 		rev = shmreg_writer_put(w, keys.key[i], keys.klen[i], "x", 1,

@@ -80,6 +80,22 @@ static int read_entry(struct walk *w, const struct shm_slot *s)
 	return 0;
 }
 
+/* After an entry read gave -EAGAIN: is slot @i still what *@s copied (its
+ * seqcount too)?  Then the entry's object did not change either: the
+ * writer writes an object before a slot refers to it and frees it only
+ * after the slot stops, and every slot write moves the seqcount.  A stable
+ * slot whose object does not read whole is corrupt (a segment adopted in
+ * place is not scanned: writer/adopt.c), which -EPROTO says, where
+ * -EAGAIN would have the caller retry for ever. */
+static bool slot_unchanged(const struct shm_map *m, uint64_t i,
+			   const struct shm_slot *s)
+{
+	struct shm_slot again;
+
+	return shm_slot_copy(m, i, &again) == 0 &&
+	       memcmp(&again, s, sizeof(again)) == 0;
+}
+
 /* Read the cluster starting at @start; *@end gets the empty slot ending it
  * (or @stop, the walk's starting point, should an insert have filled it).
  * Returns 0, -EAGAIN (retry this cluster) or another -errno. */
@@ -102,6 +118,8 @@ static int read_cluster(struct walk *w, uint64_t start, uint64_t stop,
 		if (s.klen == 0)
 			break;
 		rc = read_entry(w, &s);
+		if (rc == -EAGAIN && slot_unchanged(m, i, &s))
+			rc = -EPROTO;
 		if (rc < 0)
 			return rc;
 	}
