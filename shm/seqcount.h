@@ -115,7 +115,11 @@ static inline void seq_write_begin(_Atomic uint32_t *seq)
 {
 	uint32_t s = atomic_load_explicit(seq, memory_order_relaxed);
 
-	atomic_store_explicit(seq, s + 1, memory_order_relaxed);
+	/* s + 1 for the even s of every section this writer closed; a count
+	 * found odd (bytes damaged in a segment adopted in place, which is
+	 * not scanned: writer/adopt.c) stays odd here, so the section ends
+	 * even and the slot is readable again, instead of inverted for good */
+	atomic_store_explicit(seq, s | 1u, memory_order_relaxed);
 	/* orders the odd store before the data stores that follow; pairs
 	 * with the acquire fence in seq_read_retry() */
 	shm_fence_release();
