@@ -157,6 +157,26 @@ int main(void)
 		TC_EQ(shmreg_writer_batch_end(w), -EINVAL, "unbalanced end");
 	}
 
+	/* a slot whose seqcount was left odd (bytes damaged in a segment
+	 * adopted in place): the writer's next write of it ends even */
+	TC_CHECK(shmreg_writer_put(w, "odd", 3, "one", 3, NULL) > 0, "put odd");
+	{
+		struct shm_slot copy;
+		int64_t at = index_find(w, "odd", 3, shm_hash("odd", 3), &copy);
+		struct shm_slot *s = shm_slot_at(&w->map, (uint64_t)at);
+
+		TC_CHECK(at >= 0, "odd found");
+		atomic_fetch_add(&s->seq, 1);
+		TC_EQ(shmreg_get(r, "odd", 3, buf, sizeof(buf), NULL), -EAGAIN,
+		      "an odd slot is not read");
+		TC_CHECK(shmreg_writer_put(w, "odd", 3, "two", 3, NULL) > 0,
+			 "put over the odd slot");
+		TC_EQ(atomic_load(&s->seq) & 1, 0, "the slot's count even again");
+		TC_EQ(shmreg_get(r, "odd", 3, buf, sizeof(buf), NULL), 3,
+		      "readable again");
+		TC_CHECK(memcmp(buf, "two", 3) == 0, "the new value");
+	}
+
 	/* undo journal: simulate a writer that died inside a slot write */
 	TC_CHECK(shmreg_writer_put(w, "u", 1, "old", 3, NULL) > 0, "put u");
 	{
