@@ -44,11 +44,13 @@ static inline void undo_arm(struct shm_hdr *h, uint64_t i)
 	atomic_store_explicit(&h->undo_slot, i + 1, memory_order_release);
 }
 
-/* Between arming and seq_write_begin() of the armed slot: a taker-over
- * that sees the slot odd must see it armed (it restores only an odd slot).
- * Pairs with the acquire load of undo_slot in index_undo_restore(), which
- * the lock handover after the old writer's death orders after its loads of
- * the slot's seqcount. */
+/* Between arming and seq_write_begin() of the armed slot: a writer that
+ * dies with the slot odd must have it armed (a taker-over restores only an
+ * odd slot), so the arm must be made before the odd store, by the compiler
+ * and by a weakly ordered CPU alike.  Its partner is the acquire load of
+ * undo_slot in index_undo_restore(), which runs after the dead writer's
+ * lock passed to the taker-over (the kernel's release and acquire of the
+ * lock order every store the dead writer made before that load). */
 static inline void undo_arm_for_section(void)
 {
 	atomic_thread_fence(memory_order_release);
