@@ -92,6 +92,9 @@ static inline void commit_publish(struct shmreg_writer *w, uint64_t rev,
  * commit_publish() for one revision, minus their stores of batch_depth
  * when the put is a commit of its own (not inside a batch): stores wait
  * in the store queue behind the slot's miss (writer.c has the argument).
+ * Nothing between the two reads batch_depth (a handoff would, for the
+ * new segment's commit_seq; the common put makes none inside its commit),
+ * so leaving it 0 there is unseen.
  * Returns whether it is; pass that to commit_close().  @h: the writer's
  * header, which the caller holds in a register (the fences of the slot
  * write would have it reloaded from the writer's struct).

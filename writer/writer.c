@@ -397,12 +397,12 @@ put_common_as(struct shmreg_writer *w, const void *key, size_t klen,
 	 * for the slot's miss too, nearly all the time under a loop of puts */
 	outer = commit_open(w, h);
 	if (exists) {
-		uint64_t was = (uint64_t)s->klen + s->vlen;
+		uint32_t was = s->vlen; /* the key is the same */
 		uint64_t create_rev = s->create_rev;
 
 		index_replace_image(h, i, home, s);
-		if (was != klen + vlen) {
-			w->bytes_used += klen + vlen - was;
+		if (was != vlen) {
+			w->bytes_used += vlen - was; /* modulo 2^64 */
 			commit_stats_counts(w);
 		}
 		if (logged) /* persistence hook */
@@ -503,7 +503,9 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 {
 	if (!w)
 		return -EINVAL;
-	if (key && klen - 1 < SHM_SLOT_INLINE) {
+	if (key && klen - 1 < SHM_SLOT_INLINE &&
+	    vlen <= SHM_SLOT_INLINE - klen && (val || !vlen) && !opts &&
+	    !w->plog && put_plain(w)) {
 		uint64_t hash;
 
 		/* told to the compiler: no long-key hash, whose call would
@@ -512,12 +514,7 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 			__builtin_unreachable();
 		hash = shm_hash(key, klen);
 		put_prefetch(w, hash);
-		/* the rest of the shape after the prefetch: these tests
-		 * then run while the slot's lines come (a put that fails
-		 * them has only started a harmless miss) */
-		if (vlen <= SHM_SLOT_INLINE - klen && (val || !vlen) && !opts &&
-		    !w->plog && put_plain(w))
-			return put_common(w, key, klen, val, vlen, hash);
+		return put_common(w, key, klen, val, vlen, hash);
 	}
 	return put_other(w, key, klen, val, vlen, opts);
 }
