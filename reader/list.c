@@ -50,9 +50,11 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 	return reader_grow(p, cap, need, elem, 64);
 }
 
-/* Read one slot's entry into the walk's buffers if it matches the prefix.
- * Returns 0, -EAGAIN (changed under us) or -EPROTO/-ENOMEM. */
-static int read_entry(struct walk *w, const struct shm_slot *s)
+/* Read the entry of @slot, whose copy is *@s, into the walk's buffers if
+ * it matches the prefix.  Returns 0, -EAGAIN (changed under us) or
+ * -EPROTO/-ENOMEM. */
+static int read_entry(struct walk *w, const struct shm_slot *slot,
+		      const struct shm_slot *s)
 {
 	size_t need = w->nbytes + SHMREG_KEY_MAX + s->vlen;
 	uint8_t *key;
@@ -67,7 +69,10 @@ static int read_entry(struct walk *w, const struct shm_slot *s)
 		 sizeof(*w->items)) < 0)
 		return -ENOMEM;
 	key = w->bytes + w->nbytes;
-	rc = shm_entry_read(w->m, s, key, key + s->klen, s->vlen);
+	rc = shm_entry_read_stable(w->m, slot,
+				   atomic_load_explicit(&s->seq,
+							memory_order_relaxed),
+				   s, key, key + s->klen, s->vlen);
 	if (rc < 0)
 		return rc;
 	if (w->plen && memcmp(key, w->prefix, w->plen) != 0)
@@ -78,22 +83,6 @@ static int read_entry(struct walk *w, const struct shm_slot *s)
 	/* the value was copied right after the key: keep them packed */
 	w->nbytes += s->klen + s->vlen;
 	return 0;
-}
-
-/* After an entry read gave -EAGAIN: is slot @i still what *@s copied (its
- * seqcount too)?  Then the entry's object did not change either: the
- * writer writes an object before a slot refers to it and frees it only
- * after the slot stops, and every slot write moves the seqcount.  A stable
- * slot whose object does not read whole is corrupt (a segment adopted in
- * place is not scanned: writer/adopt.c), which -EPROTO says, where
- * -EAGAIN would have the caller retry for ever. */
-static bool slot_unchanged(const struct shm_map *m, uint64_t i,
-			   const struct shm_slot *s)
-{
-	struct shm_slot again;
-
-	return shm_slot_copy(m, i, &again) == 0 &&
-	       memcmp(&again, s, sizeof(again)) == 0;
 }
 
 /* Read the cluster starting at @start; *@end gets the empty slot ending it
@@ -117,9 +106,7 @@ static int read_cluster(struct walk *w, uint64_t start, uint64_t stop,
 			return -EAGAIN;
 		if (s.klen == 0)
 			break;
-		rc = read_entry(w, &s);
-		if (rc == -EAGAIN && slot_unchanged(m, i, &s))
-			rc = -EPROTO;
+		rc = read_entry(w, shm_slot_at(m, i), &s);
 		if (rc < 0)
 			return rc;
 	}

@@ -44,6 +44,7 @@
 #include "clock.h"
 #include "hash.h"
 #include "lookup.h"
+#include "prefetch.h"
 #include "seqcount.h"
 
 void shm_backoff(unsigned attempt)
@@ -153,6 +154,21 @@ int shm_entry_read(const struct shm_map *m, const struct shm_slot *s,
 	return 0;
 }
 
+int shm_entry_read_stable(const struct shm_map *m,
+			  const struct shm_slot *slot, uint32_t s0,
+			  const struct shm_slot *s, void *key, void *buf,
+			  size_t cap)
+{
+	int rc = shm_entry_read(m, s, key, buf, cap);
+
+	/* seq_read_retry()'s acquire fence orders the object's loads above
+	 * before this reload of the slot's seqcount; it pairs with the
+	 * writer's release fence opening the slot's next write */
+	if (rc == -EAGAIN && !seq_read_retry(&slot->seq, s0))
+		return -EPROTO;
+	return rc;
+}
+
 bool shm_deadline_passed(int64_t deadline_ns)
 {
 	return shm_realtime_ns() >= deadline_ns;
@@ -211,7 +227,7 @@ static enum probe_result probe(const struct shm_map *m, const void *key,
 
 	/* The home slot's second line (its value) with the first: see
 	 * shm_lookup_fast() in lookup.h. */
-	__builtin_prefetch((const uint8_t *)shm_slot_at(m, i) + SHM_LINE);
+	shm_prefetch((const uint8_t *)shm_slot_at(m, i) + SHM_LINE);
 	for (uint64_t d = 0; d < bound; d++, i = shm_next(&m->g, i)) {
 		const struct shm_slot *s = shm_slot_at(m, i);
 		uint32_t s0 = seq_read_begin(&s->seq);
@@ -246,7 +262,8 @@ static enum probe_result probe(const struct shm_map *m, const void *key,
 			if (seq_read_retry(&s->seq, s0))
 				return PROBE_RETRY;
 			out->tag = t;
-			int rc = shm_entry_read(m, out, keybuf, buf, cap);
+			int rc = shm_entry_read_stable(m, s, s0, out, keybuf,
+						       buf, cap);
 			if (rc == -EAGAIN)
 				return PROBE_RETRY;
 			if (rc < 0)

@@ -47,6 +47,20 @@ int shm_entry_read(const struct shm_map *m, const struct shm_slot *s,
 		   void *key, void *buf, size_t cap);
 
 /*
+ * shm_entry_read() of the copy *@s of the slot at @slot, taken at seqcount
+ * @s0 (even), but -EPROTO where it says -EAGAIN and the slot's seqcount is
+ * still @s0.  The writer writes an object before a slot refers to it and
+ * frees it only after that slot is rewritten, which moves its seqcount: an
+ * object that does not read whole under an unchanged slot is corrupt (as in
+ * a segment adopted in place, which is not scanned: writer/adopt.c), and
+ * -EAGAIN would have the caller retry it until its budget runs out.
+ */
+int shm_entry_read_stable(const struct shm_map *m,
+			  const struct shm_slot *slot, uint32_t s0,
+			  const struct shm_slot *s, void *key, void *buf,
+			  size_t cap);
+
+/*
  * Find @key (hash @hash).  On success returns the value length (which may
  * exceed @cap; min(len, cap) bytes are copied into @buf), stores the slot
  * copy's header words in *@slot (may be NULL).  Returns -ENOENT, -EAGAIN

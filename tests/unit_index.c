@@ -64,6 +64,13 @@ static void key_of(char *k, int i)
 	snprintf(k, 32, "k%06d", i);
 }
 
+static int list_count(const void *key, size_t klen, const void *val,
+		      size_t vlen, const shmreg_info_t *info, void *arg)
+{
+	(void)key, (void)klen, (void)val, (void)vlen, (void)info, (void)arg;
+	return 0;
+}
+
 int main(void)
 {
 	shmreg_writer_opts_t o = { .initial_entries = 64, .ring_events = 1024 };
@@ -175,6 +182,31 @@ int main(void)
 		TC_EQ(shmreg_get(r, "odd", 3, buf, sizeof(buf), NULL), 3,
 		      "readable again");
 		TC_CHECK(memcmp(buf, "two", 3) == 0, "the new value");
+	}
+
+	/* an extern entry whose object was damaged under an unchanged slot
+	 * (a segment adopted in place is not scanned): -EPROTO from the get
+	 * and the list, not -EAGAIN after the whole retry budget */
+	{
+		char big[200];
+		struct shm_slot copy;
+		struct shm_ext_ref ref;
+		int64_t at;
+
+		memset(big, 'b', sizeof(big));
+		TC_CHECK(shmreg_writer_put(w, "ext", 3, big, sizeof(big),
+					   NULL) > 0, "put ext");
+		at = index_find(w, "ext", 3, shm_hash("ext", 3), &copy);
+		TC_CHECK(at >= 0 && copy.kind != SHM_KIND_INLINE,
+			 "ext found, out of line");
+		memcpy(&ref, copy.data, sizeof(ref));
+		/* the object's header (its mod_rev): no longer this entry's */
+		memset(w->map.base + ref.obj_off + 8, 0, SHM_OBJ_HDR - 8);
+		TC_EQ(shmreg_get(r, "ext", 3, big, sizeof(big), NULL), -EPROTO,
+		      "get of a damaged object");
+		TC_EQ(shmreg_list(r, "ext", 3, list_count, NULL), -EPROTO,
+		      "list over a damaged object");
+		TC_EQ(shmreg_writer_del(w, "ext", 3) > 0, 1, "del ext");
 	}
 
 	/* undo journal: simulate a writer that died inside a slot write */

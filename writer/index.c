@@ -35,6 +35,7 @@
 
 #include "attr_index.h"
 #include "internal.h"
+#include "prefetch.h"
 #include "slot_write.h"
 #include "hash.h"
 #include "seqcount.h"
@@ -72,7 +73,7 @@ int64_t index_lookup(struct shmreg_writer *w, const void *key, size_t klen,
 
 	/* both lines of the home slot at once: the second one (the value)
 	 * is read by the undo journal and written by the put */
-	__builtin_prefetch((const uint8_t *)shm_slot_at(m, i) + SHM_LINE);
+	shm_prefetch((const uint8_t *)shm_slot_at(m, i) + SHM_LINE);
 	*free_slot = UINT64_MAX;
 	for (uint64_t d = 0; d < bound; d++, i = shm_next(&m->g, i)) {
 		const struct shm_slot *s = shm_slot_at(m, i);
