@@ -179,8 +179,8 @@ struct shm_hdr {
 	/* undo record: the writer's crash journal for one slot write.  Armed
 	 * (undo_slot = index + 1) with whole contents for the slot - its old
 	 * ones, or for the common put its new ones - before the slot is made
-	 * odd; disarmed (0) after it is even again, except by the common put,
-	 * which leaves it armed for a slot that is even by then.  A new writer
+	 * odd, and left armed after it is even again (a clean close and a
+	 * taker-over store 0).  A new writer
 	 * that finds it armed for an odd slot writes the slot from it, so an
 	 * entry whose change was cut off reads as its old or its new value,
 	 * never torn.  The record's first word holds the tag in its high half

@@ -7,7 +7,7 @@
  * every other entry as it was; the same for an insert cut off.  A writer
  * that dies with the record armed but the slot not yet opened, or with the
  * image built while the record is still armed for the slot of the put
- * before (the common put never disarms it), leaves every entry as it was:
+ * before (slot writes never disarm it), leaves every entry as it was:
  * a taker-over restores only an odd slot. */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -22,9 +22,9 @@
  * Crash safety.  Every slot write first puts whole contents for the slot
  * into the header's undo record - its old contents, or the common put's new
  * ones (slot_write.h) - and arms it (release), then writes the slot under
- * its seqcount.  The general writes disarm it after; the common put leaves
- * it armed (a store fewer on every put) and rewrites it for the next put
- * while it is still armed for this one's slot, which is even by then.  A
+ * its seqcount.  No slot write disarms it (a store fewer on every put):
+ * the next write rewrites it while it is still armed for this one's slot,
+ * which is even by then.  A
  * writer that takes over after a crash writes an armed record into its
  * slot only if that slot is odd (index_undo_restore), so the slot that was
  * being written reads whole, as it was before or as the put made it, and

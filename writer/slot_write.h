@@ -74,8 +74,8 @@ static inline void index_write(struct shmreg_writer *w, uint64_t i,
 	seq_write_begin(&dst->seq);
 	slot_store(dst, s);
 	seq_write_end(&dst->seq);
-
-	atomic_store_explicit(&h->undo_slot, 0, memory_order_release);
+	/* left armed, as every slot write leaves it: the slot is even now,
+	 * and a taker-over restores only an odd one */
 }
 
 /*

@@ -910,7 +910,7 @@ SHMREG_EXPORT void shmreg_writer_close(shmreg_writer_t *w)
 		commit_end(w, 0);
 	}
 	if (w->map.base && w->seg_fd >= 0) {
-		/* the common put leaves the undo record armed (its slot even:
+		/* slot writes leave the undo record armed (their slot even:
 		 * slot_write.h); a closed segment has none (adopt.c) */
 		atomic_store_explicit(&w->map.hdr->undo_slot, 0,
 				      memory_order_relaxed);
