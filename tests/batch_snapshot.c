@@ -37,17 +37,6 @@ struct shared {
 	                                        * UINT64_MAX until known */
 };
 
-/* Every reader has validated MIN_SNAPS snapshots: the writer's moves
- * go on until then (a slow reader, under a sanitizer on a loaded machine,
- * gets more moves to read, not a failure), within a deadline. */
-static bool enough_snapshots(struct shared *sh)
-{
-	for (unsigned i = 0; i < NREADERS; i++)
-		if (atomic_load(&sh->snaps[i]) < MIN_SNAPS)
-			return false;
-	return true;
-}
-
 static void key_of(unsigned i, char *k)
 {
 	snprintf(k, 32, "tok/%03u", i);
@@ -169,7 +158,8 @@ int main(void)
 	gen0 = st.generation;
 
 	give_up = tc_now_ns() + 60000000000ull;
-	for (m = 0; m < MOVES || !enough_snapshots(sh); m++) {
+	for (m = 0; m < MOVES ||
+		    !tc_counts_reached(sh->snaps, NREADERS, MIN_SNAPS); m++) {
 		unsigned next = (unsigned)tc_range(&rs, 0, NKEYS - 1);
 		char k[32];
 		uint64_t t0;

@@ -25,6 +25,7 @@
 #define NKEYS    200
 #define NREADERS 2
 #define MOVES    3000
+#define MIN_SNAPS 100 /* validated snapshots per reader, at least */
 
 static struct dh h;
 
@@ -487,6 +488,8 @@ static void test_token(shmreg_client_t *c, shmreg_t *r)
 	uint64_t rs = tc_seed();
 	unsigned holder = 0;
 	uint32_t failed;
+	uint64_t give_up;
+	int m;
 
 	for (unsigned i = 0; i < NKEYS; i++) {
 		char k[32];
@@ -503,11 +506,18 @@ static void test_token(shmreg_client_t *c, shmreg_t *r)
 	}
 	for (unsigned i = 0; i < NREADERS; i++)
 		tc_expect(rd[i], 'R', 20000);
-	for (int m = 0; m < MOVES; m++) {
+	/* the moves go on past MOVES until every reader has validated
+	 * MIN_SNAPS snapshots, so the floor below is never timing's verdict */
+	give_up = tc_now_ns() + 60000000000ull;
+	for (m = 0; m < MOVES ||
+		    !tc_counts_reached(sh->snaps, NREADERS, MIN_SNAPS); m++) {
 		unsigned next = (unsigned)tc_range(&rs, 0, NKEYS - 1);
 		char k[32];
 		int64_t ret;
 
+		TC_CHECK(m < MOVES || tc_now_ns() < give_up, "the readers "
+			 "validated only %lu and %lu snapshots in 60 s",
+			 atomic_load(&sh->snaps[0]), atomic_load(&sh->snaps[1]));
 		b = begin(c);
 		key_of(holder, k);
 		/* the old holder through a compare-and-set on its value's
@@ -525,10 +535,11 @@ static void test_token(shmreg_client_t *c, shmreg_t *r)
 		tc_log("reader%u: %lu validated snapshots, %lu wrong", i,
 		       sh->snaps[i], sh->bad[i]);
 		TC_EQ(sh->bad[i], 0, "validated snapshots without one holder");
-		TC_CHECK(sh->snaps[i] >= 100, "reader%u: only %lu validated "
+		TC_CHECK(sh->snaps[i] >= MIN_SNAPS, "reader%u: only %lu validated "
 			 "snapshots", i, sh->snaps[i]);
 		tc_child_free(rd[i]);
 	}
+	tc_log("%d moves", m);
 	(void)r;
 }
 

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,15 @@ uint64_t tc_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+bool tc_counts_reached(_Atomic unsigned long *counts, unsigned n,
+		       unsigned long floor)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (atomic_load(&counts[i]) < floor)
+			return false;
+	return true;
 }
 
 uint64_t tc_seed(void)

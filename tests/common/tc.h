@@ -12,6 +12,7 @@
 #ifndef TESTS_COMMON_TC_H
 #define TESTS_COMMON_TC_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -55,6 +56,13 @@ void tc_set_role(const char *role);
 /* ---- time and randomness ---- */
 
 uint64_t tc_now_ns(void);                     /* CLOCK_MONOTONIC */
+
+/* Whether each of the @n counters has reached @floor.  A writer loop whose
+ * readers must prove something runs until this holds, within a deadline it
+ * checks itself: a slow reader (a sanitizer, a loaded machine) then gets
+ * more changes to read instead of failing a floor that timing decided. */
+bool tc_counts_reached(_Atomic unsigned long *counts, unsigned n,
+		       unsigned long floor);
 
 /* The test's seed: $SHMREG_TEST_SEED when set, else from the clock; printed
  * so that a failing run can be repeated. */
