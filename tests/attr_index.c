@@ -22,6 +22,7 @@
 #define NATTRS    8           /* model attributes per entry, at most */
 #define STEPS     6000
 #define NREADERS  2
+#define MIN_READS 250 /* finds and validated snapshots per reader */
 
 static const char *const zones[] = { "a", "b", "c", "d" };
 static const char *const caps[] = { "gpu", "inference", "train", "store" };
@@ -323,10 +324,11 @@ static int reader(struct tc_child *c, void *arg)
 		}
 		bad += rc.bad;
 		bad += snapshot_check(r, &rs, &snaps);
+		/* live, for the writer's loop (tc_counts_reached) */
+		atomic_store(&sh->finds[id], finds);
+		atomic_store(&sh->snaps[id], snaps);
 	}
-	sh->finds[id] = finds;
 	sh->results[id] = results;
-	sh->snaps[id] = snaps;
 	sh->bad[id] = bad;
 	shmreg_close(r);
 	return 0;
@@ -370,7 +372,7 @@ int main(void)
 	struct tc_child *rd[NREADERS];
 	shmreg_writer_t *w;
 	shmreg_t *r;
-	uint64_t rs;
+	uint64_t rs, give_up;
 	unsigned long finds = 0, snaps = 0;
 
 	tc_init("attr_index", 120);
@@ -410,10 +412,22 @@ int main(void)
 		      "get_attrs of an absent key");
 	}
 
-	for (int step = 0; step < STEPS; step++) {
+	/* at least STEPS changes, and on until every reader has done
+	 * MIN_READS finds and validated snapshots, within a deadline */
+	give_up = tc_now_ns() + 60000000000ull;
+	for (int step = 0; step < STEPS ||
+			   !tc_counts_reached(sh->finds, NREADERS, MIN_READS) ||
+			   !tc_counts_reached(sh->snaps, NREADERS, MIN_READS);
+	     step++) {
 		unsigned i = (unsigned)tc_range(&rs, 0, NKEYS - 1);
 		unsigned op = (unsigned)tc_range(&rs, 0, 9);
 		char k[32];
+
+		TC_CHECK(step < STEPS || tc_now_ns() < give_up, "the readers "
+			 "did only %lu and %lu finds, %lu and %lu snapshots in "
+			 "60 s", atomic_load(&sh->finds[0]),
+			 atomic_load(&sh->finds[1]), atomic_load(&sh->snaps[0]),
+			 atomic_load(&sh->snaps[1]));
 
 		key_of(i, k);
 		if (op < 5 || !model[i].live) {
@@ -480,8 +494,9 @@ int main(void)
 		snaps += sh->snaps[i];
 		tc_child_free(rd[i]);
 	}
-	TC_CHECK(finds >= 500, "only %lu finds", finds);
-	TC_CHECK(snaps >= 500, "only %lu validated snapshots", snaps);
+	TC_CHECK(finds >= NREADERS * MIN_READS, "only %lu finds", finds);
+	TC_CHECK(snaps >= NREADERS * MIN_READS, "only %lu validated snapshots",
+		 snaps);
 
 	/* churn of one attribute value: no growth without bound.  After
 	 * the readers stopped: the entry's value ("c") does not describe
