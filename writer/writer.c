@@ -492,10 +492,53 @@ _Static_assert(SHM_SLOT_INLINE <= SHMREG_KEY_MAX &&
 		       SHM_SLOT_INLINE <= SHMREG_VALUE_MAX,
 	       "a key and value that fit a slot are valid");
 
+/* The longest key of XXH3's short formulas (0..16 bytes). */
+#define PUT_SHORT_KEY 16u
+
+/* The common put's shape, but for the key's length: a value that fits the
+ * slot beside the key, no options, a writer in its plain state. */
+static inline __attribute__((always_inline)) bool
+put_common_shape(const struct shmreg_writer *w, size_t klen, const void *val,
+		 size_t vlen, const shmreg_put_opts_t *opts)
+{
+	return vlen <= SHM_SLOT_INLINE - klen && (val || !vlen) && !opts &&
+	       !w->plog && put_plain(w);
+}
+
+/* The common put's entry for a key of @lo to @hi bytes (constants): the
+ * key hashed, its misses started, then the jump to put_common().  Told
+ * the range, the compiler inlines only XXH3's formulas for it. */
+static inline __attribute__((always_inline)) int64_t
+put_enter(struct shmreg_writer *w, const void *key, size_t klen,
+	  const void *val, size_t vlen, size_t lo, size_t hi)
+{
+	uint64_t hash;
+
+	if (klen < lo || klen > hi)
+		__builtin_unreachable();
+	hash = shm_hash(key, klen);
+	put_prefetch(w, hash);
+	return put_common(w, key, klen, val, vlen, hash);
+}
+
+/* Keys of 17 to SHM_SLOT_INLINE bytes: XXH3's formulas for them take
+ * registers that the entry below, kept for short keys, would otherwise
+ * save and restore on every put. */
+static __attribute__((noinline)) int64_t
+put_entry_long(struct shmreg_writer *w, const void *key, size_t klen,
+	       const void *val, size_t vlen, const shmreg_put_opts_t *opts)
+{
+	if (key && klen - (PUT_SHORT_KEY + 1) < SHM_SLOT_INLINE - PUT_SHORT_KEY &&
+	    put_common_shape(w, klen, val, vlen, opts))
+		return put_enter(w, key, klen, val, vlen, PUT_SHORT_KEY + 1,
+				 SHM_SLOT_INLINE);
+	return put_other(w, key, klen, val, vlen, opts);
+}
+
 /* The entry: the shape of the common put tested in as few instructions as
  * it takes, the key hashed and its misses started, then a jump to
  * put_common() (put_common() has the reason).  Everything else goes
- * through put_other(), which validates. */
+ * through put_entry_long() and put_other(), which validates. */
 SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 					size_t klen, const void *val,
 					size_t vlen,
@@ -503,20 +546,10 @@ SHMREG_EXPORT int64_t shmreg_writer_put(shmreg_writer_t *w, const void *key,
 {
 	if (!w)
 		return -EINVAL;
-	if (key && klen - 1 < SHM_SLOT_INLINE &&
-	    vlen <= SHM_SLOT_INLINE - klen && (val || !vlen) && !opts &&
-	    !w->plog && put_plain(w)) {
-		uint64_t hash;
-
-		/* told to the compiler: no long-key hash, whose call would
-		 * have registers saved on the way in */
-		if (klen - 1 >= SHM_SLOT_INLINE)
-			__builtin_unreachable();
-		hash = shm_hash(key, klen);
-		put_prefetch(w, hash);
-		return put_common(w, key, klen, val, vlen, hash);
-	}
-	return put_other(w, key, klen, val, vlen, opts);
+	if (key && klen - 1 < PUT_SHORT_KEY &&
+	    put_common_shape(w, klen, val, vlen, opts))
+		return put_enter(w, key, klen, val, vlen, 1, PUT_SHORT_KEY);
+	return put_entry_long(w, key, klen, val, vlen, opts);
 }
 
 /* Every other put (options, out-of-line values, growth, expired or owned
