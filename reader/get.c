@@ -39,8 +39,14 @@ ssize_t reader_get(shmreg_t *r, const void *key, size_t klen, uint64_t hash,
 			return rc;
 		}
 		if (rc == -ENOENT && map_replaced(m) &&
-		    !(r->flags & SHMREG_OPEN_NOFOLLOW))
+		    !(r->flags & SHMREG_OPEN_NOFOLLOW)) {
+			/* the successor, if the name holds one, may have it
+			 * (reader_follow_now() says why); if not, the retired
+			 * segment's answer is the registry's */
+			if (reader_follow_now(r, m) == m)
+				return rc;
 			continue;
+		}
 		if (rc == -EAGAIN && shm_writer_gone(r->path))
 			return -EOWNERDEAD;
 		return rc;

@@ -56,6 +56,15 @@ struct shm_map *reader_map(shmreg_t *r);
  * nothing newer, or following is disabled). */
 struct shm_map *reader_follow(shmreg_t *r, struct shm_map *seen);
 
+/* The same without the throttle: for a key missing from a retired
+ * segment @seen.  The writer puts nothing after retiring a segment until
+ * its successor is at the name, so a successor the throttle would hide
+ * may hold the key (a reader that had looked just before the rename, and
+ * answered from the retired segment, would deny a put that returned
+ * before its call began).  Returns @seen only while the name still holds
+ * it (or NOFOLLOW, or the look failed). */
+struct shm_map *reader_follow_now(shmreg_t *r, struct shm_map *seen);
+
 /* shmreg_get with the key's hash already computed (await reuses it). */
 ssize_t reader_get(shmreg_t *r, const void *key, size_t klen, uint64_t hash,
 		   void *buf, size_t cap, shmreg_info_t *info);

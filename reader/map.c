@@ -240,7 +240,10 @@ static void reclaim_retired(shmreg_t *r, int64_t now)
 	}
 }
 
-struct shm_map *reader_follow(shmreg_t *r, struct shm_map *seen)
+/* reader_follow() and reader_follow_now(); @throttled: at most one look
+ * at the name per FOLLOW_RETRY_NS. */
+static struct shm_map *follow(shmreg_t *r, struct shm_map *seen,
+			      bool throttled)
 {
 	struct shm_map *cur, *fresh;
 	struct retired_map *t;
@@ -252,8 +255,9 @@ struct shm_map *reader_follow(shmreg_t *r, struct shm_map *seen)
 	 * died in between: look again at most every FOLLOW_RETRY_NS, not on
 	 * every call, and keep reading the retired one meanwhile (it is
 	 * consistent: nobody writes it any more, or not for long). */
-	if (shm_monotonic_coarse_ns() < atomic_load_explicit(&r->follow_after,
-						  memory_order_relaxed))
+	if (throttled &&
+	    shm_monotonic_coarse_ns() < atomic_load_explicit(&r->follow_after,
+							     memory_order_relaxed))
 		return seen;
 	follow_lock(r);
 	cur = atomic_load_explicit(&r->map, memory_order_acquire);
@@ -289,6 +293,16 @@ struct shm_map *reader_follow(shmreg_t *r, struct shm_map *seen)
 out:
 	follow_unlock(r);
 	return cur;
+}
+
+struct shm_map *reader_follow(shmreg_t *r, struct shm_map *seen)
+{
+	return follow(r, seen, true);
+}
+
+struct shm_map *reader_follow_now(shmreg_t *r, struct shm_map *seen)
+{
+	return follow(r, seen, false);
 }
 
 struct shm_map *reader_map(shmreg_t *r)
