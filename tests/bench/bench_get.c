@@ -477,6 +477,7 @@ static void writer_main(const struct cfg *c, const char *path,
 	{                                                                     \
 		uint64_t v[8], t0, t1;                                         \
                                                                               \
+		bench_sweep_caches();                                          \
 		t0 = bench_now_ns();                                           \
 		for (uint64_t j = 0; j < gets; j++) {                          \
 			ssize_t n = GET(t, seq[j], v);                         \
@@ -719,6 +720,7 @@ static int lmdb_bench(const struct cfg *c, const key_t16 *keys,
 
 	lmdb_check(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), "mdb_txn_begin");
 	for (int rep = -1; rep < c->reps; rep++) {   /* -1: warm-up */
+		bench_sweep_caches();
 		t0 = bench_now_ns();
 		for (uint64_t j = 0; j < c->lmdb_gets; j++) {
 			MDB_val k = { KLEN, (void *)seq[j] }, d;

@@ -270,13 +270,16 @@ static int64_t pair_round(const char *dir, const key_t16 *keys,
 	bare_keys(&bt, keys, NULL, n, 0, 0);
 	*bare_ins = ns_per(t0, bench_now_ns(), n);
 
+	bench_sweep_caches();
 	t0 = bench_now_ns();
 	err = put_keys(*w, seq, order, n, (uint64_t)r + 1);
 	*rep = ns_per(t0, bench_now_ns(), n);
+	bench_sweep_caches();
 	t0 = bench_now_ns();
 	bare_keys(&bt, seq, order, n, (uint64_t)r + 1, 0);
 	*bare_rep = ns_per(t0, bench_now_ns(), n);
 	if (bare_pad) {
+		bench_sweep_caches();
 		t0 = bench_now_ns();
 		bare_keys(&bt, seq, order, n, (uint64_t)r + 2, 1);
 		*bare_pad = ns_per(t0, bench_now_ns(), n);
