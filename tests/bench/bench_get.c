@@ -470,6 +470,9 @@ static void writer_main(const struct cfg *c, const char *path,
  * of its slot's two cache lines and copied nothing.  shmreg_get() must
  * store the whole value to the caller's buffer, so the reference must too
  * (like with like: probe, seqcount, copy).
+ *
+ * Each pass starts from bench_sweep_caches(), so that no table starts
+ * warmer because the pass before it read the same one (bench_common.h).
  */
 #define TIMED_PASS(name, T, GET)                                              \
 	static double name(T t, const key_t16 *seq, const uint32_t *idx,    \
