@@ -25,6 +25,7 @@
 #define CYCLES    50
 #define NREADERS  2
 #define MAX_DELAY_MS 150
+#define MIN_READS 10000ul  /* validated reads each reader must reach */
 
 struct reader_res {
 	uint64_t found, enoent, eagain, ownerdead;
@@ -50,6 +51,9 @@ struct shared {
 	                                * returned */
 	_Atomic uint64_t expect[NKEYS];/* committed value's seq, 0 = absent */
 	struct reader_res rr[NREADERS];
+	/* each reader's validated reads so far, published every 256 reads:
+	 * the parent stops the readers only once both reached MIN_READS */
+	_Atomic unsigned long reads[NREADERS];
 };
 
 static struct shared *sh;
@@ -156,6 +160,9 @@ static int reader_main(struct tc_child *c, void *arg)
 
 		if ((n & 255) == 0) {
 			uint64_t rv = shmreg_revision(r);
+
+			atomic_store_explicit(&sh->reads[(intptr_t)arg],
+					      res->found, memory_order_relaxed);
 
 			if (atomic_load_explicit(&sh->stop,
 						 memory_order_acquire))
@@ -402,13 +409,18 @@ static void random_kills(void)
 	       (unsigned long long)kills, (unsigned long long)early,
 	       (double)(tc_now_ns() - t0) / 1e9);
 
+	/* the readers go on (on the last writer's segment) until each has
+	 * validated MIN_READS reads, however little CPU they got meanwhile */
+	while (!tc_counts_reached(sh->reads, NREADERS, MIN_READS) &&
+	       tc_now_ns() - t0 < 30 * 1000000000ull)
+		sleep_us(1000);
 	atomic_store_explicit(&sh->stop, 1, memory_order_release);
 	for (int i = 0; i < NREADERS; i++)
 		tc_child_join(rd[i], 20000);
 	for (int i = 0; i < NREADERS; i++) {
 		struct reader_res *x = &sh->rr[i];
 
-		TC_CHECK(x->found >= 10000, "reader%d validated only %llu "
+		TC_CHECK(x->found >= MIN_READS, "reader%d validated only %llu "
 			 "reads", i + 1, (unsigned long long)x->found);
 		TC_EQ(x->gen_last, gen,
 		      "reader followed every takeover without reopening");
