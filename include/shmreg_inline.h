@@ -89,9 +89,11 @@ __extension__ typedef unsigned __int128 shmreg__u128;
 /* The slot's seqcount, and in the same load the tag that follows it: one
  * aligned 8-byte acquire load, single-copy atomic on x86-64, so the tag is
  * read no earlier than the seqcount, as every later load of the slot is.
- * The tag is slot data like the rest, checked by shmreg__seq_retry(); one
- * load instead of two, in a loop whose speed is its loads per get.
- * Returns the seqcount, the tag in *@tag. */
+ * The acquire pairs with the writer's release store of the even seqcount
+ * (seq_write_end() in the library): a reader that loads that value sees
+ * the whole section it closed.  The tag is slot data like the rest,
+ * checked by shmreg__seq_retry(); one load instead of two, in a loop whose
+ * speed is its loads per get.  Returns the seqcount, the tag in *@tag. */
 SHMREG__INLINE uint32_t
 shmreg__seq_begin_tag(const unsigned char *slot, uint32_t *tag)
 {
