@@ -26,6 +26,8 @@
 #define NREADERS  2
 #define MAX_DELAY_MS 150
 #define MIN_READS 10000ul  /* validated reads each reader must reach */
+#define READS_BY_S 30      /* ... this long after the kills began: within
+                            * the readers' alarm(40) */
 
 struct reader_res {
 	uint64_t found, enoent, eagain, ownerdead;
@@ -305,7 +307,8 @@ static void sleep_us(uint64_t us)
 	struct timespec ts = { .tv_sec = (time_t)(us / 1000000),
 			       .tv_nsec = (long)(us % 1000000) * 1000 };
 
-	/* a random moment to kill at, not a synchronisation */
+	/* a random moment to kill at, or the pause of a polling loop: never
+	 * a synchronisation */
 	while (nanosleep(&ts, &ts) && errno == EINTR)
 		;
 }
@@ -412,7 +415,7 @@ static void random_kills(void)
 	/* the readers go on (on the last writer's segment) until each has
 	 * validated MIN_READS reads, however little CPU they got meanwhile */
 	while (!tc_counts_reached(sh->reads, NREADERS, MIN_READS) &&
-	       tc_now_ns() - t0 < 30 * 1000000000ull)
+	       tc_now_ns() - t0 < READS_BY_S * 1000000000ull)
 		sleep_us(1000);
 	atomic_store_explicit(&sh->stop, 1, memory_order_release);
 	for (int i = 0; i < NREADERS; i++)
