@@ -131,7 +131,8 @@ static inline int bench_back_memory(size_t bytes)
  * bare-table get pass measured 54-62 ns right after another pass over the
  * same table against 63-69 ns after a pass over a different one.  Two
  * tables compared in interleaved rounds must start alike, so every timed
- * pass of a get comparison starts from this sweep.  The buffer is
+ * pass of a comparison (gets, LMDB, replacing puts) starts from this
+ * sweep.  The buffer is
  * allocated (and written, so that it is backed) on the first call.
  */
 static inline void bench_sweep_caches(void)

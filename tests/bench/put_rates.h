@@ -14,7 +14,9 @@
  *  - replace: N puts of random existing keys into the two tables just
  *    filled: one random order drawn up front, the same for both, its keys
  *    pre-laid in access order (read sequentially, as the gets read theirs,
- *    so that neither side pays a cache miss for fetching its key);
+ *    so that neither side pays a cache miss for fetching its key); each
+ *    pass starts from bench_sweep_caches(), so that neither table starts
+ *    warmer for the pass before it;
  *  - grow: N new keys into a fresh registry with the default options (it
  *    grows by handoffs from 1,024 slots), in each directory given (tmpfs
  *    on 4 KiB pages, and on 2 MiB pages when bench_get could mount one),
