@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Description: the next growth's segment made ahead by the writer's helper
  * thread (writer/prepare.c).  GP_CASE=contents: not requested while the
- * index is the size asked for, then exactly when the load reaches 1/2; the
- * very file the growth then publishes; a registry grown with it reads back
- * whole.  GP_CASE=fork: a child forked while the
+ * index is the size asked for, then with the very put that grows it (the
+ * load a growth leaves, 3/8, is the trigger), and again with the put of
+ * each prepared growth; the very file the growth then publishes; a
+ * registry grown with it reads back whole.  GP_CASE=fork: a child forked while the
  * helper works or holds a prepared file closes its copy of the writer
  * without hanging and without removing the parent's file; the parent grows
  * on.  GP_CASE=enospc (root: a tiny tmpfs): the helper's -ENOSPC leaves no
@@ -30,13 +31,16 @@
 #define NAME "gp"
 /* the defaults: 1,024 entries -> 2,048 slots, the size asked for: no
  * helper for the first growth (at the 1,537th entry, to 4,096 slots).
- * From there the helper is asked at a load of 1/2 (2,048 entries), and
- * the growth comes at 3/4 (the 3,073rd). */
+ * That growth leaves the load at the trigger, 3/8, so the same put asks
+ * the helper for the next segment, and the growth comes at 3/4 (the
+ * 3,073rd). */
 #define INITIAL_CAP 2048u
 #define FIRST_CAP   4096u
 #define AT_FIRST    (INITIAL_CAP / 4 * 3 + 1)
-#define AT_REQUEST  (FIRST_CAP / 2)
+#define AT_REQUEST  AT_FIRST
 #define AT_GROWTH   (FIRST_CAP / 4 * 3 + 1)
+_Static_assert(FIRST_CAP / PREP_LOAD_DEN * PREP_LOAD_NUM < AT_FIRST,
+	       "the trigger is at most the load a growth leaves");
 #define WAIT_MS     20000
 
 static char dir[PATH_MAX / 2];
@@ -175,10 +179,20 @@ static void grow_through_prepared(shmreg_writer_t *w, shmreg_t *r)
 	TC_CHECK(fstat(fd, &prep) == 0 && prep.st_nlink == 1, "the prepared "
 		 "file was removed");
 	close(fd);
-	TC_EQ(new_files(NULL), 0, "prepared file taken");
-	TC_EQ(prep_debug_state(w, &err), PREP_IDLE, "helper idle again");
+	/* the same put asked for the next one: another file */
+	TC_CHECK(prep_debug_state(w, &err) != PREP_IDLE, "the next growth's "
+		 "segment is requested with this one");
+	TC_EQ(wait_state(w, PREP_READY, &err), PREP_READY, "helper ready "
+	      "again");
+	TC_EQ(new_files(path), 1, "the next prepared file");
+	TC_CHECK(stat(path, &prep) == 0, "stat %s: %s", path, strerror(errno));
+	TC_CHECK(prep.st_ino != now.st_ino, "a new file, not the published "
+		 "one");
 	TC_EQ(shmreg_stats(r, &st), 0, "stats");
 	TC_EQ(st.index_capacity, 2 * FIRST_CAP, "grown once");
+	TC_CHECK((uint64_t)prep.st_size > st.segment_bytes, "next prepared "
+		 "file of %lld B for a segment of %llu B",
+		 (long long)prep.st_size, (unsigned long long)st.segment_bytes);
 }
 
 static void case_contents(void)
@@ -196,12 +210,14 @@ static void case_contents(void)
 	TC_EQ(prep_debug_state(w, &err), PREP_IDLE, "no request at the "
 	      "initial size");
 	TC_EQ(new_files(NULL), 0, "no prepared file at the initial size");
-	put_range(w, AT_FIRST - 1, AT_REQUEST - 1);
+	TC_EQ(shmreg_stats(r, &st), 0, "stats");
+	TC_EQ(st.index_capacity, INITIAL_CAP, "not grown yet");
+	/* the first growth, and the request with it */
+	put_range(w, AT_FIRST - 1, AT_REQUEST);
 	TC_EQ(shmreg_stats(r, &st), 0, "stats");
 	TC_EQ(st.index_capacity, FIRST_CAP, "the first growth");
-	TC_EQ(prep_debug_state(w, &err), PREP_IDLE, "no request below 1/2");
-	TC_EQ(new_files(NULL), 0, "no prepared file below 1/2");
-	put_range(w, AT_REQUEST - 1, AT_REQUEST);
+	TC_CHECK(prep_debug_state(w, &err) != PREP_IDLE, "the request came "
+		 "with the first growth");
 	grow_through_prepared(w, r);
 	/* and on through the later doublings */
 	put_range(w, AT_GROWTH, n);
@@ -288,11 +304,12 @@ static void case_enospc(void)
 	shmreg_writer_opts_t o = { .flags = SHMREG_WRITER_TRUNCATE,
 				   .ring_events = 1024,
 				   .initial_arena = 64u << 10 };
-	char filler[PATH_MAX + 8];
+	char filler[PATH_MAX + 8], path[PATH_MAX];
+	uint64_t room, s0, s1, s2;
 	shmreg_writer_t *w;
 	shmreg_stats_t st;
+	struct stat sb;
 	shmreg_t *r;
-	uint64_t room;
 	int fd, err = 0, rc;
 
 	if (mount("shmreg-gp", dir, "tmpfs", 0, "size=8m,mode=1777") < 0) {
@@ -301,23 +318,43 @@ static void case_enospc(void)
 	}
 	mounter = getpid();
 	atexit(unmount_at_exit);
+	/* The sizes this needs, from a first run of the same registry: the
+	 * segment of the first growth (s1) and the next one, the helper's
+	 * (s2).  The request comes with the growing put (see AT_REQUEST), so
+	 * the filler must be in place before that put. */
 	open_both(&w, &r, &o);
-	put_range(w, 0, AT_FIRST); /* the first growth, not prepared */
+	put_range(w, 0, AT_FIRST);
 	TC_EQ(shmreg_stats(r, &st), 0, "stats");
-	TC_EQ(st.index_capacity, FIRST_CAP, "the first growth");
-	/* room for half the segment in use: the next one (larger) cannot
-	 * fit */
+	s1 = st.segment_bytes;
+	TC_EQ(wait_state(w, PREP_READY, &err), PREP_READY, "helper ready");
+	TC_EQ(new_files(path), 1, "one prepared file");
+	TC_CHECK(stat(path, &sb) == 0, "stat %s: %s", path, strerror(errno));
+	s2 = (uint64_t)sb.st_size;
+	shmreg_writer_close(w);
+	shmreg_close(r);
+
+	open_both(&w, &r, &o); /* truncated: the registry anew */
+	put_range(w, 0, AT_FIRST - 1);
+	TC_EQ(shmreg_stats(r, &st), 0, "stats");
+	TC_EQ(st.index_capacity, INITIAL_CAP, "not grown yet");
+	s0 = st.segment_bytes;
+	/* room for the first growth's segment and half the one in use:
+	 * once that one is gone, 1.5 * s0 is less than the next one needs */
+	TC_CHECK(s2 > s0 + s0 / 2, "segments of %llu, %llu B",
+		 (unsigned long long)s0, (unsigned long long)s2);
 	room = free_bytes();
-	TC_CHECK(room > st.segment_bytes, "tmpfs of %llu free B",
+	TC_CHECK(room > s1 + s0 / 2, "tmpfs of %llu free B",
 		 (unsigned long long)room);
 	snprintf(filler, sizeof(filler), "%s/filler", dir);
 	fd = open(filler, O_RDWR | O_CREAT | O_EXCL, 0600);
 	TC_CHECK(fd >= 0, "filler: %s", strerror(errno));
-	rc = posix_fallocate(fd, 0, (off_t)(room - st.segment_bytes / 2));
+	rc = posix_fallocate(fd, 0, (off_t)(room - s1 - s0 / 2));
 	TC_EQ(rc, 0, "fallocate filler");
 	close(fd);
 
-	put_range(w, AT_FIRST, AT_REQUEST);
+	put_range(w, AT_FIRST - 1, AT_REQUEST); /* grows, then asks */
+	TC_EQ(shmreg_stats(r, &st), 0, "stats");
+	TC_EQ(st.index_capacity, FIRST_CAP, "the first growth");
 	TC_EQ(wait_state(w, PREP_FAILED, &err), PREP_FAILED, "helper failed");
 	TC_EQ(err, -ENOSPC, "the helper's error");
 	TC_EQ(new_files(NULL), 0, "the failed file is removed");

@@ -11,8 +11,8 @@
  * depend on anything the writer has yet to do: the next index growth's
  * geometry is known as soon as the registry is on its way there.
  *
- * How.  When the load passes 1/2 (PREP_LOAD_*: two thirds of the way to
- * the growth at 3/4), the put that got there asks the helper for the
+ * How.  When the load reaches 3/8 (PREP_LOAD_*: where the last growth at
+ * 3/4 left it), the put that got there asks the helper for the
  * segment grow_index() will build (prep_next).  The helper creates the
  * file at a fresh temporary name, reserves its space and populates the
  * whole mapping (segment_make_file): the same steps as a handoff's own,
@@ -33,11 +33,12 @@
  * never touches the old mapping again after the handoff, and readers that
  * still map the file keep it alive whoever closes it.
  *
- * Cost.  While the load stays between 1/2 and 3/4, the next segment (twice
- * the current one) exists beside it; hence only for a registry that has
- * outgrown the index its initial_entries asked for (prep_trigger): one
- * sized for its contents never has one, and the first growth past that
- * size (the smallest) is not prepared.
+ * Cost.  While the load stays between 3/8 and 3/4, the next segment (twice
+ * the current one) exists beside it: a registry that stops growing keeps
+ * it until close (or until a change of geometry discards it).  Hence only
+ * for a registry that has outgrown the index its initial_entries asked
+ * for (prep_trigger): one sized for its contents never has one, and the
+ * first growth past that size (the smallest) is not prepared.
  * One thread per writer, started at the first request, idle on a
  * condition variable between requests, joined at close (which waits for a
  * file the helper is making, then removes it).
