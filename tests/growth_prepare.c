@@ -4,10 +4,10 @@
  * index is the size asked for, then with the very put that grows it (the
  * load a growth leaves, 3/8, is the trigger), and again with the put of
  * each prepared growth; the very file the growth then publishes; a
- * registry grown with it reads back whole.  GP_CASE=fork: a child forked while the
- * helper works or holds a prepared file closes its copy of the writer
- * without hanging and without removing the parent's file; the parent grows
- * on.  GP_CASE=enospc (root: a tiny tmpfs): the helper's -ENOSPC leaves no
+ * registry grown with it reads back whole.  GP_CASE=fork: a child forked
+ * while the helper works or holds a prepared file closes its copy of the
+ * writer without hanging and without removing the parent's file; the
+ * parent grows on.  GP_CASE=enospc (root: a tiny tmpfs): the helper's -ENOSPC leaves no
  * file and costs nothing; the growth then fails with -ENOSPC itself,
  * losing nothing, and succeeds once there is room. */
 #define _GNU_SOURCE

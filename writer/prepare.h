@@ -14,17 +14,17 @@
 struct shmreg_writer;
 
 /* The load (entries / index slots) at which the segment of the next index
- * growth is prepared: 3/8, the load a growth leaves behind (it doubles the
- * index at the load limit of 3/4, SHM_LOAD_NUM / SHM_LOAD_DEN), so that a
- * growing registry asks for the next segment with the first insert after
- * the growth before it.  That gives the helper the whole way from 3/8 to
+ * growth is prepared: half the load limit (SHM_LOAD_NUM / SHM_LOAD_DEN,
+ * 3/4), i.e. the load a growth leaves behind when it doubles the index
+ * there, so that a growing registry asks for the next segment with the
+ * very put that grows it.  That gives the helper the whole way from 3/8 to
  * 3/4 (as many inserts as the registry had at the last growth) to make a
  * segment twice that size: from 1/2, the 263 MiB segment of the growth to
  * 2 M slots took the helper longer (120-180 ms on a 2-vCPU VM) than the
  * writer took to fill the index to 3/4 (~260 k inserts), and the writer
  * waited for it.  docs/benchmarks.md, ninth pass, has the A/B. */
-#define PREP_LOAD_NUM 3u
-#define PREP_LOAD_DEN 8u
+#define PREP_LOAD_NUM SHM_LOAD_NUM
+#define PREP_LOAD_DEN (2u * SHM_LOAD_DEN)
 
 /* After a handoff (or an open): the entry count at which prep_next() is to
  * be called, UINT64_MAX for never.  Never while the index is still the
