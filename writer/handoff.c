@@ -325,7 +325,7 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	uint64_t saved_bytes = w->bytes_used, saved_live = w->arena_live;
 	uint64_t saved_owned = w->owned;
 	uint64_t saved_reserved = w->key_reserved;
-	bool own = src == &w->map;
+	bool own = src == &w->map, asked;
 	uint32_t old_state = 0;
 	int fd, rc;
 
@@ -346,6 +346,13 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	memset(&w->alloc, 0, sizeof(w->alloc));
 	alloc_reset(&w->alloc, g.arena_size);
 	w->map = fresh;
+	/* The next growth's segment, asked for before this copy when the
+	 * copy leaves the registry at its trigger (a doubling does): the
+	 * helper then makes it while the writer copies, not only while the
+	 * puts after the copy fill the index (prepare.c, "How") */
+	asked = own && saved_entries >= prep_trigger(w);
+	if (asked)
+		prep_next(w);
 	w->entries = w->bytes_used = w->arena_live = w->key_reserved = 0;
 	w->owned = 0;
 	/* the attribute index: copied from the writer's own segment with
@@ -404,7 +411,7 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	if (own)
 		prep_release(w, &from, w->seg_fd);
 	w->seg_fd = fd;
-	w->prep_at = prep_trigger(w);
+	w->prep_at = asked ? UINT64_MAX : prep_trigger(w);
 	alloc_free_all(&saved);
 	if (!own)
 		apos_free(&saved_apos);

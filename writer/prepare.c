@@ -12,8 +12,12 @@
  * geometry is known as soon as the registry is on its way there.
  *
  * How.  When the load reaches 3/8 (PREP_LOAD_*: where the last growth at
- * 3/4 left it), the put that got there asks the helper for the
- * segment grow_index() will build (prep_next).  The helper creates the
+ * 3/4 left it), the writer asks the helper for the segment grow_index()
+ * will build next (prep_next).  A growth that doubles the index leaves
+ * that load, so it asks itself, as soon as it has its own new segment and
+ * before it copies into it (handoff): the helper's work then overlaps the
+ * copy as well as the puts from 3/8 to 3/4.  Else (an open, a takeover)
+ * the put that reaches 3/8 asks.  The helper creates the
  * file at a fresh temporary name, reserves its space and populates the
  * whole mapping (segment_make_file): the same steps as a handoff's own,
  * which makes it interchangeable with one.  The growth then takes it
@@ -35,7 +39,11 @@
  *
  * Cost.  While the load stays between 3/8 and 3/4, the next segment (twice
  * the current one) exists beside it: a registry that stops growing keeps
- * it until close (or until a change of geometry discards it).  Hence only
+ * it until close (or until a change of geometry discards it).  During a
+ * growth's copy the old segment, the new one and the one after it exist
+ * at once (7 units of space for a registry of 1 that doubles, where the
+ * copy alone needs 3): on a tmpfs without that room the helper fails
+ * with -ENOSPC, and the growth after makes its own segment.  Hence only
  * for a registry that has outgrown the index its initial_entries asked
  * for (prep_trigger): one sized for its contents never has one, and the
  * first growth past that size (the smallest) is not prepared.
@@ -127,7 +135,9 @@ static void *prep_main(void *arg)
 		while (!p->stop && p->state != PREP_WANTED && !p->nrel)
 			pthread_cond_wait(&p->cond, &p->lock);
 		/* old segments first: their pages go back to the tmpfs
-		 * before the next segment takes its own */
+		 * before the next segment takes its own (a growth hands its
+		 * old segment over after its copy, so the segment it asked
+		 * for before the copy is usually under way by then) */
 		if (p->nrel) {
 			struct prep_release r = p->rel[--p->nrel];
 

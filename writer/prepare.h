@@ -17,12 +17,13 @@ struct shmreg_writer;
  * growth is prepared: half the load limit (SHM_LOAD_NUM / SHM_LOAD_DEN,
  * 3/4), i.e. the load a growth leaves behind when it doubles the index
  * there, so that a growing registry asks for the next segment with the
- * very put that grows it.  That gives the helper the whole way from 3/8 to
- * 3/4 (as many inserts as the registry had at the last growth) to make a
- * segment twice that size: from 1/2, the 263 MiB segment of the growth to
- * 2 M slots took the helper longer (120-180 ms on a 2-vCPU VM) than the
- * writer took to fill the index to 3/4 (~260 k inserts), and the writer
- * waited for it.  docs/benchmarks.md, ninth pass, has the A/B. */
+ * very growth (handoff, before its copy).  That gives the helper the
+ * growth's copy and the whole way from 3/8 to 3/4 (as many inserts as the
+ * registry had at the last growth) to make a segment twice that size: from
+ * 1/2, the 263 MiB segment of the growth to 2 M slots took the helper
+ * longer (120-180 ms on a 2-vCPU VM) than the writer took to fill the
+ * index to 3/4 (~260 k inserts), and the writer waited for it.
+ * docs/benchmarks.md, ninth and tenth passes, has the A/Bs. */
 #define PREP_LOAD_NUM SHM_LOAD_NUM
 #define PREP_LOAD_DEN (2u * SHM_LOAD_DEN)
 
