@@ -339,7 +339,8 @@ static void case_enospc(void)
 	TC_EQ(st.index_capacity, INITIAL_CAP, "not grown yet");
 	s0 = st.segment_bytes;
 	/* room for the first growth's segment and half the one in use:
-	 * once that one is gone, 1.5 * s0 is less than the next one needs */
+	 * the helper, asked during that growth's copy, finds s0 / 2 free,
+	 * or 1.5 * s0 once the old segment is gone: less than s2 either way */
 	TC_CHECK(s2 > s0 + s0 / 2, "segments of %llu, %llu B",
 		 (unsigned long long)s0, (unsigned long long)s2);
 	room = free_bytes();

@@ -349,7 +349,10 @@ int handoff(struct shmreg_writer *w, struct shm_map *src, uint64_t index_cap,
 	/* The next growth's segment, asked for before this copy when the
 	 * copy leaves the registry at its trigger (a doubling does): the
 	 * helper then makes it while the writer copies, not only while the
-	 * puts after the copy fill the index (prepare.c, "How") */
+	 * puts after the copy fill the index (prepare.c, "How").  Here, not
+	 * later: prep_trigger() and prep_next() plan from w->map, now the
+	 * new segment, and from w->attr_pairs, which the copy rebuilds from
+	 * 0 below (to the same count) */
 	asked = own && saved_entries >= prep_trigger(w);
 	if (asked)
 		prep_next(w);
